@@ -1,0 +1,126 @@
+"""The ``arc-kit`` command: thin argument parsing over the library; heavy imports happen inside handlers."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from arc_kit import cli_demo, cli_infer, cli_kaggle, cli_train
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.handler(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="arc-kit",
+        description="Fine-tune a small LLM on ARC tasks and submit it to the ARC Prize on Kaggle, offline.",
+    )
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+    _add_foundation_commands(sub)
+    for area in (cli_train, cli_infer, cli_kaggle, cli_demo):
+        area.add_commands(sub)
+    return parser
+
+
+def _add_foundation_commands(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("tiny-model", help="write the ARC tokenizer and a tiny random causal LM (tests, demo)")
+    p.add_argument("--out", required=True, type=Path, help="folder to write (save_pretrained layout)")
+    p.add_argument("--hidden-size", type=int, default=128)
+    p.add_argument("--layers", type=int, default=3)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(handler=_tiny_model)
+
+    p = sub.add_parser("score", help="score a submission against a solutions file (ARC Prize metric)")
+    p.add_argument("submission", type=Path)
+    p.add_argument("solutions", type=Path)
+    p.add_argument("--json", action="store_true", help="print the full report as JSON")
+    p.set_defaults(handler=_score)
+
+    p = sub.add_parser("validate", help="check a submission against the challenges file; exit 1 on any problem")
+    p.add_argument("submission", type=Path)
+    p.add_argument("challenges", type=Path)
+    p.set_defaults(handler=_validate)
+
+    p = sub.add_parser("tokens", help="token counts per test input against the physical floor of the grids")
+    p.add_argument("challenges", type=Path)
+    p.add_argument("--solutions", type=Path)
+    p.add_argument("--tokenizer", type=Path, help="tokenizer folder (default: the built-in ARC tokenizer)")
+    p.add_argument("--max-length", type=int, default=8192)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_tokens)
+
+
+def _tiny_model(args: argparse.Namespace) -> int:
+    from arc_kit.tiny import TinyModelConfig, write_tiny_model
+
+    out = write_tiny_model(args.out, TinyModelConfig(hidden_size=args.hidden_size, num_hidden_layers=args.layers,
+                                                     intermediate_size=2 * args.hidden_size, seed=args.seed))
+    print(f"tiny model and ARC tokenizer written to {out}")
+    return 0
+
+
+def _score(args: argparse.Namespace) -> int:
+    from arc_kit.scoring import score_submission
+    from arc_kit.tasks import read_json
+
+    report = score_submission(read_json(args.submission), read_json(args.solutions))
+    if args.json:
+        print(json.dumps(report.to_json(), indent=1))
+    else:
+        print(f"score {report.score:.4f} (ARC Prize, per task)  per output {report.score_per_output:.4f}  "
+              f"{report.correct_outputs}/{report.test_outputs} test outputs over {report.tasks} tasks")
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from arc_kit.submission import validate_submission_file
+
+    problems = validate_submission_file(args.submission, args.challenges)
+    if problems:
+        print(f"{args.submission}: {len(problems)} problem(s)", file=sys.stderr)
+        for problem in problems:
+            print(f"- {problem}", file=sys.stderr)
+        return 1
+    print(f"{args.submission}: valid for {args.challenges}")
+    return 0
+
+
+def _tokens(args: argparse.Namespace) -> int:
+    from arc_kit.tasks import load_tasks
+    from arc_kit.text import check_tokenizer
+    from arc_kit.token_stats import token_stats
+
+    if args.tokenizer:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(args.tokenizer, local_files_only=True)
+    else:
+        from arc_kit.tiny import build_arc_tokenizer
+
+        tokenizer = build_arc_tokenizer()
+    check_tokenizer(tokenizer)
+    stats = token_stats(load_tasks(args.challenges, args.solutions), tokenizer, args.max_length)
+    if args.json:
+        print(json.dumps(stats))
+    else:
+        print(f"{stats['test_inputs']} test inputs, {stats['fit']} fit {args.max_length} tokens, "
+              f"{stats['needed_pairs_dropped']} needed train pairs dropped; total {stats['total_tokens']} tokens = "
+              f"{stats['overhead_ratio']:.3f}x the physical floor; longest {stats['max_tokens']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,67 @@
+"""The ARC Prize metric: per task, correct test outputs / test outputs, then the mean over tasks.
+
+A test output counts when either attempt equals the solution exactly. We also report the mean over all test outputs
+(the older per-output metric) since papers quote both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class TaskScore:
+    task_id: str
+    correct: list[bool]  # one per test output
+
+    @property
+    def score(self) -> float:
+        return sum(self.correct) / len(self.correct) if self.correct else 0.0
+
+
+@dataclass
+class ScoreReport:
+    score: float  # ARC Prize: mean over tasks of the per-task fraction
+    score_per_output: float  # mean over all test outputs
+    tasks: int
+    test_outputs: int
+    correct_outputs: int
+    per_task: dict[str, TaskScore] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["per_task"] = {tid: {"correct": ts.correct, "score": ts.score} for tid, ts in self.per_task.items()}
+        return out
+
+
+def _as_lists(grid: Any) -> Any:
+    """Grids may arrive as tuples (in memory) or lists (from JSON): compare them as lists."""
+    if isinstance(grid, (list, tuple)):
+        return [_as_lists(x) for x in grid]
+    return grid
+
+
+def score_submission(submission: Mapping[str, Any], solutions: Mapping[str, Sequence[Any]]) -> ScoreReport:
+    """Score against every task in ``solutions``; a task missing from the submission scores 0."""
+    per_task: dict[str, TaskScore] = {}
+    for tid, answers in solutions.items():
+        entries = submission.get(tid) or []
+        correct = []
+        for i, answer in enumerate(answers):
+            entry = entries[i] if i < len(entries) and isinstance(entries[i], Mapping) else {}
+            truth = _as_lists(answer)
+            correct.append(any(_as_lists(entry.get(a)) == truth for a in ("attempt_1", "attempt_2")))
+        per_task[tid] = TaskScore(tid, correct)
+    n_tasks = len(per_task)
+    n_outputs = sum(len(ts.correct) for ts in per_task.values())
+    n_correct = sum(sum(ts.correct) for ts in per_task.values())
+    return ScoreReport(
+        score=sum(ts.score for ts in per_task.values()) / n_tasks if n_tasks else 0.0,
+        score_per_output=n_correct / n_outputs if n_outputs else 0.0,
+        tasks=n_tasks,
+        test_outputs=n_outputs,
+        correct_outputs=n_correct,
+        per_task=per_task,
+    )

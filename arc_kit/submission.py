@@ -1,0 +1,119 @@
+"""The submission file: placeholder-first, filled as answers land, written atomically, validated.
+
+Kaggle fails the whole run on a missing task, a missing entry or a missing attempt ("scoring error"), so the file
+on disk is complete from the first write: every task, one entry per test input, both attempts, ``[[0]]`` until an
+answer replaces it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from arc_kit.io_utils import atomic_write_json
+from arc_kit.tasks import Grid, TaskFileError, TaskSet, grid_to_json, read_json, to_grid
+
+PLACEHOLDER: Grid = ((0,),)
+ATTEMPTS = ("attempt_1", "attempt_2")
+
+
+class Submission:
+    """Attempts per task and test input; ``answered`` tracks which entries hold a real answer."""
+
+    def __init__(self, entries: dict[str, list[dict[str, Grid]]]):
+        self.entries = entries
+        self.answered: set[tuple[str, int]] = set()
+
+    @classmethod
+    def placeholders(cls, task_counts: Mapping[str, int]) -> Submission:
+        """One placeholder entry per test input of every task (task id -> number of test inputs)."""
+        return cls({tid: [dict.fromkeys(ATTEMPTS, PLACEHOLDER) for _ in range(n)] for tid, n in task_counts.items()})
+
+    @classmethod
+    def for_tasks(cls, tasks: TaskSet, raw_counts: Mapping[str, int] | None = None) -> Submission:
+        counts = {t.task_id: len(t.test) for t in tasks}
+        counts.update(raw_counts or {})
+        return cls.placeholders(counts)
+
+    def set_attempts(self, task_id: str, test_index: int, attempt_1: Grid | None, attempt_2: Grid | None) -> None:
+        """Fill one entry; a missing attempt takes the other one, and a missing pair keeps the placeholder."""
+        first = attempt_1 if attempt_1 is not None else attempt_2
+        second = attempt_2 if attempt_2 is not None else first
+        if first is None:
+            return
+        self.entries[task_id][test_index] = {"attempt_1": first, "attempt_2": second}
+        self.answered.add((task_id, test_index))
+
+    @property
+    def num_entries(self) -> int:
+        return sum(len(v) for v in self.entries.values())
+
+    @property
+    def placeholders_left(self) -> int:
+        return self.num_entries - len(self.answered)
+
+    def to_json(self) -> dict[str, list[dict[str, list[list[int]]]]]:
+        return {
+            tid: [{k: grid_to_json(entry[k]) for k in ATTEMPTS} for entry in entries]
+            for tid, entries in self.entries.items()
+        }
+
+    def write(self, path: str | Path) -> None:
+        atomic_write_json(path, self.to_json())
+
+
+def raw_test_counts(challenges_path: str | Path) -> dict[str, int]:
+    """Task id -> number of test inputs, read leniently, so a malformed task still gets placeholders."""
+    raw = read_json(Path(challenges_path))
+    counts = {}
+    for tid, task in raw.items() if isinstance(raw, dict) else []:
+        test = task.get("test") if isinstance(task, dict) else None
+        counts[tid] = len(test) if isinstance(test, list) and test else 1
+    return counts
+
+
+def validate_submission(submission: Any, expected_counts: Mapping[str, int]) -> list[str]:
+    """Every problem that would make Kaggle refuse the file; an empty list means valid."""
+    problems: list[str] = []
+    if not isinstance(submission, dict):
+        return [f"submission must be an object mapping task ids to entries, got {type(submission).__name__}"]
+    for tid, count in expected_counts.items():
+        if tid not in submission:
+            problems.append(f"task {tid}: missing")
+            continue
+        entries = submission[tid]
+        if not isinstance(entries, list):
+            problems.append(f"task {tid}: must be a list of entries, got {type(entries).__name__}")
+            continue
+        if len(entries) != count:
+            problems.append(f"task {tid}: {len(entries)} entries, expected {count} (one per test input)")
+        for i, entry in enumerate(entries):
+            if not isinstance(entry, dict):
+                problems.append(f"task {tid}, entry {i}: must be an object with attempt_1 and attempt_2")
+                continue
+            for attempt in ATTEMPTS:
+                if attempt not in entry:
+                    problems.append(f"task {tid}, entry {i}: missing {attempt}")
+                    continue
+                try:
+                    to_grid(entry[attempt], f"task {tid}, entry {i}, {attempt}")
+                except TaskFileError as e:
+                    problems.append(f"bad grid: {e}")
+    for tid in submission:
+        if tid not in expected_counts:
+            problems.append(f"task {tid}: not in the challenges")
+    return problems
+
+
+def validate_submission_file(path: str | Path, challenges_path: str | Path) -> list[str]:
+    path = Path(path)
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except FileNotFoundError:
+        return [f"{path}: file not found"]
+    except json.JSONDecodeError as e:
+        return [f"{path}: not valid JSON ({e.msg} at line {e.lineno})"]
+    return validate_submission(data, raw_test_counts(challenges_path))

@@ -1,0 +1,102 @@
+"""The ARC tokenizer and a tiny randomly initialised causal LM, built from config in code.
+
+They let every part of the kit (training, export, loading, decoding, the kernel) run offline on the real
+``from_pretrained`` code paths, on a CPU, in seconds. The tokenizer gives one token per cell and per newline, knows
+the few words of the prompt, and carries a ChatML template.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SPECIAL_TOKENS = ["<|pad|>", "<|unk|>", "<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+WORDS = ["Input", "Output", "Test", "input", "output", "user", "assistant", "system"]
+CHARS = [*"0123456789", "\n", " ", ":"]
+
+# ChatML, as Qwen uses it; the generation markers let transformers return assistant masks.
+CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' }}"
+    "{% if message['role'] == 'assistant' %}{% generation %}{{ message['content'] + '<|im_end|>' }}{% endgeneration %}"
+    "{% else %}{{ message['content'] + '<|im_end|>' }}{% endif %}"
+    "{{ '\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+
+def build_arc_tokenizer() -> Any:
+    """A word-level tokenizer over digits, newline, space, colon and the prompt's words."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {tok: i for i, tok in enumerate([*SPECIAL_TOKENS, *CHARS, *WORDS])}
+    core = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<|unk|>"))
+    # Words stay whole; everything else (each digit, newline, space, colon) is a token of its own.
+    core.pre_tokenizer = pre_tokenizers.Split(Regex(r"[A-Za-z]+|[^A-Za-z]"), behavior="isolated")
+    core.decoder = decoders.Fuse()
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=core,
+        pad_token="<|pad|>",
+        unk_token="<|unk|>",
+        bos_token=None,
+        eos_token="<|im_end|>",
+        additional_special_tokens=["<|endoftext|>", "<|im_start|>"],
+        padding_side="left",
+        model_max_length=32768,
+    )
+    tokenizer.chat_template = CHAT_TEMPLATE
+    return tokenizer
+
+
+@dataclass
+class TinyModelConfig:
+    """A Llama-shaped model (a Qwen2 config beside this tokenizer would make AutoTokenizer swap in Qwen's)."""
+
+    hidden_size: int = 128
+    intermediate_size: int = 256
+    num_hidden_layers: int = 3
+    num_attention_heads: int = 4
+    num_key_value_heads: int = 2
+    max_position_embeddings: int = 8192
+    rope_theta: float = 10000.0
+    seed: int = 0
+
+
+def build_tiny_model(tokenizer: Any, config: TinyModelConfig | None = None) -> Any:
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = config or TinyModelConfig()
+    torch.manual_seed(config.seed)
+    model_config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=config.hidden_size,
+        intermediate_size=config.intermediate_size,
+        num_hidden_layers=config.num_hidden_layers,
+        num_attention_heads=config.num_attention_heads,
+        num_key_value_heads=config.num_key_value_heads,
+        max_position_embeddings=config.max_position_embeddings,
+        rope_theta=config.rope_theta,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=None,
+        tie_word_embeddings=True,
+    )
+    model = LlamaForCausalLM(model_config)
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    return model
+
+
+def write_tiny_model(out: str | Path, config: TinyModelConfig | None = None) -> Path:
+    """Write tokenizer + model to ``out`` with ``save_pretrained``; load it back with ``from_pretrained``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    tokenizer = build_arc_tokenizer()
+    model = build_tiny_model(tokenizer, config)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
