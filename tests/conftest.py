@@ -1,0 +1,44 @@
+"""Shared fixtures: the ARC data beside the checkout and a tiny model written once per test session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no test may reach a model hub
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("ARC_KIT_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.exists():
+        pytest.skip(f"ARC data not found at {SHARED_DATA} (set ARC_KIT_SHARED_DATA)")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def arc2_eval(shared_data: Path) -> tuple[Path, Path]:
+    d = shared_data / "arc-agi-2"
+    return d / "arc-agi_evaluation_challenges.json", d / "arc-agi_evaluation_solutions.json"
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random Llama-shaped model + ARC tokenizer in save_pretrained layout (written once)."""
+    from arc_kit.tiny import write_tiny_model
+
+    return write_tiny_model(tmp_path_factory.mktemp("tiny-model"))
+
+
+@pytest.fixture(scope="session")
+def arc_tokenizer():
+    from arc_kit.tiny import build_arc_tokenizer
+
+    return build_arc_tokenizer()
