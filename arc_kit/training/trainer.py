@@ -1,0 +1,309 @@
+"""One training run: tasks -> dataset -> model -> TRL SFTTrainer with the recipe's schedule -> run folder.
+
+Run folder layout (``train.output_dir``)::
+
+    base-model/          the tiny base model, when model.name_or_path = "tiny"
+    checkpoint-<step>/   every train.save_steps steps (weights, optimiser, scheduler, RNG: what --resume needs)
+    final/               the trained adapter (LoRA) or full model, with the tokenizer
+    train_log.jsonl      one JSON object per log event: step, epoch, and loss / learning_rate / grad_norm, or
+                         eval_loss (plus TRL's extra fields, e.g. mean_token_accuracy, entropy)
+    run_info.json        config, backend, base model, data counts, eval task ids, final step and losses
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from arc_kit.io_utils import atomic_write_json
+from arc_kit.tasks import TaskSet, load_tasks
+from arc_kit.training.config import TrainConfig
+
+LOG_FILE = "train_log.jsonl"
+RUN_INFO_FILE = "run_info.json"
+FINAL_DIR = "final"
+EMBEDDING_NAMES = ("embed_tokens", "lm_head", "wte", "embed_out")
+
+
+@dataclass
+class TrainResult:
+    """What a run produced; ``final_dir`` holds the adapter (or full model) and tokenizer for ``export_model``."""
+
+    output_dir: Path
+    final_dir: Path
+    steps: int
+    train_loss: float | None
+    eval_loss: float | None
+    log_path: Path
+    backend: str
+    num_train_examples: int
+    num_eval_examples: int
+    seconds: float
+
+
+class RunFolderError(RuntimeError):
+    """The run folder holds checkpoints of an earlier run and --resume was not given (or the reverse)."""
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Data
+
+
+def load_task_sets(config: TrainConfig) -> list[TaskSet]:
+    """The config's challenges files (with solutions when given) and synthetic tasks."""
+    d = config.data
+    sets = []
+    for i, challenges in enumerate(d.challenges):
+        solutions = d.solutions[i] if d.solutions else ""
+        sets.append(load_tasks(challenges, solutions or None))
+    s = d.synthetic
+    if s.rules:
+        from arc_kit.synthetic import generate_tasks, task_set
+
+        n = s.n_tasks or 100
+        sets.append(task_set(generate_tasks(s.rules, n, s.seed, s.sizes, s.n_train, s.n_test),
+                             f"synthetic(rules={s.rules}, n={n}, seed={s.seed})"))
+    return sets
+
+
+def build_training_data(config: TrainConfig, tokenizer: Any) -> Any:
+    from arc_kit.training.dataset import build_datasets
+
+    d = config.data
+    return build_datasets(
+        load_task_sets(config), tokenizer, augmentations=d.augmentations, max_length=d.max_length, seed=d.seed,
+        eval_fraction=d.eval_fraction, max_eval_examples=d.max_eval_examples, use_test_pairs=d.use_test_pairs,
+        leave_one_out=d.leave_one_out, permute_background=d.permute_background,
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Schedule and optimiser
+
+
+def schedule_kwargs(num_examples: int, config: TrainConfig) -> dict[str, Any]:
+    """Warmup-stable-decay: flat for every epoch but the last, cosine over the last down to ``min_lr_ratio``.
+
+    The decay spans ``steps_per_epoch - 1`` updates so the last update runs at the minimum. Stable steps are given
+    explicitly so ``train.max_steps`` (stopping early) does not reshape the schedule.
+    """
+    t = config.train
+    steps_per_epoch = math.ceil(num_examples / t.per_device_train_batch_size)
+    total = steps_per_epoch * t.num_train_epochs
+    decay = max(1, steps_per_epoch - 1)
+    return {
+        "num_decay_steps": decay,
+        "num_stable_steps": total - decay,
+        "decay_type": "cosine",
+        "min_lr_ratio": t.min_lr_ratio,
+    }
+
+
+def is_embedding_param(name: str) -> bool:
+    return any(part in name for part in EMBEDDING_NAMES)
+
+
+def optimizer_groups(model: Any, decay_names: set[str], config: TrainConfig) -> list[dict[str, Any]]:
+    """Three groups: embeddings (their own decay, optional LR), other weights (decay), biases/norms (no decay).
+
+    Why our own groups: the recipe decays the embeddings (ARChitects trained them with weight decay while the LoRA
+    weights had none by default), which Trainer's single decay value cannot express.
+    """
+    t = config.train
+    groups: dict[str, dict[str, Any]] = {
+        "embeddings": {"params": [], "weight_decay": t.embedding_weight_decay, "name": "embeddings"},
+        "decay": {"params": [], "weight_decay": t.weight_decay, "name": "decay"},
+        "no_decay": {"params": [], "weight_decay": 0.0, "name": "no_decay"},
+    }
+    if t.embedding_learning_rate is not None:
+        groups["embeddings"]["lr"] = t.embedding_learning_rate
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        key = "embeddings" if is_embedding_param(name) else "decay" if name in decay_names else "no_decay"
+        groups[key]["params"].append(param)
+    return [g for g in groups.values() if g["params"]]
+
+
+def make_trainer_class() -> type:
+    """SFTTrainer with the recipe's optimiser groups (built lazily: Unsloth must patch trl before the import)."""
+    from trl import SFTTrainer
+
+    class ArcSFTTrainer(SFTTrainer):
+        arc_config: TrainConfig
+
+        def create_optimizer(self, model: Any = None) -> Any:
+            if self.optimizer is None:
+                opt_model = self.model if model is None else model
+                decay_names = set(self.get_decay_parameter_names(opt_model))
+                groups = optimizer_groups(opt_model, decay_names, self.arc_config)
+                optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, opt_model)
+                self.optimizer = optimizer_cls(groups, **optimizer_kwargs)
+            return self.optimizer
+
+    return ArcSFTTrainer
+
+
+def jsonl_logger(path: Path) -> Any:
+    from transformers import TrainerCallback
+
+    class JsonlLogger(TrainerCallback):
+        """Append each log event (loss, learning_rate, eval_loss, ...) as one JSON line, tagged with the step."""
+
+        def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any) -> None:
+            if not state.is_world_process_zero or not logs:
+                return
+            record = {"step": state.global_step, "epoch": state.epoch, "time": round(time.time(), 3), **logs}
+            with open(path, "a", encoding="utf-8") as f:
+                f.write(json.dumps(record) + "\n")
+
+    return JsonlLogger()
+
+
+def sft_config(config: TrainConfig, run_dir: Path, num_train: int, has_eval: bool) -> Any:
+    import torch
+    from trl import SFTConfig
+
+    t = config.train
+    cuda = torch.cuda.is_available()
+    bf16 = cuda and torch.cuda.is_bf16_supported() and config.model.dtype in ("auto", "bfloat16")
+    fp16 = cuda and not bf16 and config.model.dtype in ("auto", "float16")
+    grad_ckpt = cuda if t.gradient_checkpointing is None else t.gradient_checkpointing
+    if config.model.backend != "peft" and cuda:
+        grad_ckpt = False  # Unsloth's own checkpointing is set in get_peft_model; the Trainer's would double it
+    eval_strategy = "no" if not has_eval else ("steps" if t.eval_steps > 0 else "epoch")
+    kwargs: dict[str, Any] = dict(
+        output_dir=str(run_dir),
+        learning_rate=t.learning_rate,
+        per_device_train_batch_size=t.per_device_train_batch_size,
+        per_device_eval_batch_size=t.per_device_eval_batch_size,
+        gradient_accumulation_steps=1,
+        num_train_epochs=t.num_train_epochs,
+        max_steps=t.max_steps,
+        lr_scheduler_type="warmup_stable_decay",
+        lr_scheduler_kwargs=schedule_kwargs(num_train, config),
+        warmup_steps=0,
+        weight_decay=t.weight_decay,
+        optim=t.optim,
+        max_grad_norm=t.max_grad_norm,
+        bf16=bf16,
+        fp16=fp16,
+        gradient_checkpointing=grad_ckpt,
+        max_length=config.data.max_length,
+        padding_free=t.padding_free,
+        save_strategy="steps",
+        save_steps=t.save_steps,
+        save_total_limit=t.save_total_limit,
+        logging_steps=t.logging_steps,
+        eval_strategy=eval_strategy,
+        eval_steps=t.eval_steps if t.eval_steps > 0 else None,
+        seed=t.seed,
+        data_seed=t.seed,
+        report_to=t.report_to,
+        dataloader_num_workers=t.dataloader_num_workers,
+        remove_unused_columns=True,
+        dataset_text_field="text",
+    )
+    fields = {f.name for f in dataclasses.fields(SFTConfig)}
+    if t.group_by_length:
+        if "train_sampling_strategy" in fields:  # transformers >= 5.2x
+            kwargs["train_sampling_strategy"] = "group_by_length"
+        else:  # older transformers (the Unsloth pin)
+            kwargs["group_by_length"] = True
+    return SFTConfig(**kwargs)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The run
+
+
+def last_checkpoint(run_dir: Path) -> str | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    return get_last_checkpoint(str(run_dir)) if run_dir.is_dir() else None
+
+
+def run_training(config: TrainConfig, resume: bool = False) -> TrainResult:
+    """Train with ``config``; with ``resume``, continue from the newest checkpoint in ``train.output_dir``.
+
+    A resumed run ends at the same step count as an uninterrupted one (same data, schedule and seed). Without
+    ``resume``, a run folder that already holds checkpoints is refused so a run is never silently mixed with another.
+    """
+    from arc_kit.training.model import load_model
+
+    config.validate()
+    started = time.time()
+    run_dir = Path(config.train.output_dir)
+    checkpoint = last_checkpoint(run_dir)
+    if checkpoint and not resume:
+        raise RunFolderError(f"{run_dir} already holds {Path(checkpoint).name}: pass --resume to continue that run, "
+                             "or choose a new train.output_dir")
+    if resume and not checkpoint:
+        print(f"--resume: no checkpoint in {run_dir} yet, starting from step 0", file=sys.stderr)
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    loaded = load_model(config, run_dir)
+    data = build_training_data(config, loaded.tokenizer)
+    print(f"data: {len(data.train)} train examples from {data.train_stats.tasks} tasks, "
+          f"{0 if data.eval is None else len(data.eval)} eval examples from {data.eval_stats.tasks} held-out tasks; "
+          f"{data.train_stats.skipped_too_long} too long, backend {loaded.backend}", file=sys.stderr)
+
+    log_path = run_dir / LOG_FILE
+    trainer_cls = make_trainer_class()
+    trainer_cls.arc_config = config
+    trainer = trainer_cls(
+        model=loaded.model,
+        args=sft_config(config, run_dir, len(data.train), data.eval is not None),
+        train_dataset=data.train,
+        eval_dataset=data.eval,
+        processing_class=loaded.tokenizer,
+        callbacks=[jsonl_logger(log_path)],
+    )
+    output = trainer.train(resume_from_checkpoint=checkpoint if resume else None)
+    eval_loss = trainer.evaluate()["eval_loss"] if data.eval is not None else None
+
+    final_dir = run_dir / FINAL_DIR
+    trainer.save_model(str(final_dir))
+    loaded.tokenizer.save_pretrained(str(final_dir))
+    steps = trainer.state.global_step
+    train_loss = output.training_loss if output is not None else None
+    info = {
+        "config": config.to_dict(),
+        "backend": loaded.backend,
+        "base_model": loaded.base_path,
+        "is_peft": loaded.is_peft,
+        "steps": steps,
+        "train_loss": train_loss,
+        "eval_loss": eval_loss,
+        "resumed_from": Path(checkpoint).name if resume and checkpoint else None,
+        "data": {
+            "sources": data_sources(config),
+            "train": data.train_stats.to_json(),
+            "eval": data.eval_stats.to_json(),
+            "eval_task_ids": data.eval_task_ids,
+            "num_train_examples": len(data.train),
+            "num_eval_examples": 0 if data.eval is None else len(data.eval),
+        },
+    }
+    atomic_write_json(run_dir / RUN_INFO_FILE, info, indent=1)
+    return TrainResult(
+        output_dir=run_dir, final_dir=final_dir, steps=steps, train_loss=train_loss, eval_loss=eval_loss,
+        log_path=log_path, backend=loaded.backend, num_train_examples=len(data.train),
+        num_eval_examples=0 if data.eval is None else len(data.eval), seconds=time.time() - started,
+    )
+
+
+def data_sources(config: TrainConfig) -> list[str]:
+    """What the run trained on, in words, for run_info.json and the export manifest."""
+    d = config.data
+    out = [c + (f" + {d.solutions[i]}" if d.solutions and d.solutions[i] else "") for i, c in enumerate(d.challenges)]
+    if d.synthetic.rules:
+        s = d.synthetic
+        out.append(f"synthetic(rules={s.rules}, n_tasks={s.n_tasks}, seed={s.seed}, sizes={s.sizes})")
+    return out
