@@ -1,9 +1,37 @@
-"""`arc-kit` sub-commands for this area; imports stay inside the handlers so `arc-kit --help` is instant."""
+"""`arc-kit show` (a task as a picture) and `arc-kit demo` (the whole kit, offline, on an embedded default)."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
-    """Register this area's sub-commands on the top-level parser."""
+    p = sub.add_parser("show", help="draw a task (train pairs, test input, expected output, attempts) as a PNG")
+    p.add_argument("task_id")
+    p.add_argument("--challenges", required=True, type=Path)
+    p.add_argument("--solutions", type=Path, help="draw the expected outputs and mark attempts right or wrong")
+    p.add_argument("--submission", type=Path, help="draw both attempts from this submission")
+    p.add_argument("--out", required=True, type=Path, help="PNG file to write")
+    p.set_defaults(handler=_show)
+
+
+def _show(args: argparse.Namespace) -> int:
+    from arc_kit.report import save_task_png
+    from arc_kit.tasks import load_tasks, read_json
+
+    tasks = load_tasks(args.challenges, args.solutions, strict=False)
+    if args.task_id not in tasks.tasks:
+        why = tasks.errors.get(args.task_id, "no such task id in the file")
+        print(f"task {args.task_id}: {why} ({args.challenges})", file=sys.stderr)
+        return 1
+    attempts = None
+    if args.submission:
+        attempts = read_json(args.submission).get(args.task_id)
+        if attempts is None:
+            print(f"task {args.task_id}: not in {args.submission}", file=sys.stderr)
+            return 1
+    out = save_task_png(tasks.tasks[args.task_id], args.out, attempts)
+    print(f"wrote {out}")
+    return 0
