@@ -16,6 +16,17 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, type=Path, help="PNG file to write")
     p.set_defaults(handler=_show)
 
+    p = sub.add_parser("demo", help="the whole kit end to end, offline, on a CPU, on synthetic tasks (~10 min)")
+    p.add_argument("--out", type=Path, default=Path("demo-out"), help="folder for every artefact (default: %(default)s)")
+    p.add_argument("--config", default="demo", help="training config: built-in name or TOML path (default: %(default)s)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.FIELD=VALUE",
+                   help="override a training setting (repeatable)")
+    p.add_argument("--heldout-tasks", type=int, default=24, help="held-out synthetic tasks to score (default: %(default)s)")
+    p.add_argument("--challenges", type=Path, help="also dry-run on this real ARC challenges file")
+    p.add_argument("--solutions", type=Path, help="its solutions, for a score")
+    p.add_argument("--budget", type=float, default=120.0, help="seconds for the real-file dry run (default: %(default)s)")
+    p.set_defaults(handler=_demo)
+
 
 def _show(args: argparse.Namespace) -> int:
     from arc_kit.report import save_task_png
@@ -35,3 +46,13 @@ def _show(args: argparse.Namespace) -> int:
     out = save_task_png(tasks.tasks[args.task_id], args.out, attempts)
     print(f"wrote {out}")
     return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from arc_kit.demo import DemoConfig, run_demo
+
+    result = run_demo(DemoConfig(out=args.out, train_config=args.config, overrides=args.overrides,
+                                 heldout_tasks=args.heldout_tasks, challenges=args.challenges,
+                                 solutions=args.solutions, real_budget_seconds=args.budget))
+    summary = result["summary"]
+    return 0 if summary["score after (held-out)"] > summary["score before (held-out)"] else 1

@@ -94,7 +94,7 @@ def _api_class() -> type:
             if result is None:
                 raise UploadFailed(
                     f"upload of {file_name} failed; stopped before creating anything on Kaggle "
-                    f"(files already sent are unused blobs that Kaggle discards)"
+                    f"(files sent before it were not attached to any dataset or model)"
                 )
             return result
 
@@ -109,6 +109,8 @@ def client() -> Any:
     """An authenticated ``KaggleApi`` (the client's own credential lookup), or ``CredentialsMissing``."""
     check_credentials()
     api = _api_class()()
+    # VERBOSE=1 makes the client print every request with its headers (the Authorization header included).
+    api.args = [a for a in api.args if a not in ("--verbose", "-v")]
     try:
         with _kaggle_call("authenticating"), contextlib.redirect_stdout(io.StringIO()):
             api.authenticate()
@@ -170,17 +172,8 @@ def _http_status(exc: BaseException) -> int | None:
 
 def dataset_exists(api: Any, ref: str) -> bool:
     """Ask Kaggle (the status call) whether ``owner/slug`` exists; 404 means free, 401/403 is an error."""
-    from requests.exceptions import HTTPError
-
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            api.dataset_status(ref)
-        return True
-    except HTTPError as exc:
-        if _http_status(exc) == 404:
-            return False
-        with _kaggle_call(f"checking dataset {ref}"):
-            raise
+    with contextlib.redirect_stdout(io.StringIO()):
+        return _exists(lambda: api.dataset_status(ref), f"checking dataset {ref}")
 
 
 def publish_dataset(folder: Path, ref: str, notes: str, public: bool = False, dir_mode: str = "zip",
@@ -202,48 +195,52 @@ def publish_dataset(folder: Path, ref: str, notes: str, public: bool = False, di
 
 
 def publish_model(folder: Path, owner: str, model_slug: str, framework: str, instance_slug: str, notes: str,
-                  api: Any = None) -> PublishResult:
+                  dir_mode: str = "tar", api: Any = None) -> PublishResult:
     """Create the model and its instance (first upload) or a new instance version; returns the
     ``owner/model/framework/instance/<version>`` ref a kernel's ``model_sources`` needs."""
-    from requests.exceptions import HTTPError
-
     api = api or client()
-    _check_owner(api, f"{owner}/{model_slug}", "model")
     model_ref = f"{owner}/{model_slug}"
     instance_ref = f"{model_ref}/{framework}/{instance_slug}"
-    quiet = contextlib.redirect_stdout(io.StringIO())
-    with quiet:
-        try:
-            api.model_get(model_ref)
-            model_exists = True
-        except HTTPError as exc:
-            if _http_status(exc) != 404:
-                with _kaggle_call(f"checking model {model_ref}"):
-                    raise
-            model_exists = False
-        if not model_exists:
+    _check_owner(api, model_ref, "model")
+    with contextlib.redirect_stdout(io.StringIO()):
+        model_existed = _exists(lambda: api.model_get(model_ref), f"checking model {model_ref}")
+        if not model_existed:
             with _kaggle_call(f"creating model {model_ref}"):
                 _raise_on_error(api.model_create_new(str(folder)), f"creating model {model_ref}")
+        instance_existed = _exists(lambda: api.model_instance_get(instance_ref),
+                                   f"checking model instance {instance_ref}")
+        what = f"{'versioning' if instance_existed else 'creating'} model instance {instance_ref}"
         try:
-            api.model_instance_get(instance_ref)
-            instance_exists = True
-        except HTTPError as exc:
-            if _http_status(exc) != 404:
-                with _kaggle_call(f"checking model instance {instance_ref}"):
-                    raise
-            instance_exists = False
-        what = f"{'versioning' if instance_exists else 'creating'} model instance {instance_ref}"
-        with _kaggle_call(what):
-            if instance_exists:
-                result = api.model_instance_version_create(instance_ref, str(folder), notes, quiet=True,
-                                                           dir_mode="tar")
-            else:
-                result = api.model_instance_create(str(folder), quiet=True, dir_mode="tar")
-            _raise_on_error(result, what + (" (the model itself now exists, empty)" if not model_exists else ""))
+            with _kaggle_call(what):
+                if instance_existed:
+                    result = api.model_instance_version_create(instance_ref, str(folder), notes, quiet=True,
+                                                               dir_mode=dir_mode)
+                else:
+                    result = api.model_instance_create(str(folder), quiet=True, dir_mode=dir_mode)
+                _raise_on_error(result, what)
+        except KaggleError as exc:
+            if model_existed:
+                raise
+            raise KaggleError(f"{exc}. Note: model {model_ref} was created just before and holds no weights "
+                              f"yet; run the upload again to add them.") from None
         with _kaggle_call(f"reading model instance {instance_ref}"):
             version = int(api.model_instance_get(instance_ref).version_number or 1)
-    return PublishResult(ref=f"{instance_ref}/{version}", action="new version" if instance_exists else "created",
+    return PublishResult(ref=f"{instance_ref}/{version}", action="new version" if instance_existed else "created",
                          url=getattr(result, "url", None), version=version)
+
+
+def _exists(get: Callable[[], Any], what: str) -> bool:
+    """True when ``get`` succeeds, False on HTTP 404; any other failure is a ``KaggleError``."""
+    from requests.exceptions import HTTPError
+
+    with _kaggle_call(what):
+        try:
+            get()
+        except HTTPError as exc:
+            if _http_status(exc) == 404:
+                return False
+            raise
+    return True
 
 
 def _raise_on_error(result: Any, what: str) -> None:

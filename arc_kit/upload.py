@@ -70,6 +70,8 @@ def credential_sources(environ: dict[str, str] | None = None) -> list[str]:
         path = home / ".kaggle" / name
         if path.is_file() and path.read_text(encoding="utf-8", errors="replace").strip():
             sources.append(str(path))
+    if (home / ".kaggle" / "credentials.json").is_file():  # `kaggle auth login` (OAuth)
+        sources.append(str(home / ".kaggle" / "credentials.json"))
     if env.get("KAGGLE_USERNAME") and env.get("KAGGLE_KEY"):
         sources.append("KAGGLE_USERNAME/KAGGLE_KEY")
     for folder in _config_dirs(env):
@@ -214,9 +216,12 @@ class DatasetSpec:
 def describe_folder(folder: Path, intro: str = "") -> str:
     """The description: ``intro`` plus the folder's arc_kit manifest (what model, trained how), if any."""
     text = intro or "Weights exported by arc-kit for the ARC Prize."
-    manifest = Path(folder) / MANIFEST_NAME
-    if manifest.is_file():
-        text += "\n\n## arc_kit_manifest.json\n\n```json\n" + manifest.read_text(encoding="utf-8").strip() + "\n```\n"
+    # The export's merged/ folder holds the manifest; accept that folder or the export root above it.
+    for manifest in (Path(folder) / MANIFEST_NAME, Path(folder) / "merged" / MANIFEST_NAME):
+        if manifest.is_file():
+            rel = manifest.relative_to(folder).as_posix()
+            body = manifest.read_text(encoding="utf-8").strip()
+            return text + f"\n\n## {rel}\n\n```json\n{body}\n```\n"
     return text
 
 
@@ -265,8 +270,9 @@ def write_model_metadata(folder: Path, spec: ModelSpec) -> list[Path]:
     return paths
 
 
-def print_plan(folder: Path, target: str, stream=sys.stdout) -> list[str]:
+def print_plan(folder: Path, target: str, stream=None) -> list[str]:
     """List what an upload would send (the dry run); returns the relative paths."""
+    stream = stream or sys.stdout
     files = files_to_send(folder)
     total = sum((Path(folder) / f).stat().st_size for f in files)
     print(f"would upload {len(files)} files ({total / 1e6:.1f} MB) from {folder} to {target}:", file=stream)

@@ -7,19 +7,23 @@ downloaded for the kernel image's Python and platform rather than this machine's
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 # What the kernel needs beyond the Kaggle image (which has torch, transformers, peft, accelerate).
-# Pinned: unsloth 2026.10.5 is the newest whose own pins install here (see notes/training-stack.md).
+# Pinned: unsloth 2026.10.5 is the newest whose own pins install here (see notes/training-stack.md);
+# trl/datasets satisfy arc-kit's own requirements (trl>=1.16, datasets<6) and datasets<5 for unsloth;
+# kaggle/kagglesdk/six are in arc-kit's dependency list, so `pip install arc-kit` with deps needs them.
 DEFAULT_EXTRAS = (
     "unsloth==2026.10.5",
     "unsloth_zoo==2026.10.5",
-    "trl==1.15.0",
-    "datasets==4.4.1",
+    "trl==1.16.0",
+    "datasets==4.8.5",
     "kaggle==2.2.4",
     "kagglesdk==0.1.37",
     "six==1.17.0",
@@ -71,6 +75,23 @@ def local_wheel_command(project: Path, dest: Path, isolated: bool = False) -> li
     return cmd + [str(project)]
 
 
+# What setuptools needs to build the arc_kit wheel; nothing else of the tree (runs/, data, build/) is copied.
+SOURCE_FILES = ("pyproject.toml", "README.md", "LICENSE", "setup.cfg", "setup.py", "MANIFEST.in")
+
+
+def stage_source(project: Path, into: Path) -> Path:
+    """Copy the package sources to ``into``: an in-tree build would leave build/ behind, and a stale
+    build/lib can slip deleted modules into the next wheel."""
+    if not (project / "pyproject.toml").is_file() or not (project / "arc_kit").is_dir():
+        raise FileNotFoundError(f"{project} is not the arc-kit source tree (no pyproject.toml + arc_kit/)")
+    staged = into / "src"
+    shutil.copytree(project / "arc_kit", staged / "arc_kit", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for name in SOURCE_FILES:
+        if (project / name).is_file():
+            shutil.copy2(project / name, staged / name)
+    return staged
+
+
 def _run(cmd: Sequence[str]) -> None:
     subprocess.run(list(cmd), check=True)
 
@@ -90,7 +111,8 @@ def build_wheelhouse(project: Path, dest: Path, config: WheelhouseConfig, downlo
     dest.mkdir(parents=True, exist_ok=True)
     for old in dest.glob("arc_kit-*.whl"):
         old.unlink()  # one arc_kit wheel, the fresh one: pip would otherwise pick the highest version
-    run(local_wheel_command(Path(project), dest))
+    with tempfile.TemporaryDirectory(prefix="arc-kit-src-") as tmp:
+        run(local_wheel_command(stage_source(Path(project), Path(tmp)), dest))
     built = sorted(dest.glob("arc_kit-*.whl"))
     if len(built) != 1:
         raise RuntimeError(f"expected one arc_kit wheel in {dest}, found {[p.name for p in built]}")

@@ -38,6 +38,8 @@ class FakeKaggle:
     fail: dict[str, int] = field(default_factory=dict)  # method name -> HTTP status to answer
     fail_uploads: set[str] = field(default_factory=set)  # blob names whose PUT fails
     files: dict[str, bytes] = field(default_factory=dict)  # served by GET /files/<name>
+    token_active: bool = True  # IntrospectToken's answer
+    rejected_sources: list[str] = field(default_factory=list)  # SaveKernel's invalidDatasetSources
     calls: list[Call] = field(default_factory=list)
     blobs: dict[str, bytes] = field(default_factory=dict)  # token -> bytes
     blob_names: dict[str, str] = field(default_factory=dict)  # token -> file name
@@ -49,7 +51,8 @@ class FakeKaggle:
         self._server = ThreadingHTTPServer((LOOPBACK, 0), _handler_for(self))
         self.port = self._server.server_address[1]
         self.base = f"http://{LOOPBACK}:{self.port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
+                                        daemon=True)
         self._thread.start()
 
     def close(self) -> None:
@@ -97,7 +100,7 @@ class FakeKaggle:
         return handler(body)
 
     def _IntrospectToken(self, body: dict) -> tuple[int, dict]:
-        return 200, {"active": True, "username": self.username}
+        return 200, {"active": self.token_active, "username": self.username if self.token_active else ""}
 
     def _GetDatasetStatus(self, body: dict) -> tuple[int, dict]:
         ref = f"{body.get('ownerSlug')}/{body.get('datasetSlug')}"
@@ -156,7 +159,7 @@ class FakeKaggle:
 
     def _SaveKernel(self, body: dict) -> tuple[int, dict]:
         return 200, {"ref": "/code/" + body["slug"], "url": f"https://www.kaggle.com/code/{body['slug']}",
-                     "versionNumber": 3}
+                     "versionNumber": 3, "invalidDatasetSources": list(self.rejected_sources)}
 
     def _GetKernelSessionStatus(self, body: dict) -> tuple[int, dict]:
         state = self.kernel_states[min(self._status_calls, len(self.kernel_states) - 1)]

@@ -1,0 +1,207 @@
+"""``arc-kit demo``: the whole kit, offline, on a CPU, on its own synthetic tasks, in about ten minutes.
+
+Stages: tiny model -> synthetic tasks -> score before -> train (the recipe, scaled down) -> export as a Kaggle
+dataset folder -> build the kernel folder -> run the kernel's code locally on a fake ``/kaggle/input`` -> score
+after -> (optionally) dry-run on real ARC files -> HTML report. Nothing is sent anywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from arc_kit import COMPETITION_SLUG
+
+T = TypeVar("T")
+
+DEMO_OWNER = "demo-user"
+WEIGHTS_SLUG = "arc-kit-demo-weights"
+KERNEL_ENTRY = Path(__file__).resolve().parents[1] / "submission" / "main.py"
+
+
+@dataclass
+class DemoConfig:
+    out: Path = Path("demo-out")
+    train_config: str = "demo"
+    """A built-in config name or a TOML path; its [data.synthetic] table says what the model learns."""
+    overrides: list[str] = field(default_factory=list)
+    heldout_tasks: int = 24
+    heldout_seed: int = 1000
+    """Held-out tasks use another seed than training, so they are new grids of the same rules."""
+    challenges: Path | None = None
+    solutions: Path | None = None
+    real_budget_seconds: float = 120.0
+    """Time for the optional dry run on real ARC files."""
+    competition: str = COMPETITION_SLUG
+
+
+@dataclass
+class StageTimes:
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def run(self, name: str, fn: Callable[[], T]) -> T:
+        print(f"\n== {name}", flush=True)
+        started = time.time()
+        result = fn()
+        self.seconds[name] = time.time() - started
+        print(f"== {name}: {self.seconds[name]:.1f} s", flush=True)
+        return result
+
+
+def peak_memory_mb() -> float:
+    """Peak resident memory of this process or any finished child (Linux reports kB)."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(own, children) / 1024
+
+
+def run_demo(cfg: DemoConfig) -> dict[str, Any]:
+    from arc_kit.scoring import score_submission
+    from arc_kit.synthetic import write_synthetic
+    from arc_kit.tasks import load_tasks, read_json
+    from arc_kit.training import export_model, load_config, resolve_config_path, run_training
+
+    out = cfg.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    times = StageTimes()
+    started = time.time()
+
+    config = load_config(resolve_config_path(cfg.train_config), [*cfg.overrides, f"train.output_dir={out / 'run'}"])
+    if (out / "run").exists():
+        shutil.rmtree(out / "run")  # a demo always starts fresh; a real run resumes instead
+    synth = config.data.synthetic
+
+    def make_data() -> tuple[Path, Path]:
+        return write_synthetic(out / "data", synth.rules, cfg.heldout_tasks, seed=cfg.heldout_seed,
+                               sizes=synth.sizes, n_train=synth.n_train, n_test=synth.n_test, prefix="heldout")
+
+    heldout_challenges, heldout_solutions = times.run("synthetic held-out tasks", make_data)
+    heldout = load_tasks(heldout_challenges, heldout_solutions)
+
+    def base_model() -> Path:
+        from arc_kit.tiny import write_tiny_model
+        from arc_kit.training.model import tiny_config
+
+        return write_tiny_model(out / "base-model", tiny_config(config.model))
+
+    base_dir = times.run("tiny model", base_model)
+    config.model.name_or_path = str(base_dir)
+    config.model.local_files_only = True
+
+    before = times.run("score before training",
+                       lambda: _dry_run(base_dir, heldout_challenges, heldout_solutions, out / "before"))
+    result = times.run("train (the recipe, scaled down)", lambda: run_training(config))
+    merged = times.run("export", lambda: _export_as_dataset(export_model, result.output_dir, out / "export"))
+    kernel_dir = times.run("build the kernel folder", lambda: _build_kernel(out / "kernel", cfg.competition))
+    after_dir = out / "kernel-run"
+    times.run("run the kernel entry locally",
+              lambda: _run_kernel_locally(kernel_dir, merged, heldout_challenges, out / "kaggle-input", after_dir,
+                                          cfg.competition))
+    after = score_submission(read_json(after_dir / "submission.json"), read_json(heldout_solutions))
+
+    real = None
+    if cfg.challenges:
+        real = times.run("dry run on real ARC files",
+                         lambda: _dry_run(merged, cfg.challenges, cfg.solutions, out / "real-dry-run",
+                                          budget=cfg.real_budget_seconds))
+
+    summary = {
+        "rules": ", ".join(synth.rules),
+        "held-out tasks": len(heldout),
+        "score before (held-out)": before["score"],
+        "score after (held-out)": after.score,
+        "train steps": result.steps,
+        "train loss": result.train_loss,
+        "eval loss": result.eval_loss,
+        **({"real ARC score": real["score"], "real ARC tasks": real["tasks"]} if real else {}),
+        **{f"time: {k}": f"{v:.1f} s" for k, v in times.seconds.items()},
+        "total time": f"{time.time() - started:.1f} s",
+        "peak memory": f"{peak_memory_mb():.0f} MB",
+    }
+    report = _write_report(out, summary, heldout, after_dir / "submission.json", result.log_path)
+    artefacts = {
+        "held-out tasks": heldout_challenges,
+        "base model": base_dir,
+        "training run (checkpoints, train_log.jsonl)": result.output_dir,
+        "exported model (Kaggle dataset folder)": merged,
+        "kernel folder (kaggle kernels push -p)": kernel_dir,
+        "submission.json (kernel run)": after_dir / "submission.json",
+        "HTML report": report,
+    }
+    _print_table(summary, artefacts)
+    out_json = {"summary": summary, "artefacts": {k: str(v) for k, v in artefacts.items()}}
+    (out / "demo.json").write_text(json.dumps(out_json, indent=1, default=str))
+    return out_json
+
+
+def _dry_run(model: Path, challenges: Path, solutions: Path | None, out: Path, budget: float = 600.0
+             ) -> dict[str, Any]:
+    from arc_kit.runner import RunSettings, run_submission
+
+    report = run_submission(model, challenges, out, solutions=solutions, settings=RunSettings(budget_seconds=budget))
+    return {"score": report.score if report.score is not None else 0.0, "tasks": report.tasks}
+
+
+def _export_as_dataset(export_model: Callable[..., Path], run_dir: Path, out: Path) -> Path:
+    from arc_kit.upload import DatasetSpec, write_dataset_metadata
+
+    merged = export_model(run_dir, out, dtype="float32")
+    write_dataset_metadata(merged, DatasetSpec(ref=f"{DEMO_OWNER}/{WEIGHTS_SLUG}"))
+    return merged
+
+
+def _build_kernel(out: Path, competition: str) -> Path:
+    from arc_kit.kernel_build import KernelSettings, build_kernel
+
+    if not KERNEL_ENTRY.is_file():
+        raise FileNotFoundError(f"{KERNEL_ENTRY} not found: run the demo from an arc-kit checkout (pip install -e .)")
+    settings = KernelSettings(owner=DEMO_OWNER, competition=competition, weights_dataset=f"{DEMO_OWNER}/{WEIGHTS_SLUG}")
+    build_kernel(KERNEL_ENTRY, out, settings)
+    return out
+
+
+def _run_kernel_locally(kernel_dir: Path, merged: Path, challenges: Path, input_root: Path, out: Path,
+                        competition: str) -> None:
+    """Lay out a fake /kaggle/input (competition files + weights dataset) and run the kernel's code file on it."""
+    if input_root.exists():
+        shutil.rmtree(input_root)
+    (input_root / competition).mkdir(parents=True)
+    shutil.copy(challenges, input_root / competition / "arc-agi_test_challenges.json")
+    (input_root / WEIGHTS_SLUG).symlink_to(merged, target_is_directory=True)
+    out.mkdir(parents=True, exist_ok=True)
+    env = {
+        **os.environ,
+        "ARC_KIT_INPUT_ROOT": str(input_root),
+        "ARC_KIT_OUTPUT": str(out / "submission.json"),
+        "KAGGLE_IS_COMPETITION_RERUN": "1",  # answer every task, as the real rerun does
+    }
+    subprocess.run([sys.executable, str(kernel_dir / "main.py")], env=env, check=True)
+
+
+def _write_report(out: Path, summary: dict[str, Any], tasks: Any, submission_path: Path, log_path: Path) -> Path:
+    from arc_kit.report import read_loss_log, write_html_report
+    from arc_kit.tasks import read_json
+
+    return write_html_report(out / "report.html", "arc-kit demo", summary, list(tasks), read_json(submission_path),
+                             read_loss_log(log_path))
+
+
+def _print_table(summary: dict[str, Any], artefacts: dict[str, Path]) -> None:
+    width = max(len(k) for k in summary)
+    print("\n" + "=" * 72)
+    for key, value in summary.items():
+        text = f"{value:.4f}" if isinstance(value, float) else str(value)
+        print(f"{key:<{width}}  {text}")
+    print("-" * 72)
+    for key, path in artefacts.items():
+        print(f"{key}: {path}")
+    print("=" * 72)
