@@ -85,6 +85,14 @@ def load_for_inference(model_dir: str, max_seq_length: int, dtype: str | None = 
     return model, tokenizer
 
 
-def save_merged(model: Any, tokenizer: Any, out_dir: str, method: str = "merged_16bit") -> None:
-    """Unsloth's own merge (needed when the base was loaded in 4-bit): ``merged_16bit`` or ``lora``."""
-    model.save_pretrained_merged(str(out_dir), tokenizer, save_method=method)
+def merge_lora(adapter_dir: str, out_dir: str, max_seq_length: int, load_in_4bit: bool) -> None:
+    """Merge a LoRA run into 16-bit weights with Unsloth (needed when the base was trained in 4-bit).
+
+    Unsloth reads the base model from the adapter's config, loads it as trained, and dequantizes while merging.
+    """
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    FastLanguageModel = _import_unsloth()
+    model, tokenizer = FastLanguageModel.from_pretrained(
+        model_name=str(adapter_dir), max_seq_length=max_seq_length, load_in_4bit=load_in_4bit,
+    )
+    model.save_pretrained_merged(str(out_dir), tokenizer, save_method="merged_16bit")

@@ -181,3 +181,45 @@ def padding_stats(lengths: Sequence[int], batches: Iterable[Sequence[int]]) -> d
         padded += longest * len(batch)
     return {"real_tokens": real, "all_tokens": padded, "padding_tokens": padded - real,
             "padding_fraction": (padded - real) / padded if padded else 0.0}
+
+
+class LengthGroupedSampler:
+    """Row order for training: rows of similar length share a batch, batches come in random order.
+
+    Why our own: transformers' LengthGroupedSampler sorts within mega-batches that shrink with the dataset (under
+    ~800 rows at batch 16), which left 12% padding on 200 ARC tasks; sorting within mega-batches of
+    ``mega_batches`` batches keeps it near 2-5%. Each epoch reshuffles from ``seed`` and the epoch number (the
+    Trainer calls ``set_epoch``), so a resumed run sees the same batches as an uninterrupted one. The longest batch
+    comes first, so an out-of-memory error shows at step 1, not hours in.
+    """
+
+    def __init__(self, lengths: Sequence[int], batch_size: int, seed: int = 0, mega_batches: int = 64) -> None:
+        self.lengths = list(lengths)
+        self.batch_size = batch_size
+        self.seed = seed
+        self.mega = max(1, mega_batches) * batch_size
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def batches(self) -> list[list[int]]:
+        rng = random.Random(f"length-grouped:{self.seed}:{self.epoch}")
+        order = list(range(len(self.lengths)))
+        rng.shuffle(order)
+        batches: list[list[int]] = []
+        for start in range(0, len(order), self.mega):
+            chunk = sorted(order[start : start + self.mega], key=lambda i: -self.lengths[i])
+            batches += [chunk[j : j + self.batch_size] for j in range(0, len(chunk), self.batch_size)]
+        if not batches:
+            return batches
+        longest = max(range(len(batches)), key=lambda b: max(self.lengths[i] for i in batches[b]))
+        first = batches.pop(longest)
+        rng.shuffle(batches)
+        return [first, *batches]
+
+    def __iter__(self):
+        return iter([i for batch in self.batches() for i in batch])

@@ -78,8 +78,8 @@ def export_model(
         if info["config"]["model"].get("load_in_4bit") and info["backend"] == "unsloth":
             from arc_kit import unsloth_backend  # a 4-bit base can only be merged by Unsloth
 
-            model, tok = unsloth_backend.load_for_inference(str(final), info["config"]["model"]["max_seq_length"])
-            unsloth_backend.save_merged(model, tok, str(merged_dir))
+            unsloth_backend.merge_lora(str(final), str(merged_dir), info["config"]["model"]["max_seq_length"],
+                                       load_in_4bit=True)
         else:
             from peft import PeftModel
 

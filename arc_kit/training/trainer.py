@@ -5,23 +5,26 @@ Run folder layout (``train.output_dir``)::
     base-model/          the tiny base model, when model.name_or_path = "tiny"
     checkpoint-<step>/   every train.save_steps steps (weights, optimiser, scheduler, RNG: what --resume needs)
     final/               the trained adapter (LoRA) or full model, with the tokenizer
-    train_log.jsonl      one JSON object per log event: step, epoch, and loss / learning_rate / grad_norm, or
-                         eval_loss (plus TRL's extra fields, e.g. mean_token_accuracy, entropy)
+    train_log.jsonl      one JSON object per log event, always with ``step``, ``epoch``, ``time`` (unix seconds):
+                         train rows add ``loss``, ``learning_rate``, ``grad_norm``, ``mean_token_accuracy``,
+                         ``entropy``, ``num_tokens``; eval rows add ``eval_loss``, ``eval_mean_token_accuracy``,
+                         ``eval_runtime``; the last row adds ``train_loss``, ``train_runtime``. Plot ``loss`` and
+                         ``eval_loss`` against ``step``. A resumed run drops the rows past its checkpoint.
     run_info.json        config, backend, base model, data counts, eval task ids, final step and losses
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from arc_kit.io_utils import atomic_write_json
+from arc_kit.io_utils import atomic_write_json, atomic_write_text
 from arc_kit.tasks import TaskSet, load_tasks
 from arc_kit.training.config import TrainConfig
 
@@ -90,8 +93,9 @@ def build_training_data(config: TrainConfig, tokenizer: Any) -> Any:
 def schedule_kwargs(num_examples: int, config: TrainConfig) -> dict[str, Any]:
     """Warmup-stable-decay: flat for every epoch but the last, cosine over the last down to ``min_lr_ratio``.
 
-    The decay spans ``steps_per_epoch - 1`` updates so the last update runs at the minimum. Stable steps are given
-    explicitly so ``train.max_steps`` (stopping early) does not reshape the schedule.
+    Update k runs at ``lr * lambda(k)``. The last epoch's first update is at the full LR (cosine progress 0), the
+    decay spans ``steps_per_epoch - 1`` updates, and the final update falls just past it, at the minimum. Stable
+    steps are given explicitly so ``train.max_steps`` (stopping early) does not reshape the schedule.
     """
     t = config.train
     steps_per_epoch = math.ceil(num_examples / t.per_device_train_batch_size)
@@ -99,7 +103,7 @@ def schedule_kwargs(num_examples: int, config: TrainConfig) -> dict[str, Any]:
     decay = max(1, steps_per_epoch - 1)
     return {
         "num_decay_steps": decay,
-        "num_stable_steps": total - decay,
+        "num_stable_steps": max(0, total - decay - 1),
         "decay_type": "cosine",
         "min_lr_ratio": t.min_lr_ratio,
     }
@@ -132,11 +136,20 @@ def optimizer_groups(model: Any, decay_names: set[str], config: TrainConfig) -> 
 
 
 def make_trainer_class() -> type:
-    """SFTTrainer with the recipe's optimiser groups (built lazily: Unsloth must patch trl before the import)."""
+    """SFTTrainer with the recipe's optimiser groups and length-grouped batches (built lazily: Unsloth must patch trl before the import)."""
     from trl import SFTTrainer
 
     class ArcSFTTrainer(SFTTrainer):
         arc_config: TrainConfig
+
+        def _get_train_sampler(self, train_dataset: Any = None) -> Any:
+            if not self.arc_config.train.group_by_length:
+                return super()._get_train_sampler(train_dataset)
+            from arc_kit.training.dataset import LengthGroupedSampler
+
+            dataset = self.train_dataset if train_dataset is None else train_dataset
+            lengths = [len(ids) for ids in dataset["input_ids"]]
+            return LengthGroupedSampler(lengths, self.args.train_batch_size, seed=self.args.seed)
 
         def create_optimizer(self, model: Any = None) -> Any:
             if self.optimizer is None:
@@ -166,7 +179,7 @@ def jsonl_logger(path: Path) -> Any:
     return JsonlLogger()
 
 
-def sft_config(config: TrainConfig, run_dir: Path, num_train: int, has_eval: bool) -> Any:
+def sft_config(config: TrainConfig, run_dir: Path, num_train: int, has_eval: bool, backend: str = "peft") -> Any:
     import torch
     from trl import SFTConfig
 
@@ -175,7 +188,7 @@ def sft_config(config: TrainConfig, run_dir: Path, num_train: int, has_eval: boo
     bf16 = cuda and torch.cuda.is_bf16_supported() and config.model.dtype in ("auto", "bfloat16")
     fp16 = cuda and not bf16 and config.model.dtype in ("auto", "float16")
     grad_ckpt = cuda if t.gradient_checkpointing is None else t.gradient_checkpointing
-    if config.model.backend != "peft" and cuda:
+    if backend == "unsloth" and not config.model.full_finetuning:
         grad_ckpt = False  # Unsloth's own checkpointing is set in get_peft_model; the Trainer's would double it
     eval_strategy = "no" if not has_eval else ("steps" if t.eval_steps > 0 else "epoch")
     kwargs: dict[str, Any] = dict(
@@ -207,15 +220,10 @@ def sft_config(config: TrainConfig, run_dir: Path, num_train: int, has_eval: boo
         data_seed=t.seed,
         report_to=t.report_to,
         dataloader_num_workers=t.dataloader_num_workers,
+        dataloader_pin_memory=cuda,
         remove_unused_columns=True,
         dataset_text_field="text",
     )
-    fields = {f.name for f in dataclasses.fields(SFTConfig)}
-    if t.group_by_length:
-        if "train_sampling_strategy" in fields:  # transformers >= 5.2x
-            kwargs["train_sampling_strategy"] = "group_by_length"
-        else:  # older transformers (the Unsloth pin)
-            kwargs["group_by_length"] = True
     return SFTConfig(**kwargs)
 
 
@@ -224,19 +232,66 @@ def sft_config(config: TrainConfig, run_dir: Path, num_train: int, has_eval: boo
 
 
 def last_checkpoint(run_dir: Path) -> str | None:
-    from transformers.trainer_utils import get_last_checkpoint
+    """The newest *complete* checkpoint: a run killed while saving leaves a folder without ``trainer_state.json``
+    (the Trainer writes it last), which must not be resumed from."""
+    if not run_dir.is_dir():
+        return None
+    complete = []
+    for path in run_dir.glob("checkpoint-*"):
+        state = path / "trainer_state.json"
+        if not path.name.split("-", 1)[1].isdigit() or not state.is_file():
+            continue
+        try:
+            json.loads(state.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        complete.append(path)
+    return str(max(complete, key=lambda p: int(p.name.split("-", 1)[1]))) if complete else None
 
-    return get_last_checkpoint(str(run_dir)) if run_dir.is_dir() else None
+
+@dataclass
+class PreparedRun:
+    trainer: Any
+    loaded: Any  # arc_kit.training.model.LoadedModel
+    data: Any  # arc_kit.training.dataset.TrainingData
+    run_dir: Path
+    log_path: Path
+
+
+def prepare_run(config: TrainConfig) -> PreparedRun:
+    """Model, data and trainer for ``config``, nothing trained yet (tests inspect the optimiser and schedule)."""
+    from arc_kit.training.model import load_model
+
+    config.validate()
+    # We pass num_stable_steps on purpose (see schedule_kwargs); transformers warns that it wins over the total.
+    warnings.filterwarnings("ignore", message="Both num_training_steps and num_stable_steps")
+    run_dir = Path(config.train.output_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    loaded = load_model(config, run_dir)
+    data = build_training_data(config, loaded.tokenizer)
+    print(f"data: {len(data.train)} train examples from {data.train_stats.tasks} tasks, "
+          f"{0 if data.eval is None else len(data.eval)} eval examples from {data.eval_stats.tasks} held-out tasks; "
+          f"{data.train_stats.skipped_too_long} too long, backend {loaded.backend}", file=sys.stderr)
+    log_path = run_dir / LOG_FILE
+    trainer_cls = make_trainer_class()
+    trainer_cls.arc_config = config
+    trainer = trainer_cls(
+        model=loaded.model,
+        args=sft_config(config, run_dir, len(data.train), data.eval is not None, loaded.backend),
+        train_dataset=data.train,
+        eval_dataset=data.eval,
+        processing_class=loaded.tokenizer,
+        callbacks=[jsonl_logger(log_path)],
+    )
+    return PreparedRun(trainer, loaded, data, run_dir, log_path)
 
 
 def run_training(config: TrainConfig, resume: bool = False) -> TrainResult:
-    """Train with ``config``; with ``resume``, continue from the newest checkpoint in ``train.output_dir``.
+    """Train with ``config``; with ``resume``, continue from the newest complete checkpoint in ``train.output_dir``.
 
     A resumed run ends at the same step count as an uninterrupted one (same data, schedule and seed). Without
     ``resume``, a run folder that already holds checkpoints is refused so a run is never silently mixed with another.
     """
-    from arc_kit.training.model import load_model
-
     config.validate()
     started = time.time()
     run_dir = Path(config.train.output_dir)
@@ -245,26 +300,10 @@ def run_training(config: TrainConfig, resume: bool = False) -> TrainResult:
         raise RunFolderError(f"{run_dir} already holds {Path(checkpoint).name}: pass --resume to continue that run, "
                              "or choose a new train.output_dir")
     if resume and not checkpoint:
-        print(f"--resume: no checkpoint in {run_dir} yet, starting from step 0", file=sys.stderr)
-    run_dir.mkdir(parents=True, exist_ok=True)
-
-    loaded = load_model(config, run_dir)
-    data = build_training_data(config, loaded.tokenizer)
-    print(f"data: {len(data.train)} train examples from {data.train_stats.tasks} tasks, "
-          f"{0 if data.eval is None else len(data.eval)} eval examples from {data.eval_stats.tasks} held-out tasks; "
-          f"{data.train_stats.skipped_too_long} too long, backend {loaded.backend}", file=sys.stderr)
-
-    log_path = run_dir / LOG_FILE
-    trainer_cls = make_trainer_class()
-    trainer_cls.arc_config = config
-    trainer = trainer_cls(
-        model=loaded.model,
-        args=sft_config(config, run_dir, len(data.train), data.eval is not None),
-        train_dataset=data.train,
-        eval_dataset=data.eval,
-        processing_class=loaded.tokenizer,
-        callbacks=[jsonl_logger(log_path)],
-    )
+        print(f"--resume: no complete checkpoint in {run_dir} yet, starting from step 0", file=sys.stderr)
+    _restart_log(run_dir / LOG_FILE, Path(checkpoint) if resume and checkpoint else None)
+    run = prepare_run(config)
+    trainer, data, loaded = run.trainer, run.data, run.loaded
     output = trainer.train(resume_from_checkpoint=checkpoint if resume else None)
     eval_loss = trainer.evaluate()["eval_loss"] if data.eval is not None else None
 
@@ -273,6 +312,7 @@ def run_training(config: TrainConfig, resume: bool = False) -> TrainResult:
     loaded.tokenizer.save_pretrained(str(final_dir))
     steps = trainer.state.global_step
     train_loss = output.training_loss if output is not None else None
+    num_eval = 0 if data.eval is None else len(data.eval)
     info = {
         "config": config.to_dict(),
         "backend": loaded.backend,
@@ -288,15 +328,28 @@ def run_training(config: TrainConfig, resume: bool = False) -> TrainResult:
             "eval": data.eval_stats.to_json(),
             "eval_task_ids": data.eval_task_ids,
             "num_train_examples": len(data.train),
-            "num_eval_examples": 0 if data.eval is None else len(data.eval),
+            "num_eval_examples": num_eval,
         },
     }
     atomic_write_json(run_dir / RUN_INFO_FILE, info, indent=1)
     return TrainResult(
         output_dir=run_dir, final_dir=final_dir, steps=steps, train_loss=train_loss, eval_loss=eval_loss,
-        log_path=log_path, backend=loaded.backend, num_train_examples=len(data.train),
-        num_eval_examples=0 if data.eval is None else len(data.eval), seconds=time.time() - started,
+        log_path=run.log_path, backend=loaded.backend, num_train_examples=len(data.train),
+        num_eval_examples=num_eval, seconds=time.time() - started,
     )
+
+
+def _restart_log(path: Path, checkpoint: Path | None) -> None:
+    """A fresh run starts a fresh log; a resumed one drops the lines logged after its checkpoint (they are redone)."""
+    if not path.exists():
+        return
+    if checkpoint is None:
+        path.unlink()
+        return
+    step = int(checkpoint.name.split("-", 1)[1])
+    kept = [line for line in path.read_text(encoding="utf-8").splitlines()
+            if line.strip() and json.loads(line).get("step", 0) <= step]
+    atomic_write_text(path, "".join(line + "\n" for line in kept))
 
 
 def data_sources(config: TrainConfig) -> list[str]:

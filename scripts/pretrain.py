@@ -1,0 +1,22 @@
+"""Train with the recipe: the same code as `arc-kit train`.
+
+    python scripts/pretrain.py --config tiny-cpu --set train.output_dir=runs/x [--resume]
+    python scripts/pretrain.py --config arc_kit/configs/gpu-qwen.toml --set data.augmentations=16
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from arc_kit.cli_train import add_train_arguments, train_from_args
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Fine-tune a model on ARC tasks (see arc_kit/training/config.py)")
+    add_train_arguments(parser)
+    return train_from_args(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
