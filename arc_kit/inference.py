@@ -40,6 +40,8 @@ class InferenceConfig:
     base_model: str | None = None  # base weights for a LoRA adapter whose recorded base path is not here
     device: str | None = None  # None: cuda when available, else cpu
     dtype: str | None = None  # None: bfloat16 on cuda, float32 on cpu
+    cpu_threads: int | None = 1  # torch threads on cpu; None: torch's default. Small models decode faster on one
+    # thread (a step is mostly overhead, and OpenMP spin-waits hurt on shared cores: 6x here on a busy 2-core box)
 
 
 class ModelLoadError(RuntimeError):
@@ -55,7 +57,7 @@ class LoadedModel:
     model_dir: Path
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Loading
 
 
@@ -80,6 +82,8 @@ def load_model(model_dir: str | Path, config: InferenceConfig | None = None) -> 
     import torch
 
     device = config.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cpu" and config.cpu_threads:
+        torch.set_num_threads(config.cpu_threads)
     if device.startswith("cuda") and config.use_unsloth:
         loaded = _try_unsloth(model_dir, config)
         if loaded is not None:
@@ -144,6 +148,9 @@ def _try_unsloth(model_dir: Path, config: InferenceConfig) -> LoadedModel | None
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
         check_tokenizer(tokenizer)
+        # Unsloth patches the forward; make sure our loop runs on it before trusting it with 12 hours.
+        probe = tuple(tokenizer("Input:\n01\n", add_special_tokens=False)["input_ids"])
+        GreedyDecoder(model, tokenizer, 2, "cuda").decode([DecodeRequest(0, probe, 2), DecodeRequest(1, probe[1:], 2)])
         return LoadedModel(model, tokenizer, "cuda", "unsloth", model_dir)
     except Exception as e:  # ImportError on boxes without it, anything else from its patching
         log.warning("Unsloth unavailable for %s (%s: %s); using transformers", model_dir, type(e).__name__, e)
@@ -167,7 +174,7 @@ def end_token_ids(tokenizer: Any, model: Any = None) -> list[int]:
     return sorted(ids)
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Batched greedy decoding
 
 
@@ -199,8 +206,9 @@ class DecodeStats:
 class GreedyDecoder:
     """Greedy decoding with the KV cache, prompts grouped by length, left padding, per-row bounds and end tokens.
 
-    ``model.generate`` does the loop; a stopping criterion gives each row its own bound and the whole batch the
-    deadline. Rows that finished are padded by generate and not counted.
+    A hand-written loop rather than ``model.generate``: rows leave the batch as they finish (each has its own
+    bound) and the deadline is checked every step. Greedy choices match ``generate`` on one prompt at a time
+    (``scripts/bench_inference.py`` checks it).
     """
 
     def __init__(self, model: Any, tokenizer: Any, batch_size: int = 8, device: str = "cpu"):
@@ -227,64 +235,65 @@ class GreedyDecoder:
         return [out[i] for i in range(len(requests))]
 
     def _decode_batch(self, batch: Sequence[DecodeRequest], stop_at: float | None) -> list[Generation]:
-        import torch
-        from transformers import GenerationConfig, StoppingCriteriaList
+        """One left-padded batch: prefill, then one token a step for the rows still running.
 
+        A row leaves the batch (and its KV cache rows are dropped) at its end token or its bound, so a 3x3 answer
+        beside a 30x30 one costs 12 steps, not 930.
+        """
+        import torch
+        from transformers import DynamicCache
+
+        began = time.time()
         width = max(len(r.prompt_ids) for r in batch)
         ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(batch), width), dtype=torch.long)
         for row, r in enumerate(batch):
             ids[row, width - len(r.prompt_ids) :] = torch.tensor(r.prompt_ids, dtype=torch.long)
             mask[row, width - len(r.prompt_ids) :] = 1
+        ids, mask = ids.to(self.device), mask.to(self.device)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
         bounds = [max(1, r.max_new_tokens) for r in batch]
-        criterion = _RowBounds(width, bounds, stop_at)
-        gen_config = GenerationConfig(
-            max_new_tokens=max(bounds), do_sample=False, num_beams=1, eos_token_id=self.end_ids,
-            pad_token_id=self.pad_id, use_cache=True,
-        )
-        began = time.time()
-        with torch.inference_mode():
-            sequences = self.model.generate(
-                input_ids=ids.to(self.device), attention_mask=mask.to(self.device), generation_config=gen_config,
-                stopping_criteria=StoppingCriteriaList([criterion]),
-            )
-        self.stats.seconds += time.time() - began
-        new = sequences[:, width:].tolist()
-        gens = []
         end = set(self.end_ids)
-        for row, r in enumerate(batch):
-            tokens = new[row][: bounds[row]]
-            cut = next((k for k, t in enumerate(tokens) if t in end), None)
-            finished = cut is not None
-            tokens = tokens[: cut + 1] if finished else tokens
-            timed_out = criterion.timed_out and not finished and len(tokens) < bounds[row]
-            self.stats.tokens += len(tokens)
-            gens.append(Generation(r.key, tokens, finished, timed_out))
-        return gens
-
-
-class _RowBounds:
-    """A stopping criterion: row i is done after bounds[i] new tokens, every row once the deadline passes.
-
-    A plain callable (generate only calls it), so this module needs no transformers import at load time.
-    """
-
-    def __init__(self, prompt_width: int, bounds: Sequence[int], stop_at: float | None):
-        import torch
-
-        self.prompt_width = prompt_width
-        self.bounds = torch.tensor(bounds)
-        self.stop_at = stop_at
-        self.timed_out = False
-
-    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
-        import torch
-
-        done = (input_ids.shape[1] - self.prompt_width) >= self.bounds.to(input_ids.device)
-        if self.stop_at is not None and time.time() >= self.stop_at:
-            self.timed_out = True
-            done = torch.ones_like(done)
-        return done
+        tokens: list[list[int]] = [[] for _ in batch]
+        finished = [False] * len(batch)
+        timed_out = False
+        rows = list(range(len(batch)))  # the request behind each row still in the tensors
+        cache = DynamicCache(config=self.model.config)
+        with torch.inference_mode():
+            logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
+                                use_cache=True, logits_to_keep=1).logits
+            while True:
+                step = logits[:, -1, :].argmax(-1).tolist()
+                keep = []
+                for k, row in enumerate(rows):
+                    tokens[row].append(step[k])
+                    if step[k] in end:
+                        finished[row] = True
+                    elif len(tokens[row]) < bounds[row]:
+                        keep.append(k)
+                if not keep:
+                    break
+                if stop_at is not None and time.time() >= stop_at:
+                    timed_out = True
+                    break
+                if len(keep) < len(rows):
+                    index = torch.tensor(keep, device=mask.device)
+                    cache.batch_select_indices(index)
+                    mask, positions = mask[index], positions[index]
+                    rows = [rows[k] for k in keep]
+                    step = [step[k] for k in keep]
+                mask = torch.cat([mask, mask.new_ones((len(rows), 1))], dim=1)
+                positions = positions[:, -1:] + 1
+                next_ids = torch.tensor(step, dtype=torch.long, device=mask.device)[:, None]
+                logits = self.model(input_ids=next_ids, attention_mask=mask, position_ids=positions,
+                                    past_key_values=cache, use_cache=True).logits
+        self.stats.seconds += time.time() - began
+        self.stats.tokens += sum(len(t) for t in tokens)
+        return [
+            Generation(r.key, tokens[row], finished[row],
+                       timed_out and not finished[row] and len(tokens[row]) < bounds[row])
+            for row, r in enumerate(batch)
+        ]
 
 
 def generate_one_by_one(model: Any, tokenizer: Any, requests: Sequence[DecodeRequest]) -> list[Generation]:
@@ -308,7 +317,7 @@ def generate_one_by_one(model: Any, tokenizer: Any, requests: Sequence[DecodeReq
     return out
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Tasks -> prompts -> attempts
 
 

@@ -1,0 +1,223 @@
+"""The runner: a valid submission at every moment, deadlines, caps, faults, workers, the dry-run command."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from arc_kit.cli import main as cli_main
+from arc_kit.inference import InferenceConfig, TaskResult
+from arc_kit.runner import RunConfig, RunSettings, run_submission, task_groups, task_size
+from arc_kit.submission import validate_submission_file
+from arc_kit.tasks import load_tasks, read_json, write_task_files
+
+
+@pytest.fixture(scope="module")
+def small_files(tmp_path_factory, shared_data: Path) -> tuple[Path, Path]:
+    """The 6 cheapest ARC-AGI-1 evaluation tasks, in the competition layout."""
+    d = shared_data / "arc-agi-1"
+    tasks = load_tasks(d / "arc-agi_evaluation_challenges.json", d / "arc-agi_evaluation_solutions.json")
+    chosen = sorted(tasks, key=task_size)[:6]
+    out = tmp_path_factory.mktemp("small")
+    write_task_files(chosen, out / "x_challenges.json", out / "x_solutions.json")
+    return out / "x_challenges.json", out / "x_solutions.json"
+
+
+class OracleSolver:
+    """Answers from the solutions file; optionally slow, or failing for one task. Picklable for workers."""
+
+    def __init__(self, solutions: Path, delay: float = 0.0, fail_for: str | None = None):
+        self.solutions = read_json(solutions)
+        self.delay, self.fail_for = delay, fail_for
+        self.calls: list[list[str]] = []
+
+    def solve(self, tasks, stop_at=None):
+        self.calls.append([t.task_id for t in tasks])
+        if any(t.task_id == self.fail_for for t in tasks):
+            raise RuntimeError(f"injected failure in {self.fail_for}")
+        results = []
+        for t in tasks:
+            if self.delay:
+                end = time.time() + self.delay
+                while time.time() < end:
+                    if stop_at is not None and time.time() >= stop_at:
+                        results.append(TaskResult(t.task_id, [(None, None)] * len(t.test), timed_out=True))
+                        break
+                    time.sleep(0.01)
+                else:
+                    results.append(self._answer(t))
+                continue
+            results.append(self._answer(t))
+        return results
+
+    def _answer(self, t):
+        sols = [tuple(tuple(r) for r in g) for g in self.solutions[t.task_id]]
+        return TaskResult(t.task_id, [(g, None) for g in sols], tokens=10, seconds=0.1)
+
+
+class OracleFactory:
+    def __init__(self, solutions: Path, **kwargs):
+        self.solutions, self.kwargs = solutions, kwargs
+        self.solver: OracleSolver | None = None
+
+    def __call__(self, config: RunConfig) -> OracleSolver:
+        self.solver = OracleSolver(self.solutions, **self.kwargs)
+        return self.solver
+
+
+def config_for(files: tuple[Path, Path], out: Path, **kwargs) -> RunConfig:
+    inference = kwargs.pop("inference", InferenceConfig(batch_size=2))
+    kwargs.setdefault("workers", 1)  # workers=None would import torch to count GPUs: seconds these tests time
+    return RunConfig(model_dir=kwargs.pop("model_dir", None), challenges=files[0], output=out / "submission.json",
+                     solutions=files[1], progress=False, inference=inference, **kwargs)
+
+
+def test_groups_fill_a_batch_and_tasks_run_shortest_first(small_files):
+    tasks = sorted(load_tasks(small_files[0]), key=task_size)
+    groups = task_groups(tasks, prompts_per_group=3, views=1)
+    assert [t for g in groups for t in g] == tasks
+    assert all(sum(len(t.test) for t in g) >= 3 for g in groups[:-1])
+    assert [len(g) for g in task_groups(tasks, 8, views=8)] == [1] * len(tasks)
+
+
+def test_answers_land_in_a_valid_scored_submission(small_files, tmp_path):
+    factory = OracleFactory(small_files[1])
+    report = run_submission(config_for(small_files, tmp_path), solver_factory=factory)
+    assert validate_submission_file(tmp_path / "submission.json", small_files[0]) == []
+    assert report.ok and report.placeholders_left == 0 and report.answered == report.entries
+    assert report.score == 1.0 and report.score_per_output == 1.0
+    sizes = [task_size(t) for t in load_tasks(small_files[0])]
+    order = [tid for call in factory.solver.calls for tid in call]
+    by_id = {t.task_id: task_size(t) for t in load_tasks(small_files[0])}
+    assert [by_id[t] for t in order] == sorted(sizes)  # shortest first
+
+
+def test_the_short_form_writes_submission_and_report(small_files, tmp_path):
+    settings = RunSettings(budget_seconds=600, workers=1, progress=False)
+    report = run_submission("unused-weights", small_files[0], tmp_path, solutions=small_files[1], settings=settings,
+                            solver_factory=OracleFactory(small_files[1]))
+    assert report.score == 1.0 and report.tasks == 6
+    assert json.loads((tmp_path / "report.json").read_text())["score"] == 1.0
+    assert validate_submission_file(tmp_path / "submission.json", small_files[0]) == []
+
+
+def test_the_file_is_valid_while_the_run_is_going(small_files, tmp_path):
+    seen: list[list[str]] = []
+    stop = threading.Event()
+
+    def watch():
+        while not stop.is_set():
+            if (tmp_path / "submission.json").exists():
+                seen.append(validate_submission_file(tmp_path / "submission.json", small_files[0]))
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        run_submission(config_for(small_files, tmp_path),
+                       solver_factory=OracleFactory(small_files[1], delay=0.1))
+    finally:
+        stop.set()
+        watcher.join()
+    assert len(seen) > 5 and all(problems == [] for problems in seen)
+
+
+def test_missing_weights_give_a_valid_placeholder_file_and_a_loud_error(small_files, tmp_path, capsys):
+    report = run_submission(config_for(small_files, tmp_path, model_dir=tmp_path / "no-weights"))
+    assert "does not exist" in report.model_error and not report.ok
+    assert validate_submission_file(tmp_path / "submission.json", small_files[0]) == []
+    assert report.placeholders_left == report.entries
+
+    code = cli_main(["dry-run", "--model", str(tmp_path / "no-weights"), "--challenges", str(small_files[0]),
+                     "--out", str(tmp_path / "dry")])
+    assert code == 1
+    assert "MODEL ERROR" in capsys.readouterr().out
+    assert validate_submission_file(tmp_path / "dry" / "submission.json", small_files[0]) == []
+    assert json.loads((tmp_path / "dry" / "report.json").read_text())["model_error"]
+
+
+def test_a_task_whose_decoding_raises_costs_only_itself(small_files, tmp_path):
+    victim = sorted(load_tasks(small_files[0]), key=task_size)[1].task_id
+    report = run_submission(config_for(small_files, tmp_path),
+                            solver_factory=OracleFactory(small_files[1], fail_for=victim))
+    assert "injected" in report.errors[victim]
+    assert report.correct_outputs == report.entries - len(read_json(small_files[1])[victim])
+    assert validate_submission_file(tmp_path / "submission.json", small_files[0]) == []
+
+
+def test_one_malformed_task_is_named_and_the_others_answered(small_files, tmp_path):
+    raw = read_json(small_files[0])
+    bad_id = next(iter(raw))
+    raw[bad_id]["train"][0]["output"] = [[1, 2], [3]]  # ragged
+    challenges = tmp_path / "bad_challenges.json"
+    challenges.write_text(json.dumps(raw))
+    report = run_submission(config_for((challenges, small_files[1]), tmp_path),
+                            solver_factory=OracleFactory(small_files[1]))
+    assert "ragged" in report.errors[bad_id]
+    assert report.placeholders_left == len(raw[bad_id]["test"])
+    assert validate_submission_file(tmp_path / "submission.json", challenges) == []
+
+
+def test_the_deadline_ends_the_run_with_a_valid_file(small_files, tmp_path):
+    began = time.time()
+    config = config_for(small_files, tmp_path, budget_seconds=1.5, margin_seconds=0.5, start_time=began)
+    report = run_submission(config, solver_factory=OracleFactory(small_files[1], delay=0.4))
+    assert time.time() - began < 1.5
+    assert report.deadline_hit and 0 < report.placeholders_left < report.entries
+    assert validate_submission_file(tmp_path / "submission.json", small_files[0]) == []
+
+
+def test_a_task_over_its_cap_keeps_its_placeholder(small_files, tmp_path):
+    config = config_for(small_files, tmp_path, task_cap_seconds=0.2, inference=InferenceConfig(batch_size=1))
+    report = run_submission(config, solver_factory=OracleFactory(small_files[1], delay=0.5))
+    assert report.answered == 0 and report.placeholders_left == report.entries
+    assert all(r.timed_out for r in report.per_task.values())
+    assert validate_submission_file(tmp_path / "submission.json", small_files[0]) == []
+
+
+def test_two_worker_processes_share_the_queue_and_merge(small_files, tmp_path):
+    report = run_submission(config_for(small_files, tmp_path, workers=2),
+                            solver_factory=OracleFactory(small_files[1]))
+    assert report.workers == 2 and report.score == 1.0 and report.placeholders_left == 0
+    assert validate_submission_file(tmp_path / "submission.json", small_files[0]) == []
+
+
+@pytest.mark.slow
+def test_dry_run_with_the_tiny_model(small_files, tmp_path, tiny_model_dir, capsys):
+    code = cli_main(["dry-run", "--model", str(tiny_model_dir), "--challenges", str(small_files[0]),
+                     "--solutions", str(small_files[1]), "--out", str(tmp_path), "--batch-size", "4",
+                     "--views", "2", "--max-tasks", "4"])
+    assert code == 0
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["score"] is not None and report["generated_tokens"] > 0 and report["tokens_per_second"] > 0
+    assert set(report["per_task"]) == set(read_json(small_files[0]))
+    assert validate_submission_file(tmp_path / "submission.json", small_files[0]) == []
+    assert "score" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_two_cpu_workers_with_the_tiny_model(small_files, tmp_path, tiny_model_dir):
+    config = config_for(small_files, tmp_path, model_dir=tiny_model_dir, workers=2,
+                        inference=InferenceConfig(batch_size=3, device="cpu"))
+    report = run_submission(config)
+    assert report.ok and report.workers == 2 and report.generated_tokens > 0
+    assert len([r for r in report.per_task.values() if r.tokens]) == report.tasks
+    assert validate_submission_file(tmp_path / "submission.json", small_files[0]) == []
+
+
+@pytest.mark.slow
+def test_the_deadline_stops_the_real_decoder_mid_batch(shared_data, tmp_path, tiny_model_dir):
+    d = shared_data / "arc-agi-1"
+    began = time.time()
+    config = RunConfig(model_dir=tiny_model_dir, challenges=d / "arc-agi_evaluation_challenges.json",
+                       output=tmp_path / "submission.json", budget_seconds=8, margin_seconds=1, start_time=began,
+                       progress=False, inference=InferenceConfig(batch_size=8, device="cpu"))
+    report = run_submission(config)
+    assert time.time() - began < 8.5
+    assert report.deadline_hit and report.ok and report.placeholders_left > 0
+    assert any(r.timed_out for r in report.per_task.values())  # a batch was cut while decoding
+    assert validate_submission_file(tmp_path / "submission.json", d / "arc-agi_evaluation_challenges.json") == []
