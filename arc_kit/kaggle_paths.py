@@ -9,6 +9,7 @@ is how the tests run the kernel entry on a fake ``/kaggle/input``.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -83,9 +84,13 @@ def find_model_dir(root: Path, given: str | Path | None = None) -> Path:
     (it holds ``arc_kit_manifest.json``), else the only folder below ``root`` that holds weights."""
     if given:
         path = Path(given)
+        if path.is_absolute() and path.parts[:3] == ("/", "kaggle", "input") and root != Path("/kaggle/input"):
+            path = root.joinpath(*path.parts[3:])  # a Kaggle mount path, read below a local input root
         path = path if path.is_absolute() else root / path
         if not path.is_dir():
-            raise KagglePathError(f"weights folder {path} not found")
+            # Mount paths vary (/kaggle/input/<slug>, .../datasets/<owner>/<slug>, models/...): search instead.
+            print(f"weights folder {path} not found; searching {root}", file=sys.stderr)
+            return find_model_dir(root)
         if not is_weights_folder(path):
             inner = [f for f in _walk(path) if is_weights_folder(f)]
             if len(inner) == 1:

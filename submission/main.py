@@ -44,8 +44,10 @@ def ensure_arc_kit(settings):
                          "wheelhouse dataset (arc-kit kernel build makes one)")
     wheels = sorted(str(w) for w in wheelhouse.glob("*.whl"))
     print(f"installing arc-kit and {len(wheels) - 1} other wheels from {wheelhouse}", flush=True)
-    subprocess.check_call([sys.executable, "-m", "pip", "install", "--no-index", "--find-links", str(wheelhouse),
-                           "--quiet", *wheels])
+    # --no-deps: the wheelhouse is pinned to what the Kaggle image lacks; resolving arc-kit's own requirements
+    # against the image offline would fail or downgrade its torch/transformers.
+    subprocess.check_call([sys.executable, "-m", "pip", "install", "--no-index", "--no-deps", "--find-links",
+                           str(wheelhouse), "--quiet", *wheels])
 
 
 def main():

@@ -72,8 +72,12 @@ def test_weights_folder_variants(tmp_path: Path):
     with pytest.raises(KagglePathError, match="several weights folders"):
         find_model_dir(tmp_path)
     assert find_model_dir(tmp_path, "other") == tmp_path / "other"
-    with pytest.raises(KagglePathError, match="not found"):
-        find_model_dir(tmp_path, "missing")
+    with pytest.raises(KagglePathError, match="several weights folders"):
+        find_model_dir(tmp_path, "missing")  # a missing given path falls back to the search
+    # a Kaggle mount path is read below a local input root (the demo and the tests run the kernel that way)
+    assert find_model_dir(tmp_path, "/kaggle/input/other") == tmp_path / "other"
+    (tmp_path / "other" / "config.json").unlink()
+    assert find_model_dir(tmp_path, "/kaggle/input/datasets/me/lora") == adapter  # mount paths vary: searched
 
 
 def test_environment_switches():
@@ -149,8 +153,10 @@ def test_rerun_decodes_every_task(tmp_path: Path, kaggle_tree: Path):
 
 @pytest.mark.slow
 def test_missing_weights_still_write_a_valid_placeholder_file(tmp_path: Path, kaggle_tree: Path):
+    no_weights = tmp_path / "input"
+    shutil.copytree(kaggle_tree / "competitions", no_weights / "competitions")  # the weights dataset not attached
     settings = {**SETTINGS, "model_dir": "datasets/me/not-there"}
-    proc = run_entry(tmp_path, kaggle_tree, settings)
+    proc = run_entry(tmp_path, no_weights, settings)
     assert proc.returncode == 1
     assert "not found" in proc.stdout + proc.stderr and "MODEL ERROR" in proc.stdout
     data = json.loads((tmp_path / "working" / "submission.json").read_text())
