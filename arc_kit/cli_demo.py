@@ -49,6 +49,9 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    import os
+
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # before torch loads: one thread is fastest for the tiny model
     from arc_kit.demo import DemoConfig, run_demo
 
     result = run_demo(DemoConfig(out=args.out, train_config=args.config, overrides=args.overrides,
