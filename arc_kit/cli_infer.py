@@ -41,18 +41,16 @@ def _dry_run(args: argparse.Namespace) -> int:
     import logging
 
     from arc_kit.inference import InferenceConfig
-    from arc_kit.io_utils import atomic_write_json
-    from arc_kit.runner import RunConfig, run_submission, summary_lines
+    from arc_kit.runner import RunConfig, dry_run, summary_lines
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    margin = args.margin if args.margin is not None else min(900.0, 0.05 * args.budget)
     config = RunConfig(
         model_dir=args.model,
         challenges=args.challenges,
         output=args.out / "submission.json",
         solutions=args.solutions,
         budget_seconds=args.budget,
-        margin_seconds=margin,
+        margin_seconds=args.margin,
         task_cap_seconds=args.task_cap,
         max_tasks=args.max_tasks,
         workers=args.workers,
@@ -62,8 +60,7 @@ def _dry_run(args: argparse.Namespace) -> int:
                                   base_model=str(args.base_model) if args.base_model else None),
         start_time=start,
     )
-    report = run_submission(config)
-    atomic_write_json(args.out / "report.json", report.to_json(), indent=1)
+    report = dry_run(config)
     _print_table(report)
     for line in summary_lines(report):
         print(line)

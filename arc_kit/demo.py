@@ -150,9 +150,10 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
 
 def _dry_run(model: Path, challenges: Path, solutions: Path | None, out: Path, budget: float = 600.0
              ) -> dict[str, Any]:
-    from arc_kit.runner import RunSettings, run_submission
+    from arc_kit.runner import RunConfig, dry_run
 
-    report = run_submission(model, challenges, out, solutions=solutions, settings=RunSettings(budget_seconds=budget))
+    report = dry_run(RunConfig(model_dir=model, challenges=challenges, output=out / "submission.json",
+                               solutions=solutions, budget_seconds=budget))
     return {"score": report.score if report.score is not None else 0.0, "tasks": report.tasks}
 
 

@@ -36,7 +36,7 @@ class RunConfig:
     output: Path  # the submission.json to write
     solutions: Path | None = None  # scores the run when given
     budget_seconds: float = 12 * 3600.0
-    margin_seconds: float = 900.0  # deadline = start + budget - margin
+    margin_seconds: float | None = None  # deadline = start + budget - margin; None: 5% of the budget, <= 900 s
     task_cap_seconds: float = 1200.0  # a group of tasks decoding longer than this keeps its placeholders
     max_tasks: int | None = None  # quick pass: only the first N tasks (shortest first) are decoded
     workers: int | None = None  # None: one per visible GPU, one (in-process) on CPU
@@ -46,31 +46,8 @@ class RunConfig:
 
     @property
     def deadline_offset(self) -> float:
-        return self.budget_seconds - self.margin_seconds
-
-
-@dataclass
-class RunSettings:
-    """The knobs of a run apart from its files (the demo's and scripts' short form of RunConfig)."""
-
-    budget_seconds: float = 12 * 3600.0
-    margin_seconds: float | None = None  # None: 5% of the budget, at most 900 s
-    task_cap_seconds: float = 1200.0
-    max_tasks: int | None = None
-    workers: int | None = None
-    inference: InferenceConfig = field(default_factory=InferenceConfig)
-    progress: bool = True
-
-    def config(self, model_dir: str | Path | None, challenges: str | Path, out_dir: str | Path,
-               solutions: str | Path | None = None, start_time: float | None = None) -> RunConfig:
         margin = self.margin_seconds if self.margin_seconds is not None else min(900.0, 0.05 * self.budget_seconds)
-        return RunConfig(
-            model_dir=Path(model_dir) if model_dir is not None else None, challenges=Path(challenges),
-            output=Path(out_dir) / "submission.json", solutions=Path(solutions) if solutions else None,
-            budget_seconds=self.budget_seconds, margin_seconds=margin, task_cap_seconds=self.task_cap_seconds,
-            max_tasks=self.max_tasks, workers=self.workers, inference=self.inference, start_time=start_time,
-            progress=self.progress,
-        )
+        return self.budget_seconds - margin
 
 
 SolverFactory = Callable[[RunConfig], Any]  # returns an object with .solve(tasks, stop_at) -> list[TaskResult]
@@ -163,29 +140,8 @@ def visible_gpus() -> int:
         return 0
 
 
-def run_submission(
-    config: RunConfig | str | Path,
-    challenges: str | Path | None = None,
-    out_dir: str | Path | None = None,
-    *,
-    solutions: str | Path | None = None,
-    settings: RunSettings | None = None,
-    solver_factory: SolverFactory | None = None,
-) -> RunReport:
-    """Write ``config.output`` (valid at every moment) and return what happened; never raises for a bad model.
-
-    Short form: ``run_submission(model_dir, challenges, out_dir, solutions=..., settings=RunSettings(...))``
-    writes ``out_dir/submission.json`` and ``out_dir/report.json``.
-    """
-    if not isinstance(config, RunConfig):
-        if challenges is None or out_dir is None:
-            raise TypeError("run_submission(model_dir, challenges, out_dir, ...) needs challenges and out_dir")
-        config = (settings or RunSettings()).config(config, challenges, out_dir, solutions, time.time())
-        report = run_submission(config, solver_factory=solver_factory)
-        from arc_kit.io_utils import atomic_write_json
-
-        atomic_write_json(Path(out_dir) / "report.json", report.to_json(), indent=1)
-        return report
+def run_submission(config: RunConfig, solver_factory: SolverFactory | None = None) -> RunReport:
+    """Write ``config.output`` (valid at every moment) and return what happened; never raises for a bad model."""
     start = config.start_time if config.start_time is not None else time.time()
     deadline = start + config.deadline_offset
     counts = raw_test_counts(config.challenges)  # a file we cannot read at all is the one error we raise
@@ -228,6 +184,15 @@ def run_submission(
         log.error("MODEL NOT LOADED, every entry keeps its placeholder: %s", report.model_error)
     report.deadline_hit = report.deadline_hit or time.time() >= deadline
     _finish(config, submission, counts, report, start)
+    return report
+
+
+def dry_run(config: RunConfig, solver_factory: SolverFactory | None = None) -> RunReport:
+    """``run_submission`` plus ``report.json`` beside the submission: what ``arc-kit dry-run`` and the demo write."""
+    from arc_kit.io_utils import atomic_write_json
+
+    report = run_submission(config, solver_factory=solver_factory)
+    atomic_write_json(config.output.parent / "report.json", report.to_json(), indent=1)
     return report
 
 

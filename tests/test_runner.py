@@ -11,7 +11,7 @@ import pytest
 
 from arc_kit.cli import main as cli_main
 from arc_kit.inference import InferenceConfig, TaskResult
-from arc_kit.runner import RunConfig, RunSettings, run_submission, task_groups, task_size
+from arc_kit.runner import RunConfig, dry_run, run_submission, task_groups, task_size
 from arc_kit.submission import validate_submission_file
 from arc_kit.tasks import load_tasks, read_json, write_task_files
 
@@ -96,10 +96,8 @@ def test_answers_land_in_a_valid_scored_submission(small_files, tmp_path):
     assert [by_id[t] for t in order] == sorted(sizes)  # shortest first
 
 
-def test_the_short_form_writes_submission_and_report(small_files, tmp_path):
-    settings = RunSettings(budget_seconds=600, workers=1, progress=False)
-    report = run_submission("unused-weights", small_files[0], tmp_path, solutions=small_files[1], settings=settings,
-                            solver_factory=OracleFactory(small_files[1]))
+def test_dry_run_writes_submission_and_report(small_files, tmp_path):
+    report = dry_run(config_for(small_files, tmp_path, budget_seconds=600), solver_factory=OracleFactory(small_files[1]))
     assert report.score == 1.0 and report.tasks == 6
     assert json.loads((tmp_path / "report.json").read_text())["score"] == 1.0
     assert validate_submission_file(tmp_path / "submission.json", small_files[0]) == []
