@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from arc_kit import cli_demo, cli_infer, cli_kaggle, cli_train
@@ -63,6 +65,34 @@ def _add_foundation_commands(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_tokens)
 
 
+Handler = Callable[[argparse.Namespace], int]
+
+
+def input_errors(handler: Handler) -> Handler:
+    """Bad input (a missing, unreadable or malformed file, a bad field) ends in ``error: <message>`` and
+    exit 2, not a traceback. Only the expected error types are caught; their messages name the file."""
+
+    @functools.wraps(handler)
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return handler(args)
+        except (OSError, ValueError) as exc:  # TaskFileError, TokenizerError, UnicodeDecodeError: ValueErrors
+            print(f"error: {_describe(exc)}", file=sys.stderr)
+            return 2
+
+    return run
+
+
+def _describe(exc: BaseException) -> str:
+    """One line; an OSError names its file (``str()`` would say "[Errno 2] No such file ...: 'x'")."""
+    if isinstance(exc, OSError) and exc.filename is not None:
+        return f"{exc.filename}: {exc.strerror or exc}"
+    if isinstance(exc, UnicodeDecodeError):
+        return f"not UTF-8 text (byte {exc.start})"
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+@input_errors
 def _tiny_model(args: argparse.Namespace) -> int:
     from arc_kit.tiny import TinyModelConfig, write_tiny_model
 
@@ -72,11 +102,11 @@ def _tiny_model(args: argparse.Namespace) -> int:
     return 0
 
 
+@input_errors
 def _score(args: argparse.Namespace) -> int:
-    from arc_kit.scoring import score_submission
-    from arc_kit.tasks import read_json
+    from arc_kit.scoring import score_files
 
-    report = score_submission(read_json(args.submission), read_json(args.solutions))
+    report = score_files(args.submission, args.solutions)
     if args.json:
         print(json.dumps(report.to_json(), indent=1))
     else:
@@ -85,6 +115,7 @@ def _score(args: argparse.Namespace) -> int:
     return 0
 
 
+@input_errors
 def _validate(args: argparse.Namespace) -> int:
     from arc_kit.submission import validate_submission_file
 
@@ -98,25 +129,13 @@ def _validate(args: argparse.Namespace) -> int:
     return 0
 
 
+@input_errors
 def _tokens(args: argparse.Namespace) -> int:
     from arc_kit.tasks import load_tasks
-    from arc_kit.text import check_tokenizer
-    from arc_kit.token_stats import token_stats
+    from arc_kit.token_stats import load_tokenizer, token_stats
 
-    if args.tokenizer == "qwen":
-        from arc_kit.qwen_vocab import build_qwen_tokenizer
-
-        tokenizer = build_qwen_tokenizer()
-    elif args.tokenizer:
-        from transformers import AutoTokenizer
-
-        tokenizer = AutoTokenizer.from_pretrained(args.tokenizer, local_files_only=True)
-    else:
-        from arc_kit.tiny import build_arc_tokenizer
-
-        tokenizer = build_arc_tokenizer()
-    check_tokenizer(tokenizer)
-    stats = token_stats(load_tasks(args.challenges, args.solutions), tokenizer, args.max_length)
+    tasks = load_tasks(args.challenges, args.solutions)  # before the tokenizer: a bad file fails fast
+    stats = token_stats(tasks, load_tokenizer(args.tokenizer), args.max_length)
     if args.json:
         print(json.dumps(stats))
     else:

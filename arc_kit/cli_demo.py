@@ -29,21 +29,35 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def _show(args: argparse.Namespace) -> int:
+    from arc_kit.cli import input_errors  # here, not at the top: arc_kit.cli imports this module
+
+    return input_errors(_draw)(args)
+
+
+def _draw(args: argparse.Namespace) -> int:
     from arc_kit.report import save_task_png
-    from arc_kit.tasks import load_tasks, read_json
+    from arc_kit.submission import validate_submission
+    from arc_kit.tasks import TaskFileError, load_tasks, read_json
 
     tasks = load_tasks(args.challenges, args.solutions, strict=False)
     if args.task_id not in tasks.tasks:
         why = tasks.errors.get(args.task_id, "no such task id in the file")
-        print(f"task {args.task_id}: {why} ({args.challenges})", file=sys.stderr)
+        print(f"error: task {args.task_id}: {why} ({args.challenges})", file=sys.stderr)
         return 1
+    task = tasks.tasks[args.task_id]
     attempts = None
     if args.submission:
-        attempts = read_json(args.submission).get(args.task_id)
+        submission = read_json(args.submission)
+        if not isinstance(submission, dict):
+            raise TaskFileError(f"{args.submission}: must be an object mapping task ids to entries")
+        attempts = submission.get(args.task_id)
         if attempts is None:
-            print(f"task {args.task_id}: not in {args.submission}", file=sys.stderr)
+            print(f"error: task {args.task_id}: not in {args.submission}", file=sys.stderr)
             return 1
-    out = save_task_png(tasks.tasks[args.task_id], args.out, attempts)
+        problems = validate_submission({args.task_id: attempts}, {args.task_id: len(task.test)})
+        if problems:  # drawing needs every attempt to be a grid
+            raise TaskFileError(f"{args.submission}: {problems[0]}")
+    out = save_task_png(task, args.out, attempts)
     print(f"wrote {out}")
     return 0
 

@@ -3,36 +3,30 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     """Register this area's sub-commands on the top-level parser."""
+    from arc_kit.cli_args import settings_parent
+    from arc_kit.settings import InferenceConfig, RunSettings
+
     p = sub.add_parser(
         "dry-run",
-        help="run the kernel's inference path locally: write OUT/submission.json and OUT/report.json",
+        parents=[settings_parent(RunSettings, InferenceConfig)],
+        help="run the kernel's inference path locally: write OUT/submission.json, report.json and report.html",
         description="Decode a challenges file with a weights folder exactly as the Kaggle kernel does, then "
-        "validate (and score, given solutions) the submission. Exits 1 when the model could not be loaded or the "
-        "submission is invalid.",
+        "validate (and score, given solutions) the submission. The settings flags and their defaults are the "
+        "kernel's (arc_kit/settings.py). Exits 1 when the model could not be loaded or the submission is invalid, "
+        "2 on bad input.",
     )
     p.add_argument("--model", required=True, type=Path, help="weights folder: merged model or LoRA adapter")
     p.add_argument("--challenges", required=True, type=Path, help="*_challenges.json (or a folder of task files)")
     p.add_argument("--solutions", type=Path, help="*_solutions.json: score the run by both metrics")
-    p.add_argument("--out", required=True, type=Path, help="folder for submission.json and report.json")
-    p.add_argument("--budget", type=float, default=12 * 3600.0, help="seconds for the whole run (default 12 h)")
-    p.add_argument("--margin", type=float, default=None,
-                   help="seconds kept free before the budget ends (default 5%% of it, at most 900)")
-    p.add_argument("--task-cap", type=float, default=1200.0, help="seconds a task may decode before it is dropped")
-    p.add_argument("--views", type=int, default=1, help="views per task; 1 = plain greedy")
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--workers", type=int, default=None, help="worker processes (default: one per GPU, 1 on CPU)")
-    p.add_argument("--max-length", type=int, default=8192, help="context for prompt + answer")
+    p.add_argument("--out", required=True, type=Path, help="folder for submission.json, report.json, report.html")
     p.add_argument("--max-tasks", type=int, default=None, help="decode only the N shortest tasks")
-    p.add_argument("--base-model", type=Path, default=None, help="base weights for an adapter folder")
-    p.add_argument("--no-unsloth", action="store_true", help="use transformers even on CUDA")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--cpu-threads", type=int, default=1, help="torch threads on CPU (0: torch's default)")
     p.set_defaults(handler=_dry_run)
 
 
@@ -40,31 +34,31 @@ def _dry_run(args: argparse.Namespace) -> int:
     start = time.time()  # before the heavy imports: the budget counts them, as on Kaggle
     import logging
 
-    from arc_kit.inference import InferenceConfig
+    from arc_kit.cli_args import settings_from_args
     from arc_kit.runner import RunConfig, dry_run, summary_lines
+    from arc_kit.settings import InferenceConfig, RunSettings, SettingsError
+    from arc_kit.tasks import TaskFileError
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    config = RunConfig(
-        model_dir=args.model,
-        challenges=args.challenges,
-        output=args.out / "submission.json",
-        solutions=args.solutions,
-        budget_seconds=args.budget,
-        margin_seconds=args.margin,
-        task_cap_seconds=args.task_cap,
-        max_tasks=args.max_tasks,
-        workers=args.workers,
-        inference=InferenceConfig(max_length=args.max_length, batch_size=args.batch_size, views=args.views,
-                                  seed=args.seed, use_unsloth=not args.no_unsloth,
-                                  cpu_threads=args.cpu_threads or None,
-                                  base_model=str(args.base_model) if args.base_model else None),
-        start_time=start,
-    )
-    report = dry_run(config)
+    try:
+        if args.out.exists() and not args.out.is_dir():
+            raise SettingsError(f"--out {args.out} is a file; give a folder for submission.json and the reports")
+        if args.max_tasks is not None and args.max_tasks < 0:
+            raise SettingsError(f"--max-tasks must be >= 0, got {args.max_tasks}")
+        run, inference = settings_from_args(args, RunSettings), settings_from_args(args, InferenceConfig)
+        run.check()
+        inference.check()
+        config = RunConfig(model_dir=args.model, challenges=args.challenges, output=args.out / "submission.json",
+                           solutions=args.solutions, run=run, inference=inference, max_tasks=args.max_tasks,
+                           start_time=start)
+        report = dry_run(config)
+    except (SettingsError, TaskFileError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     _print_table(report)
     for line in summary_lines(report):
         print(line)
-    print(f"wrote {config.output} and {args.out / 'report.json'}")
+    print(f"wrote {config.output}, report.json and report.html in {args.out}")
     if report.model_error or report.problems:
         return 1
     return 0

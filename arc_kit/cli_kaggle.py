@@ -30,45 +30,61 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dry-run", action="store_true", help="write the metadata and list the files; send nothing")
     p.set_defaults(handler=_upload_weights)
 
-    p = sub.add_parser("wheelhouse", help="build the offline wheel folder the kernel installs from")
+    p = sub.add_parser("wheelhouse", help="build the offline wheel folder the kernel installs arc-kit from",
+                       description="The arc_kit wheel plus every wheel it needs that the Kaggle image lacks, "
+                       "resolved against the declared image (never replacing one of its packages).")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--project", type=Path, default=Path("."), help="arc-kit source tree (default: .)")
-    p.add_argument("--python-version", default="3.11", help="the kernel image's Python (3.11 or 3.12)")
-    p.add_argument("--platform", action="append", dest="platforms", help="wheel platform tag (repeatable)")
-    p.add_argument("--package", action="append", dest="packages", help="pinned extra name==version (repeatable; "
-                   "replaces the default list)")
-    p.add_argument("--with-deps", action="store_true", help="also download the extras' dependencies")
-    p.add_argument("--no-download", action="store_true", help="only build the arc_kit wheel")
+    p.add_argument("--image", type=Path, default=None,
+                   help="the kernel image as TOML (default: arc_kit/configs/kaggle-image.toml; see `image freeze`)")
+    p.add_argument("--extra", action="append", default=[], dest="extras",
+                   help="an optional requirement, e.g. unsloth: included only if it fits the image (repeatable)")
+    p.add_argument("--find-links", action="append", default=[], type=Path, help="a local folder of wheels")
+    p.add_argument("--no-index", action="store_true", help="take wheels only from --find-links (offline)")
     p.set_defaults(handler=_wheelhouse)
 
-    kernel = sub.add_parser("kernel", help="build, push and follow the submission kernel")
+    p = sub.add_parser("image", help="the Kaggle image the wheelhouse is resolved against")
+    p.set_defaults(handler=lambda _args: p.print_help() or 2)
+    isub = p.add_subparsers(title="image commands", metavar="ACTION")
+    q = isub.add_parser("freeze", help="write this interpreter's Python and packages as an image TOML (run it in "
+                        "a Kaggle notebook to refresh the declaration)")
+    q.add_argument("--out", type=Path, required=True)
+    q.set_defaults(handler=_image_freeze)
+
+    from arc_kit.cli_args import settings_parent
+    from arc_kit.kernel_build import KernelSettings
+    from arc_kit.settings import InferenceConfig, KernelRuntime, RunSettings
+
+    kernel = sub.add_parser("kernel", help="build, check, push and follow the submission kernel")
     kernel.set_defaults(handler=lambda _args: kernel.print_help() or 2)
     ksub = kernel.add_subparsers(title="kernel commands", metavar="ACTION")
-    p = ksub.add_parser("build", help="write kernel-metadata.json and the code file from submission/main.py")
-    p.add_argument("--owner", help="Kaggle user name (default: from KAGGLE_USERNAME or kaggle.json)")
-    p.add_argument("--slug", default="arc-kit-submission")
+    p = ksub.add_parser("build", parents=[settings_parent(KernelSettings, KernelRuntime, RunSettings,
+                                                          InferenceConfig)],
+                        help="write kernel-metadata.json and the code file from submission/main.py",
+                        description="Every flag below is a field of a settings dataclass (arc_kit/settings.py, "
+                        "arc_kit/kernel_build.py) with the kernel's one default. Nonsense values are refused.")
     p.add_argument("--main", type=Path, default=DEFAULT_MAIN, help="kernel entry to copy (default: %(default)s)")
     p.add_argument("--out", type=Path, default=DEFAULT_KERNEL_DIR, help="kernel folder (default: %(default)s)")
-    p.add_argument("--competition", default=COMPETITION_SLUG)
-    p.add_argument("--weights-dataset", help="owner/slug of the weights dataset")
-    p.add_argument("--weights-model", help="owner/model/framework/instance/N of the weights model")
-    p.add_argument("--wheelhouse-dataset", help="owner/slug of the wheelhouse dataset")
-    p.add_argument("--dataset", action="append", default=[], help="another dataset to attach (repeatable)")
-    p.add_argument("--budget-seconds", type=float, default=12 * 3600)
-    p.add_argument("--margin-seconds", type=float, default=45 * 60)
-    p.add_argument("--task-cap-seconds", type=float, default=600)
-    p.add_argument("--views", type=int, default=8)
-    p.add_argument("--quick-tasks", type=int, default=None, help="stop after N tasks (a quick check run)")
-    p.add_argument("--notebook", action="store_true", help="push as a notebook (generated from the script)")
-    p.add_argument("--machine-shape", default=None, help="accelerator, e.g. NvidiaL4 (default: Kaggle's GPU)")
-    p.add_argument("--pinning", default="original", choices=("original", "latest"),
-                   help="docker_image_pinning_type")
+    p.add_argument("--wheelhouse", type=Path, default=None,
+                   help="the local wheelhouse folder you upload: checked now, and again by kernel push")
+    p.add_argument("--image", type=Path, default=None, help="image TOML the wheelhouse must resolve against")
     p.set_defaults(handler=_kernel_build)
 
-    p = ksub.add_parser("push", help="push the kernel folder (starts a run on Kaggle)")
-    p.add_argument("--folder", type=Path, default=DEFAULT_KERNEL_DIR)
+    p = ksub.add_parser("check", help="what the built kernel will attach and run, and whether its wheelhouse "
+                        "resolves on the image")
+    p.add_argument("folder", nargs="?", type=Path, default=DEFAULT_KERNEL_DIR)
+    p.add_argument("--wheelhouse", type=Path, default=None, help="local wheelhouse (default: the one built with)")
+    p.add_argument("--image", type=Path, default=None)
+    p.set_defaults(handler=_kernel_check)
+
+    p = ksub.add_parser("push", help="check, then push the kernel folder (starts a run on Kaggle)")
+    p.add_argument("folder", nargs="?", type=Path, default=None, help=f"kernel folder (default: {DEFAULT_KERNEL_DIR})")
+    p.add_argument("--folder", dest="folder_option", type=Path, default=None, help="the same, as an option")
     p.add_argument("--timeout", type=int, default=None, help="session timeout in seconds")
     p.add_argument("--accelerator", default=None, help="overrides machine_shape for this push")
+    p.add_argument("--wheelhouse", type=Path, default=None, help="local wheelhouse to check (default: the one "
+                   "built with)")
+    p.add_argument("--image", type=Path, default=None)
     p.set_defaults(handler=_kernel_push)
 
     p = ksub.add_parser("status", help="poll the run with progress until it ends (--once: ask once)")
@@ -125,11 +141,14 @@ def _guarded(handler):  # type: ignore[no-untyped-def]
 
     def run(args: argparse.Namespace) -> int:
         from arc_kit.kaggle_io import KaggleError
-        from arc_kit.kernel_build import KernelBuildError
+        from arc_kit.wheelhouse import WheelhouseError
 
         try:
             return handler(args)
-        except (KaggleError, KernelBuildError, ValueError, FileNotFoundError) as exc:
+        except (ValueError, FileNotFoundError) as exc:  # bad input: ids, settings, files
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        except (KaggleError, WheelhouseError) as exc:
             return _fail(str(exc))
 
     run.__name__ = handler.__name__
@@ -148,11 +167,9 @@ def _owner(explicit: str | None) -> str:
 def _kernel_ref(ref: str | None, folder: Path) -> str:
     if ref:
         return ref
-    from arc_kit.kernel_build import settings_from_metadata
+    from arc_kit.kernel_build import read_metadata
 
-    if not (folder / "kernel-metadata.json").is_file():
-        raise ValueError(f"no kernel id given and {folder}/kernel-metadata.json does not exist (run kernel build)")
-    return str(settings_from_metadata(folder)["id"])
+    return str(read_metadata(folder)["id"])
 
 
 # ---- handlers
@@ -162,83 +179,102 @@ def _kernel_ref(ref: str | None, folder: Path) -> str:
 def _upload_weights(args: argparse.Namespace) -> int:
     from arc_kit import upload
 
-    folder: Path = args.folder
-    if not folder.is_dir():
-        raise ValueError(f"{folder} is not a folder")
-    ref = args.ref
-    upload.refuse_credentials(folder)  # before writing anything into it or contacting Kaggle
-    if args.as_model:
-        owner, slug = upload.check_ref(ref, "model")
-        spec = upload.ModelSpec(owner=owner, model_slug=slug, framework=args.framework,
-                                instance_slug=args.instance, title=args.title, description=args.description,
-                                private=not args.public, **({"licence": args.licence} if args.licence else {}))
-        written = upload.write_model_metadata(folder, spec)
-        target = f"Kaggle model {spec.instance_ref}"
-    else:
-        dspec = upload.DatasetSpec(ref=ref, title=args.title, description=args.description,
-                                   **({"licence": args.licence} if args.licence else {}))
-        written = [upload.write_dataset_metadata(folder, dspec)]
-        target = f"Kaggle dataset {ref} ({'public' if args.public else 'private'})"
-    print("metadata written: " + ", ".join(str(p) for p in written))
-    upload.print_plan(folder, target)
+    plan = upload.prepare_upload(args.folder, args.ref, as_model=args.as_model, title=args.title,
+                                 licence=args.licence, description=args.description, public=args.public,
+                                 framework=args.framework, instance=args.instance)
+    plan.print()
     if args.dry_run:
         print("dry run: nothing sent")
         return 0
     from arc_kit import kaggle_io
 
-    if args.as_model:
-        result = kaggle_io.publish_model(folder, spec.owner, spec.model_slug, spec.framework, spec.instance_slug,
+    if plan.model:
+        m = plan.model
+        result = kaggle_io.publish_model(plan.folder, m.owner, m.model_slug, m.framework, m.instance_slug,
                                          args.notes)
         print(f"model {result.action}: {result.ref}  (kernel model source: --weights-model {result.ref})")
     else:
-        result = kaggle_io.publish_dataset(folder, ref, args.notes, public=args.public)
-        print(f"dataset {result.action}: {result.ref} {result.url or ''}  (kernel: --weights-dataset {ref})")
+        result = kaggle_io.publish_dataset(plan.folder, plan.ref, args.notes, public=args.public)
+        print(f"dataset {result.action}: {result.ref} {result.url or ''}  "
+              f"(kernel: --weights-dataset {plan.ref})")
     return 0
 
 
 @_guarded
 def _wheelhouse(args: argparse.Namespace) -> int:
-    from arc_kit.wheelhouse import DEFAULT_PLATFORMS, WheelhouseConfig, build_wheelhouse
+    from arc_kit.wheelhouse import KaggleImage, WheelhouseConfig, build_wheelhouse
 
-    config = WheelhouseConfig(python_version=args.python_version,
-                              platforms=tuple(args.platforms or DEFAULT_PLATFORMS), with_deps=args.with_deps)
-    if args.packages:
-        config.packages = tuple(args.packages)
-    result = build_wheelhouse(args.project, args.out, config, download=not args.no_download)
-    print(f"wheelhouse {result.folder}: {len(result.wheels)} wheels (arc_kit: {result.arc_kit_wheel.name})")
-    print(f"publish it: arc-kit upload-weights {result.folder} --id OWNER/arc-kit-wheels "
-          f"--description 'Offline wheels for arc-kit kernels (Python {config.python_version})'")
+    config = WheelhouseConfig(image=KaggleImage.load(args.image), extras=tuple(args.extras),
+                              find_links=tuple(args.find_links), index=not args.no_index)
+    result = build_wheelhouse(args.project, args.out, config)
+    print(f"wheelhouse {result.folder}: {len(result.wheels)} wheels for Python {config.image.python} "
+          f"({config.image.source})")
+    for r in result.resolution.plan:
+        print(f"  {r.name} {r.version}  from the {r.source}  (for {r.needed_by})")
+    for why in result.resolution.left_out:
+        print(f"  left out: {why}")
+    print(f"publish it: arc-kit upload-weights {result.folder} --id OWNER/arc-kit-wheelhouse "
+          f"--description 'Offline wheels for arc-kit kernels (Python {config.image.python})'")
+    return 0
+
+
+@_guarded
+def _image_freeze(args: argparse.Namespace) -> int:
+    from arc_kit.io_utils import atomic_write_text
+    from arc_kit.wheelhouse import KaggleImage
+
+    image = KaggleImage.from_python()
+    atomic_write_text(args.out, image.to_toml())
+    print(f"{args.out}: Python {image.python}, {len(image.packages)} packages")
     return 0
 
 
 @_guarded
 def _kernel_build(args: argparse.Namespace) -> int:
+    from arc_kit.cli_args import settings_from_args
     from arc_kit.kernel_build import KernelSettings, build_kernel
+    from arc_kit.settings import InferenceConfig, KernelPlan, KernelRuntime, RunSettings
 
-    settings = KernelSettings(
-        owner=_owner(args.owner), slug=args.slug, competition=args.competition,
-        weights_dataset=args.weights_dataset, weights_model=args.weights_model,
-        wheelhouse_dataset=args.wheelhouse_dataset, extra_datasets=list(args.dataset),
-        budget_seconds=args.budget_seconds, margin_seconds=args.margin_seconds,
-        task_cap_seconds=args.task_cap_seconds, views=args.views, quick_tasks=args.quick_tasks,
-        kernel_type="notebook" if args.notebook else "script", machine_shape=args.machine_shape,
-        docker_image_pinning_type=args.pinning)
-    paths = build_kernel(args.main, args.out, settings)
-    if not (settings.weights_dataset or settings.weights_model):
-        print("warning: no weights attached (--weights-dataset or --weights-model)", file=sys.stderr)
-    if not settings.wheelhouse_dataset:
-        print("warning: no wheelhouse attached (--wheelhouse-dataset); the offline kernel cannot pip install",
-              file=sys.stderr)
+    settings = settings_from_args(args, KernelSettings)
+    settings.owner = _owner(settings.owner or None)
+    plan = KernelPlan(settings_from_args(args, KernelRuntime), settings_from_args(args, RunSettings),
+                      settings_from_args(args, InferenceConfig))
+    info = {"wheelhouse": str(args.wheelhouse.resolve()) if args.wheelhouse else None,
+            "image": str(args.image.resolve()) if args.image else None}
+    paths = build_kernel(args.main, args.out, settings, plan, build_info=info)
     print(f"kernel {settings.ref} built in {args.out}: {paths['code'].name}, {paths['metadata'].name}")
-    return 0
+    return _report_check(args.out, args.wheelhouse, args.image)
+
+
+@_guarded
+def _kernel_check(args: argparse.Namespace) -> int:
+    return _report_check(args.folder, args.wheelhouse, args.image)
+
+
+def _report_check(folder: Path, wheelhouse: Path | None, image: Path | None) -> int:
+    """Print what the kernel attaches, on which machine, with which settings, and whether its wheelhouse resolves;
+    1 when something would make the Kaggle run fail."""
+    from arc_kit.kernel_check import check_kernel
+
+    check = check_kernel(folder, wheelhouse, image)
+    for line in check.lines:
+        print(line)
+    for warning in check.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    for problem in check.problems:
+        print(f"error: {problem}", file=sys.stderr)
+    return 1 if check.problems else 0
 
 
 @_guarded
 def _kernel_push(args: argparse.Namespace) -> int:
     from arc_kit import kaggle_io
 
-    result = kaggle_io.push_kernel(args.folder, args.timeout, args.accelerator)
-    ref = _kernel_ref(None, args.folder)
+    folder = args.folder or args.folder_option or DEFAULT_KERNEL_DIR
+    if _report_check(folder, args.wheelhouse, args.image):
+        return _fail(f"not pushed: fix the problems above (arc-kit kernel check {folder})")
+    result = kaggle_io.push_kernel(folder, args.timeout, args.accelerator)
+    ref = _kernel_ref(None, folder)
     print(f"pushed {ref} version {result.version}: {result.url or ''}")
     print(f"follow it: arc-kit kernel status {ref};  then: arc-kit submit --kernel {ref} "
           f"--version {result.version}")

@@ -13,6 +13,12 @@ import sys
 from pathlib import Path
 
 
+def _error(e: Exception) -> int:
+    """Bad input: its message on one `error:` line on stderr (no traceback), exit status 2."""
+    print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
+    return 2
+
+
 def add_commands(sub: argparse._SubParsersAction) -> None:
     """Register this area's sub-commands on the top-level parser."""
     p = sub.add_parser("train", help="fine-tune a model on ARC tasks with the recipe (config file + overrides)")
@@ -20,10 +26,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_train)
 
     p = sub.add_parser("export", help="write a training run's LoRA adapter and merged 16-bit model (+ manifest)")
-    p.add_argument("run_dir", type=Path, help="the run folder (train.output_dir)")
-    p.add_argument("--out", required=True, type=Path, help="folder to write adapter/ and merged/ into")
-    p.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16", "float32"])
-    p.add_argument("--no-adapter", action="store_true", help="write only the merged model")
+    add_export_arguments(p)
     p.set_defaults(handler=_export)
 
     p = sub.add_parser("synth", help="write synthetic ARC tasks (challenges + solutions, competition layout)")
@@ -31,7 +34,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rules", default="rot180", help="comma-separated rule names (see arc_kit.synthetic.RULES)")
     p.add_argument("--n-tasks", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--sizes", default="3", help="comma-separated grid sides to draw from")
+    p.add_argument("--sizes", default="3", help="comma-separated grid sides to draw from (1-30)")
     p.add_argument("--n-train", type=int, default=3)
     p.add_argument("--n-test", type=int, default=1)
     p.add_argument("--prefix", default="synthetic")
@@ -46,19 +49,30 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in train.output_dir")
 
 
+def add_export_arguments(p: argparse.ArgumentParser) -> None:
+    """Shared by `arc-kit export` and scripts/export.py so both take the same flags."""
+    p.add_argument("run_dir", type=Path, help="the run folder (train.output_dir)")
+    p.add_argument("--out", required=True, type=Path, help="folder to write adapter/ and merged/ into")
+    p.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16", "float32"])
+    p.add_argument("--no-adapter", action="store_true", help="write only the merged model")
+
+
 def train_from_args(args: argparse.Namespace) -> int:
+    """Run training; bad input (settings, task files, run folder) is one `error:` line and exit 2."""
+    from arc_kit.tasks import TaskFileError
     from arc_kit.training import ConfigError, load_config, resolve_config_path, run_training
+    from arc_kit.training.dataset import TrainingDataError
     from arc_kit.training.trainer import RunFolderError
 
     try:
         config = load_config(resolve_config_path(args.config), args.set)
         result = run_training(config, resume=args.resume)
-    except (ConfigError, RunFolderError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    except (ConfigError, RunFolderError, TaskFileError, TrainingDataError) as e:
+        return _error(e)
     print(json.dumps({"output_dir": str(result.output_dir), "final_dir": str(result.final_dir),
                       "steps": result.steps, "train_loss": result.train_loss, "eval_loss": result.eval_loss,
-                      "log": str(result.log_path), "minutes": round(result.seconds / 60, 2)}))
+                      "padding_fraction": result.padding_fraction, "log": str(result.log_path),
+                      "minutes": round(result.seconds / 60, 2)}))
     return 0
 
 
@@ -66,28 +80,57 @@ def _train(args: argparse.Namespace) -> int:
     return train_from_args(args)
 
 
-def _export(args: argparse.Namespace) -> int:
-    from arc_kit.training.export import export_model
+def export_from_args(args: argparse.Namespace) -> int:
+    """Export a run; a missing run, a broken run_info.json or an --out that is a file is one `error:` line, exit 2."""
+    from arc_kit.training.export import ExportError, export_model
 
     try:
         merged = export_model(args.run_dir, args.out, dtype=args.dtype, write_adapter=not args.no_adapter)
-    except FileNotFoundError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    except (FileNotFoundError, ExportError) as e:
+        return _error(e)
     print(f"merged model written to {merged}")
     return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    return export_from_args(args)
+
+
+def _synth_options(args: argparse.Namespace) -> tuple[list[str], list[int]]:
+    """The rule names and grid sides, or a ValueError naming the option that is wrong."""
+    from arc_kit.synthetic import RULES
+    from arc_kit.tasks import MAX_SIDE
+
+    rules = [r.strip() for r in args.rules.split(",") if r.strip()]
+    if not rules:
+        raise ValueError(f"--rules: give at least one rule name ({', '.join(sorted(RULES))})")
+    unknown = [r for r in rules if r not in RULES]
+    if unknown:
+        raise ValueError(f"--rules: unknown rule(s) {unknown}; known: {', '.join(sorted(RULES))}")
+    try:
+        sizes = [int(s) for s in args.sizes.split(",")]
+    except ValueError:
+        sizes = []
+    if not sizes or not all(1 <= s <= MAX_SIDE for s in sizes):
+        raise ValueError(f"--sizes: expected comma-separated grid sides 1-{MAX_SIDE}, got {args.sizes!r}")
+    for option, value, least in (("--n-tasks", args.n_tasks, 0), ("--n-train", args.n_train, 1),
+                                 ("--n-test", args.n_test, 1)):
+        if value < least:
+            raise ValueError(f"{option} must be >= {least}, got {value}")
+    for path in (args.out, *args.out.parents):
+        if path.exists() and not path.is_dir():
+            raise ValueError(f"--out {args.out}: {path} is a file, not a folder (nothing written)")
+    return rules, sizes
 
 
 def _synth(args: argparse.Namespace) -> int:
     from arc_kit.synthetic import write_synthetic
 
     try:
-        sizes = [int(s) for s in args.sizes.split(",")]
-        rules = [r.strip() for r in args.rules.split(",") if r.strip()]
+        rules, sizes = _synth_options(args)
         challenges, solutions = write_synthetic(args.out, rules, args.n_tasks, args.seed, sizes, args.n_train,
                                                 args.n_test, args.prefix)
     except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return _error(e)
     print(f"{args.n_tasks} tasks written to {challenges} and {solutions}")
     return 0

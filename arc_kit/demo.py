@@ -151,9 +151,10 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
 def _dry_run(model: Path, challenges: Path, solutions: Path | None, out: Path, budget: float = 600.0
              ) -> dict[str, Any]:
     from arc_kit.runner import RunConfig, dry_run
+    from arc_kit.settings import RunSettings
 
     report = dry_run(RunConfig(model_dir=model, challenges=challenges, output=out / "submission.json",
-                               solutions=solutions, budget_seconds=budget))
+                               solutions=solutions, run=RunSettings(budget_seconds=budget)))
     return {"score": report.score if report.score is not None else 0.0, "tasks": report.tasks}
 
 
@@ -167,22 +168,25 @@ def _export_as_dataset(export_model: Callable[..., Path], run_dir: Path, out: Pa
 
 def _build_kernel(out: Path, competition: str) -> Path:
     from arc_kit.kernel_build import KernelSettings, build_kernel
+    from arc_kit.settings import KernelPlan, KernelRuntime
 
     if not KERNEL_ENTRY.is_file():
         raise FileNotFoundError(f"{KERNEL_ENTRY} not found: run the demo from an arc-kit checkout (pip install -e .)")
-    settings = KernelSettings(owner=DEMO_OWNER, competition=competition, weights_dataset=f"{DEMO_OWNER}/{WEIGHTS_SLUG}")
-    build_kernel(KERNEL_ENTRY, out, settings)
+    plan = KernelPlan(KernelRuntime(competition=competition, weights_dataset=f"{DEMO_OWNER}/{WEIGHTS_SLUG}"))
+    build_kernel(KERNEL_ENTRY, out, KernelSettings(owner=DEMO_OWNER), plan)
     return out
 
 
 def _run_kernel_locally(kernel_dir: Path, merged: Path, challenges: Path, input_root: Path, out: Path,
                         competition: str) -> None:
-    """Lay out a fake /kaggle/input (competition files + weights dataset) and run the kernel's code file on it."""
+    """Lay out a fake /kaggle/input as Kaggle mounts it since 2026 (competitions/<slug>/,
+    datasets/<owner>/<slug>/) and run the kernel's code file on it."""
     if input_root.exists():
         shutil.rmtree(input_root)
-    (input_root / competition).mkdir(parents=True)
-    shutil.copy(challenges, input_root / competition / "arc-agi_test_challenges.json")
-    (input_root / WEIGHTS_SLUG).symlink_to(merged, target_is_directory=True)
+    (input_root / "competitions" / competition).mkdir(parents=True)
+    shutil.copy(challenges, input_root / "competitions" / competition / "arc-agi_test_challenges.json")
+    (input_root / "datasets" / DEMO_OWNER).mkdir(parents=True)
+    (input_root / "datasets" / DEMO_OWNER / WEIGHTS_SLUG).symlink_to(merged, target_is_directory=True)
     out.mkdir(parents=True, exist_ok=True)
     env = {
         **os.environ,

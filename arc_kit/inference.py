@@ -20,28 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from arc_kit.augment import View, views_for_task
+from arc_kit.settings import InferenceConfig
 from arc_kit.tasks import Grid, Task
 from arc_kit.text import ParseError, answer_from_generation, check_tokenizer, fit_for_tokenizer, render
 
 log = logging.getLogger(__name__)
 
 END_MARKERS = ("<|im_end|>", "<|endoftext|>", "</s>", "<|eot_id|>")
-
-
-@dataclass
-class InferenceConfig:
-    """How to load and decode; every field is a setting of the kernel and the dry run."""
-
-    max_length: int = 8192  # context for prompt + answer; capped by the model's max_position_embeddings
-    batch_size: int = 8  # prompts decoded together
-    views: int = 1  # 1 = the plain view only (pure greedy); more = augmented views voted for attempt_2
-    seed: int = 0  # chooses the views (same seed, same views, in any process)
-    use_unsloth: bool = True  # on CUDA only; falls back to transformers when Unsloth is missing or fails
-    base_model: str | None = None  # base weights for a LoRA adapter whose recorded base path is not here
-    device: str | None = None  # None: cuda when available, else cpu
-    dtype: str | None = None  # None: bfloat16 on cuda, float32 on cpu
-    cpu_threads: int | None = 1  # torch threads on cpu; None: torch's default. Small models decode faster on one
-    # thread (a step is mostly overhead, and OpenMP spin-waits hurt on shared cores: 6x here on a busy 2-core box)
 
 
 class ModelLoadError(RuntimeError):
@@ -197,6 +182,15 @@ class Generation:
 class DecodeStats:
     tokens: int = 0  # generated tokens that count: each row until its end token or bound
     seconds: float = 0.0
+    prefill_tokens: int = 0  # prompt tokens (padding included) run through the model
+    prefill_seconds: float = 0.0
+    skipped_batches: int = 0  # batches not started because their estimated prefill would cross the deadline
+
+    def prefill_estimate(self, tokens: int) -> float | None:
+        """Seconds a prefill of ``tokens`` should take, from what this decoder measured; None before any."""
+        if self.prefill_tokens < 1 or self.prefill_seconds <= 0:
+            return None
+        return tokens * self.prefill_seconds / self.prefill_tokens
 
     @property
     def tokens_per_second(self) -> float:
@@ -211,11 +205,13 @@ class GreedyDecoder:
     (``scripts/bench_inference.py`` checks it).
     """
 
-    def __init__(self, model: Any, tokenizer: Any, batch_size: int = 8, device: str = "cpu"):
+    def __init__(self, model: Any, tokenizer: Any, batch_size: int = 8, device: str = "cpu",
+                 prefill_chunk: int = 2048):
         self.model = model
         self.tokenizer = tokenizer
         self.batch_size = max(1, batch_size)
         self.device = device
+        self.prefill_chunk = max(1, prefill_chunk)
         self.end_ids = end_token_ids(tokenizer, model)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.end_ids[0]
         self.stats = DecodeStats()
@@ -226,13 +222,41 @@ class GreedyDecoder:
         out: dict[int, Generation] = {}
         for start in range(0, len(order), self.batch_size):
             chunk = order[start : start + self.batch_size]
-            if stop_at is not None and time.time() >= stop_at:
+            width = len(requests[chunk[-1]].prompt_ids)  # sorted by length: the last is the widest
+            if stop_at is not None and not self._can_start(len(chunk) * width, stop_at):
                 for i in chunk:
                     out[i] = Generation(requests[i].key, [], finished=False, timed_out=True)
                 continue
             for i, gen in zip(chunk, self._decode_batch([requests[i] for i in chunk], stop_at), strict=True):
                 out[i] = gen
         return [out[i] for i in range(len(requests))]
+
+    def _can_start(self, prefill_tokens: int, stop_at: float) -> bool:
+        """Start no batch whose prefill, estimated from the speed measured so far, would cross ``stop_at``: a long
+        prompt's prefill cannot be cut midway except between chunks, and a budget is a promise."""
+        now = time.time()
+        estimate = self.stats.prefill_estimate(prefill_tokens)
+        if now >= stop_at or (estimate is not None and now + estimate > stop_at):
+            self.stats.skipped_batches += now < stop_at
+            return False
+        return True
+
+    def _prefill(self, ids: Any, mask: Any, positions: Any, cache: Any, stop_at: float | None) -> Any:
+        """Run the prompts into ``cache`` in chunks of ``prefill_chunk`` columns, checking the deadline between
+        chunks; the last position's logits, or None when the deadline came first."""
+        began = time.time()
+        logits = None
+        width = ids.shape[1]
+        for start in range(0, width, self.prefill_chunk):
+            end = min(width, start + self.prefill_chunk)
+            if start and stop_at is not None and time.time() >= stop_at:
+                return None
+            logits = self.model(input_ids=ids[:, start:end], attention_mask=mask[:, :end],
+                                position_ids=positions[:, start:end], past_key_values=cache, use_cache=True,
+                                logits_to_keep=1).logits
+        self.stats.prefill_tokens += ids.numel()
+        self.stats.prefill_seconds += time.time() - began
+        return logits
 
     def _decode_batch(self, batch: Sequence[DecodeRequest], stop_at: float | None) -> list[Generation]:
         """One left-padded batch: prefill, then one token a step for the rows still running.
@@ -260,8 +284,10 @@ class GreedyDecoder:
         rows = list(range(len(batch)))  # the request behind each row still in the tensors
         cache = DynamicCache(config=self.model.config)
         with torch.inference_mode():
-            logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
-                                use_cache=True, logits_to_keep=1).logits
+            logits = self._prefill(ids, mask, positions, cache, stop_at)
+            if logits is None:  # the deadline came between prefill chunks
+                self.stats.seconds += time.time() - began
+                return [Generation(r.key, [], False, timed_out=True) for r in batch]
             while True:
                 step = logits[:, -1, :].argmax(-1).tolist()
                 keep = []
@@ -366,7 +392,8 @@ class ArcSolver:
         self.config = config
         self.tokenizer = loaded.tokenizer
         self.max_length = context_limit(loaded, config)
-        self.decoder = GreedyDecoder(loaded.model, loaded.tokenizer, config.batch_size, loaded.device)
+        self.decoder = GreedyDecoder(loaded.model, loaded.tokenizer, config.batch_size, loaded.device,
+                                     config.prefill_chunk_tokens)
 
     def views(self, task: Task) -> list[View]:
         return views_for_task(task, max(1, self.config.views), self.config.seed)
@@ -424,14 +451,15 @@ class ArcSolver:
 
     def _attempts(self, task: Task, views: list[View], gens: list[Generation], result: TaskResult) -> None:
         result.tokens = sum(len(g.token_ids) for g in gens)
-        if any(g.timed_out for g in gens):
-            result.timed_out = True  # over its cap or past the deadline: the task keeps its placeholder
-            result.attempts = [(None, None)] * len(task.test)
-            return
+        # A generation cut by the deadline or cap is left out; a test input keeps its placeholder only when all of
+        # its generations were cut, and every finished answer is kept.
+        result.timed_out = any(g.timed_out for g in gens)
         plain: dict[int, Grid | None] = {}
         others: dict[int, list[Grid]] = {i: [] for i in range(len(task.test))}
         for gen in gens:
             key: _PromptKey = gen.key
+            if gen.timed_out:
+                continue
             text = self.tokenizer.decode(gen.token_ids, skip_special_tokens=False)
             try:
                 grid = views[key.view_index].invert_grid(answer_from_generation(text))

@@ -82,8 +82,11 @@ def _api_class() -> type:
     global _STRICT_API
     if _STRICT_API is not None:
         return _STRICT_API
-    with contextlib.redirect_stdout(io.StringIO()):  # the package's import-time authenticate may print help
-        from kaggle.api.kaggle_api_extended import KaggleApi
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # the package's import-time authenticate may print help
+            from kaggle.api.kaggle_api_extended import KaggleApi
+    except ModuleNotFoundError as e:
+        raise KaggleError(f"the kaggle client is not installed ({e.name}): pip install 'arc-kit[kaggle]'") from None
 
     class _StrictApi(KaggleApi):
         """``_upload_file`` returns None when a file's upload fails; the client then creates the dataset

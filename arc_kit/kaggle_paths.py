@@ -79,32 +79,62 @@ def is_weights_folder(folder: Path) -> bool:
     return (folder / "config.json").exists() or (folder / "adapter_config.json").exists()
 
 
-def find_model_dir(root: Path, given: str | Path | None = None) -> Path:
-    """The weights folder: a path given (absolute, or relative to ``root``), else the one the kit exported
-    (it holds ``arc_kit_manifest.json``), else the only folder below ``root`` that holds weights."""
-    if given:
-        path = Path(given)
-        if path.is_absolute() and path.parts[:3] == ("/", "kaggle", "input") and root != Path("/kaggle/input"):
-            path = root.joinpath(*path.parts[3:])  # a Kaggle mount path, read below a local input root
-        path = path if path.is_absolute() else root / path
-        if not path.is_dir():
-            # Mount paths vary (/kaggle/input/<slug>, .../datasets/<owner>/<slug>, models/...): search instead.
-            print(f"weights folder {path} not found; searching {root}", file=sys.stderr)
-            return find_model_dir(root)
-        if not is_weights_folder(path):
-            inner = [f for f in _walk(path) if is_weights_folder(f)]
-            if len(inner) == 1:
-                return inner[0]
-            raise KagglePathError(f"{path} holds no config.json or adapter_config.json")
-        return path
-    found = [f for f in _walk(root) if is_weights_folder(f)]
-    kit = [f for f in found if (f / MANIFEST).exists()]
-    if len(kit) == 1 or (kit and len(found) > 1):
-        return kit[0]
+def reroot(path: str | Path, root: Path) -> Path:
+    """A ``/kaggle/input/...`` path read below ``root`` (how local runs and tests stand in for Kaggle);
+    a relative path is taken below ``root``."""
+    path = Path(path)
+    if path.is_absolute() and path.parts[:3] == ("/", "kaggle", "input") and root != DEFAULT_INPUT_ROOT:
+        return root.joinpath(*path.parts[3:])
+    return path if path.is_absolute() else root / path
+
+
+def dataset_folders(root: Path, ref: str) -> list[Path]:
+    """Where an attached dataset ``owner/slug`` is mounted: 2026 layout first, then the classic one."""
+    owner, slug = ref.split("/")[:2]
+    return [root / "datasets" / owner / slug, root / slug]
+
+
+def model_folders(root: Path, ref: str) -> list[Path]:
+    """Where an attached model ``owner/model/framework/variation/version`` is mounted."""
+    parts = ref.split("/")
+    return [root / "models" / Path(*parts), root / Path(*parts[1:])]
+
+
+def find_model_dir(root: Path, given: str | Path | None = None, *, dataset: str | None = None,
+                   model: str | None = None) -> Path:
+    """The weights folder: the path given, else the attached model or dataset at its mount path, else a search
+    of ``root``. Inside a folder holding several weight folders (an export root has ``adapter/`` and ``merged/``)
+    the rule in ``choose_weights`` picks one and says which."""
+    places = [reroot(given, root)] if given else []
+    places += model_folders(root, model) if model else []
+    places += dataset_folders(root, dataset) if dataset else []
+    for place in places:
+        if place.is_dir():
+            return choose_weights(place)
+    if places:
+        print(f"weights not at {', '.join(str(p) for p in places)}; searching {root}", file=sys.stderr)
+    return choose_weights(root)
+
+
+def choose_weights(folder: Path) -> Path:
+    """The one weights folder at or below ``folder``: the folder itself; else the one holding the kit's manifest;
+    else one named ``merged`` (the kit's export); else the only one. Anything else is an error naming what was
+    seen."""
+    if is_weights_folder(folder):
+        return folder
+    found = [f for f in _walk(folder) if is_weights_folder(f)]
     if len(found) == 1:
         return found[0]
     if not found:
-        raise KagglePathError(f"no weights folder (config.json or adapter_config.json) under {root}; "
-                              "attach the model dataset or Kaggle Model to the kernel")
+        seen = sorted(p.name + ("/" if p.is_dir() else "") for p in folder.iterdir())[:12] if folder.is_dir() else []
+        raise KagglePathError(f"no weights folder (config.json or adapter_config.json) under {folder}; it holds: "
+                              f"{', '.join(seen) or 'nothing'}. Attach the exported merged/ folder as a dataset "
+                              "or Kaggle Model")
+    for rule, picked in (("holds " + MANIFEST, [f for f in found if (f / MANIFEST).exists()]),
+                         ("the export's merged/ folder", [f for f in found if f.name == "merged"])):
+        if len(picked) == 1:
+            others = ", ".join(str(f) for f in found if f != picked[0])
+            print(f"weights: using {picked[0]} ({rule}); also seen: {others}", file=sys.stderr)
+            return picked[0]
     names = ", ".join(str(f) for f in found[:5])
-    raise KagglePathError(f"several weights folders under {root} ({names}); name one with model_dir")
+    raise KagglePathError(f"several weights folders under {folder} ({names}); name one with model_dir")

@@ -7,19 +7,25 @@ The code file is never hand-kept: it is ``submission/main.py`` with exactly one 
 
 from __future__ import annotations
 
+import ast
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from arc_kit import COMPETITION_SLUG
 from arc_kit.io_utils import atomic_write_text
+from arc_kit.settings import KernelPlan
 from arc_kit.upload import check_ref, title_from_slug
 
 SETTINGS_PREFIX = "KERNEL_SETTINGS = "
 KERNEL_METADATA = "kernel-metadata.json"
-INPUT_ROOT = "/kaggle/input"
+BUILD_INFO = "arc-kit-build.json"  # beside the metadata, never pushed: what `kernel check` and `push` verify
 _MODEL_SOURCE = re.compile(r"^[^/]+/[^/]+/[^/]+/[^/]+/\d+$")
+# Accelerators: the kaggle client's documented values (kagglesdk's SaveKernelRequest.machine_shape) and the ones
+# in Kaggle's docs and public kernels. "NvidiaL4" is the 4x L4 box public ARC-AGI-2 kernels run on; Kaggle's
+# default GPU (no machine_shape) is T4 x2.
+MACHINE_SHAPES = ("NvidiaL4", "NvidiaL4X1", "NvidiaTeslaT4", "NvidiaTeslaP100", "NvidiaTeslaA100", "NvidiaH100",
+                  "Tpu1VmV38")
 
 
 class KernelBuildError(ValueError):
@@ -28,24 +34,16 @@ class KernelBuildError(ValueError):
 
 @dataclass
 class KernelSettings:
-    """Everything that decides the kernel: its id, what it mounts, and the run's settings."""
+    """The kernel as Kaggle sees it: its id, the machine, extra sources. What it runs is a ``KernelPlan``."""
 
-    owner: str
-    slug: str = "arc-kit-submission"
-    competition: str = COMPETITION_SLUG
-    weights_dataset: str | None = None  # owner/slug
-    weights_model: str | None = None  # owner/model/framework/instance/<version>
-    wheelhouse_dataset: str | None = None  # owner/slug
-    extra_datasets: list[str] = field(default_factory=list)
-    budget_seconds: float = 12 * 3600
-    margin_seconds: float = 45 * 60
-    task_cap_seconds: float = 600
-    views: int = 8
-    quick_tasks: int | None = None
-    kernel_type: str = "script"  # or "notebook": the .ipynb is generated from the script
-    machine_shape: str | None = None  # e.g. NvidiaL4; None leaves Kaggle's default for enable_gpu
-    docker_image_pinning_type: str = "original"
-    private: bool = True
+    owner: str = field(default="", metadata={"help": "Kaggle user name (default: KAGGLE_USERNAME or kaggle.json)"})
+    slug: str = field(default="arc-kit-submission", metadata={"help": "kernel slug"})
+    extra_datasets: list[str] = field(default_factory=list, metadata={"help": "more datasets to attach"})
+    kernel_type: str = field(default="script", metadata={"help": "script, or notebook (generated from it)"})
+    machine_shape: str = field(default="NvidiaL4", metadata={
+        "help": f"accelerator, one of {', '.join(MACHINE_SHAPES)}; NvidiaL4 is the 4x L4 competition box"})
+    docker_image_pinning_type: str = field(default="original", metadata={"help": "original or latest"})
+    private: bool = field(default=True, metadata={"help": "keep the kernel private"})
 
     @property
     def ref(self) -> str:
@@ -55,60 +53,36 @@ class KernelSettings:
     def code_file(self) -> str:
         return "main.ipynb" if self.kernel_type == "notebook" else "main.py"
 
-    def check(self) -> None:
+    def check(self, plan: KernelPlan) -> None:
         try:
             check_ref(self.ref, "kernel")
-            for ref in (self.weights_dataset, self.wheelhouse_dataset, *self.extra_datasets):
+            for ref in (plan.kernel.weights_dataset, plan.kernel.wheelhouse_dataset, *self.extra_datasets):
                 if ref:
                     check_ref(ref, "dataset")
+            plan.check()
         except ValueError as exc:
             raise KernelBuildError(str(exc)) from None
-        if self.weights_model and not _MODEL_SOURCE.match(self.weights_model):
-            raise KernelBuildError(f"weights model {self.weights_model!r} must be owner/model/framework/instance/N")
+        if plan.kernel.weights_model and not _MODEL_SOURCE.match(plan.kernel.weights_model):
+            raise KernelBuildError(f"weights model {plan.kernel.weights_model!r} must be "
+                                   "owner/model/framework/variation/N")
         if self.kernel_type not in ("script", "notebook"):
             raise KernelBuildError(f"kernel_type must be script or notebook, got {self.kernel_type!r}")
         if self.docker_image_pinning_type not in ("original", "latest"):
             raise KernelBuildError("docker_image_pinning_type must be original or latest")
-        if not self.competition:
-            raise KernelBuildError("a competition slug is required")
+        check_machine_shape(self.machine_shape)
 
 
-def dataset_mount(ref: str) -> str:
-    """Where Kaggle mounts an attached dataset in a run (classic layout: /kaggle/input/<slug>)."""
-    return f"{INPUT_ROOT}/{ref.split('/')[1]}"
+def check_machine_shape(shape: str | None) -> None:
+    """A typo here would be sent unchecked and run the kernel on Kaggle's default machine."""
+    if shape and shape not in MACHINE_SHAPES:
+        raise KernelBuildError(f"machine_shape {shape!r} is not one of {', '.join(MACHINE_SHAPES)}")
 
 
-def model_mount(ref: str) -> str:
-    """Where Kaggle mounts an attached model instance version."""
-    owner, model, framework, instance, version = ref.split("/")
-    return f"{INPUT_ROOT}/models/{owner}/{model}/{framework}/{instance}/{version}"
-
-
-def runtime_settings(settings: KernelSettings) -> dict:
-    """The dict the kernel entry receives as ``KERNEL_SETTINGS`` (paths are best guesses: the entry should
-    fall back to searching /kaggle/input when a path is absent)."""
-    if settings.weights_model:
-        model_dir = model_mount(settings.weights_model)
-    elif settings.weights_dataset:
-        model_dir = dataset_mount(settings.weights_dataset)
-    else:
-        model_dir = None
-    return {
-        "competition": settings.competition,
-        "model_dir": model_dir,
-        "wheelhouse": dataset_mount(settings.wheelhouse_dataset) if settings.wheelhouse_dataset else None,
-        "budget_seconds": settings.budget_seconds,
-        "margin_seconds": settings.margin_seconds,
-        "task_cap_seconds": settings.task_cap_seconds,
-        "views": settings.views,
-        "quick_tasks": settings.quick_tasks,
-    }
-
-
-def kernel_metadata(settings: KernelSettings) -> dict:
-    """``kernel-metadata.json``: offline (internet off), GPU on, private, sources attached."""
-    settings.check()
-    datasets = [r for r in (settings.weights_dataset, settings.wheelhouse_dataset, *settings.extra_datasets) if r]
+def kernel_metadata(settings: KernelSettings, plan: KernelPlan) -> dict:
+    """``kernel-metadata.json``: offline (internet off), GPU on, private, sources attached, the machine named."""
+    settings.check(plan)
+    k = plan.kernel
+    datasets = [r for r in (k.weights_dataset, k.wheelhouse_dataset, *settings.extra_datasets) if r]
     meta = {
         "id": settings.ref,
         "title": title_from_slug(settings.slug),
@@ -120,9 +94,9 @@ def kernel_metadata(settings: KernelSettings) -> dict:
         "enable_tpu": False,
         "enable_internet": False,
         "dataset_sources": datasets,
-        "competition_sources": [settings.competition],
+        "competition_sources": [k.competition],
         "kernel_sources": [],
-        "model_sources": [settings.weights_model] if settings.weights_model else [],
+        "model_sources": [k.weights_model] if k.weights_model else [],
         "docker_image_pinning_type": settings.docker_image_pinning_type,
     }
     if settings.machine_shape:
@@ -155,13 +129,19 @@ def script_to_notebook(code: str) -> str:
     return json.dumps(notebook, indent=1) + "\n"
 
 
-def build_kernel(main_py: Path, out_dir: Path, settings: KernelSettings) -> dict[str, Path]:
-    """Write the kernel folder; returns the paths written (``metadata``, ``code``)."""
+def build_kernel(main_py: Path, out_dir: Path, settings: KernelSettings, plan: KernelPlan | None = None,
+                 build_info: dict | None = None) -> dict[str, Path]:
+    """Write the kernel folder; returns the paths written (``metadata``, ``code``).
+
+    ``build_info`` (the local wheelhouse and image the kernel was built against) goes to ``arc-kit-build.json``
+    beside the metadata; ``kaggle kernels push`` sends only the code file and the metadata, never that file.
+    """
     main_py, out_dir = Path(main_py), Path(out_dir)
+    plan = plan or KernelPlan()
     if not main_py.is_file():
         raise KernelBuildError(f"kernel entry {main_py} not found")
-    meta = kernel_metadata(settings)
-    code = render_code(main_py.read_text(encoding="utf-8"), runtime_settings(settings), str(main_py))
+    meta = kernel_metadata(settings, plan)
+    code = render_code(main_py.read_text(encoding="utf-8"), plan.to_dict(), str(main_py))
     if settings.kernel_type == "notebook":
         code = script_to_notebook(code)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -172,13 +152,34 @@ def build_kernel(main_py: Path, out_dir: Path, settings: KernelSettings) -> dict
     atomic_write_text(code_path, code)
     meta_path = out_dir / KERNEL_METADATA
     atomic_write_text(meta_path, json.dumps(meta, indent=2) + "\n")
-    return {"metadata": meta_path, "code": code_path}
+    paths = {"metadata": meta_path, "code": code_path}
+    if build_info:
+        paths["build_info"] = out_dir / BUILD_INFO
+        atomic_write_text(paths["build_info"], json.dumps(build_info, indent=2) + "\n")
+    return paths
 
 
-def settings_from_metadata(folder: Path) -> dict:
-    """Read back a built folder's metadata (for status/output/submit defaults)."""
-    return json.loads((Path(folder) / KERNEL_METADATA).read_text(encoding="utf-8"))
+def read_metadata(folder: Path) -> dict:
+    """A built folder's ``kernel-metadata.json``."""
+    path = Path(folder) / KERNEL_METADATA
+    if not path.is_file():
+        raise KernelBuildError(f"{path} not found: run arc-kit kernel build first")
+    return json.loads(path.read_text(encoding="utf-8"))
 
 
-def as_dict(settings: KernelSettings) -> dict:
-    return asdict(settings)
+def read_plan(folder: Path) -> KernelPlan:
+    """The settings a built kernel carries, read back from its code file."""
+    meta = read_metadata(folder)
+    code_path = Path(folder) / meta.get("code_file", "main.py")
+    text = code_path.read_text(encoding="utf-8")
+    if code_path.suffix == ".ipynb":
+        text = "".join(json.loads(text)["cells"][0]["source"])
+    line = next((ln for ln in text.splitlines() if ln.startswith(SETTINGS_PREFIX)), None)
+    if line is None:
+        raise KernelBuildError(f"{code_path}: no {SETTINGS_PREFIX!r} line")
+    return KernelPlan.from_dict(ast.literal_eval(line[len(SETTINGS_PREFIX):]))
+
+
+def read_build_info(folder: Path) -> dict:
+    path = Path(folder) / BUILD_INFO
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}

@@ -223,3 +223,33 @@ def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4f}"
     return str(value)
+
+
+def write_run_report(out: str | Path, challenges: Path, solutions: Path | None, submission_path: Path,
+                     report: Any, max_pictures: int = 60) -> Path:
+    """The dry run's ``report.html``: its summary and a picture per attempted task (answers beside the truth).
+
+    Drawn from the files on disk, so it shows what Kaggle would score; tasks that failed to load are listed
+    in the summary, not drawn.
+    """
+    from arc_kit.tasks import load_tasks, read_json
+
+    tasks = load_tasks(challenges, solutions, strict=False)
+    attempted = [t for t in tasks if t.task_id in report.per_task] or list(tasks)
+    summary: dict[str, Any] = {
+        "answered entries": f"{report.answered}/{report.entries}",
+        "tasks attempted": f"{report.tasks_attempted} of {report.tasks_queued} queued ({report.tasks} in the file)",
+        "seconds": round(report.seconds, 1),
+        "overrun seconds": report.overrun_seconds,
+        "deadline hit": report.deadline_hit,
+        "workers": report.workers,
+        "tokens/s": round(report.tokens_per_second, 1),
+    }
+    if report.score is not None:
+        summary["score (ARC Prize, per task)"] = report.score
+    if report.model_error:
+        summary["MODEL ERROR"] = report.model_error
+    for tid, why in list(report.errors.items())[:20]:
+        summary[f"error in {tid}"] = why
+    return write_html_report(out, "arc-kit dry run", summary, attempted, read_json(submission_path),
+                             max_pictures=max_pictures)

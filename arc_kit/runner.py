@@ -21,7 +21,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from arc_kit.inference import InferenceConfig, TaskResult
+from arc_kit.inference import TaskResult
+from arc_kit.settings import InferenceConfig, KernelPlan, RunSettings, SettingsError
 from arc_kit.submission import Submission, raw_test_counts, validate_submission
 from arc_kit.tasks import Task, TaskFileError, load_tasks, read_json
 from arc_kit.text import largest_answer_tokens, physical_tokens
@@ -31,23 +32,18 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class RunConfig:
+    """One run: the files it reads and writes, plus the settings (defaults in ``arc_kit.settings``)."""
+
     model_dir: Path | None
     challenges: Path
     output: Path  # the submission.json to write
     solutions: Path | None = None  # scores the run when given
-    budget_seconds: float = 12 * 3600.0
-    margin_seconds: float | None = None  # deadline = start + budget - margin; None: 5% of the budget, <= 900 s
-    task_cap_seconds: float = 1200.0  # a group of tasks decoding longer than this keeps its placeholders
-    max_tasks: int | None = None  # quick pass: only the first N tasks (shortest first) are decoded
-    workers: int | None = None  # None: one per visible GPU, one (in-process) on CPU
+    run: RunSettings = field(default_factory=RunSettings)
     inference: InferenceConfig = field(default_factory=InferenceConfig)
+    max_tasks: int | None = None  # quick pass: only the first N tasks (shortest first) are decoded
     start_time: float | None = None  # time.time() when the run (or the kernel) started; None: now
     progress: bool = True  # tqdm bar
-
-    @property
-    def deadline_offset(self) -> float:
-        margin = self.margin_seconds if self.margin_seconds is not None else min(900.0, 0.05 * self.budget_seconds)
-        return self.budget_seconds - margin
+    model_problem: str | None = None  # why no weights folder was found (the kernel's search), for the report
 
 
 SolverFactory = Callable[[RunConfig], Any]  # returns an object with .solve(tasks, stop_at) -> list[TaskResult]
@@ -58,7 +54,7 @@ def load_solver_for(config: RunConfig) -> Any:
     from arc_kit.inference import ModelLoadError, load_solver
 
     if config.model_dir is None:
-        raise ModelLoadError("no weights folder given or found")
+        raise ModelLoadError(config.model_problem or "no weights folder given or found")
     return load_solver(config.model_dir, config.inference)
 
 
@@ -69,7 +65,7 @@ class TaskRecord:
     answered: int = 0
     pairs_dropped: int = 0
     unparsed: int = 0
-    timed_out: bool = False
+    timed_out: bool = False  # some generation was cut: its test input keeps the placeholder
     error: str | None = None
     correct: list[bool] | None = None  # per test input, when solutions were given
 
@@ -81,8 +77,10 @@ class RunReport:
     entries: int
     answered: int = 0
     placeholders_left: int = 0
-    tasks_attempted: int = 0
+    tasks_queued: int = 0  # tasks handed to the solver (all, or the quick pass)
+    tasks_attempted: int = 0  # tasks the solver returned a result for
     seconds: float = 0.0
+    overrun_seconds: float = 0.0  # how far past the deadline the last work ended (0: on time)
     decode_seconds: float = 0.0
     generated_tokens: int = 0
     workers: int = 1
@@ -141,10 +139,20 @@ def visible_gpus() -> int:
 
 
 def run_submission(config: RunConfig, solver_factory: SolverFactory | None = None) -> RunReport:
-    """Write ``config.output`` (valid at every moment) and return what happened; never raises for a bad model."""
+    """Write ``config.output`` (valid at every moment) and return what happened; never raises for a bad model.
+
+    A challenges file that cannot be read at all raises ``TaskFileError`` after ``{}`` is written (no task id is
+    known, so no placeholder can be): the caller says why in one line.
+    """
     start = config.start_time if config.start_time is not None else time.time()
-    deadline = start + config.deadline_offset
-    counts = raw_test_counts(config.challenges)  # a file we cannot read at all is the one error we raise
+    deadline = start + config.run.deadline_offset
+    try:
+        counts = raw_test_counts(config.challenges)
+    except TaskFileError:
+        Submission.placeholders({}).write(config.output)
+        raise
+    if config.solutions is not None:
+        _read_solutions(config.solutions)  # a bad file is said now, not after hours of decoding
     submission = Submission.placeholders(counts)
     submission.write(config.output)
     report = RunReport(str(config.output), tasks=len(counts), entries=submission.num_entries)
@@ -152,24 +160,27 @@ def run_submission(config: RunConfig, solver_factory: SolverFactory | None = Non
     for tid, why in tasks.errors.items():
         report.errors[tid] = why
         log.error("task %s skipped (placeholder kept): %s", tid, why)
-    ordered = sorted(tasks, key=task_size)
+    for tid, n in counts.items():
+        if n == 0 and tid not in report.errors:
+            report.errors[tid] = "no test inputs: nothing to answer"
+    ordered = sorted((t for t in tasks if t.test), key=task_size)
     if config.max_tasks is not None:
         ordered = ordered[: config.max_tasks]
-    report.tasks_attempted = len(ordered)
+    report.tasks_queued = len(ordered)
     groups = task_groups(ordered, config.inference.batch_size, config.inference.views)
     factory = solver_factory or load_solver_for
-    workers = config.workers or max(1, visible_gpus())
+    workers = config.run.workers or max(1, visible_gpus())
     report.workers = workers
 
     def land(result: TaskResult) -> None:
         record = TaskRecord(result.seconds, result.tokens, result.answered, result.pairs_dropped, result.unparsed,
                             result.timed_out, result.error)
         report.per_task[result.task_id] = record
+        report.tasks_attempted += 1
         if result.error:
             report.errors[result.task_id] = result.error
-        if not result.timed_out:
-            for i, (a1, a2) in enumerate(result.attempts):
-                submission.set_attempts(result.task_id, i, a1, a2)
+        for i, (a1, a2) in enumerate(result.attempts):  # a cut test input comes back as (None, None): kept as is
+            submission.set_attempts(result.task_id, i, a1, a2)
         submission.write(config.output)
 
     bar = _progress(len(ordered), config.progress)
@@ -182,17 +193,22 @@ def run_submission(config: RunConfig, solver_factory: SolverFactory | None = Non
         bar.close()
     if report.model_error:
         log.error("MODEL NOT LOADED, every entry keeps its placeholder: %s", report.model_error)
-    report.deadline_hit = report.deadline_hit or time.time() >= deadline
+    ended = time.time()
+    report.deadline_hit = report.deadline_hit or ended >= deadline
+    report.overrun_seconds = round(max(0.0, ended - deadline), 3)
     _finish(config, submission, counts, report, start)
     return report
 
 
 def dry_run(config: RunConfig, solver_factory: SolverFactory | None = None) -> RunReport:
-    """``run_submission`` plus ``report.json`` beside the submission: what ``arc-kit dry-run`` and the demo write."""
+    """``run_submission`` plus ``report.json`` and ``report.html`` beside the submission (the dry run, the demo)."""
     from arc_kit.io_utils import atomic_write_json
+    from arc_kit.report import write_run_report
 
     report = run_submission(config, solver_factory=solver_factory)
     atomic_write_json(config.output.parent / "report.json", report.to_json(), indent=1)
+    write_run_report(config.output.parent / "report.html", config.challenges, config.solutions, config.output,
+                     report)
     return report
 
 
@@ -208,13 +224,17 @@ def _run_in_process(config: RunConfig, factory: SolverFactory, groups: list[list
         if now >= deadline:
             report.deadline_hit = True
             break
-        for result in _solve_group(solver, group, min(deadline, now + config.task_cap_seconds)):
+        for result in _solve_group(solver, group, min(deadline, now + config.run.task_cap_seconds)):
             land(result)
         bar.update(len(group))
+    tokens, seconds = _decode_stats(solver)
+    report.generated_tokens += tokens
+    report.decode_seconds += seconds
+
+
+def _decode_stats(solver: Any) -> tuple[int, float]:
     decoder = getattr(solver, "decoder", None)
-    if decoder is not None:
-        report.generated_tokens += decoder.stats.tokens
-        report.decode_seconds += decoder.stats.seconds
+    return (decoder.stats.tokens, decoder.stats.seconds) if decoder is not None else (0, 0.0)
 
 
 def _solve_group(solver: Any, group: list[Task], stop_at: float) -> list[TaskResult]:
@@ -228,15 +248,46 @@ def _solve_group(solver: Any, group: list[Task], stop_at: float) -> list[TaskRes
         return [TaskResult(group[0].task_id, error=f"{type(e).__name__}: {e}")]
 
 
+# ------------------------------------------------------------------------------------------------------------
+# Worker processes: one per GPU, fed a few groups at a time, dying with the parent
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Make this worker end when the parent does, however the parent ends (a killed kernel must not leave
+    workers holding GPU memory): Linux's parent-death signal, and a watcher thread where that is missing."""
+    import signal
+    import threading
+
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent_pid:  # the parent died before the signal was armed
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent_pid:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="arc-kit-parent-watch", daemon=True).start()
+
+
 def _worker_main(env: dict[str, str], config: RunConfig, factory: SolverFactory, tasks_in: Any, results_out: Any,
-                 deadline: float) -> None:
+                 deadline: float, parent_pid: int) -> None:
     """One worker process: set the device before any model library loads, then take groups until told to stop."""
+    _die_with_parent(parent_pid)
     os.environ.update(env)
     try:
         solver = factory(config)
     except Exception as e:
         results_out.put(("load_error", f"{type(e).__name__}: {e}"))
         return
+    results_out.put(("ready", None))
     while True:
         group = tasks_in.get()
         if group is None:
@@ -245,37 +296,63 @@ def _worker_main(env: dict[str, str], config: RunConfig, factory: SolverFactory,
         if now >= deadline:
             results_out.put(("skipped", [t.task_id for t in group]))
             continue
-        results_out.put(("results", _solve_group(solver, group, min(deadline, now + config.task_cap_seconds))))
-    decoder = getattr(solver, "decoder", None)
-    stats = (decoder.stats.tokens, decoder.stats.seconds) if decoder is not None else (0, 0.0)
-    results_out.put(("done", stats))
+        results_out.put(("results", _solve_group(solver, group, min(deadline, now + config.run.task_cap_seconds))))
+    results_out.put(("done", _decode_stats(solver)))
+
+
+# How many groups wait in the task queue per worker: enough that no worker idles, few enough that the queue's
+# feeder thread never holds more than a pipe buffer's worth when the workers stop reading.
+GROUPS_AHEAD_PER_WORKER = 2
+# After the deadline the parent waits this long for results already being sent, then stops every worker.
+DRAIN_SECONDS = 2.0
+STOP_SECONDS = 5.0
 
 
 def _run_in_workers(config: RunConfig, factory: SolverFactory, groups: list[list[Task]], deadline: float,
                     land: Callable[[TaskResult], None], report: RunReport, bar: Any, workers: int) -> None:
+    """Share the groups between worker processes; return by the deadline (plus a few seconds) whatever they do.
+
+    The parent feeds the task queue a few groups at a time (not all up front), and never waits for a queue's
+    feeder thread at exit (``cancel_join_thread``): a 600 KB challenges file pickled into a pipe nobody reads
+    any more once kept the interpreter from exiting after the submission was written.
+    """
     ctx = mp.get_context("spawn")
     tasks_in, results_out = ctx.Queue(), ctx.Queue()
-    for group in groups:
-        tasks_in.put(group)
-    for _ in range(workers):
-        tasks_in.put(None)
+    tasks_in.cancel_join_thread()
+    results_out.cancel_join_thread()
+    pending = list(reversed(groups))  # pop() from the end: shortest groups first
+    sentinels_sent = False
+
+    def feed(n: int) -> None:
+        nonlocal sentinels_sent
+        for _ in range(n):
+            if pending:
+                tasks_in.put(pending.pop())
+            elif not sentinels_sent:
+                for _ in range(workers):
+                    tasks_in.put(None)
+                sentinels_sent = True
+
     gpus = visible_gpus()
     procs = []
     for w in range(workers):
         env = {"CUDA_VISIBLE_DEVICES": str(w)} if gpus >= workers else {}
-        p = ctx.Process(target=_worker_main, args=(env, config, factory, tasks_in, results_out, deadline),
+        p = ctx.Process(target=_worker_main,
+                        args=(env, config, factory, tasks_in, results_out, deadline, os.getpid()),
                         daemon=True, name=f"arc-kit-worker-{w}")
         p.start()
         procs.append(p)
+    feed(GROUPS_AHEAD_PER_WORKER * workers)
     running, load_errors = workers, []
     try:
         while running:
             left = deadline - time.time()
+            if left <= -DRAIN_SECONDS:
+                break
             if left <= 0:
                 report.deadline_hit = True
-                break
             try:
-                kind, payload = results_out.get(timeout=min(1.0, left))
+                kind, payload = results_out.get(timeout=max(0.05, min(1.0, left if left > 0 else DRAIN_SECONDS)))
             except queue.Empty:
                 if not any(p.is_alive() for p in procs):
                     break  # every worker died without a word (killed, out of memory)
@@ -284,9 +361,11 @@ def _run_in_workers(config: RunConfig, factory: SolverFactory, groups: list[list
                 for result in payload:
                     land(result)
                 bar.update(len(payload))
+                feed(1)
             elif kind == "skipped":
                 report.deadline_hit = True
                 bar.update(len(payload))
+                feed(1)
             elif kind == "load_error":
                 load_errors.append(payload)
                 running -= 1
@@ -295,15 +374,27 @@ def _run_in_workers(config: RunConfig, factory: SolverFactory, groups: list[list
                 report.decode_seconds += payload[1]
                 running -= 1
     finally:
-        for p in procs:
-            if p.is_alive():
-                p.terminate()
-        for p in procs:
-            p.join(timeout=5)
+        _stop_workers(procs)
+        for q in (tasks_in, results_out):
+            q.close()
     if load_errors and len(load_errors) == workers:
         report.model_error = load_errors[0]
     elif load_errors:
         log.error("%d of %d workers could not load the model: %s", len(load_errors), workers, load_errors[0])
+
+
+def _stop_workers(procs: list[Any]) -> None:
+    """Terminate what is still running, wait a few seconds in all, then kill what is left."""
+    for p in procs:
+        if p.is_alive():
+            p.terminate()
+    until = time.time() + STOP_SECONDS
+    for p in procs:
+        p.join(timeout=max(0.0, until - time.time()))
+    for p in procs:
+        if p.is_alive():
+            p.kill()
+            p.join(timeout=1.0)
 
 
 def _finish(config: RunConfig, submission: Submission, counts: dict[str, int], report: RunReport,
@@ -320,7 +411,7 @@ def _finish(config: RunConfig, submission: Submission, counts: dict[str, int], r
         from arc_kit.scoring import score_submission
 
         try:
-            solutions = read_json(config.solutions)
+            solutions = _read_solutions(config.solutions)
         except TaskFileError as e:
             report.errors["<solutions>"] = str(e)
             return
@@ -329,6 +420,14 @@ def _finish(config: RunConfig, submission: Submission, counts: dict[str, int], r
         report.correct_outputs = scored.correct_outputs
         for tid, ts in scored.per_task.items():
             report.per_task.setdefault(tid, TaskRecord()).correct = ts.correct
+
+
+def _read_solutions(path: Path) -> dict[str, Any]:
+    solutions = read_json(path)
+    if not isinstance(solutions, dict):
+        raise TaskFileError(f"{path}: the top level must map task ids to lists of output grids, "
+                            f"got {type(solutions).__name__}")
+    return solutions
 
 
 class _NoBar:
@@ -350,14 +449,15 @@ def _progress(total: int, enabled: bool) -> Any:
 def summary_lines(report: RunReport) -> Iterator[str]:
     """A short human summary (the kernel logs it, the dry run prints it)."""
     yield (f"{report.answered}/{report.entries} entries answered over {report.tasks} tasks "
-           f"({report.tasks_attempted} attempted), {report.placeholders_left} placeholders left, "
-           f"{report.seconds:.1f} s, {report.generated_tokens} tokens at {report.tokens_per_second:.1f} tokens/s, "
-           f"{report.workers} worker(s)")
+           f"({report.tasks_attempted} of {report.tasks_queued} queued attempted), {report.placeholders_left} "
+           f"placeholders left, {report.seconds:.1f} s, {report.generated_tokens} tokens at "
+           f"{report.tokens_per_second:.1f} tokens/s, {report.workers} worker(s)")
     if report.score is not None:
         yield (f"score {report.score:.4f} (ARC Prize, per task)  per output {report.score_per_output:.4f}  "
                f"{report.correct_outputs}/{report.entries} test outputs")
     if report.deadline_hit:
-        yield "deadline reached: tasks not yet answered keep their placeholders"
+        yield (f"deadline reached: tasks not yet answered keep their placeholders "
+               f"(overrun {report.overrun_seconds:.1f} s)")
     if report.model_error:
         yield f"MODEL ERROR: {report.model_error}"
     for tid, why in list(report.errors.items())[:10]:
@@ -371,26 +471,9 @@ def summary_lines(report: RunReport) -> Iterator[str]:
 # ------------------------------------------------------------------------------------------------------------
 # The Kaggle kernel's run (submission/main.py wires only this)
 
-KERNEL_DEFAULTS: dict[str, Any] = {
-    "competition": None,  # None: arc_kit.COMPETITION_SLUG
-    "challenges": None,  # a path; None: found under the input root
-    "model_dir": None,  # a path (absolute or below the input root); None: found under the input root
-    "budget_seconds": 12 * 3600,
-    "margin_seconds": 900,
-    "task_cap_seconds": 1200,
-    "views": 1,
-    "batch_size": 8,
-    "max_length": 8192,
-    "workers": None,
-    "seed": 0,
-    "use_unsloth": True,
-    "quick_tasks": 8,  # interactive (not rerun) sessions decode only this many tasks; None or 0: all
-}
 
-
-def kernel_config(settings: dict[str, Any], start_time: float, env: dict[str, str] | None = None) -> RunConfig:
+def kernel_config(plan: KernelPlan, start_time: float, env: dict[str, str] | None = None) -> RunConfig:
     """Resolve the kernel's settings and Kaggle paths into a RunConfig (a missing model is left to the run)."""
-    from arc_kit import COMPETITION_SLUG
     from arc_kit.kaggle_paths import (
         KagglePathError,
         find_challenges,
@@ -401,52 +484,64 @@ def kernel_config(settings: dict[str, Any], start_time: float, env: dict[str, st
     )
 
     env = dict(os.environ) if env is None else env
-    unknown = set(settings) - set(KERNEL_DEFAULTS) - {"wheelhouse"}
-    if unknown:
-        log.warning("unknown kernel settings ignored: %s", ", ".join(sorted(unknown)))
-    s = {**KERNEL_DEFAULTS, **{k: v for k, v in settings.items() if k in KERNEL_DEFAULTS}}
     root = input_root(env)
-    challenges = find_challenges(root, s["competition"] or COMPETITION_SLUG, s["challenges"])
+    k = plan.kernel
+    challenges = find_challenges(root, k.competition, k.challenges)
+    model_dir: Path | None = None
+    problem = None
     try:
-        model_dir: Path | None = find_model_dir(root, s["model_dir"])
+        model_dir = find_model_dir(root, k.model_dir, dataset=k.weights_dataset, model=k.weights_model)
     except KagglePathError as e:
+        problem = str(e)
         log.error("%s", e)
-        model_dir = None
     rerun = is_competition_rerun(env)
     return RunConfig(
         model_dir=model_dir,
         challenges=challenges,
         output=output_path(env),
-        budget_seconds=float(s["budget_seconds"]),
-        margin_seconds=float(s["margin_seconds"]),
-        task_cap_seconds=float(s["task_cap_seconds"]),
-        max_tasks=None if rerun or not s["quick_tasks"] else int(s["quick_tasks"]),
-        workers=s["workers"],
-        inference=InferenceConfig(max_length=int(s["max_length"]), batch_size=int(s["batch_size"]),
-                                  views=int(s["views"]), seed=int(s["seed"]), use_unsloth=bool(s["use_unsloth"])),
+        run=plan.run,
+        inference=plan.inference,
+        max_tasks=None if rerun or not k.quick_tasks else k.quick_tasks,
         start_time=start_time,
         progress=not rerun,
+        model_problem=problem,
     )
 
 
 def run_kernel(settings: dict[str, Any], start_time: float) -> int:
     """The kernel: resolve paths, run, log a summary; 0 when the submission is valid and the model ran.
 
-    On a competition rerun a model error still returns 0: the valid placeholder file is then what gets scored,
-    and the loud log says why.
+    Every failure ends in one line saying why, never a traceback, and leaves the most valid file it can. On a
+    competition rerun a model error still returns 0: the valid placeholder file is then what gets scored, and
+    the loud log says why. On an interactive run it returns 1, so the user hears of it before submitting.
     """
-    from arc_kit.kaggle_paths import is_competition_rerun
+    from arc_kit.kaggle_paths import KagglePathError, is_competition_rerun, output_path
+    from arc_kit.versions import check_model_requirements
 
-    config = kernel_config(settings, start_time)
     rerun = is_competition_rerun()
+    try:
+        plan = KernelPlan.from_dict(settings)
+        config = kernel_config(plan, start_time)
+    except (SettingsError, KagglePathError) as e:
+        print(f"arc-kit kernel: {e}", flush=True)
+        if not output_path().exists():
+            Submission.placeholders({}).write(output_path())
+        return 1
     print(f"arc-kit kernel: {'competition rerun' if rerun else 'interactive run'}; challenges {config.challenges}; "
           f"weights {config.model_dir}; output {config.output}; "
           f"{'all tasks' if config.max_tasks is None else f'quick pass on {config.max_tasks} tasks'}", flush=True)
-    report = run_submission(config)
+    version_problems = check_model_requirements(config.model_dir) if config.model_dir is not None else []
+    for problem in version_problems:
+        print(f"arc-kit kernel: VERSION PROBLEM: {problem}", flush=True)
+    try:
+        report = run_submission(config)
+    except TaskFileError as e:
+        print(f"arc-kit kernel: cannot read the challenges: {e}", flush=True)
+        return 1
     for line in summary_lines(report):
         print(line, flush=True)
     if report.problems:
         return 1
-    if report.model_error and not rerun:
+    if (report.model_error or version_problems) and not rerun:
         return 1
     return 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 
@@ -43,11 +44,25 @@ def _as_lists(grid: Any) -> Any:
     return grid
 
 
-def score_submission(submission: Mapping[str, Any], solutions: Mapping[str, Sequence[Any]]) -> ScoreReport:
-    """Score against every task in ``solutions``; a task missing from the submission scores 0."""
+def _check_shape(data: Any, name: str, what: str) -> None:
+    """Refuse data the metric cannot read at all (Kaggle would fail it too); ``name`` starts the message."""
+    if not isinstance(data, Mapping):
+        raise ValueError(f"{name}: must be an object mapping task ids to {what}, got {type(data).__name__}")
+    for tid, value in data.items():
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f"{name}: task {tid}: must be a list of {what}, got {type(value).__name__}")
+
+
+def score_submission(submission: Mapping[str, Any], solutions: Mapping[str, Sequence[Any]],
+                     names: tuple[str, str] = ("submission", "solutions")) -> ScoreReport:
+    """Score against every task in ``solutions``; a task missing from the submission scores 0, and a malformed
+    entry or attempt counts as wrong. A task whose value is not a list is a ``ValueError`` starting with the
+    matching name in ``names`` (the file paths, when scoring files)."""
+    _check_shape(submission, names[0], "entries")
+    _check_shape(solutions, names[1], "grids")
     per_task: dict[str, TaskScore] = {}
     for tid, answers in solutions.items():
-        entries = submission.get(tid) or []
+        entries = submission.get(tid, [])
         correct = []
         for i, answer in enumerate(answers):
             entry = entries[i] if i < len(entries) and isinstance(entries[i], Mapping) else {}
@@ -65,3 +80,11 @@ def score_submission(submission: Mapping[str, Any], solutions: Mapping[str, Sequ
         correct_outputs=n_correct,
         per_task=per_task,
     )
+
+
+def score_files(submission_path: str | Path, solutions_path: str | Path) -> ScoreReport:
+    """Score a submission file against a solutions file; errors (``ValueError``) name the file."""
+    from arc_kit.tasks import read_json
+
+    return score_submission(read_json(Path(submission_path)), read_json(Path(solutions_path)),
+                            names=(str(submission_path), str(solutions_path)))

@@ -65,12 +65,28 @@ class Submission:
 
 
 def raw_test_counts(challenges_path: str | Path) -> dict[str, int]:
-    """Task id -> number of test inputs, read leniently, so a malformed task still gets placeholders."""
-    raw = read_json(Path(challenges_path))
+    """Task id -> number of test inputs, read leniently, so a malformed task still gets placeholders.
+
+    ``challenges_path`` is a challenges file or a folder of one-JSON-per-task files; a file whose top level is
+    not an object of tasks raises ``TaskFileError`` (no task id, so no placeholder, can be known).
+    """
+    path = Path(challenges_path)
+    if path.is_dir():
+        raw: Any = {}
+        for file in sorted(path.glob("*.json")):
+            try:
+                raw[file.stem] = read_json(file)
+            except TaskFileError:
+                raw[file.stem] = None
+    else:
+        raw = read_json(path)
+    if not isinstance(raw, dict):
+        raise TaskFileError(f"{path}: must be an object mapping task ids to tasks, got {type(raw).__name__}")
     counts = {}
-    for tid, task in raw.items() if isinstance(raw, dict) else []:
+    for tid, task in raw.items():
         test = task.get("test") if isinstance(task, dict) else None
-        counts[tid] = len(test) if isinstance(test, list) and test else 1
+        # An empty test list has no entry to fill; a missing or malformed one gets one placeholder (a guess).
+        counts[tid] = len(test) if isinstance(test, list) else 1
     return counts
 
 
@@ -108,12 +124,31 @@ def validate_submission(submission: Any, expected_counts: Mapping[str, int]) -> 
 
 
 def validate_submission_file(path: str | Path, challenges_path: str | Path) -> list[str]:
+    """Problems of the submission at ``path`` (invalid JSON is one); ``TaskFileError`` when either file cannot
+    be read at all or the challenges file holds no tasks, since then there is nothing to judge against."""
     path = Path(path)
+    counts = _challenge_counts(Path(challenges_path))
     try:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
     except FileNotFoundError:
         return [f"{path}: file not found"]
+    except IsADirectoryError:
+        raise TaskFileError(f"{path}: is a folder, expected a submission JSON file") from None
+    except UnicodeDecodeError as e:
+        raise TaskFileError(f"{path}: not UTF-8 text (byte {e.start}); a submission must be UTF-8") from None
     except json.JSONDecodeError as e:
         return [f"{path}: not valid JSON ({e.msg} at line {e.lineno})"]
-    return validate_submission(data, raw_test_counts(challenges_path))
+    return validate_submission(data, counts)
+
+
+def _challenge_counts(challenges_path: Path) -> dict[str, int]:
+    """``raw_test_counts``, refusing a file that holds no task objects: against it, ``{}`` would pass."""
+    raw = read_json(challenges_path)
+    if not isinstance(raw, dict):
+        raise TaskFileError(f"{challenges_path}: must be an object mapping task ids to tasks, "
+                            f"got {type(raw).__name__}")
+    if not any(isinstance(task, dict) for task in raw.values()):
+        raise TaskFileError(f"{challenges_path}: holds no task objects (each value must be an object with "
+                            "'train' and 'test')")
+    return raw_test_counts(challenges_path)

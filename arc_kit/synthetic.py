@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from arc_kit.tasks import Grid, Pair, Task, TaskSet, write_task_files
+from arc_kit.tasks import MAX_SIDE, Grid, Pair, Task, TaskSet, write_task_files
 
 RuleFn = Callable[[np.ndarray], np.ndarray]
 
@@ -97,6 +97,10 @@ def generate_tasks(
     """
     if not rule_names:
         raise ValueError("generate_tasks needs at least one rule name")
+    if n_tasks < 0:
+        raise ValueError(f"n_tasks must be >= 0, got {n_tasks}")
+    if not sizes or not all(1 <= s <= MAX_SIDE for s in sizes):
+        raise ValueError(f"sizes must be grid sides 1..{MAX_SIDE} (ARC's limits), got {list(sizes)}")
     if n_train < 1 or n_test < 1:
         raise ValueError(f"need n_train >= 1 and n_test >= 1, got {n_train} and {n_test}")
     unknown = [r for r in rule_names if r not in RULES]
@@ -124,8 +128,14 @@ def write_synthetic(
     n_test: int = 1,
     prefix: str = "synthetic",
 ) -> tuple[Path, Path]:
-    """Write ``<prefix>_challenges.json`` and ``<prefix>_solutions.json`` (competition layout) into ``out_dir``."""
+    """Write ``<prefix>_challenges.json`` and ``<prefix>_solutions.json`` (competition layout) into ``out_dir``.
+
+    Everything is checked before the first write, so a refused call leaves ``out_dir`` as it was.
+    """
     out_dir = Path(out_dir)
+    for path in (out_dir, *out_dir.parents):
+        if path.exists() and not path.is_dir():
+            raise ValueError(f"{out_dir}: {path} is a file, not a folder (nothing written)")
     tasks = generate_tasks(rule_names, n_tasks, seed, sizes, n_train, n_test)
     challenges = out_dir / f"{prefix}_challenges.json"
     solutions = out_dir / f"{prefix}_solutions.json"

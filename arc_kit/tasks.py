@@ -134,6 +134,12 @@ def read_json(path: Path) -> Any:
             return json.load(f)
     except FileNotFoundError:
         raise TaskFileError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise TaskFileError(f"{path}: is a folder, expected a JSON file") from None
+    except UnicodeDecodeError as e:
+        raise TaskFileError(f"{path}: not UTF-8 text (byte {e.start}); JSON files must be UTF-8") from None
+    except OSError as e:
+        raise TaskFileError(f"{path}: cannot read ({e.strerror or e})") from None
     except json.JSONDecodeError as e:
         raise TaskFileError(f"{path}: not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})") from None
 

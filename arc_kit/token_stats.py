@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from arc_kit.tasks import TaskSet
@@ -17,6 +18,47 @@ class TestInputTokens:
     physical: int  # cells + rows of every grid the example holds (train pairs kept, test input, answer)
     dropped_pairs: int
     fits: bool
+
+
+def load_tokenizer(name_or_folder: str | None) -> Any:
+    """The tokenizer to count with: None -> the ARC one, ``"qwen"`` -> Qwen2.5/3's vocabulary (both built
+    offline), else a local tokenizer folder. Checked to give one token per cell; errors are a ``ValueError``
+    naming the folder (never a hub look-up: a typo must not read as "not a valid repo id")."""
+    from arc_kit.text import check_tokenizer
+
+    if name_or_folder is None:
+        from arc_kit.tiny import build_arc_tokenizer
+
+        tokenizer = build_arc_tokenizer()
+    elif name_or_folder == "qwen":
+        from arc_kit.qwen_vocab import build_qwen_tokenizer
+
+        tokenizer = build_qwen_tokenizer()
+    else:
+        folder = Path(name_or_folder)
+        if not folder.exists():
+            raise ValueError(f"tokenizer folder {folder} does not exist (give a tokenizer folder, or 'qwen')")
+        if not folder.is_dir():
+            raise ValueError(f"tokenizer {folder} is a file; give the folder holding it")
+        if not any(folder.iterdir()):
+            raise ValueError(f"tokenizer folder {folder} is empty")
+        from transformers import AutoTokenizer
+
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+        except (OSError, ValueError, KeyError) as e:
+            raise ValueError(f"tokenizer folder {folder}: cannot load a tokenizer from it "
+                             f"({_first_line(e)})") from None
+    try:
+        check_tokenizer(tokenizer)
+    except ValueError as e:
+        raise ValueError(f"tokenizer {name_or_folder or 'ARC'}: {e}") from None
+    return tokenizer
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def token_stats(tasks: TaskSet, tokenizer: Any, max_length: int) -> dict[str, Any]:

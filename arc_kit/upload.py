@@ -2,18 +2,21 @@
 
 No ``kaggle`` import here: these are plain files and checks, usable (and testable) without credentials.
 Credentials are located exactly where the client looks (env, kaggle.json, access_token) only to know they
-exist and to make sure no uploaded file contains them; their values are never printed or written.
+exist and to make sure no uploaded file contains them; their values are never printed or written. The scan
+walks exactly what the client sends (links followed, as the client follows them) and never loads a weight file
+whole.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import json
-import mmap
 import os
 import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 from arc_kit.io_utils import atomic_write_text
 
@@ -29,6 +32,14 @@ CREDENTIAL_FILE_NAMES = frozenset({"kaggle.json", "access_token", "access_token.
                                    ".netrc", ".git-credentials"})
 # Folders the client itself leaves out of uploads (kaggle_api_extended.DEFAULT_IGNORE_PATTERNS).
 CLIENT_IGNORED_DIRS = frozenset({".git", ".cache", ".huggingface"})
+COVER_IMAGE_FILES = frozenset(f"dataset-cover-image{ext}" for ext in (".png", ".jpg", ".jpeg", ".webp"))
+# Names (lower-cased) of text files scanned for any key-shaped string, not only the configured key.
+PATTERN_SCAN_NAMES = ("*.json", "*.env", "token", "*token*")
+# A Kaggle API key (32 hex characters, not part of a longer word) or a Hugging Face token.
+_KEY_LIKE = re.compile(rb"(?<![0-9A-Za-z])"
+                       rb"(?:(?P<kaggle>[0-9a-f]{32})(?![0-9A-Za-z])|(?P<hf>hf_[A-Za-z0-9]{30,}))")
+_PATTERN_OVERLAP = 64  # bytes kept between reads: longer than any key-shaped match needs to be seen whole
+SCAN_CHUNK = 8 * 2**20
 _SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 _MIN_SECRET = 8
 
@@ -115,47 +126,122 @@ def configured_username(environ: dict[str, str] | None = None) -> str | None:
 # What a folder would send, and the credential check over it
 
 
-def files_to_send(folder: Path) -> list[str]:
-    """Relative paths of every file an upload of ``folder`` carries (metadata files and the folders the client
-    ignores left out; sub-folders included, as with dir_mode zip/tar)."""
+class UploadFolderError(ValueError):
+    """A folder cannot be uploaded as it is (a link loop, an unreadable folder); the message says where."""
+
+
+def _client_skips(rel_parts: tuple[str, ...], is_dir: bool) -> bool:
+    """What the client leaves out: metadata at the top, ``.git`` anywhere, and ``.cache``/``.huggingface`` at
+    the top or at the top of a zipped sub-folder (DEFAULT_IGNORE_PATTERNS match relative to each archive)."""
+    name = rel_parts[-1]
+    if len(rel_parts) == 1 and not is_dir and (name in METADATA_FILES or name in COVER_IMAGE_FILES):
+        return True
+    return is_dir and (name == ".git" or (name in (".cache", ".huggingface") and len(rel_parts) <= 2))
+
+
+def upload_entries(folder: Path) -> list[tuple[str, Path]]:
+    """``(relative path, path)`` of every file an upload of ``folder`` carries, as the client finds them:
+    links followed (it zips a linked folder and reads a linked file), broken links and special files skipped.
+
+    This one walk feeds both the dry-run listing and the credential scan: what is listed is what is checked.
+    A link back to a folder above it would make the client archive forever: it is refused, naming the link.
+    """
     folder = Path(folder)
-    out = []
-    for root, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if d not in CLIENT_IGNORED_DIRS)
-        for name in sorted(files):
-            rel = (Path(root) / name).relative_to(folder).as_posix()
-            if rel in METADATA_FILES:
+    out: list[tuple[str, Path]] = []
+
+    def visit(directory: Path, parts: tuple[str, ...], chain: tuple[str, ...]) -> None:
+        where = "/".join(parts) or str(folder)
+        try:
+            entries = sorted(os.scandir(directory), key=lambda e: e.name)
+        except OSError as e:
+            raise UploadFolderError(f"{where}: cannot list this folder ({e.strerror or e})") from None
+        for entry in entries:
+            rel_parts = (*parts, entry.name)
+            rel = "/".join(rel_parts)
+            is_dir = entry.is_dir()  # follows links, as the client's os.path.isdir does
+            if _client_skips(rel_parts, is_dir):
                 continue
-            out.append(rel)
+            if is_dir:
+                real = os.path.realpath(entry.path)
+                if real in chain:
+                    raise UploadFolderError(f"{rel}: a link that loops back to {real}; the client would "
+                                            "archive it again and again. Remove the link and try again.")
+                visit(Path(entry.path), rel_parts, (*chain, real))
+            elif entry.is_file():
+                out.append((rel, Path(entry.path)))
+
+    visit(folder, (), (os.path.realpath(folder),))
     return out
 
 
+def files_to_send(folder: Path) -> list[str]:
+    """Relative paths of every file an upload of ``folder`` carries (see ``upload_entries``)."""
+    return [rel for rel, _ in upload_entries(folder)]
+
+
+def _needs_pattern_scan(name: str) -> bool:
+    """Files whose name says they may hold a pasted key: scanned for any key-shaped string, not only yours."""
+    name = name.lower()
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in PATTERN_SCAN_NAMES)
+
+
+def _secret_needles(secrets: list[str]) -> list[bytes]:
+    """Each secret as it would sit in a UTF-8, UTF-16-LE or UTF-16-BE file (Windows editors write UTF-16)."""
+    encodings = ("utf-8", "utf-16-le", "utf-16-be")
+    return sorted({s.encode(enc) for s in secrets if len(s) >= _MIN_SECRET for enc in encodings})
+
+
 def find_credential_files(folder: Path, secrets: list[str]) -> list[str]:
-    """``"path: reason"`` for each file under ``folder`` that looks like or contains a credential."""
-    folder = Path(folder)
-    needles = [s.encode() for s in secrets if len(s) >= _MIN_SECRET]
+    """``"path: reason"`` for each file an upload of ``folder`` would carry that looks like or contains a
+    credential: a credential file name, your configured key/token (any file, any size), or, in a text file
+    named like ``*.json``/``*.env``/``*token*``, anything shaped like a Kaggle key or a Hugging Face token.
+    Reasons never quote the secret."""
+    needles = _secret_needles(secrets)
     found = []
-    for root, dirs, files in os.walk(folder):
-        dirs.sort()
-        for name in sorted(files):
-            path = Path(root) / name
-            rel = path.relative_to(folder).as_posix()
-            if name in CREDENTIAL_FILE_NAMES or name.startswith(".env."):
-                found.append(f"{rel}: a credential file name")
-            elif needles and _contains_any(path, needles):
-                found.append(f"{rel}: contains your Kaggle key/token")
+    for rel, path in upload_entries(folder):
+        name = rel.rsplit("/", 1)[-1]
+        if name in CREDENTIAL_FILE_NAMES or name.startswith(".env."):
+            found.append(f"{rel}: a credential file name")
+            continue
+        try:
+            reason = _scan_file(path, needles, _needs_pattern_scan(name))
+        except OSError as e:
+            reason = f"cannot be read to check it for credentials ({e.strerror or e})"
+        if reason:
+            found.append(f"{rel}: {reason}")
     return found
 
 
-def _contains_any(path: Path, needles: list[bytes]) -> bool:
-    try:
-        size = path.stat().st_size
-        if size == 0:
-            return False
-        with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
-            return any(data.find(n) != -1 for n in needles)
-    except (OSError, ValueError):
-        return False
+def _scan_file(path: Path, needles: list[bytes], patterns: bool) -> str | None:
+    """Why ``path`` holds a credential, or None. Reads SCAN_CHUNK bytes at a time (weights can be many GB),
+    keeping an overlap so a match across two reads is still found."""
+    overlap = max([len(n) for n in needles] + [_PATTERN_OVERLAP])
+    tail = b""
+    with open(path, "rb") as f:
+        chunk = f.read(SCAN_CHUNK)
+        patterns = patterns and b"\0" not in chunk[:8192]  # binary, or UTF-16: the exact scan covers those
+        while chunk:
+            buffer = tail + chunk
+            chunk = f.read(SCAN_CHUNK)
+            if any(n in buffer for n in needles):
+                return "contains your Kaggle key/token"
+            if patterns:
+                reason = _key_like(buffer, start=1 if tail else 0, final=not chunk)
+                if reason:
+                    return reason
+            tail = buffer[-overlap:]
+    return None
+
+
+def _key_like(buffer: bytes, start: int, final: bool) -> str | None:
+    """A key-shaped string in ``buffer`` from ``start`` (the byte before it gives the look-behind context).
+    A hex run reaching the end of a non-final buffer may go on in the next read: it is judged there."""
+    for match in _KEY_LIKE.finditer(buffer, start):
+        if match.group("hf"):
+            return "holds a Hugging Face token (hf_...)"
+        if final or match.end() < len(buffer):
+            return "holds a Kaggle-key-like string (32 hex characters)"
+    return None
 
 
 def refuse_credentials(folder: Path, secrets: list[str] | None = None) -> None:
@@ -270,12 +356,61 @@ def write_model_metadata(folder: Path, spec: ModelSpec) -> list[Path]:
     return paths
 
 
-def print_plan(folder: Path, target: str, stream=None) -> list[str]:
+@dataclass
+class UploadPlan:
+    """What ``prepare_upload`` wrote and what publishing ``folder`` will send (the CLI shows, then sends)."""
+
+    folder: Path
+    ref: str  # the dataset ref, or the model's owner/slug
+    target: str  # in words, for the listing
+    written: list[Path]  # metadata files written into the folder
+    files: list[str]  # relative paths sent (metadata left out)
+    total_bytes: int
+    model: ModelSpec | None = None  # set when publishing as a Kaggle Model
+
+    def print(self, stream: TextIO | None = None) -> None:
+        stream = stream or sys.stdout
+        print("metadata written: " + ", ".join(str(p) for p in self.written), file=stream)
+        print(f"would upload {len(self.files)} files ({self.total_bytes / 1e6:.1f} MB) from {self.folder} to "
+              f"{self.target}:", file=stream)
+        for rel in self.files:
+            print(f"  {rel}", file=stream)
+
+
+def prepare_upload(folder: Path, ref: str, *, as_model: bool = False, title: str | None = None,
+                   licence: str | None = None, description: str = "", public: bool = False,
+                   framework: str = "transformers", instance: str = "default",
+                   secrets: list[str] | None = None) -> UploadPlan:
+    """Check ``folder`` (no credentials in anything it would send: checked before anything is written into
+    it), write the dataset or model metadata and return the plan. Sends nothing; ``ValueError`` on bad input.
+    ``secrets`` defaults to the credentials the client would use."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ValueError(f"{folder} is not a folder")
+    refuse_credentials(folder, secrets)
+    licence_arg = {"licence": licence} if licence else {}
+    model = None
+    if as_model:
+        owner, slug = check_ref(ref, "model")
+        model = ModelSpec(owner=owner, model_slug=slug, framework=framework, instance_slug=instance,
+                          title=title, description=description, private=not public, **licence_arg)
+        written = write_model_metadata(folder, model)
+        target = f"Kaggle model {model.instance_ref}"
+    else:
+        spec = DatasetSpec(ref=ref, title=title, description=description, **licence_arg)
+        written = [write_dataset_metadata(folder, spec)]
+        target = f"Kaggle dataset {ref} ({'public' if public else 'private'})"
+    entries = upload_entries(folder)
+    return UploadPlan(folder, ref, target, written, [rel for rel, _ in entries],
+                      sum(path.stat().st_size for _, path in entries), model)
+
+
+def print_plan(folder: Path, target: str, stream: TextIO | None = None) -> list[str]:
     """List what an upload would send (the dry run); returns the relative paths."""
     stream = stream or sys.stdout
-    files = files_to_send(folder)
-    total = sum((Path(folder) / f).stat().st_size for f in files)
-    print(f"would upload {len(files)} files ({total / 1e6:.1f} MB) from {folder} to {target}:", file=stream)
-    for rel in files:
+    entries = upload_entries(folder)
+    total = sum(path.stat().st_size for _, path in entries)
+    print(f"would upload {len(entries)} files ({total / 1e6:.1f} MB) from {folder} to {target}:", file=stream)
+    for rel, _ in entries:
         print(f"  {rel}", file=stream)
-    return files
+    return [rel for rel, _ in entries]

@@ -30,7 +30,8 @@ def main() -> None:
     parser.add_argument("--cpu-threads", type=int, default=1, help="torch threads on CPU, both sides")
     args = parser.parse_args()
 
-    from arc_kit.inference import ArcSolver, InferenceConfig, generate_one_by_one, load_model
+    from arc_kit.inference import ArcSolver, generate_one_by_one, load_model
+    from arc_kit.settings import InferenceConfig
     from arc_kit.tasks import load_tasks
     from arc_kit.text import ParseError, answer_from_generation
 

@@ -7,20 +7,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-from arc_kit.training.export import export_model
+from arc_kit.cli_train import add_export_arguments, export_from_args
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run_dir", type=Path)
-    parser.add_argument("--out", required=True, type=Path)
-    parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16", "float32"])
-    parser.add_argument("--no-adapter", action="store_true")
-    args = parser.parse_args(argv)
-    print(export_model(args.run_dir, args.out, dtype=args.dtype, write_adapter=not args.no_adapter))
-    return 0
+    add_export_arguments(parser)
+    return export_from_args(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -1,61 +1,108 @@
-"""arc-kit Kaggle kernel: install arc-kit from the attached wheelhouse, then write /kaggle/working/submission.json.
+"""arc-kit Kaggle kernel: write a placeholder submission, install arc-kit from the attached wheelhouse, then let
+arc_kit.runner.run_kernel write /kaggle/working/submission.json.
 
-`arc-kit kernel build` copies this file and rewrites the one line that starts with ``KERNEL_SETTINGS = ``.
-Everything else lives in arc_kit (arc_kit.runner.run_kernel, arc_kit.kaggle_paths), where it is tested.
+`arc-kit kernel build` copies this file and rewrites the one line that starts with ``KERNEL_SETTINGS = `` (the
+settings of arc_kit.settings.KernelPlan; {} means every default). Until arc-kit is installed only the standard
+library is available, so the placeholder file and the wheelhouse search below are written by hand; everything
+after the install lives in arc_kit, where it is tested.
 """
 
+import json
 import os
+import sys
 import time
+from pathlib import Path
 
 START = time.time()  # the 12 h budget counts from here
 for _name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE", "UNSLOTH_DISABLE_STATISTICS"):
     os.environ.setdefault(_name, "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-KERNEL_SETTINGS = {"competition": "arc-prize-2026-arc-agi-2", "model_dir": None, "wheelhouse": None, "budget_seconds": 43200, "margin_seconds": 900, "task_cap_seconds": 1200, "views": 8, "quick_tasks": 8}
+KERNEL_SETTINGS = {}
+
+ROOT = Path(os.environ.get("ARC_KIT_INPUT_ROOT") or "/kaggle/input")
+OUTPUT = Path(os.environ.get("ARC_KIT_OUTPUT") or "/kaggle/working/submission.json")
+RERUN = bool(os.environ.get("KAGGLE_IS_COMPETITION_RERUN"))
+SLUG = KERNEL_SETTINGS.get("kernel", {}).get("competition") or "arc-prize-2026-arc-agi-2"
 
 
-def find_wheelhouse(root, given=None):
-    """The folder holding arc_kit's wheel: the one given, else the first found below ``root``."""
-    from pathlib import Path
-
-    if given:
-        path = Path(given) if os.path.isabs(given) else Path(root) / given
-        return path if path.is_dir() else None
-    wheels = sorted(Path(root).glob("**/arc_kit-*.whl"))
-    return wheels[0].parent if wheels else None
+def search(pattern, depth=6):
+    """The first file matching ``pattern`` below ROOT, shallowest first (mount layouts vary between years)."""
+    for level in range(depth + 1):
+        hits = sorted(ROOT.glob("/".join(["*"] * level + [pattern])))
+        if hits:
+            return hits[0]
+    return None
 
 
-def ensure_arc_kit(settings):
-    """Import arc_kit, installing it (and every wheel beside it) offline first when it is missing."""
+def write_placeholders():
+    """A valid file before anything can fail: [[0]] for every test input of every task."""
+    candidates = [ROOT / "competitions" / SLUG / "arc-agi_test_challenges.json",
+                  ROOT / SLUG / "arc-agi_test_challenges.json"]
+    path = next((p for p in candidates if p.is_file()), None) or search("arc-agi_test_challenges.json")
+    try:
+        tasks = json.loads(path.read_text(encoding="utf-8")) if path else {}
+    except (OSError, ValueError):
+        tasks = {}
+    tasks = tasks if isinstance(tasks, dict) else {}
+    entry = {"attempt_1": [[0]], "attempt_2": [[0]]}
+    counts = {tid: len(t["test"]) if isinstance(t, dict) and isinstance(t.get("test"), list) else 1
+              for tid, t in tasks.items()}
+    OUTPUT.parent.mkdir(parents=True, exist_ok=True)
+    OUTPUT.write_text(json.dumps({tid: [entry] * n for tid, n in counts.items()}), encoding="utf-8")
+
+
+def find_wheelhouse():
+    """The attached wheelhouse dataset at its 2026 or classic mount, else any folder holding arc_kit's wheel."""
+    ref = KERNEL_SETTINGS.get("kernel", {}).get("wheelhouse_dataset")
+    if ref:
+        owner, slug = ref.split("/")
+        for folder in (ROOT / "datasets" / owner / slug, ROOT / slug):
+            if any(folder.glob("arc_kit-*.whl")):
+                return folder
+    wheel = search("arc_kit-*.whl")
+    return wheel.parent if wheel else None
+
+
+def install_arc_kit():
+    """Install arc-kit offline from the wheelhouse, letting pip resolve it against the image's packages.
+
+    With dependencies on purpose: pip then keeps every image package that fits and takes from the wheelhouse
+    only what is missing; a wheelhouse that does not fit the image fails here, loudly, not later.
+    """
     try:
         import arc_kit  # noqa: F401
 
-        return
+        return None
     except ImportError:
         pass
     import subprocess
-    import sys
 
-    root = os.environ.get("ARC_KIT_INPUT_ROOT") or "/kaggle/input"
-    wheelhouse = find_wheelhouse(root, settings.get("wheelhouse"))
+    wheelhouse = find_wheelhouse()
     if wheelhouse is None:
-        raise SystemExit(f"arc_kit is not installed and no arc_kit-*.whl was found under {root}: attach the "
-                         "wheelhouse dataset (arc-kit kernel build makes one)")
-    wheels = sorted(str(w) for w in wheelhouse.glob("*.whl"))
-    print(f"installing arc-kit and {len(wheels) - 1} other wheels from {wheelhouse}", flush=True)
-    # --no-deps: the wheelhouse is pinned to what the Kaggle image lacks; resolving arc-kit's own requirements
-    # against the image offline would fail or downgrade its torch/transformers.
-    subprocess.check_call([sys.executable, "-m", "pip", "install", "--no-index", "--no-deps", "--find-links",
-                           str(wheelhouse), "--quiet", *wheels])
+        return f"no arc_kit-*.whl under {ROOT}: attach the wheelhouse dataset (arc-kit wheelhouse makes one)"
+    print(f"installing arc-kit from {wheelhouse}", flush=True)
+    done = subprocess.run([sys.executable, "-m", "pip", "install", "--no-index", "--find-links", str(wheelhouse),
+                           "--quiet", "--no-input", "--disable-pip-version-check", "arc-kit"],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
+        return f"pip could not install arc-kit from {wheelhouse}: {' / '.join(tail)}"
+    return None
 
 
 def main():
-    ensure_arc_kit(KERNEL_SETTINGS)
+    write_placeholders()
+    problem = install_arc_kit()
+    if problem:
+        print(f"arc-kit kernel: {problem}; {OUTPUT} keeps placeholders", flush=True)
+        return 0 if RERUN else 1
     from arc_kit.runner import run_kernel
 
     return run_kernel(KERNEL_SETTINGS, START)
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    _code = main()
+    if _code:  # a notebook cell must not raise on success: SystemExit(0) is reported as an error there
+        raise SystemExit(_code)

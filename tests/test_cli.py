@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from arc_kit.cli import main
 from arc_kit.submission import Submission, raw_test_counts
 
@@ -60,3 +62,126 @@ def test_tiny_model_loads_back_offline(tmp_path):
     check_tokenizer(tokenizer)
     model = AutoModelForCausalLM.from_pretrained(tmp_path / "m", local_files_only=True)
     assert model.config.hidden_size == 32 and model.config.vocab_size == len(tokenizer)
+
+
+# ---- bad input: one line naming the file/task/field, exit 2, never a traceback
+
+TASK = {"train": [{"input": [[1, 2]], "output": [[2, 1]]}], "test": [{"input": [[3, 4]]}]}
+
+
+def one_error_line(capsys, *names: str) -> str:
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
+    for name in names:
+        assert name in lines[0], (name, lines[0])
+    return lines[0]
+
+
+def test_score_with_a_task_value_that_is_not_a_list(tmp_path, capsys):
+    (tmp_path / "sol.json").write_text(json.dumps({"t1": [[[1]]]}))
+    (tmp_path / "sub.json").write_text(json.dumps({"t1": {"attempt_1": [[1]], "attempt_2": [[1]]}}))
+    assert main(["score", str(tmp_path / "sub.json"), str(tmp_path / "sol.json")]) == 2
+    one_error_line(capsys, "sub.json", "t1")
+    (tmp_path / "sub.json").write_text("[]")
+    assert main(["score", str(tmp_path / "sub.json"), str(tmp_path / "sol.json")]) == 2
+    one_error_line(capsys, "sub.json")
+    (tmp_path / "sol.json").write_text(json.dumps({"t1": {"x": 1}}))
+    assert main(["score", str(tmp_path / "sol.json"), str(tmp_path / "sol.json")]) == 2
+    one_error_line(capsys, "sol.json", "t1")
+
+
+@pytest.mark.parametrize("content", [None, "{", b"\xff\xfe{", "folder"])
+def test_score_and_tokens_with_unreadable_files(tmp_path, capsys, content):
+    bad = tmp_path / "bad.json"
+    if content == "folder":
+        bad.mkdir()
+    elif isinstance(content, bytes):
+        bad.write_bytes(content)
+    elif content is not None:
+        bad.write_text(content)
+    (tmp_path / "ok.json").write_text(json.dumps({"t1": [[[1]]]}))
+    assert main(["score", str(bad), str(tmp_path / "ok.json")]) == 2
+    one_error_line(capsys, "bad.json")
+    assert main(["score", str(tmp_path / "ok.json"), str(bad)]) == 2
+    one_error_line(capsys, "bad.json")
+    if content != "folder":  # a folder is the one-task-per-file layout for tokens
+        assert main(["tokens", str(bad)]) == 2
+        one_error_line(capsys, "bad.json")
+
+
+def test_tokens_with_a_malformed_task_and_a_missing_tokenizer(tmp_path, capsys):
+    (tmp_path / "c.json").write_text(json.dumps({"t1": {"train": [], "test": []}}))
+    assert main(["tokens", str(tmp_path / "c.json")]) == 2
+    one_error_line(capsys, "c.json", "t1", "train")
+    (tmp_path / "c.json").write_text(json.dumps({"t1": TASK}))
+    assert main(["tokens", str(tmp_path / "c.json"), "--tokenizer", str(tmp_path / "nope")]) == 2
+    assert "does not exist" in one_error_line(capsys, str(tmp_path / "nope"))
+
+
+@pytest.mark.parametrize("challenges", [None, "folder", "{", "[]", '{"a": 1, "b": "x"}', b"\xff{}"])
+def test_validate_with_a_bad_challenges_file(tmp_path, capsys, challenges):
+    path = tmp_path / "c.json"
+    if challenges == "folder":
+        path.mkdir()
+    elif isinstance(challenges, bytes):
+        path.write_bytes(challenges)
+    elif challenges is not None:
+        path.write_text(challenges)
+    (tmp_path / "s.json").write_text("{}")
+    assert main(["validate", str(tmp_path / "s.json"), str(path)]) == 2
+    one_error_line(capsys, "c.json")
+
+
+def test_validate_with_a_non_utf8_submission(tmp_path, capsys):
+    (tmp_path / "c.json").write_text(json.dumps({"t1": TASK}))
+    (tmp_path / "s.json").write_bytes(b'{"t1": "\xff"}')
+    assert main(["validate", str(tmp_path / "s.json"), str(tmp_path / "c.json")]) == 2
+    one_error_line(capsys, "s.json")
+
+
+def test_validate_invalid_submission_still_exits_1(tmp_path, capsys):
+    (tmp_path / "c.json").write_text(json.dumps({"t1": TASK}))
+    (tmp_path / "s.json").write_text("{}")
+    assert main(["validate", str(tmp_path / "s.json"), str(tmp_path / "c.json")]) == 1
+    assert "task t1: missing" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bad", ["missing challenges", "list submission", "bad attempt", "undecodable"])
+def test_show_with_bad_files(tmp_path, capsys, bad):
+    challenges = tmp_path / "c.json"
+    challenges.write_text(json.dumps({"t1": TASK}))
+    sub = tmp_path / "sub.json"
+    sub.write_text(json.dumps({"t1": [{"attempt_1": [[4, 3]], "attempt_2": [[0]]}]}))
+    if bad == "missing challenges":
+        challenges.unlink()
+    elif bad == "list submission":
+        sub.write_text("[]")
+    elif bad == "bad attempt":
+        sub.write_text(json.dumps({"t1": [{"attempt_1": [[4, 3]], "attempt_2": "oops"}]}))
+    else:
+        sub.write_bytes(b"\xff\xfe\xfd")
+    args = ["show", "t1", "--challenges", str(challenges), "--submission", str(sub),
+            "--out", str(tmp_path / "t.png")]
+    assert main(args) == 2
+    one_error_line(capsys, challenges.name if bad == "missing challenges" else "sub.json")
+    assert not (tmp_path / "t.png").exists()
+
+
+def test_no_traceback_from_the_real_command(tmp_path):
+    out = run_cli("score", str(tmp_path / "missing.json"), str(tmp_path / "missing.json"))
+    assert out.returncode == 2 and out.stderr.startswith("error: ") and "Traceback" not in out.stderr
+    assert "missing.json" in out.stderr
+
+
+def test_load_tokenizer_picks_by_name_or_folder(tiny_model_dir, tmp_path):
+    from arc_kit.text import check_tokenizer
+    from arc_kit.token_stats import load_tokenizer
+
+    check_tokenizer(load_tokenizer(None))
+    assert load_tokenizer(str(tiny_model_dir)).name_or_path == str(tiny_model_dir)
+    with pytest.raises(ValueError, match="does not exist"):
+        load_tokenizer(str(tmp_path / "nope"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="empty"):
+        load_tokenizer(str(tmp_path / "empty"))

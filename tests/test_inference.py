@@ -218,7 +218,7 @@ def test_unparseable_output_keeps_the_placeholder_or_the_other_attempt(arc_token
 
 def test_a_task_too_long_for_the_context_drops_pairs_and_is_still_answered(loaded: LoadedModel):
     task = small_task(pairs=8, side=6)
-    config = InferenceConfig(max_length=300)
+    config = InferenceConfig(max_length=300, views=1)
     solver = ArcSolver(loaded, config)
     requests, _, dropped = solver.requests_for(task)
     assert dropped > 0

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from dataclasses import fields
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -23,7 +24,8 @@ from kaggle_fake_server import LOOPBACK, FakeKaggle
 
 from arc_kit import COMPETITION_SLUG, kaggle_io
 from arc_kit.cli_kaggle import run_standalone
-from arc_kit.kernel_build import KernelSettings, build_kernel, render_code, runtime_settings
+from arc_kit.kernel_build import KernelSettings, build_kernel, render_code
+from arc_kit.settings import KernelPlan, KernelRuntime
 from arc_kit.upload import files_to_send
 
 FAKE_KEY = "fake-key-0123456789abcdef"
@@ -94,12 +96,16 @@ def test_guard_endpoint_is_loopback(fake: FakeKaggle) -> None:
 def build(tmp_path: Path, **overrides) -> Path:
     main = tmp_path / "main.py"
     main.write_text(STAND_IN_MAIN)
-    settings = KernelSettings(**{**dict(owner="tester", competition="arc-prize-2026-arc-agi-2",
-                                        weights_dataset="tester/arc-kit-weights",
-                                        wheelhouse_dataset="tester/arc-kit-wheels"), **overrides})
     folder = tmp_path / "kernel"
-    build_kernel(main, folder, settings)
+    build_kernel(main, folder, *settings_and_plan(**overrides))
     return folder
+
+
+def settings_and_plan(**overrides) -> tuple[KernelSettings, KernelPlan]:
+    sources = dict(competition="arc-prize-2026-arc-agi-2", weights_dataset="tester/arc-kit-weights",
+                   wheelhouse_dataset="tester/arc-kit-wheels")
+    runtime = {k: overrides.pop(k) for k in list(overrides) if k in {f.name for f in fields(KernelRuntime)}}
+    return KernelSettings(owner="tester", **overrides), KernelPlan(KernelRuntime(**{**sources, **runtime}))
 
 
 def test_push_sends_offline_gpu_kernel_with_sources(fake: FakeKaggle, tmp_path: Path,
@@ -113,9 +119,7 @@ def test_push_sends_offline_gpu_kernel_with_sources(fake: FakeKaggle, tmp_path: 
     assert body["slug"] == "tester/arc-kit-submission" and body["newTitle"] == "ARC Kit Submission"
     assert body["language"] == "python" and body["kernelType"] == "script"
     assert body["dockerImagePinningType"] == "original"
-    settings = KernelSettings(owner="tester", competition="arc-prize-2026-arc-agi-2",
-                              weights_dataset="tester/arc-kit-weights", wheelhouse_dataset="tester/arc-kit-wheels")
-    assert body["text"] == render_code(STAND_IN_MAIN, runtime_settings(settings))
+    assert body["text"] == render_code(STAND_IN_MAIN, settings_and_plan()[1].to_dict())
     out = capsys.readouterr()
     assert "version 3" in out.out and FAKE_KEY not in out.out + out.err
 
@@ -130,7 +134,7 @@ def test_push_with_model_source_and_notebook(fake: FakeKaggle, tmp_path: Path) -
     assert body["datasetDataSources"] == ["tester/arc-kit-wheels"] and body["machineShape"] == "NvidiaL4"
     assert body["kernelType"] == "notebook"
     notebook = json.loads(body["text"])
-    assert "KERNEL_SETTINGS = {'competition': 'arc-prize-2026-arc-agi-2'" in notebook["cells"][0]["source"]
+    assert "KERNEL_SETTINGS = {'kernel': {'competition': 'arc-prize-2026-arc-agi-2'" in notebook["cells"][0]["source"]
 
 
 def test_push_401_is_a_clear_error(fake: FakeKaggle, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -250,7 +254,7 @@ def test_planted_kaggle_json_is_refused_and_nothing_sent(fake: FakeKaggle, tmp_p
                                                          capsys: pytest.CaptureFixture) -> None:
     folder = make_export(tmp_path / "export")
     (folder / "adapter" / "kaggle.json").write_text(json.dumps({"username": "tester", "key": FAKE_KEY}))
-    assert run_standalone(["upload-weights"], [str(folder), "--id", "tester/arc-kit-weights"]) == 1
+    assert run_standalone(["upload-weights"], [str(folder), "--id", "tester/arc-kit-weights"]) == 2
     err = capsys.readouterr().err
     assert "adapter/kaggle.json" in err and FAKE_KEY not in err
     assert fake.calls == [] and not (folder / "dataset-metadata.json").exists()
@@ -260,7 +264,7 @@ def test_file_holding_the_configured_key_is_refused(fake: FakeKaggle, tmp_path: 
                                                     capsys: pytest.CaptureFixture) -> None:
     folder = make_export(tmp_path / "export")
     (folder / "tokenizer" / "train_log.txt").write_text(f"env KAGGLE_KEY={FAKE_KEY}\n")
-    assert run_standalone(["upload-weights"], [str(folder), "--id", "tester/arc-kit-weights"]) == 1
+    assert run_standalone(["upload-weights"], [str(folder), "--id", "tester/arc-kit-weights"]) == 2
     err = capsys.readouterr().err
     assert "tokenizer/train_log.txt: contains your Kaggle key/token" in err and FAKE_KEY not in err
     assert fake.calls == []
@@ -442,7 +446,33 @@ def test_real_entry_is_built_and_pushed(fake: FakeKaggle, tmp_path: Path) -> Non
     assert body["competitionDataSources"] == [COMPETITION_SLUG]
     assert body["datasetDataSources"] == ["tester/arc-kit-weights", "tester/arc-kit-wheels"]
     settings_line = next(x for x in body["text"].splitlines() if x.startswith("KERNEL_SETTINGS = "))
-    assert "'wheelhouse': '/kaggle/input/arc-kit-wheels'" in settings_line
+    assert "'wheelhouse_dataset': 'tester/arc-kit-wheels'" in settings_line
+    assert "'quick_tasks': 8" in settings_line  # an interactive push is a quick pass by default
     sent, original = body["text"].splitlines(), main.read_text().splitlines()
     assert len(sent) == len(original)
     assert [a for a, b in zip(sent, original, strict=True) if a != b] == [settings_line]  # only that line changed
+
+
+def test_linked_folder_is_listed_as_the_client_sends_it(fake: FakeKaggle, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "extra.bin").write_bytes(os.urandom(200))
+    folder = make_export(tmp_path / "export")
+    (folder / "linked").symlink_to(outside, target_is_directory=True)
+    (folder / "tokenizer" / "vocab_link.json").symlink_to(folder / "tokenizer" / "tokenizer.json")
+    assert {"linked/extra.bin", "tokenizer/vocab_link.json"} <= set(files_to_send(folder))
+    assert run_standalone(["upload-weights"], [str(folder), "--id", "tester/arc-kit-weights"]) == 0
+    (body,) = fake.bodies("CreateDataset")
+    assert fake.received_files([f["token"] for f in body["files"]]) == expected_files(folder)
+
+
+def test_linked_kaggle_folder_is_refused_and_nothing_sent(fake: FakeKaggle, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture) -> None:
+    home = Path(os.environ["HOME"])
+    (home / ".kaggle" / "kaggle.json").write_text(json.dumps({"username": "tester", "key": FAKE_KEY}))
+    folder = make_export(tmp_path / "export")
+    (folder / "creds").symlink_to(home / ".kaggle", target_is_directory=True)
+    assert run_standalone(["upload-weights"], [str(folder), "--id", "tester/arc-kit-weights"]) != 0
+    err = capsys.readouterr().err
+    assert "creds/kaggle.json" in err and FAKE_KEY not in err
+    assert fake.calls == []

@@ -88,21 +88,54 @@ def test_environment_switches():
     assert output_path({"ARC_KIT_OUTPUT": "/y/s.json"}) == Path("/y/s.json")
 
 
-def test_the_wheelhouse_is_found_below_the_input_root(tmp_path: Path):
+def _load_main(root: Path, monkeypatch: pytest.MonkeyPatch, settings: dict | None = None):
+    monkeypatch.setenv("ARC_KIT_INPUT_ROOT", str(root))
     spec = importlib.util.spec_from_file_location("kernel_main", MAIN)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    assert module.find_wheelhouse(tmp_path) is None
-    wheel = _touch(tmp_path / "datasets" / "me" / "wheels" / "arc_kit-0.1.0-py3-none-any.whl", "")
-    assert module.find_wheelhouse(tmp_path) == wheel.parent
-    assert module.find_wheelhouse(tmp_path, "datasets/me/wheels") == wheel.parent
+    if settings is not None:
+        module.KERNEL_SETTINGS = settings
+    return module
 
 
-def test_the_settings_line_is_one_dict_literal():
+def test_the_wheelhouse_is_found_on_the_2026_and_classic_mounts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    module = _load_main(tmp_path, monkeypatch, {"kernel": {"wheelhouse_dataset": "me/arc-kit-wheels"}})
+    assert module.find_wheelhouse() is None
+    classic = _touch(tmp_path / "arc-kit-wheels" / "arc_kit-0.1.0-py3-none-any.whl", "")
+    assert module.find_wheelhouse() == classic.parent
+    current = _touch(tmp_path / "datasets" / "me" / "arc-kit-wheels" / "arc_kit-0.1.0-py3-none-any.whl", "")
+    assert module.find_wheelhouse() == current.parent
+    module.KERNEL_SETTINGS = {}  # nothing named: searched
+    assert module.find_wheelhouse() in (classic.parent, current.parent)
+
+
+def test_weights_are_found_from_the_attached_source_on_either_layout(tmp_path: Path):
+    classic = _touch(tmp_path / "arc-weights" / "config.json").parent
+    assert find_model_dir(tmp_path, dataset="me/arc-weights") == classic
+    current = _touch(tmp_path / "datasets" / "me" / "arc-weights" / "config.json").parent
+    assert find_model_dir(tmp_path, dataset="me/arc-weights") == current
+    model = _touch(tmp_path / "models" / "me" / "arc" / "transformers" / "v1" / "2" / "config.json").parent
+    assert find_model_dir(tmp_path, model="me/arc/transformers/v1/2", dataset="me/arc-weights") == model
+
+
+def test_an_export_root_uploaded_whole_loads_its_merged_folder(tmp_path: Path, capsys):
+    """The export holds adapter/ and merged/: merged is picked by rule and the pick is said."""
+    export = tmp_path / "datasets" / "me" / "arc-weights"
+    _touch(export / "adapter" / "adapter_config.json")
+    merged = _touch(export / "merged" / "config.json").parent
+    assert find_model_dir(tmp_path, dataset="me/arc-weights") == merged
+    assert "merged" in capsys.readouterr().err
+    _touch(export / "merged" / "arc_kit_manifest.json")
+    assert find_model_dir(tmp_path, "/kaggle/input/datasets/me/arc-weights") == merged
+    empty = tmp_path / "empty"
+    _touch(empty / "readme.txt")
+    with pytest.raises(KagglePathError, match="readme.txt"):  # names what it saw
+        find_model_dir(tmp_path, "empty")
+
+
+def test_the_entry_holds_no_defaults_of_its_own():
     lines = [line for line in MAIN.read_text().splitlines() if line.startswith("KERNEL_SETTINGS = ")]
-    assert len(lines) == 1
-    settings = eval(lines[0].split("=", 1)[1])  # noqa: S307 - our own file
-    assert settings["competition"] == SLUG and "model_dir" in settings and "wheelhouse" in settings
+    assert lines == ["KERNEL_SETTINGS = {}"]
 
 
 # -- the entry, run as Kaggle runs it ----------------------------------------------------------------------------
@@ -130,8 +163,9 @@ def run_entry(tmp_path: Path, root: Path, settings: dict, **env: str) -> subproc
                           timeout=240, cwd=tmp_path)
 
 
-SETTINGS = {"competition": SLUG, "model_dir": None, "wheelhouse": None, "budget_seconds": 600, "margin_seconds": 10,
-            "task_cap_seconds": 120, "views": 1, "quick_tasks": 2, "batch_size": 4}
+SETTINGS = {"kernel": {"competition": SLUG, "quick_tasks": 2, "weights_dataset": "me/arc-weights"},
+            "run": {"budget_seconds": 600, "margin_seconds": 10, "task_cap_seconds": 120},
+            "inference": {"views": 1, "batch_size": 4}}
 
 
 @pytest.mark.slow
@@ -139,7 +173,7 @@ def test_interactive_run_does_a_quick_pass_and_writes_a_valid_file(tmp_path: Pat
     proc = run_entry(tmp_path, kaggle_tree, SETTINGS)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "interactive run" in proc.stdout and "quick pass on 2 tasks" in proc.stdout
-    assert "(2 attempted)" in proc.stdout
+    assert "(2 of 2 queued attempted)" in proc.stdout
     challenges = kaggle_tree / "competitions" / SLUG / "arc-agi_test_challenges.json"
     assert validate_submission_file(tmp_path / "working" / "submission.json", challenges) == []
 
@@ -148,18 +182,43 @@ def test_interactive_run_does_a_quick_pass_and_writes_a_valid_file(tmp_path: Pat
 def test_rerun_decodes_every_task(tmp_path: Path, kaggle_tree: Path):
     proc = run_entry(tmp_path, kaggle_tree, SETTINGS, KAGGLE_IS_COMPETITION_RERUN="1")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "competition rerun" in proc.stdout and "(4 attempted)" in proc.stdout
+    assert "competition rerun" in proc.stdout and "(4 of 4 queued attempted)" in proc.stdout
 
 
 @pytest.mark.slow
 def test_missing_weights_still_write_a_valid_placeholder_file(tmp_path: Path, kaggle_tree: Path):
     no_weights = tmp_path / "input"
     shutil.copytree(kaggle_tree / "competitions", no_weights / "competitions")  # the weights dataset not attached
-    settings = {**SETTINGS, "model_dir": "datasets/me/not-there"}
+    settings = {**SETTINGS, "kernel": {**SETTINGS["kernel"], "model_dir": "datasets/me/not-there"}}
     proc = run_entry(tmp_path, no_weights, settings)
     assert proc.returncode == 1
-    assert "not found" in proc.stdout + proc.stderr and "MODEL ERROR" in proc.stdout
+    assert "weights not at" in proc.stderr and "MODEL ERROR" in proc.stdout and "it holds: competitions/" in proc.stdout
     data = json.loads((tmp_path / "working" / "submission.json").read_text())
     assert all(e == {"attempt_1": [[0]], "attempt_2": [[0]]} for entries in data.values() for e in entries)
     challenges = kaggle_tree / "competitions" / SLUG / "arc-agi_test_challenges.json"
     assert validate_submission_file(tmp_path / "working" / "submission.json", challenges) == []
+
+
+@pytest.mark.slow
+def test_weights_from_another_transformers_major_fail_the_interactive_run_loudly(tmp_path: Path, kaggle_tree: Path):
+    root = tmp_path / "input"
+    shutil.copytree(kaggle_tree / "competitions", root / "competitions")
+    weights = root / "datasets" / "me" / "arc-weights"
+    shutil.copytree(kaggle_tree / "datasets" / "me" / "arc-weights", weights)
+    (weights / "arc_kit_manifest.json").write_text(json.dumps({"versions": {"transformers": "4.57.1"}}))
+    proc = run_entry(tmp_path, root, SETTINGS)
+    assert proc.returncode == 1 and "VERSION PROBLEM" in proc.stdout and "transformers>=4.0,<5" in proc.stdout
+    assert validate_submission_file(tmp_path / "working" / "submission.json",
+                                    root / "competitions" / SLUG / "arc-agi_test_challenges.json") == []
+
+
+@pytest.mark.parametrize("content", [None, "[1, 2]"])
+def test_a_missing_or_bad_challenges_file_leaves_a_file_and_one_line(tmp_path: Path, content: str | None):
+    root = tmp_path / "input"
+    (root / "competitions" / SLUG).mkdir(parents=True)
+    if content is not None:
+        (root / "competitions" / SLUG / "arc-agi_test_challenges.json").write_text(content)
+    proc = run_entry(tmp_path, root, SETTINGS)
+    assert proc.returncode == 1 and "Traceback" not in proc.stdout + proc.stderr
+    assert "arc-kit kernel:" in proc.stdout
+    assert json.loads((tmp_path / "working" / "submission.json").read_text()) == {}

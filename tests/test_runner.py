@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 import threading
 import time
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
 
 from arc_kit.cli import main as cli_main
-from arc_kit.inference import InferenceConfig, TaskResult
+from arc_kit.inference import TaskResult
 from arc_kit.runner import RunConfig, dry_run, run_submission, task_groups, task_size
+from arc_kit.settings import InferenceConfig, RunSettings
 from arc_kit.submission import validate_submission_file
 from arc_kit.tasks import load_tasks, read_json, write_task_files
 
@@ -70,10 +72,11 @@ class OracleFactory:
 
 
 def config_for(files: tuple[Path, Path], out: Path, **kwargs) -> RunConfig:
-    inference = kwargs.pop("inference", InferenceConfig(batch_size=2))
+    inference = kwargs.pop("inference", InferenceConfig(batch_size=2, views=1))
     kwargs.setdefault("workers", 1)  # workers=None would import torch to count GPUs: seconds these tests time
+    run = RunSettings(**{k: kwargs.pop(k) for k in list(kwargs) if k in {f.name for f in fields(RunSettings)}})
     return RunConfig(model_dir=kwargs.pop("model_dir", None), challenges=files[0], output=out / "submission.json",
-                     solutions=files[1], progress=False, inference=inference, **kwargs)
+                     solutions=files[1], progress=False, inference=inference, run=run, **kwargs)
 
 
 def test_groups_fill_a_batch_and_tasks_run_shortest_first(small_files):
@@ -200,7 +203,7 @@ def test_dry_run_with_the_tiny_model(small_files, tmp_path, tiny_model_dir, caps
 @pytest.mark.slow
 def test_two_cpu_workers_with_the_tiny_model(small_files, tmp_path, tiny_model_dir):
     config = config_for(small_files, tmp_path, model_dir=tiny_model_dir, workers=2,
-                        inference=InferenceConfig(batch_size=3, device="cpu"))
+                        inference=InferenceConfig(batch_size=3, device="cpu", views=1))
     report = run_submission(config)
     assert report.ok and report.workers == 2 and report.generated_tokens > 0
     assert len([r for r in report.per_task.values() if r.tokens]) == report.tasks
@@ -212,8 +215,8 @@ def test_the_deadline_stops_the_real_decoder_mid_batch(shared_data, tmp_path, ti
     d = shared_data / "arc-agi-1"
     began = time.time()
     config = RunConfig(model_dir=tiny_model_dir, challenges=d / "arc-agi_evaluation_challenges.json",
-                       output=tmp_path / "submission.json", budget_seconds=8, margin_seconds=1, start_time=began,
-                       progress=False, inference=InferenceConfig(batch_size=8, device="cpu"))
+                       output=tmp_path / "submission.json", run=RunSettings(budget_seconds=8, margin_seconds=1),
+                       start_time=began, progress=False, inference=InferenceConfig(batch_size=8, device="cpu", views=1))
     report = run_submission(config)
     assert time.time() - began < 8.5
     assert report.deadline_hit and report.ok and report.placeholders_left > 0

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import random
+
+import pytest
 
 from arc_kit.scoring import score_submission
 
@@ -59,3 +62,26 @@ def test_per_task_and_per_output_differ_as_they_should():
     assert abs(report.score_per_output - 2 / 3) < 1e-12
     assert report.per_task["a"].correct == [True, False]
     assert report.to_json()["per_task"]["b"]["score"] == 1.0
+
+
+@pytest.mark.parametrize("submission, solutions, where", [
+    ({"a": {"0": {"attempt_1": [[1]]}}}, {"a": [[[1]]]}, "submission: task a"),
+    ({"a": None}, {"a": [[[1]]]}, "submission: task a"),
+    ([], {"a": [[[1]]]}, "submission"),
+    ({}, {"a": {"x": 1}}, "solutions: task a"),
+    ({}, [[[1]]], "solutions"),
+])
+def test_malformed_shapes_are_a_clear_error(submission, solutions, where):
+    with pytest.raises(ValueError, match=f"^{where}"):
+        score_submission(submission, solutions)
+
+
+def test_score_files_names_the_file(tmp_path):
+    from arc_kit.scoring import score_files
+
+    (tmp_path / "sol.json").write_text(json.dumps({"a": [[[1]]]}))
+    (tmp_path / "sub.json").write_text(json.dumps({"a": {"0": 1}}))
+    with pytest.raises(ValueError, match=r"sub\.json: task a: must be a list"):
+        score_files(tmp_path / "sub.json", tmp_path / "sol.json")
+    (tmp_path / "sub.json").write_text(json.dumps({"a": [{"attempt_1": [[1]], "attempt_2": [[0]]}]}))
+    assert score_files(tmp_path / "sub.json", tmp_path / "sol.json").score == 1.0

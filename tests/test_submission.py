@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import stat
 
 import pytest
 
@@ -78,3 +80,41 @@ def test_validate_file_against_challenges(tmp_path, arc2_eval):
     assert validate_submission_file(path, arc2_eval[0]) == []
     path.write_text("{")
     assert "not valid JSON" in validate_submission_file(path, arc2_eval[0])[0]
+
+
+@pytest.mark.parametrize("mask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_written_files_get_the_umask_not_0600(tmp_path, mask, mode):
+    from arc_kit.io_utils import atomic_write_text
+
+    old = os.umask(mask)
+    try:
+        Submission.placeholders(COUNTS).write(tmp_path / "submission.json")
+        existing = tmp_path / "existing.txt"
+        existing.write_text("old")
+        existing.chmod(0o600)
+        atomic_write_text(existing, "new")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "submission.json").stat().st_mode) == mode
+    assert stat.S_IMODE(existing.stat().st_mode) == mode and existing.read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["existing.txt", "submission.json"]
+
+
+@pytest.mark.parametrize("challenges", ["[]", '{"a": 1, "b": "x"}', "{}", '"text"'])
+def test_validate_file_refuses_a_challenges_file_without_tasks(tmp_path, challenges):
+    (tmp_path / "c.json").write_text(challenges)
+    (tmp_path / "s.json").write_text("{}")
+    with pytest.raises(ValueError, match=r"c\.json"):
+        validate_submission_file(tmp_path / "s.json", tmp_path / "c.json")
+
+
+def test_validate_file_with_unreadable_files_names_them(tmp_path):
+    (tmp_path / "c.json").write_text(json.dumps({"t": {"train": [], "test": [{"input": [[1]]}]}}))
+    (tmp_path / "s.json").write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(ValueError, match=r"s\.json: not UTF-8"):
+        validate_submission_file(tmp_path / "s.json", tmp_path / "c.json")
+    (tmp_path / "s.json").write_text("{}")
+    (tmp_path / "cdir").mkdir()
+    with pytest.raises(ValueError, match=r"cdir: is a folder"):
+        validate_submission_file(tmp_path / "s.json", tmp_path / "cdir")
+    assert validate_submission_file(tmp_path / "s.json", tmp_path / "c.json") == ["task t: missing"]

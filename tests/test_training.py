@@ -184,6 +184,7 @@ def test_length_grouped_sampler_is_a_seeded_permutation_with_little_padding(prep
     assert list(sampler) != order
     batches = sampler.batches()
     assert max(lengths[i] for i in batches[0]) == max(lengths)  # the longest batch runs first
+    assert [len(b) for b in batches] == [8] * 62 + [4]  # the one partial batch (500 % 8) runs last
     shuffled = list(range(500))
     rng.shuffle(shuffled)
     random_batches = [shuffled[i : i + 8] for i in range(0, 500, 8)]

@@ -58,6 +58,8 @@ def test_run_writes_log_checkpoints_and_final(lora_run):
     assert (lora_run.final_dir / "adapter_config.json").exists()
     info = json.loads((lora_run.output_dir / "run_info.json").read_text())
     assert info["steps"] == lora_run.steps and info["is_peft"] and info["backend"] == "peft"
+    assert info["padding"]["batches"] == lora_run.steps  # every batch trained on was counted
+    assert all("padding_fraction" in r for r in records if "loss" in r)
 
 
 def test_export_reloads_offline_with_the_same_logits_and_answers(lora_run, tmp_path):
@@ -140,6 +142,7 @@ def test_killed_run_resumes_to_the_same_step_count(lora_run, tmp_path):
     assert result["steps"] == lora_run.steps
     info = json.loads((out / "run_info.json").read_text())
     assert info["resumed_from"] == Path(killed_at).name
+    assert info["padding"]["batches"] == lora_run.steps  # the checkpoint carried the count over the kill
     assert info["eval_loss"] == pytest.approx(lora_run.eval_loss, rel=1e-3)  # the same model as without the kill
     steps_logged = [json.loads(line)["step"] for line in (out / "train_log.jsonl").read_text().splitlines()]
     assert steps_logged[-1] == lora_run.steps

@@ -113,7 +113,11 @@ class TrainSettings:
     optim: str = "adamw_torch"
     max_grad_norm: float = 1.0
     group_by_length: bool = True
-    """Batch examples of similar length together so padding stays small."""
+    """Batch examples of similar length together so padding stays small (``dataset.LengthGroupedSampler``)."""
+    length_group_batches: int = 128
+    """group_by_length sorts rows by length within random groups of this many batches, then cuts the batches:
+    larger groups pad less (ARC-AGI-2 training, batch 16: 2.7% at 128, 5.2% at 64), smaller ones vary which rows
+    share a batch more from epoch to epoch."""
     padding_free: bool = False
     """TRL padding-free batches (needs FlashAttention on GPU); group_by_length is the portable choice."""
     save_steps: int = 200
@@ -138,7 +142,10 @@ class TrainConfig:
     train: TrainSettings = field(default_factory=TrainSettings)
 
     def validate(self) -> TrainConfig:
-        """Refuse settings the recipe does not support, saying why."""
+        """Refuse settings the recipe does not support or that make no sense, naming the field and saying why.
+
+        Why here: a bad value must stop the run at config load, not after minutes of model loading.
+        """
         t = self.train
         if t.gradient_accumulation_steps != 1:
             raise ConfigError(
@@ -147,10 +154,9 @@ class TrainConfig:
                 "(flat epoch, then cosine over the last), and the per-step checkpoints. Lower "
                 "train.per_device_train_batch_size (or the sequence length) to fit memory instead, or add GPUs."
             )
-        if t.per_device_train_batch_size < 1 or t.num_train_epochs < 1:
-            raise ConfigError("train.per_device_train_batch_size and train.num_train_epochs must be >= 1")
-        if not 0.0 <= t.min_lr_ratio <= 1.0:
-            raise ConfigError(f"train.min_lr_ratio must be in [0, 1], got {t.min_lr_ratio}")
+        for name, value, ok, rule in self._bounds():
+            if not ok:
+                raise ConfigError(f"{name} must be {rule}, got {value!r}")
         if self.model.backend not in ("auto", "unsloth", "peft"):
             raise ConfigError(f"model.backend must be auto, unsloth or peft, got {self.model.backend!r}")
         if self.model.dtype not in ("auto", "bfloat16", "float16", "float32"):
@@ -163,11 +169,55 @@ class TrainConfig:
             )
         if not d.challenges and not d.synthetic.rules:
             raise ConfigError("no training data: set data.challenges or data.synthetic.rules")
-        if d.augmentations < 1:
-            raise ConfigError("data.augmentations must be >= 1 (1 = the task as given)")
-        if not 0.0 <= d.eval_fraction < 1.0:
-            raise ConfigError(f"data.eval_fraction must be in [0, 1), got {d.eval_fraction}")
+        from arc_kit.synthetic import RULES
+
+        unknown = [r for r in d.synthetic.rules if r not in RULES]
+        if unknown:
+            raise ConfigError(f"data.synthetic.rules: unknown rule(s) {unknown}; known: {', '.join(sorted(RULES))}")
         return self
+
+    def _bounds(self) -> list[tuple[str, Any, bool, str]]:
+        """(field, value, value is allowed, what is allowed) for every numeric setting with a sensible range."""
+        from arc_kit.tasks import MAX_SIDE
+
+        m, lo, d, s, t = self.model, self.lora, self.data, self.data.synthetic, self.train
+        return [
+            ("model.max_seq_length", m.max_seq_length, m.max_seq_length >= 1, ">= 1"),
+            *[(f"model.{n}", getattr(m, n), getattr(m, n) >= 1, ">= 1") for n in (
+                "tiny_hidden_size", "tiny_layers", "tiny_heads", "tiny_kv_heads", "tiny_intermediate_size")],
+            ("lora.r", lo.r, lo.r >= 1, ">= 1"),
+            ("lora.alpha", lo.alpha, lo.alpha > 0, "> 0"),
+            ("lora.dropout", lo.dropout, 0.0 <= lo.dropout < 1.0, "in [0, 1)"),
+            ("data.augmentations", d.augmentations, d.augmentations >= 1, ">= 1 (1 = the task as given)"),
+            ("data.max_length", d.max_length, d.max_length >= 1, ">= 1"),
+            ("data.eval_fraction", d.eval_fraction, 0.0 <= d.eval_fraction < 1.0, "in [0, 1)"),
+            ("data.max_eval_examples", d.max_eval_examples, d.max_eval_examples >= 0, ">= 0"),
+            ("data.synthetic.n_tasks", s.n_tasks, s.n_tasks >= 0, ">= 0 (0: 100 tasks when rules are set)"),
+            ("data.synthetic.sizes", s.sizes, bool(s.sizes) and all(1 <= x <= MAX_SIDE for x in s.sizes),
+             f"a non-empty list of grid sides 1..{MAX_SIDE}"),
+            ("data.synthetic.n_train", s.n_train, s.n_train >= 1, ">= 1"),
+            ("data.synthetic.n_test", s.n_test, s.n_test >= 1, ">= 1"),
+            ("train.output_dir", t.output_dir, bool(t.output_dir.strip()), "a folder path"),
+            ("train.learning_rate", t.learning_rate, t.learning_rate > 0, "> 0"),
+            ("train.embedding_learning_rate", t.embedding_learning_rate,
+             t.embedding_learning_rate is None or t.embedding_learning_rate > 0, "> 0 (or unset: the same LR)"),
+            ("train.per_device_train_batch_size", t.per_device_train_batch_size, t.per_device_train_batch_size >= 1,
+             ">= 1"),
+            ("train.per_device_eval_batch_size", t.per_device_eval_batch_size, t.per_device_eval_batch_size >= 1,
+             ">= 1"),
+            ("train.num_train_epochs", t.num_train_epochs, t.num_train_epochs >= 1, ">= 1"),
+            ("train.length_group_batches", t.length_group_batches, t.length_group_batches >= 1, ">= 1"),
+            ("train.min_lr_ratio", t.min_lr_ratio, 0.0 <= t.min_lr_ratio <= 1.0, "in [0, 1]"),
+            ("train.weight_decay", t.weight_decay, t.weight_decay >= 0, ">= 0"),
+            ("train.embedding_weight_decay", t.embedding_weight_decay, t.embedding_weight_decay >= 0, ">= 0"),
+            ("train.max_grad_norm", t.max_grad_norm, t.max_grad_norm >= 0, ">= 0 (0: no clipping)"),
+            ("train.save_steps", t.save_steps, t.save_steps >= 1, ">= 1"),
+            ("train.save_total_limit", t.save_total_limit, t.save_total_limit >= 1, ">= 1"),
+            ("train.logging_steps", t.logging_steps, t.logging_steps >= 1, ">= 1"),
+            ("train.eval_steps", t.eval_steps, t.eval_steps >= 0, ">= 0 (0: at the end of each epoch)"),
+            ("train.max_steps", t.max_steps, t.max_steps == -1 or t.max_steps >= 1, ">= 1, or -1 for the whole run"),
+            ("train.dataloader_num_workers", t.dataloader_num_workers, t.dataloader_num_workers >= 0, ">= 0"),
+        ]
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -272,9 +322,15 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             raise ConfigError(f"{path}: config file not found (built-in: {', '.join(builtin_configs())})") from None
         except tomllib.TOMLDecodeError as e:
             raise ConfigError(f"{path}: not valid TOML ({e})") from None
+        except (OSError, UnicodeDecodeError) as e:  # a folder, no permission, not text
+            raise ConfigError(f"{path}: cannot read the config file ({getattr(e, 'strerror', None) or e})") from None
     raw = apply_overrides(raw, overrides or [])
     _coerce_lists(raw, TrainConfig)
-    return _fill(TrainConfig, raw, where).validate()
+    config = _fill(TrainConfig, raw, where)
+    try:
+        return config.validate()
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e}" if path is not None else str(e)) from None
 
 
 def builtin_configs() -> list[str]:

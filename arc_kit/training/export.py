@@ -20,17 +20,35 @@ from typing import Any
 
 from arc_kit.io_utils import atomic_write_json
 from arc_kit.training.trainer import FINAL_DIR, RUN_INFO_FILE
+from arc_kit.versions import loading_requirements
 
 MANIFEST_FILE = "arc_kit_manifest.json"
 ADAPTER_DIR = "adapter"
 MERGED_DIR = "merged"
 
 
+class ExportError(ValueError):
+    """The export cannot start: ``out_dir`` is a file, or the run's ``run_info.json`` is unreadable."""
+
+
 def read_run_info(run_dir: Path) -> dict[str, Any]:
     path = Path(run_dir) / RUN_INFO_FILE
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: {run_dir} is not a finished arc-kit training run")
-    return json.loads(path.read_text(encoding="utf-8"))
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as e:
+        raise ExportError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(info, dict):
+        raise ExportError(f"{path}: expected a JSON object")
+    return info
+
+
+def check_out_dir(out_dir: Path) -> None:
+    """Refuse an ``out_dir`` that is (or lies inside) a file, before anything is loaded or written."""
+    for path in (out_dir, *out_dir.parents):
+        if path.exists() and not path.is_dir():
+            raise ExportError(f"--out {out_dir}: {path} is a file, not a folder (nothing written)")
 
 
 def library_versions() -> dict[str, str]:
@@ -63,6 +81,7 @@ def export_model(
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     run_dir, out_dir = Path(run_dir), Path(out_dir)
+    check_out_dir(out_dir)
     info = read_run_info(run_dir)
     final = run_dir / FINAL_DIR
     if not final.is_dir():
@@ -98,6 +117,7 @@ def export_model(
         model.to(getattr(torch, dtype)).save_pretrained(merged_dir)
         tokenizer.save_pretrained(merged_dir)
 
+    versions = library_versions()
     manifest = {
         "format": "arc-kit merged model",
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -111,7 +131,8 @@ def export_model(
         "eval_loss": info["eval_loss"],
         "recipe": info["config"],
         "data": info["data"],
-        "versions": library_versions(),
+        "versions": versions,
+        "requires": loading_requirements(versions),  # the kernel checks these before loading
         "prompt_format": "arc_kit.text.render (chat template; tokenize with add_special_tokens=False)",
     }
     atomic_write_json(merged_dir / MANIFEST_FILE, manifest, indent=1)

@@ -7,10 +7,12 @@ Run folder layout (``train.output_dir``)::
     final/               the trained adapter (LoRA) or full model, with the tokenizer
     train_log.jsonl      one JSON object per log event, always with ``step``, ``epoch``, ``time`` (unix seconds):
                          train rows add ``loss``, ``learning_rate``, ``grad_norm``, ``mean_token_accuracy``,
-                         ``entropy``, ``num_tokens``; eval rows add ``eval_loss``, ``eval_mean_token_accuracy``,
-                         ``eval_runtime``; the last row adds ``train_loss``, ``train_runtime``. Plot ``loss`` and
-                         ``eval_loss`` against ``step``. A resumed run drops the rows past its checkpoint.
-    run_info.json        config, backend, base model, data counts, eval task ids, final step and losses
+                         ``entropy``, ``num_tokens``, ``padding_fraction`` (padded / all tokens of the batches
+                         since the previous row); eval rows add ``eval_loss``, ``eval_mean_token_accuracy``,
+                         ``eval_runtime``; the last row adds ``train_loss``, ``train_runtime``,
+                         ``train_padding_fraction``. Plot ``loss`` and ``eval_loss`` against ``step``. A resumed
+                         run drops the rows past its checkpoint.
+    run_info.json        config, backend, base model, data counts, eval task ids, final step and losses, padding
 """
 
 from __future__ import annotations
@@ -48,10 +50,13 @@ class TrainResult:
     num_train_examples: int
     num_eval_examples: int
     seconds: float
+    padding_fraction: float | None = None
+    """Padded tokens / all tokens over the batches trained on (also in run_info.json and train_log.jsonl)."""
 
 
 class RunFolderError(RuntimeError):
-    """The run folder holds checkpoints of an earlier run and --resume was not given (or the reverse)."""
+    """The run folder cannot be used as asked: it is a file, it holds checkpoints of an earlier run and --resume was
+    not given, or its log is corrupt."""
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -59,7 +64,9 @@ class RunFolderError(RuntimeError):
 
 
 def load_task_sets(config: TrainConfig) -> list[TaskSet]:
-    """The config's challenges files (with solutions when given) and synthetic tasks."""
+    """The config's challenges files (with solutions when given) and synthetic tasks, validated: a broken file raises
+    ``TaskFileError`` and a task id in two sources ``TrainingDataError``, both naming it. Needs no model or
+    tokenizer, so a run calls it before loading the model (a bad file must not cost a model load)."""
     d = config.data
     sets = []
     for i, challenges in enumerate(d.challenges):
@@ -72,15 +79,19 @@ def load_task_sets(config: TrainConfig) -> list[TaskSet]:
         n = s.n_tasks or 100
         sets.append(task_set(generate_tasks(s.rules, n, s.seed, s.sizes, s.n_train, s.n_test),
                              f"synthetic(rules={s.rules}, n={n}, seed={s.seed})"))
+    from arc_kit.training.dataset import merge_task_sets
+
+    merge_task_sets(sets)
     return sets
 
 
-def build_training_data(config: TrainConfig, tokenizer: Any) -> Any:
+def build_training_data(config: TrainConfig, tokenizer: Any, task_sets: list[TaskSet] | None = None) -> Any:
     from arc_kit.training.dataset import build_datasets
 
     d = config.data
+    sets = load_task_sets(config) if task_sets is None else task_sets
     return build_datasets(
-        load_task_sets(config), tokenizer, augmentations=d.augmentations, max_length=d.max_length, seed=d.seed,
+        sets, tokenizer, augmentations=d.augmentations, max_length=d.max_length, seed=d.seed,
         eval_fraction=d.eval_fraction, max_eval_examples=d.max_eval_examples, use_test_pairs=d.use_test_pairs,
         leave_one_out=d.leave_one_out, permute_background=d.permute_background,
     )
@@ -136,11 +147,13 @@ def optimizer_groups(model: Any, decay_names: set[str], config: TrainConfig) -> 
 
 
 def make_trainer_class() -> type:
-    """SFTTrainer with the recipe's optimiser groups and length-grouped batches (built lazily: Unsloth must patch trl before the import)."""
+    """SFTTrainer with the recipe's optimiser groups, length-grouped batches and a padding count (built lazily:
+    Unsloth must patch trl before the import)."""
     from trl import SFTTrainer
 
     class ArcSFTTrainer(SFTTrainer):
         arc_config: TrainConfig
+        padding_meter: Any  # the PaddingMeter callback given to this trainer (see padding_meter())
 
         def _get_train_sampler(self, train_dataset: Any = None) -> Any:
             if not self.arc_config.train.group_by_length:
@@ -149,7 +162,22 @@ def make_trainer_class() -> type:
 
             dataset = self.train_dataset if train_dataset is None else train_dataset
             lengths = [len(ids) for ids in dataset["input_ids"]]
-            return LengthGroupedSampler(lengths, self.args.train_batch_size, seed=self.args.seed)
+            # The dataloader cuts the sampler's index stream into batches of this same size, so they are its batches.
+            return LengthGroupedSampler(lengths, self._train_batch_size, seed=self.args.seed,
+                                        mega_batches=self.arc_config.train.length_group_batches)
+
+        def training_step(self, model: Any, inputs: dict[str, Any], num_items_in_batch: Any = None) -> Any:
+            self.padding_meter.add(inputs)
+            return super().training_step(model, inputs, num_items_in_batch)
+
+        def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+            if "loss" in logs:  # a training row: the padding of the batches since the previous one
+                fraction = self.padding_meter.take_interval()
+                if fraction is not None:
+                    logs["padding_fraction"] = round(fraction, 4)
+            if "train_loss" in logs:  # the end of training: the whole run's
+                logs["train_padding_fraction"] = round(self.padding_meter.fraction(), 4)
+            super().log(logs, start_time)
 
         def create_optimizer(self, model: Any = None) -> Any:
             if self.optimizer is None:
@@ -161,6 +189,62 @@ def make_trainer_class() -> type:
             return self.optimizer
 
     return ArcSFTTrainer
+
+
+def padding_meter() -> Any:
+    """A callback counting real and padded tokens of the batches trained on (the trainer feeds it every batch).
+
+    Why a callback: the Trainer saves the state of ``ExportableState`` callbacks in each checkpoint's
+    ``trainer_state.json``, so a resumed run goes on counting from the checkpoint. With several GPUs it counts this
+    process's batches.
+    """
+    from transformers import TrainerCallback
+    from transformers.trainer_callback import ExportableState
+
+    class PaddingMeter(TrainerCallback, ExportableState):
+        def __init__(self, batches: int = 0, real_tokens: int = 0, all_tokens: int = 0) -> None:
+            self.batches, self.real_tokens, self.all_tokens = batches, real_tokens, all_tokens
+            self._interval = [0, 0]  # real, all tokens since the last training log row
+
+        def add(self, inputs: dict[str, Any]) -> None:
+            """Count one collated batch: ``attention_mask`` marks real tokens; padding-free batches have none."""
+            ids = inputs["input_ids"]
+            mask = inputs.get("attention_mask")
+            real = int(mask.sum()) if mask is not None else ids.numel()
+            self.batches += 1
+            self.real_tokens += real
+            self.all_tokens += ids.numel()
+            self._interval[0] += real
+            self._interval[1] += ids.numel()
+
+        def take_interval(self) -> float | None:
+            real, total = self._interval
+            self._interval = [0, 0]
+            return (total - real) / total if total else None
+
+        def fraction(self) -> float:
+            return (self.all_tokens - self.real_tokens) / self.all_tokens if self.all_tokens else 0.0
+
+        def summary(self) -> dict[str, Any]:
+            return {"batches": self.batches, "real_tokens": self.real_tokens, "all_tokens": self.all_tokens,
+                    "padding_fraction": round(self.fraction(), 4)}
+
+        def state(self) -> dict[str, Any]:
+            return {"args": {"batches": self.batches, "real_tokens": self.real_tokens,
+                             "all_tokens": self.all_tokens}, "attributes": {}}
+
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            """On --resume the Trainer has loaded the checkpoint's state by now: count on from its figures (a fresh
+            run finds this meter's own zeros there)."""
+            saved = (state.stateful_callbacks or {}).get(type(self).__name__)
+            counts = saved.get("args") if isinstance(saved, dict) else None
+            if isinstance(counts, dict):
+                self.batches = int(counts.get("batches", 0))
+                self.real_tokens = int(counts.get("real_tokens", 0))
+                self.all_tokens = int(counts.get("all_tokens", 0))
+            self._interval = [0, 0]
+
+    return PaddingMeter()
 
 
 def jsonl_logger(path: Path) -> Any:
@@ -258,31 +342,47 @@ class PreparedRun:
     log_path: Path
 
 
-def prepare_run(config: TrainConfig) -> PreparedRun:
-    """Model, data and trainer for ``config``, nothing trained yet (tests inspect the optimiser and schedule)."""
+def check_output_dir(config: TrainConfig) -> Path:
+    """``train.output_dir`` as a folder path; one that is a file is refused before anything is written into it."""
+    run_dir = Path(config.train.output_dir)
+    for path in (run_dir, *run_dir.parents):
+        if path.exists() and not path.is_dir():
+            raise RunFolderError(f"train.output_dir {run_dir}: {path} is a file, not a folder (nothing written)")
+    return run_dir
+
+
+def prepare_run(config: TrainConfig, task_sets: list[TaskSet] | None = None) -> PreparedRun:
+    """Model, data and trainer for ``config``, nothing trained yet (tests inspect the optimiser and schedule).
+
+    The tasks are loaded and checked before the model, so a bad file fails in seconds.
+    """
     from arc_kit.training.model import load_model
 
     config.validate()
+    run_dir = check_output_dir(config)
+    if task_sets is None:
+        task_sets = load_task_sets(config)
     # We pass num_stable_steps on purpose (see schedule_kwargs); transformers warns that it wins over the total.
     warnings.filterwarnings("ignore", message="Both num_training_steps and num_stable_steps")
-    run_dir = Path(config.train.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     loaded = load_model(config, run_dir)
-    data = build_training_data(config, loaded.tokenizer)
+    data = build_training_data(config, loaded.tokenizer, task_sets)
     print(f"data: {len(data.train)} train examples from {data.train_stats.tasks} tasks, "
           f"{0 if data.eval is None else len(data.eval)} eval examples from {data.eval_stats.tasks} held-out tasks; "
           f"{data.train_stats.skipped_too_long} too long, backend {loaded.backend}", file=sys.stderr)
     log_path = run_dir / LOG_FILE
     trainer_cls = make_trainer_class()
     trainer_cls.arc_config = config
+    meter = padding_meter()
     trainer = trainer_cls(
         model=loaded.model,
         args=sft_config(config, run_dir, len(data.train), data.eval is not None, loaded.backend),
         train_dataset=data.train,
         eval_dataset=data.eval,
         processing_class=loaded.tokenizer,
-        callbacks=[jsonl_logger(log_path)],
+        callbacks=[meter, jsonl_logger(log_path)],
     )
+    trainer.padding_meter = meter
     return PreparedRun(trainer, loaded, data, run_dir, log_path)
 
 
@@ -291,18 +391,21 @@ def run_training(config: TrainConfig, resume: bool = False) -> TrainResult:
 
     A resumed run ends at the same step count as an uninterrupted one (same data, schedule and seed). Without
     ``resume``, a run folder that already holds checkpoints is refused so a run is never silently mixed with another.
+    Everything the user can get wrong (settings, task files, the run folder, its log) is checked before the model
+    is loaded.
     """
     config.validate()
     started = time.time()
-    run_dir = Path(config.train.output_dir)
+    run_dir = check_output_dir(config)
+    task_sets = load_task_sets(config)
     checkpoint = last_checkpoint(run_dir)
     if checkpoint and not resume:
         raise RunFolderError(f"{run_dir} already holds {Path(checkpoint).name}: pass --resume to continue that run, "
                              "or choose a new train.output_dir")
     if resume and not checkpoint:
         print(f"--resume: no complete checkpoint in {run_dir} yet, starting from step 0", file=sys.stderr)
-    _restart_log(run_dir / LOG_FILE, Path(checkpoint) if resume and checkpoint else None)
-    run = prepare_run(config)
+    restart_log(run_dir / LOG_FILE, Path(checkpoint) if resume and checkpoint else None)
+    run = prepare_run(config, task_sets)
     trainer, data, loaded = run.trainer, run.data, run.loaded
     output = trainer.train(resume_from_checkpoint=checkpoint if resume else None)
     eval_loss = trainer.evaluate()["eval_loss"] if data.eval is not None else None
@@ -313,6 +416,7 @@ def run_training(config: TrainConfig, resume: bool = False) -> TrainResult:
     steps = trainer.state.global_step
     train_loss = output.training_loss if output is not None else None
     num_eval = 0 if data.eval is None else len(data.eval)
+    padding = trainer.padding_meter.summary()
     info = {
         "config": config.to_dict(),
         "backend": loaded.backend,
@@ -322,6 +426,7 @@ def run_training(config: TrainConfig, resume: bool = False) -> TrainResult:
         "train_loss": train_loss,
         "eval_loss": eval_loss,
         "resumed_from": Path(checkpoint).name if resume and checkpoint else None,
+        "padding": padding,  # over every batch trained on, resumed runs included: padded tokens / all tokens
         "data": {
             "sources": data_sources(config),
             "train": data.train_stats.to_json(),
@@ -335,20 +440,42 @@ def run_training(config: TrainConfig, resume: bool = False) -> TrainResult:
     return TrainResult(
         output_dir=run_dir, final_dir=final_dir, steps=steps, train_loss=train_loss, eval_loss=eval_loss,
         log_path=run.log_path, backend=loaded.backend, num_train_examples=len(data.train),
-        num_eval_examples=num_eval, seconds=time.time() - started,
+        num_eval_examples=num_eval, seconds=time.time() - started, padding_fraction=padding["padding_fraction"],
     )
 
 
-def _restart_log(path: Path, checkpoint: Path | None) -> None:
-    """A fresh run starts a fresh log; a resumed one drops the lines logged after its checkpoint (they are redone)."""
+def restart_log(path: Path, checkpoint: Path | None) -> None:
+    """A fresh run starts a fresh log; a resumed one drops the lines logged after its checkpoint (they are redone).
+
+    A torn last line (the run was killed mid-write) is dropped with a note; a broken line before it is not a crash
+    artefact, so it is an error naming the file and line, and the log is left as it is.
+    """
     if not path.exists():
         return
     if checkpoint is None:
         path.unlink()
         return
     step = int(checkpoint.name.split("-", 1)[1])
-    kept = [line for line in path.read_text(encoding="utf-8").splitlines()
-            if line.strip() and json.loads(line).get("step", 0) <= step]
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    while lines and not lines[-1].strip():
+        lines.pop()
+    kept = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        if not isinstance(record, dict):
+            if number == len(lines):
+                print(f"{path}: dropped a torn last line {number} (the run was killed while writing it)",
+                      file=sys.stderr)
+                continue
+            raise RunFolderError(f"{path} line {number}: not a JSON object ({line[:60]!r}); fix or remove that line "
+                                 "to resume")
+        if record.get("step", 0) <= step:
+            kept.append(line)
     atomic_write_text(path, "".join(line + "\n" for line in kept))
 
 

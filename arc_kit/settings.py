@@ -1,0 +1,170 @@
+"""Every setting of a run, with its one default: the kernel, ``arc-kit dry-run``, ``arc-kit kernel build`` and the
+demo all read these dataclasses, and the CLIs are generated from them (``arc_kit.cli_args``).
+
+Three groups, each a flat dataclass so ``transformers.HfArgumentParser`` can turn it into flags:
+
+- ``RunSettings``: how a run spends its time (budget, margin, per-task cap, workers);
+- ``InferenceConfig``: how the model is loaded and decoded;
+- ``KernelRuntime``: what only the Kaggle kernel needs (competition, attached sources, the quick pass).
+
+``kernel build`` writes all three into the kernel's code as one dict literal (``KernelPlan.to_dict``); the kernel
+reads it back with ``KernelPlan.from_dict``, which refuses unknown keys, so a setting cannot silently drift.
+This module imports nothing heavy: the kernel entry and the workers import it before torch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from arc_kit import COMPETITION_SLUG
+
+
+class SettingsError(ValueError):
+    """A setting has a value that cannot work; the message names the field."""
+
+
+def _help(text: str) -> dict[str, str]:
+    return {"help": text}
+
+
+@dataclass
+class RunSettings:
+    """How a run spends its time; the 12 h Kaggle limit is the default budget."""
+
+    budget_seconds: float = field(default=12 * 3600.0, metadata=_help("seconds for the whole run (Kaggle: 12 h)"))
+    margin_seconds: float | None = field(
+        default=None, metadata=_help("seconds kept free before the budget ends (default: 5%% of it, at most 900)"))
+    task_cap_seconds: float = field(
+        default=1200.0, metadata=_help("seconds one group of tasks may decode before it keeps its placeholders"))
+    workers: int | None = field(
+        default=None, metadata=_help("worker processes (default: one per visible GPU, one on CPU)"))
+
+    @property
+    def margin(self) -> float:
+        return self.margin_seconds if self.margin_seconds is not None else min(900.0, 0.05 * self.budget_seconds)
+
+    @property
+    def deadline_offset(self) -> float:
+        """Seconds after the start at which no new work begins."""
+        return self.budget_seconds - self.margin
+
+    def check(self) -> None:
+        if not self.budget_seconds > 0:
+            raise SettingsError(f"budget_seconds must be > 0, got {self.budget_seconds}")
+        if self.margin_seconds is not None and not 0 <= self.margin_seconds < self.budget_seconds:
+            raise SettingsError(f"margin_seconds must be >= 0 and < budget_seconds ({self.budget_seconds}), "
+                                f"got {self.margin_seconds}")
+        if not self.task_cap_seconds > 0:
+            raise SettingsError(f"task_cap_seconds must be > 0, got {self.task_cap_seconds}")
+        if self.workers is not None and self.workers < 1:
+            raise SettingsError(f"workers must be >= 1 (or unset), got {self.workers}")
+
+
+@dataclass
+class InferenceConfig:
+    """How to load and decode; every field is a setting of the kernel and the dry run."""
+
+    max_length: int = field(default=8192, metadata=_help(
+        "context for prompt + answer; capped by the model's max_position_embeddings"))
+    batch_size: int = field(default=8, metadata=_help("prompts decoded together"))
+    views: int = field(default=8, metadata=_help(
+        "views per test input: the plain one gives attempt_1, the others vote for attempt_2; 1 = plain greedy"))
+    seed: int = field(default=0, metadata=_help("chooses the views (same seed, same views, in any process)"))
+    use_unsloth: bool = field(default=True, metadata=_help(
+        "on CUDA only; falls back to transformers when Unsloth is missing or fails"))
+    base_model: str | None = field(default=None, metadata=_help(
+        "base weights folder for a LoRA adapter whose recorded base is not here"))
+    device: str | None = field(default=None, metadata=_help("cuda or cpu (default: cuda when available)"))
+    dtype: str | None = field(default=None, metadata=_help("default: bfloat16 on cuda, float32 on cpu"))
+    cpu_threads: int | None = field(default=1, metadata=_help(
+        "torch threads on cpu (unset: torch's default); small models decode faster on one thread"))
+    prefill_chunk_tokens: int = field(default=2048, metadata=_help(
+        "a long prompt is prefilled in chunks of this many tokens, the deadline checked between chunks"))
+
+    def check(self) -> None:
+        for name in ("max_length", "batch_size", "views", "prefill_chunk_tokens"):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.cpu_threads is not None and self.cpu_threads < 0:
+            raise SettingsError(f"cpu_threads must be >= 0, got {self.cpu_threads}")
+        if self.dtype is not None and self.dtype not in ("bfloat16", "float16", "float32"):
+            raise SettingsError(f"dtype must be bfloat16, float16 or float32, got {self.dtype!r}")
+
+
+@dataclass
+class KernelRuntime:
+    """What only the Kaggle kernel needs: the competition, the attached sources it looks for, the quick pass."""
+
+    competition: str = field(default=COMPETITION_SLUG, metadata=_help("competition slug"))
+    weights_dataset: str | None = field(default=None, metadata=_help("owner/slug of the weights dataset"))
+    weights_model: str | None = field(default=None, metadata=_help(
+        "owner/model/framework/variation/N of the weights as a Kaggle Model"))
+    wheelhouse_dataset: str | None = field(default=None, metadata=_help("owner/slug of the wheelhouse dataset"))
+    model_dir: str | None = field(default=None, metadata=_help(
+        "weights folder inside the kernel (default: found from the attached source, else searched)"))
+    challenges: str | None = field(default=None, metadata=_help(
+        "challenges file inside the kernel (default: the competition's test file)"))
+    quick_tasks: int = field(default=8, metadata=_help(
+        "interactive (not rerun) kernel sessions decode only this many tasks, shortest first; 0 = all"))
+
+    def check(self) -> None:
+        if not self.competition:
+            raise SettingsError("competition must be a competition slug")
+        if self.quick_tasks < 0:
+            raise SettingsError(f"quick_tasks must be >= 0, got {self.quick_tasks}")
+
+
+@dataclass
+class KernelPlan:
+    """The three groups as the kernel receives them (the ``KERNEL_SETTINGS`` literal)."""
+
+    kernel: KernelRuntime = field(default_factory=KernelRuntime)
+    run: RunSettings = field(default_factory=RunSettings)
+    inference: InferenceConfig = field(default_factory=InferenceConfig)
+
+    def check(self) -> None:
+        self.kernel.check()
+        self.run.check()
+        self.inference.check()
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return {"kernel": dataclasses.asdict(self.kernel), "run": dataclasses.asdict(self.run),
+                "inference": dataclasses.asdict(self.inference)}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> KernelPlan:
+        """Read a settings literal back; unknown groups or keys are an error naming them."""
+        if not isinstance(values, dict):
+            raise SettingsError(f"kernel settings must be a dict, got {type(values).__name__}")
+        groups = {f.name: f.type for f in dataclasses.fields(cls)}
+        unknown = set(values) - set(groups)
+        if unknown:
+            raise SettingsError(f"unknown kernel settings group(s): {', '.join(sorted(unknown))}")
+        plan = cls(**{name: build(dataclass_for(name), values.get(name) or {}, name) for name in groups})
+        plan.check()
+        return plan
+
+
+_GROUPS: dict[str, type] = {"kernel": KernelRuntime, "run": RunSettings, "inference": InferenceConfig}
+
+
+def dataclass_for(group: str) -> type:
+    return _GROUPS[group]
+
+
+def build(cls: type, values: dict[str, Any], where: str = "") -> Any:
+    """``cls(**values)``, with unknown keys named instead of a TypeError."""
+    if not isinstance(values, dict):
+        raise SettingsError(f"{where or cls.__name__} must be a dict, got {type(values).__name__}")
+    known = {f.name for f in dataclasses.fields(cls) if f.init}
+    unknown = set(values) - known
+    if unknown:
+        raise SettingsError(f"unknown setting(s) in {where or cls.__name__}: {', '.join(sorted(unknown))}")
+    return cls(**values)
+
+
+def fields_of(instance: Any, cls: type) -> dict[str, Any]:
+    """The values of ``cls``'s fields taken from ``instance`` (an argparse Namespace or another dataclass)."""
+    return {f.name: getattr(instance, f.name) for f in dataclasses.fields(cls) if f.init}

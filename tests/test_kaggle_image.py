@@ -1,0 +1,281 @@
+"""What a Kaggle competition rerun does, against a faithful stand-in (issue 9), not our mocks.
+
+A clean venv stands in for Kaggle's Python image (torch, transformers, peft, ... but no trl, kaggle or arc-kit;
+see tests/kaggle_image.py), the kit's own code builds the wheelhouse against it, ``arc-kit kernel build`` builds
+the kernel as a user would, and the built ``main.py`` runs with the image's Python, with no network, on a fake
+``/kaggle/input`` in the classic and the 2026 layouts, interactive and as a rerun. Every run must exit 0, leave a
+valid submission.json, and leave the image's packages as they were (``pip check`` clean).
+
+Run: ``python -m pytest -m kaggle_image tests/test_kaggle_image.py``. The first run builds the image venv (a
+minute or two, cached in ~/.cache/arc-kit-tests/; ARC_KIT_IMAGE_VENV moves it); it skips, saying why, where the
+venv cannot be built (no network and no cache) or ``unshare -rn`` is not allowed.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import kaggle_image as ki
+import pytest
+
+from arc_kit.submission import validate_submission_file
+
+pytestmark = pytest.mark.kaggle_image
+
+REPO = Path(__file__).resolve().parents[1]
+OWNER = "demo-user"
+WEIGHTS_DATASET = f"{OWNER}/arc-kit-test-weights"
+WEIGHTS_MODEL = f"{OWNER}/arc-kit-test-model/transformers/default/1"
+WHEELHOUSE_DATASET = f"{OWNER}/arc-kit-wheelhouse"
+N_TASKS = 4
+QUICK_TASKS = 2
+
+
+# -- the stand-ins (built once per session) ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def offline() -> None:
+    try:
+        ki.unshare_prefix()
+    except ki.ImageUnavailable as e:
+        pytest.skip(str(e))
+
+
+@pytest.fixture(scope="session")
+def image_venv(offline) -> Path:
+    """The cached image venv, in the image state, held (locked) for this session."""
+    try:
+        venv = ki.ensure_image_venv()
+    except ki.ImageUnavailable as e:
+        pytest.skip(f"cannot build the Kaggle image stand-in (no network and no cache?):\n{ki.tail(str(e), 1500)}")
+    with ki.file_lock(venv.parent / (venv.name + ".use.lock")):
+        yield venv
+        ki.restore_image(venv)  # leave the cache as the image, for the next session
+
+
+@pytest.fixture(scope="session")
+def local_wheels() -> Path:
+    try:
+        return ki.ensure_local_wheels()
+    except ki.ImageUnavailable as e:
+        pytest.skip(f"cannot fetch the local wheels the wheelhouse is built from: {e}")
+
+
+BUILD_WHEELHOUSE = r"""
+import json, sys
+from pathlib import Path
+from arc_kit.wheelhouse import KaggleImage, WheelhouseConfig, build_wheelhouse, check_wheelhouse
+project, dest, image_python, find_links = sys.argv[1:5]
+image = KaggleImage.from_python(image_python)
+config = WheelhouseConfig(image=image, find_links=(find_links,), index=False)
+result = build_wheelhouse(Path(project), Path(dest), config)
+check = check_wheelhouse(result.folder, image)
+print(json.dumps({"folder": str(result.folder), "arc_kit_wheel": str(result.arc_kit_wheel),
+                  "wheels": [str(w) for w in result.wheels], "problems": list(check.problems),
+                  "plan": repr(getattr(check, "plan", None))}))
+"""
+
+
+@pytest.fixture(scope="session")
+def wheelhouse(tmp_path_factory, image_venv: Path, local_wheels: Path) -> dict:
+    """The wheelhouse, built by the kit's own code for the image venv, offline (``index=False``, the local
+    wheels as ``find_links``), in a network-less namespace so nothing can quietly reach an index."""
+    dest = tmp_path_factory.mktemp("wheelhouse") / "wheels"
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env["PYTHONPATH"] = str(REPO)
+    cmd = ki.offline_command([sys.executable, "-c", BUILD_WHEELHOUSE, REPO, dest, ki.venv_python(image_venv),
+                              local_wheels])
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env, cwd=REPO)
+    built = proc.returncode == 0
+    assert built, ki.describe(proc, "building the wheelhouse with arc_kit.wheelhouse (offline)")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="session")
+def competition_files(tmp_path_factory, shared_data: Path) -> dict[str, Path]:
+    """The competition's files: a few small real ARC-AGI-2 tasks as the test challenges, plus the other files
+    the competition mounts beside them (training challenges/solutions, sample submission)."""
+    from arc_kit.runner import task_size
+    from arc_kit.submission import Submission
+    from arc_kit.tasks import load_tasks, write_task_files
+
+    out = tmp_path_factory.mktemp("competition")
+    d = shared_data / "arc-agi-2"
+    ordered = sorted(load_tasks(d / "arc-agi_evaluation_challenges.json", d / "arc-agi_evaluation_solutions.json"),
+                     key=task_size)
+    test, train = ordered[:N_TASKS], ordered[N_TASKS:N_TASKS + 3]
+    if not any(len(t.test) > 1 for t in test):  # a task with two test inputs, as the hidden set has
+        test[-1] = next(t for t in ordered if len(t.test) > 1)
+    files = {"arc-agi_test_challenges.json": out / "arc-agi_test_challenges.json",
+             "arc-agi_training_challenges.json": out / "arc-agi_training_challenges.json",
+             "arc-agi_training_solutions.json": out / "arc-agi_training_solutions.json",
+             "sample_submission.json": out / "sample_submission.json"}
+    write_task_files(test, files["arc-agi_test_challenges.json"])
+    write_task_files(train, files["arc-agi_training_challenges.json"], files["arc-agi_training_solutions.json"])
+    Submission.placeholders({t.task_id: len(t.test) for t in test}).write(files["sample_submission.json"])
+    return files
+
+
+def kernel_build_help() -> str:
+    proc = subprocess.run([sys.executable, "-m", "arc_kit.cli", "kernel", "build", "--help"], capture_output=True,
+                          text=True, timeout=120, cwd=REPO)
+    ok = proc.returncode == 0
+    assert ok, ki.describe(proc, "arc-kit kernel build --help")
+    return proc.stdout
+
+
+@pytest.fixture(scope="session")
+def build_kernel(tmp_path_factory, wheelhouse: dict, image_venv: Path):
+    """``arc-kit kernel build`` as a user runs it, once per (weights source, workers)."""
+    built: dict[tuple[bool, int | None], Path] = {}
+    help_text = kernel_build_help()
+    check_args: list[str] = []
+    if re.search(r"--wheelhouse[ ,\n]", help_text) and "--image" in help_text:
+        # the builder checks the local wheelhouse against the image: give it this image, as `image freeze` would
+        from arc_kit.wheelhouse import KaggleImage
+
+        image_toml = tmp_path_factory.mktemp("image") / "kaggle-image.toml"
+        image_toml.write_text(KaggleImage.from_python(ki.venv_python(image_venv)).to_toml())
+        check_args = ["--wheelhouse", wheelhouse["folder"], "--image", str(image_toml)]
+
+    def build(weights_as_model: bool, workers: int | None = None) -> Path:
+        key = (weights_as_model, workers)
+        if key in built:
+            return built[key]
+        out = tmp_path_factory.mktemp("kernel") / "arc-kit-submission"
+        cmd = [sys.executable, "-m", "arc_kit.cli", "kernel", "build", "--owner", OWNER,
+               "--wheelhouse-dataset", WHEELHOUSE_DATASET, "--out", str(out)]
+        cmd += ["--weights-model", WEIGHTS_MODEL] if weights_as_model else ["--weights-dataset", WEIGHTS_DATASET]
+        cmd += check_args
+        # a quick, bounded run (each flag only where this version of the CLI has it)
+        for flag, value in (("--quick-tasks", QUICK_TASKS), ("--views", 2), ("--budget-seconds", 900),
+                            ("--margin-seconds", 60), ("--task-cap-seconds", 120)):
+            if flag in help_text:
+                cmd += [flag, str(value)]
+        rewrite_workers = workers is not None and "--workers" not in help_text
+        if workers is not None and not rewrite_workers:
+            cmd += ["--workers", str(workers)]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("KAGGLE_")}
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=REPO, env=env)
+        built_ok = proc.returncode == 0
+        assert built_ok, ki.describe(proc, "arc-kit kernel build")
+        main_py = out / "main.py"
+        assert main_py.is_file(), f"arc-kit kernel build wrote no main.py in {out}: {sorted(os.listdir(out))}"
+        if rewrite_workers:  # the CLI has no --workers (yet): set it in the one settings line, as the builder does
+            from arc_kit.kernel_build import SETTINGS_PREFIX, render_code
+
+            text = main_py.read_text()
+            line = next(li for li in text.splitlines() if li.startswith(SETTINGS_PREFIX))
+            settings = ast.literal_eval(line[len(SETTINGS_PREFIX):])
+            main_py.write_text(render_code(text, {**settings, "workers": workers}))
+        built[key] = out
+        return out
+
+    return build
+
+
+# -- the tests -----------------------------------------------------------------------------------------------------
+
+
+def wheel_name(path: str | Path) -> tuple[str, str]:
+    """(normalized distribution name, version) of a wheel file name."""
+    parts = Path(path).name.split("-")
+    return ki.normalize(parts[0]), parts[1]
+
+
+def test_the_stand_in_is_the_image_offline(image_venv: Path, tmp_path: Path):
+    """The harness itself: the venv lacks what Kaggle's image lacks, and a kernel run has no network (only a
+    loopback interface) and a read-only input tree."""
+    image = ki.image_packages(image_venv)
+    assert not [n for n in ki.NOT_IN_IMAGE if n in image], image
+    assert image.get("torch", "").startswith("2.13.0") and image.get("transformers") == "5.23.0", image
+    assert ki.pip_list(ki.venv_python(image_venv)) == image, "the cached venv is not in the image state"
+    probe = ("import os, sys; links = [l.split(':')[0].strip() for l in open('/proc/net/dev').readlines()[2:]]; "
+             "print(links); sys.exit(links != ['lo'])")
+    proc = subprocess.run(ki.offline_command([ki.venv_python(image_venv), "-c", probe]), capture_output=True,
+                          text=True, timeout=60)
+    only_lo = proc.returncode == 0
+    assert only_lo, ki.describe(proc, "a network interface other than lo inside the kernel's namespace")
+    if ki.readonly_mounts_work():
+        proc = subprocess.run(ki.offline_command(["touch", tmp_path / "x"], readonly=[tmp_path]),
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode != 0 and not (tmp_path / "x").exists(), "the input tree is writable in a run"
+
+
+def test_the_wheelhouse_brings_only_what_the_image_lacks(wheelhouse: dict, image_venv: Path):
+    image = ki.image_packages(image_venv)
+    names = dict(wheel_name(w) for w in wheelhouse["wheels"])
+    assert Path(wheelhouse["arc_kit_wheel"]).is_file(), wheelhouse
+    assert "arc-kit" in names, f"no arc_kit wheel listed in the result: {sorted(names)}"
+    assert "trl" in names, f"the image lacks trl (arc-kit needs it) but the wheelhouse has no trl: {sorted(names)}"
+    shadowing = {n: (v, image[n]) for n, v in names.items() if n in image}
+    assert not shadowing, ("the wheelhouse holds packages the image already has (name: (wheel, image)): "
+                           f"{shadowing}")
+    on_disk = sorted(p.name for p in Path(wheelhouse["folder"]).glob("*.whl"))
+    assert on_disk == sorted(Path(w).name for w in wheelhouse["wheels"]), (on_disk, wheelhouse["wheels"])
+    assert wheelhouse["problems"] == [], ("check_wheelhouse says the wheelhouse does not resolve against the "
+                                          "image:\n" + "\n".join(wheelhouse["problems"]) + f"\nplan: "
+                                          f"{wheelhouse['plan']}")
+
+
+RUNS = [  # (layout, rerun, workers)
+    ("classic", False, None),
+    ("classic", True, None),
+    ("2026-datasets", False, None),
+    ("2026-datasets", True, 2),
+    ("2026-models", False, None),
+    ("2026-models", True, None),
+]
+
+
+@pytest.mark.parametrize(("layout", "rerun", "workers"), RUNS,
+                         ids=[f"{lay}-{'rerun' if r else 'interactive'}{f'-{w}workers' if w else ''}"
+                              for lay, r, w in RUNS])
+def test_the_built_kernel_runs_offline_on_the_image(tmp_path: Path, layout: str, rerun: bool, workers: int | None,
+                                                     image_venv: Path, wheelhouse: dict, build_kernel,
+                                                     competition_files: dict[str, Path], tiny_model_dir: Path):
+    kernel = build_kernel(layout == "2026-models", workers)
+    metadata = json.loads((kernel / "kernel-metadata.json").read_text())
+    assert metadata.get("enable_internet") is False, f"the kernel must run with internet off: {metadata}"
+    tree = ki.make_input_tree(
+        tmp_path / "kaggle" / "input", metadata, layout, competition_files, tiny_model_dir,
+        Path(wheelhouse["folder"]), WEIGHTS_MODEL if layout == "2026-models" else WEIGHTS_DATASET,
+        WHEELHOUSE_DATASET)
+    readonly = ki.readonly_mounts_work()
+    result = ki.run_kernel(image_venv, kernel / "main.py", tree, tmp_path / "kaggle", rerun,
+                           readonly_input=readonly)
+    print(f"kernel run ({layout}, rerun={rerun}, workers={workers}, input read-only={readonly}): "
+          f"{result.seconds:.1f} s\n{result.output}")
+    what = f"the kernel ({layout} layout, {'rerun' if rerun else 'interactive'})"
+
+    exit_status = result.proc.returncode
+    assert exit_status == 0, f"{what} exited {exit_status}\n{result.output}"
+    problems = validate_submission_file(result.submission, tree.challenges)
+    assert problems == [], f"{what} left an invalid {result.submission}: {problems}\n{result.output}"
+
+    diff = ki.diff_packages(result.before, result.after)
+    assert diff.image_untouched, f"{what} changed the image's packages: {diff}\n{result.output}"
+    assert "arc-kit" in diff.added, f"{what} did not install arc-kit from the wheelhouse: {diff}\n{result.output}"
+    wheels = dict(wheel_name(w) for w in wheelhouse["wheels"])
+    strays = {n: v for n, v in diff.added.items() if wheels.get(n) != v}
+    assert not strays, f"{what} installed packages that are not the wheelhouse's wheels: {strays} (wheels {wheels})"
+    assert result.pip_check.returncode == 0, (f"pip check fails in the image after {what} installed the "
+                                              f"wheelhouse:\n{result.pip_check.stdout}{result.pip_check.stderr}")
+
+    ran_with = re.search(r"(\d+) worker\(s\)", result.proc.stdout)
+    if ran_with and workers:  # the kit's summary line names how many workers decoded
+        assert int(ran_with.group(1)) == workers, f"{what}: {ran_with.group(0)}, asked for {workers}\n" \
+                                                  f"{result.output}"
+    attempted = re.search(r"\((\d+)\b[^()]*attempted\)", result.proc.stdout)
+    if attempted:  # the kit's summary line: a rerun answers every task, an interactive run a quick pass
+        expected = N_TASKS if rerun else min(QUICK_TASKS, N_TASKS)
+        assert int(attempted.group(1)) == expected, f"{what}: {attempted.group(0)}, expected {expected}\n" \
+                                                    f"{result.output}"
+

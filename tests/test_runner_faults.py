@@ -1,0 +1,221 @@
+"""Faults of the run that cost a competitor a whole Kaggle session: workers that never end, a parent that outlives
+its deadline, answers thrown away, prefills that overrun the budget, unreadable challenges files."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from arc_kit.cli import main as cli_main
+from arc_kit.inference import DecodeRequest, GreedyDecoder, load_model
+from arc_kit.runner import RunConfig, run_submission
+from arc_kit.settings import InferenceConfig, RunSettings
+from arc_kit.submission import validate_submission_file
+from arc_kit.tasks import load_tasks, write_task_files
+
+TESTS = Path(__file__).resolve().parent
+
+RUN_SCRIPT = textwrap.dedent("""
+    import sys
+    from pathlib import Path
+    from arc_kit.runner import RunConfig, run_submission
+    from arc_kit.settings import InferenceConfig, RunSettings
+    import slow_solvers
+
+    if __name__ == "__main__":  # spawned workers import this file again
+        challenges, out, kind, budget = sys.argv[1], Path(sys.argv[2]), sys.argv[3], float(sys.argv[4])
+        factory = slow_solvers.SleepyFactory(0.5) if kind == "sleepy" else slow_solvers.FailingFactory()
+        config = RunConfig(model_dir=None, challenges=Path(challenges), output=out,
+                           run=RunSettings(budget_seconds=budget, margin_seconds=0.5, workers=2),
+                           inference=InferenceConfig(batch_size=1, views=1), progress=False)
+        report = run_submission(config, solver_factory=factory)
+        print("wrote", out, report.tasks_attempted, report.tasks_queued, report.model_error, flush=True)
+""")
+
+
+def run_script(tmp_path: Path, challenges: Path, factory: str, budget: float) -> tuple[subprocess.Popen, float]:
+    script = tmp_path / "run.py"
+    script.write_text(RUN_SCRIPT)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([sys.executable, str(script), str(challenges), str(tmp_path / "submission.json"),
+                             factory, str(budget)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    return proc, time.time()
+
+
+def finish(proc: subprocess.Popen, hang: str) -> tuple[str, str]:
+    """The script's output; a hang fails the test within a minute instead of eating CI's time."""
+    try:
+        return proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail(hang)
+
+
+@pytest.fixture(scope="module")
+def many_tasks(shared_data: Path) -> Path:
+    """ARC-AGI-2 training: 1,000 tasks, several MB pickled: far more than a pipe buffer."""
+    return shared_data / "arc-agi-2" / "arc-agi_training_challenges.json"
+
+
+def test_two_workers_on_a_deadline_end_within_seconds_of_it(tmp_path: Path, many_tasks: Path):
+    proc, began = run_script(tmp_path, many_tasks, "sleepy", budget=15.0)
+    out, err = finish(proc, "the run never exited after its deadline (a queue feeder thread kept it alive)")
+    elapsed = time.time() - began
+    assert proc.returncode == 0, err[-2000:]
+    assert elapsed < 15.0 + 12, f"exited {elapsed:.1f} s after start for a 15 s budget"
+    _, _, attempted, queued, _ = out.split(maxsplit=4)
+    assert 0 < int(attempted) < int(queued) == 1000, "tasks_attempted counts decoded tasks, not queued ones"
+    assert validate_submission_file(tmp_path / "submission.json", many_tasks) == []
+
+
+def test_two_workers_that_cannot_load_the_model_end_at_once(tmp_path: Path, many_tasks: Path):
+    proc, began = run_script(tmp_path, many_tasks, "failing", budget=600.0)
+    out, err = finish(proc, "the run never exited after every worker failed to load the model")
+    assert proc.returncode == 0, err[-2000:]
+    assert time.time() - began < 40 and "/nope does not exist" in out
+    assert validate_submission_file(tmp_path / "submission.json", many_tasks) == []
+
+
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(x) for x in path.read_text().split()] if path.exists() else []
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
+def test_killing_the_parent_kills_its_workers(tmp_path: Path, many_tasks: Path):
+    proc, _ = run_script(tmp_path, many_tasks, "sleepy", budget=600.0)
+    try:
+        workers: list[int] = []
+        until = time.time() + 60
+        while time.time() < until and len(workers) < 2:
+            workers = [c for c in _children(proc.pid) if "arc-kit" in Path(f"/proc/{c}/cmdline").read_text()
+                       or "multiprocessing" in Path(f"/proc/{c}/cmdline").read_text()]
+            time.sleep(0.2)
+        assert len(workers) >= 2, "the workers did not start"
+        time.sleep(3)  # let them import and start solving
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        until = time.time() + 10
+        while time.time() < until and any(_alive(w) for w in workers):
+            time.sleep(0.2)
+        assert not any(_alive(w) for w in workers), "workers outlived a killed parent (they would hold the GPUs)"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+# -- answers and budgets ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def loaded(tiny_model_dir: Path):
+    return load_model(tiny_model_dir, InferenceConfig(device="cpu"))
+
+
+def test_chunked_prefill_decodes_exactly_like_one_prefill(loaded):
+    tokenizer = loaded.tokenizer
+    prompts = ["Input:\n" + "0123456789\n" * 40, "Input:\n" + "9876\n" * 15]
+    requests = [DecodeRequest(i, tuple(tokenizer(p, add_special_tokens=False)["input_ids"]), 12)
+                for i, p in enumerate(prompts)]
+    whole = GreedyDecoder(loaded.model, tokenizer, 2, "cpu", prefill_chunk=100_000).decode(requests)
+    chunked = GreedyDecoder(loaded.model, tokenizer, 2, "cpu", prefill_chunk=64).decode(requests)
+    assert [g.token_ids for g in chunked] == [g.token_ids for g in whole]
+
+
+def test_no_prefill_starts_that_would_cross_the_deadline(loaded):
+    tokenizer = loaded.tokenizer
+    ids = tuple(tokenizer("Input:\n" + "0123456789\n" * 60, add_special_tokens=False)["input_ids"])
+    decoder = GreedyDecoder(loaded.model, tokenizer, 1, "cpu", prefill_chunk=64)
+    decoder.stats.prefill_tokens, decoder.stats.prefill_seconds = 1000, 10.0  # measured: 100 tokens/s
+    began = time.time()
+    gens = decoder.decode([DecodeRequest(0, ids, 5)], stop_at=time.time() + 2.0)  # needs ~6.6 s: not started
+    assert time.time() - began < 1.0 and gens[0].timed_out and decoder.stats.skipped_batches == 1
+    # and a prefill already under way stops between chunks when the deadline passes
+    fresh = GreedyDecoder(loaded.model, tokenizer, 1, "cpu", prefill_chunk=8)
+    gens = fresh.decode([DecodeRequest(0, ids, 5)], stop_at=time.time() + 0.02)
+    assert gens[0].timed_out and gens[0].token_ids == []
+
+
+def test_finished_test_inputs_are_kept_when_another_is_cut(tmp_path: Path, arc_tokenizer):
+    from arc_kit.inference import ArcSolver, Generation, TaskResult
+    from arc_kit.tasks import parse_task
+
+    task = parse_task("t", {"train": [{"input": [[1]], "output": [[2]]}],
+                            "test": [{"input": [[1]]}, {"input": [[3]]}]}, "test")
+    solver = ArcSolver.__new__(ArcSolver)
+    solver.tokenizer, solver.config = arc_tokenizer, InferenceConfig(views=1)
+    views = solver.views(task)
+
+    class Key:
+        def __init__(self, t):
+            self.task_id, self.test_index, self.view_index = "t", t, 0
+
+    end = arc_tokenizer.eos_token_id
+    answer = arc_tokenizer("2\n", add_special_tokens=False)["input_ids"] + [end]
+    gens = [Generation(Key(0), answer, True), Generation(Key(1), answer[:1], False, timed_out=True)]
+    result = TaskResult("t")
+    solver._attempts(task, views, gens, result)
+    assert result.attempts[0][0] == ((2,),) and result.attempts[1] == (None, None) and result.timed_out
+
+
+# -- challenges files the kernel and the dry run cannot use ------------------------------------------------------
+
+
+@pytest.mark.parametrize("content,expected", [(None, {}), ("[1, 2]", {}), ("{not json", {}),
+                                              ('{"t1": {"train": [{"input": [[1]], "output": [[1]]}], "test": []}}', {"t1": []})])
+def test_a_bad_challenges_file_leaves_the_most_valid_file_and_one_line(tmp_path: Path, content, expected):
+    challenges = tmp_path / "c.json"
+    if content is not None:
+        challenges.write_text(content)
+    config = RunConfig(model_dir=None, challenges=challenges, output=tmp_path / "out" / "submission.json",
+                       run=RunSettings(workers=1), progress=False)
+    from arc_kit.tasks import TaskFileError
+
+    if expected:
+        report = run_submission(config, solver_factory=lambda c: None)
+        assert "test" in report.errors["t1"]  # one line naming the field; no placeholder for no input
+    else:
+        with pytest.raises(TaskFileError, match="c.json"):
+            run_submission(config)
+    assert json.loads((tmp_path / "out" / "submission.json").read_text()) == expected
+
+
+def test_dry_run_input_errors_are_one_line(tmp_path: Path, shared_data: Path, tiny_model_dir: Path, capsys):
+    d = shared_data / "arc-agi-1"
+    tasks = sorted(load_tasks(d / "arc-agi_evaluation_challenges.json"), key=lambda t: len(str(t)))[:2]
+    folder = tmp_path / "tasks"
+    folder.mkdir()
+    for t in tasks:
+        write_task_files([t], folder / "all.json")
+        (folder / f"{t.task_id}.json").write_text(json.dumps(json.loads((folder / "all.json").read_text())[t.task_id]))
+    (folder / "all.json").unlink()
+    base = ["dry-run", "--model", str(tiny_model_dir), "--out", str(tmp_path / "o"), "--views", "1"]
+    assert cli_main([*base, "--challenges", str(folder), "--max-tasks", "1"]) == 0  # a folder of task files
+    assert (tmp_path / "o" / "report.html").is_file() and (tmp_path / "o" / "report.json").is_file()
+    sols = tmp_path / "sols.json"
+    sols.write_text("[]")
+    assert cli_main([*base, "--challenges", str(folder), "--solutions", str(sols)]) == 2
+    err = capsys.readouterr().err
+    assert "sols.json" in err and "Traceback" not in err
+    (tmp_path / "afile").write_text("x")
+    assert cli_main([*base[:-3], str(tmp_path / "afile"), "--challenges", str(folder)]) == 2
+    assert "is a file" in capsys.readouterr().err
+    assert cli_main([*base, "--challenges", str(folder), "--budget-seconds", "-5"]) == 2
+    assert "budget_seconds" in capsys.readouterr().err
