@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 from arc_kit import cli_demo, cli_infer, cli_kaggle, cli_train
+from arc_kit.cli_args import input_errors
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,33 +62,6 @@ def _add_foundation_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-length", type=int, default=8192)
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_tokens)
-
-
-Handler = Callable[[argparse.Namespace], int]
-
-
-def input_errors(handler: Handler) -> Handler:
-    """Bad input (a missing, unreadable or malformed file, a bad field) ends in ``error: <message>`` and
-    exit 2, not a traceback. Only the expected error types are caught; their messages name the file."""
-
-    @functools.wraps(handler)
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return handler(args)
-        except (OSError, ValueError) as exc:  # TaskFileError, TokenizerError, UnicodeDecodeError: ValueErrors
-            print(f"error: {_describe(exc)}", file=sys.stderr)
-            return 2
-
-    return run
-
-
-def _describe(exc: BaseException) -> str:
-    """One line; an OSError names its file (``str()`` would say "[Errno 2] No such file ...: 'x'")."""
-    if isinstance(exc, OSError) and exc.filename is not None:
-        return f"{exc.filename}: {exc.strerror or exc}"
-    if isinstance(exc, UnicodeDecodeError):
-        return f"not UTF-8 text (byte {exc.start})"
-    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 @input_errors

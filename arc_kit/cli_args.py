@@ -7,6 +7,9 @@ field's type, default and help; a sub-command takes those flags through argparse
 from __future__ import annotations
 
 import argparse
+import functools
+import sys
+from collections.abc import Callable
 from typing import TypeVar
 
 from arc_kit.settings import build, fields_of
@@ -24,3 +27,31 @@ def settings_parent(*classes: type) -> argparse.ArgumentParser:
 def settings_from_args(args: argparse.Namespace, cls: type[T]) -> T:
     """The ``cls`` instance the parsed flags describe (checking its values is the caller's next step)."""
     return build(cls, fields_of(args, cls))
+
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def input_errors(handler: Handler) -> Handler:
+    """Bad input (a missing, unreadable or malformed file, a bad setting) ends in ``error: <message>`` and exit 2,
+    not a traceback. The kit's input errors are ValueErrors (TaskFileError, SettingsError, ConfigError, ...) and
+    their messages name the file or field; an OSError is named by its file."""
+
+    @functools.wraps(handler)
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return handler(args)
+        except (OSError, ValueError) as exc:
+            print(f"error: {describe(exc)}", file=sys.stderr)
+            return 2
+
+    return run
+
+
+def describe(exc: BaseException) -> str:
+    """One line; an OSError names its file (``str()`` would say "[Errno 2] No such file ...: 'x'")."""
+    if isinstance(exc, OSError) and exc.filename is not None:
+        return f"{exc.filename}: {exc.strerror or exc}"
+    if isinstance(exc, UnicodeDecodeError):
+        return f"not UTF-8 text (byte {exc.start})"
+    return " ".join(str(exc).split()) or type(exc).__name__

@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from arc_kit.cli_args import input_errors
+
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("show", help="draw a task (train pairs, test input, expected output, attempts) as a PNG")
@@ -28,13 +30,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_demo)
 
 
+@input_errors
 def _show(args: argparse.Namespace) -> int:
-    from arc_kit.cli import input_errors  # here, not at the top: arc_kit.cli imports this module
-
-    return input_errors(_draw)(args)
-
-
-def _draw(args: argparse.Namespace) -> int:
     from arc_kit.report import save_task_png
     from arc_kit.submission import validate_submission
     from arc_kit.tasks import TaskFileError, load_tasks, read_json

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
+
+from arc_kit.cli_args import input_errors
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -30,6 +31,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_dry_run)
 
 
+@input_errors
 def _dry_run(args: argparse.Namespace) -> int:
     start = time.time()  # before the heavy imports: the budget counts them, as on Kaggle
     import logging
@@ -37,24 +39,19 @@ def _dry_run(args: argparse.Namespace) -> int:
     from arc_kit.cli_args import settings_from_args
     from arc_kit.runner import RunConfig, dry_run, summary_lines
     from arc_kit.settings import InferenceConfig, RunSettings, SettingsError
-    from arc_kit.tasks import TaskFileError
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        if args.out.exists() and not args.out.is_dir():
-            raise SettingsError(f"--out {args.out} is a file; give a folder for submission.json and the reports")
-        if args.max_tasks is not None and args.max_tasks < 0:
-            raise SettingsError(f"--max-tasks must be >= 0, got {args.max_tasks}")
-        run, inference = settings_from_args(args, RunSettings), settings_from_args(args, InferenceConfig)
-        run.check()
-        inference.check()
-        config = RunConfig(model_dir=args.model, challenges=args.challenges, output=args.out / "submission.json",
-                           solutions=args.solutions, run=run, inference=inference, max_tasks=args.max_tasks,
-                           start_time=start)
-        report = dry_run(config)
-    except (SettingsError, TaskFileError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    if args.out.exists() and not args.out.is_dir():
+        raise SettingsError(f"--out {args.out} is a file; give a folder for submission.json and the reports")
+    if args.max_tasks is not None and args.max_tasks < 0:
+        raise SettingsError(f"--max-tasks must be >= 0, got {args.max_tasks}")
+    run, inference = settings_from_args(args, RunSettings), settings_from_args(args, InferenceConfig)
+    run.check()
+    inference.check()
+    config = RunConfig(model_dir=args.model, challenges=args.challenges, output=args.out / "submission.json",
+                       solutions=args.solutions, run=run, inference=inference, max_tasks=args.max_tasks,
+                       start_time=start)
+    report = dry_run(config)
     _print_table(report)
     for line in summary_lines(report):
         print(line)

@@ -5,10 +5,12 @@ needs credentials until a command talks to Kaggle."""
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from pathlib import Path
 
 from arc_kit import COMPETITION_SLUG
+from arc_kit.cli_args import input_errors
 
 DEFAULT_KERNEL_DIR = Path("kernels/arc-kit-submission")
 DEFAULT_MAIN = Path("submission/main.py")
@@ -137,21 +139,20 @@ def _fail(message: str) -> int:
 
 
 def _guarded(handler):  # type: ignore[no-untyped-def]
-    """Expected failures (Kaggle, credentials, bad ids) end in one clear line, not a traceback."""
+    """Bad input (ids, settings, files) is one line and exit 2 (``input_errors``); a failure on Kaggle's side or
+    in the wheelhouse is one line and exit 1."""
 
+    @input_errors
+    @functools.wraps(handler)
     def run(args: argparse.Namespace) -> int:
         from arc_kit.kaggle_io import KaggleError
         from arc_kit.wheelhouse import WheelhouseError
 
         try:
             return handler(args)
-        except (ValueError, FileNotFoundError) as exc:  # bad input: ids, settings, files
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
         except (KaggleError, WheelhouseError) as exc:
             return _fail(str(exc))
 
-    run.__name__ = handler.__name__
     return run
 
 

@@ -9,14 +9,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-
-def _error(e: Exception) -> int:
-    """Bad input: its message on one `error:` line on stderr (no traceback), exit status 2."""
-    print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
-    return 2
+from arc_kit.cli_args import input_errors
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -57,18 +52,13 @@ def add_export_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-adapter", action="store_true", help="write only the merged model")
 
 
+@input_errors
 def train_from_args(args: argparse.Namespace) -> int:
     """Run training; bad input (settings, task files, run folder) is one `error:` line and exit 2."""
-    from arc_kit.tasks import TaskFileError
-    from arc_kit.training import ConfigError, load_config, resolve_config_path, run_training
-    from arc_kit.training.dataset import TrainingDataError
-    from arc_kit.training.trainer import RunFolderError
+    from arc_kit.training import load_config, resolve_config_path, run_training
 
-    try:
-        config = load_config(resolve_config_path(args.config), args.set)
-        result = run_training(config, resume=args.resume)
-    except (ConfigError, RunFolderError, TaskFileError, TrainingDataError) as e:
-        return _error(e)
+    config = load_config(resolve_config_path(args.config), args.set)
+    result = run_training(config, resume=args.resume)
     print(json.dumps({"output_dir": str(result.output_dir), "final_dir": str(result.final_dir),
                       "steps": result.steps, "train_loss": result.train_loss, "eval_loss": result.eval_loss,
                       "padding_fraction": result.padding_fraction, "log": str(result.log_path),
@@ -80,14 +70,12 @@ def _train(args: argparse.Namespace) -> int:
     return train_from_args(args)
 
 
+@input_errors
 def export_from_args(args: argparse.Namespace) -> int:
     """Export a run; a missing run, a broken run_info.json or an --out that is a file is one `error:` line, exit 2."""
-    from arc_kit.training.export import ExportError, export_model
+    from arc_kit.training.export import export_model
 
-    try:
-        merged = export_model(args.run_dir, args.out, dtype=args.dtype, write_adapter=not args.no_adapter)
-    except (FileNotFoundError, ExportError) as e:
-        return _error(e)
+    merged = export_model(args.run_dir, args.out, dtype=args.dtype, write_adapter=not args.no_adapter)
     print(f"merged model written to {merged}")
     return 0
 
@@ -123,14 +111,12 @@ def _synth_options(args: argparse.Namespace) -> tuple[list[str], list[int]]:
     return rules, sizes
 
 
+@input_errors
 def _synth(args: argparse.Namespace) -> int:
     from arc_kit.synthetic import write_synthetic
 
-    try:
-        rules, sizes = _synth_options(args)
-        challenges, solutions = write_synthetic(args.out, rules, args.n_tasks, args.seed, sizes, args.n_train,
-                                                args.n_test, args.prefix)
-    except ValueError as e:
-        return _error(e)
+    rules, sizes = _synth_options(args)
+    challenges, solutions = write_synthetic(args.out, rules, args.n_tasks, args.seed, sizes, args.n_train,
+                                            args.n_test, args.prefix)
     print(f"{args.n_tasks} tasks written to {challenges} and {solutions}")
     return 0

@@ -138,20 +138,16 @@ class KernelPlan:
         """Read a settings literal back; unknown groups or keys are an error naming them."""
         if not isinstance(values, dict):
             raise SettingsError(f"kernel settings must be a dict, got {type(values).__name__}")
-        groups = {f.name: f.type for f in dataclasses.fields(cls)}
-        unknown = set(values) - set(groups)
+        unknown = set(values) - set(_GROUPS)
         if unknown:
             raise SettingsError(f"unknown kernel settings group(s): {', '.join(sorted(unknown))}")
-        plan = cls(**{name: build(dataclass_for(name), values.get(name) or {}, name) for name in groups})
+        plan = cls(**{name: build(group, values.get(name) or {}, name) for name, group in _GROUPS.items()})
         plan.check()
         return plan
 
 
+# KernelPlan's fields and their classes (its annotations are strings under ``from __future__ import annotations``).
 _GROUPS: dict[str, type] = {"kernel": KernelRuntime, "run": RunSettings, "inference": InferenceConfig}
-
-
-def dataclass_for(group: str) -> type:
-    return _GROUPS[group]
 
 
 def build(cls: type, values: dict[str, Any], where: str = "") -> Any:

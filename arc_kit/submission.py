@@ -64,12 +64,9 @@ class Submission:
         atomic_write_json(path, self.to_json())
 
 
-def raw_test_counts(challenges_path: str | Path) -> dict[str, int]:
-    """Task id -> number of test inputs, read leniently, so a malformed task still gets placeholders.
-
-    ``challenges_path`` is a challenges file or a folder of one-JSON-per-task files; a file whose top level is
-    not an object of tasks raises ``TaskFileError`` (no task id, so no placeholder, can be known).
-    """
+def read_raw_tasks(challenges_path: str | Path) -> dict[str, Any]:
+    """Task id -> the task as written, unvalidated: a challenges file, or a folder of one-JSON-per-task files
+    (an unreadable one maps to None). A file whose top level is not an object raises ``TaskFileError``."""
     path = Path(challenges_path)
     if path.is_dir():
         raw: Any = {}
@@ -78,16 +75,31 @@ def raw_test_counts(challenges_path: str | Path) -> dict[str, int]:
                 raw[file.stem] = read_json(file)
             except TaskFileError:
                 raw[file.stem] = None
-    else:
-        raw = read_json(path)
+        return raw
+    return _task_object(read_json(path), path)
+
+
+def _task_object(raw: Any, path: Path) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise TaskFileError(f"{path}: must be an object mapping task ids to tasks, got {type(raw).__name__}")
+    return raw
+
+
+def entry_counts(raw: Mapping[str, Any]) -> dict[str, int]:
+    """Task id -> number of test inputs, read leniently, so a malformed task still gets placeholders.
+
+    An empty test list has no entry to fill; a missing or malformed one gets one placeholder (a guess).
+    """
     counts = {}
     for tid, task in raw.items():
         test = task.get("test") if isinstance(task, dict) else None
-        # An empty test list has no entry to fill; a missing or malformed one gets one placeholder (a guess).
         counts[tid] = len(test) if isinstance(test, list) else 1
     return counts
+
+
+def raw_test_counts(challenges_path: str | Path) -> dict[str, int]:
+    """``entry_counts`` of a challenges file or folder (no task id, so no placeholder, for a non-object file)."""
+    return entry_counts(read_raw_tasks(challenges_path))
 
 
 def validate_submission(submission: Any, expected_counts: Mapping[str, int]) -> list[str]:
@@ -143,12 +155,10 @@ def validate_submission_file(path: str | Path, challenges_path: str | Path) -> l
 
 
 def _challenge_counts(challenges_path: Path) -> dict[str, int]:
-    """``raw_test_counts``, refusing a file that holds no task objects: against it, ``{}`` would pass."""
-    raw = read_json(challenges_path)
-    if not isinstance(raw, dict):
-        raise TaskFileError(f"{challenges_path}: must be an object mapping task ids to tasks, "
-                            f"got {type(raw).__name__}")
+    """``raw_test_counts`` of a challenges file (not a folder), refusing one that holds no task objects: against
+    it, ``{}`` would pass."""
+    raw = _task_object(read_json(challenges_path), challenges_path)
     if not any(isinstance(task, dict) for task in raw.values()):
         raise TaskFileError(f"{challenges_path}: holds no task objects (each value must be an object with "
                             "'train' and 'test')")
-    return raw_test_counts(challenges_path)
+    return entry_counts(raw)

@@ -30,8 +30,6 @@ METADATA_FILES = frozenset({DATASET_METADATA, MODEL_METADATA, MODEL_INSTANCE_MET
 # File names that hold credentials for Kaggle (or anything else); refused wherever they appear in a folder.
 CREDENTIAL_FILE_NAMES = frozenset({"kaggle.json", "access_token", "access_token.txt", "credentials.json", ".env",
                                    ".netrc", ".git-credentials"})
-# Folders the client itself leaves out of uploads (kaggle_api_extended.DEFAULT_IGNORE_PATTERNS).
-CLIENT_IGNORED_DIRS = frozenset({".git", ".cache", ".huggingface"})
 COVER_IMAGE_FILES = frozenset(f"dataset-cover-image{ext}" for ext in (".png", ".jpg", ".jpeg", ".webp"))
 # Names (lower-cased) of text files scanned for any key-shaped string, not only the configured key.
 PATTERN_SCAN_NAMES = ("*.json", "*.env", "token", "*token*")
@@ -403,14 +401,3 @@ def prepare_upload(folder: Path, ref: str, *, as_model: bool = False, title: str
     entries = upload_entries(folder)
     return UploadPlan(folder, ref, target, written, [rel for rel, _ in entries],
                       sum(path.stat().st_size for _, path in entries), model)
-
-
-def print_plan(folder: Path, target: str, stream: TextIO | None = None) -> list[str]:
-    """List what an upload would send (the dry run); returns the relative paths."""
-    stream = stream or sys.stdout
-    entries = upload_entries(folder)
-    total = sum(path.stat().st_size for _, path in entries)
-    print(f"would upload {len(entries)} files ({total / 1e6:.1f} MB) from {folder} to {target}:", file=stream)
-    for rel, _ in entries:
-        print(f"  {rel}", file=stream)
-    return [rel for rel, _ in entries]

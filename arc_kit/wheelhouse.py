@@ -28,7 +28,6 @@ from pathlib import Path
 
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name, parse_wheel_filename
-from packaging.version import Version
 
 try:
     import tomllib
@@ -267,13 +266,10 @@ def folder_finder(folder: Path) -> WheelFinder:
 
 def wheels_by_name(folder: Path) -> dict[str, list[WheelInfo]]:
     """Wheels in ``folder`` by canonical name, newest first."""
+    by_version = sorted(Path(folder).glob("*.whl"), key=lambda p: parse_wheel_filename(p.name)[1], reverse=True)
     out: dict[str, list[WheelInfo]] = {}
-    for path in sorted(Path(folder).glob("*.whl")):
-        name, version, _, _ = parse_wheel_filename(path.name)
-        out.setdefault(name, []).append(WheelInfo(name, str(version), [], path))
-    for name, wheels in out.items():
-        wheels.sort(key=lambda w: Version(w.version), reverse=True)
-        out[name] = [read_wheel(w.path) for w in wheels]  # type: ignore[arg-type]
+    for path in by_version:
+        out.setdefault(parse_wheel_filename(path.name)[0], []).append(read_wheel(path))
     return out
 
 

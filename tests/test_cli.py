@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -91,15 +92,20 @@ def test_score_with_a_task_value_that_is_not_a_list(tmp_path, capsys):
     one_error_line(capsys, "sol.json", "t1")
 
 
+def write_unreadable(path: Path, content: str | bytes | None) -> Path:
+    """``path`` as a bad input: missing (None), a folder ("folder"), raw bytes, or text."""
+    if content == "folder":
+        path.mkdir()
+    elif isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content is not None:
+        path.write_text(content)
+    return path
+
+
 @pytest.mark.parametrize("content", [None, "{", b"\xff\xfe{", "folder"])
 def test_score_and_tokens_with_unreadable_files(tmp_path, capsys, content):
-    bad = tmp_path / "bad.json"
-    if content == "folder":
-        bad.mkdir()
-    elif isinstance(content, bytes):
-        bad.write_bytes(content)
-    elif content is not None:
-        bad.write_text(content)
+    bad = write_unreadable(tmp_path / "bad.json", content)
     (tmp_path / "ok.json").write_text(json.dumps({"t1": [[[1]]]}))
     assert main(["score", str(bad), str(tmp_path / "ok.json")]) == 2
     one_error_line(capsys, "bad.json")
@@ -121,13 +127,7 @@ def test_tokens_with_a_malformed_task_and_a_missing_tokenizer(tmp_path, capsys):
 
 @pytest.mark.parametrize("challenges", [None, "folder", "{", "[]", '{"a": 1, "b": "x"}', b"\xff{}"])
 def test_validate_with_a_bad_challenges_file(tmp_path, capsys, challenges):
-    path = tmp_path / "c.json"
-    if challenges == "folder":
-        path.mkdir()
-    elif isinstance(challenges, bytes):
-        path.write_bytes(challenges)
-    elif challenges is not None:
-        path.write_text(challenges)
+    path = write_unreadable(tmp_path / "c.json", challenges)
     (tmp_path / "s.json").write_text("{}")
     assert main(["validate", str(tmp_path / "s.json"), str(path)]) == 2
     one_error_line(capsys, "c.json")

@@ -54,7 +54,7 @@ class TrainResult:
     """Padded tokens / all tokens over the batches trained on (also in run_info.json and train_log.jsonl)."""
 
 
-class RunFolderError(RuntimeError):
+class RunFolderError(ValueError):
     """The run folder cannot be used as asked: it is a file, it holds checkpoints of an earlier run and --resume was
     not given, or its log is corrupt."""
 
