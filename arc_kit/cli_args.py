@@ -10,9 +10,10 @@ import argparse
 import functools
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
-from arc_kit.settings import build, fields_of
+from arc_kit.settings import KernelPlan, build, fields_of, load_plan
 
 T = TypeVar("T")
 
@@ -24,9 +25,36 @@ def settings_parent(*classes: type) -> argparse.ArgumentParser:
     return HfArgumentParser(list(classes), add_help=False)
 
 
-def settings_from_args(args: argparse.Namespace, cls: type[T]) -> T:
-    """The ``cls`` instance the parsed flags describe (checking its values is the caller's next step)."""
-    return build(cls, fields_of(args, cls))
+def settings_from_args(args: argparse.Namespace, cls: type[T], base: T | None = None) -> T:
+    """The ``cls`` instance the parsed flags describe (checking its values is the caller's next step).
+
+    With ``base`` (from a settings TOML), a flag changes a field only when it was given a value other than the
+    dataclass default, so the file's values stand unless the command line says otherwise.
+    """
+    given = fields_of(args, cls)
+    if base is None:
+        return build(cls, given)
+    defaults = fields_of(cls(), cls)
+    return build(cls, {**fields_of(base, cls), **{k: v for k, v in given.items() if v != defaults[k]}})
+
+
+def plan_from_args(args: argparse.Namespace) -> KernelPlan:
+    """The settings a command runs with: ``--settings FILE`` (``[kernel]``, ``[run]``, ``[solver]`` tables), then
+    the flags on top; checked, so a nonsense value is one line naming its field."""
+    base = load_plan(args.settings) if getattr(args, "settings", None) else KernelPlan()
+    plan = KernelPlan(*(settings_from_args(args, type(group), group) if _has_flags(args, type(group)) else group
+                        for group in (base.kernel, base.run, base.solver)))
+    plan.check()
+    return plan
+
+
+def _has_flags(args: argparse.Namespace, cls: type) -> bool:
+    return all(hasattr(args, name) for name in fields_of(cls(), cls))
+
+
+def add_settings_file(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--settings", type=Path, default=None, metavar="TOML",
+                        help="a settings file with [kernel], [run] and [solver] tables; flags given override it")
 
 
 Handler = Callable[[argparse.Namespace], int]

@@ -11,12 +11,12 @@ from arc_kit.cli_args import input_errors
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     """Register this area's sub-commands on the top-level parser."""
-    from arc_kit.cli_args import settings_parent
-    from arc_kit.settings import InferenceConfig, RunSettings
+    from arc_kit.cli_args import add_settings_file, settings_parent
+    from arc_kit.settings import RunSettings, SolverConfig
 
     p = sub.add_parser(
         "dry-run",
-        parents=[settings_parent(RunSettings, InferenceConfig)],
+        parents=[settings_parent(RunSettings, SolverConfig)],
         help="run the kernel's inference path locally: write OUT/submission.json, report.json and report.html",
         description="Decode a challenges file with a weights folder exactly as the Kaggle kernel does, then "
         "validate (and score, given solutions) the submission. The settings flags and their defaults are the "
@@ -28,6 +28,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--solutions", type=Path, help="*_solutions.json: score the run by both metrics")
     p.add_argument("--out", required=True, type=Path, help="folder for submission.json, report.json, report.html")
     p.add_argument("--max-tasks", type=int, default=None, help="decode only the N shortest tasks")
+    add_settings_file(p)
     p.set_defaults(handler=_dry_run)
 
 
@@ -36,20 +37,18 @@ def _dry_run(args: argparse.Namespace) -> int:
     start = time.time()  # before the heavy imports: the budget counts them, as on Kaggle
     import logging
 
-    from arc_kit.cli_args import settings_from_args
+    from arc_kit.cli_args import plan_from_args
     from arc_kit.runner import RunConfig, dry_run, summary_lines
-    from arc_kit.settings import InferenceConfig, RunSettings, SettingsError
+    from arc_kit.settings import SettingsError
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if args.out.exists() and not args.out.is_dir():
         raise SettingsError(f"--out {args.out} is a file; give a folder for submission.json and the reports")
     if args.max_tasks is not None and args.max_tasks < 0:
         raise SettingsError(f"--max-tasks must be >= 0, got {args.max_tasks}")
-    run, inference = settings_from_args(args, RunSettings), settings_from_args(args, InferenceConfig)
-    run.check()
-    inference.check()
+    plan = plan_from_args(args)
     config = RunConfig(model_dir=args.model, challenges=args.challenges, output=args.out / "submission.json",
-                       solutions=args.solutions, run=run, inference=inference, max_tasks=args.max_tasks,
+                       solutions=args.solutions, run=plan.run, solver=plan.solver, max_tasks=args.max_tasks,
                        start_time=start)
     report = dry_run(config)
     _print_table(report)

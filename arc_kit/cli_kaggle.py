@@ -53,15 +53,15 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--out", type=Path, required=True)
     q.set_defaults(handler=_image_freeze)
 
-    from arc_kit.cli_args import settings_parent
+    from arc_kit.cli_args import add_settings_file, settings_parent
     from arc_kit.kernel_build import KernelSettings
-    from arc_kit.settings import InferenceConfig, KernelRuntime, RunSettings
+    from arc_kit.settings import KernelRuntime, RunSettings, SolverConfig
 
     kernel = sub.add_parser("kernel", help="build, check, push and follow the submission kernel")
     kernel.set_defaults(handler=lambda _args: kernel.print_help() or 2)
     ksub = kernel.add_subparsers(title="kernel commands", metavar="ACTION")
     p = ksub.add_parser("build", parents=[settings_parent(KernelSettings, KernelRuntime, RunSettings,
-                                                          InferenceConfig)],
+                                                          SolverConfig)],
                         help="write kernel-metadata.json and the code file from submission/main.py",
                         description="Every flag below is a field of a settings dataclass (arc_kit/settings.py, "
                         "arc_kit/kernel_build.py) with the kernel's one default. Nonsense values are refused.")
@@ -70,6 +70,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--wheelhouse", type=Path, default=None,
                    help="the local wheelhouse folder you upload: checked now, and again by kernel push")
     p.add_argument("--image", type=Path, default=None, help="image TOML the wheelhouse must resolve against")
+    add_settings_file(p)
     p.set_defaults(handler=_kernel_build)
 
     p = ksub.add_parser("check", help="what the built kernel will attach and run, and whether its wheelhouse "
@@ -232,14 +233,12 @@ def _image_freeze(args: argparse.Namespace) -> int:
 
 @_guarded
 def _kernel_build(args: argparse.Namespace) -> int:
-    from arc_kit.cli_args import settings_from_args
+    from arc_kit.cli_args import plan_from_args, settings_from_args
     from arc_kit.kernel_build import KernelSettings, build_kernel
-    from arc_kit.settings import InferenceConfig, KernelPlan, KernelRuntime, RunSettings
 
     settings = settings_from_args(args, KernelSettings)
     settings.owner = _owner(settings.owner or None)
-    plan = KernelPlan(settings_from_args(args, KernelRuntime), settings_from_args(args, RunSettings),
-                      settings_from_args(args, InferenceConfig))
+    plan = plan_from_args(args)
     info = {"wheelhouse": str(args.wheelhouse.resolve()) if args.wheelhouse else None,
             "image": str(args.image.resolve()) if args.image else None}
     paths = build_kernel(args.main, args.out, settings, plan, build_info=info)

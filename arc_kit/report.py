@@ -197,6 +197,7 @@ def write_html_report(
     submission: Mapping[str, Any] | None = None,
     loss_log: Sequence[Mapping[str, Any]] = (),
     max_pictures: int = 60,
+    extra_html: str = "",
 ) -> Path:
     """One self-contained HTML page: the summary table, the loss curve and a picture per task (first N)."""
     from arc_kit.io_utils import atomic_write_text
@@ -213,7 +214,7 @@ def write_html_report(
 <style>body{{font-family:sans-serif;margin:24px}}table{{border-collapse:collapse}}
 th,td{{border:1px solid #ccc;padding:4px 8px;text-align:left}}figure{{display:inline-block;margin:8px}}</style>
 </head><body><h1>{html.escape(title)}</h1><h2>Summary</h2><table>{rows}</table>
-<h2>Loss</h2>{loss_curve_svg(loss_log)}<h2>Tasks</h2>{''.join(pictures)}{more}</body></html>"""
+<h2>Loss</h2>{loss_curve_svg(loss_log)}{extra_html}<h2>Tasks</h2>{''.join(pictures)}{more}</body></html>"""
     out = Path(out)
     atomic_write_text(out, page)
     return out
@@ -252,4 +253,22 @@ def write_run_report(out: str | Path, challenges: Path, solutions: Path | None, 
     for tid, why in list(report.errors.items())[:20]:
         summary[f"error in {tid}"] = why
     return write_html_report(out, "arc-kit dry run", summary, attempted, read_json(submission_path),
-                             max_pictures=max_pictures)
+                             max_pictures=max_pictures, extra_html=candidates_table(report))
+
+
+def candidates_table(report: Any, max_rows: int = 200) -> str:
+    """Per test input: candidates found, where the right answer ranked before and after re-scoring (with
+    solutions), the best candidates with their scores, and the seconds spent decoding and scoring."""
+    rows = []
+    for tid, record in report.per_task.items():
+        for index, r in enumerate(record.inputs):
+            top = "<br>".join(f"{html.escape(c['grid']).replace(chr(10), '/')} ({c['score']}, x{c['count']})"
+                              for c in r.top)
+            rows.append(f"<tr><td>{html.escape(tid)}[{index}]</td><td>{r.candidates}</td>"
+                        f"<td>{_fmt(r.right_among)}</td><td>{_fmt(r.rank_before)}</td><td>{_fmt(r.rank_after)}</td>"
+                        f"<td>{r.decode_seconds:.2f} / {r.score_seconds:.2f}</td><td><code>{top}</code></td></tr>")
+    if not rows:
+        return ""
+    head = ("<tr><th>test input</th><th>candidates</th><th>right among</th><th>rank before</th>"
+            "<th>rank after</th><th>decode / score s</th><th>top candidates (score, views)</th></tr>")
+    return f"<h2>Candidates</h2><table>{head}{''.join(rows[:max_rows])}</table>"

@@ -21,11 +21,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from arc_kit.inference import TaskResult
-from arc_kit.settings import InferenceConfig, KernelPlan, RunSettings, SettingsError
+from arc_kit.settings import KernelPlan, RunSettings, SettingsError, SolverConfig
+from arc_kit.solve.prompts import task_cost
+from arc_kit.solve.solver import TaskResult
 from arc_kit.submission import Submission, raw_test_counts, validate_submission
 from arc_kit.tasks import Task, TaskFileError, load_tasks, read_json
-from arc_kit.text import largest_answer_tokens, physical_tokens
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ class RunConfig:
     output: Path  # the submission.json to write
     solutions: Path | None = None  # scores the run when given
     run: RunSettings = field(default_factory=RunSettings)
-    inference: InferenceConfig = field(default_factory=InferenceConfig)
+    solver: SolverConfig = field(default_factory=SolverConfig)
     max_tasks: int | None = None  # quick pass: only the first N tasks (shortest first) are decoded
     start_time: float | None = None  # time.time() when the run (or the kernel) started; None: now
     progress: bool = True  # tqdm bar
@@ -51,11 +51,47 @@ SolverFactory = Callable[[RunConfig], Any]  # returns an object with .solve(task
 
 def load_solver_for(config: RunConfig) -> Any:
     """The default factory: load the weights named by the config (module level, so worker processes can pickle it)."""
-    from arc_kit.inference import ModelLoadError, load_solver
+    from arc_kit.solve.loading import ModelLoadError
+    from arc_kit.solve.solver import load_solver
 
     if config.model_dir is None:
         raise ModelLoadError(config.model_problem or "no weights folder given or found")
-    return load_solver(config.model_dir, config.inference)
+    return load_solver(config.model_dir, config.solver)
+
+
+@dataclass
+class InputRecord:
+    """One test input in the report: how many candidates, where the right one ranked (given solutions), time."""
+
+    candidates: int = 0
+    rescored: bool = False
+    right_among: bool | None = None  # the right answer was among the candidates
+    rank_before: int | None = None  # its place by vote alone (0 = first); None when absent or unknown
+    rank_after: int | None = None  # its place after re-scoring (0 = attempt_1)
+    decode_seconds: float = 0.0
+    score_seconds: float = 0.0
+    top: list[dict[str, Any]] = field(default_factory=list)  # the best few: grid text, score, count
+
+    @classmethod
+    def of(cls, result: Any, truth: Any = None, keep: int = 3) -> InputRecord:
+        """From a solver's ``InputResult``; ``truth`` is the right output grid when solutions were given."""
+        from arc_kit.tasks import to_grid
+        from arc_kit.text import grid_to_text
+
+        record = cls(len(result.candidates), result.rescored, decode_seconds=round(result.decode_seconds, 3),
+                     score_seconds=round(result.score_seconds, 3))
+        record.top = [{"grid": grid_to_text(c.grid), "score": round(c.score, 4), "count": c.count}
+                      for c in result.candidates[:keep]]
+        try:
+            right = to_grid(truth, "solution") if truth is not None else None
+        except TaskFileError:
+            right = None  # a malformed solution is reported when the run is scored
+        if right is not None:
+            place = next((i for i, c in enumerate(result.candidates) if c.grid == right), None)
+            record.right_among = place is not None
+            record.rank_after = place
+            record.rank_before = result.candidates[place].vote_rank if place is not None else None
+        return record
 
 
 @dataclass
@@ -68,6 +104,7 @@ class TaskRecord:
     timed_out: bool = False  # some generation was cut: its test input keeps the placeholder
     error: str | None = None
     correct: list[bool] | None = None  # per test input, when solutions were given
+    inputs: list[InputRecord] = field(default_factory=list)  # per test input: candidates, ranks, seconds
 
 
 @dataclass
@@ -105,12 +142,6 @@ class RunReport:
         out = asdict(self)
         out["tokens_per_second"] = self.tokens_per_second
         return out
-
-
-def task_size(task: Task) -> int:
-    """Tokens a task costs, roughly: its grids plus the answer room; orders the queue shortest first."""
-    grids = sum(physical_tokens(p.input) + physical_tokens(p.output) for p in task.train)
-    return grids + sum(physical_tokens(p.input) for p in task.test) + largest_answer_tokens(task) * len(task.test)
 
 
 def task_groups(tasks: Sequence[Task], prompts_per_group: int, views: int) -> list[list[Task]]:
@@ -151,8 +182,8 @@ def run_submission(config: RunConfig, solver_factory: SolverFactory | None = Non
     except TaskFileError:
         Submission.placeholders({}).write(config.output)
         raise
-    if config.solutions is not None:
-        _read_solutions(config.solutions)  # a bad file is said now, not after hours of decoding
+    # a bad solutions file is said now, not after hours of decoding
+    solutions = _read_solutions(config.solutions) if config.solutions is not None else {}
     submission = Submission.placeholders(counts)
     submission.write(config.output)
     report = RunReport(str(config.output), tasks=len(counts), entries=submission.num_entries)
@@ -163,11 +194,11 @@ def run_submission(config: RunConfig, solver_factory: SolverFactory | None = Non
     for tid, n in counts.items():
         if n == 0 and tid not in report.errors:
             report.errors[tid] = "no test inputs: nothing to answer"
-    ordered = sorted((t for t in tasks if t.test), key=task_size)
+    ordered = sorted((t for t in tasks if t.test), key=task_cost)
     if config.max_tasks is not None:
         ordered = ordered[: config.max_tasks]
     report.tasks_queued = len(ordered)
-    groups = task_groups(ordered, config.inference.batch_size, config.inference.views)
+    groups = task_groups(ordered, config.solver.batch_size, config.solver.views)
     factory = solver_factory or load_solver_for
     workers = config.run.workers or max(1, visible_gpus())
     report.workers = workers
@@ -175,6 +206,9 @@ def run_submission(config: RunConfig, solver_factory: SolverFactory | None = Non
     def land(result: TaskResult) -> None:
         record = TaskRecord(result.seconds, result.tokens, result.answered, result.pairs_dropped, result.unparsed,
                             result.timed_out, result.error)
+        truths = solutions.get(result.task_id) or []
+        record.inputs = [InputRecord.of(r, truths[i] if i < len(truths) else None)
+                         for i, r in enumerate(result.inputs)]
         report.per_task[result.task_id] = record
         report.tasks_attempted += 1
         if result.error:
@@ -500,7 +534,7 @@ def kernel_config(plan: KernelPlan, start_time: float, env: dict[str, str] | Non
         challenges=challenges,
         output=output_path(env),
         run=plan.run,
-        inference=plan.inference,
+        solver=plan.solver,
         max_tasks=None if rerun or not k.quick_tasks else k.quick_tasks,
         start_time=start_time,
         progress=not rerun,

@@ -4,7 +4,7 @@ demo all read these dataclasses, and the CLIs are generated from them (``arc_kit
 Three groups, each a flat dataclass so ``transformers.HfArgumentParser`` can turn it into flags:
 
 - ``RunSettings``: how a run spends its time (budget, margin, per-task cap, workers);
-- ``InferenceConfig``: how the model is loaded and decoded;
+- ``SolverConfig``: how the model is loaded, how candidates are found (greedy or depth-first search) and chosen;
 - ``KernelRuntime``: what only the Kaggle kernel needs (competition, attached sources, the quick pass).
 
 ``kernel build`` writes all three into the kernel's code as one dict literal (``KernelPlan.to_dict``); the kernel
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from arc_kit import COMPETITION_SLUG
@@ -62,15 +63,38 @@ class RunSettings:
             raise SettingsError(f"workers must be >= 1 (or unset), got {self.workers}")
 
 
-@dataclass
-class InferenceConfig:
-    """How to load and decode; every field is a setting of the kernel and the dry run."""
+SOLVER_MODES = ("greedy", "dfs")
+SELECTION_FORMULAS = ("nvarc", "poe", "architects", "vote")  # arc_kit.solve.selection.FORMULAS (a test checks)
 
+
+@dataclass
+class SolverConfig:
+    """How to load the model, find candidates and choose two attempts; one setting each, kernel and dry run alike.
+
+    The defaults follow NVARC (1st, ARC Prize 2025): depth-first search over 8 views, candidates re-scored under
+    8 shared augmented views by ``count - mean NLL``. ``mode = "greedy"`` with ``scoring_views = 0`` is plain
+    greedy decoding with attempt_2 voted over the views.
+    """
+
+    mode: str = field(default="dfs", metadata=_help(
+        "greedy: one completion per view; dfs: every completion at least min_probability likely"))
+    views: int = field(default=8, metadata=_help(
+        "views per test input (the first is the task as given); candidates are pooled over them"))
+    min_probability: float = field(default=0.1, metadata=_help(
+        "dfs: keep completions whose probability is at least this (the ARChitects used 0.17, NVARC 0.2)"))
+    max_candidates_per_view: int = field(default=8, metadata=_help("dfs: stop a view's search after this many"))
+    scoring_views: int = field(default=8, metadata=_help(
+        "re-score every distinct candidate under this many augmented views (0: no re-scoring, vote)"))
+    formula: str = field(default="nvarc", metadata=_help(
+        f"how candidates are ranked: {', '.join(SELECTION_FORMULAS)} (arc_kit/solve/selection.py)"))
     max_length: int = field(default=8192, metadata=_help(
         "context for prompt + answer; capped by the model's max_position_embeddings"))
-    batch_size: int = field(default=8, metadata=_help("prompts decoded together"))
-    views: int = field(default=8, metadata=_help(
-        "views per test input: the plain one gives attempt_1, the others vote for attempt_2; 1 = plain greedy"))
+    batch_size: int = field(default=8, metadata=_help("greedy: most prompts decoded together"))
+    batch_tokens: int = field(default=32768, metadata=_help(
+        "greedy: most tokens (rows x (prompt + answer room)) in one batch; see solve/decoding.py for the memory "
+        "arithmetic"))
+    score_token_budget: int = field(default=16384, metadata=_help(
+        "re-scoring: most tokens in one teacher-forced batch"))
     seed: int = field(default=0, metadata=_help("chooses the views (same seed, same views, in any process)"))
     use_unsloth: bool = field(default=True, metadata=_help(
         "on CUDA only; falls back to transformers when Unsloth is missing or fails"))
@@ -84,9 +108,18 @@ class InferenceConfig:
         "a long prompt is prefilled in chunks of this many tokens, the deadline checked between chunks"))
 
     def check(self) -> None:
-        for name in ("max_length", "batch_size", "views", "prefill_chunk_tokens"):
+        for name in ("max_length", "batch_size", "views", "prefill_chunk_tokens", "max_candidates_per_view",
+                     "batch_tokens", "score_token_budget"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.scoring_views < 0:
+            raise SettingsError(f"scoring_views must be >= 0, got {self.scoring_views}")
+        if self.mode not in SOLVER_MODES:
+            raise SettingsError(f"mode must be one of {', '.join(SOLVER_MODES)}, got {self.mode!r}")
+        if not 0 < self.min_probability <= 1:
+            raise SettingsError(f"min_probability must be in (0, 1], got {self.min_probability}")
+        if self.formula not in SELECTION_FORMULAS:
+            raise SettingsError(f"formula must be one of {', '.join(SELECTION_FORMULAS)}, got {self.formula!r}")
         if self.cpu_threads is not None and self.cpu_threads < 0:
             raise SettingsError(f"cpu_threads must be >= 0, got {self.cpu_threads}")
         if self.dtype is not None and self.dtype not in ("bfloat16", "float16", "float32"):
@@ -122,16 +155,16 @@ class KernelPlan:
 
     kernel: KernelRuntime = field(default_factory=KernelRuntime)
     run: RunSettings = field(default_factory=RunSettings)
-    inference: InferenceConfig = field(default_factory=InferenceConfig)
+    solver: SolverConfig = field(default_factory=SolverConfig)
 
     def check(self) -> None:
         self.kernel.check()
         self.run.check()
-        self.inference.check()
+        self.solver.check()
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         return {"kernel": dataclasses.asdict(self.kernel), "run": dataclasses.asdict(self.run),
-                "inference": dataclasses.asdict(self.inference)}
+                "solver": dataclasses.asdict(self.solver)}
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> KernelPlan:
@@ -147,7 +180,7 @@ class KernelPlan:
 
 
 # KernelPlan's fields and their classes (its annotations are strings under ``from __future__ import annotations``).
-_GROUPS: dict[str, type] = {"kernel": KernelRuntime, "run": RunSettings, "inference": InferenceConfig}
+_GROUPS: dict[str, type] = {"kernel": KernelRuntime, "run": RunSettings, "solver": SolverConfig}
 
 
 def build(cls: type, values: dict[str, Any], where: str = "") -> Any:
@@ -164,3 +197,20 @@ def build(cls: type, values: dict[str, Any], where: str = "") -> Any:
 def fields_of(instance: Any, cls: type) -> dict[str, Any]:
     """The values of ``cls``'s fields taken from ``instance`` (an argparse Namespace or another dataclass)."""
     return {f.name: getattr(instance, f.name) for f in dataclasses.fields(cls) if f.init}
+
+
+def load_plan(path: Path) -> KernelPlan:
+    """A settings TOML: ``[kernel]``, ``[run]`` and ``[solver]`` tables with any of their fields (the rest keep
+    their defaults); the same shape as the kernel's ``KERNEL_SETTINGS``."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib  # type: ignore[no-redef]
+    try:
+        values = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise SettingsError(f"settings file {path}: {e}") from None
+    try:
+        return KernelPlan.from_dict(values)
+    except (SettingsError, TypeError) as e:
+        raise SettingsError(f"settings file {path}: {e}") from None

@@ -161,15 +161,19 @@ def largest_answer_tokens(task: Task) -> int:
 class FittedPrompt:
     train: tuple[Pair, ...]  # the train pairs kept, in their original order
     dropped: int  # how many train pairs were dropped to fit
-    prompt_tokens: int
+    prompt_ids: tuple[int, ...]  # the rendered prompt's tokens, counted while fitting and carried on, not redone
     reserved_tokens: int  # room kept for the answer (its real length when known)
     fits: bool  # False only when even one train pair does not fit; we still answer with what we have
+
+    @property
+    def prompt_tokens(self) -> int:
+        return len(self.prompt_ids)
 
 
 def fit_train_pairs(
     train: Sequence[Pair],
     test_input: Grid,
-    count_prompt_tokens: Callable[[Sequence[Pair], Grid], int],
+    encode_prompt: Callable[[Sequence[Pair], Grid], Sequence[int]],
     max_length: int,
     reserved_tokens: int,
 ) -> FittedPrompt:
@@ -180,17 +184,17 @@ def fit_train_pairs(
     pair is always kept (a prompt without examples cannot be answered).
     """
     kept = list(range(len(train)))
-    n = count_prompt_tokens(train, test_input)
-    while n + reserved_tokens > max_length and len(kept) > 1:
+    ids = tuple(encode_prompt(train, test_input))
+    while len(ids) + reserved_tokens > max_length and len(kept) > 1:
         largest = max(kept, key=lambda i: (physical_tokens(train[i].input) + physical_tokens(train[i].output), i))
         kept.remove(largest)
-        n = count_prompt_tokens([train[i] for i in kept], test_input)
+        ids = tuple(encode_prompt([train[i] for i in kept], test_input))
     return FittedPrompt(
         train=tuple(train[i] for i in kept),
         dropped=len(train) - len(kept),
-        prompt_tokens=n,
+        prompt_ids=ids,
         reserved_tokens=reserved_tokens,
-        fits=n + reserved_tokens <= max_length,
+        fits=len(ids) + reserved_tokens <= max_length,
     )
 
 
@@ -202,7 +206,7 @@ def fit_for_tokenizer(
     answer: Grid | None = None,
     train: Sequence[Pair] | None = None,
 ) -> FittedPrompt:
-    """Fit one test input of ``task`` for ``tokenizer``.
+    """Fit one test input of ``task`` for ``tokenizer``; the result carries the prompt's token ids.
 
     With ``answer`` known (training) the room kept is its real length plus the end-of-turn tokens; otherwise it is
     ``largest_answer_tokens`` plus the same end tokens.
@@ -210,12 +214,12 @@ def fit_for_tokenizer(
     train = task.train if train is None else train
     test_input = task.test[test_index].input
 
-    def count(pairs: Sequence[Pair], grid: Grid) -> int:
-        return len(tokenizer(render(tokenizer, pairs, grid).prompt, add_special_tokens=False)["input_ids"])
+    def encode(pairs: Sequence[Pair], grid: Grid) -> list[int]:
+        return tokenizer(render(tokenizer, pairs, grid).prompt, add_special_tokens=False)["input_ids"]
 
     end_tokens = _end_of_turn_tokens(tokenizer)
     reserved = (physical_tokens(answer) if answer is not None else largest_answer_tokens(task)) + end_tokens
-    return fit_train_pairs(train, test_input, count, max_length, reserved)
+    return fit_train_pairs(train, test_input, encode, max_length, reserved)
 
 
 def _end_of_turn_tokens(tokenizer: Any) -> int:

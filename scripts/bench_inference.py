@@ -1,4 +1,4 @@
-"""Batched greedy decoding (arc_kit.inference.GreedyDecoder) against `model.generate` one test input at a time.
+"""Batched greedy decoding (arc_kit.solve.decoding.GreedyDecoder) against `model.generate` one test input at a time.
 
 Same model, same prompts, same bound per prompt (the task's largest answer + end tokens), greedy: the two must give
 identical tokens, hence identical grids. Prints a few lines, then one JSON object last.
@@ -16,9 +16,35 @@ import argparse
 import json
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 DEFAULT_CHALLENGES = Path(__file__).resolve().parents[2] / "shared/data/arc-agi-1/arc-agi_evaluation_challenges.json"
+
+
+def generate_one_by_one(model: Any, tokenizer: Any, requests: Sequence[Any]) -> list[Any]:
+    """The reference: ``model.generate`` on one prompt at a time, greedy, same bound and end tokens."""
+    import torch
+    from transformers import GenerationConfig
+
+    from arc_kit.solve.decoding import Generation
+    from arc_kit.solve.loading import end_token_ids
+
+    end_ids = end_token_ids(tokenizer, model)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else end_ids[0]
+    out = []
+    device = next(model.parameters()).device
+    for r in requests:
+        ids = torch.tensor([r.prompt_ids], dtype=torch.long, device=device)
+        gen_config = GenerationConfig(max_new_tokens=max(1, r.max_new_tokens), do_sample=False, num_beams=1,
+                                      eos_token_id=end_ids, pad_token_id=pad_id, use_cache=True)
+        with torch.inference_mode():
+            seq = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), generation_config=gen_config)
+        tokens = seq[0, ids.shape[1] :].tolist()
+        cut = next((k for k, t in enumerate(tokens) if t in set(end_ids)), None)
+        out.append(Generation(r.key, tokens[: cut + 1] if cut is not None else tokens, cut is not None))
+    return out
 
 
 def main() -> None:
@@ -30,8 +56,11 @@ def main() -> None:
     parser.add_argument("--cpu-threads", type=int, default=1, help="torch threads on CPU, both sides")
     args = parser.parse_args()
 
-    from arc_kit.inference import ArcSolver, generate_one_by_one, load_model
-    from arc_kit.settings import InferenceConfig
+    from arc_kit.augment import View
+    from arc_kit.settings import SolverConfig
+    from arc_kit.solve.decoding import DecodeRequest, GreedyDecoder
+    from arc_kit.solve.loading import load_model
+    from arc_kit.solve.prompts import task_prompts
     from arc_kit.tasks import load_tasks
     from arc_kit.text import ParseError, answer_from_generation
 
@@ -40,10 +69,11 @@ def main() -> None:
         from arc_kit.tiny import write_tiny_model
 
         model_dir = write_tiny_model(Path(tempfile.mkdtemp(prefix="arc-kit-tiny-")))
-    config = InferenceConfig(batch_size=args.batch_size, cpu_threads=args.cpu_threads or None)
+    config = SolverConfig(batch_size=args.batch_size, cpu_threads=args.cpu_threads or None)
     loaded = load_model(model_dir, config)
-    solver = ArcSolver(loaded, config)
-    requests = [r for task in load_tasks(args.challenges) for r in solver.requests_for(task)[0]]
+    decoder = GreedyDecoder(loaded.model, loaded.tokenizer, config.batch_size, loaded.device)
+    requests = [DecodeRequest(p, p.token_ids, p.max_new_tokens) for task in load_tasks(args.challenges)
+                for p in task_prompts(task, loaded.tokenizer, [View()], config.max_length)]
     requests = sorted(requests, key=lambda r: (len(r.prompt_ids), str(r.key)))[: args.count]
     print(f"{len(requests)} test inputs, prompts {len(requests[0].prompt_ids)}-{len(requests[-1].prompt_ids)} "
           f"tokens, bounds {min(r.max_new_tokens for r in requests)}-{max(r.max_new_tokens for r in requests)}")
@@ -55,7 +85,7 @@ def main() -> None:
             return f"ParseError: {e}"
 
     began = time.time()
-    batched = solver.decoder.decode(requests)
+    batched = decoder.decode(requests)
     batched_s = time.time() - began
     began = time.time()
     reference = generate_one_by_one(loaded.model, loaded.tokenizer, requests)

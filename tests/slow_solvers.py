@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from arc_kit.inference import TaskResult
+from arc_kit.solve.solver import TaskResult
 
 
 class SleepySolver:

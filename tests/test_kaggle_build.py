@@ -25,7 +25,7 @@ from arc_kit.kernel_build import (
     read_plan,
     render_code,
 )
-from arc_kit.settings import InferenceConfig, KernelPlan, KernelRuntime, RunSettings, SettingsError
+from arc_kit.settings import KernelPlan, KernelRuntime, RunSettings, SettingsError, SolverConfig
 from arc_kit.upload import (
     CredentialFileError,
     DatasetSpec,
@@ -75,7 +75,7 @@ def stand_in_main(tmp_path: Path) -> Path:
 
 def full_settings(**overrides) -> tuple[KernelSettings, KernelPlan]:
     """KernelSettings fields and KernelRuntime/RunSettings fields, each routed to its dataclass."""
-    groups = {KernelRuntime: {}, RunSettings: {}, InferenceConfig: {}}
+    groups = {KernelRuntime: {}, RunSettings: {}, SolverConfig: {}}
     values = {**dict(competition="arc-prize-2026-arc-agi-2", weights_dataset="tester/arc-kit-weights",
                      wheelhouse_dataset="tester/arc-kit-wheels", quick_tasks=5), **overrides}
     build_fields: dict = {"owner": "tester"}
@@ -140,7 +140,7 @@ def test_build_rewrites_exactly_the_settings_line(stand_in_main: Path, tmp_path:
 
 def test_unknown_settings_in_a_kernel_are_named() -> None:
     with pytest.raises(SettingsError, match="views_typo"):
-        KernelPlan.from_dict({"inference": {"views_typo": 3}})
+        KernelPlan.from_dict({"solver": {"views_typo": 3}})
     with pytest.raises(SettingsError, match="decoding"):
         KernelPlan.from_dict({"decoding": {}})
 
@@ -221,7 +221,7 @@ def test_cli_kernel_build_defaults_are_the_dataclasses(stand_in_main: Path, tmp_
                                                 "--views", "2", "--budget-seconds", "600"])
     assert code == 0
     plan = read_plan(out)
-    assert (plan.kernel.quick_tasks, plan.inference.views, plan.run.budget_seconds) == (3, 2, 600.0)
+    assert (plan.kernel.quick_tasks, plan.solver.views, plan.run.budget_seconds) == (3, 2, 600.0)
     meta = json.loads((out / "kernel-metadata.json").read_text())
     assert meta["id"] == "someone/arc-kit-submission" and meta["competition_sources"] == ["arc-prize-2025"]
     (tmp_path / "bad.py").write_text("print('no settings line')\n")
@@ -237,7 +237,7 @@ def test_dry_run_flags_default_to_the_kernel_settings() -> None:
 
     args = build_parser().parse_args(["dry-run", "--model", "m", "--challenges", "c", "--out", "o"])
     assert settings_from_args(args, RunSettings) == RunSettings()
-    assert settings_from_args(args, InferenceConfig) == InferenceConfig()
+    assert settings_from_args(args, SolverConfig) == SolverConfig()
 
 
 # ---- upload metadata and credential refusal

@@ -102,14 +102,14 @@ def wheelhouse(tmp_path_factory, image_venv: Path, local_wheels: Path) -> dict:
 def competition_files(tmp_path_factory, shared_data: Path) -> dict[str, Path]:
     """The competition's files: a few small real ARC-AGI-2 tasks as the test challenges, plus the other files
     the competition mounts beside them (training challenges/solutions, sample submission)."""
-    from arc_kit.runner import task_size
+    from arc_kit.solve.prompts import task_cost
     from arc_kit.submission import Submission
     from arc_kit.tasks import load_tasks, write_task_files
 
     out = tmp_path_factory.mktemp("competition")
     d = shared_data / "arc-agi-2"
     ordered = sorted(load_tasks(d / "arc-agi_evaluation_challenges.json", d / "arc-agi_evaluation_solutions.json"),
-                     key=task_size)
+                     key=task_cost)
     test, train = ordered[:N_TASKS], ordered[N_TASKS:N_TASKS + 3]
     if not any(len(t.test) > 1 for t in test):  # a task with two test inputs, as the hidden set has
         test[-1] = next(t for t in ordered if len(t.test) > 1)

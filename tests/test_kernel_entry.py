@@ -21,7 +21,7 @@ from arc_kit.kaggle_paths import (
     is_competition_rerun,
     output_path,
 )
-from arc_kit.runner import task_size
+from arc_kit.solve.prompts import task_cost
 from arc_kit.submission import validate_submission_file
 from arc_kit.tasks import load_tasks, write_task_files
 
@@ -145,7 +145,7 @@ def test_the_entry_holds_no_defaults_of_its_own():
 def kaggle_tree(tmp_path_factory, shared_data: Path, tiny_model_dir: Path) -> Path:
     root = tmp_path_factory.mktemp("kaggle") / "input"
     d = shared_data / "arc-agi-1"
-    tasks = sorted(load_tasks(d / "arc-agi_evaluation_challenges.json"), key=task_size)[:4]
+    tasks = sorted(load_tasks(d / "arc-agi_evaluation_challenges.json"), key=task_cost)[:4]
     write_task_files(tasks, root / "competitions" / SLUG / "arc-agi_test_challenges.json")
     shutil.copytree(tiny_model_dir, root / "datasets" / "me" / "arc-weights")
     return root
@@ -165,7 +165,7 @@ def run_entry(tmp_path: Path, root: Path, settings: dict, **env: str) -> subproc
 
 SETTINGS = {"kernel": {"competition": SLUG, "quick_tasks": 2, "weights_dataset": "me/arc-weights"},
             "run": {"budget_seconds": 600, "margin_seconds": 10, "task_cap_seconds": 120},
-            "inference": {"views": 1, "batch_size": 4}}
+            "solver": {"mode": "greedy", "scoring_views": 0, "views": 1, "batch_size": 4}}
 
 
 @pytest.mark.slow

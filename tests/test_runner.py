@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 
 from arc_kit.cli import main as cli_main
-from arc_kit.inference import TaskResult
-from arc_kit.runner import RunConfig, dry_run, run_submission, task_groups, task_size
-from arc_kit.settings import InferenceConfig, RunSettings
+from arc_kit.runner import RunConfig, dry_run, run_submission, task_groups
+from arc_kit.settings import RunSettings, SolverConfig
+from arc_kit.solve.prompts import task_cost
+from arc_kit.solve.solver import TaskResult
 from arc_kit.submission import validate_submission_file
 from arc_kit.tasks import load_tasks, read_json, write_task_files
 
@@ -23,7 +24,7 @@ def small_files(tmp_path_factory, shared_data: Path) -> tuple[Path, Path]:
     """The 6 cheapest ARC-AGI-1 evaluation tasks, in the competition layout."""
     d = shared_data / "arc-agi-1"
     tasks = load_tasks(d / "arc-agi_evaluation_challenges.json", d / "arc-agi_evaluation_solutions.json")
-    chosen = sorted(tasks, key=task_size)[:6]
+    chosen = sorted(tasks, key=task_cost)[:6]
     out = tmp_path_factory.mktemp("small")
     write_task_files(chosen, out / "x_challenges.json", out / "x_solutions.json")
     return out / "x_challenges.json", out / "x_solutions.json"
@@ -72,15 +73,15 @@ class OracleFactory:
 
 
 def config_for(files: tuple[Path, Path], out: Path, **kwargs) -> RunConfig:
-    inference = kwargs.pop("inference", InferenceConfig(batch_size=2, views=1))
+    solver = kwargs.pop("solver", SolverConfig(mode="greedy", scoring_views=0, batch_size=2, views=1))
     kwargs.setdefault("workers", 1)  # workers=None would import torch to count GPUs: seconds these tests time
     run = RunSettings(**{k: kwargs.pop(k) for k in list(kwargs) if k in {f.name for f in fields(RunSettings)}})
     return RunConfig(model_dir=kwargs.pop("model_dir", None), challenges=files[0], output=out / "submission.json",
-                     solutions=files[1], progress=False, inference=inference, run=run, **kwargs)
+                     solutions=files[1], progress=False, solver=solver, run=run, **kwargs)
 
 
 def test_groups_fill_a_batch_and_tasks_run_shortest_first(small_files):
-    tasks = sorted(load_tasks(small_files[0]), key=task_size)
+    tasks = sorted(load_tasks(small_files[0]), key=task_cost)
     groups = task_groups(tasks, prompts_per_group=3, views=1)
     assert [t for g in groups for t in g] == tasks
     assert all(sum(len(t.test) for t in g) >= 3 for g in groups[:-1])
@@ -93,9 +94,9 @@ def test_answers_land_in_a_valid_scored_submission(small_files, tmp_path):
     assert validate_submission_file(tmp_path / "submission.json", small_files[0]) == []
     assert report.ok and report.placeholders_left == 0 and report.answered == report.entries
     assert report.score == 1.0 and report.score_per_output == 1.0
-    sizes = [task_size(t) for t in load_tasks(small_files[0])]
+    sizes = [task_cost(t) for t in load_tasks(small_files[0])]
     order = [tid for call in factory.solver.calls for tid in call]
-    by_id = {t.task_id: task_size(t) for t in load_tasks(small_files[0])}
+    by_id = {t.task_id: task_cost(t) for t in load_tasks(small_files[0])}
     assert [by_id[t] for t in order] == sorted(sizes)  # shortest first
 
 
@@ -142,7 +143,7 @@ def test_missing_weights_give_a_valid_placeholder_file_and_a_loud_error(small_fi
 
 
 def test_a_task_whose_decoding_raises_costs_only_itself(small_files, tmp_path):
-    victim = sorted(load_tasks(small_files[0]), key=task_size)[1].task_id
+    victim = sorted(load_tasks(small_files[0]), key=task_cost)[1].task_id
     report = run_submission(config_for(small_files, tmp_path),
                             solver_factory=OracleFactory(small_files[1], fail_for=victim))
     assert "injected" in report.errors[victim]
@@ -173,7 +174,7 @@ def test_the_deadline_ends_the_run_with_a_valid_file(small_files, tmp_path):
 
 
 def test_a_task_over_its_cap_keeps_its_placeholder(small_files, tmp_path):
-    config = config_for(small_files, tmp_path, task_cap_seconds=0.2, inference=InferenceConfig(batch_size=1))
+    config = config_for(small_files, tmp_path, task_cap_seconds=0.2, solver=SolverConfig(batch_size=1))
     report = run_submission(config, solver_factory=OracleFactory(small_files[1], delay=0.5))
     assert report.answered == 0 and report.placeholders_left == report.entries
     assert all(r.timed_out for r in report.per_task.values())
@@ -203,7 +204,7 @@ def test_dry_run_with_the_tiny_model(small_files, tmp_path, tiny_model_dir, caps
 @pytest.mark.slow
 def test_two_cpu_workers_with_the_tiny_model(small_files, tmp_path, tiny_model_dir):
     config = config_for(small_files, tmp_path, model_dir=tiny_model_dir, workers=2,
-                        inference=InferenceConfig(batch_size=3, device="cpu", views=1))
+                        solver=SolverConfig(batch_size=3, device="cpu", views=1))
     report = run_submission(config)
     assert report.ok and report.workers == 2 and report.generated_tokens > 0
     assert len([r for r in report.per_task.values() if r.tokens]) == report.tasks
@@ -216,7 +217,7 @@ def test_the_deadline_stops_the_real_decoder_mid_batch(shared_data, tmp_path, ti
     began = time.time()
     config = RunConfig(model_dir=tiny_model_dir, challenges=d / "arc-agi_evaluation_challenges.json",
                        output=tmp_path / "submission.json", run=RunSettings(budget_seconds=8, margin_seconds=1),
-                       start_time=began, progress=False, inference=InferenceConfig(batch_size=8, device="cpu", views=1))
+                       start_time=began, progress=False, solver=SolverConfig(batch_size=8, device="cpu", views=1))
     report = run_submission(config)
     assert time.time() - began < 8.5
     assert report.deadline_hit and report.ok and report.placeholders_left > 0

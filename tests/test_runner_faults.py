@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 
 from arc_kit.cli import main as cli_main
-from arc_kit.inference import DecodeRequest, GreedyDecoder, load_model
 from arc_kit.runner import RunConfig, run_submission
-from arc_kit.settings import InferenceConfig, RunSettings
+from arc_kit.settings import RunSettings, SolverConfig
+from arc_kit.solve.decoding import DecodeRequest, GreedyDecoder
+from arc_kit.solve.loading import load_model
 from arc_kit.submission import validate_submission_file
 from arc_kit.tasks import load_tasks, write_task_files
 
@@ -27,7 +28,7 @@ RUN_SCRIPT = textwrap.dedent("""
     import sys
     from pathlib import Path
     from arc_kit.runner import RunConfig, run_submission
-    from arc_kit.settings import InferenceConfig, RunSettings
+    from arc_kit.settings import SolverConfig, RunSettings
     import slow_solvers
 
     if __name__ == "__main__":  # spawned workers import this file again
@@ -35,7 +36,7 @@ RUN_SCRIPT = textwrap.dedent("""
         factory = slow_solvers.SleepyFactory(0.5) if kind == "sleepy" else slow_solvers.FailingFactory()
         config = RunConfig(model_dir=None, challenges=Path(challenges), output=out,
                            run=RunSettings(budget_seconds=budget, margin_seconds=0.5, workers=2),
-                           inference=InferenceConfig(batch_size=1, views=1), progress=False)
+                           solver=SolverConfig(batch_size=1, views=1), progress=False)
         report = run_submission(config, solver_factory=factory)
         print("wrote", out, report.tasks_attempted, report.tasks_queued, report.model_error, flush=True)
 """)
@@ -126,7 +127,7 @@ def test_killing_the_parent_kills_its_workers(tmp_path: Path, many_tasks: Path):
 
 @pytest.fixture(scope="module")
 def loaded(tiny_model_dir: Path):
-    return load_model(tiny_model_dir, InferenceConfig(device="cpu"))
+    return load_model(tiny_model_dir, SolverConfig(device="cpu"))
 
 
 def test_chunked_prefill_decodes_exactly_like_one_prefill(loaded):
@@ -153,25 +154,25 @@ def test_no_prefill_starts_that_would_cross_the_deadline(loaded):
     assert gens[0].timed_out and gens[0].token_ids == []
 
 
-def test_finished_test_inputs_are_kept_when_another_is_cut(tmp_path: Path, arc_tokenizer):
-    from arc_kit.inference import ArcSolver, Generation, TaskResult
+def test_finished_test_inputs_are_kept_when_another_is_cut(arc_tokenizer):
+    """A deadline that cuts one test input's generation costs that input only: the finished one keeps its answer."""
+    from types import SimpleNamespace
+
+    from arc_kit.augment import View
+    from arc_kit.solve.loading import LoadedModel
+    from arc_kit.solve.prompts import task_prompts
+    from arc_kit.solve.solver import ArcSolver, _Found
     from arc_kit.tasks import parse_task
 
     task = parse_task("t", {"train": [{"input": [[1]], "output": [[2]]}],
                             "test": [{"input": [[1]]}, {"input": [[3]]}]}, "test")
-    solver = ArcSolver.__new__(ArcSolver)
-    solver.tokenizer, solver.config = arc_tokenizer, InferenceConfig(views=1)
-    views = solver.views(task)
-
-    class Key:
-        def __init__(self, t):
-            self.task_id, self.test_index, self.view_index = "t", t, 0
-
-    end = arc_tokenizer.eos_token_id
-    answer = arc_tokenizer("2\n", add_special_tokens=False)["input_ids"] + [end]
-    gens = [Generation(Key(0), answer, True), Generation(Key(1), answer[:1], False, timed_out=True)]
-    result = TaskResult("t")
-    solver._attempts(task, views, gens, result)
+    model = SimpleNamespace(config=SimpleNamespace(max_position_embeddings=8192))
+    solver = ArcSolver(LoadedModel(model, arc_tokenizer, "cpu", "fake", Path(".")),
+                       SolverConfig(mode="greedy", scoring_views=0, views=1))
+    prompts = task_prompts(task, arc_tokenizer, [View()], 8192)
+    answer = tuple(arc_tokenizer("2\n<|im_end|>", add_special_tokens=False)["input_ids"])
+    found = {prompts[0]: _Found([(answer, 0.5)]), prompts[1]: _Found(cut=True)}
+    result = solver._choose(task, prompts, found, stop_at=None)
     assert result.attempts[0][0] == ((2,),) and result.attempts[1] == (None, None) and result.timed_out
 
 

@@ -1,4 +1,4 @@
-"""The inference engine: loading offline, batched greedy decoding, bounds, end tokens, deadlines, attempts."""
+"""The solver: loading offline, batched greedy decoding, bounds, end tokens, deadlines, candidates to attempts."""
 
 from __future__ import annotations
 
@@ -10,19 +10,12 @@ from types import SimpleNamespace
 import pytest
 
 from arc_kit.augment import View
-from arc_kit.inference import (
-    ArcSolver,
-    DecodeRequest,
-    DecodeStats,
-    Generation,
-    GreedyDecoder,
-    InferenceConfig,
-    LoadedModel,
-    ModelLoadError,
-    choose_attempts,
-    generate_one_by_one,
-    load_model,
-)
+from arc_kit.runner import _solve_group
+from arc_kit.settings import SolverConfig
+from arc_kit.solve.decoding import DecodeRequest, DecodeStats, Generation, GreedyDecoder
+from arc_kit.solve.loading import LoadedModel, ModelLoadError, load_model
+from arc_kit.solve.prompts import task_prompts
+from arc_kit.solve.solver import ArcSolver
 from arc_kit.tasks import Pair, Task
 from arc_kit.text import grid_to_text
 
@@ -33,7 +26,7 @@ C = ((7,),)
 
 @pytest.fixture(scope="module")
 def loaded(tiny_model_dir: Path) -> LoadedModel:
-    return load_model(tiny_model_dir, InferenceConfig(device="cpu"))
+    return load_model(tiny_model_dir, SolverConfig(device="cpu"))
 
 
 def small_task(task_id: str = "t1", pairs: int = 2, side: int = 3) -> Task:
@@ -42,25 +35,7 @@ def small_task(task_id: str = "t1", pairs: int = 2, side: int = 3) -> Task:
     return Task(task_id, tuple(Pair(grid, flipped) for _ in range(pairs)), (Pair(grid, flipped),))
 
 
-# -- attempts ------------------------------------------------------------------------------------------------------
-
-
-def test_attempt_2_is_the_most_voted_other_answer():
-    assert choose_attempts(A, [B, C, C]) == (A, C)
-    assert choose_attempts(A, [A, A, B]) == (A, B)  # the plain answer is never repeated as attempt_2
-    assert choose_attempts(A, [A]) == (A, None)  # Submission.set_attempts copies attempt_1 then
-
-
-def test_without_a_plain_answer_the_top_two_votes_are_used():
-    assert choose_attempts(None, [B, C, C]) == (C, B)
-    assert choose_attempts(None, []) == (None, None)
-
-
-def test_vote_ties_go_to_the_answer_seen_first():
-    assert choose_attempts(A, [C, B]) == (A, C)
-
-
-# -- loading -------------------------------------------------------------------------------------------------------
+# -- loading
 
 
 def test_missing_weights_folder_is_a_load_error(tmp_path: Path):
@@ -75,7 +50,7 @@ def test_corrupt_weights_are_a_load_error_naming_the_folder(tmp_path: Path, tiny
         (tmp_path / f.name).write_bytes(f.read_bytes())
     (tmp_path / "model.safetensors").write_bytes(b"not a safetensors file")
     with pytest.raises(ModelLoadError, match=str(tmp_path)):
-        load_model(tmp_path, InferenceConfig(device="cpu"))
+        load_model(tmp_path, SolverConfig(device="cpu"))
 
 
 def test_lora_adapter_loads_offline_and_matches_peft(tmp_path: Path, tiny_model_dir: Path, loaded: LoadedModel):
@@ -89,7 +64,7 @@ def test_lora_adapter_loads_offline_and_matches_peft(tmp_path: Path, tiny_model_
     ids = torch.tensor([[5, 6, 7, 8, 9, 10]])
     with torch.no_grad():
         expected = peft_model(ids).logits
-    adapter = load_model(tmp_path / "adapter", InferenceConfig(device="cpu", base_model=str(tiny_model_dir)))
+    adapter = load_model(tmp_path / "adapter", SolverConfig(device="cpu", base_model=str(tiny_model_dir)))
     assert adapter.backend == "transformers+peft"
     with torch.no_grad():
         got = adapter.model(ids).logits
@@ -101,19 +76,29 @@ def test_lora_adapter_loads_offline_and_matches_peft(tmp_path: Path, tiny_model_
 def test_adapter_without_its_base_says_so(tmp_path: Path):
     (tmp_path / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "/gone/base"}))
     with pytest.raises(ModelLoadError, match="base model '/gone/base' not found"):
-        load_model(tmp_path, InferenceConfig(device="cpu"))
+        load_model(tmp_path, SolverConfig(device="cpu"))
 
 
 # -- batched greedy decoding ---------------------------------------------------------------------------------------
 
 
 def _requests(loaded: LoadedModel, count: int, bound: int) -> list[DecodeRequest]:
-    solver = ArcSolver(loaded, InferenceConfig())
     out = []
     for i in range(count):
-        requests, _, _ = solver.requests_for(small_task(f"t{i}", pairs=1 + i % 3, side=2 + i % 4))
-        out += [DecodeRequest(r.key, r.prompt_ids, bound) for r in requests]
+        task = small_task(f"t{i}", pairs=1 + i % 3, side=2 + i % 4)
+        out += [DecodeRequest(p, p.token_ids, bound) for p in task_prompts(task, loaded.tokenizer, [View()], 8192)]
     return out
+
+
+def generate_one_by_one(model, tokenizer, requests):  # noqa: ANN001, ANN201
+    """The reference: ``model.generate`` one prompt at a time, as ``scripts/bench_inference.py`` runs it."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "bench_inference.py"
+    spec = importlib.util.spec_from_file_location("bench_inference", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.generate_one_by_one(model, tokenizer, requests)
 
 
 def test_batched_decoding_matches_generate_one_at_a_time(loaded: LoadedModel):
@@ -165,13 +150,18 @@ class ScriptedDecoder:
         for r in requests:
             text = self.answer(r.key)
             ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
-            out.append(Generation(r.key, ids, True))
+            out.append(Generation(r.key, ids, True, nll=1.0))
         return out
+
+
+def is_plain(prompt) -> bool:  # noqa: ANN001
+    return prompt.view_key == View().key
 
 
 def scripted_solver(tokenizer, views: int, answer) -> ArcSolver:
     model = SimpleNamespace(config=SimpleNamespace(max_position_embeddings=8192))
-    solver = ArcSolver(LoadedModel(model, tokenizer, "cpu", "fake", Path(".")), InferenceConfig(views=views))
+    config = SolverConfig(mode="greedy", scoring_views=0, views=views)
+    solver = ArcSolver(LoadedModel(model, tokenizer, "cpu", "fake", Path(".")), config)
     solver.decoder = ScriptedDecoder(tokenizer, solver, answer)
     return solver
 
@@ -180,35 +170,35 @@ def test_view_answers_are_inverted_and_voted(arc_tokenizer):
     task = small_task()
     truth = task.test[0].output
     wrong = ((9, 9, 9),)
-    holder = {}
 
-    def answer(key):
-        view = holder["solver"].views(task)[key.view_index]
-        grid = wrong if key.view_index == 0 else view.apply_grid(truth)  # the plain view is wrong, others right
+    def answer(prompt):
+        view = View.from_key(prompt.view_key)  # the key travels with the prompt: no index into a list
+        grid = wrong if is_plain(prompt) else view.apply_grid(truth)  # the plain view is wrong, others right
         return grid_to_text(grid) + "<|im_end|>"
 
     solver = scripted_solver(arc_tokenizer, 4, answer)
-    holder["solver"] = solver
     views = solver.views(task)
     assert len(views) == 4 and views[0] == View() and any(v.dihedral for v in views[1:])
     [result] = solver.solve([task])
-    assert result.attempts == [(wrong, truth)]
+    assert result.attempts == [(truth, wrong)]  # 3 votes beat 1
     assert result.error is None and result.unparsed == 0
+    [report] = result.inputs
+    assert [(c.grid, c.count) for c in report.candidates] == [(truth, 3), (wrong, 1)] and not report.rescored
 
 
 def test_unparseable_output_keeps_the_placeholder_or_the_other_attempt(arc_tokenizer):
     task = small_task()
 
-    def garbage(key):
-        return "12\n345\n<|im_end|>" if key.view_index == 0 else "Input Output"
+    def garbage(prompt):
+        return "12\n345\n<|im_end|>" if is_plain(prompt) else "Input Output"
 
     [result] = scripted_solver(arc_tokenizer, 2, garbage).solve([task])
     assert result.attempts == [(None, None)] and result.unparsed == 2 and result.answered == 0
 
     good = ((1, 1),)
 
-    def plain_bad(key):
-        return "1 x\n<|im_end|>" if key.view_index == 0 else grid_to_text(good) + "<|im_end|>"
+    def plain_bad(prompt):
+        return "1 x\n<|im_end|>" if is_plain(prompt) else grid_to_text(good) + "<|im_end|>"
 
     holder = scripted_solver(arc_tokenizer, 2, plain_bad)
     view = holder.views(task)[1]
@@ -218,20 +208,20 @@ def test_unparseable_output_keeps_the_placeholder_or_the_other_attempt(arc_token
 
 def test_a_task_too_long_for_the_context_drops_pairs_and_is_still_answered(loaded: LoadedModel):
     task = small_task(pairs=8, side=6)
-    config = InferenceConfig(max_length=300, views=1)
+    config = SolverConfig(max_length=300, views=1, mode="greedy", scoring_views=0)
     solver = ArcSolver(loaded, config)
-    requests, _, dropped = solver.requests_for(task)
+    prompts = task_prompts(task, loaded.tokenizer, solver.views(task), 300)
+    dropped = sum(p.pairs_dropped for p in prompts)
     assert dropped > 0
-    assert all(len(r.prompt_ids) + r.max_new_tokens <= 300 for r in requests)
+    assert all(len(p.token_ids) + p.max_new_tokens <= 300 for p in prompts)
     solver.decoder = ScriptedDecoder(loaded.tokenizer, solver, lambda key: grid_to_text(A) + "<|im_end|>")
     [result] = solver.solve([task])
     assert result.attempts == [(A, None)] and result.pairs_dropped == dropped
 
 
 def test_max_new_tokens_follows_the_task_not_a_full_grid(loaded: LoadedModel):
-    solver = ArcSolver(loaded, InferenceConfig())
-    requests, _, _ = solver.requests_for(small_task(side=3))
-    assert requests[0].max_new_tokens == 3 * 4 + 2  # 3x3 answer + <|im_end|> and its newline
+    prompts = task_prompts(small_task(side=3), loaded.tokenizer, [View()], 8192)
+    assert prompts[0].max_new_tokens == 3 * 4 + 2  # 3x3 answer + <|im_end|> and its newline
 
 
 def test_a_decoding_error_in_a_group_costs_only_its_task(arc_tokenizer):
@@ -249,14 +239,74 @@ def test_a_decoding_error_in_a_group_costs_only_its_task(arc_tokenizer):
         return real(requests, stop_at)
 
     solver.decoder.decode = flaky
-    results = {r.task_id: r for r in solver.solve(tasks)}
+    results = {r.task_id: r for r in _solve_group(solver, tasks, time.time() + 60)}  # the runner's one retry
     assert results["good1"].attempts == [(A, None)] and results["good2"].attempts == [(A, None)]
     assert "injected" in results["bad"].error and results["bad"].attempts == []
 
 
 def test_unsloth_failing_falls_back_to_transformers(tiny_model_dir: Path, caplog):
-    from arc_kit.inference import _try_unsloth
+    from arc_kit.solve.loading import _try_unsloth
 
     with caplog.at_level("WARNING"):
-        assert _try_unsloth(tiny_model_dir, InferenceConfig()) is None  # no GPU (or no Unsloth) here
+        assert _try_unsloth(tiny_model_dir, SolverConfig()) is None  # no GPU (or no Unsloth) here
     assert "using transformers" in caplog.text
+
+
+# -- search, re-scoring and settings ---------------------------------------------------------------------------
+
+
+def test_the_settings_name_every_selection_formula():
+    from arc_kit.settings import SELECTION_FORMULAS
+    from arc_kit.solve.selection import FORMULAS
+
+    assert set(SELECTION_FORMULAS) == set(FORMULAS)
+
+
+def test_dfs_and_rescoring_on_the_tiny_model_give_two_distinct_ranked_attempts(loaded: LoadedModel):
+    config = SolverConfig(mode="dfs", views=2, min_probability=1e-4, max_candidates_per_view=4, scoring_views=2)
+    [result] = ArcSolver(loaded, config).solve([small_task(side=2)])
+    [report] = result.inputs
+    assert result.error is None and len(report.candidates) >= 2 and report.rescored
+    assert result.attempts[0][0] == report.candidates[0].grid and result.attempts[0][1] == report.candidates[1].grid
+    assert result.attempts[0][0] != result.attempts[0][1]
+    scores = [c.score for c in report.candidates]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_a_search_out_of_time_keeps_what_it_found_and_the_file_stays_valid(tmp_path: Path, tiny_model_dir: Path,
+                                                                            shared_data: Path):
+    from arc_kit.runner import RunConfig, run_submission
+    from arc_kit.settings import RunSettings
+    from arc_kit.submission import validate_submission_file
+    from arc_kit.tasks import load_tasks, write_task_files
+
+    d = shared_data / "arc-agi-1"
+    tasks = sorted(load_tasks(d / "arc-agi_evaluation_challenges.json"), key=lambda t: len(str(t)))[:3]
+    challenges = tmp_path / "c.json"
+    write_task_files(tasks, challenges)
+    config = RunConfig(model_dir=tiny_model_dir, challenges=challenges, output=tmp_path / "submission.json",
+                       run=RunSettings(budget_seconds=4, margin_seconds=0.5, workers=1), progress=False,
+                       solver=SolverConfig(device="cpu", mode="dfs", min_probability=1e-6, max_candidates_per_view=500,
+                                           views=2, scoring_views=2))
+    began = time.time()
+    report = run_submission(config)
+    assert time.time() - began < 12
+    assert report.deadline_hit and report.ok
+    assert validate_submission_file(tmp_path / "submission.json", challenges) == []
+
+
+def test_a_settings_file_sets_the_defaults_and_flags_override_it(tmp_path: Path):
+    from arc_kit.cli import build_parser
+    from arc_kit.cli_args import plan_from_args
+    from arc_kit.settings import SettingsError, load_plan
+
+    path = tmp_path / "s.toml"
+    path.write_text('[solver]\nmode = "greedy"\nviews = 3\n[run]\nbudget_seconds = 100\n')
+    assert load_plan(path).solver.views == 3 and load_plan(path).run.budget_seconds == 100
+    args = build_parser().parse_args(["dry-run", "--model", "m", "--challenges", "c", "--out", "o",
+                                      "--settings", str(path), "--views", "5"])
+    plan = plan_from_args(args)
+    assert (plan.solver.mode, plan.solver.views, plan.run.budget_seconds) == ("greedy", 5, 100)
+    path.write_text('[solver]\nformula = "best"\n')
+    with pytest.raises(SettingsError, match="formula"):
+        load_plan(path)

@@ -1,0 +1,201 @@
+"""Batched greedy decoding with the KV cache: the kit's one greedy decoder (the kernel, the dry run, training's
+exact-match check). Depth-first candidate search lives beside it in ``arc_kit.solve.dfs``; both keep transformers'
+``DynamicCache`` as their cache.
+
+Batches are bounded by tokens as well as rows. The memory arithmetic for the default ``batch_tokens = 32768`` on a
+24 GB L4 with Qwen3-4B in bf16: weights 8.05 GB; the KV cache costs 2 (K, V) x 36 layers x 8 KV heads x 128 dims
+x 2 bytes = 147 KB per token, so 32,768 tokens of prompt + answer room is 4.8 GB; a 2,048-token prefill chunk of a
+batch of 8 holds ~16k tokens of activations (hidden 2,560 x 2 bytes x a few live tensors per layer, ~0.5 GB) and
+the last position's logits only (151k x 4 bytes a row). About 14 GB in all, leaving room for the allocator's
+fragmentation; 8 prompts of 8k tokens (65k tokens, 9.7 GB of KV) are split into two batches instead.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from arc_kit.solve.loading import end_token_ids
+
+
+@dataclass(frozen=True)
+class DecodeRequest:
+    key: Hashable
+    prompt_ids: tuple[int, ...]
+    max_new_tokens: int  # the largest answer this prompt allows, end tokens included
+
+
+@dataclass
+class Generation:
+    key: Hashable
+    token_ids: list[int]  # up to and including the end token
+    finished: bool  # stopped at an end token
+    timed_out: bool = False  # cut by the deadline before its end token or bound
+    nll: float = 0.0  # -sum of the chosen tokens' log-probabilities (softmax over the whole vocabulary)
+
+
+@dataclass
+class DecodeStats:
+    tokens: int = 0  # generated tokens that count: each row until its end token or bound
+    seconds: float = 0.0
+    prefill_tokens: int = 0  # prompt tokens (padding included) run through the model
+    prefill_seconds: float = 0.0
+    skipped_batches: int = 0  # batches not started because their estimated prefill would cross the deadline
+
+    def prefill_estimate(self, tokens: int) -> float | None:
+        """Seconds a prefill of ``tokens`` should take, from what this decoder measured; None before any."""
+        if self.prefill_tokens < 1 or self.prefill_seconds <= 0:
+            return None
+        return tokens * self.prefill_seconds / self.prefill_tokens
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.tokens / self.seconds if self.seconds else 0.0
+
+
+class GreedyDecoder:
+    """Greedy decoding with the KV cache, prompts grouped by length, left padding, per-row bounds and end tokens.
+
+    A hand-written loop rather than ``model.generate``: rows leave the batch as they finish (each has its own
+    bound) and the deadline is checked every step. Greedy choices match ``generate`` on one prompt at a time
+    (``scripts/bench_inference.py`` checks it).
+    """
+
+    def __init__(self, model: Any, tokenizer: Any, batch_size: int = 8, device: str = "cpu",
+                 prefill_chunk: int = 2048, batch_tokens: int = 32768):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.batch_size = max(1, batch_size)
+        self.batch_tokens = max(1, batch_tokens)
+        self.device = device
+        self.prefill_chunk = max(1, prefill_chunk)
+        self.end_ids = end_token_ids(tokenizer, model)
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.end_ids[0]
+        self.stats = DecodeStats()
+
+    def decode(self, requests: Sequence[DecodeRequest], stop_at: float | None = None) -> list[Generation]:
+        """Generations in the order of ``requests``; ``stop_at`` (time.time()) cuts every row still running."""
+        out: dict[int, Generation] = {}
+        for chunk in self._batches(requests):
+            width = len(requests[chunk[-1]].prompt_ids)  # sorted by length: the last is the widest
+            if stop_at is not None and not self._can_start(len(chunk) * width, stop_at):
+                for i in chunk:
+                    out[i] = Generation(requests[i].key, [], finished=False, timed_out=True)
+                continue
+            for i, gen in zip(chunk, self._decode_batch([requests[i] for i in chunk], stop_at), strict=True):
+                out[i] = gen
+        return [out[i] for i in range(len(requests))]
+
+    def _batches(self, requests: Sequence[DecodeRequest]) -> list[list[int]]:
+        """Request indices, shortest prompt first, cut into batches of at most ``batch_size`` rows and
+        ``batch_tokens`` tokens (rows x (widest prompt + largest answer room)); a lone longer request runs alone."""
+        order = sorted(range(len(requests)), key=lambda i: (len(requests[i].prompt_ids), i))
+        batches: list[list[int]] = []
+        current: list[int] = []
+        room = 0
+        for i in order:
+            need = len(requests[i].prompt_ids) + requests[i].max_new_tokens
+            if current and (len(current) == self.batch_size or (len(current) + 1) * max(room, need) > self.batch_tokens):
+                batches.append(current)
+                current, room = [], 0
+            current.append(i)
+            room = max(room, need)
+        if current:
+            batches.append(current)
+        return batches
+
+    def _can_start(self, prefill_tokens: int, stop_at: float) -> bool:
+        """Start no batch whose prefill, estimated from the speed measured so far, would cross ``stop_at``: a long
+        prompt's prefill cannot be cut midway except between chunks, and a budget is a promise."""
+        now = time.time()
+        estimate = self.stats.prefill_estimate(prefill_tokens)
+        if now >= stop_at or (estimate is not None and now + estimate > stop_at):
+            self.stats.skipped_batches += now < stop_at
+            return False
+        return True
+
+    def _prefill(self, ids: Any, mask: Any, positions: Any, cache: Any, stop_at: float | None) -> Any:
+        """Run the prompts into ``cache`` in chunks of ``prefill_chunk`` columns, checking the deadline between
+        chunks; the last position's logits, or None when the deadline came first."""
+        began = time.time()
+        logits = None
+        width = ids.shape[1]
+        for start in range(0, width, self.prefill_chunk):
+            end = min(width, start + self.prefill_chunk)
+            if start and stop_at is not None and time.time() >= stop_at:
+                return None
+            logits = self.model(input_ids=ids[:, start:end], attention_mask=mask[:, :end],
+                                position_ids=positions[:, start:end], past_key_values=cache, use_cache=True,
+                                logits_to_keep=1).logits
+        self.stats.prefill_tokens += ids.numel()
+        self.stats.prefill_seconds += time.time() - began
+        return logits
+
+    def _decode_batch(self, batch: Sequence[DecodeRequest], stop_at: float | None) -> list[Generation]:
+        """One left-padded batch: prefill, then one token a step for the rows still running.
+
+        A row leaves the batch (and its KV cache rows are dropped) at its end token or its bound, so a 3x3 answer
+        beside a 30x30 one costs 12 steps, not 930.
+        """
+        import torch
+        from transformers import DynamicCache
+
+        began = time.time()
+        width = max(len(r.prompt_ids) for r in batch)
+        ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, r in enumerate(batch):
+            ids[row, width - len(r.prompt_ids) :] = torch.tensor(r.prompt_ids, dtype=torch.long)
+            mask[row, width - len(r.prompt_ids) :] = 1
+        ids, mask = ids.to(self.device), mask.to(self.device)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        bounds = [max(1, r.max_new_tokens) for r in batch]
+        end = set(self.end_ids)
+        tokens: list[list[int]] = [[] for _ in batch]
+        nll = [0.0] * len(batch)
+        finished = [False] * len(batch)
+        timed_out = False
+        rows = list(range(len(batch)))  # the request behind each row still in the tensors
+        cache = DynamicCache(config=self.model.config)
+        with torch.inference_mode():
+            logits = self._prefill(ids, mask, positions, cache, stop_at)
+            if logits is None:  # the deadline came between prefill chunks
+                self.stats.seconds += time.time() - began
+                return [Generation(r.key, [], False, timed_out=True) for r in batch]
+            while True:
+                last = torch.log_softmax(logits[:, -1, :].float(), dim=-1)
+                best = last.max(-1)
+                step, step_nll = best.indices.tolist(), (-best.values).tolist()
+                keep = []
+                for k, row in enumerate(rows):
+                    tokens[row].append(step[k])
+                    nll[row] += step_nll[k]
+                    if step[k] in end:
+                        finished[row] = True
+                    elif len(tokens[row]) < bounds[row]:
+                        keep.append(k)
+                if not keep:
+                    break
+                if stop_at is not None and time.time() >= stop_at:
+                    timed_out = True
+                    break
+                if len(keep) < len(rows):
+                    index = torch.tensor(keep, device=mask.device)
+                    cache.batch_select_indices(index)
+                    mask, positions = mask[index], positions[index]
+                    rows = [rows[k] for k in keep]
+                    step = [step[k] for k in keep]
+                mask = torch.cat([mask, mask.new_ones((len(rows), 1))], dim=1)
+                positions = positions[:, -1:] + 1
+                next_ids = torch.tensor(step, dtype=torch.long, device=mask.device)[:, None]
+                logits = self.model(input_ids=next_ids, attention_mask=mask, position_ids=positions,
+                                    past_key_values=cache, use_cache=True).logits
+        self.stats.seconds += time.time() - began
+        self.stats.tokens += sum(len(t) for t in tokens)
+        return [
+            Generation(r.key, tokens[row], finished[row],
+                       timed_out and not finished[row] and len(tokens[row]) < bounds[row], nll[row])
+            for row, r in enumerate(batch)
+        ]

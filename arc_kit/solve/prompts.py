@@ -1,0 +1,40 @@
+"""A task's prompts: one per (test input, view), fitted to the context once, carrying its token ids and its view's
+key, so any candidate can be inverted from its own record. And what a task costs, for the runner's queue."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from arc_kit.augment import View
+from arc_kit.tasks import Task
+from arc_kit.text import fit_for_tokenizer, largest_answer_tokens, physical_tokens
+
+
+@dataclass(frozen=True)
+class Prompt:
+    task_id: str
+    test_index: int
+    view_key: str  # arc_kit.augment.View key: View.from_key(view_key).invert_grid(answer) is the task's frame
+    token_ids: tuple[int, ...]
+    max_new_tokens: int  # the largest answer this prompt allows, end tokens included
+    pairs_dropped: int
+
+
+def task_prompts(task: Task, tokenizer: Any, views: list[View], max_length: int) -> list[Prompt]:
+    """One prompt per (test input, view), each rendered and tokenized once while its train pairs are fitted."""
+    prompts = []
+    for view in views:
+        viewed = view.apply_task(task)
+        for index in range(len(viewed.test)):
+            fitted = fit_for_tokenizer(tokenizer, viewed, index, max_length)
+            room = max(1, max_length - fitted.prompt_tokens)
+            prompts.append(Prompt(task.task_id, index, view.key, fitted.prompt_ids,
+                                  min(fitted.reserved_tokens, room), fitted.dropped))
+    return prompts
+
+
+def task_cost(task: Task) -> int:
+    """Tokens a task costs, roughly: its grids plus the answer room; orders the queue shortest first."""
+    grids = sum(physical_tokens(p.input) + physical_tokens(p.output) for p in task.train)
+    return grids + sum(physical_tokens(p.input) for p in task.test) + largest_answer_tokens(task) * len(task.test)

@@ -1,0 +1,197 @@
+"""The solver the runner gives each worker: tasks -> views -> prompts -> candidates (greedy or depth-first search)
+-> grids in the task's frame, pooled over views -> re-scored under shared augmented views -> two attempts.
+
+Each stage is its own module (``prompts``, ``decoding``, ``dfs``, ``scoring``, ``selection``); this one strings them
+together, keeps time, and says per test input what happened (candidates, ranks, seconds) for the report.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from arc_kit.augment import View, views_for_task
+from arc_kit.settings import SolverConfig
+from arc_kit.solve.decoding import DecodeRequest, GreedyDecoder
+from arc_kit.solve.loading import LoadedModel, context_limit, load_model
+from arc_kit.solve.prompts import Prompt, task_prompts
+from arc_kit.tasks import Grid, Task
+from arc_kit.text import ParseError, answer_from_generation
+
+log = logging.getLogger(__name__)
+
+SCORING_SEED_OFFSET = 1  # the scoring views are drawn from another seed than the generating ones
+
+
+@dataclass
+class RankedCandidate:
+    grid: Grid
+    score: float  # under the run's formula (higher is better); the vote count when not re-scored
+    count: int  # generations (over all views) that decoded to this grid
+    vote_rank: int  # its place by vote alone, before re-scoring (0 = first)
+
+
+@dataclass
+class InputResult:
+    """What one test input went through: every distinct candidate, best first, and where the time went."""
+
+    candidates: list[RankedCandidate] = field(default_factory=list)
+    rescored: bool = False
+    decode_seconds: float = 0.0
+    score_seconds: float = 0.0
+
+
+@dataclass
+class TaskResult:
+    """What one task produced; ``attempts[i]`` is (attempt_1, attempt_2) for test input i, None = placeholder."""
+
+    task_id: str
+    attempts: list[tuple[Grid | None, Grid | None]] = field(default_factory=list)
+    tokens: int = 0
+    seconds: float = 0.0
+    pairs_dropped: int = 0  # over all prompts of the task
+    unparsed: int = 0  # generations that were not a grid
+    timed_out: bool = False  # some generation was cut by the deadline or the cap
+    error: str | None = None
+    inputs: list[InputResult] = field(default_factory=list)
+
+    @property
+    def answered(self) -> int:
+        return sum(1 for a1, a2 in self.attempts if a1 is not None or a2 is not None)
+
+
+@dataclass
+class _Found:
+    """The completions of one prompt: (token ids, NLL) each; ``cut`` when the deadline stopped its search."""
+
+    completions: list[tuple[tuple[int, ...], float]] = field(default_factory=list)
+    cut: bool = False
+    seconds: float = 0.0
+
+
+class ArcSolver:
+    """Solves groups of tasks with one loaded model."""
+
+    def __init__(self, loaded: LoadedModel, config: SolverConfig):
+        self.loaded = loaded
+        self.config = config
+        self.tokenizer = loaded.tokenizer
+        self.max_length = context_limit(loaded, config)
+        self.decoder = GreedyDecoder(loaded.model, loaded.tokenizer, config.batch_size, loaded.device,
+                                     config.prefill_chunk_tokens, config.batch_tokens)
+
+    def views(self, task: Task) -> list[View]:
+        return views_for_task(task, self.config.views, self.config.seed)
+
+    def solve(self, tasks: Sequence[Task], stop_at: float | None = None) -> list[TaskResult]:
+        """Answer ``tasks`` together (their greedy prompts share batches). An exception fails the whole group: the
+        runner then retries task by task, so a bad task costs only itself."""
+        began = time.time()
+        prompts = {t.task_id: task_prompts(t, self.tokenizer, self.views(t), self.max_length) for t in tasks}
+        found = self._find([p for ps in prompts.values() for p in ps], stop_at)
+        results = [self._choose(task, prompts[task.task_id], found, stop_at) for task in tasks]
+        for result in results:
+            result.seconds = time.time() - began
+        return results
+
+    # -- candidates
+
+    def _find(self, prompts: list[Prompt], stop_at: float | None) -> dict[Prompt, _Found]:
+        if self.config.mode == "greedy":
+            return self._greedy(prompts, stop_at)
+        found = {p: self._dfs(p, stop_at) for p in prompts}
+        # A test input whose search found nothing in any view falls back to greedy: never worse than greedy.
+        empty = {(p.task_id, p.test_index) for p in prompts} - {
+            (p.task_id, p.test_index) for p, f in found.items() if f.completions}
+        fallback = [p for p in prompts if (p.task_id, p.test_index) in empty and not found[p].cut]
+        found.update(self._greedy(fallback, stop_at))
+        return found
+
+    def _greedy(self, prompts: list[Prompt], stop_at: float | None) -> dict[Prompt, _Found]:
+        if not prompts:
+            return {}
+        began = time.time()
+        generations = self.decoder.decode([DecodeRequest(p, p.token_ids, p.max_new_tokens) for p in prompts],
+                                          stop_at)
+        share = (time.time() - began) / len(prompts)
+        return {g.key: _Found([] if g.timed_out else [(tuple(g.token_ids), g.nll)], g.timed_out, share)
+                for g in generations}
+
+    def _dfs(self, prompt: Prompt, stop_at: float | None) -> _Found:
+        from arc_kit.solve.dfs import answer_token_ids, dfs_candidates
+
+        if stop_at is not None and time.time() >= stop_at:
+            return _Found(cut=True)
+        began = time.time()
+        expand_ids, end_ids = answer_token_ids(self.tokenizer)
+        result = dfs_candidates(self.loaded.model, prompt.token_ids, min_probability=self.config.min_probability,
+                                expand_ids=expand_ids, end_ids=end_ids, max_new_tokens=prompt.max_new_tokens,
+                                max_candidates=self.config.max_candidates_per_view, stop_at=stop_at,
+                                device=self.loaded.device)
+        seconds = time.time() - began
+        self.decoder.stats.tokens += result.forward_passes  # the decode rate counts the search's steps too
+        self.decoder.stats.seconds += seconds
+        return _Found([(c.token_ids, c.nll) for c in result.candidates], result.timed_out, seconds)
+
+    # -- from candidates to two attempts
+
+    def _choose(self, task: Task, prompts: list[Prompt], found: dict[Prompt, _Found], stop_at: float | None
+                ) -> TaskResult:
+        from arc_kit.solve.selection import FORMULAS, CandidateStats, choose_attempts, rank
+
+        result = TaskResult(task.task_id, pairs_dropped=sum(p.pairs_dropped for p in prompts))
+        pools: list[dict[Grid, CandidateStats]] = [{} for _ in task.test]
+        result.inputs = [InputResult() for _ in task.test]
+        for prompt in prompts:
+            f = found.get(prompt, _Found(cut=True))
+            result.timed_out |= f.cut
+            result.inputs[prompt.test_index].decode_seconds += f.seconds
+            for token_ids, nll in f.completions:
+                result.tokens += len(token_ids)
+                grid = self._grid(token_ids, prompt.view_key)
+                if grid is None:
+                    result.unparsed += 1
+                    continue
+                pool = pools[prompt.test_index]
+                pool.setdefault(grid, CandidateStats(grid, [], [])).generated_nlls.append(nll)
+        for index, pool in enumerate(pools):
+            report = result.inputs[index]
+            candidates = list(pool.values())
+            votes = rank(candidates, "vote")
+            formula = "vote"
+            if self.config.scoring_views and len(candidates) > 1 and (stop_at is None or time.time() < stop_at):
+                began = time.time()
+                self._rescore(task, index, candidates)
+                report.score_seconds, report.rescored, formula = time.time() - began, True, self.config.formula
+            ranked = rank(candidates, formula) if formula != "vote" else votes
+            vote_place = {id(c): i for i, c in enumerate(votes)}
+            report.candidates = [RankedCandidate(c.grid, FORMULAS[formula](c), len(c.generated_nlls),
+                                                 vote_place[id(c)]) for c in ranked]
+            result.attempts.append(choose_attempts(ranked))
+        return result
+
+    def _grid(self, token_ids: Sequence[int], view_key: str) -> Grid | None:
+        text = self.tokenizer.decode(list(token_ids), skip_special_tokens=False)
+        try:
+            return View.from_key(view_key).invert_grid(answer_from_generation(text))
+        except (ParseError, ValueError, IndexError):
+            return None
+
+    def _rescore(self, task: Task, test_index: int, candidates: list[Any]) -> None:
+        """Every candidate's NLL under the same ``scoring_views`` augmented views of the task (product of experts)."""
+        from arc_kit.solve.scoring import candidate_nlls, scoring_views
+
+        views = scoring_views(task, test_index, self.tokenizer, self.config.scoring_views,
+                              self.config.seed + SCORING_SEED_OFFSET, self.max_length)
+        nlls = candidate_nlls(self.loaded.model, self.tokenizer, views, [c.grid for c in candidates],
+                              token_budget=self.config.score_token_budget, device=self.loaded.device)
+        for candidate, scores in zip(candidates, nlls, strict=True):
+            candidate.scoring_nlls = list(scores)
+
+
+def load_solver(model_dir: str | Path, config: SolverConfig) -> ArcSolver:
+    return ArcSolver(load_model(model_dir, config), config)

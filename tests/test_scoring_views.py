@@ -1,0 +1,172 @@
+"""Teacher-forced re-scoring: batching changes nothing, order changes nothing, and the scored tokens are exactly
+the tokens training and decoding see (prompt ids + answer ids == the tokenized full text)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from arc_kit.augment import View
+from arc_kit.solve.scoring import ScoringView, answer_ids, answer_nlls, candidate_nlls, scoring_views
+from arc_kit.tasks import Pair, Task
+from arc_kit.text import render
+
+TOL = 1e-4
+
+TASK = Task(
+    "scoring-demo",
+    (
+        Pair(((1, 0, 0), (0, 2, 0)), ((0, 0, 1), (0, 2, 0))),
+        Pair(((3, 3), (0, 4)), ((3, 3), (4, 0))),
+        Pair(((5, 0, 6, 0),), ((0, 6, 0, 5),)),
+    ),
+    (Pair(((7, 0), (0, 8), (9, 9))), Pair(((1, 2, 3),))),
+)
+GRIDS = [((0, 7), (8, 0), (9, 9)), ((7, 0), (0, 8), (9, 9)), ((1,),), ((0, 7, 1), (8, 0, 1))]
+
+
+@pytest.fixture(scope="module")
+def model(arc_tokenizer):
+    from arc_kit.tiny import build_tiny_model
+
+    return build_tiny_model(arc_tokenizer).eval()
+
+
+def reference_nll(model, prompt, answer) -> float:
+    """One item alone, no padding, every position's logits, float64 log-softmax: the plain definition."""
+    import torch
+
+    with torch.inference_mode():
+        logits = model(input_ids=torch.tensor([[*prompt, *answer]])).logits[0].double()
+    logp = logits.log_softmax(-1)
+    n = len(prompt)
+    return -sum(float(logp[n - 1 + k, t]) for k, t in enumerate(answer))
+
+
+def random_items(seed: int, count: int, vocab: int) -> list[tuple[list[int], list[int]]]:
+    rng = random.Random(seed)
+    return [([rng.randrange(vocab) for _ in range(rng.randint(1, 40))],
+             [rng.randrange(vocab) for _ in range(rng.randint(1, 12))]) for _ in range(count)]
+
+
+def test_batched_nlls_equal_one_at_a_time(model, arc_tokenizer):
+    items = random_items(0, 13, len(arc_tokenizer))
+    expected = [reference_nll(model, p, a) for p, a in items]
+    for budget in (1, 60, 200, 10_000):  # 1: every item alone; 10k: all in one batch
+        got = answer_nlls(model, items, token_budget=budget)
+        assert got == pytest.approx(expected, abs=TOL)
+
+
+def test_nlls_do_not_depend_on_item_order(model, arc_tokenizer):
+    items = random_items(1, 11, len(arc_tokenizer))
+    base = answer_nlls(model, items, token_budget=150)
+    perm = list(range(len(items)))
+    random.Random(2).shuffle(perm)
+    shuffled = answer_nlls(model, [items[i] for i in perm], token_budget=150)
+    assert [shuffled[perm.index(i)] for i in range(len(items))] == pytest.approx(base, abs=TOL)
+
+
+def test_a_model_without_logits_to_keep_gives_the_same_numbers(model, arc_tokenizer):
+    class NoKeep:
+        """A forward without ``logits_to_keep``: every position's logits come back and are sliced after."""
+
+        def forward(self, input_ids, attention_mask, position_ids, use_cache):
+            return model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                         use_cache=use_cache)
+
+        __call__ = forward
+
+    items = random_items(3, 7, len(arc_tokenizer))
+    assert answer_nlls(NoKeep(), items, token_budget=100) == pytest.approx(answer_nlls(model, items), abs=TOL)
+
+
+def test_empty_items_and_bad_arguments(model):
+    assert answer_nlls(model, []) == []
+    with pytest.raises(ValueError, match="at least one token"):
+        answer_nlls(model, [([1, 2], [])])
+    with pytest.raises(ValueError, match="token_budget"):
+        answer_nlls(model, [([1], [2])], token_budget=0)
+
+
+@pytest.mark.parametrize("tokenizer_name", ["arc_tokenizer", "qwen_tokenizer"])
+def test_prompt_plus_answer_ids_equal_the_full_tokenization(tokenizer_name, request):
+    tokenizer = request.getfixturevalue(tokenizer_name)
+    views = scoring_views(TASK, 0, tokenizer, count=4, seed=7, max_length=4096)
+    for view in views:
+        for grid in GRIDS:
+            ids = answer_ids(tokenizer, view, grid, check=True)
+            viewed = View.from_key(view.view_key)
+            rendered = render(tokenizer, view.train, view.test_input, viewed.apply_grid(grid))
+            full = tokenizer(rendered.text, add_special_tokens=False)["input_ids"]
+            assert list(view.prompt_ids) + list(ids) == full[: len(view.prompt_ids) + len(ids)]
+            end = tokenizer.convert_tokens_to_ids("<|im_end|>")
+            assert ids[-1] == end  # scored up to and including the end token, as the decoders generate
+
+
+def test_scoring_views_are_seeded_by_task_and_fit_the_context(arc_tokenizer):
+    a = scoring_views(TASK, 1, arc_tokenizer, count=5, seed=3, max_length=4096)
+    assert a == scoring_views(TASK, 1, arc_tokenizer, count=5, seed=3, max_length=4096)
+    assert len({v.view_key for v in a}) == 5 and View.from_key(a[0].view_key).is_identity
+    other = Task("another-id", TASK.train, TASK.test)
+    assert [v.view_key for v in scoring_views(other, 1, arc_tokenizer, 5, 3, 4096)] != [v.view_key for v in a]
+    for v in a:  # the prompt is the viewed task's test input, rendered from the pairs it keeps
+        view = View.from_key(v.view_key)
+        assert v.test_input == view.apply_grid(TASK.test[1].input)
+        text = render(arc_tokenizer, v.train, v.test_input).prompt
+        assert list(v.prompt_ids) == arc_tokenizer(text, add_special_tokens=False)["input_ids"]
+    tight = scoring_views(TASK, 1, arc_tokenizer, count=2, seed=3, max_length=60)
+    assert all(v.pairs_dropped > 0 and len(v.train) >= 1 for v in tight)
+    with pytest.raises(IndexError):
+        scoring_views(TASK, 2, arc_tokenizer, 2, 0, 4096)
+
+
+def test_candidate_nlls_match_answer_nlls(model, arc_tokenizer):
+    views = scoring_views(TASK, 0, arc_tokenizer, count=3, seed=1, max_length=4096)
+    got = candidate_nlls(model, arc_tokenizer, views, GRIDS)
+    assert len(got) == len(GRIDS) and all(len(row) == len(views) for row in got)
+    for g, grid in enumerate(GRIDS):
+        for v, view in enumerate(views):
+            expected = reference_nll(model, view.prompt_ids, answer_ids(arc_tokenizer, view, grid))
+            assert got[g][v] == pytest.approx(expected, abs=TOL)
+
+
+def test_candidate_nlls_do_not_depend_on_grid_or_view_order(model, arc_tokenizer):
+    views = scoring_views(TASK, 0, arc_tokenizer, count=4, seed=5, max_length=4096)
+    base = candidate_nlls(model, arc_tokenizer, views, GRIDS, token_budget=400)
+    rng = random.Random(0)
+    for _ in range(3):
+        gp, vp = list(range(len(GRIDS))), list(range(len(views)))
+        rng.shuffle(gp)
+        rng.shuffle(vp)
+        got = candidate_nlls(model, arc_tokenizer, [views[i] for i in vp], [GRIDS[i] for i in gp],
+                             token_budget=rng.choice([100, 400, 5000]))
+        for gi, g in enumerate(gp):
+            for vi, v in enumerate(vp):
+                assert got[gi][vi] == pytest.approx(base[g][v], abs=TOL)
+
+
+def test_a_prompt_from_other_pairs_is_refused(arc_tokenizer):
+    view = scoring_views(TASK, 0, arc_tokenizer, count=1, seed=0, max_length=4096)[0]
+    wrong = ScoringView(view.view_key, view.prompt_ids[1:], view.train, view.test_input)
+    with pytest.raises(ValueError, match="differ"):
+        answer_ids(arc_tokenizer, wrong, GRIDS[0], check=True)
+
+
+def test_only_the_answer_span_logits_are_kept(model):
+    """Rows of 30+3 and 28+5 tokens: the kept block starts at the shorter prompt's last token (K = 33 - 27)."""
+    shapes = []
+
+    class Spy:
+        def forward(self, input_ids, attention_mask, position_ids, use_cache, logits_to_keep):
+            out = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                        use_cache=use_cache, logits_to_keep=logits_to_keep)
+            shapes.append((tuple(input_ids.shape), tuple(out.logits.shape[:2])))
+            return out
+
+        __call__ = forward
+
+    items = [([5] * 30, [6, 7, 8]), ([5] * 28, [6, 7, 8, 9, 4])]
+    got = answer_nlls(Spy(), items)
+    assert shapes == [((2, 33), (2, 6))]
+    assert got == pytest.approx([reference_nll(model, p, a) for p, a in items], abs=TOL)
