@@ -27,6 +27,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--challenges", type=Path, help="also dry-run on this real ARC challenges file")
     p.add_argument("--solutions", type=Path, help="its solutions, for a score")
     p.add_argument("--budget", type=float, default=120.0, help="seconds for the real-file dry run (default: %(default)s)")
+    p.add_argument("--settings", type=Path, default=None, metavar="TOML",
+                   help="a settings file: its [solver] table is how the dry runs and the kernel answer")
     p.set_defaults(handler=_demo)
 
 
@@ -64,9 +66,11 @@ def _demo(args: argparse.Namespace) -> int:
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # before torch loads: one thread is fastest for the tiny model
     from arc_kit.demo import DemoConfig, run_demo
+    from arc_kit.settings import KernelPlan, load_plan
 
+    plan = load_plan(args.settings) if args.settings else KernelPlan()
     result = run_demo(DemoConfig(out=args.out, train_config=args.config, overrides=args.overrides,
                                  heldout_tasks=args.heldout_tasks, challenges=args.challenges,
-                                 solutions=args.solutions, real_budget_seconds=args.budget))
+                                 solutions=args.solutions, real_budget_seconds=args.budget, solver=plan.solver))
     summary = result["summary"]
     return 0 if summary["score after (held-out)"] > summary["score before (held-out)"] else 1

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from arc_kit import COMPETITION_SLUG
+from arc_kit.settings import SolverConfig
 
 T = TypeVar("T")
 
@@ -43,6 +44,8 @@ class DemoConfig:
     """Time for the optional dry run on real ARC files."""
     competition: str = COMPETITION_SLUG
     cpu_threads: int = 1
+    solver: SolverConfig = field(default_factory=SolverConfig)
+    """How the dry runs and the kernel answer (``--settings`` TOML's [solver] table); the kit's defaults otherwise."""
 
 
 @dataclass
@@ -103,10 +106,10 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     config.model.local_files_only = True
 
     before = times.run("score before training",
-                       lambda: _dry_run(base_dir, heldout_challenges, heldout_solutions, out / "before"))
+                       lambda: _dry_run(base_dir, heldout_challenges, heldout_solutions, out / "before", cfg.solver))
     result = times.run("train (the recipe, scaled down)", lambda: run_training(config))
     merged = times.run("export", lambda: _export_as_dataset(export_model, result.output_dir, out / "export"))
-    kernel_dir = times.run("build the kernel folder", lambda: _build_kernel(out / "kernel", cfg.competition))
+    kernel_dir = times.run("build the kernel folder", lambda: _build_kernel(out / "kernel", cfg.competition, cfg.solver))
     after_dir = out / "kernel-run"
     times.run("run the kernel entry locally",
               lambda: _run_kernel_locally(kernel_dir, merged, heldout_challenges, out / "kaggle-input", after_dir,
@@ -116,7 +119,7 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     real = None
     if cfg.challenges:
         real = times.run("dry run on real ARC files",
-                         lambda: _dry_run(merged, cfg.challenges, cfg.solutions, out / "real-dry-run",
+                         lambda: _dry_run(merged, cfg.challenges, cfg.solutions, out / "real-dry-run", cfg.solver,
                                           budget=cfg.real_budget_seconds))
 
     summary = {
@@ -148,13 +151,13 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     return out_json
 
 
-def _dry_run(model: Path, challenges: Path, solutions: Path | None, out: Path, budget: float = 600.0
-             ) -> dict[str, Any]:
+def _dry_run(model: Path, challenges: Path, solutions: Path | None, out: Path, solver: SolverConfig,
+             budget: float = 600.0) -> dict[str, Any]:
     from arc_kit.runner import RunConfig, dry_run
     from arc_kit.settings import RunSettings
 
     report = dry_run(RunConfig(model_dir=model, challenges=challenges, output=out / "submission.json",
-                               solutions=solutions, run=RunSettings(budget_seconds=budget)))
+                               solutions=solutions, run=RunSettings(budget_seconds=budget), solver=solver))
     return {"score": report.score if report.score is not None else 0.0, "tasks": report.tasks}
 
 
@@ -166,13 +169,14 @@ def _export_as_dataset(export_model: Callable[..., Path], run_dir: Path, out: Pa
     return merged
 
 
-def _build_kernel(out: Path, competition: str) -> Path:
+def _build_kernel(out: Path, competition: str, solver: SolverConfig) -> Path:
     from arc_kit.kernel_build import KernelSettings, build_kernel
     from arc_kit.settings import KernelPlan, KernelRuntime
 
     if not KERNEL_ENTRY.is_file():
         raise FileNotFoundError(f"{KERNEL_ENTRY} not found: run the demo from an arc-kit checkout (pip install -e .)")
-    plan = KernelPlan(KernelRuntime(competition=competition, weights_dataset=f"{DEMO_OWNER}/{WEIGHTS_SLUG}"))
+    plan = KernelPlan(KernelRuntime(competition=competition, weights_dataset=f"{DEMO_OWNER}/{WEIGHTS_SLUG}"),
+                      solver=solver)
     build_kernel(KERNEL_ENTRY, out, KernelSettings(owner=DEMO_OWNER), plan)
     return out
 

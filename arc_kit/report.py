@@ -262,7 +262,7 @@ def candidates_table(report: Any, max_rows: int = 200) -> str:
     rows = []
     for tid, record in report.per_task.items():
         for index, r in enumerate(record.inputs):
-            top = "<br>".join(f"{html.escape(c['grid']).replace(chr(10), '/')} ({c['score']}, x{c['count']})"
+            top = "<br>".join(f"{'/'.join(''.join(map(str, row)) for row in c['grid'])} ({c['score']}, x{c['count']})"
                               for c in r.top)
             rows.append(f"<tr><td>{html.escape(tid)}[{index}]</td><td>{r.candidates}</td>"
                         f"<td>{_fmt(r.right_among)}</td><td>{_fmt(r.rank_before)}</td><td>{_fmt(r.rank_after)}</td>"

@@ -24,8 +24,8 @@ from typing import Any
 from arc_kit.settings import KernelPlan, RunSettings, SettingsError, SolverConfig
 from arc_kit.solve.prompts import task_cost
 from arc_kit.solve.solver import TaskResult
-from arc_kit.submission import Submission, raw_test_counts, validate_submission
-from arc_kit.tasks import Task, TaskFileError, load_tasks, read_json
+from arc_kit.submission import Submission, entry_counts, read_raw_tasks, validate_submission
+from arc_kit.tasks import Task, TaskFileError, parse_tasks, read_json
 
 log = logging.getLogger(__name__)
 
@@ -75,12 +75,11 @@ class InputRecord:
     @classmethod
     def of(cls, result: Any, truth: Any = None, keep: int = 3) -> InputRecord:
         """From a solver's ``InputResult``; ``truth`` is the right output grid when solutions were given."""
-        from arc_kit.tasks import to_grid
-        from arc_kit.text import grid_to_text
+        from arc_kit.tasks import grid_to_json, to_grid
 
         record = cls(len(result.candidates), result.rescored, decode_seconds=round(result.decode_seconds, 3),
                      score_seconds=round(result.score_seconds, 3))
-        record.top = [{"grid": grid_to_text(c.grid), "score": round(c.score, 4), "count": c.count}
+        record.top = [{"grid": grid_to_json(c.grid), "score": round(c.score, 4), "count": c.count}
                       for c in result.candidates[:keep]]
         try:
             right = to_grid(truth, "solution") if truth is not None else None
@@ -178,16 +177,17 @@ def run_submission(config: RunConfig, solver_factory: SolverFactory | None = Non
     start = config.start_time if config.start_time is not None else time.time()
     deadline = start + config.run.deadline_offset
     try:
-        counts = raw_test_counts(config.challenges)
+        raw = read_raw_tasks(config.challenges)  # read once: counted for placeholders, then parsed
     except TaskFileError:
         Submission.placeholders({}).write(config.output)
         raise
+    counts = entry_counts(raw)
     # a bad solutions file is said now, not after hours of decoding
     solutions = _read_solutions(config.solutions) if config.solutions is not None else {}
     submission = Submission.placeholders(counts)
     submission.write(config.output)
     report = RunReport(str(config.output), tasks=len(counts), entries=submission.num_entries)
-    tasks = load_tasks(config.challenges, strict=False)
+    tasks = parse_tasks(raw, str(config.challenges), strict=False)
     for tid, why in tasks.errors.items():
         report.errors[tid] = why
         log.error("task %s skipped (placeholder kept): %s", tid, why)

@@ -179,17 +179,23 @@ def load_tasks(
         missing = [tid for tid in raw if tid not in sols]
         if missing and strict:
             raise TaskFileError(f"{sol_path}: no solutions for task {missing[0]} ({len(missing)} tasks missing)")
+    where = str(path) if sol_path is None else f"{path} (+ {sol_path.name})"
+    return parse_tasks(raw, where, sols if sol_path else None, strict=strict)
+
+
+def parse_tasks(raw: Mapping[str, Any], where: str, solutions: Mapping[str, Any] | None = None, *,
+                strict: bool = True) -> TaskSet:
+    """Tasks from an already-read challenges object (the runner reads the file once and counts its entries too)."""
     tasks: dict[str, Task] = {}
     errors: dict[str, str] = {}
     for task_id, task_raw in raw.items():
-        where = str(path) if sol_path is None else f"{path} (+ {sol_path.name})"
         try:
-            tasks[task_id] = parse_task(task_id, task_raw, where, sols.get(task_id) if sol_path else None)
+            tasks[task_id] = parse_task(task_id, task_raw, where, solutions.get(task_id) if solutions else None)
         except TaskFileError as e:
             if strict:
                 raise
             errors[task_id] = str(e)
-    return TaskSet(tasks, str(path), errors)
+    return TaskSet(tasks, where, errors)
 
 
 def _load_folder(folder: Path, strict: bool) -> TaskSet:
