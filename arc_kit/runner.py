@@ -23,7 +23,7 @@ from typing import Any
 
 from arc_kit.settings import KernelPlan, RunSettings, SettingsError, SolverConfig
 from arc_kit.solve.prompts import task_cost
-from arc_kit.solve.solver import TaskResult
+from arc_kit.solve.solver import TaskResult, quick_config
 from arc_kit.submission import Submission, entry_counts, read_raw_tasks, validate_submission
 from arc_kit.tasks import Task, TaskFileError, parse_tasks, read_json
 
@@ -104,6 +104,9 @@ class TaskRecord:
     error: str | None = None
     correct: list[bool] | None = None  # per test input, when solutions were given
     inputs: list[InputRecord] = field(default_factory=list)  # per test input: candidates, ranks, seconds
+    phase1_seconds: float | None = None  # the quick greedy pass, when the run had two phases
+    phase1_correct: list[bool] | None = None  # right after the quick pass (given solutions)
+    ttt: dict[str, Any] | None = None  # test-time training: steps, first and last loss, seconds
 
 
 @dataclass
@@ -159,6 +162,48 @@ def task_groups(tasks: Sequence[Task], prompts_per_group: int, views: int) -> li
     return groups
 
 
+@dataclass
+class Work:
+    """One item of the run: a group of tasks for the quick pass, or one task for the full solver."""
+
+    phase: str  # "quick" (phase 1: plain greedy) or "full"
+    tasks: list[Task]
+    cap_seconds: float  # how long it may take from when it starts
+
+
+MIN_TASK_CAP = 5.0  # seconds: below this a task's full solver could not even load its prompts
+
+
+class Schedule:
+    """The run's work in order: the quick pass over every task (shortest first), then the full solver task by task.
+
+    Why two phases: the full solver (search, re-scoring, test-time training) takes minutes a task; a run cut short
+    must still hold a real answer for every task, so a plain greedy pass comes first and each full result
+    replaces it. A full task's cap is its share of the time left: (deadline - now) x workers / tasks left, at
+    most ``task_cap_seconds``, so early tasks cannot starve the late ones.
+    """
+
+    def __init__(self, ordered: list[Task], config: RunConfig, deadline: float, workers: int, two_phases: bool):
+        solver = config.solver
+        self.deadline, self.workers, self.cap = deadline, workers, config.run.task_cap_seconds
+        self.quick = task_groups(ordered, solver.batch_size, 1) if two_phases else []
+        self.full = [[t] for t in ordered] if two_phases else task_groups(ordered, solver.batch_size, solver.views)
+        self.two_phases = two_phases
+        self.tasks = sum(len(g) for g in self.quick + self.full)  # progress-bar units
+
+    def next(self, now: float) -> Work | None:
+        if self.quick:
+            return Work("quick", self.quick.pop(0), self.cap)
+        if not self.full:
+            return None
+        tasks_left = sum(len(g) for g in self.full)
+        group = self.full.pop(0)
+        if not self.two_phases:
+            return Work("full", group, self.cap)
+        share = (self.deadline - now) * self.workers / max(1, tasks_left)
+        return Work("full", group, min(self.cap, max(MIN_TASK_CAP, share)))
+
+
 def visible_gpus() -> int:
     try:
         import torch
@@ -198,31 +243,45 @@ def run_submission(config: RunConfig, solver_factory: SolverFactory | None = Non
     if config.max_tasks is not None:
         ordered = ordered[: config.max_tasks]
     report.tasks_queued = len(ordered)
-    groups = task_groups(ordered, config.solver.batch_size, config.solver.views)
     factory = solver_factory or load_solver_for
     workers = config.run.workers or max(1, visible_gpus())
     report.workers = workers
+    two_phases = config.run.quick_first and config.solver != quick_config(config.solver)
+    schedule = Schedule(ordered, config, deadline, workers, two_phases)
+    attempted: set[str] = set()
 
-    def land(result: TaskResult) -> None:
-        record = TaskRecord(result.seconds, result.tokens, result.answered, result.pairs_dropped, result.unparsed,
-                            result.timed_out, result.error)
+    def land(result: TaskResult, phase: str) -> None:
+        """Write a result into the file at once (atomically); a full result replaces the quick pass's answer only
+        for the test inputs it answered."""
         truths = solutions.get(result.task_id) or []
-        record.inputs = [InputRecord.of(r, truths[i] if i < len(truths) else None)
-                         for i, r in enumerate(result.inputs)]
-        report.per_task[result.task_id] = record
-        report.tasks_attempted += 1
+        if phase == "quick":
+            record = report.per_task.setdefault(result.task_id, TaskRecord())
+            record.phase1_seconds = round(result.seconds, 3)
+            record.phase1_correct = _correct(result.attempts, truths) if truths else None
+        else:
+            record = TaskRecord(result.seconds, result.tokens, result.answered, result.pairs_dropped,
+                                result.unparsed, result.timed_out, result.error)
+            previous = report.per_task.get(result.task_id)
+            if previous is not None:
+                record.phase1_seconds, record.phase1_correct = previous.phase1_seconds, previous.phase1_correct
+            record.inputs = [InputRecord.of(r, truths[i] if i < len(truths) else None)
+                             for i, r in enumerate(result.inputs)]
+            record.ttt = result.ttt
+            report.per_task[result.task_id] = record
+        attempted.add(result.task_id)
+        report.tasks_attempted = len(attempted)
         if result.error:
             report.errors[result.task_id] = result.error
         for i, (a1, a2) in enumerate(result.attempts):  # a cut test input comes back as (None, None): kept as is
             submission.set_attempts(result.task_id, i, a1, a2)
         submission.write(config.output)
 
-    bar = _progress(len(ordered), config.progress)
+    bar = _progress(schedule.tasks, config.progress)
     try:
         if workers <= 1:
-            _run_in_process(config, factory, groups, deadline, land, report, bar)
+            _run_in_process(config, factory, schedule, deadline, land, report, bar)
         else:
-            _run_in_workers(config, factory, groups, deadline, land, report, bar, workers)
+            _run_in_workers(config, factory, schedule, deadline, land, report, bar, workers)
     finally:
         bar.close()
     if report.model_error:
@@ -246,21 +305,29 @@ def dry_run(config: RunConfig, solver_factory: SolverFactory | None = None) -> R
     return report
 
 
-def _run_in_process(config: RunConfig, factory: SolverFactory, groups: list[list[Task]], deadline: float,
-                    land: Callable[[TaskResult], None], report: RunReport, bar: Any) -> None:
+def _correct(attempts: list[tuple[Any, Any]], truths: list[Any]) -> list[bool]:
+    from arc_kit.tasks import grid_to_json
+
+    # a missing solution (a malformed file) counts as not correct; the score in _finish says why
+    return [any(a is not None and grid_to_json(a) == truth for a in pair)
+            for pair, truth in zip(attempts, truths, strict=False)]
+
+
+def _run_in_process(config: RunConfig, factory: SolverFactory, schedule: Schedule, deadline: float,
+                    land: Callable[[TaskResult, str], None], report: RunReport, bar: Any) -> None:
     try:
         solver = factory(config)
     except Exception as e:
         report.model_error = f"{type(e).__name__}: {e}"
         return
-    for group in groups:
+    while (work := schedule.next(time.time())) is not None:
         now = time.time()
         if now >= deadline:
             report.deadline_hit = True
             break
-        for result in _solve_group(solver, group, min(deadline, now + config.run.task_cap_seconds)):
-            land(result)
-        bar.update(len(group))
+        for result in _solve_group(solver, work.tasks, min(deadline, now + work.cap_seconds), work.phase):
+            land(result, work.phase)
+        bar.update(len(work.tasks))
     tokens, seconds = _decode_stats(solver)
     report.generated_tokens += tokens
     report.decode_seconds += seconds
@@ -271,13 +338,16 @@ def _decode_stats(solver: Any) -> tuple[int, float]:
     return (decoder.stats.tokens, decoder.stats.seconds) if decoder is not None else (0, 0.0)
 
 
-def _solve_group(solver: Any, group: list[Task], stop_at: float) -> list[TaskResult]:
-    """A solver that raises costs its group nothing more than the failing task: retry one by one."""
+def _solve_group(solver: Any, group: list[Task], stop_at: float, phase: str = "full") -> list[TaskResult]:
+    """A solver that raises costs its group nothing more than the failing task: retry one by one.
+
+    ``phase`` "quick" calls the solver's ``quick`` pass when it has one (a stand-in solver may not)."""
+    method = getattr(solver, "quick", solver.solve) if phase == "quick" else solver.solve
     try:
-        return list(solver.solve(group, stop_at))
+        return list(method(group, stop_at))
     except Exception as e:
         if len(group) > 1:
-            return [r for task in group for r in _solve_group(solver, [task], stop_at)]
+            return [r for task in group for r in _solve_group(solver, [task], stop_at, phase)]
         log.error("task %s failed: %s: %s", group[0].task_id, type(e).__name__, e)
         return [TaskResult(group[0].task_id, error=f"{type(e).__name__}: {e}")]
 
@@ -323,14 +393,15 @@ def _worker_main(env: dict[str, str], config: RunConfig, factory: SolverFactory,
         return
     results_out.put(("ready", None))
     while True:
-        group = tasks_in.get()
-        if group is None:
+        work: Work | None = tasks_in.get()
+        if work is None:
             break
         now = time.time()
         if now >= deadline:
-            results_out.put(("skipped", [t.task_id for t in group]))
+            results_out.put(("skipped", [t.task_id for t in work.tasks]))
             continue
-        results_out.put(("results", _solve_group(solver, group, min(deadline, now + config.run.task_cap_seconds))))
+        results = _solve_group(solver, work.tasks, min(deadline, now + work.cap_seconds), work.phase)
+        results_out.put(("results", (work.phase, results)))
     results_out.put(("done", _decode_stats(solver)))
 
 
@@ -342,8 +413,8 @@ DRAIN_SECONDS = 2.0
 STOP_SECONDS = 5.0
 
 
-def _run_in_workers(config: RunConfig, factory: SolverFactory, groups: list[list[Task]], deadline: float,
-                    land: Callable[[TaskResult], None], report: RunReport, bar: Any, workers: int) -> None:
+def _run_in_workers(config: RunConfig, factory: SolverFactory, schedule: Schedule, deadline: float,
+                    land: Callable[[TaskResult, str], None], report: RunReport, bar: Any, workers: int) -> None:
     """Share the groups between worker processes; return by the deadline (plus a few seconds) whatever they do.
 
     The parent feeds the task queue a few groups at a time (not all up front), and never waits for a queue's
@@ -354,14 +425,14 @@ def _run_in_workers(config: RunConfig, factory: SolverFactory, groups: list[list
     tasks_in, results_out = ctx.Queue(), ctx.Queue()
     tasks_in.cancel_join_thread()
     results_out.cancel_join_thread()
-    pending = list(reversed(groups))  # pop() from the end: shortest groups first
     sentinels_sent = False
 
     def feed(n: int) -> None:
         nonlocal sentinels_sent
         for _ in range(n):
-            if pending:
-                tasks_in.put(pending.pop())
+            work = schedule.next(time.time())
+            if work is not None:
+                tasks_in.put(work)
             elif not sentinels_sent:
                 for _ in range(workers):
                     tasks_in.put(None)
@@ -392,9 +463,10 @@ def _run_in_workers(config: RunConfig, factory: SolverFactory, groups: list[list
                     break  # every worker died without a word (killed, out of memory)
                 continue
             if kind == "results":
-                for result in payload:
-                    land(result)
-                bar.update(len(payload))
+                phase, results = payload
+                for result in results:
+                    land(result, phase)
+                bar.update(len(results))
                 feed(1)
             elif kind == "skipped":
                 report.deadline_hit = True

@@ -41,6 +41,9 @@ class RunSettings:
         default=1200.0, metadata=_help("seconds one group of tasks may decode before it keeps its placeholders"))
     workers: int | None = field(
         default=None, metadata=_help("worker processes (default: one per visible GPU, one on CPU)"))
+    quick_first: bool = field(default=True, metadata=_help(
+        "phase 1: plain greedy over every task first, so each holds a real answer early; phase 2: the full "
+        "solver task by task, each result replacing the quick one (skipped when the solver is plain greedy)"))
 
     @property
     def margin(self) -> float:

@@ -30,7 +30,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")  # the tiny model is fastest on on
 # on two grid sizes, stopped early enough that it is right only part of the time.
 RULES = ["rot180"]
 TRAIN_OVERRIDES = (f"data.synthetic.rules={json.dumps(RULES)}", "data.synthetic.sizes=[3, 4]",
-                   "data.synthetic.n_tasks=2000")
+                   "data.synthetic.n_tasks=2000", "train.length_group_batches=64")
 
 
 def trained_model(cache: Path) -> Path:

@@ -224,3 +224,70 @@ def test_the_deadline_stops_the_real_decoder_mid_batch(shared_data, tmp_path, ti
     # work was cut: a batch mid-decode, or one not started because its prefill would cross the deadline
     assert any(r.timed_out for r in report.per_task.values()) or report.tasks_attempted < report.tasks_queued
     assert validate_submission_file(tmp_path / "submission.json", d / "arc-agi_evaluation_challenges.json") == []
+
+
+# -- the anytime schedule: a quick greedy pass first, then the full solver task by task ---------------------------
+
+
+class TwoSpeedSolver:
+    """quick(): a wrong but valid answer at once; solve(): the right answer after ``delay`` (or cut at stop_at)."""
+
+    def __init__(self, solutions: Path, delay: float):
+        self.solutions, self.delay = read_json(solutions), delay
+
+    def quick(self, tasks, stop_at=None):
+        return [TaskResult(t.task_id, [(((1,),), None)] * len(t.test)) for t in tasks]
+
+    def solve(self, tasks, stop_at=None):
+        results = []
+        for t in tasks:
+            if self.delay and stop_at is not None and time.time() + self.delay > stop_at:
+                time.sleep(max(0.0, stop_at - time.time()))
+                results.append(TaskResult(t.task_id, [(None, None)] * len(t.test), timed_out=True))
+                continue
+            time.sleep(self.delay)
+            sols = [tuple(tuple(r) for r in g) for g in self.solutions[t.task_id]]
+            results.append(TaskResult(t.task_id, [(g, None) for g in sols]))
+        return results
+
+
+class TwoSpeedFactory:
+    def __init__(self, solutions: Path, delay: float):
+        self.solutions, self.delay = solutions, delay
+
+    def __call__(self, config):
+        return TwoSpeedSolver(self.solutions, self.delay)
+
+
+def test_the_full_solver_replaces_the_quick_answers(small_files, tmp_path):
+    config = config_for(small_files, tmp_path, solver=SolverConfig(batch_size=2))  # dfs: two phases
+    report = run_submission(config, solver_factory=TwoSpeedFactory(small_files[1], delay=0.0))
+    assert report.score == 1.0
+    assert all(r.phase1_correct is not None and not any(r.phase1_correct) for r in report.per_task.values())
+
+
+def test_a_full_task_over_its_cap_keeps_its_quick_answer(small_files, tmp_path):
+    config = config_for(small_files, tmp_path, solver=SolverConfig(batch_size=2), task_cap_seconds=0.1)
+    report = run_submission(config, solver_factory=TwoSpeedFactory(small_files[1], delay=1.0))
+    assert report.placeholders_left == 0 and report.score == 0.0  # every entry holds the quick (wrong) answer
+    data = read_json(tmp_path / "submission.json")
+    assert all(e["attempt_1"] == [[1]] for entries in data.values() for e in entries)
+    assert validate_submission_file(tmp_path / "submission.json", small_files[0]) == []
+
+
+def test_the_full_solvers_cap_is_a_share_of_the_time_left(small_files):
+    from arc_kit.runner import MIN_TASK_CAP, Schedule
+
+    tasks = sorted(load_tasks(small_files[0]), key=task_cost)
+    config = config_for(small_files, Path("."), task_cap_seconds=1000.0, solver=SolverConfig(batch_size=2))
+    schedule = Schedule(tasks, config, deadline=600.0, workers=2, two_phases=True)
+    phases = []
+    while (work := schedule.next(0.0)) is not None:
+        phases.append((work.phase, len(work.tasks), work.cap_seconds))
+    quick = len(task_groups(tasks, 2, 1))  # the quick pass batches tasks; the full solver takes them one by one
+    assert [p[0] for p in phases] == ["quick"] * quick + ["full"] * 6 and all(p[1] == 1 for p in phases[quick:])
+    assert phases[quick][2] == 600.0 * 2 / 6 and phases[-1][2] == 1000.0  # 200 s each while 6 are left
+    schedule = Schedule(tasks, config, deadline=1.0, workers=1, two_phases=True)
+    for _ in range(quick):
+        schedule.next(0.0)
+    assert schedule.next(0.0).cap_seconds == MIN_TASK_CAP

@@ -172,7 +172,7 @@ def test_finished_test_inputs_are_kept_when_another_is_cut(arc_tokenizer):
     prompts = task_prompts(task, arc_tokenizer, [View()], 8192)
     answer = tuple(arc_tokenizer("2\n<|im_end|>", add_special_tokens=False)["input_ids"])
     found = {prompts[0]: _Found([(answer, 0.5)]), prompts[1]: _Found(cut=True)}
-    result = solver._choose(task, prompts, found, stop_at=None)
+    result = solver._choose(task, prompts, found, None, solver.config)
     assert result.attempts[0][0] == ((2,),) and result.attempts[1] == (None, None) and result.timed_out
 
 

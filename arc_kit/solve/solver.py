@@ -7,6 +7,7 @@ together, keeps time, and says per test input what happened (candidates, ranks, 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Sequence
@@ -58,6 +59,7 @@ class TaskResult:
     timed_out: bool = False  # some generation was cut by the deadline or the cap
     error: str | None = None
     inputs: list[InputResult] = field(default_factory=list)
+    ttt: dict[str, Any] | None = None  # test-time training: steps, first and last loss, seconds
 
     @property
     def answered(self) -> int:
@@ -84,26 +86,35 @@ class ArcSolver:
         self.decoder = GreedyDecoder(loaded.model, loaded.tokenizer, config.batch_size, loaded.device,
                                      config.prefill_chunk_tokens, config.batch_tokens)
 
-    def views(self, task: Task) -> list[View]:
-        return views_for_task(task, self.config.views, self.config.seed)
+    def views(self, task: Task, config: SolverConfig | None = None) -> list[View]:
+        config = config or self.config
+        return views_for_task(task, config.views, config.seed)
 
     def solve(self, tasks: Sequence[Task], stop_at: float | None = None) -> list[TaskResult]:
-        """Answer ``tasks`` together (their greedy prompts share batches). An exception fails the whole group: the
-        runner then retries task by task, so a bad task costs only itself."""
+        """Answer ``tasks`` with the full configured solver. An exception fails the whole group: the runner then
+        retries task by task, so a bad task costs only itself."""
+        return self._answer(tasks, stop_at, self.config)
+
+    def quick(self, tasks: Sequence[Task], stop_at: float | None = None) -> list[TaskResult]:
+        """Plain greedy on the task as given, one view, no re-scoring: the anytime schedule's first pass, so every
+        task holds a real answer early."""
+        return self._answer(tasks, stop_at, quick_config(self.config))
+
+    def _answer(self, tasks: Sequence[Task], stop_at: float | None, config: SolverConfig) -> list[TaskResult]:
         began = time.time()
-        prompts = {t.task_id: task_prompts(t, self.tokenizer, self.views(t), self.max_length) for t in tasks}
-        found = self._find([p for ps in prompts.values() for p in ps], stop_at)
-        results = [self._choose(task, prompts[task.task_id], found, stop_at) for task in tasks]
+        prompts = {t.task_id: task_prompts(t, self.tokenizer, self.views(t, config), self.max_length) for t in tasks}
+        found = self._find([p for ps in prompts.values() for p in ps], stop_at, config)
+        results = [self._choose(task, prompts[task.task_id], found, stop_at, config) for task in tasks]
         for result in results:
             result.seconds = time.time() - began
         return results
 
     # -- candidates
 
-    def _find(self, prompts: list[Prompt], stop_at: float | None) -> dict[Prompt, _Found]:
-        if self.config.mode == "greedy":
+    def _find(self, prompts: list[Prompt], stop_at: float | None, config: SolverConfig) -> dict[Prompt, _Found]:
+        if config.mode == "greedy":
             return self._greedy(prompts, stop_at)
-        found = {p: self._dfs(p, stop_at) for p in prompts}
+        found = {p: self._dfs(p, stop_at, config) for p in prompts}
         # A test input whose search found nothing in any view falls back to greedy: never worse than greedy.
         empty = {(p.task_id, p.test_index) for p in prompts} - {
             (p.task_id, p.test_index) for p, f in found.items() if f.completions}
@@ -121,16 +132,16 @@ class ArcSolver:
         return {g.key: _Found([] if g.timed_out else [(tuple(g.token_ids), g.nll)], g.timed_out, share)
                 for g in generations}
 
-    def _dfs(self, prompt: Prompt, stop_at: float | None) -> _Found:
+    def _dfs(self, prompt: Prompt, stop_at: float | None, config: SolverConfig) -> _Found:
         from arc_kit.solve.dfs import answer_token_ids, dfs_candidates
 
         if stop_at is not None and time.time() >= stop_at:
             return _Found(cut=True)
         began = time.time()
         expand_ids, end_ids = answer_token_ids(self.tokenizer)
-        result = dfs_candidates(self.loaded.model, prompt.token_ids, min_probability=self.config.min_probability,
+        result = dfs_candidates(self.loaded.model, prompt.token_ids, min_probability=config.min_probability,
                                 expand_ids=expand_ids, end_ids=end_ids, max_new_tokens=prompt.max_new_tokens,
-                                max_candidates=self.config.max_candidates_per_view, stop_at=stop_at,
+                                max_candidates=config.max_candidates_per_view, stop_at=stop_at,
                                 device=self.loaded.device)
         seconds = time.time() - began
         self.decoder.stats.tokens += result.forward_passes  # the decode rate counts the search's steps too
@@ -139,8 +150,8 @@ class ArcSolver:
 
     # -- from candidates to two attempts
 
-    def _choose(self, task: Task, prompts: list[Prompt], found: dict[Prompt, _Found], stop_at: float | None
-                ) -> TaskResult:
+    def _choose(self, task: Task, prompts: list[Prompt], found: dict[Prompt, _Found], stop_at: float | None,
+                config: SolverConfig) -> TaskResult:
         from arc_kit.solve.selection import FORMULAS, CandidateStats, choose_attempts, rank
 
         result = TaskResult(task.task_id, pairs_dropped=sum(p.pairs_dropped for p in prompts))
@@ -163,10 +174,10 @@ class ArcSolver:
             candidates = list(pool.values())
             votes = rank(candidates, "vote")
             formula = "vote"
-            if self.config.scoring_views and len(candidates) > 1 and (stop_at is None or time.time() < stop_at):
+            if config.scoring_views and len(candidates) > 1 and (stop_at is None or time.time() < stop_at):
                 began = time.time()
-                self._rescore(task, index, candidates)
-                report.score_seconds, report.rescored, formula = time.time() - began, True, self.config.formula
+                self._rescore(task, index, candidates, config)
+                report.score_seconds, report.rescored, formula = time.time() - began, True, config.formula
             ranked = rank(candidates, formula) if formula != "vote" else votes
             vote_place = {id(c): i for i, c in enumerate(votes)}
             report.candidates = [RankedCandidate(c.grid, FORMULAS[formula](c), len(c.generated_nlls),
@@ -181,16 +192,21 @@ class ArcSolver:
         except (ParseError, ValueError, IndexError):
             return None
 
-    def _rescore(self, task: Task, test_index: int, candidates: list[Any]) -> None:
+    def _rescore(self, task: Task, test_index: int, candidates: list[Any], config: SolverConfig) -> None:
         """Every candidate's NLL under the same ``scoring_views`` augmented views of the task (product of experts)."""
         from arc_kit.solve.scoring import candidate_nlls, scoring_views
 
-        views = scoring_views(task, test_index, self.tokenizer, self.config.scoring_views,
-                              self.config.seed + SCORING_SEED_OFFSET, self.max_length)
+        views = scoring_views(task, test_index, self.tokenizer, config.scoring_views,
+                              config.seed + SCORING_SEED_OFFSET, self.max_length)
         nlls = candidate_nlls(self.loaded.model, self.tokenizer, views, [c.grid for c in candidates],
-                              token_budget=self.config.score_token_budget, device=self.loaded.device)
+                              token_budget=config.score_token_budget, device=self.loaded.device)
         for candidate, scores in zip(candidates, nlls, strict=True):
             candidate.scoring_nlls = list(scores)
+
+
+def quick_config(config: SolverConfig) -> SolverConfig:
+    """The first pass's settings: greedy on the task as given (one view), no re-scoring, the rest unchanged."""
+    return dataclasses.replace(config, mode="greedy", views=1, scoring_views=0)
 
 
 def load_solver(model_dir: str | Path, config: SolverConfig) -> ArcSolver:
