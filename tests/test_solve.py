@@ -310,3 +310,20 @@ def test_a_settings_file_sets_the_defaults_and_flags_override_it(tmp_path: Path)
     path.write_text('[solver]\nformula = "best"\n')
     with pytest.raises(SettingsError, match="formula"):
         load_plan(path)
+
+
+def test_out_of_memory_splits_the_batch_down_to_one_row(loaded: LoadedModel, monkeypatch):
+    import torch
+
+    requests = _requests(loaded, 4, bound=6)
+    decoder = GreedyDecoder(loaded.model, loaded.tokenizer, batch_size=8)
+    expected = [g.token_ids for g in GreedyDecoder(loaded.model, loaded.tokenizer, batch_size=1).decode(requests)]
+    real = decoder._decode_batch
+
+    def tight(batch, stop_at):  # more than two rows do not fit
+        if len(batch) > 2:
+            raise torch.OutOfMemoryError("CUDA out of memory (injected)")
+        return real(batch, stop_at)
+
+    monkeypatch.setattr(decoder, "_decode_batch", tight)
+    assert [g.token_ids for g in decoder.decode(requests)] == expected and decoder.stats.oom_splits >= 1

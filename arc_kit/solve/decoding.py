@@ -43,6 +43,7 @@ class DecodeStats:
     prefill_tokens: int = 0  # prompt tokens (padding included) run through the model
     prefill_seconds: float = 0.0
     skipped_batches: int = 0  # batches not started because their estimated prefill would cross the deadline
+    oom_splits: int = 0  # batches split in half after running out of GPU memory
 
     def prefill_estimate(self, tokens: int) -> float | None:
         """Seconds a prefill of ``tokens`` should take, from what this decoder measured; None before any."""
@@ -84,9 +85,25 @@ class GreedyDecoder:
                 for i in chunk:
                     out[i] = Generation(requests[i].key, [], finished=False, timed_out=True)
                 continue
-            for i, gen in zip(chunk, self._decode_batch([requests[i] for i in chunk], stop_at), strict=True):
+            for i, gen in zip(chunk, self._decode_split_on_oom([requests[i] for i in chunk], stop_at), strict=True):
                 out[i] = gen
         return [out[i] for i in range(len(requests))]
+
+    def _decode_split_on_oom(self, batch: Sequence[DecodeRequest], stop_at: float | None) -> list[Generation]:
+        """Decode a batch; out of GPU memory, free the cache and decode each half, down to one row, before the
+        error reaches the task (a batch estimate that was too hopeful must not cost its tasks their answers)."""
+        import torch
+
+        try:
+            return self._decode_batch(batch, stop_at)
+        except torch.OutOfMemoryError:
+            if len(batch) == 1:
+                raise
+            self.stats.oom_splits += 1
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            half = len(batch) // 2
+            return [*self._decode_split_on_oom(batch[:half], stop_at), *self._decode_split_on_oom(batch[half:], stop_at)]
 
     def _batches(self, requests: Sequence[DecodeRequest]) -> list[list[int]]:
         """Request indices, shortest prompt first, cut into batches of at most ``batch_size`` rows and
