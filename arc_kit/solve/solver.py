@@ -112,15 +112,19 @@ class ArcSolver:
     # -- candidates
 
     def _find(self, prompts: list[Prompt], stop_at: float | None, config: SolverConfig) -> dict[Prompt, _Found]:
+        greedy = self._greedy(prompts, stop_at)
         if config.mode == "greedy":
-            return self._greedy(prompts, stop_at)
-        found = {p: self._dfs(p, stop_at, config) for p in prompts}
-        # A test input whose search found nothing in any view falls back to greedy: never worse than greedy.
-        empty = {(p.task_id, p.test_index) for p in prompts} - {
-            (p.task_id, p.test_index) for p, f in found.items() if f.completions}
-        fallback = [p for p in prompts if (p.task_id, p.test_index) in empty and not found[p].cut]
-        found.update(self._greedy(fallback, stop_at))
-        return found
+            return greedy
+        # The search adds every completion at least min_probability likely to each view's greedy one: the greedy
+        # completion stays a candidate even when the model gives it less than p (a small model often does), so the
+        # pool is never smaller than greedy's.
+        for prompt, searched in ((p, self._dfs(p, stop_at, config)) for p in prompts):
+            have = greedy[prompt]
+            known = {ids for ids, _ in have.completions}
+            have.completions += [(ids, nll) for ids, nll in searched.completions if ids not in known]
+            have.cut |= searched.cut
+            have.seconds += searched.seconds
+        return greedy
 
     def _greedy(self, prompts: list[Prompt], stop_at: float | None) -> dict[Prompt, _Found]:
         if not prompts:
