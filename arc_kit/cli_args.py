@@ -7,22 +7,43 @@ field's type, default and help; a sub-command takes those flags through argparse
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import TypeVar, get_type_hints
 
-from arc_kit.settings import KernelPlan, build, fields_of, load_plan
+from arc_kit.settings import KernelPlan, TTTConfig, build, fields_of, load_plan
 
 T = TypeVar("T")
+
+
+# Groups whose field names would clash with another group's (seed, batch_size, max_length) take a prefix on the
+# command line: TTTConfig.learning_rate is --ttt_learning_rate.
+FLAG_PREFIX: dict[type, str] = {TTTConfig: "ttt_"}
 
 
 def settings_parent(*classes: type) -> argparse.ArgumentParser:
     """A parent parser holding the flags of ``classes`` (pass it as ``parents=[...]`` to ``add_parser``)."""
     from transformers import HfArgumentParser
 
-    return HfArgumentParser(list(classes), add_help=False)
+    return HfArgumentParser([_prefixed(cls) for cls in classes], add_help=False)
+
+
+def _prefixed(cls: type) -> type:
+    """``cls`` itself, or a copy whose fields carry ``FLAG_PREFIX[cls]`` (same types, defaults and help)."""
+    prefix = FLAG_PREFIX.get(cls)
+    if not prefix:
+        return cls
+    hints = get_type_hints(cls)
+    specs = []
+    for f in dataclasses.fields(cls):
+        default = (dataclasses.field(default_factory=f.default_factory, metadata=f.metadata)
+                   if f.default_factory is not dataclasses.MISSING else dataclasses.field(default=f.default,
+                                                                                          metadata=f.metadata))
+        specs.append((prefix + f.name, hints[f.name], default))
+    return dataclasses.make_dataclass(f"{prefix}{cls.__name__}", specs)
 
 
 def settings_from_args(args: argparse.Namespace, cls: type[T], base: T | None = None) -> T:
@@ -31,7 +52,8 @@ def settings_from_args(args: argparse.Namespace, cls: type[T], base: T | None = 
     With ``base`` (from a settings TOML), a flag changes a field only when it was given a value other than the
     dataclass default, so the file's values stand unless the command line says otherwise.
     """
-    given = fields_of(args, cls)
+    prefix = FLAG_PREFIX.get(cls, "")
+    given = {f.name: getattr(args, prefix + f.name) for f in dataclasses.fields(cls)}
     if base is None:
         return build(cls, given)
     defaults = fields_of(cls(), cls)
@@ -43,13 +65,14 @@ def plan_from_args(args: argparse.Namespace) -> KernelPlan:
     the flags on top; checked, so a nonsense value is one line naming its field."""
     base = load_plan(args.settings) if getattr(args, "settings", None) else KernelPlan()
     plan = KernelPlan(*(settings_from_args(args, type(group), group) if _has_flags(args, type(group)) else group
-                        for group in (base.kernel, base.run, base.solver)))
+                        for group in (base.kernel, base.run, base.solver, base.ttt)))
     plan.check()
     return plan
 
 
 def _has_flags(args: argparse.Namespace, cls: type) -> bool:
-    return all(hasattr(args, name) for name in fields_of(cls(), cls))
+    prefix = FLAG_PREFIX.get(cls, "")
+    return all(hasattr(args, prefix + f.name) for f in dataclasses.fields(cls))
 
 
 def add_settings_file(parser: argparse.ArgumentParser) -> None:

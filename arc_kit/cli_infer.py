@@ -12,11 +12,11 @@ from arc_kit.cli_args import input_errors
 def add_commands(sub: argparse._SubParsersAction) -> None:
     """Register this area's sub-commands on the top-level parser."""
     from arc_kit.cli_args import add_settings_file, settings_parent
-    from arc_kit.settings import RunSettings, SolverConfig
+    from arc_kit.settings import RunSettings, SolverConfig, TTTConfig
 
     p = sub.add_parser(
         "dry-run",
-        parents=[settings_parent(RunSettings, SolverConfig)],
+        parents=[settings_parent(RunSettings, SolverConfig, TTTConfig)],
         help="run the kernel's inference path locally: write OUT/submission.json, report.json and report.html",
         description="Decode a challenges file with a weights folder exactly as the Kaggle kernel does, then "
         "validate (and score, given solutions) the submission. The settings flags and their defaults are the "
@@ -48,7 +48,7 @@ def _dry_run(args: argparse.Namespace) -> int:
         raise SettingsError(f"--max-tasks must be >= 0, got {args.max_tasks}")
     plan = plan_from_args(args)
     config = RunConfig(model_dir=args.model, challenges=args.challenges, output=args.out / "submission.json",
-                       solutions=args.solutions, run=plan.run, solver=plan.solver, max_tasks=args.max_tasks,
+                       solutions=args.solutions, run=plan.run, solver=plan.solver, ttt=plan.ttt, max_tasks=args.max_tasks,
                        start_time=start)
     report = dry_run(config)
     _print_table(report)

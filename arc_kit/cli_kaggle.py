@@ -55,13 +55,13 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
     from arc_kit.cli_args import add_settings_file, settings_parent
     from arc_kit.kernel_build import KernelSettings
-    from arc_kit.settings import KernelRuntime, RunSettings, SolverConfig
+    from arc_kit.settings import KernelRuntime, RunSettings, SolverConfig, TTTConfig
 
     kernel = sub.add_parser("kernel", help="build, check, push and follow the submission kernel")
     kernel.set_defaults(handler=lambda _args: kernel.print_help() or 2)
     ksub = kernel.add_subparsers(title="kernel commands", metavar="ACTION")
     p = ksub.add_parser("build", parents=[settings_parent(KernelSettings, KernelRuntime, RunSettings,
-                                                          SolverConfig)],
+                                                          SolverConfig, TTTConfig)],
                         help="write kernel-metadata.json and the code file from submission/main.py",
                         description="Every flag below is a field of a settings dataclass (arc_kit/settings.py, "
                         "arc_kit/kernel_build.py) with the kernel's one default. Nonsense values are refused.")

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from arc_kit.settings import KernelPlan, RunSettings, SettingsError, SolverConfig
+from arc_kit.settings import KernelPlan, RunSettings, SettingsError, SolverConfig, TTTConfig
 from arc_kit.solve.prompts import task_cost
 from arc_kit.solve.solver import TaskResult, quick_config
 from arc_kit.submission import Submission, entry_counts, read_raw_tasks, validate_submission
@@ -40,6 +40,7 @@ class RunConfig:
     solutions: Path | None = None  # scores the run when given
     run: RunSettings = field(default_factory=RunSettings)
     solver: SolverConfig = field(default_factory=SolverConfig)
+    ttt: TTTConfig = field(default_factory=TTTConfig)
     max_tasks: int | None = None  # quick pass: only the first N tasks (shortest first) are decoded
     start_time: float | None = None  # time.time() when the run (or the kernel) started; None: now
     progress: bool = True  # tqdm bar
@@ -56,7 +57,7 @@ def load_solver_for(config: RunConfig) -> Any:
 
     if config.model_dir is None:
         raise ModelLoadError(config.model_problem or "no weights folder given or found")
-    return load_solver(config.model_dir, config.solver)
+    return load_solver(config.model_dir, config.solver, config.ttt)
 
 
 @dataclass
@@ -246,7 +247,7 @@ def run_submission(config: RunConfig, solver_factory: SolverFactory | None = Non
     factory = solver_factory or load_solver_for
     workers = config.run.workers or max(1, visible_gpus())
     report.workers = workers
-    two_phases = config.run.quick_first and config.solver != quick_config(config.solver)
+    two_phases = config.run.quick_first and (config.ttt.enabled or config.solver != quick_config(config.solver))
     schedule = Schedule(ordered, config, deadline, workers, two_phases)
     attempted: set[str] = set()
 
@@ -607,6 +608,7 @@ def kernel_config(plan: KernelPlan, start_time: float, env: dict[str, str] | Non
         output=output_path(env),
         run=plan.run,
         solver=plan.solver,
+        ttt=plan.ttt,
         max_tasks=None if rerun or not k.quick_tasks else k.quick_tasks,
         start_time=start_time,
         progress=not rerun,

@@ -5,6 +5,7 @@ Three groups, each a flat dataclass so ``transformers.HfArgumentParser`` can tur
 
 - ``RunSettings``: how a run spends its time (budget, margin, per-task cap, workers);
 - ``SolverConfig``: how the model is loaded, how candidates are found (greedy or depth-first search) and chosen;
+- ``TTTConfig``: per-task test-time training (a fresh LoRA on each task's demonstration pairs);
 - ``KernelRuntime``: what only the Kaggle kernel needs (competition, attached sources, the quick pass).
 
 ``kernel build`` writes all three into the kernel's code as one dict literal (``KernelPlan.to_dict``); the kernel
@@ -129,6 +130,68 @@ class SolverConfig:
             raise SettingsError(f"dtype must be bfloat16, float16 or float32, got {self.dtype!r}")
 
 
+LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+@dataclass
+class TTTConfig:
+    """Per-task test-time training settings; the defaults follow NVARC (1st, ARC Prize 2025) except where noted.
+
+    Flat fields of simple types only, so they become CLI flags (prefixed ``--ttt_``: ``--ttt_learning_rate``).
+    """
+
+    enabled: bool = field(default=True, metadata=_help("train a fresh LoRA on each task's demonstration pairs"))
+    lora_rank: int = field(default=32, metadata=_help(
+        "LoRA rank (NVARC used 256 on Qwen3-4B; 32 as the Product-of-Experts paper, cheaper per task)"))
+    lora_alpha: int = field(default=32, metadata=_help("LoRA alpha (NVARC: 32)"))
+    lora_dropout: float = field(default=0.0, metadata=_help("LoRA dropout (NVARC: 0)"))
+    use_rslora: bool = field(default=True, metadata=_help(
+        "rsLoRA: scale by alpha/sqrt(rank) rather than alpha/rank, so a large rank still learns"))
+    target_modules: list[str] = field(default_factory=lambda: list(LORA_TARGETS), metadata=_help(
+        "projection names that get a LoRA (those present in the model)"))
+    train_embeddings: bool = field(default=False, metadata=_help(
+        "also train embed_tokens and lm_head as full copies (NVARC: on); off by default: two vocab-sized "
+        "matrices per task cost memory and time on a small GPU"))
+    max_samples: int = field(default=128, metadata=_help(
+        "training rows per task (NVARC: 8 D8 views x 16 colour permutations = 128)"))
+    epochs: int = field(default=1, metadata=_help("passes over the task's rows"))
+    batch_size: int = field(default=1, metadata=_help("rows per optimiser step"))
+    learning_rate: float = field(default=5e-5, metadata=_help("peak learning rate"))
+    warmup_ratio: float = field(default=0.1, metadata=_help("share of the steps spent warming up linearly"))
+    lr_scheduler: str = field(default="cosine", metadata=_help("transformers scheduler name after the warmup"))
+    max_grad_norm: float = field(default=1.0, metadata=_help("gradient clipping (0: none)"))
+    weight_decay: float = field(default=0.0, metadata=_help("AdamW weight decay"))
+    optim: str = field(default="adamw_torch", metadata=_help("transformers optimiser name (AdamW)"))
+    seed: int = field(default=0, metadata=_help(
+        "chooses the LoRA's initial weights, the views and the row order (same seed, same training)"))
+    max_length: int = field(default=8192, metadata=_help(
+        "context for one training row; demonstration pairs are dropped (largest first) to fit"))
+    gradient_checkpointing: bool = field(default=True, metadata=_help(
+        "recompute activations in the backward pass (CUDA only; CPU runs never checkpoint)"))
+    time_share: float = field(default=0.5, metadata=_help(
+        "the most of a task's time training may take; the rest is the solver's (search and re-scoring)"))
+
+    def check(self) -> None:
+        for name in ("lora_rank", "max_samples", "epochs", "batch_size", "max_length"):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not self.lora_alpha > 0:
+            raise SettingsError(f"lora_alpha must be > 0, got {self.lora_alpha}")
+        if not 0.0 <= self.lora_dropout < 1.0:
+            raise SettingsError(f"lora_dropout must be in [0, 1), got {self.lora_dropout}")
+        if not self.learning_rate > 0:
+            raise SettingsError(f"learning_rate must be > 0, got {self.learning_rate}")
+        if not 0.0 <= self.warmup_ratio < 1.0:
+            raise SettingsError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        if self.max_grad_norm < 0 or self.weight_decay < 0:
+            raise SettingsError(f"max_grad_norm and weight_decay must be >= 0, got {self.max_grad_norm} and "
+                           f"{self.weight_decay}")
+        if not 0.0 < self.time_share < 1.0:
+            raise SettingsError(f"time_share must be in (0, 1), got {self.time_share}")
+        if not self.target_modules:
+            raise SettingsError("target_modules must name at least one projection")
+
+
 @dataclass
 class KernelRuntime:
     """What only the Kaggle kernel needs: the competition, the attached sources it looks for, the quick pass."""
@@ -159,15 +222,16 @@ class KernelPlan:
     kernel: KernelRuntime = field(default_factory=KernelRuntime)
     run: RunSettings = field(default_factory=RunSettings)
     solver: SolverConfig = field(default_factory=SolverConfig)
+    ttt: TTTConfig = field(default_factory=TTTConfig)
 
     def check(self) -> None:
         self.kernel.check()
         self.run.check()
         self.solver.check()
+        self.ttt.check()
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
-        return {"kernel": dataclasses.asdict(self.kernel), "run": dataclasses.asdict(self.run),
-                "solver": dataclasses.asdict(self.solver)}
+        return {name: dataclasses.asdict(getattr(self, name)) for name in _GROUPS}
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> KernelPlan:
@@ -183,7 +247,7 @@ class KernelPlan:
 
 
 # KernelPlan's fields and their classes (its annotations are strings under ``from __future__ import annotations``).
-_GROUPS: dict[str, type] = {"kernel": KernelRuntime, "run": RunSettings, "solver": SolverConfig}
+_GROUPS: dict[str, type] = {"kernel": KernelRuntime, "run": RunSettings, "solver": SolverConfig, "ttt": TTTConfig}
 
 
 def build(cls: type, values: dict[str, Any], where: str = "") -> Any:

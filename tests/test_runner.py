@@ -12,7 +12,7 @@ import pytest
 
 from arc_kit.cli import main as cli_main
 from arc_kit.runner import RunConfig, dry_run, run_submission, task_groups
-from arc_kit.settings import RunSettings, SolverConfig
+from arc_kit.settings import RunSettings, SolverConfig, TTTConfig
 from arc_kit.solve.prompts import task_cost
 from arc_kit.solve.solver import TaskResult
 from arc_kit.submission import validate_submission_file
@@ -74,6 +74,7 @@ class OracleFactory:
 
 def config_for(files: tuple[Path, Path], out: Path, **kwargs) -> RunConfig:
     solver = kwargs.pop("solver", SolverConfig(mode="greedy", scoring_views=0, batch_size=2, views=1))
+    kwargs.setdefault("ttt", TTTConfig(enabled=False))  # one phase unless a test asks for two
     kwargs.setdefault("workers", 1)  # workers=None would import torch to count GPUs: seconds these tests time
     run = RunSettings(**{k: kwargs.pop(k) for k in list(kwargs) if k in {f.name for f in fields(RunSettings)}})
     return RunConfig(model_dir=kwargs.pop("model_dir", None), challenges=files[0], output=out / "submission.json",

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from arc_kit.augment import View, views_for_task
-from arc_kit.settings import SolverConfig
+from arc_kit.settings import SolverConfig, TTTConfig
 from arc_kit.solve.decoding import DecodeRequest, GreedyDecoder
 from arc_kit.solve.loading import LoadedModel, context_limit, load_model
 from arc_kit.solve.prompts import Prompt, task_prompts
@@ -78,9 +78,11 @@ class _Found:
 class ArcSolver:
     """Solves groups of tasks with one loaded model."""
 
-    def __init__(self, loaded: LoadedModel, config: SolverConfig):
+    def __init__(self, loaded: LoadedModel, config: SolverConfig, ttt: TTTConfig | None = None):
         self.loaded = loaded
         self.config = config
+        self.ttt = ttt if ttt is not None else TTTConfig(enabled=False)
+        self._adapter: Any = None  # the TaskAdapter, made at the first task that trains
         self.tokenizer = loaded.tokenizer
         self.max_length = context_limit(loaded, config)
         self.decoder = GreedyDecoder(loaded.model, loaded.tokenizer, config.batch_size, loaded.device,
@@ -91,14 +93,36 @@ class ArcSolver:
         return views_for_task(task, config.views, config.seed)
 
     def solve(self, tasks: Sequence[Task], stop_at: float | None = None) -> list[TaskResult]:
-        """Answer ``tasks`` with the full configured solver. An exception fails the whole group: the runner then
-        retries task by task, so a bad task costs only itself."""
-        return self._answer(tasks, stop_at, self.config)
+        """Answer ``tasks`` with the full configured solver: with test-time training, each task is trained on
+        (up to ``ttt.time_share`` of its time) and answered alone. An exception fails the whole group: the runner
+        then retries task by task, so a bad task costs only itself."""
+        if not self.ttt.enabled:
+            return self._answer(tasks, stop_at, self.config)
+        results = []
+        for task in tasks:
+            now = time.time()
+            train_until = None if stop_at is None else now + self.ttt.time_share * max(0.0, stop_at - now)
+            stats = self.adapter().train(task, train_until)
+            [result] = self._answer([task], stop_at, self.config)
+            result.ttt = stats.to_dict()
+            result.seconds = time.time() - now
+            results.append(result)
+        return results
 
     def quick(self, tasks: Sequence[Task], stop_at: float | None = None) -> list[TaskResult]:
-        """Plain greedy on the task as given, one view, no re-scoring: the anytime schedule's first pass, so every
-        task holds a real answer early."""
+        """Plain greedy with the base model on the task as given, one view, no re-scoring: the anytime schedule's
+        first pass, so every task holds a real answer early."""
+        if self._adapter is not None:
+            self._adapter.reset()  # the LoRA back at its start, which adds nothing: the base model answers
         return self._answer(tasks, stop_at, quick_config(self.config))
+
+    def adapter(self) -> Any:
+        """The one TaskAdapter on this worker's model (it adds its LoRA once, then resets it per task)."""
+        if self._adapter is None:
+            from arc_kit.solve.ttt import TaskAdapter
+
+            self._adapter = TaskAdapter(self.loaded, self.ttt)
+        return self._adapter
 
     def _answer(self, tasks: Sequence[Task], stop_at: float | None, config: SolverConfig) -> list[TaskResult]:
         began = time.time()
@@ -213,5 +237,5 @@ def quick_config(config: SolverConfig) -> SolverConfig:
     return dataclasses.replace(config, mode="greedy", views=1, scoring_views=0)
 
 
-def load_solver(model_dir: str | Path, config: SolverConfig) -> ArcSolver:
-    return ArcSolver(load_model(model_dir, config), config)
+def load_solver(model_dir: str | Path, config: SolverConfig, ttt: TTTConfig | None = None) -> ArcSolver:
+    return ArcSolver(load_model(model_dir, config), config, ttt)

@@ -32,83 +32,31 @@ import logging
 import math
 import random
 import time
+import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from arc_kit.augment import View, views_for_task
+from arc_kit.settings import TTTConfig
 from arc_kit.tasks import Task
 from arc_kit.text import fit_for_tokenizer
 from arc_kit.training.dataset import IGNORE_INDEX, tokenize_example
 
 log = logging.getLogger(__name__)
 
-LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 EMBEDDING_MODULES = ["embed_tokens", "lm_head"]
 ROW_KEYS = ("input_ids", "labels")  # what the trainer sees of a row; the rest is metadata for checks and reports
 
 
+def _now() -> float:
+    """The clock ``stop_at`` is compared with (unix seconds, as the solver's deadlines); a name of its own so a test
+    can move it."""
+    return time.time()
+
+
 class TTTError(ValueError):
     """A TTT setting cannot work, or the model cannot take a TTT adapter; the message names the field or why."""
-
-
-def _help(text: str) -> dict[str, str]:
-    return {"help": text}
-
-
-@dataclass
-class TTTConfig:
-    """Per-task test-time training settings; the defaults follow NVARC (1st, ARC Prize 2025) except where noted.
-
-    Flat fields of simple types only, so the class can move into ``arc_kit.settings`` and become CLI flags.
-    """
-
-    enabled: bool = field(default=True, metadata=_help("train a fresh LoRA on each task's demonstration pairs"))
-    lora_rank: int = field(default=32, metadata=_help(
-        "LoRA rank (NVARC used 256 on Qwen3-4B; 32 as the Product-of-Experts paper, cheaper per task)"))
-    lora_alpha: int = field(default=32, metadata=_help("LoRA alpha (NVARC: 32)"))
-    lora_dropout: float = field(default=0.0, metadata=_help("LoRA dropout (NVARC: 0)"))
-    use_rslora: bool = field(default=True, metadata=_help(
-        "rsLoRA: scale by alpha/sqrt(rank) rather than alpha/rank, so a large rank still learns"))
-    target_modules: list[str] = field(default_factory=lambda: list(LORA_TARGETS), metadata=_help(
-        "projection names that get a LoRA (those present in the model)"))
-    train_embeddings: bool = field(default=False, metadata=_help(
-        "also train embed_tokens and lm_head as full copies (NVARC: on); off by default: two vocab-sized "
-        "matrices per task cost memory and time on a small GPU"))
-    max_samples: int = field(default=128, metadata=_help(
-        "training rows per task (NVARC: 8 D8 views x 16 colour permutations = 128)"))
-    epochs: int = field(default=1, metadata=_help("passes over the task's rows"))
-    batch_size: int = field(default=1, metadata=_help("rows per optimiser step"))
-    learning_rate: float = field(default=5e-5, metadata=_help("peak learning rate"))
-    warmup_ratio: float = field(default=0.1, metadata=_help("share of the steps spent warming up linearly"))
-    lr_scheduler: str = field(default="cosine", metadata=_help("transformers scheduler name after the warmup"))
-    max_grad_norm: float = field(default=1.0, metadata=_help("gradient clipping (0: none)"))
-    weight_decay: float = field(default=0.0, metadata=_help("AdamW weight decay"))
-    optim: str = field(default="adamw_torch", metadata=_help("transformers optimiser name (AdamW)"))
-    seed: int = field(default=0, metadata=_help(
-        "chooses the LoRA's initial weights, the views and the row order (same seed, same training)"))
-    max_length: int = field(default=8192, metadata=_help(
-        "context for one training row; demonstration pairs are dropped (largest first) to fit"))
-    gradient_checkpointing: bool = field(default=True, metadata=_help(
-        "recompute activations in the backward pass (CUDA only; CPU runs never checkpoint)"))
-
-    def check(self) -> None:
-        for name in ("lora_rank", "max_samples", "epochs", "batch_size", "max_length"):
-            if getattr(self, name) < 1:
-                raise TTTError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not self.lora_alpha > 0:
-            raise TTTError(f"lora_alpha must be > 0, got {self.lora_alpha}")
-        if not 0.0 <= self.lora_dropout < 1.0:
-            raise TTTError(f"lora_dropout must be in [0, 1), got {self.lora_dropout}")
-        if not self.learning_rate > 0:
-            raise TTTError(f"learning_rate must be > 0, got {self.learning_rate}")
-        if not 0.0 <= self.warmup_ratio < 1.0:
-            raise TTTError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
-        if self.max_grad_norm < 0 or self.weight_decay < 0:
-            raise TTTError(f"max_grad_norm and weight_decay must be >= 0, got {self.max_grad_norm} and "
-                           f"{self.weight_decay}")
-        if not self.target_modules:
-            raise TTTError("target_modules must name at least one projection")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -237,13 +185,18 @@ class TaskAdapter:
         targets = [t for t in c.target_modules if t in present]
         if not targets:
             raise TTTError(f"none of target_modules {c.target_modules} is a module of this model")
+        # A model whose lm_head is its embedding (Qwen3-4B, the tiny model) keeps one trained copy for both.
+        tied = bool(getattr(model.config, "tie_word_embeddings", False))
+        tying = c.train_embeddings and tied and _takes(LoraConfig, "ensure_weight_tying")  # peft >= 0.18
         lora = LoraConfig(
             r=c.lora_rank, lora_alpha=c.lora_alpha, lora_dropout=c.lora_dropout, use_rslora=c.use_rslora,
             target_modules=targets, modules_to_save=list(EMBEDDING_MODULES) if c.train_embeddings else None,
-            task_type="CAUSAL_LM",
+            task_type="CAUSAL_LM", **({"ensure_weight_tying": True} if tying else {}),
         )
-        with torch.random.fork_rng(devices=[]):  # the LoRA's initial weights from the seed, the global RNG untouched
+        with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
+            # The LoRA's initial weights come from the seed; the global RNG is left as it was.
             torch.manual_seed(c.seed)
+            warnings.filterwarnings("ignore", "`is_gradient_checkpointing` is deprecated", FutureWarning)
             return get_peft_model(model, lora)
 
     def trainable(self) -> dict[str, Any]:
@@ -278,14 +231,18 @@ class TaskAdapter:
 
         ``stop_at`` (unix seconds) is checked before the first step and after every step; training stops there
         cleanly, keeping the updates made (the schedule stays the full run's). Afterwards the model is in eval
-        mode with the adapter active. A task with one demonstration pair, or a ``stop_at`` already past, trains
-        0 steps and leaves the reset (base) model.
+        mode with the adapter active. A task with one demonstration pair, a ``stop_at`` already past, or
+        ``enabled = False`` trains 0 steps and leaves the reset model, which answers as the base does.
+        The ``Trainer`` seeds Python's, numpy's and torch's global generators with ``config.seed`` (as it always
+        does); the solver draws its views from its own seeded generators, so answers do not change with that.
         """
         began = time.time()
         self.reset()
+        if not self.config.enabled:
+            return TTTStats(seconds=time.time() - began)
         rows = ttt_examples(task, self.loaded.tokenizer, self.config)
         stats = TTTStats(samples=len(rows))
-        if not rows or (stop_at is not None and time.time() >= stop_at):
+        if not rows or (stop_at is not None and _now() >= stop_at):
             stats.stopped_early = bool(rows)
             stats.seconds = time.time() - began
             return stats
@@ -325,6 +282,13 @@ class TaskAdapter:
         device = str(self.loaded.device)
         cuda = device.startswith("cuda")
         dtype = next(self.peft_model.parameters()).dtype
+        # Names that moved between the transformers versions the kit allows (>= 4.56; Unsloth pins <= 5.17): a
+        # float warmup_steps below 1 is a share of the steps where warmup_ratio is gone; checkpointing was renamed.
+        ratio = "warmup_ratio" if _takes(TrainingArguments, "warmup_ratio") else "warmup_steps"
+        ckpt = "activation_checkpointing" if _takes(TrainingArguments, "activation_checkpointing") else (
+            "gradient_checkpointing")
+        versioned = {ratio: c.warmup_ratio, ckpt: cuda and c.gradient_checkpointing,
+                     f"{ckpt}_kwargs": {"use_reentrant": False}}
         args = TrainingArguments(
             output_dir=tempfile.gettempdir(),  # nothing is saved (save_strategy "no"); the argument is required
             per_device_train_batch_size=c.batch_size,
@@ -332,14 +296,12 @@ class TaskAdapter:
             num_train_epochs=c.epochs,
             learning_rate=c.learning_rate,
             lr_scheduler_type=c.lr_scheduler,
-            warmup_steps=c.warmup_ratio,  # a float below 1 is a share of the total steps (transformers 5)
+            **versioned,
             weight_decay=c.weight_decay,
             optim=c.optim,
             max_grad_norm=c.max_grad_norm,
             bf16=cuda and dtype == torch.bfloat16,
             fp16=cuda and dtype == torch.float16,
-            activation_checkpointing=cuda and c.gradient_checkpointing,
-            activation_checkpointing_kwargs={"use_reentrant": False},
             use_cpu=not cuda,
             seed=c.seed,
             data_seed=c.seed,
@@ -366,7 +328,7 @@ class TaskAdapter:
 
             def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
                 stats.steps = state.global_step
-                if stop_at is not None and time.time() >= stop_at:
+                if stop_at is not None and _now() >= stop_at:
                     control.should_training_stop = True
 
         pad_id = self.loaded.tokenizer.pad_token_id
@@ -377,6 +339,13 @@ class TaskAdapter:
         trainer.remove_callback(PrinterCallback)  # a kernel log line per step per task is noise
         trainer.remove_callback(ProgressCallback)
         return trainer
+
+
+def _takes(cls: type, name: str) -> bool:
+    """Whether a dataclass-style class (``LoraConfig``, ``TrainingArguments``) takes the keyword ``name``."""
+    import inspect
+
+    return name in inspect.signature(cls).parameters
 
 
 def _sequential_trainer_class(base: type) -> type:
