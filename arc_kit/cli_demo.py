@@ -28,7 +28,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--solutions", type=Path, help="its solutions, for a score")
     p.add_argument("--budget", type=float, default=120.0, help="seconds for the real-file dry run (default: %(default)s)")
     p.add_argument("--settings", type=Path, default=None, metavar="TOML",
-                   help="a settings file: its [solver] table is how the dry runs and the kernel answer")
+                   help="a settings file: its [solver] and [ttt] tables are how the dry runs and the kernel answer")
     p.set_defaults(handler=_demo)
 
 
@@ -71,6 +71,7 @@ def _demo(args: argparse.Namespace) -> int:
     plan = load_plan(args.settings) if args.settings else KernelPlan()
     result = run_demo(DemoConfig(out=args.out, train_config=args.config, overrides=args.overrides,
                                  heldout_tasks=args.heldout_tasks, challenges=args.challenges,
-                                 solutions=args.solutions, real_budget_seconds=args.budget, solver=plan.solver))
+                                 solutions=args.solutions, real_budget_seconds=args.budget, solver=plan.solver,
+                                 ttt=plan.ttt))
     summary = result["summary"]
     return 0 if summary["score after (held-out)"] > summary["score before (held-out)"] else 1

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from arc_kit import COMPETITION_SLUG
-from arc_kit.settings import SolverConfig
+from arc_kit.settings import SolverConfig, TTTConfig
 
 T = TypeVar("T")
 
@@ -46,6 +46,8 @@ class DemoConfig:
     cpu_threads: int = 1
     solver: SolverConfig = field(default_factory=SolverConfig)
     """How the dry runs and the kernel answer (``--settings`` TOML's [solver] table); the kit's defaults otherwise."""
+    ttt: TTTConfig = field(default_factory=TTTConfig)
+    """Test-time training in the kernel run (``--settings`` TOML's [ttt] table); the dry runs train nothing."""
 
 
 @dataclass
@@ -109,7 +111,11 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
                        lambda: _dry_run(base_dir, heldout_challenges, heldout_solutions, out / "before", cfg.solver))
     result = times.run("train (the recipe, scaled down)", lambda: run_training(config))
     merged = times.run("export", lambda: _export_as_dataset(export_model, result.output_dir, out / "export"))
-    kernel_dir = times.run("build the kernel folder", lambda: _build_kernel(out / "kernel", cfg.competition, cfg.solver))
+    pretrained = times.run("score after pre-training (no test-time training)",
+                           lambda: _dry_run(merged, heldout_challenges, heldout_solutions, out / "pretrained",
+                                            cfg.solver))
+    kernel_dir = times.run("build the kernel folder",
+                           lambda: _build_kernel(out / "kernel", cfg.competition, cfg.solver, cfg.ttt))
     after_dir = out / "kernel-run"
     times.run("run the kernel entry locally",
               lambda: _run_kernel_locally(kernel_dir, merged, heldout_challenges, out / "kaggle-input", after_dir,
@@ -126,7 +132,9 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
         "rules": ", ".join(synth.rules),
         "held-out tasks": len(heldout),
         "score before (held-out)": before["score"],
+        "score after pre-training (held-out)": pretrained["score"],
         "score after (held-out)": after.score,
+        "test-time training in the kernel run": "on" if cfg.ttt.enabled else "off",
         "train steps": result.steps,
         "train loss": result.train_loss,
         "eval loss": result.eval_loss,
@@ -153,11 +161,13 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
 
 def _dry_run(model: Path, challenges: Path, solutions: Path | None, out: Path, solver: SolverConfig,
              budget: float = 600.0) -> dict[str, Any]:
+    """A dry run without test-time training: what the model knows by itself."""
     from arc_kit.runner import RunConfig, dry_run
     from arc_kit.settings import RunSettings
 
     report = dry_run(RunConfig(model_dir=model, challenges=challenges, output=out / "submission.json",
-                               solutions=solutions, run=RunSettings(budget_seconds=budget), solver=solver))
+                               solutions=solutions, run=RunSettings(budget_seconds=budget), solver=solver,
+                               ttt=TTTConfig(enabled=False)))
     return {"score": report.score if report.score is not None else 0.0, "tasks": report.tasks}
 
 
@@ -169,14 +179,14 @@ def _export_as_dataset(export_model: Callable[..., Path], run_dir: Path, out: Pa
     return merged
 
 
-def _build_kernel(out: Path, competition: str, solver: SolverConfig) -> Path:
+def _build_kernel(out: Path, competition: str, solver: SolverConfig, ttt: TTTConfig) -> Path:
     from arc_kit.kernel_build import KernelSettings, build_kernel
     from arc_kit.settings import KernelPlan, KernelRuntime
 
     if not KERNEL_ENTRY.is_file():
         raise FileNotFoundError(f"{KERNEL_ENTRY} not found: run the demo from an arc-kit checkout (pip install -e .)")
     plan = KernelPlan(KernelRuntime(competition=competition, weights_dataset=f"{DEMO_OWNER}/{WEIGHTS_SLUG}"),
-                      solver=solver)
+                      solver=solver, ttt=ttt)
     build_kernel(KERNEL_ENTRY, out, KernelSettings(owner=DEMO_OWNER), plan)
     return out
 

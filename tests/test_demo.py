@@ -18,6 +18,7 @@ def test_demo_runs_every_stage_and_leaves_valid_artefacts(tmp_path: Path):
     summary, artefacts = result["summary"], {k: Path(v) for k, v in result["artefacts"].items()}
     assert summary["train steps"] == 4 and summary["held-out tasks"] == 3
     assert 0.0 <= summary["score after (held-out)"] <= 1.0
+    assert 0.0 <= summary["score after pre-training (held-out)"] <= 1.0
     for path in artefacts.values():
         assert path.exists(), path
     challenges = artefacts["held-out tasks"]

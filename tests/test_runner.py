@@ -292,3 +292,16 @@ def test_the_full_solvers_cap_is_a_share_of_the_time_left(small_files):
     for _ in range(quick):
         schedule.next(0.0)
     assert schedule.next(0.0).cap_seconds == MIN_TASK_CAP
+
+
+@pytest.mark.slow
+def test_a_run_with_test_time_training_reports_each_stage(small_files, tmp_path, tiny_model_dir):
+    """Phase 1 (greedy, base model) then phase 2 (TTT, then the solver) per task; the report says both."""
+    config = config_for(small_files, tmp_path, model_dir=tiny_model_dir, max_tasks=2,
+                        solver=SolverConfig(mode="greedy", scoring_views=0, views=1, device="cpu"),
+                        ttt=TTTConfig(max_samples=4, lora_rank=4))
+    report = run_submission(config)
+    assert report.ok and report.tasks_attempted == 2
+    trained = [r for r in report.per_task.values() if r.ttt is not None]
+    assert len(trained) == 2 and all(r.ttt["steps"] > 0 and r.phase1_correct is not None for r in trained)
+    assert validate_submission_file(tmp_path / "submission.json", small_files[0]) == []
