@@ -14,7 +14,6 @@ candidates per test input, seconds per task. Prints a line per row, then one JSO
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shutil
@@ -26,6 +25,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # the tiny model is fastest on one thread
 
+from bench_models import cached_model  # noqa: E402 - scripts/ sibling, after the environment is set
+
 # The model: the demo recipe (rot180 on 3x3 grids, which a tiny model learns without reading the rule from the
 # demonstrations) stopped at step 1000 of 1470, in the middle of its sudden drop (training loss 0.23 a token there,
 # 0.008 at the end), so it is right only part of the time and the candidates have something to choose between.
@@ -34,23 +35,6 @@ RULES = ["rot180"]
 SIZES = [3]
 TRAIN_OVERRIDES = (f"data.synthetic.rules={json.dumps(RULES)}", f"data.synthetic.sizes={json.dumps(SIZES)}",
                    "data.synthetic.n_tasks=2000", "train.length_group_batches=64", "train.max_steps=1000")
-
-
-def trained_model(cache: Path) -> Path:
-    """The exported merged model, trained once per set of overrides and kept in ``cache``."""
-    from arc_kit.training import export_model, load_config, resolve_config_path, run_training
-
-    key = hashlib.sha256("\n".join(TRAIN_OVERRIDES).encode()).hexdigest()[:12]
-    folder = cache / f"solver-bench-{key}"
-    merged = folder / "export" / "merged"
-    if (merged / "config.json").is_file():
-        return merged
-    if folder.exists():
-        shutil.rmtree(folder)
-    print(f"training the bench model into {folder} (once)", file=sys.stderr, flush=True)
-    config = load_config(resolve_config_path("demo"), [*TRAIN_OVERRIDES, f"train.output_dir={folder / 'run'}"])
-    result = run_training(config)
-    return export_model(result.output_dir, folder / "export", dtype="float32")
 
 
 def run_row(name: str, model: Path, challenges: Path, solutions: Path, out: Path, solver: object) -> dict:
@@ -87,7 +71,7 @@ def main() -> int:
     from arc_kit.settings import SolverConfig
     from arc_kit.synthetic import write_synthetic
 
-    model = args.model or trained_model(args.cache)
+    model = args.model or cached_model(args.cache, "solver-bench", TRAIN_OVERRIDES)
     out = Path(tempfile.mkdtemp(prefix="arc-kit-bench-solver-"))
     challenges, solutions = write_synthetic(out / "data", RULES, args.tasks, seed=4321,
                                             sizes=SIZES, n_train=2, n_test=1, prefix="heldout")

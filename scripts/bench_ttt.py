@@ -36,7 +36,6 @@ TTT settings (``TTTConfig``'s defaults are for Qwen-class models, LR 5e-5): the 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import random
@@ -51,6 +50,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # the tiny model is fastest on one thread
 
 import numpy as np  # noqa: E402
+from bench_models import cached_model  # noqa: E402 - scripts/ sibling, after the environment is set
 
 SEEN = ["identity", "rot180"]
 UNSEEN = ["border"]
@@ -109,23 +109,14 @@ def write_tasks(tasks: list, folder: Path, prefix: str) -> tuple[Path, Path]:
 
 def trained_model(cache: Path, max_steps: int | None = None) -> Path:
     """The exported merged model, pre-trained once per (rules, overrides) and kept in ``cache``."""
-    from arc_kit.training import export_model, load_config, resolve_config_path, run_training
-
     overrides = list(TRAIN_OVERRIDES) + ([f"train.max_steps={max_steps}"] if max_steps else [])
-    spec = "\n".join([GENERATOR, json.dumps([SEEN, SIZES, N_TRAIN, PRETRAIN_TASKS]), *overrides])
-    folder = cache / f"ttt-bench-{hashlib.sha256(spec.encode()).hexdigest()[:12]}"
-    merged = folder / "export" / "merged"
-    if (merged / "config.json").is_file():
-        return merged
-    if folder.exists():
-        shutil.rmtree(folder)
-    print(f"pre-training the bench model into {folder} (once)", file=sys.stderr, flush=True)
-    challenges, solutions = write_tasks(make_tasks(SEEN, PRETRAIN_TASKS, 0, "pre"), folder / "data", "pre")
-    config = load_config(resolve_config_path("demo"), [
-        *overrides, f"data.challenges={json.dumps([str(challenges)])}",
-        f"data.solutions={json.dumps([str(solutions)])}", f"train.output_dir={folder / 'run'}"])
-    result = run_training(config)
-    return export_model(result.output_dir, folder / "export", dtype="float32")
+
+    def prepare(folder: Path) -> list[str]:
+        challenges, solutions = write_tasks(make_tasks(SEEN, PRETRAIN_TASKS, 0, "pre"), folder / "data", "pre")
+        return [f"data.challenges={json.dumps([str(challenges)])}", f"data.solutions={json.dumps([str(solutions)])}"]
+
+    spec = "\n".join([GENERATOR, json.dumps([SEEN, SIZES, N_TRAIN, PRETRAIN_TASKS])])
+    return cached_model(cache, "ttt-bench", overrides, key_extra=spec, prepare=prepare)
 
 
 def _group_score(report: object, ids: list[str]) -> float:
