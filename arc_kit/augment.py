@@ -96,9 +96,12 @@ def _freeze(a: np.ndarray) -> Grid:
     return tuple(map(tuple, a.tolist()))
 
 
-def random_view(rng: random.Random, num_train_pairs: int, permute_background: bool = False) -> View:
+def random_view(rng: random.Random, num_train_pairs: int, permute_background: bool = False,
+                permute_colours: bool = True) -> View:
     dihedral = rng.randrange(8)
-    if permute_background:
+    if not permute_colours:
+        colours = list(IDENTITY_COLOURS)
+    elif permute_background:
         colours = list(range(10))
         rng.shuffle(colours)
     else:
@@ -117,10 +120,14 @@ def views_for_task(
     include_identity: bool = True,
     permute_background: bool = False,
     shuffle_pairs: bool = True,
+    permute_colours: bool = True,
 ) -> list[View]:
     """``count`` distinct views of a task, the first being the identity when asked; same seed, same views.
 
-    The task id joins the seed through a stable string so each task gets its own views in any process.
+    The task id joins the seed through a stable string so each task gets its own views in any process. Without
+    ``permute_colours`` the views are geometric (and pair order) only: for a model that carries a task's colour
+    mapping in its weights (after test-time training) rather than reading it from the prompt. Fewer distinct views
+    may exist than ``count`` (8 x orders); then all of them are returned.
     """
     rng = random.Random(f"{seed}:{task.task_id}")
     views: list[View] = [View()] if include_identity and count > 0 else []
@@ -128,7 +135,7 @@ def views_for_task(
     tries = 0
     while len(views) < count and tries < count * 50:
         tries += 1
-        v = random_view(rng, len(task.train), permute_background)
+        v = random_view(rng, len(task.train), permute_background, permute_colours)
         if not shuffle_pairs:
             v = View(v.dihedral, v.colours, None)
         if v.key not in seen:

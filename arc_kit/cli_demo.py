@@ -18,17 +18,23 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, type=Path, help="PNG file to write")
     p.set_defaults(handler=_show)
 
+    from arc_kit.demo import DemoConfig  # settings only: torch loads when the demo runs
+
     p = sub.add_parser("demo", help="the whole kit end to end, offline, on a CPU, on synthetic tasks (~10 min)")
     p.add_argument("--out", type=Path, default=Path("demo-out"), help="folder for every artefact (default: %(default)s)")
     p.add_argument("--config", default="demo", help="training config: built-in name or TOML path (default: %(default)s)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.FIELD=VALUE",
                    help="override a training setting (repeatable)")
-    p.add_argument("--heldout-tasks", type=int, default=24, help="held-out synthetic tasks to score (default: %(default)s)")
+    p.add_argument("--heldout-tasks", type=int, default=DemoConfig.heldout_tasks,
+                   help="held-out synthetic tasks of the trained rule (default: %(default)s)")
+    p.add_argument("--read-tasks", type=int, default=DemoConfig.read_tasks,
+                   help="held-out tasks whose colour swap must be read from the demonstrations (default: %(default)s)")
     p.add_argument("--challenges", type=Path, help="also dry-run on this real ARC challenges file")
     p.add_argument("--solutions", type=Path, help="its solutions, for a score")
-    p.add_argument("--budget", type=float, default=120.0, help="seconds for the real-file dry run (default: %(default)s)")
+    p.add_argument("--budget", type=float, default=DemoConfig.real_budget_seconds, help="seconds for the real-file dry run (default: %(default)s)")
     p.add_argument("--settings", type=Path, default=None, metavar="TOML",
-                   help="a settings file: its [solver] and [ttt] tables are how the dry runs and the kernel answer")
+                   help="a settings file: its [solver] and [ttt] tables are how the dry runs and the kernel answer "
+                        "(default: arc_kit/configs/demo-settings.toml)")
     p.set_defaults(handler=_demo)
 
 
@@ -65,12 +71,11 @@ def _demo(args: argparse.Namespace) -> int:
     import os
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # before torch loads: one thread is fastest for the tiny model
-    from arc_kit.demo import DemoConfig, run_demo
-    from arc_kit.settings import KernelPlan, load_plan
+    from arc_kit.demo import DemoConfig, demo_plan, run_demo
 
-    plan = load_plan(args.settings) if args.settings else KernelPlan()
+    plan = demo_plan(args.settings) if args.settings else demo_plan()
     result = run_demo(DemoConfig(out=args.out, train_config=args.config, overrides=args.overrides,
-                                 heldout_tasks=args.heldout_tasks, challenges=args.challenges,
+                                 heldout_tasks=args.heldout_tasks, read_tasks=args.read_tasks, challenges=args.challenges,
                                  solutions=args.solutions, real_budget_seconds=args.budget, solver=plan.solver,
                                  ttt=plan.ttt))
     summary = result["summary"]

@@ -20,13 +20,20 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from arc_kit import COMPETITION_SLUG
-from arc_kit.settings import SolverConfig, TTTConfig
+from arc_kit.settings import KernelPlan, SolverConfig, TTTConfig, load_plan
 
 T = TypeVar("T")
 
 DEMO_OWNER = "demo-user"
 WEIGHTS_SLUG = "arc-kit-demo-weights"
 KERNEL_ENTRY = Path(__file__).resolve().parents[1] / "submission" / "main.py"
+DEMO_SETTINGS = Path(__file__).resolve().parent / "configs" / "demo-settings.toml"
+READ_RULE = "swap"  # the colour map hidden in the demo's second held-out set
+
+
+def demo_plan(path: Path = DEMO_SETTINGS) -> KernelPlan:
+    """The demo's solver and TTT settings: the kit's defaults with ``demo-settings.toml``'s changes."""
+    return load_plan(path)
 
 
 @dataclass
@@ -38,15 +45,19 @@ class DemoConfig:
     heldout_tasks: int = 24
     heldout_seed: int = 1000
     """Held-out tasks use another seed than training, so they are new grids of the same rules."""
+    read_tasks: int = 12
+    """Held-out tasks that need their rule read from the demonstrations: the trained rule, then a colour swap
+    hidden in each task (``arc_kit.synthetic.colour_map_tasks``). The model never saw a swap: before test-time
+    training it cannot answer them, after it can."""
     challenges: Path | None = None
     solutions: Path | None = None
     real_budget_seconds: float = 120.0
     """Time for the optional dry run on real ARC files."""
     competition: str = COMPETITION_SLUG
     cpu_threads: int = 1
-    solver: SolverConfig = field(default_factory=SolverConfig)
-    """How the dry runs and the kernel answer (``--settings`` TOML's [solver] table); the kit's defaults otherwise."""
-    ttt: TTTConfig = field(default_factory=TTTConfig)
+    solver: SolverConfig = field(default_factory=lambda: demo_plan().solver)
+    """How the dry runs and the kernel answer (``--settings`` TOML's [solver] table; DEMO_SETTINGS otherwise)."""
+    ttt: TTTConfig = field(default_factory=lambda: demo_plan().ttt)
     """Test-time training in the kernel run (``--settings`` TOML's [ttt] table); the dry runs train nothing."""
 
 
@@ -74,8 +85,8 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     import torch
 
     from arc_kit.scoring import score_submission
-    from arc_kit.synthetic import write_synthetic
-    from arc_kit.tasks import load_tasks, read_json
+    from arc_kit.synthetic import colour_map_tasks, generate_tasks
+    from arc_kit.tasks import load_tasks, read_json, write_task_files
     from arc_kit.training import export_model, load_config, resolve_config_path, run_training
 
     # Measured here: the tiny model steps several times faster on one thread than on two contended ones.
@@ -91,11 +102,19 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     synth = config.data.synthetic
 
     def make_data() -> tuple[Path, Path]:
-        return write_synthetic(out / "data", synth.rules, cfg.heldout_tasks, seed=cfg.heldout_seed,
-                               sizes=synth.sizes, n_train=synth.n_train, n_test=synth.n_test, prefix="heldout")
+        same = generate_tasks(synth.rules, cfg.heldout_tasks, seed=cfg.heldout_seed, sizes=synth.sizes,
+                              n_train=synth.n_train, n_test=synth.n_test)
+        read = colour_map_tasks([READ_RULE], cfg.read_tasks, seed=cfg.heldout_seed, prefix="read",
+                                then=synth.rules[0], sizes=synth.sizes, n_train=synth.n_train)
+        (out / "data").mkdir(parents=True, exist_ok=True)
+        paths = out / "data" / "heldout_challenges.json", out / "data" / "heldout_solutions.json"
+        write_task_files([*same, *read], *paths)
+        return paths
 
     heldout_challenges, heldout_solutions = times.run("synthetic held-out tasks", make_data)
     heldout = load_tasks(heldout_challenges, heldout_solutions)
+    read_ids = {tid for tid in heldout.tasks if tid.startswith("read-")}
+    groups = {"same rule": set(heldout.tasks) - read_ids, "rule read from the demos": read_ids}
 
     def base_model() -> Path:
         from arc_kit.tiny import write_tiny_model
@@ -128,12 +147,16 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
                          lambda: _dry_run(merged, cfg.challenges, cfg.solutions, out / "real-dry-run", cfg.solver,
                                           budget=cfg.real_budget_seconds))
 
+    stages = {"before": before["per_task"], "after pre-training": pretrained["per_task"],
+              "after": {tid: ts.score for tid, ts in after.per_task.items()}}
     summary = {
         "rules": ", ".join(synth.rules),
         "held-out tasks": len(heldout),
         "score before (held-out)": before["score"],
         "score after pre-training (held-out)": pretrained["score"],
         "score after (held-out)": after.score,
+        **{f"score {stage} ({group}, {len(ids)})": _mean(scores, ids)
+           for group, ids in groups.items() if ids for stage, scores in stages.items()},
         "test-time training in the kernel run": "on" if cfg.ttt.enabled else "off",
         "train steps": result.steps,
         "train loss": result.train_loss,
@@ -168,7 +191,13 @@ def _dry_run(model: Path, challenges: Path, solutions: Path | None, out: Path, s
     report = dry_run(RunConfig(model_dir=model, challenges=challenges, output=out / "submission.json",
                                solutions=solutions, run=RunSettings(budget_seconds=budget), solver=solver,
                                ttt=TTTConfig(enabled=False)))
-    return {"score": report.score if report.score is not None else 0.0, "tasks": report.tasks}
+    per_task = {tid: (sum(r.correct) / len(r.correct) if r.correct else 0.0) for tid, r in report.per_task.items()}
+    return {"score": report.score if report.score is not None else 0.0, "tasks": report.tasks, "per_task": per_task}
+
+
+def _mean(scores: dict[str, float], ids: set[str]) -> float:
+    """The ARC score over ``ids`` (a task missing from ``scores`` counts 0)."""
+    return round(sum(scores.get(tid, 0.0) for tid in ids) / len(ids), 4)
 
 
 def _export_as_dataset(export_model: Callable[..., Path], run_dir: Path, out: Path) -> Path:

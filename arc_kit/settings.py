@@ -84,6 +84,8 @@ class SolverConfig:
         "greedy: one completion per view; dfs: every completion at least min_probability likely"))
     views: int = field(default=8, metadata=_help(
         "views per test input (the first is the task as given); candidates are pooled over them"))
+    colour_views: bool = field(default=True, metadata=_help(
+        "views and scoring views permute colours (0 kept) besides D8 and pair order; off: geometric views only"))
     min_probability: float = field(default=0.1, metadata=_help(
         "dfs: keep completions whose probability is at least this (the ARChitects used 0.17, NVARC 0.2)"))
     max_candidates_per_view: int = field(default=8, metadata=_help("dfs: stop a view's search after this many"))
@@ -152,6 +154,9 @@ class TTTConfig:
     train_embeddings: bool = field(default=False, metadata=_help(
         "also train embed_tokens and lm_head as full copies (NVARC: on); off by default: two vocab-sized "
         "matrices per task cost memory and time on a small GPU"))
+    colour_views: bool = field(default=True, metadata=_help(
+        "training rows permute colours (0 kept) besides D8 and demo order (NVARC: on); off for rules tied to "
+        "particular colours, which a model then learns as weights"))
     max_samples: int = field(default=128, metadata=_help(
         "training rows per task (NVARC: 8 D8 views x 16 colour permutations = 128)"))
     epochs: int = field(default=1, metadata=_help("passes over the task's rows"))

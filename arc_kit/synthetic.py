@@ -141,3 +141,89 @@ def write_synthetic(
     solutions = out_dir / f"{prefix}_solutions.json"
     write_task_files(tasks, challenges, solutions)
     return challenges, solutions
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Colour-map tasks: a hidden map of colours that only the task's demonstrations show (test-time training's case)
+
+
+def _identity_map(rng: random.Random, palette: Sequence[int]) -> dict[int, int]:
+    return {c: c for c in range(10)}
+
+
+def _swap_map(rng: random.Random, palette: Sequence[int]) -> dict[int, int]:
+    a, b = palette[:2]
+    return {**_identity_map(rng, palette), a: b, b: a}
+
+
+def _recolour_map(rng: random.Random, palette: Sequence[int]) -> dict[int, int]:
+    targets = list(range(1, 10))
+    rng.shuffle(targets)
+    return {0: 0, **dict(zip(range(1, 10), targets, strict=True))}
+
+
+def _fill_map(rng: random.Random, palette: Sequence[int]) -> dict[int, int]:
+    colour = rng.randint(1, 9)
+    return {0: 0, **{c: colour for c in range(1, 10)}}
+
+
+# name -> factory(rng, the task's colours) -> the task's map; 0 (the background) always stays 0.
+COLOUR_MAPS: dict[str, Callable[[random.Random, Sequence[int]], dict[int, int]]] = {
+    "identity": _identity_map,  # no change: teaches a model to carry each cell's colour to the output
+    "swap": _swap_map,  # two of the task's colours trade places
+    "recolour": _recolour_map,  # a random permutation of 1-9
+    "fill": _fill_map,  # every colour becomes one colour
+}
+
+
+def colour_map_tasks(
+    rule_names: Sequence[str],
+    n_tasks: int,
+    seed: int = 0,
+    prefix: str = "cmap",
+    then: str | None = None,
+    sizes: Sequence[int] = (3,),
+    n_train: int = 3,
+    palette: int = 4,
+    background: float = 0.2,
+) -> list[Task]:
+    """``n_tasks`` tasks whose rule is a colour map drawn per task (rules in turn from ``COLOUR_MAPS``), after the
+    geometric rule ``then`` from ``RULES`` if given (``rot180``: rotate, then map the colours).
+
+    Why a generator of its own: the demonstrations must decide the answer. Each task's inputs use ``palette``
+    colours; every colour of the test input appears in a demonstration input, and unless the map is the identity
+    at least one test colour changes, so copying (or rotating) the input is wrong. A model that cannot look the
+    map up in its prompt must learn it from the demonstrations: what test-time training does.
+    """
+    unknown = [r for r in rule_names if r not in COLOUR_MAPS]
+    if unknown or not rule_names:
+        raise ValueError(f"unknown colour-map rule(s) {unknown or '(none)'}; known: {', '.join(COLOUR_MAPS)}")
+    if then is not None and then not in RULES:
+        raise ValueError(f"unknown synthetic rule {then!r}; known: {', '.join(sorted(RULES))}")
+    if not 2 <= palette <= 9 or n_train < 1:
+        raise ValueError(f"need 2 <= palette <= 9 and n_train >= 1, got {palette} and {n_train}")
+
+    def grid(rng: random.Random, colours: list[int]) -> np.ndarray:
+        h, w = rng.choice(sizes), rng.choice(sizes)
+        cells = [0 if rng.random() < background else rng.choice(colours) for _ in range(h * w)]
+        return np.asarray(cells, dtype=np.int64).reshape(h, w)
+
+    tasks = []
+    for i in range(n_tasks):
+        rule = rule_names[i % len(rule_names)]
+        rng = random.Random(f"colour-map:{prefix}:{seed}:{i}")
+        colours = rng.sample(range(1, 10), palette)
+        table = np.asarray([COLOUR_MAPS[rule](rng, colours)[c] for c in range(10)])
+        changed = {c for c in colours if table[c] != c}
+        for _ in range(1000):  # redraw until the demonstrations show what the test input needs
+            inputs = [grid(rng, colours) for _ in range(n_train + 1)]
+            shown = {int(v) for a in inputs[:-1] for v in a.flat}
+            needed = {int(v) for v in inputs[-1].flat}
+            if needed <= shown and (not changed or changed & needed):
+                break
+        else:
+            raise ValueError(f"grids of sides {list(sizes)} cannot show a colour map in {n_train} demonstrations")
+        geometry = RULES[then](rng) if then else (lambda a: a)
+        pairs = [Pair(_freeze(a), _freeze(table[geometry(a)])) for a in inputs]
+        tasks.append(Task(f"{prefix}-{rule}-s{seed}-{i:05d}", tuple(pairs[:n_train]), tuple(pairs[n_train:])))
+    return tasks

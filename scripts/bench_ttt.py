@@ -1,8 +1,9 @@
 """Test-time training against plain greedy, on one pre-trained tiny model and held-out tasks (issue 12).
 
-CPU, the tiny model pre-trained from scratch (full fine-tune, the demo recipe) on a mix of rules that must be read
-from the demonstrations, held-out tasks of those rules and of one rule never seen in pre-training. Each row runs
-the real runner (``run_submission``) with solutions, so its score is the top-2 score (the ARC Prize metric):
+CPU, the tiny model pre-trained from scratch (full fine-tune, the demo recipe) on a mix of rules whose parameter
+must be read from the demonstrations, then held-out tasks of two of those rules and of one rule never seen in
+pre-training. Each row runs the real runner (``run_submission``) with solutions, so its score is the top-2 score
+(the ARC Prize metric):
 
 1. greedy, no TTT (one view, no re-scoring);
 2. TTT + greedy (the same solver after a fresh LoRA is trained on the task's demonstration pairs);
@@ -11,26 +12,32 @@ the real runner (``run_submission``) with solutions, so its score is the top-2 s
 Columns: top-2 score on the seen rules and on the unseen rule, seconds per task. Prints a line per row, then one
 JSON object last.
 
-The rules (this script's own, a few lines below): ``identity`` and ``rot180`` seen in pre-training, the
-``border`` mask (keep the frame, clear the rest) unseen; 3x3 grids. Why these rather than most of
-``arc_kit.synthetic``'s: TTT trains under views (D8 x colour permutation keeping 0), and a task of ``flip_lr`` is
-``flip_ud`` under a rot90 view, so one task's rows would teach two mappings; identity, rot180 and D8-symmetric
-masks commute with every view. Same output shape, so the rule must be read from the demonstrations.
-3x3 only: with sides 3 and 5 mixed the tiny model must also find rows and columns in the flat text, which it does
-not learn in a few CPU minutes.
+The rules (``arc_kit.synthetic.COLOUR_MAPS``) are colour maps on 3x3 grids, 0 kept, each task with its own map:
+``identity``, ``swap`` (two of the task's four colours trade places) and ``recolour`` (a random permutation of
+1-9) in pre-training; held out: ``swap`` and ``recolour`` tasks never seen, and ``fill`` (every colour becomes one
+colour), a rule never seen. Every colour of a test input appears in a demonstration, and at least one of them
+changes, so the demonstrations decide the answer and copying the input is wrong. TTT and the solver use geometric
+views only (``colour_views`` off): a colour permutation would change the very map TTT is teaching.
 
-Measured (12 tasks, 2 shared cores): greedy 0.0, TTT + greedy 0.083, TTT + DFS + re-scoring 0.167 (seen rules
-0.125 / 0.25, unseen 0), ~3.1-3.4 s a task: far short of the issue's +40 points. The pre-trained model (1500 steps,
-loss 1.46 -> 0.85) has not learnt rot180 in the mix, so TTT has little to select from. Tried and worse: four
-D8-symmetric masks (checkerboard parities, frame, centre; unseen corners) pre-trained 1000 steps: greedy 0.12,
-every TTT setting 0.0-0.2 (LR 1e-3..1e-2, 64-384 steps, with/without embeddings; 1e-2 diverges): the mixture
-teaches "copy each cell with p 1/2", no sense of position, which a LoRA does not learn in a few hundred steps.
+What the tiny model can read in context depends on how long it was pre-trained, and this is the point of the
+default of 700 steps. Its training loss drops at about step 900-1100 (0.6 -> 0.02): there it learns to look a
+colour up in the demonstrations in context (an induction head). Before that it carries each cell's colour to the
+right place but cannot read the map: greedy is near zero and TTT writes the map into the LoRA. Measured on 2
+shared cores:
+
+- 700 steps (default), 24 tasks: greedy 0.0, TTT + greedy 1.0, TTT + DFS + re-scoring 1.0; 3.8 / 4.5 s a task
+  (TTT's loss 0.85 -> 0.011 over 128 rows). 12 tasks of an earlier draw: 0.083, 0.917, 1.0.
+- 1500 steps (``--pretrain-steps 1500``), 12 tasks: greedy 1.0 already; TTT neither helps nor hurts (1.0, 1.0).
+- pre-trained on ``recolour`` alone (no identity): greedy 0.0, TTT + greedy 0.17 (fill only): without identity
+  tasks the model never learns to carry a cell's colour, so a LoRA has no colour to map.
+
+That is the ARC story in small: TTT pays where the model cannot yet read the rule from the prompt.
 
 TTT settings (``TTTConfig``'s defaults are for Qwen-class models, LR 5e-5): the tiny model was pre-trained at
 1e-3 with full fine-tuning and a rank-32 LoRA at 5e-5 does not move it in a hundred steps, so the bench trains at
-1e-3 (3e-3 gave the same, 1e-2 diverged) on 128 rows, one epoch.
+1e-3 (3e-3 was worse) on 128 rows, one epoch.
 
-    python scripts/bench_ttt.py [--tasks 25] [--ttt-lr 3e-3] [--ttt-samples 64] [--cache DIR] [--model DIR]
+    python scripts/bench_ttt.py [--tasks 24] [--pretrain-steps 1500] [--ttt-lr 1e-3] [--cache DIR] [--model DIR]
 """
 
 from __future__ import annotations
@@ -38,7 +45,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import shutil
 import sys
 import tempfile
@@ -49,53 +55,24 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # the tiny model is fastest on one thread
 
-import numpy as np  # noqa: E402
 from bench_models import cached_model  # noqa: E402 - scripts/ sibling, after the environment is set
 
-SEEN = ["identity", "rot180"]
-UNSEEN = ["border"]
+PRETRAIN = ["identity", "swap", "recolour"]  # identity teaches the model to carry a cell's colour to the output
+SEEN = ["swap", "recolour"]
+UNSEEN = ["fill"]
 SIZES = [3]
 N_TRAIN = 3
 PRETRAIN_TASKS = 2000
-GENERATOR = "rules-v2"  # change when the rules change, so the cached model is retrained
+GENERATOR = "colour-maps-v3"  # change when the rules change, so the cached model is retrained
 TRAIN_OVERRIDES = ("data.synthetic.rules=[]", "data.synthetic.n_tasks=0", "train.length_group_batches=64",
-                   "train.max_steps=1500")
+                   "train.max_steps=700")
 
 
-def _mask(name: str, h: int, w: int) -> np.ndarray:
-    i, j = np.indices((h, w))
-    frame = (i == 0) | (j == 0) | (i == h - 1) | (j == w - 1)
-    return {"keep_even": (i + j) % 2 == 0, "keep_odd": (i + j) % 2 == 1, "border": frame, "centre": ~frame,
-            "corners": ((i == 0) | (i == h - 1)) & ((j == 0) | (j == w - 1))}[name]
+def make_tasks(rules: list[str], n: int, seed: int, prefix: str) -> list:
+    """``n`` colour-map tasks (``arc_kit.synthetic.colour_map_tasks``), rules in turn."""
+    from arc_kit.synthetic import colour_map_tasks
 
-
-def apply_rule(name: str, a: np.ndarray) -> np.ndarray:
-    """``identity``, ``rot180`` or a D8-symmetric position mask (cells outside it cleared to 0)."""
-    if name == "identity":
-        return a
-    if name == "rot180":
-        return np.rot90(a, 2)
-    return np.where(_mask(name, *a.shape), a, 0)
-
-
-def make_tasks(rules: list[str], n: int, seed: int, prefix: str, sizes: list[int] = SIZES) -> list:
-    """``n`` tasks, rules in turn; each cell of a random grid (arc_kit.synthetic's) is kept where the rule's mask
-    is set, else cleared to 0."""
-    from arc_kit.synthetic import random_grid
-    from arc_kit.tasks import Pair, Task
-
-    def freeze(a: np.ndarray) -> tuple:
-        return tuple(tuple(int(v) for v in row) for row in a)
-
-    tasks = []
-    for k in range(n):
-        rule, rng = rules[k % len(rules)], random.Random(f"{prefix}:{seed}:{k}")
-        pairs = []
-        for _ in range(N_TRAIN + 1):
-            a = random_grid(rng, sizes, background=0.2)
-            pairs.append(Pair(freeze(a), freeze(apply_rule(rule, a))))
-        tasks.append(Task(f"{prefix}-{rule}-{k:05d}", tuple(pairs[:N_TRAIN]), tuple(pairs[N_TRAIN:])))
-    return tasks
+    return colour_map_tasks(rules, n, seed, prefix, sizes=SIZES, n_train=N_TRAIN)
 
 
 def write_tasks(tasks: list, folder: Path, prefix: str) -> tuple[Path, Path]:
@@ -112,10 +89,10 @@ def trained_model(cache: Path, max_steps: int | None = None) -> Path:
     overrides = list(TRAIN_OVERRIDES) + ([f"train.max_steps={max_steps}"] if max_steps else [])
 
     def prepare(folder: Path) -> list[str]:
-        challenges, solutions = write_tasks(make_tasks(SEEN, PRETRAIN_TASKS, 0, "pre"), folder / "data", "pre")
+        challenges, solutions = write_tasks(make_tasks(PRETRAIN, PRETRAIN_TASKS, 0, "pre"), folder / "data", "pre")
         return [f"data.challenges={json.dumps([str(challenges)])}", f"data.solutions={json.dumps([str(solutions)])}"]
 
-    spec = "\n".join([GENERATOR, json.dumps([SEEN, SIZES, N_TRAIN, PRETRAIN_TASKS])])
+    spec = "\n".join([GENERATOR, json.dumps([PRETRAIN, SIZES, N_TRAIN, PRETRAIN_TASKS])])
     return cached_model(cache, "ttt-bench", overrides, key_extra=spec, prepare=prepare)
 
 
@@ -162,13 +139,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tasks", type=int, default=12, help="held-out tasks, the rules taken in turn")
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "arc-kit-bench")
     parser.add_argument("--model", type=Path, help="use this weights folder instead of pre-training one")
-    parser.add_argument("--pretrain-steps", type=int, help="override the pre-training's max_steps (tests)")
+    parser.add_argument("--pretrain-steps", type=int, help="override the pre-training's max_steps (700)")
     parser.add_argument("--ttt-lr", type=float, default=1e-3)
     parser.add_argument("--ttt-samples", type=int, default=128)
     parser.add_argument("--ttt-epochs", type=int, default=1)
     parser.add_argument("--ttt-rank", type=int, default=32)
     parser.add_argument("--ttt-embeddings", action=argparse.BooleanOptionalAction, default=False,
                         help="also train embed_tokens/lm_head copies")
+    parser.add_argument("--colour-views", action=argparse.BooleanOptionalAction, default=False,
+                        help="permute colours in TTT rows and solver views (off: the rules are colour maps)")
     parser.add_argument("--views", type=int, default=4, help="row 3: search views")
     parser.add_argument("--scoring-views", type=int, default=4, help="row 3: re-scoring views")
     parser.add_argument("--p", type=float, default=0.1, help="row 3: DFS probability threshold")
@@ -183,10 +162,10 @@ def main(argv: list[str] | None = None) -> int:
     groups = {"seen": [t.task_id for t in tasks if t.task_id.split("-")[1] in SEEN],
               "unseen": [t.task_id for t in tasks if t.task_id.split("-")[1] in UNSEEN]}
     data = write_tasks(tasks, out / "data", "heldout")
-    common = dict(device="cpu", cpu_threads=1)
+    common = dict(device="cpu", cpu_threads=1, colour_views=args.colour_views)
     ttt = TTTConfig(learning_rate=args.ttt_lr, max_samples=args.ttt_samples, epochs=args.ttt_epochs,
                     lora_rank=args.ttt_rank, lora_alpha=args.ttt_rank, train_embeddings=args.ttt_embeddings,
-                    max_length=512)
+                    max_length=512, colour_views=args.colour_views)
     plan = {
         "1": ("greedy, no TTT", SolverConfig(mode="greedy", scoring_views=0, views=1, **common),
               TTTConfig(enabled=False)),
@@ -197,7 +176,9 @@ def main(argv: list[str] | None = None) -> int:
     rows = [run_row(*plan[k][:1], model, data, groups, out, *plan[k][1:]) for k in args.rows.split(",")]
     by_name = {r["row"]: r for r in rows}
     summary = {
-        "model": str(model), "tasks": args.tasks, "seen_rules": SEEN, "unseen_rules": UNSEEN, "sizes": SIZES,
+        "model": str(model), "pretrain_rules": PRETRAIN,
+        "pretrain_steps": None if args.model else args.pretrain_steps or int(TRAIN_OVERRIDES[-1].split("=")[1]),
+        "colour_views": args.colour_views, "tasks": args.tasks, "seen_rules": SEEN, "unseen_rules": UNSEEN, "sizes": SIZES,
         "ttt": {"learning_rate": ttt.learning_rate, "max_samples": ttt.max_samples, "epochs": ttt.epochs,
                 "lora_rank": ttt.lora_rank, "train_embeddings": ttt.train_embeddings},
         "views": args.views, "scoring_views": args.scoring_views, "p": args.p, "rows": rows,

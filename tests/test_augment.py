@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from arc_kit.augment import View, dihedral_views, random_view
+from arc_kit.augment import IDENTITY_COLOURS, View, dihedral_views, random_view, views_for_task
 from arc_kit.tasks import Pair, Task, load_tasks
 
 
@@ -45,6 +45,16 @@ def test_colours_keep_background_unless_asked():
     for _ in range(50):
         assert random_view(rng, 3).colours[0] == 0
     assert any(random_view(rng, 3, permute_background=True).colours[0] != 0 for _ in range(50))
+
+
+def test_geometric_only_views_keep_every_colour():
+    task = Task("g", (Pair(((1, 2),), ((2, 1),)),) * 3, (Pair(((1, 2),)),))
+    plain = views_for_task(task, 40, seed=3, permute_colours=False)
+    assert all(v.colours == IDENTITY_COLOURS for v in plain)
+    assert len(plain) == len({v.key for v in plain}) == 40  # 8 D8 x 6 demo orders = 48 distinct views to draw from
+    assert {v.dihedral for v in plain} == set(range(8))
+    assert len(views_for_task(task, 100, seed=3, permute_colours=False)) == 48  # no more exist
+    assert any(v.colours != IDENTITY_COLOURS for v in views_for_task(task, 8, seed=3))
 
 
 def test_key_round_trip_and_bad_keys():

@@ -13,10 +13,13 @@ from arc_kit.submission import validate_submission_file
 
 @pytest.mark.slow
 def test_demo_runs_every_stage_and_leaves_valid_artefacts(tmp_path: Path):
-    result = run_demo(DemoConfig(out=tmp_path / "demo", heldout_tasks=3,
+    result = run_demo(DemoConfig(out=tmp_path / "demo", heldout_tasks=3, read_tasks=2,
                                  overrides=["train.max_steps=4", "data.synthetic.n_tasks=24"]))
     summary, artefacts = result["summary"], {k: Path(v) for k, v in result["artefacts"].items()}
-    assert summary["train steps"] == 4 and summary["held-out tasks"] == 3
+    assert summary["train steps"] == 4 and summary["held-out tasks"] == 5
+    for stage in ("before", "after pre-training", "after"):  # each held-out set scored at each stage
+        assert 0.0 <= summary[f"score {stage} (same rule, 3)"] <= 1.0
+        assert 0.0 <= summary[f"score {stage} (rule read from the demos, 2)"] <= 1.0
     assert 0.0 <= summary["score after (held-out)"] <= 1.0
     assert 0.0 <= summary["score after pre-training (held-out)"] <= 1.0
     for path in artefacts.values():

@@ -166,6 +166,18 @@ def scripted_solver(tokenizer, views: int, answer) -> ArcSolver:
     return solver
 
 
+def test_colour_views_off_gives_geometric_views_for_search_and_scoring(arc_tokenizer):
+    from arc_kit.solve.scoring import scoring_views
+
+    task = small_task()
+    solver = scripted_solver(arc_tokenizer, 8, lambda prompt: "")
+    geometric = solver.views(task, SolverConfig(views=8, colour_views=False))
+    assert len(geometric) == 8 and all(v.colours == tuple(range(10)) for v in geometric)
+    assert any(v.colours != tuple(range(10)) for v in solver.views(task, SolverConfig(views=8)))
+    scored = scoring_views(task, 0, arc_tokenizer, 6, 1, 4096, permute_colours=False)
+    assert all(View.from_key(v.view_key).colours == tuple(range(10)) for v in scored)
+
+
 def test_view_answers_are_inverted_and_voted(arc_tokenizer):
     task = small_task()
     truth = task.test[0].output

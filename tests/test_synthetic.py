@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from arc_kit.synthetic import RULES, generate_tasks, write_synthetic
+from arc_kit.synthetic import RULES, colour_map_tasks, generate_tasks, write_synthetic
 from arc_kit.tasks import load_tasks
 
 
@@ -76,3 +76,21 @@ def test_cli_synth_writes_competition_files(tmp_path):
     tasks = load_tasks(tmp_path / "synthetic_challenges.json", tmp_path / "synthetic_solutions.json")
     assert len(tasks) == 4 and all(t.has_solutions for t in tasks)
     assert main(["synth", "--out", str(tmp_path), "--rules", "bogus"]) == 2
+
+
+def test_colour_map_tasks_are_decided_by_their_demonstrations():
+    tasks = colour_map_tasks(["swap", "recolour", "fill"], 30, seed=5, then="rot180", n_train=2)
+    assert tasks == colour_map_tasks(["swap", "recolour", "fill"], 30, seed=5, then="rot180", n_train=2)
+    for task in tasks:
+        shown = {v for p in task.train for row in p.input for v in row}
+        mapping = {}  # every (colour -> colour) the demonstrations show, after undoing the rotation
+        for p in task.train:
+            for a, b in zip(np.asarray(p.input).flat, np.rot90(np.asarray(p.output), 2).flat, strict=True):
+                assert mapping.setdefault(int(a), int(b)) == int(b), task.task_id  # one map per task
+        test = task.test[0]
+        assert {v for row in test.input for v in row} <= shown
+        expected = np.vectorize(mapping.get)(np.rot90(np.asarray(test.input), 2))
+        assert expected.tolist() == [list(r) for r in test.output]
+        assert test.output != tuple(map(tuple, np.rot90(np.asarray(test.input), 2).tolist()))  # copying is wrong
+    with pytest.raises(ValueError, match="unknown colour-map rule"):
+        colour_map_tasks(["mirror"], 1)

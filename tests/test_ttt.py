@@ -108,6 +108,16 @@ def test_examples_leave_one_out_from_demos_only(arc_tokenizer: Any) -> None:
     assert len(ttt_examples(task, arc_tokenizer, TTTConfig(max_samples=5))) == 5
 
 
+def test_examples_without_colour_views_keep_the_task_colours(arc_tokenizer: Any) -> None:
+    task = _task("flip_lr", n_train=3)
+    rows = ttt_examples(task, arc_tokenizer, TTTConfig(max_samples=40, colour_views=False))
+    assert len(rows) == 40
+    assert all(View.from_key(r["view"]).colours == tuple(range(10)) for r in rows)
+    assert len({r["view"] for r in rows}) > 8  # D8 and demo order still vary
+    assert any(View.from_key(r["view"]).colours != tuple(range(10))
+               for r in ttt_examples(task, arc_tokenizer, TTTConfig(max_samples=40)))
+
+
 def test_examples_need_two_demos_and_fit_the_context(arc_tokenizer: Any) -> None:
     task = _task("flip_lr", n_train=4)
     one = Task(task.task_id, task.train[:1], task.test)

@@ -157,7 +157,7 @@ class ScoringView:
 
 
 def scoring_views(task: Task, test_index: int, tokenizer: Any, count: int, seed: int,
-                  max_length: int) -> list[ScoringView]:
+                  max_length: int, permute_colours: bool = True) -> list[ScoringView]:
     """``count`` views of ``task`` for test input ``test_index``, each fitted, rendered and tokenized once.
 
     The views come from ``views_for_task(task, count, seed)``, which seeds with ``f"{seed}:{task_id}"`` (never
@@ -168,7 +168,7 @@ def scoring_views(task: Task, test_index: int, tokenizer: Any, count: int, seed:
     if not 0 <= test_index < len(task.test):
         raise IndexError(f"task {task.task_id} has {len(task.test)} test inputs, not index {test_index}")
     views = []
-    for view in views_for_task(task, count, seed):
+    for view in views_for_task(task, count, seed, permute_colours=permute_colours):
         viewed = view.apply_task(task)
         fitted = fit_for_tokenizer(tokenizer, viewed, test_index, max_length)
         test_input = viewed.test[test_index].input

@@ -90,7 +90,7 @@ class ArcSolver:
 
     def views(self, task: Task, config: SolverConfig | None = None) -> list[View]:
         config = config or self.config
-        return views_for_task(task, config.views, config.seed)
+        return views_for_task(task, config.views, config.seed, permute_colours=config.colour_views)
 
     def solve(self, tasks: Sequence[Task], stop_at: float | None = None) -> list[TaskResult]:
         """Answer ``tasks`` with the full configured solver: with test-time training, each task is trained on
@@ -225,7 +225,7 @@ class ArcSolver:
         from arc_kit.solve.scoring import candidate_nlls, scoring_views
 
         views = scoring_views(task, test_index, self.tokenizer, config.scoring_views,
-                              config.seed + SCORING_SEED_OFFSET, self.max_length)
+                              config.seed + SCORING_SEED_OFFSET, self.max_length, config.colour_views)
         nlls = candidate_nlls(self.loaded.model, self.tokenizer, views, [c.grid for c in candidates],
                               token_budget=config.score_token_budget, device=self.loaded.device)
         for candidate, scores in zip(candidates, nlls, strict=True):

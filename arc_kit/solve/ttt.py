@@ -76,8 +76,8 @@ def ttt_examples(task: Task, tokenizer: Any, config: TTTConfig | None = None) ->
     - leave-one-out (the query is never in its own context): each view yields one row per demonstration pair, so
       every pair is the query about equally often; a task with a single pair has nothing to leave out: [] (no TTT);
     - views come from ``views_for_task`` seeded by the task id and ``config.seed`` (a stable string, never
-      ``hash()``), the first being the task as given, the rest a D8 element, a colour permutation (0 kept) and a
-      shuffled demo order, so the same task gets the same rows in any process;
+      ``hash()``), the first being the task as given, the rest a D8 element, a colour permutation (0 kept; none
+      without ``colour_views``) and a shuffled demo order, so the same task gets the same rows in any process;
     - each prompt is fitted to ``max_length`` by dropping context pairs (largest first) with the real answer length
       reserved; a row that cannot fit even one context pair is left out;
     - the rows are shuffled with a seeded generator, so the cut at ``max_samples`` and the sequential training
@@ -90,7 +90,7 @@ def ttt_examples(task: Task, tokenizer: Any, config: TTTConfig | None = None) ->
     demo_task = Task(task.task_id, demos, ())
     n_views = math.ceil(config.max_samples / len(demos))
     rows: list[dict[str, Any]] = []
-    for view in views_for_task(demo_task, n_views, config.seed):
+    for view in views_for_task(demo_task, n_views, config.seed, permute_colours=config.colour_views):
         rows += _view_rows(demo_task, view, tokenizer, config.max_length)
     random.Random(f"ttt-rows:{config.seed}:{task.task_id}").shuffle(rows)
     return rows[: config.max_samples]
