@@ -19,16 +19,19 @@ colour), a rule never seen. Every colour of a test input appears in a demonstrat
 changes, so the demonstrations decide the answer and copying the input is wrong. TTT and the solver use geometric
 views only (``colour_views`` off): a colour permutation would change the very map TTT is teaching.
 
-What the tiny model can read in context depends on how long it was pre-trained, and this is the point of the
-default of 700 steps. Its training loss drops at about step 900-1100 (0.6 -> 0.02): there it learns to look a
-colour up in the demonstrations in context (an induction head). Before that it carries each cell's colour to the
-right place but cannot read the map: greedy is near zero and TTT writes the map into the LoRA. Measured on 2
-shared cores:
+What the tiny model can read in context depends on how long it was pre-trained. On one draw of these rules its
+training loss dropped at about step 900-1100 (0.6 -> 0.02): there it learnt to look a colour up in the
+demonstrations in context (an induction head), and from then on greedy alone solved the held-out tasks. Before
+that it carries each cell's colour to the right place but cannot read the map: greedy is near zero and TTT
+writes the map into the LoRA. The default of 700 steps stays before that point. Measured on 2 shared cores:
 
 - 700 steps (default), 24 tasks: greedy 0.0, TTT + greedy 1.0, TTT + DFS + re-scoring 1.0; 3.8 / 4.5 s a task
-  (TTT's loss 0.85 -> 0.011 over 128 rows). 12 tasks of an earlier draw: 0.083, 0.917, 1.0.
-- 1500 steps (``--pretrain-steps 1500``), 12 tasks: greedy 1.0 already; TTT neither helps nor hurts (1.0, 1.0).
-- pre-trained on ``recolour`` alone (no identity): greedy 0.0, TTT + greedy 0.17 (fill only): without identity
+  (TTT's loss 0.85 -> 0.011 over 128 rows).
+- 1500 steps (``--pretrain-steps 1500``), 24 tasks: this draw had not made the jump (loss 0.53): greedy 0.0,
+  TTT + greedy 0.917; 3.1 s a task.
+- An earlier draw of the same rules, 12 tasks: 700 steps 0.083 / 0.917 / 1.0; 1500 steps, after the jump, greedy
+  1.0 already, and TTT neither helped nor hurt (1.0).
+- Pre-trained on ``recolour`` alone (no identity): greedy 0.0, TTT + greedy 0.17 (fill only): without identity
   tasks the model never learns to carry a cell's colour, so a LoRA has no colour to map.
 
 That is the ARC story in small: TTT pays where the model cannot yet read the rule from the prompt.
