@@ -134,6 +134,17 @@ class TrainSettings:
     """None: on for CUDA, off for CPU."""
     dataloader_num_workers: int = 0
     report_to: str = "none"
+    fsdp: bool = False
+    """Shard parameters, gradients and optimiser state over the processes (FSDP2, via accelerate) instead of
+    keeping a full copy per GPU (DDP): for full fine-tuning of a model whose weights and Adam state do not fit one
+    GPU. Takes effect under ``accelerate launch``/``torchrun`` with several processes; the transformers+peft backend
+    only (Unsloth does not shard)."""
+    fsdp_config: str = ""
+    """A JSON file of transformers' ``fsdp_config`` (e.g. ``{"transformer_layer_cls_to_wrap": ["Qwen3DecoderLayer"],
+    "activation_checkpointing": true}``); empty: transformers' defaults. Used only with ``fsdp``."""
+    debug_batches: bool = False
+    """Each process writes what it trained on to ``debug/rank-<i>.jsonl`` in the run folder (a digest of each row
+    per step, and its final weights' sums), so a test can see that the processes shared out the data."""
 
 
 @dataclass
@@ -159,6 +170,12 @@ class TrainConfig:
         for name, value, ok, rule in self._bounds():
             if not ok:
                 raise ConfigError(f"{name} must be {rule}, got {value!r}")
+        if t.fsdp and self.model.backend == "unsloth":
+            raise ConfigError("train.fsdp = true needs model.backend = peft or auto: Unsloth does not shard a model "
+                              "over GPUs (use DDP with Unsloth, or FSDP with transformers+peft)")
+        if t.fsdp_config and not Path(t.fsdp_config).is_file():
+            raise ConfigError(f"train.fsdp_config: {t.fsdp_config} is not a file (a JSON of transformers' "
+                              "fsdp_config)")
         if self.model.backend not in ("auto", "unsloth", "peft"):
             raise ConfigError(f"model.backend must be auto, unsloth or peft, got {self.model.backend!r}")
         if self.model.dtype not in ("auto", "bfloat16", "float16", "float32"):
