@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Any
 
 from arc_kit.io_utils import atomic_write_json, atomic_write_text
-from arc_kit.tasks import TaskSet, load_tasks
 from arc_kit.training.config import TrainConfig
 
 LOG_FILE = "train_log.jsonl"
@@ -75,37 +74,32 @@ class RunFolderError(ValueError):
 # Data
 
 
-def load_task_sets(config: TrainConfig) -> list[TaskSet]:
-    """The config's challenges files (with solutions when given) and synthetic tasks, validated: a broken file raises
-    ``TaskFileError`` and a task id in two sources ``TrainingDataError``, both naming it. Needs no model or
-    tokenizer, so a run calls it before loading the model (a bad file must not cost a model load)."""
-    d = config.data
-    sets = []
-    for i, challenges in enumerate(d.challenges):
-        solutions = d.solutions[i] if d.solutions else ""
-        sets.append(load_tasks(challenges, solutions or None))
-    s = d.synthetic
-    if s.rules:
-        from arc_kit.synthetic import generate_tasks, task_set
+def load_task_sets(config: TrainConfig) -> list[Any]:
+    """The config's sources as a checked mix (``mix.Source`` list): a broken file raises ``TaskFileError``, a task id
+    naming two different tasks ``MixError``, both naming it; held-out copies refused and repeats dropped. Needs no
+    model or tokenizer, so a run calls it before loading the model (a bad file must not cost a model load)."""
+    from arc_kit.training.mix import load_mix
 
-        n = s.n_tasks or 100
-        sets.append(task_set(generate_tasks(s.rules, n, s.seed, s.sizes, s.n_train, s.n_test),
-                             f"synthetic(rules={s.rules}, n={n}, seed={s.seed})"))
-    from arc_kit.training.dataset import merge_task_sets
-
-    merge_task_sets(sets)
-    return sets
+    return load_mix(config.data)
 
 
-def build_training_data(config: TrainConfig, tokenizer: Any, task_sets: list[TaskSet] | None = None) -> Any:
-    from arc_kit.training.dataset import build_datasets
+def build_training_data(config: TrainConfig, tokenizer: Any, task_sets: list[Any] | None = None) -> Any:
+    """Examples of the mix through the Arrow cache in ``data.cache_dir`` (``<output_dir>/data-cache`` by default).
+    ``task_sets`` may be the mix's sources or plain ``TaskSet`` objects (tests)."""
+    from arc_kit.tasks import TaskSet
+    from arc_kit.training.dataset import SourcePlan, auto_num_proc, build_datasets
 
     d = config.data
-    sets = load_task_sets(config) if task_sets is None else task_sets
+    sources = load_task_sets(config) if task_sets is None else task_sets
+    if sources and not isinstance(sources[0], TaskSet):
+        sources = [SourcePlan(s.name, s.tasks, s.augmentations, s.weight) for s in sources]
+    num_tasks = sum(len(s.tasks) if isinstance(s, SourcePlan) else len(s) for s in sources)
+    cache_dir = d.cache_dir or str(Path(config.train.output_dir) / "data-cache")
     return build_datasets(
-        sets, tokenizer, augmentations=d.augmentations, max_length=d.max_length, seed=d.seed,
+        sources, tokenizer, augmentations=d.augmentations, max_length=d.max_length, seed=d.seed,
         eval_fraction=d.eval_fraction, max_eval_examples=d.max_eval_examples, use_test_pairs=d.use_test_pairs,
-        leave_one_out=d.leave_one_out, permute_background=d.permute_background,
+        leave_one_out=d.leave_one_out, permute_background=d.permute_background, cache_dir=cache_dir,
+        num_proc=d.num_proc or auto_num_proc(num_tasks),
     )
 
 
@@ -419,7 +413,7 @@ def check_output_dir(config: TrainConfig) -> Path:
     return run_dir
 
 
-def prepare_run(config: TrainConfig, task_sets: list[TaskSet] | None = None) -> PreparedRun:
+def prepare_run(config: TrainConfig, task_sets: list[Any] | None = None) -> PreparedRun:
     """Model, data and trainer for ``config``, nothing trained yet (tests inspect the optimiser and schedule).
 
     The tasks are loaded and checked before the model, so a bad file fails in seconds.
@@ -540,6 +534,9 @@ def run_training(config: TrainConfig, resume: bool = False) -> TrainResult:
         },
         "data": {
             "sources": data_sources(config),
+            "mix": [src.report() | built for src, built in zip(task_sets, data.sources, strict=True)]
+            if task_sets and hasattr(task_sets[0], "report") else data.sources,
+            "held_out": config.data.held_out,
             "train": data.train_stats.to_json(),
             "eval": data.eval_stats.to_json(),
             "eval_task_ids": data.eval_task_ids,
@@ -603,9 +600,15 @@ def restart_log(path: Path, checkpoint: Path | None) -> None:
 
 def data_sources(config: TrainConfig) -> list[str]:
     """What the run trained on, in words, for run_info.json and the export manifest."""
-    d = config.data
-    out = [c + (f" + {d.solutions[i]}" if d.solutions and d.solutions[i] else "") for i, c in enumerate(d.challenges)]
-    if d.synthetic.rules:
-        s = d.synthetic
-        out.append(f"synthetic(rules={s.rules}, n_tasks={s.n_tasks}, seed={s.seed}, sizes={s.sizes})")
+    from arc_kit.training.mix import short_forms, source_name
+
+    out = []
+    for s in short_forms(config.data):
+        if s.path:
+            out.append(s.path + (f" + {s.solutions}" if s.solutions else ""))
+        else:
+            g = s.synthetic
+            out.append(f"synthetic(rules={g.rules}, n_tasks={g.n_tasks}, seed={g.seed}, sizes={g.sizes})")
+        if s.name or s.weight != 1.0 or s.max_tasks or s.augmentations:
+            out[-1] += f" [{source_name(s)}: weight {s.weight}, max_tasks {s.max_tasks}, views {s.augmentations}]"
     return out
