@@ -9,6 +9,7 @@ embeddings, no gradient accumulation.
 from __future__ import annotations
 
 import dataclasses
+import json
 import typing
 from dataclasses import dataclass, field
 from importlib import resources
@@ -212,9 +213,15 @@ class TrainConfig:
         if t.fsdp and self.model.backend == "unsloth":
             raise ConfigError("train.fsdp = true needs model.backend = peft or auto: Unsloth does not shard a model "
                               "over GPUs (use DDP with Unsloth, or FSDP with transformers+peft)")
-        if t.fsdp_config and not Path(t.fsdp_config).is_file():
-            raise ConfigError(f"train.fsdp_config: {t.fsdp_config} is not a file (a JSON of transformers' "
-                              "fsdp_config)")
+        if t.fsdp_config:
+            if not Path(t.fsdp_config).is_file():
+                raise ConfigError(f"train.fsdp_config: {t.fsdp_config} is not a file (a JSON of transformers' "
+                                  "fsdp_config)")
+            try:
+                if not isinstance(json.loads(Path(t.fsdp_config).read_text(encoding="utf-8")), dict):
+                    raise ValueError("not a JSON object")
+            except (ValueError, OSError) as e:
+                raise ConfigError(f"train.fsdp_config: {t.fsdp_config}: not a JSON object ({e})") from None
         if self.model.backend not in ("auto", "unsloth", "peft"):
             raise ConfigError(f"model.backend must be auto, unsloth or peft, got {self.model.backend!r}")
         if self.model.dtype not in ("auto", "bfloat16", "float16", "float32"):

@@ -137,7 +137,7 @@ class SourcePlan:
     """What the builder needs of one source of the mix: its tasks, views per task and weight."""
 
     name: str
-    tasks: list[Task]
+    tasks: Sequence[Task] | CompactTasks
     augmentations: int
     weight: float = 1.0
 
@@ -178,6 +178,30 @@ def task_from_record(text: str) -> Task:
                 tuple(Pair(grid(i), grid(o)) for i, o in raw["test"]))
 
 
+class CompactTasks:
+    """Tasks kept as their JSON records (about 8x smaller than tuples of tuples): a mix of many thousands of tasks
+    stays small in every training process. Reads back as ``Task`` objects."""
+
+    def __init__(self, tasks: Iterable[Task] = ()) -> None:
+        self.records: list[str] = []
+        self.ids: list[str] = []
+        for t in tasks:
+            self.append(t)
+
+    def append(self, task: Task) -> None:
+        self.records.append(task_record(task))
+        self.ids.append(task.task_id)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __iter__(self) -> Iterator[Task]:
+        return (task_from_record(r) for r in self.records)
+
+    def __getitem__(self, i: int) -> Task:
+        return task_from_record(self.records[i])
+
+
 def _expand(batch: dict[str, list[Any]], tokenizer: Any, options: dict[str, Any]) -> dict[str, list[Any]]:
     """``datasets.map`` function: plan rows (one task each) -> example rows. An example too long for max_length
     becomes a row of length 0 (counted, then filtered out), so the count survives the worker processes."""
@@ -198,11 +222,22 @@ def _expand(batch: dict[str, list[Any]], tokenizer: Any, options: dict[str, Any]
 ROW_COLUMNS = ("text", "input_ids", "labels", "length", "task_id", "view", "source", "pairs_dropped", "skipped")
 
 
+def _id_records(tasks: Sequence[Task] | CompactTasks) -> Iterator[tuple[str, str]]:
+    """(task id, JSON record) of each task, without decoding compact ones."""
+    if isinstance(tasks, CompactTasks):
+        return zip(tasks.ids, tasks.records, strict=True)
+    return ((t.task_id, task_record(t)) for t in tasks)
+
+
+def _task_ids(tasks: Sequence[Task] | CompactTasks) -> list[str]:
+    return list(tasks.ids) if isinstance(tasks, CompactTasks) else [t.task_id for t in tasks]
+
+
 def _plan_rows(sources: Sequence[SourcePlan], ids: set[str]) -> Iterator[dict[str, Any]]:
     for n, src in enumerate(sources):
-        for task in src.tasks:
-            if task.task_id in ids:
-                yield {"task": task_record(task), "source": n, "augmentations": src.augmentations}
+        for task_id, record in _id_records(src.tasks):
+            if task_id in ids:
+                yield {"task": record, "source": n, "augmentations": src.augmentations}
 
 
 def auto_num_proc(num_tasks: int) -> int:
@@ -281,6 +316,10 @@ def build_fingerprint(sources: Sequence[SourcePlan], tokenizer: Any, options: di
     h = hashlib.sha256()
     for src in sources:
         h.update(f"{src.name}|{src.augmentations}|{src.weight}|{len(src.tasks)}".encode())
+        if isinstance(src.tasks, CompactTasks):
+            for record in src.tasks.records:  # the record is the task exactly (id, grids, order)
+                h.update(hashlib.blake2b(record.encode(), digest_size=16).digest())
+            continue
         for task in src.tasks:
             h.update(task.task_id.encode() + exact_digest(task))
     vocab = json.dumps(tokenizer.get_vocab(), sort_keys=True) if hasattr(tokenizer, "get_vocab") else ""
@@ -314,7 +353,7 @@ def build_datasets(
         tasks = merge_task_sets(sources)  # type: ignore[arg-type]
         sources = [SourcePlan("tasks", list(tasks.values()), augmentations)]
     sources = list(sources)  # type: ignore[arg-type]
-    all_ids = [t.task_id for src in sources for t in src.tasks]
+    all_ids = [i for src in sources for i in _task_ids(src.tasks)]
     if not all_ids:
         raise TrainingDataError("no tasks to build a training set from")
     if len(set(all_ids)) != len(all_ids):

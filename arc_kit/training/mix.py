@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import random
 import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -29,6 +30,7 @@ from arc_kit.tasks import (
 )
 from arc_kit.training.canonical import answer_digests, pair_digests, task_digest
 from arc_kit.training.config import DataSettings, SourceSettings
+from arc_kit.training.dataset import CompactTasks
 
 BUILTIN_HELD_OUT = {"arc-agi-2-evaluation": "arc-agi-2-evaluation.txt"}
 
@@ -44,7 +46,7 @@ class Source:
     name: str
     augmentations: int
     weight: float
-    tasks: list[Task]
+    tasks: CompactTasks  # reads back as Task objects
     loaded: int = 0
     refused_held_out: list[str] = field(default_factory=list)  # task ids
     duplicates: int = 0
@@ -117,13 +119,26 @@ def _read_folder(folder: Path, per_task: int) -> list[Task]:
     return tasks
 
 
-def read_source(s: SourceSettings) -> list[Task]:
-    """The tasks of one source, in a fixed order; a broken file raises ``TaskFileError`` naming it."""
+def read_source(s: SourceSettings, keep: Callable[[int], bool] | None = None) -> Iterator[Task]:
+    """The tasks of one source, in a fixed order, one at a time; a broken file raises ``TaskFileError`` naming it.
+    ``keep(i)`` picks tasks by position (the generator then makes only those)."""
     if not s.path:
-        from arc_kit.synthetic import generate_tasks
+        from arc_kit.synthetic import iter_tasks
 
         g = s.synthetic
-        return generate_tasks(g.rules, g.n_tasks or 100, g.seed, g.sizes, g.n_train, g.n_test)
+        indices = (i for i in range(source_size(s)) if keep is None or keep(i))
+        yield from iter_tasks(g.rules, indices, g.seed, g.sizes, g.n_train, g.n_test)
+        return
+    tasks = _read_files(s)
+    yield from (t for i, t in enumerate(tasks) if keep is None or keep(i))
+
+
+def source_size(s: SourceSettings) -> int:
+    """How many tasks a source has before any cap (files are read to count)."""
+    return (s.synthetic.n_tasks or 100) if not s.path else len(_read_files(s))
+
+
+def _read_files(s: SourceSettings) -> list[Task]:
     path = Path(s.path)
     if path.is_dir():
         return _read_folder(path, s.pairs_per_task)
@@ -183,11 +198,14 @@ def load_mix(d: DataSettings, *, quiet: bool = False) -> list[Source]:
     out = []
     for i, s in enumerate(settings):
         name = source_name(s)
-        tasks = read_source(s)
-        src = Source(name, s.augmentations or d.augmentations, s.weight, [], loaded=len(tasks))
-        if s.max_tasks and len(tasks) > s.max_tasks:
-            keep = set(random.Random(f"mix:{d.seed}:{i}").sample(range(len(tasks)), s.max_tasks))
-            tasks = [t for n, t in enumerate(tasks) if n in keep]
+        files = _read_files(s) if s.path else None  # read once; the generator makes tasks one at a time
+        size = len(files) if files is not None else source_size(s)
+        src = Source(name, s.augmentations or d.augmentations, s.weight, CompactTasks(), loaded=size)
+        picked = None
+        if s.max_tasks and size > s.max_tasks:
+            picked = set(random.Random(f"mix:{d.seed}:{i}").sample(range(size), s.max_tasks))
+        keep = None if picked is None else picked.__contains__
+        tasks = read_source(s, keep) if files is None else (t for n, t in enumerate(files) if keep is None or keep(n))
         for task in tasks:
             if held.reason(task):
                 src.refused_held_out.append(task.task_id)

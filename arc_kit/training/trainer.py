@@ -330,6 +330,8 @@ def sft_config(config: TrainConfig, run_dir: Path, num_train: int, has_eval: boo
     grad_ckpt = cuda if t.gradient_checkpointing is None else t.gradient_checkpointing
     if backend == "unsloth" and not config.model.full_finetuning:
         grad_ckpt = False  # Unsloth's own checkpointing is set in get_peft_model; the Trainer's would double it
+    if t.fsdp and t.fsdp_config and json.loads(Path(t.fsdp_config).read_text()).get("activation_checkpointing"):
+        grad_ckpt = False  # FSDP checkpoints activations itself; transformers refuses both at once
     eval_strategy = "no" if not has_eval else ("steps" if t.eval_steps > 0 else "epoch")
     kwargs: dict[str, Any] = dict(
         output_dir=str(run_dir),
