@@ -37,6 +37,14 @@ def rss_mb(who: int) -> float:
     return resource.getrusage(who).ru_maxrss / 1024  # Linux reports KiB
 
 
+def resident_mb() -> dict[str, float]:
+    """This process's resident memory now, split into anonymous (heap: what the build holds) and file-backed (pages
+    of the memory-mapped Arrow files: clean, the kernel drops them under pressure)."""
+    fields = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines())
+    kb = {k: int(fields[k].split()[0]) for k in ("RssAnon", "RssFile") if k in fields}
+    return {"anon_mb": round(kb.get("RssAnon", 0) / 1024, 1), "file_mb": round(kb.get("RssFile", 0) / 1024, 1)}
+
+
 def build_once(examples: int, num_proc: int) -> dict:
     """Build about ``examples`` rows in a fresh cache; the figures of this one build."""
     from arc_kit.tiny import build_arc_tokenizer
@@ -57,6 +65,7 @@ def build_once(examples: int, num_proc: int) -> dict:
         built = build_datasets([SourcePlan(s.name, s.tasks, s.augmentations) for s in sources], tokenizer,
                                max_length=2048, eval_fraction=0.0, cache_dir=cache, num_proc=num_proc)
         seconds = time.perf_counter() - started
+        after_build = resident_mb()
         rows = len(built.train)
         tokens = int(sum(built.train.select_columns(["length"]).with_format("numpy")[:]["length"]))
         cache_mb = sum(p.stat().st_size for p in Path(cache).rglob("*") if p.is_file()) / 2**20
@@ -64,7 +73,8 @@ def build_once(examples: int, num_proc: int) -> dict:
             "seconds": round(seconds, 2), "load_and_dedupe_seconds": round(loaded, 2),
             "examples_per_s": round(rows / seconds, 1),
             "peak_rss_main_mb": round(rss_mb(resource.RUSAGE_SELF), 1), "rss_after_imports_mb": round(base, 1),
-            "peak_rss_worker_mb": round(rss_mb(resource.RUSAGE_CHILDREN), 1), "arrow_cache_mb": round(cache_mb, 1)}
+            "peak_rss_worker_mb": round(rss_mb(resource.RUSAGE_CHILDREN), 1), "arrow_cache_mb": round(cache_mb, 1),
+            "main_after_build": after_build}
 
 
 def main(argv: list[str] | None = None) -> int:

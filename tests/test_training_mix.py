@@ -160,3 +160,17 @@ def test_builtin_arc_agi_2_evaluation_digests_match_the_files_and_catch_a_disgui
     folder = write_folder(tmp_path / "mine", [disguised(tasks[7], 5, "my-task"), *generate_tasks(["rot90"], 2)])
     [src] = load_mix(DataSettings(sources=[SourceSettings(path=str(folder))]), quiet=True)  # default held_out
     assert src.refused_held_out == ["my-task"] and len(src.tasks) == 2
+
+
+def test_bench_data_prints_figures_per_size_and_a_json_summary_last():
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "bench_data.py"), "--sizes", "300,600",
+                           "--num-proc", "1"], capture_output=True, text=True, timeout=300,
+                          env={**__import__("os").environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert summary["bench"] == "bench_data" and [r["examples"] >= n for r, n in zip(summary["results"], (300, 600),
+                                                                                    strict=True)] == [True, True]
+    assert all(r["examples_per_s"] > 0 and r["peak_rss_main_mb"] > 0 for r in summary["results"])

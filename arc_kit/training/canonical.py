@@ -35,15 +35,9 @@ def _d8(a: np.ndarray, k: int) -> np.ndarray:
 def _relabel(grids: Sequence[np.ndarray]) -> list[np.ndarray]:
     """Colours renumbered 0, 1, 2, ... in order of first appearance over the grids taken in turn."""
     flat = np.concatenate([g.ravel() for g in grids])
-    first = {}
-    for v in flat.tolist():
-        if v not in first:
-            first[v] = len(first)
-            if len(first) == 10:
-                break
+    colours, first = np.unique(flat, return_index=True)
     table = np.zeros(10, dtype=np.int8)
-    for colour, new in first.items():
-        table[colour] = new
+    table[colours[np.argsort(first)]] = np.arange(len(colours), dtype=np.int8)
     return [table[g] for g in grids]
 
 

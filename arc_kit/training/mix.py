@@ -65,8 +65,9 @@ class HeldOut:
     answers: set[str] = field(default_factory=set)
     names: list[str] = field(default_factory=list)
 
-    def reason(self, task: Task) -> str | None:
-        if task_digest(task) in self.tasks:
+    def reason(self, task: Task, digest: str | None = None) -> str | None:
+        """Why the task may not be trained on, or None. ``digest``: its ``task_digest`` when already known."""
+        if (digest or task_digest(task)) in self.tasks:
             return "same task"
         if self.answers and pair_digests(task) & self.answers:
             return "holds a held-out answer"
@@ -207,10 +208,10 @@ def load_mix(d: DataSettings, *, quiet: bool = False) -> list[Source]:
         keep = None if picked is None else picked.__contains__
         tasks = read_source(s, keep) if files is None else (t for n, t in enumerate(files) if keep is None or keep(n))
         for task in tasks:
-            if held.reason(task):
+            digest = task_digest(task)
+            if held.reason(task, digest):
                 src.refused_held_out.append(task.task_id)
                 continue
-            digest = task_digest(task)
             if task.task_id in owner and owner[task.task_id][1] != digest:
                 raise MixError(f"task id {task.task_id} names different tasks in {owner[task.task_id][0]} and "
                                f"{name}: rename one (ids label the eval split)")
