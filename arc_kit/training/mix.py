@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -30,7 +30,7 @@ from arc_kit.tasks import (
 )
 from arc_kit.training.canonical import answer_digests, pair_digests, task_digest
 from arc_kit.training.config import DataSettings, SourceSettings
-from arc_kit.training.dataset import CompactTasks
+from arc_kit.training.dataset import CompactTasks, auto_num_proc
 
 BUILTIN_HELD_OUT = {"arc-agi-2-evaluation": "arc-agi-2-evaluation.txt"}
 
@@ -182,6 +182,52 @@ def write_held_out_digests(tasks: list[Task], path: Path) -> None:
 # The mix
 
 
+def _check_chunk(tasks: list[Task], held: HeldOut) -> list[tuple[str, bool]]:
+    """(digest, refused) of each task: the costly part of loading a mix (8 transforms per task)."""
+    out = []
+    for task in tasks:
+        digest = task_digest(task)
+        out.append((digest, held.reason(task, digest) is not None))
+    return out
+
+
+def _checked(tasks: Iterable[Task], held: HeldOut, workers: int,
+             chunk: int = 500) -> Iterator[tuple[Task, str, bool]]:
+    """Each task with its digest and whether it is held out, in order; with ``workers`` > 1 the digests are
+    computed by that many processes, ``chunk`` tasks at a time (memory stays at a few chunks)."""
+    if workers <= 1:
+        for task, (digest, refused) in ((t, _check_chunk([t], held)[0]) for t in tasks):
+            yield task, digest, refused
+        return
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(workers) as pool:
+        pending: list[tuple[list[Task], Any]] = []
+        for part in _chunks(tasks, chunk):
+            pending.append((part, pool.submit(_check_chunk, part, held)))
+            if len(pending) > 2 * workers:
+                yield from _drain(pending.pop(0))
+        for item in pending:
+            yield from _drain(item)
+
+
+def _drain(item: tuple[list[Task], Any]) -> Iterator[tuple[Task, str, bool]]:
+    part, future = item
+    for task, (digest, refused) in zip(part, future.result(), strict=True):
+        yield task, digest, refused
+
+
+def _chunks(items: Iterable[Task], size: int) -> Iterator[list[Task]]:
+    part: list[Task] = []
+    for item in items:
+        part.append(item)
+        if len(part) == size:
+            yield part
+            part = []
+    if part:
+        yield part
+
+
 def load_mix(d: DataSettings, *, quiet: bool = False) -> list[Source]:
     """Every source's tasks: capped (``max_tasks``), held-out copies refused, repeats dropped (``dedupe``).
 
@@ -207,9 +253,8 @@ def load_mix(d: DataSettings, *, quiet: bool = False) -> list[Source]:
             picked = set(random.Random(f"mix:{d.seed}:{i}").sample(range(size), s.max_tasks))
         keep = None if picked is None else picked.__contains__
         tasks = read_source(s, keep) if files is None else (t for n, t in enumerate(files) if keep is None or keep(n))
-        for task in tasks:
-            digest = task_digest(task)
-            if held.reason(task, digest):
+        for task, digest, refused in _checked(tasks, held, d.num_proc or auto_num_proc(size)):
+            if refused:
                 src.refused_held_out.append(task.task_id)
                 continue
             if task.task_id in owner and owner[task.task_id][1] != digest:
