@@ -41,17 +41,23 @@ def test_fsdp_settings_are_checked(tmp_path):
         load_config(resolve_config_path("tiny-cpu"), ["train.fsdp=true", "model.backend=unsloth"])
 
 
+def torchrun(run_dir: Path, *extra: str, resume: bool = False) -> subprocess.CompletedProcess:
+    """scripts/pretrain.py on 2 CPU processes (gloo), as a user would start it."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "",
+           "TOKENIZERS_PARALLELISM": "false"}
+    sets = [*OVERRIDES, f"train.output_dir={run_dir}", *extra]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           str(REPO / "scripts" / "pretrain.py"), "--config", "tiny-cpu", *[a for o in sets for a in ("--set", o)],
+           *(["--resume"] if resume else [])]
+    proc = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
 @pytest.fixture(scope="module")
 def ddp_run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("ddp") / "run"
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "",
-           "TOKENIZERS_PARALLELISM": "false"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           str(REPO / "scripts" / "pretrain.py"), "--config", "tiny-cpu",
-           *[a for o in [*OVERRIDES, f"train.output_dir={run_dir}"] for a in ("--set", o)]]
-    proc = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return run_dir, proc
+    return run_dir, torchrun(run_dir)
 
 
 def _debug(run_dir: Path, rank: int) -> tuple[list[list[str]], dict]:
@@ -59,6 +65,7 @@ def _debug(run_dir: Path, rank: int) -> tuple[list[list[str]], dict]:
     return [r["rows"] for r in lines if "rows" in r], next(r["final"] for r in lines if "final" in r)
 
 
+@pytest.mark.slow
 def test_each_process_trains_on_its_own_rows_and_weights_stay_in_sync(ddp_run):
     run_dir, _ = ddp_run
     (rows0, final0), (rows1, final1) = _debug(run_dir, 0), _debug(run_dir, 1)
@@ -69,6 +76,7 @@ def test_each_process_trains_on_its_own_rows_and_weights_stay_in_sync(ddp_run):
     assert final0["param_abs_sum"] == pytest.approx(final1["param_abs_sum"], rel=1e-6)
 
 
+@pytest.mark.slow
 def test_log_and_run_info_are_written_once(ddp_run):
     run_dir, proc = ddp_run
     records = [json.loads(line) for line in (run_dir / "train_log.jsonl").read_text().splitlines()]
@@ -84,6 +92,7 @@ def test_log_and_run_info_are_written_once(ddp_run):
     assert sorted(p.name for p in run_dir.glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]
 
 
+@pytest.mark.slow
 def test_export_holds_the_weights_the_processes_trained(ddp_run, tmp_path):
     import torch
     from safetensors.torch import load_file
@@ -99,3 +108,18 @@ def test_export_holds_the_weights_the_processes_trained(ddp_run, tmp_path):
     _, final0 = _debug(run_dir, 0)
     # model.parameters() counts a tied lm_head once, as the saved file does
     assert sum(float(t.float().sum()) for t in final.values()) == pytest.approx(final0["param_sum"], rel=1e-5)
+
+
+@pytest.mark.slow
+def test_a_stopped_run_resumed_on_two_processes_ends_at_the_same_weights(ddp_run, tmp_path):
+    run_dir, _ = ddp_run
+    torchrun(tmp_path / "run", "train.max_steps=2")  # stops at checkpoint-2
+    torchrun(tmp_path / "run", resume=True)  # on to step 4, as the uninterrupted run
+    _, uninterrupted = _debug(run_dir, 0)
+    for rank in (0, 1):
+        lines = (tmp_path / "run" / "debug" / f"rank-{rank}.jsonl").read_text().splitlines()
+        final = [json.loads(line)["final"] for line in lines if '"final"' in line][-1]
+        assert final["param_sum"] == pytest.approx(uninterrupted["param_sum"], rel=1e-6)
+    losses = [[(r["step"], round(r["loss"], 5)) for r in map(json.loads, (d / "train_log.jsonl").read_text()
+               .splitlines()) if "loss" in r] for d in (run_dir, tmp_path / "run")]
+    assert losses[0] == losses[1]

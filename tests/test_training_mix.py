@@ -162,6 +162,7 @@ def test_builtin_arc_agi_2_evaluation_digests_match_the_files_and_catch_a_disgui
     assert src.refused_held_out == ["my-task"] and len(src.tasks) == 2
 
 
+@pytest.mark.slow
 def test_bench_data_prints_figures_per_size_and_a_json_summary_last():
     import subprocess
     import sys
