@@ -59,10 +59,13 @@ def train_from_args(args: argparse.Namespace) -> int:
 
     config = load_config(resolve_config_path(args.config), args.set)
     result = run_training(config, resume=args.resume)
-    print(json.dumps({"output_dir": str(result.output_dir), "final_dir": str(result.final_dir),
-                      "steps": result.steps, "train_loss": result.train_loss, "eval_loss": result.eval_loss,
-                      "padding_fraction": result.padding_fraction, "log": str(result.log_path),
-                      "minutes": round(result.seconds / 60, 2)}))
+    if result.is_main_process:  # one summary per run, not one per process
+        print(json.dumps({"output_dir": str(result.output_dir), "final_dir": str(result.final_dir),
+                          "steps": result.steps, "train_loss": result.train_loss, "eval_loss": result.eval_loss,
+                          "padding_fraction": result.padding_fraction, "log": str(result.log_path),
+                          "num_processes": result.num_processes,
+                          "effective_batch_size": result.effective_batch_size,
+                          "minutes": round(result.seconds / 60, 2)}))
     return 0
 
 

@@ -11,7 +11,7 @@ under the training augmentations: a tiny model can learn them without inferring 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -106,12 +106,25 @@ def generate_tasks(
     unknown = [r for r in rule_names if r not in RULES]
     if unknown:
         raise ValueError(f"unknown synthetic rule(s) {unknown}; known: {', '.join(sorted(RULES))}")
-    tasks = []
-    for i in range(n_tasks):
+    return list(iter_tasks(rule_names, range(n_tasks), seed, sizes, n_train, n_test, background))
+
+
+def iter_tasks(
+    rule_names: Sequence[str],
+    indices: Iterable[int],
+    seed: int = 0,
+    sizes: Sequence[int] = (3,),
+    n_train: int = 3,
+    n_test: int = 1,
+    background: float = 0.3,
+) -> Iterator[Task]:
+    """The tasks ``generate_tasks`` makes at ``indices``, one at a time (a large mix never holds them all).
+
+    Task i depends only on (seed, i), so any subset can be made without the others."""
+    for i in indices:
         rule = rule_names[i % len(rule_names)]
         rng = random.Random(f"synthetic:{seed}:{i}")
-        tasks.append(make_task(f"syn-{rule}-s{seed}-{i:05d}", rule, rng, sizes, n_train, n_test, background))
-    return tasks
+        yield make_task(f"syn-{rule}-s{seed}-{i:05d}", rule, rng, sizes, n_train, n_test, background)
 
 
 def task_set(tasks: Sequence[Task], source: str = "synthetic") -> TaskSet:

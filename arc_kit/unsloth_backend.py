@@ -39,6 +39,9 @@ def load_for_training(model_settings: Any, lora_settings: Any, seed: int = 0) ->
     """
     FastLanguageModel = _import_unsloth()
     m, lora = model_settings, lora_settings
+    # Under torchrun / accelerate launch each process loads its own full copy on its own GPU (DDP); Unsloth's
+    # default placement would put every copy on GPU 0.
+    placement = {"device_map": {"": int(os.environ["LOCAL_RANK"])}} if "LOCAL_RANK" in os.environ else {}
     model, tokenizer = FastLanguageModel.from_pretrained(
         model_name=m.name_or_path,
         max_seq_length=m.max_seq_length,
@@ -46,6 +49,7 @@ def load_for_training(model_settings: Any, lora_settings: Any, seed: int = 0) ->
         load_in_4bit=m.load_in_4bit,
         full_finetuning=m.full_finetuning,
         local_files_only=m.local_files_only,
+        **placement,
     )
     if m.full_finetuning:
         return model, tokenizer

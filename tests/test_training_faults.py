@@ -60,11 +60,19 @@ def test_train_refuses_a_broken_solutions_file(tmp_path, capsys, no_model):
     one_line_error(capsys, str(solutions))
 
 
-def test_train_refuses_a_task_id_given_twice(tmp_path, capsys, no_model):
+def test_train_refuses_a_task_id_naming_two_different_tasks(tmp_path, capsys, no_model):
+    challenges, other = tmp_path / "c.json", tmp_path / "d.json"
+    challenges.write_text('{"t1": {"train": [{"input": [[1]], "output": [[2]]}], "test": [{"input": [[1]]}]}}')
+    other.write_text('{"t1": {"train": [{"input": [[1, 1]], "output": [[2]]}], "test": [{"input": [[1]]}]}}')
+    assert train(tmp_path, f"data.challenges={challenges},{other}") == 2
+    one_line_error(capsys, "t1", "c.json", "d.json")
+
+
+def test_train_refuses_a_source_named_twice(tmp_path, capsys, no_model):
     challenges = tmp_path / "c.json"
     challenges.write_text('{"t1": {"train": [{"input": [[1]], "output": [[2]]}], "test": [{"input": [[1]]}]}}')
     assert train(tmp_path, f"data.challenges={challenges},{challenges}") == 2
-    one_line_error(capsys, "t1")
+    one_line_error(capsys, str(challenges), "twice")
 
 
 # -- nonsense settings are refused at config load, naming the field ----------------------------------------------

@@ -9,6 +9,7 @@ embeddings, no gradient accumulation.
 from __future__ import annotations
 
 import dataclasses
+import json
 import typing
 from dataclasses import dataclass, field
 from importlib import resources
@@ -73,12 +74,51 @@ class SyntheticSettings:
 
 
 @dataclass
+class SourceSettings:
+    """One entry of ``[[data.sources]]``: a set of tasks in the mix, with its own share and augmentation count."""
+
+    path: str = ""
+    """A challenges file (Kaggle layout), or a folder of JSON files searched recursively (ARC-AGI and ConceptARC
+    repos: one task per file; RE-ARC: one list of pairs per file, cut into tasks of ``pairs_per_task``). Empty: the
+    kit's synthetic generator, set by this entry's ``synthetic`` table."""
+    solutions: str = ""
+    """The solutions file of a challenges file; empty: ``<x>_solutions.json`` beside it when there is one."""
+    name: str = ""
+    """How logs and run_info.json name this source; empty: the file or folder name (``synthetic`` for the
+    generator)."""
+    synthetic: SyntheticSettings = field(default_factory=SyntheticSettings)
+    augmentations: int = 0
+    """Views per task for this source; 0: ``data.augmentations``."""
+    weight: float = 1.0
+    """This source's rows are taken ``weight`` times over: 0.5 keeps a seeded half of them, 3 takes each three
+    times (up-weights a small, clean set beside a large generated one)."""
+    max_tasks: int = 0
+    """Keep at most this many of the source's tasks (a seeded choice); 0: all."""
+    pairs_per_task: int = 4
+    """For lists of pairs (RE-ARC): pairs per task made from them, the last one the test pair."""
+
+
+@dataclass
 class DataSettings:
     challenges: list[str] = field(default_factory=list)
-    """Challenges files or one-JSON-per-task folders to train on."""
+    """Challenges files or one-JSON-per-task folders to train on (the short form of ``sources``)."""
     solutions: list[str] = field(default_factory=list)
     """Solutions files, one per challenges entry in the same order ("" for none: only leave-one-out examples)."""
     synthetic: SyntheticSettings = field(default_factory=SyntheticSettings)
+    sources: list[SourceSettings] = field(default_factory=list)
+    """A task mix: ``[[data.sources]]`` tables, used after the challenges/synthetic short forms above."""
+    held_out: list[str] = field(default_factory=lambda: ["arc-agi-2-evaluation"])
+    """Tasks never trained on, matched by content (any rotation, reflection, recolouring or pair order of them,
+    under any id, and any task holding one of their solved test pairs): ``arc-agi-2-evaluation`` (built in, as
+    digests) and/or challenges files or folders (with solutions beside them to also catch copied answers). [] to
+    train on everything (e.g. a final submission model)."""
+    dedupe: bool = True
+    """Drop a task whose content (same canonical form as held_out's) is already in the mix."""
+    num_proc: int = 0
+    """Processes that build the examples (``datasets.map``); 0: one per CPU core up to 8 when there are >= 2000
+    tasks, else 1."""
+    cache_dir: str = ""
+    """Where the built examples are cached (Arrow, memory-mapped); empty: ``<train.output_dir>/data-cache``."""
     augmentations: int = 4
     """Views per task (the first is the identity); each example is rendered under every view."""
     permute_background: bool = False
@@ -134,6 +174,17 @@ class TrainSettings:
     """None: on for CUDA, off for CPU."""
     dataloader_num_workers: int = 0
     report_to: str = "none"
+    fsdp: bool = False
+    """Shard parameters, gradients and optimiser state over the processes (FSDP2, via accelerate) instead of
+    keeping a full copy per GPU (DDP): for full fine-tuning of a model whose weights and Adam state do not fit one
+    GPU. Takes effect under ``accelerate launch``/``torchrun`` with several processes; the transformers+peft backend
+    only (Unsloth does not shard)."""
+    fsdp_config: str = ""
+    """A JSON file of transformers' ``fsdp_config`` (e.g. ``{"transformer_layer_cls_to_wrap": ["Qwen3DecoderLayer"],
+    "activation_checkpointing": true}``); empty: transformers' defaults. Used only with ``fsdp``."""
+    debug_batches: bool = False
+    """Each process writes what it trained on to ``debug/rank-<i>.jsonl`` in the run folder (a digest of each row
+    per step, and its final weights' sums), so a test can see that the processes shared out the data."""
 
 
 @dataclass
@@ -159,6 +210,18 @@ class TrainConfig:
         for name, value, ok, rule in self._bounds():
             if not ok:
                 raise ConfigError(f"{name} must be {rule}, got {value!r}")
+        if t.fsdp and self.model.backend == "unsloth":
+            raise ConfigError("train.fsdp = true needs model.backend = peft or auto: Unsloth does not shard a model "
+                              "over GPUs (use DDP with Unsloth, or FSDP with transformers+peft)")
+        if t.fsdp_config:
+            if not Path(t.fsdp_config).is_file():
+                raise ConfigError(f"train.fsdp_config: {t.fsdp_config} is not a file (a JSON of transformers' "
+                                  "fsdp_config)")
+            try:
+                if not isinstance(json.loads(Path(t.fsdp_config).read_text(encoding="utf-8")), dict):
+                    raise ValueError("not a JSON object")
+            except (ValueError, OSError) as e:
+                raise ConfigError(f"train.fsdp_config: {t.fsdp_config}: not a JSON object ({e})") from None
         if self.model.backend not in ("auto", "unsloth", "peft"):
             raise ConfigError(f"model.backend must be auto, unsloth or peft, got {self.model.backend!r}")
         if self.model.dtype not in ("auto", "bfloat16", "float16", "float32"):
@@ -169,13 +232,19 @@ class TrainConfig:
                 f"data.solutions has {len(d.solutions)} entries, data.challenges {len(d.challenges)}: give one per "
                 "challenges entry (\"\" for none)"
             )
-        if not d.challenges and not d.synthetic.rules:
-            raise ConfigError("no training data: set data.challenges or data.synthetic.rules")
+        if not d.challenges and not d.synthetic.rules and not d.sources:
+            raise ConfigError("no training data: set data.challenges, data.synthetic.rules or data.sources")
         from arc_kit.synthetic import RULES
 
-        unknown = [r for r in d.synthetic.rules if r not in RULES]
-        if unknown:
-            raise ConfigError(f"data.synthetic.rules: unknown rule(s) {unknown}; known: {', '.join(sorted(RULES))}")
+        for where, syn in [("data.synthetic", d.synthetic),
+                           *[(f"data.sources[{i}].synthetic", src.synthetic) for i, src in enumerate(d.sources)]]:
+            unknown = [r for r in syn.rules if r not in RULES]
+            if unknown:
+                raise ConfigError(f"{where}.rules: unknown rule(s) {unknown}; known: {', '.join(sorted(RULES))}")
+        for i, src in enumerate(d.sources):
+            if bool(src.path) == bool(src.synthetic.rules):
+                raise ConfigError(f"data.sources[{i}]: give either path (task files) or synthetic.rules (the "
+                                  "generator), not both or neither")
         return self
 
     def _bounds(self) -> list[tuple[str, Any, bool, str]]:
@@ -199,6 +268,17 @@ class TrainConfig:
              f"a non-empty list of grid sides 1..{MAX_SIDE}"),
             ("data.synthetic.n_train", s.n_train, s.n_train >= 1, ">= 1"),
             ("data.synthetic.n_test", s.n_test, s.n_test >= 1, ">= 1"),
+            ("data.num_proc", d.num_proc, d.num_proc >= 0, ">= 0 (0: automatic)"),
+            *[row for i, src in enumerate(d.sources) for row in (
+                (f"data.sources[{i}].augmentations", src.augmentations, src.augmentations >= 0,
+                 ">= 0 (0: data.augmentations)"),
+                (f"data.sources[{i}].weight", src.weight, src.weight > 0, "> 0"),
+                (f"data.sources[{i}].max_tasks", src.max_tasks, src.max_tasks >= 0, ">= 0 (0: all)"),
+                (f"data.sources[{i}].pairs_per_task", src.pairs_per_task, src.pairs_per_task >= 2, ">= 2"),
+                (f"data.sources[{i}].synthetic.sizes", src.synthetic.sizes,
+                 bool(src.synthetic.sizes) and all(1 <= x <= MAX_SIDE for x in src.synthetic.sizes),
+                 f"a non-empty list of grid sides 1..{MAX_SIDE}"),
+            )],
             ("train.output_dir", t.output_dir, bool(t.output_dir.strip()), "a folder path"),
             ("train.learning_rate", t.learning_rate, t.learning_rate > 0, "> 0"),
             ("train.embedding_learning_rate", t.embedding_learning_rate,
@@ -254,6 +334,8 @@ def _check_type(value: Any, hint: Any, where: str) -> Any:
     if origin is list:
         if not isinstance(value, list):
             raise ConfigError(f"{where}: expected a list, got {value!r}")
+        if dataclasses.is_dataclass(args[0]):  # an array of tables, e.g. [[data.sources]]
+            return [_fill(args[0], v, f"{where}[{i}]") for i, v in enumerate(value)]
         return [_check_type(v, args[0], f"{where}[{i}]") for i, v in enumerate(value)]
     if args and type(None) in args:  # Optional[X]
         if value is None:

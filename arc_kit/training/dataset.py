@@ -16,9 +16,12 @@ The eval split holds whole task ids (chosen by a seeded shuffle), so no view of 
 
 from __future__ import annotations
 
+import json
+import os
 import random
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from arc_kit.augment import views_for_task
@@ -103,7 +106,7 @@ def build_rows(
                     continue
                 stats.pairs_dropped += fitted.dropped
                 row = tokenize_example(tokenizer, fitted.train, target)
-                row.update(task_id=task.task_id, view=view.key)
+                row.update(task_id=task.task_id, view=view.key, pairs_dropped=fitted.dropped)
                 rows.append(row)
                 stats.examples += 1
     return rows, stats
@@ -126,6 +129,17 @@ class TrainingData:
     train_stats: BuildStats
     eval_stats: BuildStats
     eval_task_ids: list[str]
+    sources: list[dict[str, Any]] = field(default_factory=list)  # per source: tasks kept, refused, rows taken
+
+
+@dataclass
+class SourcePlan:
+    """What the builder needs of one source of the mix: its tasks, views per task and weight."""
+
+    name: str
+    tasks: Sequence[Task] | CompactTasks
+    augmentations: int
+    weight: float = 1.0
 
 
 def merge_task_sets(task_sets: Sequence[TaskSet] | TaskSet) -> dict[str, Task]:
@@ -145,8 +159,178 @@ def merge_task_sets(task_sets: Sequence[TaskSet] | TaskSet) -> dict[str, Task]:
     return tasks
 
 
+def task_record(task: Task) -> str:
+    """A task as one JSON string (test outputs included when known): one row of the build plan."""
+    def grid(g: Any) -> Any:
+        return None if g is None else [list(r) for r in g]
+
+    return json.dumps({"id": task.task_id, "train": [[grid(p.input), grid(p.output)] for p in task.train],
+                       "test": [[grid(p.input), grid(p.output)] for p in task.test]}, separators=(",", ":"))
+
+
+def task_from_record(text: str) -> Task:
+    raw = json.loads(text)
+
+    def grid(g: Any) -> Any:
+        return None if g is None else tuple(tuple(r) for r in g)
+
+    return Task(raw["id"], tuple(Pair(grid(i), grid(o)) for i, o in raw["train"]),
+                tuple(Pair(grid(i), grid(o)) for i, o in raw["test"]))
+
+
+class CompactTasks:
+    """Tasks kept as their JSON records (about 8x smaller than tuples of tuples): a mix of many thousands of tasks
+    stays small in every training process. Reads back as ``Task`` objects."""
+
+    def __init__(self, tasks: Iterable[Task] = ()) -> None:
+        self.records: list[str] = []
+        self.ids: list[str] = []
+        for t in tasks:
+            self.append(t)
+
+    def append(self, task: Task) -> None:
+        self.records.append(task_record(task))
+        self.ids.append(task.task_id)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __iter__(self) -> Iterator[Task]:
+        return (task_from_record(r) for r in self.records)
+
+    def __getitem__(self, i: int) -> Task:
+        return task_from_record(self.records[i])
+
+
+def _expand(batch: dict[str, list[Any]], tokenizer: Any, options: dict[str, Any]) -> dict[str, list[Any]]:
+    """``datasets.map`` function: plan rows (one task each) -> example rows. An example too long for max_length
+    becomes a row of length 0 (counted, then filtered out), so the count survives the worker processes."""
+    out: dict[str, list[Any]] = {k: [] for k in ROW_COLUMNS}
+    for text, source, augmentations in zip(batch["task"], batch["source"], batch["augmentations"], strict=True):
+        task = task_from_record(text)
+        rows, stats = build_rows([task], tokenizer, augmentations=augmentations, **options)
+        for row in rows:
+            row.update(source=source, skipped=0)
+        rows += [{"text": "", "input_ids": [], "labels": [], "length": 0, "task_id": task.task_id, "view": "",
+                  "source": source, "pairs_dropped": 0, "skipped": 1}] * stats.skipped_too_long
+        for row in rows:
+            for k in ROW_COLUMNS:
+                out[k].append(row[k])
+    return out
+
+
+ROW_COLUMNS = ("text", "input_ids", "labels", "length", "task_id", "view", "source", "pairs_dropped", "skipped")
+
+
+def _id_records(tasks: Sequence[Task] | CompactTasks) -> Iterator[tuple[str, str]]:
+    """(task id, JSON record) of each task, without decoding compact ones."""
+    if isinstance(tasks, CompactTasks):
+        return zip(tasks.ids, tasks.records, strict=True)
+    return ((t.task_id, task_record(t)) for t in tasks)
+
+
+def _task_ids(tasks: Sequence[Task] | CompactTasks) -> list[str]:
+    return list(tasks.ids) if isinstance(tasks, CompactTasks) else [t.task_id for t in tasks]
+
+
+def _plan_rows(sources: Sequence[SourcePlan], ids: set[str]) -> Iterator[dict[str, Any]]:
+    for n, src in enumerate(sources):
+        for task_id, record in _id_records(src.tasks):
+            if task_id in ids:
+                yield {"task": record, "source": n, "augmentations": src.augmentations}
+
+
+def auto_num_proc(num_tasks: int) -> int:
+    """data.num_proc = 0: worker processes pay off from a few thousand tasks; one per core, at most 8."""
+    return 1 if num_tasks < 2000 else max(1, min(8, os.cpu_count() or 1))
+
+
+def _build_split(sources: Sequence[SourcePlan], ids: list[str], tokenizer: Any, options: dict[str, Any],
+                 cache_dir: str | None, num_proc: int, fingerprint: str, split: str) -> tuple[Any, BuildStats]:
+    """One split's rows as a ``datasets.Dataset``: plan (one row per task) -> map (examples) -> filter."""
+    from datasets import Dataset
+
+    stats = BuildStats(tasks=len(ids), task_ids=list(ids))
+    if not ids:
+        return None, stats
+    id_set = set(ids)
+    gen_kwargs = {"sources": sources, "ids": id_set}
+    if cache_dir is None:  # small, in-memory builds (tests, TTT)
+        plan = Dataset.from_list(list(_plan_rows(sources, id_set)))
+        keep = {"keep_in_memory": True}
+    else:
+        plan = Dataset.from_generator(_plan_rows, gen_kwargs=gen_kwargs, cache_dir=cache_dir,
+                                      fingerprint=f"{fingerprint}-{split}-plan")
+        keep = {}
+    workers = num_proc if num_proc > 1 and len(plan) > 1 else None
+    rows = plan.map(_expand, batched=True, batch_size=8, remove_columns=plan.column_names, num_proc=workers,
+                    fn_kwargs={"tokenizer": tokenizer, "options": options}, desc=f"building {split} examples",
+                    new_fingerprint=f"{fingerprint}-{split}-rows", **keep)
+    stats.skipped_too_long = int(int_column(rows, "skipped").sum())
+    stats.pairs_dropped = int(int_column(rows, "pairs_dropped").sum())
+    if stats.skipped_too_long:
+        rows = rows.filter(lambda length: [n > 0 for n in length], input_columns=["length"], batched=True,
+                           num_proc=workers, new_fingerprint=f"{fingerprint}-{split}-fits", **keep)
+    rows = rows.remove_columns(["skipped", "pairs_dropped"])
+    stats.examples = len(rows)
+    return rows, stats
+
+
+def int_column(ds: Any, name: str) -> Any:
+    """One integer column as a numpy array, read from the Arrow data (not row by row)."""
+    return ds.select_columns([name]).with_format("numpy")[:][name]
+
+
+def weighted_indices(source_of_row: Any, weights: Sequence[float], seed: int) -> Any | None:
+    """Row indices with each source's rows taken ``weight`` times over (whole repeats, then a seeded share of the
+    rest), in row order; None when every weight is 1."""
+    import numpy as np
+
+    if all(w == 1.0 for w in weights):
+        return None
+    rng = np.random.default_rng(abs(hash_seed(f"weights:{seed}")))
+    picked = []
+    for n, w in enumerate(weights):
+        rows = np.flatnonzero(source_of_row == n)
+        whole, part = int(w), w - int(w)
+        picked += [rows] * whole
+        if part > 0 and len(rows):
+            picked.append(np.sort(rng.choice(rows, size=round(part * len(rows)), replace=False)))
+    return np.sort(np.concatenate(picked)) if picked else np.zeros(0, dtype=np.int64)
+
+
+def hash_seed(text: str) -> int:
+    """A stable integer from a string (Python's hash() changes per process)."""
+    import hashlib
+
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
+
+
+def build_fingerprint(sources: Sequence[SourcePlan], tokenizer: Any, options: dict[str, Any], seed: int) -> str:
+    """The cache key of a build: every task's exact content, the sources' settings, the options and the tokenizer.
+    Same key, same rows: a second process or a rerun reads the Arrow files instead of rebuilding."""
+    import hashlib
+
+    from arc_kit.training.canonical import exact_digest
+
+    h = hashlib.sha256()
+    for src in sources:
+        h.update(f"{src.name}|{src.augmentations}|{src.weight}|{len(src.tasks)}".encode())
+        if isinstance(src.tasks, CompactTasks):
+            for record in src.tasks.records:  # the record is the task exactly (id, grids, order)
+                h.update(hashlib.blake2b(record.encode(), digest_size=16).digest())
+            continue
+        for task in src.tasks:
+            h.update(task.task_id.encode() + exact_digest(task))
+    vocab = json.dumps(tokenizer.get_vocab(), sort_keys=True) if hasattr(tokenizer, "get_vocab") else ""
+    h.update(json.dumps({**options, "seed": seed, "tokenizer": type(tokenizer).__name__,
+                         "template": getattr(tokenizer, "chat_template", None) or ""}, sort_keys=True).encode())
+    h.update(hashlib.sha256(vocab.encode()).digest())
+    return h.hexdigest()[:32]
+
+
 def build_datasets(
-    task_sets: Sequence[TaskSet] | TaskSet,
+    sources: Sequence[SourcePlan] | Sequence[TaskSet] | TaskSet,
     tokenizer: Any,
     *,
     augmentations: int = 4,
@@ -157,29 +341,55 @@ def build_datasets(
     use_test_pairs: bool = True,
     leave_one_out: bool = True,
     permute_background: bool = False,
+    cache_dir: str | None = None,
+    num_proc: int = 1,
 ) -> TrainingData:
-    """Train and eval ``datasets.Dataset`` objects from one or several task sets (task ids must be unique)."""
-    from datasets import Dataset
+    """Train and eval ``datasets.Dataset`` objects from a mix (``SourcePlan``s) or task sets (ids must be unique).
 
-    tasks = merge_task_sets(task_sets)
-    train_ids, eval_ids = split_task_ids(list(tasks), eval_fraction, seed)
-    common = dict(augmentations=augmentations, max_length=max_length, seed=seed, use_test_pairs=use_test_pairs,
-                  leave_one_out=leave_one_out, permute_background=permute_background)
-    train_rows, train_stats = build_rows((tasks[i] for i in train_ids), tokenizer, **common)
-    if not train_rows:
+    ``cache_dir``: build through the Arrow cache there (memory stays flat in the number of examples, ``num_proc``
+    worker processes, a rebuild with the same inputs is read back); None builds in memory.
+    """
+    if isinstance(sources, TaskSet) or (sources and isinstance(sources[0], TaskSet)):
+        tasks = merge_task_sets(sources)  # type: ignore[arg-type]
+        sources = [SourcePlan("tasks", list(tasks.values()), augmentations)]
+    sources = list(sources)  # type: ignore[arg-type]
+    all_ids = [i for src in sources for i in _task_ids(src.tasks)]
+    if not all_ids:
+        raise TrainingDataError("no tasks to build a training set from")
+    if len(set(all_ids)) != len(all_ids):
+        raise TrainingDataError("a task id appears twice in the mix")
+    train_ids, eval_ids = split_task_ids(all_ids, eval_fraction, seed)
+    options = dict(max_length=max_length, seed=seed, use_test_pairs=use_test_pairs, leave_one_out=leave_one_out,
+                   permute_background=permute_background)
+    fingerprint = build_fingerprint(sources, tokenizer, options, seed) if cache_dir is not None else "memory"
+    if cache_dir is not None:
+        Path(cache_dir).mkdir(parents=True, exist_ok=True)
+    train, train_stats = _build_split(sources, train_ids, tokenizer, options, cache_dir, num_proc, fingerprint,
+                                      "train")
+    if train is None or len(train) == 0:
         raise TrainingDataError(
             f"no training examples from {len(train_ids)} tasks: every example is longer than max_length="
             f"{max_length}, or tasks have no known test outputs and < 2 train pairs"
         )
-    eval_rows, eval_stats = build_rows((tasks[i] for i in eval_ids), tokenizer, **common)
-    if len(eval_rows) > max_eval_examples:
-        eval_rows = random.Random(f"eval-rows:{seed}").sample(eval_rows, max_eval_examples)
+    source_of_row = int_column(train, "source")
+    built = [int((source_of_row == n).sum()) for n in range(len(sources))]
+    picked = weighted_indices(source_of_row, [s.weight for s in sources], seed)
+    if picked is not None:
+        train = train.select(picked)
+        source_of_row = source_of_row[picked]
+    report = [{"name": s.name, "train_rows_built": built[n], "train_rows_taken": int((source_of_row == n).sum()),
+               "augmentations": s.augmentations, "weight": s.weight} for n, s in enumerate(sources)]
+    evals, eval_stats = _build_split(sources, eval_ids, tokenizer, options, cache_dir, num_proc, fingerprint, "eval")
+    if evals is not None and len(evals) > max_eval_examples:
+        keep = sorted(random.Random(f"eval-rows:{seed}").sample(range(len(evals)), max_eval_examples))
+        evals = evals.select(keep)
     return TrainingData(
-        train=Dataset.from_list(train_rows),
-        eval=Dataset.from_list(eval_rows) if eval_rows else None,
+        train=train,
+        eval=evals if evals is not None and len(evals) else None,
         train_stats=train_stats,
         eval_stats=eval_stats,
         eval_task_ids=eval_ids,
+        sources=report,
     )
 
 

@@ -27,13 +27,16 @@ class LoadedModel:
     is_peft: bool
 
 
-def choose_backend(requested: str) -> str:
-    """``auto``: Unsloth when a CUDA GPU and the package are both present, else transformers + peft."""
+def choose_backend(requested: str, fsdp: bool = False) -> str:
+    """``auto``: Unsloth when a CUDA GPU and the package are both present, else transformers + peft.
+
+    With ``train.fsdp`` auto means transformers + peft: Unsloth runs data-parallel (one full copy per GPU) only.
+    """
     if requested != "auto":
         return requested
     import torch
 
-    if torch.cuda.is_available() and importlib.util.find_spec("unsloth") is not None:
+    if not fsdp and torch.cuda.is_available() and importlib.util.find_spec("unsloth") is not None:
         return "unsloth"
     return "peft"
 
@@ -93,7 +96,7 @@ def peft_lora_config(lora: LoraSettings, model: Any) -> Any:
 def load_model(config: TrainConfig, run_dir: Path) -> LoadedModel:
     """Load the base, add LoRA (unless full fine-tuning), check the tokenizer gives one token per cell."""
     m = config.model
-    backend = choose_backend(m.backend)
+    backend = choose_backend(m.backend, config.train.fsdp)
     base = resolve_base(m, run_dir)
     local_only = m.local_files_only or m.name_or_path == TINY or Path(base).is_dir()
     if backend == "unsloth":

@@ -12,13 +12,21 @@ Run folder layout (``train.output_dir``)::
                          ``eval_runtime``; the last row adds ``train_loss``, ``train_runtime``,
                          ``train_padding_fraction``. Plot ``loss`` and ``eval_loss`` against ``step``. A resumed
                          run drops the rows past its checkpoint.
-    run_info.json        config, backend, base model, data counts, eval task ids, final step and losses, padding
+    run_info.json        config, backend, base model, data counts, eval task ids, final step and losses, padding,
+                         processes and the effective batch (per-device batch x processes)
+    debug/rank-<i>.jsonl with train.debug_batches: what process i trained on (row digests per step, final weights)
+
+Several processes (``accelerate launch`` / ``torchrun``, see ``distributed.py``): every process loads the model and
+builds the same examples (the main process first, so the others reuse its files), the Trainer runs DDP (or FSDP)
+and gives each process its own share of every epoch's batches; only the main process writes the files above
+(checkpoints: the Trainer's own rule; under FSDP every process takes part in saving).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import shutil
 import sys
 import time
 import warnings
@@ -27,7 +35,6 @@ from pathlib import Path
 from typing import Any
 
 from arc_kit.io_utils import atomic_write_json, atomic_write_text
-from arc_kit.tasks import TaskSet, load_tasks
 from arc_kit.training.config import TrainConfig
 
 LOG_FILE = "train_log.jsonl"
@@ -52,6 +59,10 @@ class TrainResult:
     seconds: float
     padding_fraction: float | None = None
     """Padded tokens / all tokens over the batches trained on (also in run_info.json and train_log.jsonl)."""
+    num_processes: int = 1
+    effective_batch_size: int = 0
+    """Rows per optimiser step: per-device batch x processes (no gradient accumulation)."""
+    is_main_process: bool = True
 
 
 class RunFolderError(ValueError):
@@ -63,37 +74,32 @@ class RunFolderError(ValueError):
 # Data
 
 
-def load_task_sets(config: TrainConfig) -> list[TaskSet]:
-    """The config's challenges files (with solutions when given) and synthetic tasks, validated: a broken file raises
-    ``TaskFileError`` and a task id in two sources ``TrainingDataError``, both naming it. Needs no model or
-    tokenizer, so a run calls it before loading the model (a bad file must not cost a model load)."""
-    d = config.data
-    sets = []
-    for i, challenges in enumerate(d.challenges):
-        solutions = d.solutions[i] if d.solutions else ""
-        sets.append(load_tasks(challenges, solutions or None))
-    s = d.synthetic
-    if s.rules:
-        from arc_kit.synthetic import generate_tasks, task_set
+def load_task_sets(config: TrainConfig) -> list[Any]:
+    """The config's sources as a checked mix (``mix.Source`` list): a broken file raises ``TaskFileError``, a task id
+    naming two different tasks ``MixError``, both naming it; held-out copies refused and repeats dropped. Needs no
+    model or tokenizer, so a run calls it before loading the model (a bad file must not cost a model load)."""
+    from arc_kit.training.mix import load_mix
 
-        n = s.n_tasks or 100
-        sets.append(task_set(generate_tasks(s.rules, n, s.seed, s.sizes, s.n_train, s.n_test),
-                             f"synthetic(rules={s.rules}, n={n}, seed={s.seed})"))
-    from arc_kit.training.dataset import merge_task_sets
-
-    merge_task_sets(sets)
-    return sets
+    return load_mix(config.data)
 
 
-def build_training_data(config: TrainConfig, tokenizer: Any, task_sets: list[TaskSet] | None = None) -> Any:
-    from arc_kit.training.dataset import build_datasets
+def build_training_data(config: TrainConfig, tokenizer: Any, task_sets: list[Any] | None = None) -> Any:
+    """Examples of the mix through the Arrow cache in ``data.cache_dir`` (``<output_dir>/data-cache`` by default).
+    ``task_sets`` may be the mix's sources or plain ``TaskSet`` objects (tests)."""
+    from arc_kit.tasks import TaskSet
+    from arc_kit.training.dataset import SourcePlan, auto_num_proc, build_datasets
 
     d = config.data
-    sets = load_task_sets(config) if task_sets is None else task_sets
+    sources = load_task_sets(config) if task_sets is None else task_sets
+    if sources and not isinstance(sources[0], TaskSet):
+        sources = [SourcePlan(s.name, s.tasks, s.augmentations, s.weight) for s in sources]
+    num_tasks = sum(len(s.tasks) if isinstance(s, SourcePlan) else len(s) for s in sources)
+    cache_dir = d.cache_dir or str(Path(config.train.output_dir) / "data-cache")
     return build_datasets(
-        sets, tokenizer, augmentations=d.augmentations, max_length=d.max_length, seed=d.seed,
+        sources, tokenizer, augmentations=d.augmentations, max_length=d.max_length, seed=d.seed,
         eval_fraction=d.eval_fraction, max_eval_examples=d.max_eval_examples, use_test_pairs=d.use_test_pairs,
-        leave_one_out=d.leave_one_out, permute_background=d.permute_background,
+        leave_one_out=d.leave_one_out, permute_background=d.permute_background, cache_dir=cache_dir,
+        num_proc=d.num_proc or auto_num_proc(num_tasks),
     )
 
 
@@ -101,17 +107,24 @@ def build_training_data(config: TrainConfig, tokenizer: Any, task_sets: list[Tas
 # Schedule and optimiser
 
 
-def schedule_kwargs(num_examples: int, config: TrainConfig) -> dict[str, Any]:
+def steps_per_epoch(num_examples: int, batch_size: int, num_processes: int = 1) -> int:
+    """Optimiser steps in one epoch: the batches are dealt out to the processes in turn, and a process short of a
+    batch at the end is topped up from the start (accelerate's ``even_batches``), so all take the same count."""
+    return math.ceil(math.ceil(num_examples / batch_size) / num_processes)
+
+
+def schedule_kwargs(num_examples: int, config: TrainConfig, num_processes: int = 1) -> dict[str, Any]:
     """Warmup-stable-decay: flat for every epoch but the last, cosine over the last down to ``min_lr_ratio``.
 
     Update k runs at ``lr * lambda(k)``. The last epoch's first update is at the full LR (cosine progress 0), the
     decay spans ``steps_per_epoch - 1`` updates, and the final update falls just past it, at the minimum. Stable
-    steps are given explicitly so ``train.max_steps`` (stopping early) does not reshape the schedule.
+    steps are given explicitly so ``train.max_steps`` (stopping early) does not reshape the schedule. With several
+    processes an epoch has fewer (larger) steps.
     """
     t = config.train
-    steps_per_epoch = math.ceil(num_examples / t.per_device_train_batch_size)
-    total = steps_per_epoch * t.num_train_epochs
-    decay = max(1, steps_per_epoch - 1)
+    steps_per_epoch_ = steps_per_epoch(num_examples, t.per_device_train_batch_size, num_processes)
+    total = steps_per_epoch_ * t.num_train_epochs
+    decay = max(1, steps_per_epoch_ - 1)
     return {
         "num_decay_steps": decay,
         "num_stable_steps": max(0, total - decay - 1),
@@ -168,6 +181,8 @@ def make_trainer_class() -> type:
 
         def training_step(self, model: Any, inputs: dict[str, Any], num_items_in_batch: Any = None) -> Any:
             self.padding_meter.add(inputs)
+            if self.arc_config.train.debug_batches:
+                record_batch(Path(self.args.output_dir), self.args.process_index, self.state.global_step, inputs)
             return super().training_step(model, inputs, num_items_in_batch)
 
         def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
@@ -247,6 +262,41 @@ def padding_meter() -> Any:
     return PaddingMeter()
 
 
+DEBUG_DIR = "debug"
+
+
+def row_digest(ids: Any, mask: Any = None) -> str:
+    """A short digest of one row's real tokens (padding left out), to tell rows apart across processes."""
+    import hashlib
+
+    tokens = ids[mask.bool()] if mask is not None else ids
+    return hashlib.sha1(",".join(map(str, tokens.tolist())).encode()).hexdigest()[:16]
+
+
+def record_batch(run_dir: Path, rank: int, step: int, inputs: dict[str, Any]) -> None:
+    """train.debug_batches: append this process's batch (one digest per row) to ``debug/rank-<rank>.jsonl``."""
+    ids, mask = inputs["input_ids"].cpu(), inputs.get("attention_mask")
+    rows = [row_digest(ids[i], None if mask is None else mask[i].cpu()) for i in range(ids.shape[0])]
+    path = run_dir / DEBUG_DIR / f"rank-{rank}.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps({"step": step, "rows": rows}) + "\n")
+
+
+def record_final_weights(run_dir: Path, rank: int, model: Any) -> None:
+    """train.debug_batches: the sums of this process's final weights (equal on every process under DDP)."""
+    import torch
+
+    with torch.no_grad():
+        params = [p.detach().float() for p in model.parameters()]
+        total = float(sum(p.sum() for p in params))
+        absolute = float(sum(p.abs().sum() for p in params))
+    path = run_dir / DEBUG_DIR / f"rank-{rank}.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps({"final": {"param_sum": total, "param_abs_sum": absolute}}) + "\n")
+
+
 def jsonl_logger(path: Path) -> Any:
     from transformers import TrainerCallback
 
@@ -263,17 +313,25 @@ def jsonl_logger(path: Path) -> Any:
     return JsonlLogger()
 
 
-def sft_config(config: TrainConfig, run_dir: Path, num_train: int, has_eval: bool, backend: str = "peft") -> Any:
+def sft_config(config: TrainConfig, run_dir: Path, num_train: int, has_eval: bool, backend: str = "peft",
+               num_processes: int = 1) -> Any:
+    """TRL's SFTConfig for the recipe. ``use_cpu`` on a machine without CUDA is what lets a torchrun/accelerate
+    launch of several CPU processes run DDP over gloo (see ``distributed.py``)."""
     import torch
     from trl import SFTConfig
 
+    from arc_kit.training.distributed import use_cpu
+
     t = config.train
-    cuda = torch.cuda.is_available()
+    cpu = use_cpu()
+    cuda = torch.cuda.is_available() and not cpu
     bf16 = cuda and torch.cuda.is_bf16_supported() and config.model.dtype in ("auto", "bfloat16")
     fp16 = cuda and not bf16 and config.model.dtype in ("auto", "float16")
     grad_ckpt = cuda if t.gradient_checkpointing is None else t.gradient_checkpointing
     if backend == "unsloth" and not config.model.full_finetuning:
         grad_ckpt = False  # Unsloth's own checkpointing is set in get_peft_model; the Trainer's would double it
+    if t.fsdp and t.fsdp_config and json.loads(Path(t.fsdp_config).read_text()).get("activation_checkpointing"):
+        grad_ckpt = False  # FSDP checkpoints activations itself; transformers refuses both at once
     eval_strategy = "no" if not has_eval else ("steps" if t.eval_steps > 0 else "epoch")
     kwargs: dict[str, Any] = dict(
         output_dir=str(run_dir),
@@ -284,7 +342,7 @@ def sft_config(config: TrainConfig, run_dir: Path, num_train: int, has_eval: boo
         num_train_epochs=t.num_train_epochs,
         max_steps=t.max_steps,
         lr_scheduler_type="warmup_stable_decay",
-        lr_scheduler_kwargs=schedule_kwargs(num_train, config),
+        lr_scheduler_kwargs=schedule_kwargs(num_train, config, num_processes),
         warmup_steps=0,
         weight_decay=t.weight_decay,
         optim=t.optim,
@@ -307,7 +365,13 @@ def sft_config(config: TrainConfig, run_dir: Path, num_train: int, has_eval: boo
         dataloader_pin_memory=cuda,
         remove_unused_columns=True,
         dataset_text_field="text",
+        use_cpu=cpu,
+        ddp_find_unused_parameters=False,  # LoRA and full fine-tuning use every trainable weight in each step
     )
+    if t.fsdp:
+        kwargs["fsdp"] = True
+        if t.fsdp_config:
+            kwargs["fsdp_config"] = t.fsdp_config
     return SFTConfig(**kwargs)
 
 
@@ -351,11 +415,12 @@ def check_output_dir(config: TrainConfig) -> Path:
     return run_dir
 
 
-def prepare_run(config: TrainConfig, task_sets: list[TaskSet] | None = None) -> PreparedRun:
+def prepare_run(config: TrainConfig, task_sets: list[Any] | None = None) -> PreparedRun:
     """Model, data and trainer for ``config``, nothing trained yet (tests inspect the optimiser and schedule).
 
     The tasks are loaded and checked before the model, so a bad file fails in seconds.
     """
+    from arc_kit.training.distributed import launch, main_process_first
     from arc_kit.training.model import load_model
 
     config.validate()
@@ -364,25 +429,38 @@ def prepare_run(config: TrainConfig, task_sets: list[TaskSet] | None = None) -> 
         task_sets = load_task_sets(config)
     # We pass num_stable_steps on purpose (see schedule_kwargs); transformers warns that it wins over the total.
     warnings.filterwarnings("ignore", message="Both num_training_steps and num_stable_steps")
+    here = launch()
     run_dir.mkdir(parents=True, exist_ok=True)
-    loaded = load_model(config, run_dir)
-    data = build_training_data(config, loaded.tokenizer, task_sets)
-    print(f"data: {len(data.train)} train examples from {data.train_stats.tasks} tasks, "
-          f"{0 if data.eval is None else len(data.eval)} eval examples from {data.eval_stats.tasks} held-out tasks; "
-          f"{data.train_stats.skipped_too_long} too long, backend {loaded.backend}", file=sys.stderr)
+    with main_process_first():  # the main process writes the tiny base model and the data cache, the rest reuse them
+        loaded = load_model(config, run_dir)
+        data = build_training_data(config, loaded.tokenizer, task_sets)
+    if here.is_main:
+        b = config.train.per_device_train_batch_size
+        print(f"data: {len(data.train)} train examples from {data.train_stats.tasks} tasks, "
+              f"{0 if data.eval is None else len(data.eval)} eval examples from {data.eval_stats.tasks} held-out "
+              f"tasks; {data.train_stats.skipped_too_long} too long, backend {loaded.backend}; "
+              f"{here.num_processes} process(es) ({here.distributed_type}{', FSDP' if config.train.fsdp else ''}): "
+              f"effective batch {b} x {here.num_processes} = {b * here.num_processes} rows per step, "
+              f"{steps_per_epoch(len(data.train), b, here.num_processes)} steps per epoch", file=sys.stderr)
     log_path = run_dir / LOG_FILE
     trainer_cls = make_trainer_class()
     trainer_cls.arc_config = config
     meter = padding_meter()
     trainer = trainer_cls(
         model=loaded.model,
-        args=sft_config(config, run_dir, len(data.train), data.eval is not None, loaded.backend),
+        args=sft_config(config, run_dir, len(data.train), data.eval is not None, loaded.backend,
+                        here.num_processes),
         train_dataset=data.train,
         eval_dataset=data.eval,
         processing_class=loaded.tokenizer,
         callbacks=[meter, jsonl_logger(log_path)],
     )
     trainer.padding_meter = meter
+    if config.train.fsdp and not trainer.is_fsdp_enabled and here.is_main:
+        # accelerate shards only over GPUs (and other accelerators): a CPU launch runs DDP, one process no sharding
+        print(f"train.fsdp: not in effect on this launch ({here.num_processes} process(es), "
+              f"{trainer.accelerator.distributed_type.value}); FSDP needs several GPU processes, training "
+              "with a full copy per process instead", file=sys.stderr)
     return PreparedRun(trainer, loaded, data, run_dir, log_path)
 
 
@@ -394,6 +472,8 @@ def run_training(config: TrainConfig, resume: bool = False) -> TrainResult:
     Everything the user can get wrong (settings, task files, the run folder, its log) is checked before the model
     is loaded.
     """
+    from arc_kit.training.distributed import launch, wait_for_everyone
+
     config.validate()
     started = time.time()
     run_dir = check_output_dir(config)
@@ -402,21 +482,40 @@ def run_training(config: TrainConfig, resume: bool = False) -> TrainResult:
     if checkpoint and not resume:
         raise RunFolderError(f"{run_dir} already holds {Path(checkpoint).name}: pass --resume to continue that run, "
                              "or choose a new train.output_dir")
-    if resume and not checkpoint:
+    here = launch()
+    if resume and not checkpoint and here.is_main:
         print(f"--resume: no complete checkpoint in {run_dir} yet, starting from step 0", file=sys.stderr)
-    restart_log(run_dir / LOG_FILE, Path(checkpoint) if resume and checkpoint else None)
+    if here.is_main:
+        restart_log(run_dir / LOG_FILE, Path(checkpoint) if resume and checkpoint else None)
+        debug_dir = run_dir / DEBUG_DIR
+        if debug_dir.is_dir() and not (resume and checkpoint):
+            shutil.rmtree(debug_dir)
+    wait_for_everyone()  # no process starts logging before the main one has trimmed the log
     run = prepare_run(config, task_sets)
     trainer, data, loaded = run.trainer, run.data, run.loaded
     output = trainer.train(resume_from_checkpoint=checkpoint if resume else None)
     eval_loss = trainer.evaluate()["eval_loss"] if data.eval is not None else None
 
     final_dir = run_dir / FINAL_DIR
-    trainer.save_model(str(final_dir))
-    loaded.tokenizer.save_pretrained(str(final_dir))
+    trainer.save_model(str(final_dir))  # every process calls it (FSDP gathers the shards); the main one writes
+    if config.train.debug_batches:
+        record_final_weights(run_dir, here.process_index, trainer.model)
     steps = trainer.state.global_step
     train_loss = output.training_loss if output is not None else None
     num_eval = 0 if data.eval is None else len(data.eval)
-    padding = trainer.padding_meter.summary()
+    padding = all_processes_padding(trainer)
+    batch = config.train.per_device_train_batch_size
+    result = TrainResult(
+        output_dir=run_dir, final_dir=final_dir, steps=steps, train_loss=train_loss, eval_loss=eval_loss,
+        log_path=run.log_path, backend=loaded.backend, num_train_examples=len(data.train),
+        num_eval_examples=num_eval, seconds=time.time() - started, padding_fraction=padding["padding_fraction"],
+        num_processes=here.num_processes, effective_batch_size=batch * here.num_processes,
+        is_main_process=here.is_main,
+    )
+    if not here.is_main:
+        wait_for_everyone()
+        return result
+    loaded.tokenizer.save_pretrained(str(final_dir))
     info = {
         "config": config.to_dict(),
         "backend": loaded.backend,
@@ -427,8 +526,19 @@ def run_training(config: TrainConfig, resume: bool = False) -> TrainResult:
         "eval_loss": eval_loss,
         "resumed_from": Path(checkpoint).name if resume and checkpoint else None,
         "padding": padding,  # over every batch trained on, resumed runs included: padded tokens / all tokens
+        "parallel": {
+            "num_processes": here.num_processes,
+            "distributed_type": str(trainer.accelerator.distributed_type.value),  # FSDP when sharded
+            "fsdp": bool(trainer.is_fsdp_enabled),
+            "per_device_train_batch_size": batch,
+            "effective_batch_size": batch * here.num_processes,
+            "steps_per_epoch": steps_per_epoch(len(data.train), batch, here.num_processes),
+        },
         "data": {
             "sources": data_sources(config),
+            "mix": [src.report() | built for src, built in zip(task_sets, data.sources, strict=True)]
+            if task_sets and hasattr(task_sets[0], "report") else data.sources,
+            "held_out": config.data.held_out,
             "train": data.train_stats.to_json(),
             "eval": data.eval_stats.to_json(),
             "eval_task_ids": data.eval_task_ids,
@@ -437,11 +547,22 @@ def run_training(config: TrainConfig, resume: bool = False) -> TrainResult:
         },
     }
     atomic_write_json(run_dir / RUN_INFO_FILE, info, indent=1)
-    return TrainResult(
-        output_dir=run_dir, final_dir=final_dir, steps=steps, train_loss=train_loss, eval_loss=eval_loss,
-        log_path=run.log_path, backend=loaded.backend, num_train_examples=len(data.train),
-        num_eval_examples=num_eval, seconds=time.time() - started, padding_fraction=padding["padding_fraction"],
-    )
+    wait_for_everyone()  # the others return once run_info.json and final/ are complete
+    return result
+
+
+def all_processes_padding(trainer: Any) -> dict[str, Any]:
+    """The padding meter's counts summed over every process (each counted only the batches it trained on)."""
+    meter = trainer.padding_meter
+    if trainer.args.world_size <= 1:
+        return meter.summary()
+    import torch
+
+    counts = torch.tensor([meter.batches, meter.real_tokens, meter.all_tokens], dtype=torch.int64,
+                          device=trainer.args.device)
+    batches, real, total = (int(v) for v in trainer.accelerator.reduce(counts, reduction="sum").tolist())
+    return {"batches": batches, "real_tokens": real, "all_tokens": total,
+            "padding_fraction": round((total - real) / total, 4) if total else 0.0}
 
 
 def restart_log(path: Path, checkpoint: Path | None) -> None:
@@ -481,9 +602,15 @@ def restart_log(path: Path, checkpoint: Path | None) -> None:
 
 def data_sources(config: TrainConfig) -> list[str]:
     """What the run trained on, in words, for run_info.json and the export manifest."""
-    d = config.data
-    out = [c + (f" + {d.solutions[i]}" if d.solutions and d.solutions[i] else "") for i, c in enumerate(d.challenges)]
-    if d.synthetic.rules:
-        s = d.synthetic
-        out.append(f"synthetic(rules={s.rules}, n_tasks={s.n_tasks}, seed={s.seed}, sizes={s.sizes})")
+    from arc_kit.training.mix import short_forms, source_name
+
+    out = []
+    for s in short_forms(config.data):
+        if s.path:
+            out.append(s.path + (f" + {s.solutions}" if s.solutions else ""))
+        else:
+            g = s.synthetic
+            out.append(f"synthetic(rules={g.rules}, n_tasks={g.n_tasks}, seed={g.seed}, sizes={g.sizes})")
+        if s.name or s.weight != 1.0 or s.max_tasks or s.augmentations:
+            out[-1] += f" [{source_name(s)}: weight {s.weight}, max_tasks {s.max_tasks}, views {s.augmentations}]"
     return out

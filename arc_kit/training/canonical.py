@@ -1,0 +1,118 @@
+"""A task's content digest that is the same for every rotated, flipped, recoloured or re-ordered copy of it.
+
+Why: training mixes overlap (376 of the 400 ARC-AGI-1 evaluation tasks are in ARC-AGI-2's training file under the
+same ids; RE-ARC, ConceptARC and BARC re-use ARC tasks under other names), so "held out" and "already in the mix" must
+be decided by content, not by id. Two tasks that differ only by one of the 8 rotations/reflections (D8), a
+permutation of the colours (background included) or the order of their train pairs get the same digest.
+
+The canonical form, per D8 transform t: apply t to every grid; order the train pairs, then the test inputs, by each
+one's own colour-relabelled form (pairs of the same pattern in every order among themselves); relabel the colours of the whole sequence by first appearance (row-major, input
+before output); serialise. The digest is a hash of the smallest of the 8 serialisations. Test outputs are left out,
+so a copy with or without its solutions is the same task.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from arc_kit.tasks import Grid, Task
+
+DIGEST_BYTES = 16
+MAX_ORDERS = 24  # orderings of same-pattern pairs tried per transform
+
+
+def _d8(a: np.ndarray, k: int) -> np.ndarray:
+    """Transform k of D8: 0-3 rotate by k*90 degrees, 4-7 mirror left-right then rotate by k-4 (as augment.View)."""
+    return np.rot90(np.fliplr(a) if k >= 4 else a, k % 4)
+
+
+def _relabel(grids: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Colours renumbered 0, 1, 2, ... in order of first appearance over the grids taken in turn."""
+    flat = np.concatenate([g.ravel() for g in grids])
+    colours, first = np.unique(flat, return_index=True)
+    table = np.zeros(10, dtype=np.int8)
+    table[colours[np.argsort(first)]] = np.arange(len(colours), dtype=np.int8)
+    return [table[g] for g in grids]
+
+
+def _serialise(grids: Sequence[np.ndarray]) -> bytes:
+    return b"".join(bytes((*g.shape,)) + g.astype(np.int8).tobytes() + b"|" for g in grids)
+
+
+def _orders(items: list, key: Any) -> list[list]:
+    """``items`` sorted by ``key``; items with equal keys (same pattern, other colours) in every order among
+    themselves, since which comes first changes the relabelling. Capped at MAX_ORDERS orders (then as sorted)."""
+    keyed = sorted(((key(x), n) for n, x in enumerate(items)), key=lambda kn: kn[0])
+    groups = [[items[n] for _, n in grp] for _, grp in itertools.groupby(keyed, key=lambda kn: kn[0])]
+    count = math.prod(math.factorial(len(g)) for g in groups)
+    if count > MAX_ORDERS:
+        return [[x for g in groups for x in g]]
+    return [[x for g in combo for x in g] for combo in itertools.product(*(itertools.permutations(g) for g in groups))]
+
+
+def canonical_form(task: Task) -> bytes:
+    """The smallest serialisation over the 8 D8 transforms (see the module docstring)."""
+    train = [(np.asarray(p.input, dtype=np.int8), np.asarray(p.output, dtype=np.int8)) for p in task.train]
+    tests = [np.asarray(p.input, dtype=np.int8) for p in task.test]
+    best: bytes | None = None
+    for k in range(8):
+        pairs = [(_d8(i, k), _d8(o, k)) for i, o in train]
+        inputs = [_d8(i, k) for i in tests]
+        # Order pairs (and test inputs) by their own colour-free form, so a re-ordered copy lines up the same way.
+        for pair_order in _orders(pairs, lambda p: _serialise(_relabel(p))):
+            for input_order in _orders(inputs, lambda g: _serialise(_relabel([g]))):
+                grids = [g for p in pair_order for g in p] + list(input_order)
+                form = _serialise(_relabel(grids)) + b"#" + str(len(pairs)).encode()
+                if best is None or form < best:
+                    best = form
+    assert best is not None
+    return best
+
+
+def task_digest(task: Task) -> str:
+    """Hex digest of the canonical form: equal for copies of a task under D8, colour permutation and pair order."""
+    return hashlib.blake2b(canonical_form(task), digest_size=DIGEST_BYTES).hexdigest()
+
+
+def exact_digest(task: Task) -> bytes:
+    """Digest of the task exactly as given (grids, order, test outputs): the cache key of the examples built."""
+    h = hashlib.blake2b(digest_size=DIGEST_BYTES)
+    for group in (task.train, task.test):
+        for p in group:
+            h.update(_grid_bytes(p.input))
+            h.update(_grid_bytes(p.output) if p.output is not None else b"-")
+        h.update(b"#")
+    return h.digest()
+
+
+def _grid_bytes(grid: Grid) -> bytes:
+    return bytes((len(grid), len(grid[0]))) + bytes(v for row in grid for v in row)
+
+
+def digests(tasks: Iterable[Task]) -> set[str]:
+    return {task_digest(t) for t in tasks}
+
+
+def _pair_digest(inp: Grid, out: Grid) -> str:
+    """Canonical digest of one solved pair (D8 + colour relabelling over input then output)."""
+    a, b = np.asarray(inp, dtype=np.int8), np.asarray(out, dtype=np.int8)
+    form = min(_serialise(_relabel([_d8(a, k), _d8(b, k)])) for k in range(8))
+    return hashlib.blake2b(form, digest_size=DIGEST_BYTES).hexdigest()
+
+
+def answer_digests(task: Task) -> set[str]:
+    """Digests of a task's solved test pairs: what must not be trained on when the task is held out."""
+    return {_pair_digest(p.input, p.output) for p in task.test if p.output is not None}
+
+
+def pair_digests(task: Task) -> set[str]:
+    """Digests of every solved pair of a task (train and test): a training task holding a held-out answer leaks it,
+    even when the rest of the task was edited (ARC-AGI-2 corrected a few ARC-AGI-1 evaluation tasks)."""
+    pairs = [*task.train, *(p for p in task.test if p.output is not None)]
+    return {_pair_digest(p.input, p.output) for p in pairs}

@@ -1,0 +1,73 @@
+"""How many processes this run has and which one this is, from accelerate's view of the launch.
+
+``accelerate launch`` and ``torchrun`` start one process per GPU with ``RANK``/``WORLD_SIZE``/``LOCAL_RANK`` set; the
+Trainer then runs data-parallel (DDP, or FSDP when ``train.fsdp`` is on). Before the Trainer exists the run still
+has work that only one process may do (write the tiny base model, rewrite train_log.jsonl) or that the others should
+wait for (build the Arrow cache of the examples): accelerate's ``PartialState`` gives the rank, a barrier and
+``main_process_first`` for that, and is the same state the Trainer builds on.
+
+On a machine without CUDA the state is made with ``cpu=True``: otherwise accelerate takes a torchrun launch for a
+single process (the "process group is initialized, but parallel_mode != ParallelMode.DISTRIBUTED" warning) and every
+process trains alone on all the data. gloo is the CPU backend.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Launch:
+    """This process's place in the run."""
+
+    num_processes: int
+    process_index: int
+    local_process_index: int
+    distributed_type: str  # accelerate's name: NO, MULTI_GPU, MULTI_CPU, FSDP, ...
+
+    @property
+    def is_main(self) -> bool:
+        return self.process_index == 0
+
+    @property
+    def is_distributed(self) -> bool:
+        return self.num_processes > 1
+
+
+def launched_distributed() -> bool:
+    """True under torchrun / accelerate launch with more than one process (read from the environment only)."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def use_cpu() -> bool:
+    """Train on the CPU: no CUDA device, or ``accelerate launch --cpu``."""
+    import torch
+
+    return not torch.cuda.is_available() or os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true")
+
+
+def state() -> Any:
+    """accelerate's ``PartialState`` for this launch (initialises the process group once, on first use)."""
+    from accelerate import PartialState
+
+    return PartialState(cpu=use_cpu())
+
+
+def launch() -> Launch:
+    s = state()
+    return Launch(s.num_processes, s.process_index, s.local_process_index, str(s.distributed_type.value))
+
+
+@contextlib.contextmanager
+def main_process_first() -> Iterator[None]:
+    """The main process runs the block first, the others after it (they then find its files and caches)."""
+    with state().main_process_first():
+        yield
+
+
+def wait_for_everyone() -> None:
+    state().wait_for_everyone()

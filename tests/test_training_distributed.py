@@ -1,0 +1,125 @@
+"""Two CPU processes (torchrun, gloo) train the tiny model data-parallel: each sees its own rows, both end with the
+same weights, the log and run_info.json are written once, and the export holds those weights."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from arc_kit.training.config import ConfigError, load_config, resolve_config_path
+from arc_kit.training.trainer import schedule_kwargs, steps_per_epoch
+
+REPO = Path(__file__).resolve().parents[1]
+
+# 11 train tasks x 2 views x 3 examples = 66 rows, batch 4 -> 17 batches, 9 steps an epoch on each of 2 processes;
+# 4 steps stay inside the first epoch, so no row may be seen twice.
+OVERRIDES = [
+    "data.synthetic.n_tasks=12", "data.augmentations=2", "data.eval_fraction=0.1",
+    "train.per_device_train_batch_size=4", "train.max_steps=4", "train.logging_steps=1", "train.save_steps=2",
+    "train.debug_batches=true",
+]
+
+
+def test_steps_per_epoch_counts_batches_dealt_to_processes():
+    assert steps_per_epoch(66, 4, 1) == 17
+    assert steps_per_epoch(66, 4, 2) == 9  # 17 batches: one process gets a batch topped up from the start
+    assert steps_per_epoch(64, 4, 8) == 2
+    config = load_config(resolve_config_path("tiny-cpu"), ["train.num_train_epochs=2"])
+    one, eight = schedule_kwargs(6400, config, 1), schedule_kwargs(6400, config, 8)
+    assert one["num_decay_steps"] == 399 and eight["num_decay_steps"] == 49  # the last epoch decays either way
+
+
+def test_fsdp_settings_are_checked(tmp_path):
+    with pytest.raises(ConfigError, match="train.fsdp_config"):
+        load_config(resolve_config_path("tiny-cpu"), ["train.fsdp=true", f"train.fsdp_config={tmp_path}/no.json"])
+    with pytest.raises(ConfigError, match="Unsloth does not shard"):
+        load_config(resolve_config_path("tiny-cpu"), ["train.fsdp=true", "model.backend=unsloth"])
+
+
+def torchrun(run_dir: Path, *extra: str, resume: bool = False) -> subprocess.CompletedProcess:
+    """scripts/pretrain.py on 2 CPU processes (gloo), as a user would start it."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "",
+           "TOKENIZERS_PARALLELISM": "false"}
+    sets = [*OVERRIDES, f"train.output_dir={run_dir}", *extra]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           str(REPO / "scripts" / "pretrain.py"), "--config", "tiny-cpu", *[a for o in sets for a in ("--set", o)],
+           *(["--resume"] if resume else [])]
+    proc = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+@pytest.fixture(scope="module")
+def ddp_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("ddp") / "run"
+    return run_dir, torchrun(run_dir)
+
+
+def _debug(run_dir: Path, rank: int) -> tuple[list[list[str]], dict]:
+    lines = [json.loads(line) for line in (run_dir / "debug" / f"rank-{rank}.jsonl").read_text().splitlines()]
+    return [r["rows"] for r in lines if "rows" in r], next(r["final"] for r in lines if "final" in r)
+
+
+@pytest.mark.slow
+def test_each_process_trains_on_its_own_rows_and_weights_stay_in_sync(ddp_run):
+    run_dir, _ = ddp_run
+    (rows0, final0), (rows1, final1) = _debug(run_dir, 0), _debug(run_dir, 1)
+    assert len(rows0) == len(rows1) == 4 and all(len(b) == 4 for b in rows0 + rows1)
+    seen0, seen1 = {r for b in rows0 for r in b}, {r for b in rows1 for r in b}
+    assert len(seen0) == len(seen1) == 16 and not seen0 & seen1  # 32 different rows in 4 steps of 2 x 4
+    assert final0["param_sum"] == pytest.approx(final1["param_sum"], rel=1e-6)  # DDP averaged the gradients
+    assert final0["param_abs_sum"] == pytest.approx(final1["param_abs_sum"], rel=1e-6)
+
+
+@pytest.mark.slow
+def test_log_and_run_info_are_written_once(ddp_run):
+    run_dir, proc = ddp_run
+    records = [json.loads(line) for line in (run_dir / "train_log.jsonl").read_text().splitlines()]
+    loss_steps = [r["step"] for r in records if "loss" in r]
+    assert loss_steps == [1, 2, 3, 4]  # one row per logging step, not one per process
+    summaries = [line for line in proc.stdout.splitlines() if line.startswith('{"output_dir"')]
+    assert len(summaries) == 1 and json.loads(summaries[0])["effective_batch_size"] == 8
+    info = json.loads((run_dir / "run_info.json").read_text())
+    assert info["steps"] == 4
+    assert info["parallel"] == {"num_processes": 2, "distributed_type": "MULTI_CPU", "fsdp": False,
+                                "per_device_train_batch_size": 4, "effective_batch_size": 8, "steps_per_epoch": 9}
+    assert info["padding"]["batches"] == 8  # counted over both processes
+    assert sorted(p.name for p in run_dir.glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]
+
+
+@pytest.mark.slow
+def test_export_holds_the_weights_the_processes_trained(ddp_run, tmp_path):
+    import torch
+    from safetensors.torch import load_file
+
+    from arc_kit.training.export import export_model
+
+    run_dir, _ = ddp_run
+    merged = export_model(run_dir, tmp_path / "export", dtype="float32")
+    final = load_file(run_dir / "final" / "model.safetensors")
+    exported = load_file(merged / "model.safetensors")
+    assert final.keys() == exported.keys()
+    assert all(torch.equal(final[k], exported[k]) for k in final)
+    _, final0 = _debug(run_dir, 0)
+    # model.parameters() counts a tied lm_head once, as the saved file does
+    assert sum(float(t.float().sum()) for t in final.values()) == pytest.approx(final0["param_sum"], rel=1e-5)
+
+
+@pytest.mark.slow
+def test_a_stopped_run_resumed_on_two_processes_ends_at_the_same_weights(ddp_run, tmp_path):
+    run_dir, _ = ddp_run
+    torchrun(tmp_path / "run", "train.max_steps=2")  # stops at checkpoint-2
+    torchrun(tmp_path / "run", resume=True)  # on to step 4, as the uninterrupted run
+    _, uninterrupted = _debug(run_dir, 0)
+    for rank in (0, 1):
+        lines = (tmp_path / "run" / "debug" / f"rank-{rank}.jsonl").read_text().splitlines()
+        final = [json.loads(line)["final"] for line in lines if '"final"' in line][-1]
+        assert final["param_sum"] == pytest.approx(uninterrupted["param_sum"], rel=1e-6)
+    losses = [[(r["step"], round(r["loss"], 5)) for r in map(json.loads, (d / "train_log.jsonl").read_text()
+               .splitlines()) if "loss" in r] for d in (run_dir, tmp_path / "run")]
+    assert losses[0] == losses[1]
