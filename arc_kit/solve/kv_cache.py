@@ -1,9 +1,11 @@
 """The decoders' KV cache: buffers preallocated once and written in place, or transformers' ``DynamicCache``.
 
 Why: ``DynamicCache`` grows every layer's keys and values by ``torch.cat`` at every step, so each generated token
-copies the whole cache once more (15-24% of decode time on CPU, issue 14; on a GPU it is memory traffic the size of
-the cache per step). ``InPlaceLayer`` allocates ``[batch, kv heads, capacity, head dim]`` at the first update and
-writes each step's keys and values into the next free columns; attention reads a view of the live prefix.
+copies the whole cache once more: memory traffic the size of the cache per step, which grows with the context.
+``InPlaceLayer`` allocates ``[batch, kv heads, capacity, head dim]`` at the first update and writes each step's keys
+and values into the next free columns; attention reads a view of the live prefix. ``scripts/bench_inference.py``
+(CPU, batch 8): decode steps 1.3-1.4x faster than with ``DynamicCache`` at 1-2k prompt tokens, 1.4-1.8x at 4k and
+2.3-3.7x at 8k, outputs identical.
 
 Why a subclass of transformers' ``DynamicLayer`` rather than its ``StaticLayer`` or a hand-written cache:
 
@@ -17,7 +19,8 @@ Why a subclass of transformers' ``DynamicLayer`` rather than its ``StaticLayer``
 Only ``full_attention`` layers are replaced; other layer types (sliding window, linear attention) keep the layer
 ``DynamicCache`` gives them. A model that ignores or refuses the cache (Unsloth's patched forwards have their own
 cache handling) is caught by ``check_filled`` or by the exception it raises; the decoders then fall back to
-``DynamicCache`` (``kv_cache = "dynamic"``, also a setting).
+``DynamicCache`` (``kv_cache = "dynamic"``, also a setting). A bug here would show as that same warning, so
+``tests/test_kv_cache.py`` checks that a transformers model keeps the in-place cache.
 
 This module imports torch and transformers at its top: the decoders import it inside their functions (the runner
 imports solver modules in worker processes only after it has set ``CUDA_VISIBLE_DEVICES``).
