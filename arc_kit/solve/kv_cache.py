@@ -4,7 +4,7 @@ Why: ``DynamicCache`` grows every layer's keys and values by ``torch.cat`` at ev
 copies the whole cache once more: memory traffic the size of the cache per step, which grows with the context.
 ``InPlaceLayer`` allocates ``[batch, kv heads, capacity, head dim]`` at the first update and writes each step's keys
 and values into the next free columns; attention reads a view of the live prefix. ``scripts/bench_inference.py``
-(CPU, batch 8): decode steps 1.3-1.4x faster than with ``DynamicCache`` at 1-2k prompt tokens, 1.4-1.8x at 4k and
+(CPU, batch 8): decode steps 1.1-1.4x faster than with ``DynamicCache`` at 1-2k prompt tokens, 1.4-1.8x at 4k and
 2.3-3.7x at 8k, outputs identical.
 
 Why a subclass of transformers' ``DynamicLayer`` rather than its ``StaticLayer`` or a hand-written cache:
