@@ -69,6 +69,7 @@ class RunSettings:
 
 SOLVER_MODES = ("greedy", "dfs")
 SELECTION_FORMULAS = ("nvarc", "poe", "architects", "vote")  # arc_kit.solve.selection.FORMULAS (a test checks)
+KV_CACHES = ("inplace", "dynamic")  # arc_kit.solve.kv_cache.new_cache
 
 
 @dataclass
@@ -112,6 +113,9 @@ class SolverConfig:
         "torch threads on cpu (unset: torch's default); small models decode faster on one thread"))
     prefill_chunk_tokens: int = field(default=2048, metadata=_help(
         "a long prompt is prefilled in chunks of this many tokens, the deadline checked between chunks"))
+    kv_cache: str = field(default="inplace", metadata=_help(
+        "inplace: KV buffers preallocated per batch and written in place (arc_kit/solve/kv_cache.py); dynamic: "
+        "transformers' DynamicCache, grown every step. A model that refuses inplace falls back to dynamic"))
 
     def check(self) -> None:
         for name in ("max_length", "batch_size", "views", "prefill_chunk_tokens", "max_candidates_per_view",
@@ -124,6 +128,8 @@ class SolverConfig:
             raise SettingsError(f"mode must be one of {', '.join(SOLVER_MODES)}, got {self.mode!r}")
         if not 0 < self.min_probability <= 1:
             raise SettingsError(f"min_probability must be in (0, 1], got {self.min_probability}")
+        if self.kv_cache not in KV_CACHES:
+            raise SettingsError(f"kv_cache must be one of {', '.join(KV_CACHES)}, got {self.kv_cache!r}")
         if self.formula not in SELECTION_FORMULAS:
             raise SettingsError(f"formula must be one of {', '.join(SELECTION_FORMULAS)}, got {self.formula!r}")
         if self.cpu_threads is not None and self.cpu_threads < 0:

@@ -12,9 +12,10 @@ completion below it can come back under the bound. An end token emits a candidat
 model and the search recurses. Children are explored most likely first, so a cap on candidates or a deadline keeps
 the best found so far.
 
-The KV cache makes each node cost one single-token forward pass: one prefill of the prompt into a
-``transformers.DynamicCache``, then, when the search moves to a sibling or back up a branch, the cache is cropped
-back to the branch point instead of recomputed.
+The KV cache makes each node cost one single-token forward pass: one prefill of the prompt into a cache from
+``arc_kit.solve.kv_cache`` (preallocated for prompt + answer and written in place; ``DynamicCache`` as the
+fallback), then, when the search moves to a sibling or back up a branch, the cache is cropped back to the branch
+point instead of recomputed.
 
 With ``p > 0.5`` at most one token per step can stay under the bound, so the search is exactly the greedy
 completion (when it is at least ``p`` likely) or nothing.
@@ -90,6 +91,7 @@ def dfs_candidates(
     stop_at: float | None = None,
     device: str = "cpu",
     prefill_chunk: int = 2048,
+    kv_cache: str = "inplace",
     _recompute: bool = False,
 ) -> DfsResult:
     """Every completion of ``prompt_ids`` at least ``min_probability`` likely that ends in one of ``end_ids``.
@@ -101,6 +103,8 @@ def dfs_candidates(
     raises for the deadline.
 
     ``prefill_chunk``: the prompt is prefilled this many tokens at a time (the deadline is checked between chunks).
+    ``kv_cache``: ``"inplace"`` or ``"dynamic"`` (``arc_kit.solve.kv_cache``); a model that refuses the in-place
+    cache at the prefill is searched with ``DynamicCache``.
     ``_recompute`` is for tests: each step runs the whole prompt + prefix again instead of using the cache, the
     reference the cached search must match.
     """
@@ -116,7 +120,8 @@ def dfs_candidates(
 
     import torch
 
-    search = _Search(model, [int(t) for t in prompt_ids], allowed, device, stop_at, max(1, prefill_chunk), _recompute)
+    search = _Search(model, [int(t) for t in prompt_ids], allowed, device, stop_at, max(1, prefill_chunk), _recompute,
+                     kv_cache, len(prompt_ids) + max_new_tokens)
     found: list[Candidate] = []
 
     with torch.inference_mode():
@@ -155,7 +160,7 @@ class _Search:
     """The model side of the search: the cache, the forward passes, the deadline and the pass count."""
 
     def __init__(self, model: Any, prompt: list[int], allowed: list[int], device: str, stop_at: float | None,
-                 prefill_chunk: int, recompute: bool):
+                 prefill_chunk: int, recompute: bool, kv_cache: str = "inplace", capacity: int = 0):
         import torch
 
         self.model = model
@@ -166,6 +171,8 @@ class _Search:
         self.stop_at = stop_at
         self.prefill_chunk = prefill_chunk
         self.recompute = recompute
+        self.kv_cache = kv_cache
+        self.capacity = max(capacity, len(prompt) + 1)
         self.cache: Any = None
         self.forward_passes = 0
 
@@ -179,15 +186,25 @@ class _Search:
     def prefill(self) -> list[float] | None:
         """Run the prompt into a fresh cache; the first answer token's log-probabilities, None past the deadline."""
         import torch
-        from transformers import DynamicCache
 
         if self._deadline_passed():
             return None
-        ids = torch.tensor([self.prompt], dtype=torch.long, device=self.device)
         self.forward_passes += 1
         if self.recompute:
+            ids = torch.tensor([self.prompt], dtype=torch.long, device=self.device)
             return self._logprobs(self.model(input_ids=ids, use_cache=False, logits_to_keep=1).logits)
-        self.cache = DynamicCache(config=self.model.config)
+        from arc_kit.solve.kv_cache import run_with_fallback
+
+        logprobs, self.kv_cache = run_with_fallback(self.kv_cache, self._prefill_cache, self.model)
+        return logprobs
+
+    def _prefill_cache(self, kind: str) -> list[float] | None:
+        import torch
+
+        from arc_kit.solve.kv_cache import check_filled, new_cache
+
+        ids = torch.tensor([self.prompt], dtype=torch.long, device=self.device)
+        self.cache = new_cache(kind, self.model.config, self.capacity)
         # In chunks, as the greedy decoder does: activations stay bounded and the deadline is checked between
         # chunks. logits_to_keep=1: an 8k prompt's full logits over a 150k vocabulary would be gigabytes.
         logits = None
@@ -198,6 +215,8 @@ class _Search:
             positions = torch.arange(start, start + chunk.shape[1], device=self.device)[None]
             logits = self.model(input_ids=chunk, position_ids=positions, past_key_values=self.cache,
                                 use_cache=True, logits_to_keep=1).logits
+        if kind == "inplace":
+            check_filled(self.cache, ids.shape[1])
         if not getattr(self.cache, "is_croppable", True):
             # A layer whose state cannot be rolled back (linear attention, a recurrent state) would make every
             # branch after the first see its siblings' tokens: slower but right beats fast and wrong.

@@ -130,7 +130,9 @@ def _try_unsloth(model_dir: Path, config: SolverConfig) -> LoadedModel | None:
         probe = tuple(tokenizer("Input:\n01\n", add_special_tokens=False)["input_ids"])
         from arc_kit.solve.decoding import DecodeRequest, GreedyDecoder
 
-        GreedyDecoder(model, tokenizer, 2, "cuda").decode([DecodeRequest(0, probe, 2), DecodeRequest(1, probe[1:], 2)])
+        # With kv_cache = "inplace" a forward that refuses the in-place cache falls back to DynamicCache (a warning).
+        GreedyDecoder(model, tokenizer, 2, "cuda", kv_cache=config.kv_cache).decode(
+            [DecodeRequest(0, probe, 2), DecodeRequest(1, probe[1:], 2)])
         return LoadedModel(model, tokenizer, "cuda", "unsloth", model_dir)
     except Exception as e:  # ImportError on boxes without it, anything else from its patching
         log.warning("Unsloth unavailable for %s (%s: %s); using transformers", model_dir, type(e).__name__, e)

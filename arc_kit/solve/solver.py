@@ -86,7 +86,7 @@ class ArcSolver:
         self.tokenizer = loaded.tokenizer
         self.max_length = context_limit(loaded, config)
         self.decoder = GreedyDecoder(loaded.model, loaded.tokenizer, config.batch_size, loaded.device,
-                                     config.prefill_chunk_tokens, config.batch_tokens)
+                                     config.prefill_chunk_tokens, config.batch_tokens, config.kv_cache)
 
     def views(self, task: Task, config: SolverConfig | None = None) -> list[View]:
         config = config or self.config
@@ -170,7 +170,7 @@ class ArcSolver:
         result = dfs_candidates(self.loaded.model, prompt.token_ids, min_probability=config.min_probability,
                                 expand_ids=expand_ids, end_ids=end_ids, max_new_tokens=prompt.max_new_tokens,
                                 max_candidates=config.max_candidates_per_view, stop_at=stop_at,
-                                device=self.loaded.device)
+                                device=self.loaded.device, kv_cache=self.decoder.kv_cache)
         seconds = time.time() - began
         self.decoder.stats.tokens += result.forward_passes  # the decode rate counts the search's steps too
         self.decoder.stats.seconds += seconds
