@@ -154,12 +154,12 @@ class TrainSettings:
     max_grad_norm: float = 1.0
     group_by_length: bool = True
     """Batch examples of similar length together so padding stays small (``dataset.LengthGroupedSampler``)."""
-    length_group_batches: int = 64
+    length_group_batches: int = 128
     """group_by_length sorts rows by length within random groups of this many batches, then cuts the batches:
-    larger groups pad less (ARC-AGI-2 training, batch 16: 2.7% at 128, 5.2% at 64), smaller ones vary which rows
-    share a batch more from epoch to epoch. 64: with 128 the demo's tiny model stopped learning (eval loss 1.23,
-    score 0 instead of 0.008 and 1.0; `arc-kit demo --set train.length_group_batches=128`): the batch order that
-    rows see matters to a tiny model. Set 128 for large runs where padding costs more than order."""
+    larger groups pad less (ARC-AGI-2 training, batch 16, measured through the trainer's dataloader by
+    ``scripts/bench_padding.py``: 2.7% at 128, 5.2% at 64), smaller ones vary which rows share a batch more from
+    epoch to epoch. The demo config sets 64: with 128 its tiny model stopped learning (eval loss 1.23, score 0
+    instead of 0.008 and 1.0): on 2,000 near-identical rows the batch order matters to a tiny model."""
     padding_free: bool = False
     """TRL padding-free batches (needs FlashAttention on GPU); group_by_length is the portable choice."""
     save_steps: int = 200
