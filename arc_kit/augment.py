@@ -21,6 +21,12 @@ from arc_kit.tasks import Grid, Pair, Task
 IDENTITY_COLOURS = tuple(range(10))
 
 
+def dihedral(a: np.ndarray, k: int) -> np.ndarray:
+    """D8 element ``k`` of an array: 0-3 rotate by k*90 degrees counter-clockwise; 4-7 mirror left-right, then
+    rotate by k-4 (the ``d`` of a view key)."""
+    return np.rot90(np.fliplr(a) if k >= 4 else a, k % 4)
+
+
 @dataclass(frozen=True)
 class View:
     dihedral: int = 0
@@ -64,10 +70,7 @@ class View:
 
     # -- grids --------------------------------------------------------------------------------------------------
     def apply_grid(self, grid: Grid) -> Grid:
-        a = np.asarray(grid, dtype=np.int64)
-        if self.dihedral >= 4:
-            a = np.fliplr(a)
-        a = np.rot90(a, self.dihedral % 4)
+        a = dihedral(np.asarray(grid, dtype=np.int64), self.dihedral)
         a = np.asarray(self.colours, dtype=np.int64)[a]
         return _freeze(a)
 

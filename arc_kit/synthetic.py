@@ -55,10 +55,13 @@ def _freeze(a: np.ndarray) -> Grid:
     return tuple(tuple(int(v) for v in row) for row in a)
 
 
-def random_grid(rng: random.Random, sizes: Sequence[int], background: float = 0.3) -> np.ndarray:
-    """A grid with sides drawn from ``sizes``; each cell is 0 with probability ``background``, else colour 1-9."""
+def random_grid(rng: random.Random, sizes: Sequence[int], background: float = 0.3,
+                colours: Sequence[int] | None = None) -> np.ndarray:
+    """A grid with sides drawn from ``sizes``; each cell is 0 with probability ``background``, else a colour of
+    ``colours`` (default: any of 1-9)."""
     h, w = rng.choice(sizes), rng.choice(sizes)
-    cells = [0 if rng.random() < background else rng.randint(1, 9) for _ in range(h * w)]
+    cells = [0 if rng.random() < background else rng.randint(1, 9) if colours is None else rng.choice(colours)
+             for _ in range(h * w)]
     return np.asarray(cells, dtype=np.int64).reshape(h, w)
 
 
@@ -216,11 +219,6 @@ def colour_map_tasks(
     if not 2 <= palette <= 9 or n_train < 1:
         raise ValueError(f"need 2 <= palette <= 9 and n_train >= 1, got {palette} and {n_train}")
 
-    def grid(rng: random.Random, colours: list[int]) -> np.ndarray:
-        h, w = rng.choice(sizes), rng.choice(sizes)
-        cells = [0 if rng.random() < background else rng.choice(colours) for _ in range(h * w)]
-        return np.asarray(cells, dtype=np.int64).reshape(h, w)
-
     tasks = []
     for i in range(n_tasks):
         rule = rule_names[i % len(rule_names)]
@@ -229,7 +227,7 @@ def colour_map_tasks(
         table = np.asarray([COLOUR_MAPS[rule](rng, colours)[c] for c in range(10)])
         changed = {c for c in colours if table[c] != c}
         for _ in range(1000):  # redraw until the demonstrations show what the test input needs
-            inputs = [grid(rng, colours) for _ in range(n_train + 1)]
+            inputs = [random_grid(rng, sizes, background, colours) for _ in range(n_train + 1)]
             shown = {int(v) for a in inputs[:-1] for v in a.flat}
             needed = {int(v) for v in inputs[-1].flat}
             if needed <= shown and (not changed or changed & needed):

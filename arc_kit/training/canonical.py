@@ -21,15 +21,11 @@ from typing import Any
 
 import numpy as np
 
+from arc_kit.augment import dihedral
 from arc_kit.tasks import Grid, Task
 
 DIGEST_BYTES = 16
 MAX_ORDERS = 24  # orderings of same-pattern pairs tried per transform
-
-
-def _d8(a: np.ndarray, k: int) -> np.ndarray:
-    """Transform k of D8: 0-3 rotate by k*90 degrees, 4-7 mirror left-right then rotate by k-4 (as augment.View)."""
-    return np.rot90(np.fliplr(a) if k >= 4 else a, k % 4)
 
 
 def _relabel(grids: Sequence[np.ndarray]) -> list[np.ndarray]:
@@ -62,8 +58,8 @@ def canonical_form(task: Task) -> bytes:
     tests = [np.asarray(p.input, dtype=np.int8) for p in task.test]
     best: bytes | None = None
     for k in range(8):
-        pairs = [(_d8(i, k), _d8(o, k)) for i, o in train]
-        inputs = [_d8(i, k) for i in tests]
+        pairs = [(dihedral(i, k), dihedral(o, k)) for i, o in train]
+        inputs = [dihedral(i, k) for i in tests]
         # Order pairs (and test inputs) by their own colour-free form, so a re-ordered copy lines up the same way.
         for pair_order in _orders(pairs, lambda p: _serialise(_relabel(p))):
             for input_order in _orders(inputs, lambda g: _serialise(_relabel([g]))):
@@ -102,7 +98,7 @@ def digests(tasks: Iterable[Task]) -> set[str]:
 def _pair_digest(inp: Grid, out: Grid) -> str:
     """Canonical digest of one solved pair (D8 + colour relabelling over input then output)."""
     a, b = np.asarray(inp, dtype=np.int8), np.asarray(out, dtype=np.int8)
-    form = min(_serialise(_relabel([_d8(a, k), _d8(b, k)])) for k in range(8))
+    form = min(_serialise(_relabel([dihedral(a, k), dihedral(b, k)])) for k in range(8))
     return hashlib.blake2b(form, digest_size=DIGEST_BYTES).hexdigest()
 
 
