@@ -285,6 +285,17 @@ def test_dfs_and_rescoring_on_the_tiny_model_give_two_distinct_ranked_attempts(l
     assert scores == sorted(scores, reverse=True)
 
 
+def test_the_search_prefills_in_the_configured_chunks(loaded: LoadedModel, monkeypatch: pytest.MonkeyPatch):
+    from arc_kit.solve import dfs
+
+    seen = []
+    real = dfs.dfs_candidates
+    monkeypatch.setattr(dfs, "dfs_candidates", lambda *a, **kw: seen.append(kw["prefill_chunk"]) or real(*a, **kw))
+    config = SolverConfig(mode="dfs", views=1, scoring_views=0, prefill_chunk_tokens=16)
+    [result] = ArcSolver(loaded, config).solve([small_task(side=2)])
+    assert result.error is None and seen == [16]
+
+
 def test_a_search_out_of_time_keeps_what_it_found_and_the_file_stays_valid(tmp_path: Path, tiny_model_dir: Path,
                                                                             shared_data: Path):
     from arc_kit.runner import RunConfig, run_submission

@@ -170,7 +170,8 @@ class ArcSolver:
         result = dfs_candidates(self.loaded.model, prompt.token_ids, min_probability=config.min_probability,
                                 expand_ids=expand_ids, end_ids=end_ids, max_new_tokens=prompt.max_new_tokens,
                                 max_candidates=config.max_candidates_per_view, stop_at=stop_at,
-                                device=self.loaded.device, kv_cache=self.decoder.kv_cache)
+                                device=self.loaded.device, prefill_chunk=config.prefill_chunk_tokens,
+                                kv_cache=self.decoder.kv_cache)
         seconds = time.time() - began
         self.decoder.stats.tokens += result.forward_passes  # the decode rate counts the search's steps too
         self.decoder.stats.seconds += seconds
