@@ -89,11 +89,18 @@ def _api_class() -> type:
         raise KaggleError(f"the kaggle client is not installed ({e.name}): pip install 'arc-kit[kaggle]'") from None
 
     class _StrictApi(KaggleApi):
-        """``_upload_file`` returns None when a file's upload fails; the client then creates the dataset
-        without that file. Raising instead stops before the create call, so nothing half-made is published."""
+        """A failed file upload stops before the create call, so nothing half-made is published, and says so in
+        the kit's words. Client releases differ: up to 2.2.4 ``_upload_file`` returns None (and the client would
+        then create the dataset without that file); from 2.2.5 it raises ``ValueError("Upload unsuccessful: ...")``
+        itself."""
 
         def _upload_file(self, file_name, full_path, *args, **kwargs):  # type: ignore[no-untyped-def]
-            result = super()._upload_file(file_name, full_path, *args, **kwargs)
+            try:
+                result = super()._upload_file(file_name, full_path, *args, **kwargs)
+            except ValueError as e:
+                if not str(e).startswith("Upload unsuccessful"):
+                    raise
+                result = None
             if result is None:
                 raise UploadFailed(
                     f"upload of {file_name} failed; stopped before creating anything on Kaggle "
