@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from arc_kit import cli_demo, cli_infer, cli_kaggle, cli_train
-from arc_kit.cli_args import input_errors
+from arc_kit.cli_args import Parser, input_errors
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="arc-kit",
         description="Fine-tune a small LLM on ARC tasks and submit it to the ARC Prize on Kaggle, offline.",
     )

@@ -1,7 +1,13 @@
 """Command-line flags generated from the settings dataclasses, so a flag and its default cannot drift apart.
 
-``transformers.HfArgumentParser`` turns each dataclass field into ``--field_name`` (and ``--field-name``) with the
-field's type, default and help; a sub-command takes those flags through argparse's ``parents``.
+``transformers.HfArgumentParser`` turns each dataclass field into a flag with the field's type, default and help;
+here every flag is spelt with hyphens (``--batch-size``, ``--no-colour-views``), the CLI convention, and a
+sub-command takes those flags through argparse's ``parents``. Abbreviations are off in every parser: a prefix of
+one flag must never silently mean another.
+
+Which flags were given is tracked (their parser defaults are ``SUPPRESS``, so an absent flag leaves no attribute):
+a flag given on the command line always wins over ``--settings FILE``, even when its value is the dataclass
+default, and the defaults themselves come only from the dataclasses.
 """
 
 from __future__ import annotations
@@ -12,23 +18,50 @@ import functools
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar, get_type_hints
+from typing import Any, TypeVar, get_type_hints
 
 from arc_kit.settings import KernelPlan, TTTConfig, build, fields_of, load_plan
 
 T = TypeVar("T")
 
-
 # Groups whose field names would clash with another group's (seed, batch_size, max_length) take a prefix on the
-# command line: TTTConfig.learning_rate is --ttt_learning_rate.
+# command line: TTTConfig.learning_rate is --ttt-learning-rate.
 FLAG_PREFIX: dict[type, str] = {TTTConfig: "ttt_"}
+SETTINGS_GROUPS = "_settings_groups"  # the namespace attribute naming the dataclasses a command has flags for
+
+
+class Parser(argparse.ArgumentParser):
+    """The kit's argument parser: no abbreviations, and an error is two lines (the message and where help is),
+    not the whole usage, which for a command with every settings flag runs to fifty lines. Sub-command parsers
+    are of this class too (argparse makes them of the parent's class)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message}\n(see {self.prog} --help)\n")
+
+
+def _hyphens_only(names: tuple[str, ...]) -> tuple[str, ...]:
+    """Drop ``--some_flag`` where ``--some-flag`` is also offered (HfArgumentParser offers both)."""
+    return tuple(n for n in names if not (n.startswith("--") and "_" in n and n.replace("_", "-") in names))
 
 
 def settings_parent(*classes: type) -> argparse.ArgumentParser:
-    """A parent parser holding the flags of ``classes`` (pass it as ``parents=[...]`` to ``add_parser``)."""
+    """A parent parser holding the flags of ``classes`` (pass it as ``parents=[...]`` to ``add_parser``); the
+    namespace it fills holds only the flags given, plus which classes the command has flags for."""
     from transformers import HfArgumentParser
 
-    return HfArgumentParser([_prefixed(cls) for cls in classes], add_help=False)
+    class HyphenParser(HfArgumentParser):
+        def add_argument(self, *names: str, **kwargs: Any) -> argparse.Action:
+            return super().add_argument(*_hyphens_only(names), **kwargs)
+
+    parser = HyphenParser([_prefixed(cls) for cls in classes], add_help=False)
+    for action in parser._actions:
+        action.default = argparse.SUPPRESS
+    parser.set_defaults(**{SETTINGS_GROUPS: classes})
+    return parser
 
 
 def _prefixed(cls: type) -> type:
@@ -46,38 +79,33 @@ def _prefixed(cls: type) -> type:
     return dataclasses.make_dataclass(f"{prefix}{cls.__name__}", specs)
 
 
-def settings_from_args(args: argparse.Namespace, cls: type[T], base: T | None = None) -> T:
-    """The ``cls`` instance the parsed flags describe (checking its values is the caller's next step).
-
-    With ``base`` (from a settings TOML), a flag changes a field only when it was given a value other than the
-    dataclass default, so the file's values stand unless the command line says otherwise.
-    """
+def given_flags(args: argparse.Namespace, cls: type) -> dict[str, Any]:
+    """The fields of ``cls`` given on the command line, by field name."""
     prefix = FLAG_PREFIX.get(cls, "")
-    given = {f.name: getattr(args, prefix + f.name) for f in dataclasses.fields(cls)}
-    if base is None:
-        return build(cls, given)
-    defaults = fields_of(cls(), cls)
-    return build(cls, {**fields_of(base, cls), **{k: v for k, v in given.items() if v != defaults[k]}})
+    return {f.name: getattr(args, prefix + f.name) for f in dataclasses.fields(cls) if hasattr(args, prefix + f.name)}
+
+
+def settings_from_args(args: argparse.Namespace, cls: type[T], base: T | None = None) -> T:
+    """``base`` (default: the dataclass defaults) with every flag given on the command line put over it; checking
+    the values is the caller's next step."""
+    return build(cls, {**fields_of(base if base is not None else cls(), cls), **given_flags(args, cls)})
 
 
 def plan_from_args(args: argparse.Namespace) -> KernelPlan:
-    """The settings a command runs with: ``--settings FILE`` (``[kernel]``, ``[run]``, ``[solver]`` tables), then
-    the flags on top; checked, so a nonsense value is one line naming its field."""
+    """The settings a command runs with: ``--settings FILE`` (``[kernel]``, ``[run]``, ``[solver]``, ``[ttt]``
+    tables), then the flags given on top; checked, so a nonsense value is one line naming its field."""
     base = load_plan(args.settings) if getattr(args, "settings", None) else KernelPlan()
-    plan = KernelPlan(*(settings_from_args(args, type(group), group) if _has_flags(args, type(group)) else group
+    flagged = getattr(args, SETTINGS_GROUPS, ())
+    plan = KernelPlan(*(settings_from_args(args, type(group), group) if type(group) in flagged else group
                         for group in (base.kernel, base.run, base.solver, base.ttt)))
     plan.check()
     return plan
 
 
-def _has_flags(args: argparse.Namespace, cls: type) -> bool:
-    prefix = FLAG_PREFIX.get(cls, "")
-    return all(hasattr(args, prefix + f.name) for f in dataclasses.fields(cls))
-
-
 def add_settings_file(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--settings", type=Path, default=None, metavar="TOML",
-                        help="a settings file with [kernel], [run] and [solver] tables; flags given override it")
+                        help="a settings file with [kernel], [run], [solver] and [ttt] tables; flags given "
+                             "override it")
 
 
 Handler = Callable[[argparse.Namespace], int]

@@ -31,7 +31,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    help="held-out tasks whose colour swap must be read from the demonstrations (default: %(default)s)")
     p.add_argument("--challenges", type=Path, help="also dry-run on this real ARC challenges file")
     p.add_argument("--solutions", type=Path, help="its solutions, for a score")
-    p.add_argument("--budget", type=float, default=DemoConfig.real_budget_seconds, help="seconds for the real-file dry run (default: %(default)s)")
+    p.add_argument("--budget-seconds", type=float, default=DemoConfig.real_budget_seconds,
+                   help="seconds for the real-file dry run (default: %(default)s)")
     p.add_argument("--settings", type=Path, default=None, metavar="TOML",
                    help="a settings file: its [solver] and [ttt] tables are how the dry runs and the kernel answer "
                         "(default: arc_kit/configs/demo-settings.toml)")
@@ -76,7 +77,7 @@ def _demo(args: argparse.Namespace) -> int:
     plan = demo_plan(args.settings) if args.settings else demo_plan()
     result = run_demo(DemoConfig(out=args.out, train_config=args.config, overrides=args.overrides,
                                  heldout_tasks=args.heldout_tasks, read_tasks=args.read_tasks, challenges=args.challenges,
-                                 solutions=args.solutions, real_budget_seconds=args.budget, solver=plan.solver,
+                                 solutions=args.solutions, real_budget_seconds=args.budget_seconds, solver=plan.solver,
                                  ttt=plan.ttt))
     summary = result["summary"]
     return 0 if summary["score after (held-out)"] > summary["score before (held-out)"] else 1

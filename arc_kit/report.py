@@ -228,7 +228,8 @@ def _fmt(value: Any) -> str:
 
 def write_run_report(out: str | Path, challenges: Path, solutions: Path | None, submission_path: Path,
                      report: Any, max_pictures: int = 60) -> Path:
-    """The dry run's ``report.html``: its summary and a picture per attempted task (answers beside the truth).
+    """The dry run's ``report.html``: its summary and a picture per attempted task (answers beside the truth),
+    the wrong ones first.
 
     Drawn from the files on disk, so it shows what Kaggle would score; tasks that failed to load are listed
     in the summary, not drawn.
@@ -236,7 +237,13 @@ def write_run_report(out: str | Path, challenges: Path, solutions: Path | None, 
     from arc_kit.tasks import load_tasks, read_json
 
     tasks = load_tasks(challenges, solutions, strict=False)
-    attempted = [t for t in tasks if t.task_id in report.per_task] or list(tasks)
+    attempted = [tasks.tasks[tid] for tid in report.attempted_ids if tid in tasks.tasks]
+
+    def wrong_first(task: Task) -> int:
+        correct = report.per_task[task.task_id].correct
+        return 1 if correct is None else 2 if all(correct) else 0
+
+    attempted.sort(key=wrong_first)  # stable: within each kind, the order the answers landed
     summary: dict[str, Any] = {
         "answered entries": f"{report.answered}/{report.entries}",
         "tasks attempted": f"{report.tasks_attempted} of {report.tasks_queued} queued ({report.tasks} in the file)",

@@ -119,6 +119,8 @@ class RunReport:
     placeholders_left: int = 0
     tasks_queued: int = 0  # tasks handed to the solver (all, or the quick pass)
     tasks_attempted: int = 0  # tasks the solver returned a result for
+    attempted_ids: list[str] = field(default_factory=list)  # those tasks, in the order their first result landed
+    interrupted: bool = False  # stopped by Ctrl-C (SIGINT): the file and the reports hold what finished
     seconds: float = 0.0
     overrun_seconds: float = 0.0  # how far past the deadline the last work ended (0: on time)
     decode_seconds: float = 0.0
@@ -190,7 +192,7 @@ class Schedule:
         self.quick = task_groups(ordered, solver.batch_size, 1) if two_phases else []
         self.full = [[t] for t in ordered] if two_phases else task_groups(ordered, solver.batch_size, solver.views)
         self.two_phases = two_phases
-        self.tasks = sum(len(g) for g in self.quick + self.full)  # progress-bar units
+        self.phase_tasks = {"quick": sum(len(g) for g in self.quick), "full": len(ordered)}  # progress bars
 
     def next(self, now: float) -> Work | None:
         if self.quick:
@@ -217,26 +219,25 @@ def visible_gpus() -> int:
 def run_submission(config: RunConfig, solver_factory: SolverFactory | None = None) -> RunReport:
     """Write ``config.output`` (valid at every moment) and return what happened; never raises for a bad model.
 
-    A challenges file that cannot be read at all raises ``TaskFileError`` after ``{}`` is written (no task id is
-    known, so no placeholder can be): the caller says why in one line.
+    Bad input writes nothing and raises ``TaskFileError`` (the caller says why in one line): a challenges file that
+    cannot be read, one in which no entry is a valid task (a solutions file given as challenges, say), or a bad
+    solutions file. Ctrl-C ends the run early with what finished written and ``report.interrupted`` set.
     """
     start = config.start_time if config.start_time is not None else time.time()
     deadline = start + config.run.deadline_offset
-    try:
-        raw = read_raw_tasks(config.challenges)  # read once: counted for placeholders, then parsed
-    except TaskFileError:
-        Submission.placeholders({}).write(config.output)
-        raise
+    raw = read_raw_tasks(config.challenges)  # read once: counted for placeholders, then parsed
     counts = entry_counts(raw)
     # a bad solutions file is said now, not after hours of decoding
     solutions = _read_solutions(config.solutions) if config.solutions is not None else {}
+    tasks = parse_tasks(raw, str(config.challenges), strict=False)
+    if raw and not tasks.tasks:
+        raise TaskFileError(_no_valid_task(config.challenges, tasks.errors))
     submission = Submission.placeholders(counts)
     submission.write(config.output)
     report = RunReport(str(config.output), tasks=len(counts), entries=submission.num_entries)
-    tasks = parse_tasks(raw, str(config.challenges), strict=False)
     for tid, why in tasks.errors.items():
         report.errors[tid] = why
-        log.error("task %s skipped (placeholder kept): %s", tid, why)
+    _log_skipped(tasks.errors)
     for tid, n in counts.items():
         if n == 0 and tid not in report.errors:
             report.errors[tid] = "no test inputs: nothing to answer"
@@ -269,7 +270,9 @@ def run_submission(config: RunConfig, solver_factory: SolverFactory | None = Non
                              for i, r in enumerate(result.inputs)]
             record.ttt = result.ttt
             report.per_task[result.task_id] = record
-        attempted.add(result.task_id)
+        if result.task_id not in attempted:
+            attempted.add(result.task_id)
+            report.attempted_ids.append(result.task_id)
         report.tasks_attempted = len(attempted)
         if result.error:
             report.errors[result.task_id] = result.error
@@ -277,12 +280,15 @@ def run_submission(config: RunConfig, solver_factory: SolverFactory | None = Non
             submission.set_attempts(result.task_id, i, a1, a2)
         submission.write(config.output)
 
-    bar = _progress(schedule.tasks, config.progress)
+    bar = PhaseBars(schedule.phase_tasks, schedule.two_phases, config.progress)
     try:
         if workers <= 1:
             _run_in_process(config, factory, schedule, deadline, land, report, bar)
         else:
             _run_in_workers(config, factory, schedule, deadline, land, report, bar, workers)
+    except KeyboardInterrupt:
+        report.interrupted = True
+        log.warning("interrupted: %s holds the answers that landed so far", config.output)
     finally:
         bar.close()
     if report.model_error:
@@ -295,7 +301,8 @@ def run_submission(config: RunConfig, solver_factory: SolverFactory | None = Non
 
 
 def dry_run(config: RunConfig, solver_factory: SolverFactory | None = None) -> RunReport:
-    """``run_submission`` plus ``report.json`` and ``report.html`` beside the submission (the dry run, the demo)."""
+    """``run_submission`` plus ``report.json`` and ``report.html`` beside the submission (the dry run, the demo);
+    an interrupted run writes both for what finished, then raises ``KeyboardInterrupt`` again."""
     from arc_kit.io_utils import atomic_write_json
     from arc_kit.report import write_run_report
 
@@ -303,7 +310,26 @@ def dry_run(config: RunConfig, solver_factory: SolverFactory | None = None) -> R
     atomic_write_json(config.output.parent / "report.json", report.to_json(), indent=1)
     write_run_report(config.output.parent / "report.html", config.challenges, config.solutions, config.output,
                      report)
+    if report.interrupted:
+        raise KeyboardInterrupt
     return report
+
+
+MAX_LOGGED_TASK_ERRORS = 5
+
+
+def _log_skipped(errors: dict[str, str]) -> None:
+    """The first few malformed tasks, then how many more (every one is in the report)."""
+    for tid, why in list(errors.items())[:MAX_LOGGED_TASK_ERRORS]:
+        log.error("task %s skipped (placeholder kept): %s", tid, why)
+    if len(errors) > MAX_LOGGED_TASK_ERRORS:
+        log.error("... and %d more malformed tasks (all in the report)", len(errors) - MAX_LOGGED_TASK_ERRORS)
+
+
+def _no_valid_task(path: Path, errors: dict[str, str], show: int = 3) -> str:
+    first = "; ".join(why.split(": ", 1)[-1] for why in list(errors.values())[:show])
+    return (f"{path}: none of its {len(errors)} entries is a valid task (is it a challenges file?); "
+            f"first problems: {first}")
 
 
 def _correct(attempts: list[tuple[Any, Any]], truths: list[Any]) -> list[bool]:
@@ -328,7 +354,7 @@ def _run_in_process(config: RunConfig, factory: SolverFactory, schedule: Schedul
             break
         for result in _solve_group(solver, work.tasks, min(deadline, now + work.cap_seconds), work.phase):
             land(result, work.phase)
-        bar.update(len(work.tasks))
+        bar.update(work.phase, len(work.tasks))
     tokens, seconds = _decode_stats(solver)
     report.generated_tokens += tokens
     report.decode_seconds += seconds
@@ -399,7 +425,7 @@ def _worker_main(env: dict[str, str], config: RunConfig, factory: SolverFactory,
             break
         now = time.time()
         if now >= deadline:
-            results_out.put(("skipped", [t.task_id for t in work.tasks]))
+            results_out.put(("skipped", (work.phase, [t.task_id for t in work.tasks])))
             continue
         results = _solve_group(solver, work.tasks, min(deadline, now + work.cap_seconds), work.phase)
         results_out.put(("results", (work.phase, results)))
@@ -467,11 +493,11 @@ def _run_in_workers(config: RunConfig, factory: SolverFactory, schedule: Schedul
                 phase, results = payload
                 for result in results:
                     land(result, phase)
-                bar.update(len(results))
+                bar.update(phase, len(results))
                 feed(1)
             elif kind == "skipped":
                 report.deadline_hit = True
-                bar.update(len(payload))
+                bar.update(payload[0], len(payload[1]))
                 feed(1)
             elif kind == "load_error":
                 load_errors.append(payload)
@@ -537,20 +563,33 @@ def _read_solutions(path: Path) -> dict[str, Any]:
     return solutions
 
 
-class _NoBar:
-    def update(self, n: int = 1) -> None:
-        pass
+class PhaseBars:
+    """One tqdm bar per phase, each counting that phase's tasks once: "phase 1, greedy: 5/5" then
+    "phase 2, full solver: 3/5", not one bar counting both phases as if there were twice the tasks."""
+
+    NAMES = {"quick": "phase 1, greedy", "full": "phase 2, full solver"}
+
+    def __init__(self, totals: dict[str, int], two_phases: bool, enabled: bool):
+        self.totals, self.two_phases, self.enabled = totals, two_phases, enabled
+        self.phase: str | None = None
+        self.bar: Any = None
+
+    def update(self, phase: str, n: int) -> None:
+        if not self.enabled:
+            return
+        if phase != self.phase:
+            self.close()
+            from tqdm.auto import tqdm
+
+            self.phase = phase
+            self.bar = tqdm(total=self.totals[phase], desc=self.NAMES[phase] if self.two_phases else "tasks",
+                            unit="task", dynamic_ncols=True)
+        self.bar.update(n)
 
     def close(self) -> None:
-        pass
-
-
-def _progress(total: int, enabled: bool) -> Any:
-    if not enabled:
-        return _NoBar()
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc="tasks", unit="task", dynamic_ncols=True)
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
 
 def summary_lines(report: RunReport) -> Iterator[str]:
@@ -616,6 +655,17 @@ def kernel_config(plan: KernelPlan, start_time: float, env: dict[str, str] | Non
     )
 
 
+def _keep_a_placeholder_file(config: RunConfig) -> None:
+    """After bad input the run wrote nothing: make sure the output holds placeholders for every task id that
+    can be read (``{}`` when none can), so Kaggle still finds a valid file."""
+    try:
+        counts = entry_counts(read_raw_tasks(config.challenges))
+    except TaskFileError:
+        counts = {}
+    if counts or not config.output.exists():
+        Submission.placeholders(counts).write(config.output)
+
+
 def run_kernel(settings: dict[str, Any], start_time: float) -> int:
     """The kernel: resolve paths, run, log a summary; 0 when the submission is valid and the model ran.
 
@@ -645,7 +695,8 @@ def run_kernel(settings: dict[str, Any], start_time: float) -> int:
         report = run_submission(config)
     except TaskFileError as e:
         print(f"arc-kit kernel: cannot read the challenges: {e}", flush=True)
-        return 1
+        _keep_a_placeholder_file(config)
+        return 0 if rerun else 1
     for line in summary_lines(report):
         print(line, flush=True)
     if report.problems:

@@ -5,14 +5,14 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 
+from arc_kit.cli_args import Parser
 from arc_kit.cli_train import add_export_arguments, export_from_args
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = Parser(description=__doc__.splitlines()[0])
     add_export_arguments(parser)
     return export_from_args(parser.parse_args(argv))
 

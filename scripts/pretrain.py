@@ -6,14 +6,14 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 
+from arc_kit.cli_args import Parser
 from arc_kit.cli_train import add_train_arguments, train_from_args
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Fine-tune a model on ARC tasks (see arc_kit/training/config.py)")
+    parser = Parser(description="Fine-tune a model on ARC tasks (see arc_kit/training/config.py)")
     add_train_arguments(parser)
     return train_from_args(parser.parse_args(argv))
 

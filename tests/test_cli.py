@@ -185,3 +185,54 @@ def test_load_tokenizer_picks_by_name_or_folder(tiny_model_dir, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="empty"):
         load_tokenizer(str(tmp_path / "empty"))
+
+
+def _all_parsers(parser, path=("arc-kit",)):
+    """(command path, parser) for the top-level parser and every sub-command below it."""
+    import argparse
+
+    yield path, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _all_parsers(sub, (*path, name))
+
+
+def test_every_flag_of_every_command_is_spelt_with_hyphens():
+    from arc_kit.cli import build_parser
+
+    underscored = [(" ".join(path), option) for path, parser in _all_parsers(build_parser())
+                   for action in parser._actions for option in action.option_strings
+                   if option.startswith("--") and "_" in option]
+    assert underscored == []
+    commands = dict(_all_parsers(build_parser()))
+    dry_run = {o for a in commands[("arc-kit", "dry-run")]._actions for o in a.option_strings}
+    assert {"--max-tasks", "--budget-seconds", "--ttt-learning-rate", "--no-colour-views", "--kv-cache"} <= dry_run
+
+
+def test_an_abbreviated_flag_is_refused_in_two_lines(capsys):
+    from arc_kit.cli import build_parser
+
+    with pytest.raises(SystemExit) as stop:
+        build_parser().parse_args(["dry-run", "--model", "m", "--challenges", "c", "--out", "o", "--budget", "5"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert "unrecognized arguments: --budget" in err and len(err.strip().splitlines()) == 2
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["demo", "--heldout", "3"])  # a prefix of --heldout-tasks
+
+
+def test_a_flag_given_on_the_command_line_beats_the_settings_file_even_at_its_default(tmp_path):
+    from arc_kit.cli import build_parser
+    from arc_kit.cli_args import plan_from_args
+    from arc_kit.settings import SolverConfig
+
+    path = tmp_path / "s.toml"
+    path.write_text("[solver]\ncolour_views = false\nviews = 3\n[ttt]\ncolour_views = false\n")
+    base = ["dry-run", "--model", "m", "--challenges", "c", "--out", "o", "--settings", str(path)]
+    assert SolverConfig().colour_views is True and SolverConfig().views == 8
+    plan = plan_from_args(build_parser().parse_args([*base, "--colour-views", "true", "--views", "8"]))
+    assert plan.solver.colour_views is True and plan.solver.views == 8
+    assert plan.ttt.colour_views is False  # not given: the file's value stands
+    plan = plan_from_args(build_parser().parse_args([*base, "--ttt-colour-views"]))
+    assert plan.ttt.colour_views is True and plan.solver.colour_views is False

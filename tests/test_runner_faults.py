@@ -180,22 +180,31 @@ def test_finished_test_inputs_are_kept_when_another_is_cut(arc_tokenizer):
 
 
 @pytest.mark.parametrize("content,expected", [(None, {}), ("[1, 2]", {}), ("{not json", {}),
-                                              ('{"t1": {"train": [{"input": [[1]], "output": [[1]]}], "test": []}}', {"t1": []})])
-def test_a_bad_challenges_file_leaves_the_most_valid_file_and_one_line(tmp_path: Path, content, expected):
+                                              ('{"t1": {"train": [{"input": [[1]], "output": [[1]]}], "test": []}}', {"t1": []}),
+                                              ('{"t1": {"train": []}, "t2": 5}', {"t1": [{"attempt_1": [[0]], "attempt_2": [[0]]}], "t2": [{"attempt_1": [[0]], "attempt_2": [[0]]}]})])
+def test_a_bad_challenges_file_is_one_line_and_the_kernel_keeps_the_most_valid_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, content, expected):
+    """The runner writes nothing on bad input (the dry run's user fixes the file); the kernel, which must leave a
+    file Kaggle accepts, writes placeholders for every task id it can read."""
+    from arc_kit.runner import run_kernel
+    from arc_kit.tasks import TaskFileError
+
     challenges = tmp_path / "c.json"
     if content is not None:
         challenges.write_text(content)
-    config = RunConfig(model_dir=None, challenges=challenges, output=tmp_path / "out" / "submission.json",
-                       run=RunSettings(workers=1), progress=False)
-    from arc_kit.tasks import TaskFileError
-
-    if expected:
-        report = run_submission(config, solver_factory=lambda c: None)
-        assert "test" in report.errors["t1"]  # one line naming the field; no placeholder for no input
-    else:
-        with pytest.raises(TaskFileError, match="c.json"):
-            run_submission(config)
-    assert json.loads((tmp_path / "out" / "submission.json").read_text()) == expected
+    output = tmp_path / "out" / "submission.json"
+    config = RunConfig(model_dir=None, challenges=challenges, output=output, run=RunSettings(workers=1),
+                       progress=False)
+    with pytest.raises(TaskFileError, match="c.json"):
+        run_submission(config)
+    assert not output.exists()
+    monkeypatch.setenv("ARC_KIT_INPUT_ROOT", str(tmp_path))
+    monkeypatch.setenv("ARC_KIT_OUTPUT", str(output))
+    monkeypatch.delenv("KAGGLE_IS_COMPETITION_RERUN", raising=False)
+    assert run_kernel({"kernel": {"challenges": str(challenges)}}, time.time()) == 1
+    (line,) = capsys.readouterr().out.splitlines()
+    assert "c.json" in line
+    assert json.loads(output.read_text()) == expected
 
 
 def test_dry_run_input_errors_are_one_line(tmp_path: Path, shared_data: Path, tiny_model_dir: Path, capsys):

@@ -41,7 +41,7 @@ def small_task(task_id: str = "t1", pairs: int = 2, side: int = 3) -> Task:
 def test_missing_weights_folder_is_a_load_error(tmp_path: Path):
     with pytest.raises(ModelLoadError, match="does not exist"):
         load_model(tmp_path / "nope")
-    with pytest.raises(ModelLoadError, match="neither config.json"):
+    with pytest.raises(ModelLoadError, match="no weights folder .config.json or adapter_config.json. under"):
         load_model(tmp_path)
 
 

@@ -50,12 +50,8 @@ def load_model(model_dir: str | Path, config: SolverConfig | None = None) -> Loa
     """Load a merged model folder (config.json) or a LoRA adapter folder (adapter_config.json), never online."""
     _offline()
     config = config or SolverConfig()
-    model_dir = Path(model_dir)
-    if not model_dir.is_dir():
-        raise ModelLoadError(f"weights folder {model_dir} does not exist")
+    model_dir = weights_folder(Path(model_dir))
     is_adapter = (model_dir / "adapter_config.json").exists()
-    if not is_adapter and not (model_dir / "config.json").exists():
-        raise ModelLoadError(f"weights folder {model_dir} holds neither config.json nor adapter_config.json")
 
     import torch
 
@@ -85,6 +81,20 @@ def load_model(model_dir: str | Path, config: SolverConfig | None = None) -> Loa
     model.to(device).eval()
     check_tokenizer(tokenizer)
     return LoadedModel(model, tokenizer, device, backend, model_dir)
+
+
+def weights_folder(folder: Path) -> Path:
+    """The weights folder at or below ``folder``, by the kernel's rule (``kaggle_paths.choose_weights``): the
+    folder itself, else the one holding the kit's manifest, else ``merged/`` (so an export root with ``adapter/``
+    and ``merged/`` loads its merged model, as the kernel and ``upload-weights`` take it), else the only one."""
+    from arc_kit.kaggle_paths import KagglePathError, choose_weights
+
+    if not folder.is_dir():
+        raise ModelLoadError(f"weights folder {folder} does not exist")
+    try:
+        return choose_weights(folder)
+    except KagglePathError as e:
+        raise ModelLoadError(str(e)) from None
 
 
 def _load_tokenizer(folder: Path) -> Any:
