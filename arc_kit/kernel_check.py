@@ -48,10 +48,10 @@ def check_kernel(folder: Path, wheelhouse: Path | str | None = None, image: Path
         check.warnings.append(f"machine {shape or 'default (T4 x2)'}: the competition box is NvidiaL4 (4x L4)")
     k = plan.kernel
     if not (k.weights_dataset or k.weights_model or k.model_dir):
-        check.warnings.append("no weights attached (--weights_dataset or --weights_model): every answer will be a "
+        check.warnings.append("no weights attached (--weights-dataset or --weights-model): every answer will be a "
                               "placeholder")
     if not k.wheelhouse_dataset:
-        check.warnings.append("no wheelhouse dataset attached (--wheelhouse_dataset): the offline kernel can "
+        check.warnings.append("no wheelhouse dataset attached (--wheelhouse-dataset): the offline kernel can "
                               "install arc-kit only if some attached dataset holds its wheel")
     wheelhouse = wheelhouse or info.get("wheelhouse")
     if not wheelhouse:

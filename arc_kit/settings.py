@@ -145,7 +145,7 @@ LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", 
 class TTTConfig:
     """Per-task test-time training settings; the defaults follow NVARC (1st, ARC Prize 2025) except where noted.
 
-    Flat fields of simple types only, so they become CLI flags (prefixed ``--ttt_``: ``--ttt_learning_rate``).
+    Flat fields of simple types only, so they become CLI flags (prefixed ``--ttt-``: ``--ttt-learning-rate``).
     """
 
     enabled: bool = field(default=True, metadata=_help("train a fresh LoRA on each task's demonstration pairs"))
