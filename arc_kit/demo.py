@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from arc_kit import COMPETITION_SLUG
-from arc_kit.settings import KernelPlan, SolverConfig, TTTConfig, load_plan
+from arc_kit.config.run import KernelPlan, SolverConfig, TTTConfig, load_plan
 
 T = TypeVar("T")
 
@@ -47,7 +47,7 @@ class DemoConfig:
     """Held-out tasks use another seed than training, so they are new grids of the same rules."""
     read_tasks: int = 12
     """Held-out tasks that need their rule read from the demonstrations: the trained rule, then a colour swap
-    hidden in each task (``arc_kit.synthetic.colour_map_tasks``). The model never saw a swap: before test-time
+    hidden in each task (``arc_kit.core.synthetic.colour_map_tasks``). The model never saw a swap: before test-time
     training it cannot answer them, after it can."""
     challenges: Path | None = None
     solutions: Path | None = None
@@ -84,9 +84,9 @@ def peak_memory_mb() -> float:
 def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     import torch
 
-    from arc_kit.scoring import score_submission
-    from arc_kit.synthetic import colour_map_tasks, generate_tasks
-    from arc_kit.tasks import load_tasks, read_json, write_task_files
+    from arc_kit.core.metric import score_submission
+    from arc_kit.core.synthetic import colour_map_tasks, generate_tasks
+    from arc_kit.core.tasks import load_tasks, read_json, write_task_files
     from arc_kit.training import export_model, load_config, resolve_config_path, run_training
 
     # Measured here: the tiny model steps several times faster on one thread than on two contended ones.
@@ -117,7 +117,7 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     groups = {"same rule": set(heldout.tasks) - read_ids, "rule read from the demos": read_ids}
 
     def base_model() -> Path:
-        from arc_kit.tiny import write_tiny_model
+        from arc_kit.models.tiny import write_tiny_model
         from arc_kit.training.model import tiny_config
 
         return write_tiny_model(out / "base-model", tiny_config(config.model))
@@ -185,8 +185,8 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
 def _dry_run(model: Path, challenges: Path, solutions: Path | None, out: Path, solver: SolverConfig,
              budget: float = 600.0) -> dict[str, Any]:
     """A dry run without test-time training: what the model knows by itself."""
-    from arc_kit.runner import RunConfig, dry_run
-    from arc_kit.settings import RunSettings
+    from arc_kit.config.run import RunSettings
+    from arc_kit.run.runner import RunConfig, dry_run
 
     report = dry_run(RunConfig(model_dir=model, challenges=challenges, output=out / "submission.json",
                                solutions=solutions, run=RunSettings(budget_seconds=budget), solver=solver,
@@ -201,7 +201,7 @@ def _mean(scores: dict[str, float], ids: set[str]) -> float:
 
 
 def _export_as_dataset(export_model: Callable[..., Path], run_dir: Path, out: Path) -> Path:
-    from arc_kit.upload import DatasetSpec, write_dataset_metadata
+    from arc_kit.kaggle.upload import DatasetSpec, write_dataset_metadata
 
     merged = export_model(run_dir, out, dtype="float32")
     write_dataset_metadata(merged, DatasetSpec(ref=f"{DEMO_OWNER}/{WEIGHTS_SLUG}"))
@@ -209,8 +209,8 @@ def _export_as_dataset(export_model: Callable[..., Path], run_dir: Path, out: Pa
 
 
 def _build_kernel(out: Path, competition: str, solver: SolverConfig, ttt: TTTConfig) -> Path:
-    from arc_kit.kernel_build import KernelSettings, build_kernel
-    from arc_kit.settings import KernelPlan, KernelRuntime
+    from arc_kit.config.run import KernelPlan, KernelRuntime
+    from arc_kit.kaggle.kernel_build import KernelSettings, build_kernel
 
     if not KERNEL_ENTRY.is_file():
         raise FileNotFoundError(f"{KERNEL_ENTRY} not found: run the demo from an arc-kit checkout (pip install -e .)")
@@ -241,8 +241,8 @@ def _run_kernel_locally(kernel_dir: Path, merged: Path, challenges: Path, input_
 
 
 def _write_report(out: Path, summary: dict[str, Any], tasks: Any, submission_path: Path, log_path: Path) -> Path:
-    from arc_kit.report import read_loss_log, write_html_report
-    from arc_kit.tasks import read_json
+    from arc_kit.core.tasks import read_json
+    from arc_kit.run.report import read_loss_log, write_html_report
 
     return write_html_report(out / "report.html", "arc-kit demo", summary, list(tasks), read_json(submission_path),
                              read_loss_log(log_path))

@@ -47,8 +47,8 @@ def resident_mb() -> dict[str, float]:
 
 def build_once(examples: int, num_proc: int) -> dict:
     """Build about ``examples`` rows in a fresh cache; the figures of this one build."""
-    from arc_kit.tiny import build_arc_tokenizer
-    from arc_kit.training.config import DataSettings, SourceSettings, SyntheticSettings
+    from arc_kit.config.training import DataSettings, SourceSettings, SyntheticSettings
+    from arc_kit.models.tiny import build_arc_tokenizer
     from arc_kit.training.dataset import SourcePlan, build_datasets
     from arc_kit.training.mix import load_mix
 

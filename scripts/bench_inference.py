@@ -11,7 +11,7 @@ start to the end of the last multi-token forward; decode ms per step = the time 
 steps (one step = one token for each row; one at a time sums the rows' steps). Outputs are compared token for token
 with ``generate`` batched, and the in-place cache's NLLs with the dynamic cache's.
 
-Models are random and built in code (``arc_kit.tiny``): ``tiny`` (0.4M parameters) and ``25m`` (a Llama-shaped
+Models are random and built in code (``arc_kit.models.tiny``): ``tiny`` (0.4M parameters) and ``25m`` (a Llama-shaped
 24M: hidden 512, 8 layers, 8 query / 2 KV heads, as Qwen3's 4:1 grouping). Prints a line per model and context,
 then one JSON object last.
 
@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from arc_kit.tiny import TinyModelConfig
+from arc_kit.models.tiny import TinyModelConfig
 
 # Room for 8k prompts + answers (the tiny model's default of 8,192 positions would draw a warning at 8k + 32).
 MODELS = {
@@ -40,7 +40,7 @@ METHODS = ("kit_inplace", "kit_dynamic", "generate_batched", "generate_one_at_a_
 
 def generate_one_by_one(model: Any, tokenizer: Any, requests: Sequence[Any]) -> list[Any]:
     """The reference: ``model.generate`` on one prompt at a time, greedy, same bound and end tokens."""
-    from arc_kit.solve.loading import end_token_ids
+    from arc_kit.models.loading import end_token_ids
 
     return [_generate(model, tokenizer, [r], end_token_ids(tokenizer, model))[0] for r in requests]
 
@@ -173,7 +173,7 @@ def bench_context(model: Any, tokenizer: Any, context: int, batch: int, new_toke
 
 
 def build_model(name: str, tokenizer: Any) -> Any:
-    from arc_kit.tiny import build_tiny_model
+    from arc_kit.models.tiny import build_tiny_model
 
     model = build_tiny_model(tokenizer, MODELS[name]).eval()
     model.generation_config.eos_token_id = None  # end tokens off: every row runs its bound (see the docstring)
@@ -198,7 +198,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
     import torch
 
-    from arc_kit.tiny import build_arc_tokenizer
+    from arc_kit.models.tiny import build_arc_tokenizer
 
     torch.set_num_threads(1)  # as load_model on CPU; process time then is the one core's time
     tokenizer = build_arc_tokenizer()

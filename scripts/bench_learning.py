@@ -38,7 +38,7 @@ def main() -> int:
 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from arc_kit.synthetic import generate_tasks
+    from arc_kit.core.synthetic import generate_tasks
     from arc_kit.training import export_model, load_config, resolve_config_path, run_training
     from arc_kit.training.evaluate import exact_accuracy
     from arc_kit.training.model import resolve_base

@@ -38,7 +38,7 @@ GOAL = 0.05
 
 def subset_files(challenges: Path, solutions: Path, n_tasks: int, folder: Path) -> tuple[Path, Path, int]:
     """The first ``n_tasks`` tasks (0: all) written as a challenges + solutions pair the config can point at."""
-    from arc_kit.tasks import load_tasks, write_task_files
+    from arc_kit.core.tasks import load_tasks, write_task_files
 
     tasks = list(load_tasks(challenges, solutions))
     if n_tasks:
@@ -82,7 +82,7 @@ def main() -> int:
                         help="a config override for every way, e.g. --set train.length_group_batches=64")
     args = parser.parse_args()
 
-    from arc_kit.training.config import load_config, resolve_config_path
+    from arc_kit.config.training import load_config, resolve_config_path
     from arc_kit.training.dataset import padding_stats
     from arc_kit.training.trainer import prepare_run
 

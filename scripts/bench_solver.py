@@ -38,8 +38,8 @@ TRAIN_OVERRIDES = (f"data.synthetic.rules={json.dumps(RULES)}", f"data.synthetic
 
 
 def run_row(name: str, model: Path, challenges: Path, solutions: Path, out: Path, solver: object) -> dict:
-    from arc_kit.runner import RunConfig, run_submission
-    from arc_kit.settings import RunSettings
+    from arc_kit.config.run import RunSettings
+    from arc_kit.run.runner import RunConfig, run_submission
 
     report = run_submission(RunConfig(model_dir=model, challenges=challenges, output=out / name / "submission.json",
                                       solutions=solutions, run=RunSettings(workers=1), solver=solver,
@@ -68,8 +68,8 @@ def main() -> int:
     parser.add_argument("--model", type=Path, help="use this weights folder instead of training one")
     args = parser.parse_args()
 
-    from arc_kit.settings import SolverConfig
-    from arc_kit.synthetic import write_synthetic
+    from arc_kit.config.run import SolverConfig
+    from arc_kit.core.synthetic import write_synthetic
 
     model = args.model or cached_model(args.cache, "solver-bench", TRAIN_OVERRIDES)
     out = Path(tempfile.mkdtemp(prefix="arc-kit-bench-solver-"))

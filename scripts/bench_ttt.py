@@ -12,7 +12,7 @@ pre-training. Each row runs the real runner (``run_submission``) with solutions,
 Columns: top-2 score on the seen rules and on the unseen rule, seconds per task. Prints a line per row, then one
 JSON object last.
 
-The rules (``arc_kit.synthetic.COLOUR_MAPS``) are colour maps on 3x3 grids, 0 kept, each task with its own map:
+The rules (``arc_kit.core.synthetic.COLOUR_MAPS``) are colour maps on 3x3 grids, 0 kept, each task with its own map:
 ``identity``, ``swap`` (two of the task's four colours trade places) and ``recolour`` (a random permutation of
 1-9) in pre-training; held out: ``swap`` and ``recolour`` tasks never seen, and ``fill`` (every colour becomes one
 colour), a rule never seen. Every colour of a test input appears in a demonstration, and at least one of them
@@ -72,14 +72,14 @@ TRAIN_OVERRIDES = ("data.synthetic.rules=[]", "data.synthetic.n_tasks=0", "train
 
 
 def make_tasks(rules: list[str], n: int, seed: int, prefix: str) -> list:
-    """``n`` colour-map tasks (``arc_kit.synthetic.colour_map_tasks``), rules in turn."""
-    from arc_kit.synthetic import colour_map_tasks
+    """``n`` colour-map tasks (``arc_kit.core.synthetic.colour_map_tasks``), rules in turn."""
+    from arc_kit.core.synthetic import colour_map_tasks
 
     return colour_map_tasks(rules, n, seed, prefix, sizes=SIZES, n_train=N_TRAIN)
 
 
 def write_tasks(tasks: list, folder: Path, prefix: str) -> tuple[Path, Path]:
-    from arc_kit.tasks import write_task_files
+    from arc_kit.core.tasks import write_task_files
 
     folder.mkdir(parents=True, exist_ok=True)
     challenges, solutions = folder / f"{prefix}_challenges.json", folder / f"{prefix}_solutions.json"
@@ -111,8 +111,8 @@ def _group_score(report: object, ids: list[str]) -> float:
 
 def run_row(name: str, model: Path, data: tuple[Path, Path], groups: dict[str, list[str]], out: Path,
             solver: object, ttt: object) -> dict:
-    from arc_kit.runner import RunConfig, run_submission
-    from arc_kit.settings import RunSettings
+    from arc_kit.config.run import RunSettings
+    from arc_kit.run.runner import RunConfig, run_submission
 
     began = time.time()
     report = run_submission(RunConfig(
@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", default="1,2,3", help="which rows to run (comma-separated numbers)")
     args = parser.parse_args(argv)
 
-    from arc_kit.settings import SolverConfig, TTTConfig
+    from arc_kit.config.run import SolverConfig, TTTConfig
 
     model = args.model or trained_model(args.cache, args.pretrain_steps)
     out = Path(tempfile.mkdtemp(prefix="arc-kit-bench-ttt-"))

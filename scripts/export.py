@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import sys
 
-from arc_kit.cli_args import Parser
-from arc_kit.cli_train import add_export_arguments, export_from_args
+from arc_kit.cli.flags import Parser
+from arc_kit.cli.train import add_export_arguments, export_from_args
 
 
 def main(argv: list[str] | None = None) -> int:

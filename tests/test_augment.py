@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from arc_kit.augment import IDENTITY_COLOURS, View, dihedral_views, random_view, views_for_task
-from arc_kit.tasks import Pair, Task, load_tasks
+from arc_kit.core.augment import IDENTITY_COLOURS, View, dihedral_views, random_view, views_for_task
+from arc_kit.core.tasks import Pair, Task, load_tasks
 
 
 def all_grids(shared_data):
@@ -80,7 +80,7 @@ def test_apply_task_reorders_pairs_and_maps_every_grid():
 
 def test_views_are_deterministic_across_processes():
     code = (
-        "from arc_kit.augment import views_for_task; from arc_kit.tasks import Task, Pair;"
+        "from arc_kit.core.augment import views_for_task; from arc_kit.core.tasks import Task, Pair;"
         "t = Task('abc', (Pair(((1,),), ((1,),)),) * 3, (Pair(((1,),)),));"
         "print(','.join(v.key for v in views_for_task(t, 6, seed=42)))"
     )

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from arc_kit.cli import main
-from arc_kit.submission import Submission, raw_test_counts
+from arc_kit.cli.main import main
+from arc_kit.core.submission import Submission, raw_test_counts
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "arc_kit.cli", *args], capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "arc_kit.cli.main", *args], capture_output=True, text=True)
 
 
 def test_help_lists_commands():
@@ -56,7 +56,7 @@ def test_tokens_json(arc2_eval, capsys):
 def test_tiny_model_loads_back_offline(tmp_path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from arc_kit.text import check_tokenizer
+    from arc_kit.core.text import check_tokenizer
 
     assert main(["tiny-model", "--out", str(tmp_path / "m"), "--hidden-size", "32", "--layers", "1"]) == 0
     tokenizer = AutoTokenizer.from_pretrained(tmp_path / "m", local_files_only=True)
@@ -175,8 +175,8 @@ def test_no_traceback_from_the_real_command(tmp_path):
 
 
 def test_load_tokenizer_picks_by_name_or_folder(tiny_model_dir, tmp_path):
-    from arc_kit.text import check_tokenizer
-    from arc_kit.token_stats import load_tokenizer
+    from arc_kit.core.text import check_tokenizer
+    from arc_kit.models.token_stats import load_tokenizer
 
     check_tokenizer(load_tokenizer(None))
     assert load_tokenizer(str(tiny_model_dir)).name_or_path == str(tiny_model_dir)
@@ -199,7 +199,7 @@ def _all_parsers(parser, path=("arc-kit",)):
 
 
 def test_every_flag_of_every_command_is_spelt_with_hyphens():
-    from arc_kit.cli import build_parser
+    from arc_kit.cli.main import build_parser
 
     underscored = [(" ".join(path), option) for path, parser in _all_parsers(build_parser())
                    for action in parser._actions for option in action.option_strings
@@ -211,7 +211,7 @@ def test_every_flag_of_every_command_is_spelt_with_hyphens():
 
 
 def test_an_abbreviated_flag_is_refused_in_two_lines(capsys):
-    from arc_kit.cli import build_parser
+    from arc_kit.cli.main import build_parser
 
     with pytest.raises(SystemExit) as stop:
         build_parser().parse_args(["dry-run", "--model", "m", "--challenges", "c", "--out", "o", "--budget", "5"])
@@ -223,9 +223,9 @@ def test_an_abbreviated_flag_is_refused_in_two_lines(capsys):
 
 
 def test_a_flag_given_on_the_command_line_beats_the_settings_file_even_at_its_default(tmp_path):
-    from arc_kit.cli import build_parser
-    from arc_kit.cli_args import plan_from_args
-    from arc_kit.settings import SolverConfig
+    from arc_kit.cli.flags import plan_from_args
+    from arc_kit.cli.main import build_parser
+    from arc_kit.config.run import SolverConfig
 
     path = tmp_path / "s.toml"
     path.write_text("[solver]\ncolour_views = false\nviews = 3\n[ttt]\ncolour_views = false\n")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from arc_kit.core.submission import validate_submission_file
 from arc_kit.demo import DemoConfig, run_demo
-from arc_kit.submission import validate_submission_file
 
 
 @pytest.mark.slow

@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
+from arc_kit.core.tasks import Pair
+from arc_kit.core.text import render
 from arc_kit.solve import dfs as dfs_module
 from arc_kit.solve.dfs import Candidate, DfsResult, answer_token_ids, dfs_candidates
-from arc_kit.tasks import Pair
-from arc_kit.text import render
 
 torch = pytest.importorskip("torch")
 
@@ -174,8 +174,8 @@ TEST_INPUT = ((3, 0), (0, 3))
 
 @pytest.fixture(scope="module")
 def arc(tiny_model_dir: Any) -> SimpleNamespace:
-    from arc_kit.settings import SolverConfig
-    from arc_kit.solve.loading import load_model
+    from arc_kit.config.run import SolverConfig
+    from arc_kit.models.loading import load_model
 
     loaded = load_model(tiny_model_dir, SolverConfig(device="cpu"))
     tokenizer = loaded.tokenizer

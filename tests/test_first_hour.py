@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from arc_kit.cli import main as cli_main
-from arc_kit.runner import RunConfig, dry_run
-from arc_kit.settings import RunSettings, SolverConfig, TTTConfig
+from arc_kit.cli.main import main as cli_main
+from arc_kit.config.run import RunSettings, SolverConfig, TTTConfig
+from arc_kit.core.synthetic import write_synthetic
+from arc_kit.run.runner import RunConfig, dry_run
 from arc_kit.solve.solver import TaskResult
-from arc_kit.synthetic import write_synthetic
 
 
 @pytest.fixture

@@ -15,9 +15,10 @@ from packaging.requirements import Requirement
 from slugify import slugify  # python-slugify: what the kaggle client uses to check titles
 
 from arc_kit import COMPETITION_SLUG
-from arc_kit.cli_args import settings_from_args
-from arc_kit.cli_kaggle import run_standalone
-from arc_kit.kernel_build import (
+from arc_kit.cli.flags import settings_from_args
+from arc_kit.cli.kaggle import run_standalone
+from arc_kit.config.run import KernelPlan, KernelRuntime, RunSettings, SettingsError, SolverConfig
+from arc_kit.kaggle.kernel_build import (
     KernelBuildError,
     KernelSettings,
     build_kernel,
@@ -25,8 +26,7 @@ from arc_kit.kernel_build import (
     read_plan,
     render_code,
 )
-from arc_kit.settings import KernelPlan, KernelRuntime, RunSettings, SettingsError, SolverConfig
-from arc_kit.upload import (
+from arc_kit.kaggle.upload import (
     CredentialFileError,
     DatasetSpec,
     ModelSpec,
@@ -38,7 +38,7 @@ from arc_kit.upload import (
     write_dataset_metadata,
     write_model_metadata,
 )
-from arc_kit.wheelhouse import (
+from arc_kit.kaggle.wheelhouse import (
     KaggleImage,
     WheelhouseConfig,
     WheelhouseError,
@@ -181,7 +181,7 @@ def test_a_notebook_cell_that_succeeds_does_not_raise(tmp_path: Path, monkeypatc
 
 
 def test_real_entry_builds_and_its_literal_is_empty(tmp_path: Path) -> None:
-    """The entry holds no defaults of its own ({}): every default lives in arc_kit/settings.py."""
+    """The entry holds no defaults of its own ({}): every default lives in arc_kit/config/run.py."""
     main = ROOT / "submission" / "main.py"
     assert [ln for ln in main.read_text().splitlines() if ln.startswith("KERNEL_SETTINGS = ")] == [
         "KERNEL_SETTINGS = {}"]
@@ -237,7 +237,7 @@ def test_cli_kernel_build_defaults_are_the_dataclasses(stand_in_main: Path, tmp_
 
 
 def test_dry_run_flags_default_to_the_kernel_settings() -> None:
-    from arc_kit.cli import build_parser
+    from arc_kit.cli.main import build_parser
 
     args = build_parser().parse_args(["dry-run", "--model", "m", "--challenges", "c", "--out", "o"])
     assert settings_from_args(args, RunSettings) == RunSettings()
@@ -342,8 +342,8 @@ def test_the_kit_works_without_the_client_imported(tmp_path: Path) -> None:
     folder = make_export(tmp_path / "export")
     script = (
         "import sys\n"
-        "from arc_kit.cli import build_parser\n"
-        "from arc_kit.cli_kaggle import run_standalone\n"
+        "from arc_kit.cli.main import build_parser\n"
+        "from arc_kit.cli.kaggle import run_standalone\n"
         "build_parser()\n"
         f"assert run_standalone(['upload-weights'], [{str(folder)!r}, '--id', 'u/arc-kit-weights', '--dry-run']) == 0\n"
         "assert not [m for m in sys.modules if m.split('.')[0] in ('kaggle', 'kagglesdk')], 'client imported'\n"
@@ -431,7 +431,7 @@ def test_wheelhouse_builds_offline_and_kernel_check_refuses_one_that_does_not_re
     assert sorted(p.name.split("-")[0] for p in result.wheels) == ["arc_kit", "trl"]
     with zipfile.ZipFile(result.arc_kit_wheel) as wheel:
         names = wheel.namelist()
-    assert "arc_kit/kaggle_io.py" in names and "arc_kit/configs/kaggle-image.toml" in names
+    assert "arc_kit/kaggle/client.py" in names and "arc_kit/configs/kaggle-image.toml" in names
     assert not any(name.startswith(("tests/", "kernels/", "submission/")) for name in names)
     assert check_wheelhouse(dest, image).ok
     assert json.loads((dest / "wheelhouse.json").read_text())["problems"] == []

@@ -22,11 +22,12 @@ from urllib.parse import urlsplit
 import pytest
 from kaggle_fake_server import LOOPBACK, FakeKaggle
 
-from arc_kit import COMPETITION_SLUG, kaggle_io
-from arc_kit.cli_kaggle import run_standalone
-from arc_kit.kernel_build import KernelSettings, build_kernel, render_code
-from arc_kit.settings import KernelPlan, KernelRuntime
-from arc_kit.upload import files_to_send
+from arc_kit import COMPETITION_SLUG
+from arc_kit.cli.kaggle import run_standalone
+from arc_kit.config.run import KernelPlan, KernelRuntime
+from arc_kit.kaggle import client as kaggle_client
+from arc_kit.kaggle.kernel_build import KernelSettings, build_kernel, render_code
+from arc_kit.kaggle.upload import files_to_send
 
 FAKE_KEY = "fake-key-0123456789abcdef"
 FAKE_TOKEN = "KGAT_fake-token-0123456789"
@@ -63,7 +64,7 @@ def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     from kagglesdk import kaggle_env
 
     monkeypatch.setitem(kaggle_env._env_to_endpoint, kaggle_env.KaggleEnv.LOCAL, server.base)
-    api_class = kaggle_io._api_class()  # first import of `kaggle` happens here, with the env above
+    api_class = kaggle_client._api_class()  # first import of `kaggle` happens here, with the env above
     monkeypatch.setattr(api_class, "args", ["--local"])  # class attributes were fixed at import time
     monkeypatch.setattr(api_class, "config_dir", str(home / ".kaggle"))
     monkeypatch.setattr(api_class, "config", str(home / ".kaggle" / "kaggle.json"))
@@ -81,7 +82,7 @@ def _assert_loopback(api_class) -> None:  # noqa: ANN001
 
 def test_guard_endpoint_is_loopback(fake: FakeKaggle) -> None:
     """Fails if the client would reach anything but 127.0.0.1 (a misspelt variable silently means production)."""
-    api = kaggle_io.client()
+    api = kaggle_client.client()
     with api.build_kaggle_client() as kaggle:
         http = kaggle.http_client()
         assert urlsplit(http._endpoint).hostname == LOOPBACK
@@ -127,7 +128,7 @@ def test_push_sends_offline_gpu_kernel_with_sources(fake: FakeKaggle, tmp_path: 
 def test_push_with_model_source_and_notebook(fake: FakeKaggle, tmp_path: Path) -> None:
     folder = build(tmp_path, weights_dataset=None, weights_model="tester/arc-kit/transformers/default/2",
                    kernel_type="notebook", machine_shape="NvidiaL4")
-    result = kaggle_io.push_kernel(folder)
+    result = kaggle_client.push_kernel(folder)
     assert result.version == 3
     (body,) = fake.bodies("SaveKernel")
     assert body["modelDataSources"] == ["tester/arc-kit/transformers/default/2"]
@@ -157,7 +158,7 @@ def test_verbose_client_never_prints_the_auth_header(fake: FakeKaggle, tmp_path:
                                                     capsys: pytest.CaptureFixture) -> None:
     import base64
 
-    monkeypatch.setattr(kaggle_io._api_class(), "args", ["--local", "--verbose"])  # as VERBOSE=1 at import
+    monkeypatch.setattr(kaggle_client._api_class(), "args", ["--local", "--verbose"])  # as VERBOSE=1 at import
     assert run_standalone(["kernel", "status"], ["tester/arc-kit-submission", "--once"]) == 0
     basic = base64.b64encode(f"tester:{FAKE_KEY}".encode()).decode()
     assert fake.calls[0].headers["Authorization"] == f"Basic {basic}"
@@ -181,8 +182,8 @@ def test_status_wait_polls_until_complete_then_output(fake: FakeKaggle, tmp_path
 def test_wait_gives_up_after_its_timeout(fake: FakeKaggle) -> None:
     fake.kernel_states = ["RUNNING"]
     naps: list[float] = []
-    with pytest.raises(kaggle_io.KaggleError, match="still RUNNING"):
-        kaggle_io.wait_for_kernel("tester/arc-kit-submission", poll_seconds=60, timeout_seconds=30,
+    with pytest.raises(kaggle_client.KaggleError, match="still RUNNING"):
+        kaggle_client.wait_for_kernel("tester/arc-kit-submission", poll_seconds=60, timeout_seconds=30,
                                   sleep=naps.append)
     assert naps == [] and len(fake.bodies("GetKernelSessionStatus")) == 1
 
@@ -241,7 +242,7 @@ def test_existing_dataset_gets_a_new_version(fake: FakeKaggle, tmp_path: Path) -
     folder = make_export(tmp_path / "export")
     assert run_standalone(["upload-weights"], [str(folder), "--id", "tester/arc-kit-weights", "--dry-run"]) == 0
     assert fake.calls == []  # the dry run wrote metadata and sent nothing
-    result = kaggle_io.publish_dataset(folder, "tester/arc-kit-weights", "second")
+    result = kaggle_client.publish_dataset(folder, "tester/arc-kit-weights", "second")
     assert result.action == "new version"
     assert "CreateDataset" not in fake.methods()
     (body,) = fake.bodies("CreateDatasetVersion")
@@ -380,7 +381,7 @@ def test_inactive_token_is_a_clear_error(fake: FakeKaggle, monkeypatch: pytest.M
 
 
 def test_data_download_unzips_into_a_loadable_folder(fake: FakeKaggle, tmp_path: Path) -> None:
-    from arc_kit.tasks import load_tasks
+    from arc_kit.core.tasks import load_tasks
 
     challenges = {"t1": {"train": [{"input": [[1]], "output": [[2]]}], "test": [{"input": [[3]]}]}}
     buffer = io.BytesIO()
@@ -409,7 +410,7 @@ def proxy_env(fake: FakeKaggle, tmp_path: Path) -> dict[str, str]:
 def test_cli_subprocess_through_loopback_proxy(fake: FakeKaggle, tmp_path: Path) -> None:
     folder = build(tmp_path)
     env = proxy_env(fake, tmp_path)
-    done = subprocess.run([sys.executable, "-m", "arc_kit.cli", "kernel", "push", "--folder", str(folder)],
+    done = subprocess.run([sys.executable, "-m", "arc_kit.cli.main", "kernel", "push", "--folder", str(folder)],
                           env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     (body,) = fake.bodies("SaveKernel")

@@ -24,7 +24,7 @@ from pathlib import Path
 import kaggle_image as ki
 import pytest
 
-from arc_kit.submission import validate_submission_file
+from arc_kit.core.submission import validate_submission_file
 
 pytestmark = pytest.mark.kaggle_image
 
@@ -71,7 +71,7 @@ def local_wheels() -> Path:
 BUILD_WHEELHOUSE = r"""
 import json, sys
 from pathlib import Path
-from arc_kit.wheelhouse import KaggleImage, WheelhouseConfig, build_wheelhouse, check_wheelhouse
+from arc_kit.kaggle.wheelhouse import KaggleImage, WheelhouseConfig, build_wheelhouse, check_wheelhouse
 project, dest, image_python, find_links = sys.argv[1:5]
 image = KaggleImage.from_python(image_python)
 config = WheelhouseConfig(image=image, find_links=(find_links,), index=False)
@@ -94,7 +94,7 @@ def wheelhouse(tmp_path_factory, image_venv: Path, local_wheels: Path) -> dict:
                               local_wheels])
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env, cwd=REPO)
     built = proc.returncode == 0
-    assert built, ki.describe(proc, "building the wheelhouse with arc_kit.wheelhouse (offline)")
+    assert built, ki.describe(proc, "building the wheelhouse with arc_kit.kaggle.wheelhouse (offline)")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -102,9 +102,9 @@ def wheelhouse(tmp_path_factory, image_venv: Path, local_wheels: Path) -> dict:
 def competition_files(tmp_path_factory, shared_data: Path) -> dict[str, Path]:
     """The competition's files: a few small real ARC-AGI-2 tasks as the test challenges, plus the other files
     the competition mounts beside them (training challenges/solutions, sample submission)."""
+    from arc_kit.core.submission import Submission
+    from arc_kit.core.tasks import load_tasks, write_task_files
     from arc_kit.solve.prompts import task_cost
-    from arc_kit.submission import Submission
-    from arc_kit.tasks import load_tasks, write_task_files
 
     out = tmp_path_factory.mktemp("competition")
     d = shared_data / "arc-agi-2"
@@ -124,7 +124,7 @@ def competition_files(tmp_path_factory, shared_data: Path) -> dict[str, Path]:
 
 
 def kernel_build_help() -> str:
-    proc = subprocess.run([sys.executable, "-m", "arc_kit.cli", "kernel", "build", "--help"], capture_output=True,
+    proc = subprocess.run([sys.executable, "-m", "arc_kit.cli.main", "kernel", "build", "--help"], capture_output=True,
                           text=True, timeout=120, cwd=REPO)
     ok = proc.returncode == 0
     assert ok, ki.describe(proc, "arc-kit kernel build --help")
@@ -139,7 +139,7 @@ def build_kernel(tmp_path_factory, wheelhouse: dict, image_venv: Path):
     check_args: list[str] = []
     if re.search(r"--wheelhouse[ ,\n]", help_text) and "--image" in help_text:
         # the builder checks the local wheelhouse against the image: give it this image, as `image freeze` would
-        from arc_kit.wheelhouse import KaggleImage
+        from arc_kit.kaggle.wheelhouse import KaggleImage
 
         image_toml = tmp_path_factory.mktemp("image") / "kaggle-image.toml"
         image_toml.write_text(KaggleImage.from_python(ki.venv_python(image_venv)).to_toml())
@@ -150,7 +150,7 @@ def build_kernel(tmp_path_factory, wheelhouse: dict, image_venv: Path):
         if key in built:
             return built[key]
         out = tmp_path_factory.mktemp("kernel") / "arc-kit-submission"
-        cmd = [sys.executable, "-m", "arc_kit.cli", "kernel", "build", "--owner", OWNER,
+        cmd = [sys.executable, "-m", "arc_kit.cli.main", "kernel", "build", "--owner", OWNER,
                "--wheelhouse-dataset", WHEELHOUSE_DATASET, "--out", str(out)]
         cmd += ["--weights-model", WEIGHTS_MODEL] if weights_as_model else ["--weights-dataset", WEIGHTS_DATASET]
         cmd += check_args
@@ -169,7 +169,7 @@ def build_kernel(tmp_path_factory, wheelhouse: dict, image_venv: Path):
         main_py = out / "main.py"
         assert main_py.is_file(), f"arc-kit kernel build wrote no main.py in {out}: {sorted(os.listdir(out))}"
         if rewrite_workers:  # the CLI has no --workers (yet): set it in the one settings line, as the builder does
-            from arc_kit.kernel_build import SETTINGS_PREFIX, render_code
+            from arc_kit.kaggle.kernel_build import SETTINGS_PREFIX, render_code
 
             text = main_py.read_text()
             line = next(li for li in text.splitlines() if li.startswith(SETTINGS_PREFIX))

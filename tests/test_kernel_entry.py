@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from arc_kit.kaggle_paths import (
+from arc_kit.core.submission import validate_submission_file
+from arc_kit.core.tasks import load_tasks, write_task_files
+from arc_kit.kaggle.paths import (
     KagglePathError,
     find_challenges,
     find_model_dir,
@@ -22,8 +24,6 @@ from arc_kit.kaggle_paths import (
     output_path,
 )
 from arc_kit.solve.prompts import task_cost
-from arc_kit.submission import validate_submission_file
-from arc_kit.tasks import load_tasks, write_task_files
 
 REPO = Path(__file__).resolve().parents[1]
 MAIN = REPO / "submission" / "main.py"

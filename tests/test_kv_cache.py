@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 
-from arc_kit.settings import SettingsError, SolverConfig
+from arc_kit.config.run import SettingsError, SolverConfig
+from arc_kit.core.tasks import Pair
+from arc_kit.core.text import render
+from arc_kit.models.loading import LoadedModel, load_model
 from arc_kit.solve.decoding import DecodeRequest, GreedyDecoder
 from arc_kit.solve.dfs import answer_token_ids, dfs_candidates
 from arc_kit.solve.kv_cache import CacheRejected, InPlaceLayer, check_filled, new_cache
-from arc_kit.solve.loading import LoadedModel, load_model
-from arc_kit.tasks import Pair
-from arc_kit.text import render
 
 torch = pytest.importorskip("torch")
 
@@ -169,8 +169,8 @@ def test_a_cache_the_model_did_not_fill_is_rejected(loaded: LoadedModel) -> None
 
 
 def test_the_kv_cache_setting_is_checked_and_a_flag() -> None:
-    from arc_kit.cli import build_parser
-    from arc_kit.cli_args import plan_from_args
+    from arc_kit.cli.flags import plan_from_args
+    from arc_kit.cli.main import build_parser
 
     assert SolverConfig().kv_cache == "inplace"
     with pytest.raises(SettingsError, match="kv_cache"):

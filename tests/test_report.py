@@ -6,9 +6,9 @@ import json
 
 from PIL import Image
 
-from arc_kit.cli import main
-from arc_kit.report import Panel, draw_panels, loss_curve_svg, write_html_report
-from arc_kit.tasks import Pair, Task
+from arc_kit.cli.main import main
+from arc_kit.core.tasks import Pair, Task
+from arc_kit.run.report import Panel, draw_panels, loss_curve_svg, write_html_report
 
 EXPECTED = {
     0: (0, 0, 0), 1: (0, 116, 217), 2: (255, 65, 54), 3: (46, 204, 64), 4: (255, 220, 0),

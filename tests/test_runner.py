@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from arc_kit.cli import main as cli_main
-from arc_kit.runner import RunConfig, dry_run, run_submission, task_groups
-from arc_kit.settings import RunSettings, SolverConfig, TTTConfig
+from arc_kit.cli.main import main as cli_main
+from arc_kit.config.run import RunSettings, SolverConfig, TTTConfig
+from arc_kit.core.submission import validate_submission_file
+from arc_kit.core.tasks import load_tasks, read_json, write_task_files
+from arc_kit.run.runner import RunConfig, dry_run, run_submission, task_groups
 from arc_kit.solve.prompts import task_cost
 from arc_kit.solve.solver import TaskResult
-from arc_kit.submission import validate_submission_file
-from arc_kit.tasks import load_tasks, read_json, write_task_files
 
 
 @pytest.fixture(scope="module")
@@ -277,7 +277,7 @@ def test_a_full_task_over_its_cap_keeps_its_quick_answer(small_files, tmp_path):
 
 
 def test_the_full_solvers_cap_is_a_share_of_the_time_left(small_files):
-    from arc_kit.runner import MIN_TASK_CAP, Schedule
+    from arc_kit.run.runner import MIN_TASK_CAP, Schedule
 
     tasks = sorted(load_tasks(small_files[0]), key=task_cost)
     config = config_for(small_files, Path("."), task_cap_seconds=1000.0, solver=SolverConfig(batch_size=2))

@@ -14,21 +14,21 @@ from pathlib import Path
 
 import pytest
 
-from arc_kit.cli import main as cli_main
-from arc_kit.runner import RunConfig, run_submission
-from arc_kit.settings import RunSettings, SolverConfig
+from arc_kit.cli.main import main as cli_main
+from arc_kit.config.run import RunSettings, SolverConfig
+from arc_kit.core.submission import validate_submission_file
+from arc_kit.core.tasks import load_tasks, write_task_files
+from arc_kit.models.loading import load_model
+from arc_kit.run.runner import RunConfig, run_submission
 from arc_kit.solve.decoding import DecodeRequest, GreedyDecoder
-from arc_kit.solve.loading import load_model
-from arc_kit.submission import validate_submission_file
-from arc_kit.tasks import load_tasks, write_task_files
 
 TESTS = Path(__file__).resolve().parent
 
 RUN_SCRIPT = textwrap.dedent("""
     import sys
     from pathlib import Path
-    from arc_kit.runner import RunConfig, run_submission
-    from arc_kit.settings import SolverConfig, RunSettings
+    from arc_kit.run.runner import RunConfig, run_submission
+    from arc_kit.config.run import SolverConfig, RunSettings
     import slow_solvers
 
     if __name__ == "__main__":  # spawned workers import this file again
@@ -158,11 +158,11 @@ def test_finished_test_inputs_are_kept_when_another_is_cut(arc_tokenizer):
     """A deadline that cuts one test input's generation costs that input only: the finished one keeps its answer."""
     from types import SimpleNamespace
 
-    from arc_kit.augment import View
-    from arc_kit.solve.loading import LoadedModel
+    from arc_kit.core.augment import View
+    from arc_kit.core.tasks import parse_task
+    from arc_kit.models.loading import LoadedModel
     from arc_kit.solve.prompts import task_prompts
     from arc_kit.solve.solver import ArcSolver, _Found
-    from arc_kit.tasks import parse_task
 
     task = parse_task("t", {"train": [{"input": [[1]], "output": [[2]]}],
                             "test": [{"input": [[1]]}, {"input": [[3]]}]}, "test")
@@ -186,8 +186,8 @@ def test_a_bad_challenges_file_is_one_line_and_the_kernel_keeps_the_most_valid_f
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, content, expected):
     """The runner writes nothing on bad input (the dry run's user fixes the file); the kernel, which must leave a
     file Kaggle accepts, writes placeholders for every task id it can read."""
-    from arc_kit.runner import run_kernel
-    from arc_kit.tasks import TaskFileError
+    from arc_kit.core.tasks import TaskFileError
+    from arc_kit.run.runner import run_kernel
 
     challenges = tmp_path / "c.json"
     if content is not None:

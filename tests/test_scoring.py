@@ -7,11 +7,11 @@ import random
 
 import pytest
 
-from arc_kit.scoring import score_submission
+from arc_kit.core.metric import score_submission
 
 
 def reference_score(submission, solutions):
-    """Written apart from arc_kit.scoring: ARC Prize's per-task average, then the mean over tasks."""
+    """Written apart from arc_kit.core.metric: ARC Prize's per-task average, then the mean over tasks."""
     task_scores, hits, total = [], 0, 0
     for task_id, truths in solutions.items():
         good = 0
@@ -77,7 +77,7 @@ def test_malformed_shapes_are_a_clear_error(submission, solutions, where):
 
 
 def test_score_files_names_the_file(tmp_path):
-    from arc_kit.scoring import score_files
+    from arc_kit.core.metric import score_files
 
     (tmp_path / "sol.json").write_text(json.dumps({"a": [[[1]]]}))
     (tmp_path / "sub.json").write_text(json.dumps({"a": {"0": 1}}))

@@ -7,10 +7,10 @@ import random
 
 import pytest
 
-from arc_kit.augment import View
-from arc_kit.solve.scoring import ScoringView, answer_ids, answer_nlls, candidate_nlls, scoring_views
-from arc_kit.tasks import Pair, Task
-from arc_kit.text import render
+from arc_kit.core.augment import View
+from arc_kit.core.tasks import Pair, Task
+from arc_kit.core.text import render
+from arc_kit.solve.rescoring import ScoringView, answer_ids, answer_nlls, candidate_nlls, scoring_views
 
 TOL = 1e-4
 
@@ -28,7 +28,7 @@ GRIDS = [((0, 7), (8, 0), (9, 9)), ((7, 0), (0, 8), (9, 9)), ((1,),), ((0, 7, 1)
 
 @pytest.fixture(scope="module")
 def model(arc_tokenizer):
-    from arc_kit.tiny import build_tiny_model
+    from arc_kit.models.tiny import build_tiny_model
 
     return build_tiny_model(arc_tokenizer).eval()
 

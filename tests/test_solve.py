@@ -9,15 +9,15 @@ from types import SimpleNamespace
 
 import pytest
 
-from arc_kit.augment import View
-from arc_kit.runner import _solve_group
-from arc_kit.settings import SolverConfig
+from arc_kit.config.run import SolverConfig
+from arc_kit.core.augment import View
+from arc_kit.core.tasks import Pair, Task
+from arc_kit.core.text import grid_to_text
+from arc_kit.models.loading import LoadedModel, ModelLoadError, load_model
+from arc_kit.run.runner import _solve_group
 from arc_kit.solve.decoding import DecodeRequest, DecodeStats, Generation, GreedyDecoder
-from arc_kit.solve.loading import LoadedModel, ModelLoadError, load_model
 from arc_kit.solve.prompts import task_prompts
 from arc_kit.solve.solver import ArcSolver
-from arc_kit.tasks import Pair, Task
-from arc_kit.text import grid_to_text
 
 A = ((1, 2), (3, 4))
 B = ((5, 5), (5, 5))
@@ -167,7 +167,7 @@ def scripted_solver(tokenizer, views: int, answer) -> ArcSolver:
 
 
 def test_colour_views_off_gives_geometric_views_for_search_and_scoring(arc_tokenizer):
-    from arc_kit.solve.scoring import scoring_views
+    from arc_kit.solve.rescoring import scoring_views
 
     task = small_task()
     solver = scripted_solver(arc_tokenizer, 8, lambda prompt: "")
@@ -257,7 +257,7 @@ def test_a_decoding_error_in_a_group_costs_only_its_task(arc_tokenizer):
 
 
 def test_unsloth_failing_falls_back_to_transformers(tiny_model_dir: Path, caplog):
-    from arc_kit.solve.loading import _try_unsloth
+    from arc_kit.models.loading import _try_unsloth
 
     with caplog.at_level("WARNING"):
         assert _try_unsloth(tiny_model_dir, SolverConfig()) is None  # no GPU (or no Unsloth) here
@@ -268,7 +268,7 @@ def test_unsloth_failing_falls_back_to_transformers(tiny_model_dir: Path, caplog
 
 
 def test_the_settings_name_every_selection_formula():
-    from arc_kit.settings import SELECTION_FORMULAS
+    from arc_kit.config.run import SELECTION_FORMULAS
     from arc_kit.solve.selection import FORMULAS
 
     assert set(SELECTION_FORMULAS) == set(FORMULAS)
@@ -298,10 +298,10 @@ def test_the_search_prefills_in_the_configured_chunks(loaded: LoadedModel, monke
 
 def test_a_search_out_of_time_keeps_what_it_found_and_the_file_stays_valid(tmp_path: Path, tiny_model_dir: Path,
                                                                             shared_data: Path):
-    from arc_kit.runner import RunConfig, run_submission
-    from arc_kit.settings import RunSettings
-    from arc_kit.submission import validate_submission_file
-    from arc_kit.tasks import load_tasks, write_task_files
+    from arc_kit.config.run import RunSettings
+    from arc_kit.core.submission import validate_submission_file
+    from arc_kit.core.tasks import load_tasks, write_task_files
+    from arc_kit.run.runner import RunConfig, run_submission
 
     d = shared_data / "arc-agi-1"
     tasks = sorted(load_tasks(d / "arc-agi_evaluation_challenges.json"), key=lambda t: len(str(t)))[:3]
@@ -319,9 +319,9 @@ def test_a_search_out_of_time_keeps_what_it_found_and_the_file_stays_valid(tmp_p
 
 
 def test_a_settings_file_sets_the_defaults_and_flags_override_it(tmp_path: Path):
-    from arc_kit.cli import build_parser
-    from arc_kit.cli_args import plan_from_args
-    from arc_kit.settings import SettingsError, load_plan
+    from arc_kit.cli.flags import plan_from_args
+    from arc_kit.cli.main import build_parser
+    from arc_kit.config.run import SettingsError, load_plan
 
     path = tmp_path / "s.toml"
     path.write_text('[solver]\nmode = "greedy"\nviews = 3\n[run]\nbudget_seconds = 100\n')

@@ -9,7 +9,7 @@ import stat
 
 import pytest
 
-from arc_kit.submission import PLACEHOLDER, Submission, validate_submission, validate_submission_file
+from arc_kit.core.submission import PLACEHOLDER, Submission, validate_submission, validate_submission_file
 
 COUNTS = {"a": 2, "b": 1}
 
@@ -71,7 +71,7 @@ def test_validate_catches_each_broken_kind(kind, message):
 
 
 def test_validate_file_against_challenges(tmp_path, arc2_eval):
-    from arc_kit.submission import raw_test_counts
+    from arc_kit.core.submission import raw_test_counts
 
     counts = raw_test_counts(arc2_eval[0])
     assert len(counts) == 120 and sum(counts.values()) == 167
@@ -84,7 +84,7 @@ def test_validate_file_against_challenges(tmp_path, arc2_eval):
 
 @pytest.mark.parametrize("mask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
 def test_written_files_get_the_umask_not_0600(tmp_path, mask, mode):
-    from arc_kit.io_utils import atomic_write_text
+    from arc_kit.core.files import atomic_write_text
 
     old = os.umask(mask)
     try:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from arc_kit.synthetic import RULES, colour_map_tasks, generate_tasks, write_synthetic
-from arc_kit.tasks import load_tasks
+from arc_kit.core.synthetic import RULES, colour_map_tasks, generate_tasks, write_synthetic
+from arc_kit.core.tasks import load_tasks
 
 
 def test_same_seed_same_tasks_other_seed_other_tasks():
@@ -70,7 +70,7 @@ def test_unknown_rule_is_named():
 
 
 def test_cli_synth_writes_competition_files(tmp_path):
-    from arc_kit.cli import main
+    from arc_kit.cli.main import main
 
     assert main(["synth", "--out", str(tmp_path), "--rules", "flip_lr", "--n-tasks", "4", "--sizes", "3,5"]) == 0
     tasks = load_tasks(tmp_path / "synthetic_challenges.json", tmp_path / "synthetic_solutions.json")

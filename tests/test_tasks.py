@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from arc_kit.tasks import TaskFileError, load_tasks, solutions_path_for, task_to_json, write_task_files
+from arc_kit.core.tasks import TaskFileError, load_tasks, solutions_path_for, task_to_json, write_task_files
 
 GOOD = {"train": [{"input": [[1, 2], [3, 4]], "output": [[4, 3], [2, 1]]}], "test": [{"input": [[5, 6], [7, 8]]}]}
 

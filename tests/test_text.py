@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from arc_kit.tasks import Pair, Task, load_tasks
-from arc_kit.text import (
+from arc_kit.core.tasks import Pair, Task, load_tasks
+from arc_kit.core.text import (
     ParseError,
     TokenizerError,
     answer_from_generation,
@@ -19,7 +19,7 @@ from arc_kit.text import (
     render,
     text_to_grid,
 )
-from arc_kit.token_stats import token_stats
+from arc_kit.models.token_stats import token_stats
 
 
 def all_grids(shared_data):

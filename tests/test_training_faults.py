@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from arc_kit.cli import main
-from arc_kit.training.config import ConfigError, load_config, resolve_config_path
+from arc_kit.cli.main import main
+from arc_kit.config.training import ConfigError, load_config, resolve_config_path
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -218,7 +218,7 @@ def test_synth_refuses_bad_options_naming_them(tmp_path, capsys, args, option):
 
 
 def test_generate_tasks_refuses_grid_sides_outside_arc_limits():
-    from arc_kit.synthetic import generate_tasks
+    from arc_kit.core.synthetic import generate_tasks
 
     for sizes in ([0], [31], []):
         with pytest.raises(ValueError, match="sizes"):

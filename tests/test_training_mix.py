@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from arc_kit.augment import View
-from arc_kit.synthetic import generate_tasks
-from arc_kit.tasks import load_tasks, task_to_json, write_task_files
+from arc_kit.config.training import ConfigError, DataSettings, SourceSettings, SyntheticSettings, load_config
+from arc_kit.core.augment import View
+from arc_kit.core.synthetic import generate_tasks
+from arc_kit.core.tasks import load_tasks, task_to_json, write_task_files
 from arc_kit.training.canonical import task_digest
-from arc_kit.training.config import ConfigError, DataSettings, SourceSettings, SyntheticSettings, load_config
 from arc_kit.training.mix import MixError, load_mix, write_held_out_digests
 
 REPO = Path(__file__).resolve().parents[1]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from arc_kit.training.config import load_config, resolve_config_path
+from arc_kit.config.training import load_config, resolve_config_path
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
@@ -67,8 +67,8 @@ def test_export_reloads_offline_with_the_same_logits_and_answers(lora_run, tmp_p
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from arc_kit.synthetic import generate_tasks
-    from arc_kit.text import render
+    from arc_kit.core.synthetic import generate_tasks
+    from arc_kit.core.text import render
     from arc_kit.training.evaluate import greedy_answers
     from arc_kit.training.export import MANIFEST_FILE, export_model
 

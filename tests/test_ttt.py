@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
-from arc_kit.augment import View
-from arc_kit.settings import SettingsError, SolverConfig
+from arc_kit.config.run import SettingsError, SolverConfig
+from arc_kit.core.augment import View
+from arc_kit.core.synthetic import generate_tasks
+from arc_kit.core.tasks import Pair, Task
+from arc_kit.core.text import answer_from_generation, grid_to_text
 from arc_kit.solve import ttt
 from arc_kit.solve.ttt import TaskAdapter, TTTConfig, TTTError, ttt_examples
-from arc_kit.synthetic import generate_tasks
-from arc_kit.tasks import Pair, Task
-from arc_kit.text import answer_from_generation, grid_to_text
 from arc_kit.training.dataset import tokenize_example
 
 SOLVER = SolverConfig(mode="greedy", scoring_views=0, views=1, device="cpu")
@@ -34,7 +34,7 @@ def _with_odd_test(task: Task) -> Task:
 
 
 def _load(model_dir: Path) -> Any:
-    from arc_kit.solve.loading import load_model
+    from arc_kit.models.loading import load_model
 
     return load_model(model_dir, SOLVER)
 
@@ -61,7 +61,7 @@ def test_config_defaults_follow_nvarc_and_are_flat() -> None:
         "cosine", 1.0, 0.0, "adamw_torch", 0, 8192)
     assert c.target_modules == ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
     hints = typing.get_type_hints(TTTConfig)
-    for f in dataclasses.fields(TTTConfig):  # so the class can become CLI flags in arc_kit.settings
+    for f in dataclasses.fields(TTTConfig):  # so the class can become CLI flags in arc_kit.config.run
         assert hints[f.name] in (str, int, float, bool, list[str]), f.name
         assert f.metadata.get("help"), f.name
     c.check()

@@ -10,9 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from arc_kit import upload
-from arc_kit.cli_kaggle import run_standalone
-from arc_kit.upload import CredentialFileError, files_to_send, find_credential_files, refuse_credentials
+from arc_kit.cli.kaggle import run_standalone
+from arc_kit.kaggle import upload
+from arc_kit.kaggle.upload import (
+    CredentialFileError,
+    files_to_send,
+    find_credential_files,
+    refuse_credentials,
+)
 
 KEY = "0123456789abcdef0123456789abcdef"  # the shape of a Kaggle API key: 32 hex characters
 HF_TOKEN = "hf_" + "AbCdEfGhIjKlMnOpQrStUvWxYz0123456789"
@@ -156,7 +161,7 @@ def test_big_weight_file_is_not_read_into_memory(tmp_path: Path) -> None:
 
 
 def test_prepare_upload_writes_metadata_and_plans(tmp_path: Path, no_kaggle_env: Path) -> None:
-    from arc_kit.upload import prepare_upload
+    from arc_kit.kaggle.upload import prepare_upload
 
     folder = make_export(tmp_path / "export")
     plan = prepare_upload(folder, "tester/arc-kit-weights")

@@ -18,7 +18,7 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from arc_kit.solve.loading import end_token_ids
+from arc_kit.models.loading import end_token_ids
 
 
 @dataclass(frozen=True)

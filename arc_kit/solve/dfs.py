@@ -33,8 +33,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from arc_kit.solve.loading import end_token_ids
-from arc_kit.text import TokenizerError
+from arc_kit.core.text import TokenizerError
+from arc_kit.models.loading import end_token_ids
 
 log = logging.getLogger(__name__)
 

@@ -36,7 +36,7 @@ import torch
 from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
 
-from arc_kit.settings import KV_CACHES
+from arc_kit.config.run import KV_CACHES
 
 log = logging.getLogger(__name__)
 

@@ -6,16 +6,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from arc_kit.augment import View
-from arc_kit.tasks import Task
-from arc_kit.text import fit_for_tokenizer, largest_answer_tokens, physical_tokens
+from arc_kit.core.augment import View
+from arc_kit.core.tasks import Task
+from arc_kit.core.text import fit_for_tokenizer, largest_answer_tokens, physical_tokens
 
 
 @dataclass(frozen=True)
 class Prompt:
     task_id: str
     test_index: int
-    view_key: str  # arc_kit.augment.View key: View.from_key(view_key).invert_grid(answer) is the task's frame
+    view_key: str  # arc_kit.core.augment.View key: View.from_key(view_key).invert_grid(answer) is the task's frame
     token_ids: tuple[int, ...]
     max_new_tokens: int  # the largest answer this prompt allows, end tokens included
     pairs_dropped: int

@@ -5,7 +5,7 @@ likely the model finds it under re-scoring views (``../shared/notes/solver.md``)
 function in ``FORMULAS`` (as the ARChitects' ``selection.py`` does) lets a dry run compare them on the same
 candidates. Every formula reads the same ``CandidateStats``, higher is better.
 
-NLLs are natural-log negative log-likelihoods of a whole answer, end token included (``arc_kit.solve.scoring``).
+NLLs are natural-log negative log-likelihoods of a whole answer, end token included (``arc_kit.solve.rescoring``).
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from arc_kit.tasks import Grid
-from arc_kit.text import grid_to_text
+from arc_kit.core.tasks import Grid
+from arc_kit.core.text import grid_to_text
 
 
 @dataclass

@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from arc_kit.augment import View, views_for_task
-from arc_kit.settings import SolverConfig, TTTConfig
+from arc_kit.config.run import SolverConfig, TTTConfig
+from arc_kit.core.augment import View, views_for_task
+from arc_kit.core.tasks import Grid, Task
+from arc_kit.core.text import ParseError, answer_from_generation
+from arc_kit.models.loading import LoadedModel, context_limit, load_model
 from arc_kit.solve.decoding import DecodeRequest, GreedyDecoder
-from arc_kit.solve.loading import LoadedModel, context_limit, load_model
 from arc_kit.solve.prompts import Prompt, task_prompts
-from arc_kit.tasks import Grid, Task
-from arc_kit.text import ParseError, answer_from_generation
 
 log = logging.getLogger(__name__)
 
@@ -223,7 +223,7 @@ class ArcSolver:
 
     def _rescore(self, task: Task, test_index: int, candidates: list[Any], config: SolverConfig) -> None:
         """Every candidate's NLL under the same ``scoring_views`` augmented views of the task (product of experts)."""
-        from arc_kit.solve.scoring import candidate_nlls, scoring_views
+        from arc_kit.solve.rescoring import candidate_nlls, scoring_views
 
         views = scoring_views(task, test_index, self.tokenizer, config.scoring_views,
                               config.seed + SCORING_SEED_OFFSET, self.max_length, config.colour_views)

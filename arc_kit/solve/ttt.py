@@ -13,7 +13,7 @@ How it fits the kit:
   and leaves the model in eval mode with the adapter active, so an ``ArcSolver`` built on the same ``LoadedModel``
   decodes with the adapted weights; ``reset()`` puts the snapshot back bit for bit (the base answers again).
 
-The model is always a merged one: ``arc_kit.solve.loading.load_model`` merges an adapter folder (a LoRA export) into
+The model is always a merged one: ``arc_kit.models.loading.load_model`` merges an adapter folder (a LoRA export) into
 its base at load time, so TTT adds its LoRA on top of the merged weights; a ``PeftModel`` handed in directly is
 merged first (``TaskAdapter`` says so in the log). The adapter is never merged, since ``reset`` needs it separate.
 
@@ -37,10 +37,10 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from arc_kit.augment import View, views_for_task
-from arc_kit.settings import TTTConfig
-from arc_kit.tasks import Task
-from arc_kit.text import fit_for_tokenizer
+from arc_kit.config.run import TTTConfig
+from arc_kit.core.augment import View, views_for_task
+from arc_kit.core.tasks import Task
+from arc_kit.core.text import fit_for_tokenizer
 from arc_kit.training.dataset import IGNORE_INDEX, tokenize_example
 
 log = logging.getLogger(__name__)
@@ -156,7 +156,7 @@ class TaskAdapter:
     """
 
     def __init__(self, loaded: Any, config: TTTConfig | None = None) -> None:
-        """``loaded``: an ``arc_kit.solve.loading.LoadedModel``; its ``model`` gets the LoRA in place (the same
+        """``loaded``: an ``arc_kit.models.loading.LoadedModel``; its ``model`` gets the LoRA in place (the same
         object, so solvers already built on it see the adapter too)."""
         self.loaded = loaded
         self.config = config or TTTConfig()

@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from arc_kit.augment import dihedral
-from arc_kit.tasks import Grid, Task
+from arc_kit.core.augment import dihedral
+from arc_kit.core.tasks import Grid, Task
 
 DIGEST_BYTES = 16
 MAX_ORDERS = 24  # orderings of same-pattern pairs tried per transform

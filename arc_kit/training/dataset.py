@@ -1,10 +1,10 @@
 """Training examples from tasks: augmented views, leave-one-out targets, answer-only labels.
 
-Per task and per view (``arc_kit.augment.views_for_task``; the first view is the task as given):
+Per task and per view (``arc_kit.core.augment.views_for_task``; the first view is the task as given):
 - each real test pair whose output is known, with all train pairs as context;
 - leave-one-out: each train pair in turn as the target, the other train pairs as context (tasks with >= 2 pairs).
-Every example is rendered with ``arc_kit.text.render`` (the chat format inference uses) and fitted to
-``max_length`` with ``arc_kit.text.fit_for_tokenizer`` (largest train pairs dropped first).
+Every example is rendered with ``arc_kit.core.text.render`` (the chat format inference uses) and fitted to
+``max_length`` with ``arc_kit.core.text.fit_for_tokenizer`` (largest train pairs dropped first).
 
 Rows hold ``text`` (the rendered chat), ``input_ids``, ``labels`` (-100 on the prompt, so only the answer grid and
 its end-of-turn tokens are learnt), ``length`` (for length-grouped batches) and ``task_id``/``view``. TRL's
@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from arc_kit.augment import views_for_task
-from arc_kit.tasks import Pair, Task, TaskSet
-from arc_kit.text import TokenizerError, fit_for_tokenizer, render
+from arc_kit.core.augment import views_for_task
+from arc_kit.core.tasks import Pair, Task, TaskSet
+from arc_kit.core.text import TokenizerError, fit_for_tokenizer, render
 
 IGNORE_INDEX = -100
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from arc_kit.augment import View
-from arc_kit.tasks import Grid, Task
-from arc_kit.text import ParseError, answer_from_generation
+from arc_kit.core.augment import View
+from arc_kit.core.tasks import Grid, Task
+from arc_kit.core.text import ParseError, answer_from_generation
 
 
 def greedy_answers(

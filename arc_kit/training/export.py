@@ -18,9 +18,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from arc_kit.io_utils import atomic_write_json
+from arc_kit.core.files import atomic_write_json
+from arc_kit.models.manifest import loading_requirements
 from arc_kit.training.trainer import FINAL_DIR, RUN_INFO_FILE
-from arc_kit.versions import loading_requirements
 
 MANIFEST_FILE = "arc_kit_manifest.json"
 ADAPTER_DIR = "adapter"
@@ -95,7 +95,7 @@ def export_model(
 
     if info["is_peft"]:
         if info["config"]["model"].get("load_in_4bit") and info["backend"] == "unsloth":
-            from arc_kit import unsloth_backend  # a 4-bit base can only be merged by Unsloth
+            from arc_kit.models import unsloth_backend  # a 4-bit base can only be merged by Unsloth
 
             unsloth_backend.merge_lora(str(final), str(merged_dir), info["config"]["model"]["max_seq_length"],
                                        load_in_4bit=True)
@@ -133,7 +133,7 @@ def export_model(
         "data": info["data"],
         "versions": versions,
         "requires": loading_requirements(versions),  # the kernel checks these before loading
-        "prompt_format": "arc_kit.text.render (chat template; tokenize with add_special_tokens=False)",
+        "prompt_format": "arc_kit.core.text.render (chat template; tokenize with add_special_tokens=False)",
     }
     atomic_write_json(merged_dir / MANIFEST_FILE, manifest, indent=1)
     return merged_dir

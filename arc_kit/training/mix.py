@@ -18,7 +18,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from arc_kit.tasks import (
+from arc_kit.config.training import DataSettings, SourceSettings
+from arc_kit.core.tasks import (
     Pair,
     Task,
     TaskFileError,
@@ -29,7 +30,6 @@ from arc_kit.tasks import (
     to_grid,
 )
 from arc_kit.training.canonical import answer_digests, pair_digests, task_digest
-from arc_kit.training.config import DataSettings, SourceSettings
 from arc_kit.training.dataset import CompactTasks, auto_num_proc
 
 BUILTIN_HELD_OUT = {"arc-agi-2-evaluation": "arc-agi-2-evaluation.txt"}
@@ -124,7 +124,7 @@ def read_source(s: SourceSettings, keep: Callable[[int], bool] | None = None) ->
     """The tasks of one source, in a fixed order, one at a time; a broken file raises ``TaskFileError`` naming it.
     ``keep(i)`` picks tasks by position (the generator then makes only those)."""
     if not s.path:
-        from arc_kit.synthetic import iter_tasks
+        from arc_kit.core.synthetic import iter_tasks
 
         g = s.synthetic
         indices = (i for i in range(source_size(s)) if keep is None or keep(i))

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from arc_kit.text import check_tokenizer
-from arc_kit.training.config import LoraSettings, ModelSettings, TrainConfig
+from arc_kit.config.training import LoraSettings, ModelSettings, TrainConfig
+from arc_kit.core.text import check_tokenizer
 
 TINY = "tiny"
 BASE_MODEL_DIR = "base-model"  # where a run writes the tiny base it built, so export can find it later
@@ -45,7 +45,7 @@ def resolve_base(model: ModelSettings, run_dir: Path) -> str:
     """The base model's location; for ``tiny``, write the tiny model into the run folder once and use that."""
     if model.name_or_path != TINY:
         return model.name_or_path
-    from arc_kit.tiny import write_tiny_model
+    from arc_kit.models.tiny import write_tiny_model
 
     out = run_dir / BASE_MODEL_DIR
     if not (out / "config.json").exists():
@@ -54,7 +54,7 @@ def resolve_base(model: ModelSettings, run_dir: Path) -> str:
 
 
 def tiny_config(model: ModelSettings) -> Any:
-    from arc_kit.tiny import TinyModelConfig
+    from arc_kit.models.tiny import TinyModelConfig
 
     return TinyModelConfig(
         hidden_size=model.tiny_hidden_size,
@@ -100,7 +100,7 @@ def load_model(config: TrainConfig, run_dir: Path) -> LoadedModel:
     base = resolve_base(m, run_dir)
     local_only = m.local_files_only or m.name_or_path == TINY or Path(base).is_dir()
     if backend == "unsloth":
-        from arc_kit import unsloth_backend
+        from arc_kit.models import unsloth_backend
 
         settings = ModelSettings(**{**m.__dict__, "name_or_path": base, "local_files_only": local_only})
         model, tokenizer = unsloth_backend.load_for_training(settings, config.lora, config.train.seed)

@@ -34,8 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from arc_kit.io_utils import atomic_write_json, atomic_write_text
-from arc_kit.training.config import TrainConfig
+from arc_kit.config.training import TrainConfig
+from arc_kit.core.files import atomic_write_json, atomic_write_text
 
 LOG_FILE = "train_log.jsonl"
 RUN_INFO_FILE = "run_info.json"
@@ -86,7 +86,7 @@ def load_task_sets(config: TrainConfig) -> list[Any]:
 def build_training_data(config: TrainConfig, tokenizer: Any, task_sets: list[Any] | None = None) -> Any:
     """Examples of the mix through the Arrow cache in ``data.cache_dir`` (``<output_dir>/data-cache`` by default).
     ``task_sets`` may be the mix's sources or plain ``TaskSet`` objects (tests)."""
-    from arc_kit.tasks import TaskSet
+    from arc_kit.core.tasks import TaskSet
     from arc_kit.training.dataset import SourcePlan, auto_num_proc, build_datasets
 
     d = config.data

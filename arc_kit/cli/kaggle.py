@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from arc_kit import COMPETITION_SLUG
-from arc_kit.cli_args import input_errors
+from arc_kit.cli.flags import input_errors
 
 DEFAULT_KERNEL_DIR = Path("kernels/arc-kit-submission")
 DEFAULT_MAIN = Path("submission/main.py")
@@ -53,9 +53,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--out", type=Path, required=True)
     q.set_defaults(handler=_image_freeze)
 
-    from arc_kit.cli_args import add_settings_file, settings_parent
-    from arc_kit.kernel_build import KernelSettings
-    from arc_kit.settings import KernelRuntime, RunSettings, SolverConfig, TTTConfig
+    from arc_kit.cli.flags import add_settings_file, settings_parent
+    from arc_kit.config.run import KernelRuntime, RunSettings, SolverConfig, TTTConfig
+    from arc_kit.kaggle.kernel_build import KernelSettings
 
     kernel = sub.add_parser("kernel", help="build, check, push and follow the submission kernel")
     kernel.set_defaults(handler=lambda _args: kernel.print_help() or 2)
@@ -63,8 +63,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p = ksub.add_parser("build", parents=[settings_parent(KernelSettings, KernelRuntime, RunSettings,
                                                           SolverConfig, TTTConfig)],
                         help="write kernel-metadata.json and the code file from submission/main.py",
-                        description="Every flag below is a field of a settings dataclass (arc_kit/settings.py, "
-                        "arc_kit/kernel_build.py) with the kernel's one default. Nonsense values are refused.")
+                        description="Every flag below is a field of a settings dataclass (arc_kit/config/run.py, "
+                        "arc_kit/kaggle/kernel_build.py) with the kernel's one default. Nonsense values are refused.")
     p.add_argument("--main", type=Path, default=DEFAULT_MAIN, help="kernel entry to copy (default: %(default)s)")
     p.add_argument("--out", type=Path, default=DEFAULT_KERNEL_DIR, help="kernel folder (default: %(default)s)")
     p.add_argument("--wheelhouse", type=Path, default=None,
@@ -124,7 +124,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
 def run_standalone(command: list[str], argv: list[str] | None = None) -> int:
     """Run one of these commands outside ``arc-kit`` (the scripts/ wrappers)."""
-    from arc_kit.cli_args import Parser
+    from arc_kit.cli.flags import Parser
 
     parser = Parser(prog="arc-kit")
     add_commands(parser.add_subparsers())
@@ -148,8 +148,8 @@ def _guarded(handler):  # type: ignore[no-untyped-def]
     @input_errors
     @functools.wraps(handler)
     def run(args: argparse.Namespace) -> int:
-        from arc_kit.kaggle_io import KaggleError
-        from arc_kit.wheelhouse import WheelhouseError
+        from arc_kit.kaggle.client import KaggleError
+        from arc_kit.kaggle.wheelhouse import WheelhouseError
 
         try:
             return handler(args)
@@ -160,7 +160,7 @@ def _guarded(handler):  # type: ignore[no-untyped-def]
 
 
 def _owner(explicit: str | None) -> str:
-    from arc_kit.upload import configured_username
+    from arc_kit.kaggle.upload import configured_username
 
     owner = explicit or configured_username()
     if not owner:
@@ -171,7 +171,7 @@ def _owner(explicit: str | None) -> str:
 def _kernel_ref(ref: str | None, folder: Path) -> str:
     if ref:
         return ref
-    from arc_kit.kernel_build import read_metadata
+    from arc_kit.kaggle.kernel_build import read_metadata
 
     return str(read_metadata(folder)["id"])
 
@@ -181,7 +181,7 @@ def _kernel_ref(ref: str | None, folder: Path) -> str:
 
 @_guarded
 def _upload_weights(args: argparse.Namespace) -> int:
-    from arc_kit import upload
+    from arc_kit.kaggle import upload
 
     plan = upload.prepare_upload(args.folder, args.ref, as_model=args.as_model, title=args.title,
                                  licence=args.licence, description=args.description, public=args.public,
@@ -190,15 +190,15 @@ def _upload_weights(args: argparse.Namespace) -> int:
     if args.dry_run:
         print("dry run: nothing sent")
         return 0
-    from arc_kit import kaggle_io
+    from arc_kit.kaggle import client
 
     if plan.model:
         m = plan.model
-        result = kaggle_io.publish_model(plan.folder, m.owner, m.model_slug, m.framework, m.instance_slug,
+        result = client.publish_model(plan.folder, m.owner, m.model_slug, m.framework, m.instance_slug,
                                          args.notes)
         print(f"model {result.action}: {result.ref}  (kernel model source: --weights-model {result.ref})")
     else:
-        result = kaggle_io.publish_dataset(plan.folder, plan.ref, args.notes, public=args.public)
+        result = client.publish_dataset(plan.folder, plan.ref, args.notes, public=args.public)
         print(f"dataset {result.action}: {result.ref} {result.url or ''}  "
               f"(kernel: --weights-dataset {plan.ref})")
     return 0
@@ -206,7 +206,7 @@ def _upload_weights(args: argparse.Namespace) -> int:
 
 @_guarded
 def _wheelhouse(args: argparse.Namespace) -> int:
-    from arc_kit.wheelhouse import KaggleImage, WheelhouseConfig, build_wheelhouse
+    from arc_kit.kaggle.wheelhouse import KaggleImage, WheelhouseConfig, build_wheelhouse
 
     config = WheelhouseConfig(image=KaggleImage.load(args.image), extras=tuple(args.extras),
                               find_links=tuple(args.find_links), index=not args.no_index)
@@ -224,8 +224,8 @@ def _wheelhouse(args: argparse.Namespace) -> int:
 
 @_guarded
 def _image_freeze(args: argparse.Namespace) -> int:
-    from arc_kit.io_utils import atomic_write_text
-    from arc_kit.wheelhouse import KaggleImage
+    from arc_kit.core.files import atomic_write_text
+    from arc_kit.kaggle.wheelhouse import KaggleImage
 
     image = KaggleImage.from_python()
     atomic_write_text(args.out, image.to_toml())
@@ -235,8 +235,8 @@ def _image_freeze(args: argparse.Namespace) -> int:
 
 @_guarded
 def _kernel_build(args: argparse.Namespace) -> int:
-    from arc_kit.cli_args import plan_from_args, settings_from_args
-    from arc_kit.kernel_build import KernelSettings, build_kernel
+    from arc_kit.cli.flags import plan_from_args, settings_from_args
+    from arc_kit.kaggle.kernel_build import KernelSettings, build_kernel
 
     settings = settings_from_args(args, KernelSettings)
     settings.owner = _owner(settings.owner or None)
@@ -256,7 +256,7 @@ def _kernel_check(args: argparse.Namespace) -> int:
 def _report_check(folder: Path, wheelhouse: Path | None, image: Path | None) -> int:
     """Print what the kernel attaches, on which machine, with which settings, and whether its wheelhouse resolves;
     1 when something would make the Kaggle run fail."""
-    from arc_kit.kernel_check import check_kernel
+    from arc_kit.kaggle.kernel_check import check_kernel
 
     check = check_kernel(folder, wheelhouse, image)
     for line in check.lines:
@@ -270,12 +270,12 @@ def _report_check(folder: Path, wheelhouse: Path | None, image: Path | None) -> 
 
 @_guarded
 def _kernel_push(args: argparse.Namespace) -> int:
-    from arc_kit import kaggle_io
+    from arc_kit.kaggle import client
 
     folder = args.folder or args.folder_option or DEFAULT_KERNEL_DIR
     if _report_check(folder, args.wheelhouse, args.image):
         return _fail(f"not pushed: fix the problems above (arc-kit kernel check {folder})")
-    result = kaggle_io.push_kernel(folder, args.timeout, args.accelerator)
+    result = client.push_kernel(folder, args.timeout, args.accelerator)
     ref = _kernel_ref(None, folder)
     print(f"pushed {ref} version {result.version}: {result.url or ''}")
     print(f"follow it: arc-kit kernel status {ref};  then: arc-kit submit --kernel {ref} "
@@ -285,26 +285,26 @@ def _kernel_push(args: argparse.Namespace) -> int:
 
 @_guarded
 def _kernel_status(args: argparse.Namespace) -> int:
-    from arc_kit import kaggle_io
+    from arc_kit.kaggle import client
 
     ref = _kernel_ref(args.ref, args.folder)
     if args.once:
-        status = kaggle_io.kernel_status(ref)
+        status = client.kernel_status(ref)
     else:
-        def show(s: kaggle_io.KernelStatus, elapsed: float) -> None:
+        def show(s: client.KernelStatus, elapsed: float) -> None:
             print(f"[{elapsed:7.0f}s] {ref}: {s.state}", flush=True)
 
-        status = kaggle_io.wait_for_kernel(ref, poll_seconds=args.poll, timeout_seconds=args.timeout, on_poll=show)
+        status = client.wait_for_kernel(ref, poll_seconds=args.poll, timeout_seconds=args.timeout, on_poll=show)
     print(f"{ref}: {status.state}" + (f" ({status.failure_message})" if status.failure_message else ""))
     return 1 if status.state == "ERROR" else 0
 
 
 @_guarded
 def _kernel_output(args: argparse.Namespace) -> int:
-    from arc_kit import kaggle_io
+    from arc_kit.kaggle import client
 
     ref = _kernel_ref(args.ref, args.folder)
-    files = kaggle_io.kernel_output(ref, args.out)
+    files = client.kernel_output(ref, args.out)
     print(f"{len(files)} files from {ref} in {args.out}:")
     for path in files:
         print(f"  {path}")
@@ -313,19 +313,19 @@ def _kernel_output(args: argparse.Namespace) -> int:
 
 @_guarded
 def _submit(args: argparse.Namespace) -> int:
-    from arc_kit import kaggle_io
+    from arc_kit.kaggle import client
 
     ref = _kernel_ref(args.ref, args.folder)
-    message = kaggle_io.submit_kernel(args.competition, ref, args.version, args.message, args.file)
+    message = client.submit_kernel(args.competition, ref, args.version, args.message, args.file)
     print(f"{ref} v{args.version} -> {args.competition}: {message}")
     return 0
 
 
 @_guarded
 def _data_download(args: argparse.Namespace) -> int:
-    from arc_kit import kaggle_io
+    from arc_kit.kaggle import client
 
-    files = kaggle_io.download_competition(args.competition, args.out)
+    files = client.download_competition(args.competition, args.out)
     print(f"{len(files)} files of {args.competition} in {args.out}")
     for path in files:
         print(f"  {path}")

@@ -84,7 +84,7 @@ def score_submission(submission: Mapping[str, Any], solutions: Mapping[str, Sequ
 
 def score_files(submission_path: str | Path, solutions_path: str | Path) -> ScoreReport:
     """Score a submission file against a solutions file; errors (``ValueError``) name the file."""
-    from arc_kit.tasks import read_json
+    from arc_kit.core.tasks import read_json
 
     return score_submission(read_json(Path(submission_path)), read_json(Path(solutions_path)),
                             names=(str(submission_path), str(solutions_path)))

@@ -7,8 +7,8 @@ import json
 import sys
 from pathlib import Path
 
-from arc_kit import cli_demo, cli_infer, cli_kaggle, cli_train
-from arc_kit.cli_args import Parser, input_errors
+from arc_kit.cli import demo, dry_run, kaggle, train
+from arc_kit.cli.flags import Parser, input_errors
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
     _add_foundation_commands(sub)
-    for area in (cli_train, cli_infer, cli_kaggle, cli_demo):
+    for area in (train, dry_run, kaggle, demo):
         area.add_commands(sub)
     return parser
 
@@ -66,7 +66,7 @@ def _add_foundation_commands(sub: argparse._SubParsersAction) -> None:
 
 @input_errors
 def _tiny_model(args: argparse.Namespace) -> int:
-    from arc_kit.tiny import TinyModelConfig, write_tiny_model
+    from arc_kit.models.tiny import TinyModelConfig, write_tiny_model
 
     out = write_tiny_model(args.out, TinyModelConfig(hidden_size=args.hidden_size, num_hidden_layers=args.layers,
                                                      intermediate_size=2 * args.hidden_size, seed=args.seed))
@@ -76,7 +76,7 @@ def _tiny_model(args: argparse.Namespace) -> int:
 
 @input_errors
 def _score(args: argparse.Namespace) -> int:
-    from arc_kit.scoring import score_files
+    from arc_kit.core.metric import score_files
 
     report = score_files(args.submission, args.solutions)
     if args.json:
@@ -89,7 +89,7 @@ def _score(args: argparse.Namespace) -> int:
 
 @input_errors
 def _validate(args: argparse.Namespace) -> int:
-    from arc_kit.submission import validate_submission_file
+    from arc_kit.core.submission import validate_submission_file
 
     problems = validate_submission_file(args.submission, args.challenges)
     if problems:
@@ -103,8 +103,8 @@ def _validate(args: argparse.Namespace) -> int:
 
 @input_errors
 def _tokens(args: argparse.Namespace) -> int:
-    from arc_kit.tasks import load_tasks
-    from arc_kit.token_stats import load_tokenizer, token_stats
+    from arc_kit.core.tasks import load_tasks
+    from arc_kit.models.token_stats import load_tokenizer, token_stats
 
     tasks = load_tasks(args.challenges, args.solutions)  # before the tokenizer: a bad file fails fast
     stats = token_stats(tasks, load_tokenizer(args.tokenizer), args.max_length)

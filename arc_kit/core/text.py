@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from arc_kit.tasks import MAX_SIDE, Grid, Pair, Task
+from arc_kit.core.tasks import MAX_SIDE, Grid, Pair, Task
 
 INPUT_LABEL = "Input:\n"
 OUTPUT_LABEL = "Output:\n"

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from arc_kit.tasks import Grid, Task
+from arc_kit.core.tasks import Grid, Task
 
 # The palette of the ARC testing interface.
 PALETTE: dict[int, tuple[int, int, int]] = {
@@ -200,7 +200,7 @@ def write_html_report(
     extra_html: str = "",
 ) -> Path:
     """One self-contained HTML page: the summary table, the loss curve and a picture per task (first N)."""
-    from arc_kit.io_utils import atomic_write_text
+    from arc_kit.core.files import atomic_write_text
 
     rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(_fmt(v))}</td></tr>"
                    for k, v in summary.items())
@@ -234,7 +234,7 @@ def write_run_report(out: str | Path, challenges: Path, solutions: Path | None, 
     Drawn from the files on disk, so it shows what Kaggle would score; tasks that failed to load are listed
     in the summary, not drawn.
     """
-    from arc_kit.tasks import load_tasks, read_json
+    from arc_kit.core.tasks import load_tasks, read_json
 
     tasks = load_tasks(challenges, solutions, strict=False)
     attempted = [tasks.tasks[tid] for tid in report.attempted_ids if tid in tasks.tasks]

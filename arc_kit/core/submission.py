@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from arc_kit.io_utils import atomic_write_json
-from arc_kit.tasks import Grid, TaskFileError, TaskSet, grid_to_json, read_json, to_grid
+from arc_kit.core.files import atomic_write_json
+from arc_kit.core.tasks import Grid, TaskFileError, TaskSet, grid_to_json, read_json, to_grid
 
 PLACEHOLDER: Grid = ((0,),)
 ATTEMPTS = ("attempt_1", "attempt_2")

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar, get_type_hints
 
-from arc_kit.settings import KernelPlan, TTTConfig, build, fields_of, load_plan
+from arc_kit.config.run import KernelPlan, TTTConfig, build, fields_of, load_plan
 
 T = TypeVar("T")
 

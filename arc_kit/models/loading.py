@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from arc_kit.settings import SolverConfig
-from arc_kit.text import check_tokenizer
+from arc_kit.config.run import SolverConfig
+from arc_kit.core.text import check_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ def weights_folder(folder: Path) -> Path:
     """The weights folder at or below ``folder``, by the kernel's rule (``kaggle_paths.choose_weights``): the
     folder itself, else the one holding the kit's manifest, else ``merged/`` (so an export root with ``adapter/``
     and ``merged/`` loads its merged model, as the kernel and ``upload-weights`` take it), else the only one."""
-    from arc_kit.kaggle_paths import KagglePathError, choose_weights
+    from arc_kit.kaggle.paths import KagglePathError, choose_weights
 
     if not folder.is_dir():
         raise ModelLoadError(f"weights folder {folder} does not exist")
@@ -130,7 +130,7 @@ def _load_adapter(adapter_dir: Path, config: SolverConfig, dtype: Any) -> tuple[
 def _try_unsloth(model_dir: Path, config: SolverConfig) -> LoadedModel | None:
     """Unsloth's fast path on CUDA; any failure logs and returns None so transformers takes over."""
     try:
-        from arc_kit.unsloth_backend import load_for_inference
+        from arc_kit.models.unsloth_backend import load_for_inference
 
         model, tokenizer = load_for_inference(model_dir, config.max_length, dtype=None)
         if tokenizer.pad_token_id is None:

@@ -11,7 +11,7 @@ import argparse
 import json
 from pathlib import Path
 
-from arc_kit.cli_args import input_errors
+from arc_kit.cli.flags import input_errors
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -26,7 +26,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("synth", help="write synthetic ARC tasks (challenges + solutions, competition layout)")
     p.add_argument("--out", required=True, type=Path, help="folder for <prefix>_challenges/solutions.json")
-    p.add_argument("--rules", default="rot180", help="comma-separated rule names (see arc_kit.synthetic.RULES)")
+    p.add_argument("--rules", default="rot180", help="comma-separated rule names (see arc_kit.core.synthetic.RULES)")
     p.add_argument("--n-tasks", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--sizes", default="3", help="comma-separated grid sides to draw from (1-30)")
@@ -89,8 +89,8 @@ def _export(args: argparse.Namespace) -> int:
 
 def _synth_options(args: argparse.Namespace) -> tuple[list[str], list[int]]:
     """The rule names and grid sides, or a ValueError naming the option that is wrong."""
-    from arc_kit.synthetic import RULES
-    from arc_kit.tasks import MAX_SIDE
+    from arc_kit.core.synthetic import RULES
+    from arc_kit.core.tasks import MAX_SIDE
 
     rules = [r.strip() for r in args.rules.split(",") if r.strip()]
     if not rules:
@@ -116,7 +116,7 @@ def _synth_options(args: argparse.Namespace) -> tuple[list[str], list[int]]:
 
 @input_errors
 def _synth(args: argparse.Namespace) -> int:
-    from arc_kit.synthetic import write_synthetic
+    from arc_kit.core.synthetic import write_synthetic
 
     rules, sizes = _synth_options(args)
     challenges, solutions = write_synthetic(args.out, rules, args.n_tasks, args.seed, sizes, args.n_train,

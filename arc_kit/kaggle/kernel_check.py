@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from arc_kit.kernel_build import MACHINE_SHAPES, read_build_info, read_metadata, read_plan
+from arc_kit.kaggle.kernel_build import MACHINE_SHAPES, read_build_info, read_metadata, read_plan
 
 
 @dataclass
@@ -19,7 +19,7 @@ class KernelCheck:
 
 def check_kernel(folder: Path, wheelhouse: Path | str | None = None, image: Path | str | None = None
                  ) -> KernelCheck:
-    from arc_kit.wheelhouse import KaggleImage, check_wheelhouse
+    from arc_kit.kaggle.wheelhouse import KaggleImage, check_wheelhouse
 
     folder = Path(folder)
     meta, plan, info = read_metadata(folder), read_plan(folder), read_build_info(folder)

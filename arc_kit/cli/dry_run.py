@@ -6,13 +6,13 @@ import argparse
 import time
 from pathlib import Path
 
-from arc_kit.cli_args import input_errors
+from arc_kit.cli.flags import input_errors
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     """Register this area's sub-commands on the top-level parser."""
-    from arc_kit.cli_args import add_settings_file, settings_parent
-    from arc_kit.settings import RunSettings, SolverConfig, TTTConfig
+    from arc_kit.cli.flags import add_settings_file, settings_parent
+    from arc_kit.config.run import RunSettings, SolverConfig, TTTConfig
 
     p = sub.add_parser(
         "dry-run",
@@ -20,7 +20,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         help="run the kernel's inference path locally: write OUT/submission.json, report.json and report.html",
         description="Decode a challenges file with a weights folder exactly as the Kaggle kernel does, then "
         "validate (and score, given solutions) the submission. The settings flags and their defaults are the "
-        "kernel's (arc_kit/settings.py). Exits 1 when the model could not be loaded or the submission is invalid, "
+        "kernel's (arc_kit/config/run.py). Exits 1 when the model could not be loaded or the submission is invalid, "
         "2 on bad input.",
     )
     p.add_argument("--model", required=True, type=Path, help="weights folder: merged model or LoRA adapter")
@@ -37,9 +37,9 @@ def _dry_run(args: argparse.Namespace) -> int:
     start = time.time()  # before the heavy imports: the budget counts them, as on Kaggle
     import logging
 
-    from arc_kit.cli_args import plan_from_args
-    from arc_kit.runner import RunConfig, dry_run, summary_lines
-    from arc_kit.settings import SettingsError
+    from arc_kit.cli.flags import plan_from_args
+    from arc_kit.config.run import SettingsError
+    from arc_kit.run.runner import RunConfig, dry_run, summary_lines
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if args.out.exists() and not args.out.is_dir():

@@ -6,8 +6,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from arc_kit.tasks import TaskSet
-from arc_kit.text import fit_for_tokenizer, physical_tokens, render
+from arc_kit.core.tasks import TaskSet
+from arc_kit.core.text import fit_for_tokenizer, physical_tokens, render
 
 
 @dataclass
@@ -24,14 +24,14 @@ def load_tokenizer(name_or_folder: str | None) -> Any:
     """The tokenizer to count with: None -> the ARC one, ``"qwen"`` -> Qwen2.5/3's vocabulary (both built
     offline), else a local tokenizer folder. Checked to give one token per cell; errors are a ``ValueError``
     naming the folder (never a hub look-up: a typo must not read as "not a valid repo id")."""
-    from arc_kit.text import check_tokenizer
+    from arc_kit.core.text import check_tokenizer
 
     if name_or_folder is None:
-        from arc_kit.tiny import build_arc_tokenizer
+        from arc_kit.models.tiny import build_arc_tokenizer
 
         tokenizer = build_arc_tokenizer()
     elif name_or_folder == "qwen":
-        from arc_kit.qwen_vocab import build_qwen_tokenizer
+        from arc_kit.models.qwen_vocab import build_qwen_tokenizer
 
         tokenizer = build_qwen_tokenizer()
     else:

@@ -224,7 +224,7 @@ def task_to_json(task: Task) -> dict[str, Any]:
 
 def write_task_files(tasks: Iterable[Task], challenges: Path, solutions: Path | None = None) -> None:
     """Write tasks in the competition layout (used by the synthetic generator and tests)."""
-    from arc_kit.io_utils import atomic_write_json
+    from arc_kit.core.files import atomic_write_json
 
     tasks = list(tasks)
     atomic_write_json(challenges, {t.task_id: task_to_json(t) for t in tasks})

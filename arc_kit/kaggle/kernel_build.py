@@ -13,9 +13,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from arc_kit.io_utils import atomic_write_text
-from arc_kit.settings import KernelPlan
-from arc_kit.upload import check_ref, title_from_slug
+from arc_kit.config.run import KernelPlan
+from arc_kit.core.files import atomic_write_text
+from arc_kit.kaggle.upload import check_ref, title_from_slug
 
 SETTINGS_PREFIX = "KERNEL_SETTINGS = "
 KERNEL_METADATA = "kernel-metadata.json"

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from arc_kit.tasks import Grid, Pair, Task
+from arc_kit.core.tasks import Grid, Pair, Task
 
 IDENTITY_COLOURS = tuple(range(10))
 

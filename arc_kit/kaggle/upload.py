@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from arc_kit.io_utils import atomic_write_text
+from arc_kit.core.files import atomic_write_text
 
 MANIFEST_NAME = "arc_kit_manifest.json"
 DATASET_METADATA = "dataset-metadata.json"

@@ -1,5 +1,5 @@
 """Every setting of a run, with its one default: the kernel, ``arc-kit dry-run``, ``arc-kit kernel build`` and the
-demo all read these dataclasses, and the CLIs are generated from them (``arc_kit.cli_args``).
+demo all read these dataclasses, and the CLIs are generated from them (``arc_kit.cli.flags``).
 
 Three groups, each a flat dataclass so ``transformers.HfArgumentParser`` can turn it into flags:
 

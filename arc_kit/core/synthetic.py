@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from arc_kit.tasks import MAX_SIDE, Grid, Pair, Task, TaskSet, write_task_files
+from arc_kit.core.tasks import MAX_SIDE, Grid, Pair, Task, TaskSet, write_task_files
 
 RuleFn = Callable[[np.ndarray], np.ndarray]
 

@@ -21,18 +21,18 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from arc_kit.settings import KernelPlan, RunSettings, SettingsError, SolverConfig, TTTConfig
+from arc_kit.config.run import KernelPlan, RunSettings, SettingsError, SolverConfig, TTTConfig
+from arc_kit.core.submission import Submission, entry_counts, read_raw_tasks, validate_submission
+from arc_kit.core.tasks import Task, TaskFileError, parse_tasks, read_json
 from arc_kit.solve.prompts import task_cost
 from arc_kit.solve.solver import TaskResult, quick_config
-from arc_kit.submission import Submission, entry_counts, read_raw_tasks, validate_submission
-from arc_kit.tasks import Task, TaskFileError, parse_tasks, read_json
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class RunConfig:
-    """One run: the files it reads and writes, plus the settings (defaults in ``arc_kit.settings``)."""
+    """One run: the files it reads and writes, plus the settings (defaults in ``arc_kit.config.run``)."""
 
     model_dir: Path | None
     challenges: Path
@@ -52,7 +52,7 @@ SolverFactory = Callable[[RunConfig], Any]  # returns an object with .solve(task
 
 def load_solver_for(config: RunConfig) -> Any:
     """The default factory: load the weights named by the config (module level, so worker processes can pickle it)."""
-    from arc_kit.solve.loading import ModelLoadError
+    from arc_kit.models.loading import ModelLoadError
     from arc_kit.solve.solver import load_solver
 
     if config.model_dir is None:
@@ -76,7 +76,7 @@ class InputRecord:
     @classmethod
     def of(cls, result: Any, truth: Any = None, keep: int = 3) -> InputRecord:
         """From a solver's ``InputResult``; ``truth`` is the right output grid when solutions were given."""
-        from arc_kit.tasks import grid_to_json, to_grid
+        from arc_kit.core.tasks import grid_to_json, to_grid
 
         record = cls(len(result.candidates), result.rescored, decode_seconds=round(result.decode_seconds, 3),
                      score_seconds=round(result.score_seconds, 3))
@@ -303,8 +303,8 @@ def run_submission(config: RunConfig, solver_factory: SolverFactory | None = Non
 def dry_run(config: RunConfig, solver_factory: SolverFactory | None = None) -> RunReport:
     """``run_submission`` plus ``report.json`` and ``report.html`` beside the submission (the dry run, the demo);
     an interrupted run writes both for what finished, then raises ``KeyboardInterrupt`` again."""
-    from arc_kit.io_utils import atomic_write_json
-    from arc_kit.report import write_run_report
+    from arc_kit.core.files import atomic_write_json
+    from arc_kit.run.report import write_run_report
 
     report = run_submission(config, solver_factory=solver_factory)
     atomic_write_json(config.output.parent / "report.json", report.to_json(), indent=1)
@@ -333,7 +333,7 @@ def _no_valid_task(path: Path, errors: dict[str, str], show: int = 3) -> str:
 
 
 def _correct(attempts: list[tuple[Any, Any]], truths: list[Any]) -> list[bool]:
-    from arc_kit.tasks import grid_to_json
+    from arc_kit.core.tasks import grid_to_json
 
     # a missing solution (a malformed file) counts as not correct; the score in _finish says why
     return [any(a is not None and grid_to_json(a) == truth for a in pair)
@@ -541,7 +541,7 @@ def _finish(config: RunConfig, submission: Submission, counts: dict[str, int], r
     report.placeholders_left = submission.placeholders_left
     report.seconds = time.time() - start
     if config.solutions is not None:
-        from arc_kit.scoring import score_submission
+        from arc_kit.core.metric import score_submission
 
         try:
             solutions = _read_solutions(config.solutions)
@@ -620,7 +620,7 @@ def summary_lines(report: RunReport) -> Iterator[str]:
 
 def kernel_config(plan: KernelPlan, start_time: float, env: dict[str, str] | None = None) -> RunConfig:
     """Resolve the kernel's settings and Kaggle paths into a RunConfig (a missing model is left to the run)."""
-    from arc_kit.kaggle_paths import (
+    from arc_kit.kaggle.paths import (
         KagglePathError,
         find_challenges,
         find_model_dir,
@@ -673,8 +673,8 @@ def run_kernel(settings: dict[str, Any], start_time: float) -> int:
     competition rerun a model error still returns 0: the valid placeholder file is then what gets scored, and
     the loud log says why. On an interactive run it returns 1, so the user hears of it before submitting.
     """
-    from arc_kit.kaggle_paths import KagglePathError, is_competition_rerun, output_path
-    from arc_kit.versions import check_model_requirements
+    from arc_kit.kaggle.paths import KagglePathError, is_competition_rerun, output_path
+    from arc_kit.models.manifest import check_model_requirements
 
     rerun = is_competition_rerun()
     try:

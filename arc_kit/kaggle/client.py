@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from arc_kit.upload import credential_sources
+from arc_kit.kaggle.upload import credential_sources
 
 HOW_TO_SET_CREDENTIALS = (
     "Set one of: KAGGLE_API_TOKEN (an access token from kaggle.com/settings, or a path to a file holding it); "

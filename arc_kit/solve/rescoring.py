@@ -6,7 +6,7 @@ augmented views (each view transforms the task and the candidate alike) and comb
 (``arc_kit.solve.selection``); the right answer is consistently likely, a fluke is not. Background:
 ``../shared/notes/solver.md``.
 
-An answer is scored exactly as training renders it: the completion of ``arc_kit.text.render`` (the grid text plus
+An answer is scored exactly as training renders it: the completion of ``arc_kit.core.text.render`` (the grid text plus
 the chat template's end-of-turn tokens), tokenized without special tokens, after the prompt's token ids. The
 trailing tokens after the end marker (ChatML's ``\\n``) are part of that completion, as they are of the training
 labels; they cost every candidate of a view the same small amount.
@@ -22,10 +22,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from arc_kit.augment import View, views_for_task
-from arc_kit.solve.loading import end_token_ids
-from arc_kit.tasks import Grid, Pair, Task
-from arc_kit.text import TokenizerError, fit_for_tokenizer, render
+from arc_kit.core.augment import View, views_for_task
+from arc_kit.core.tasks import Grid, Pair, Task
+from arc_kit.core.text import TokenizerError, fit_for_tokenizer, render
+from arc_kit.models.loading import end_token_ids
 
 DEFAULT_TOKEN_BUDGET = 16384
 

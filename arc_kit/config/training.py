@@ -65,7 +65,7 @@ class LoraSettings:
 @dataclass
 class SyntheticSettings:
     rules: list[str] = field(default_factory=list)
-    """Empty: no synthetic tasks. Names from ``arc_kit.synthetic.RULES``."""
+    """Empty: no synthetic tasks. Names from ``arc_kit.core.synthetic.RULES``."""
     n_tasks: int = 0
     seed: int = 0
     sizes: list[int] = field(default_factory=lambda: [3])
@@ -234,7 +234,7 @@ class TrainConfig:
             )
         if not d.challenges and not d.synthetic.rules and not d.sources:
             raise ConfigError("no training data: set data.challenges, data.synthetic.rules or data.sources")
-        from arc_kit.synthetic import RULES
+        from arc_kit.core.synthetic import RULES
 
         for where, syn in [("data.synthetic", d.synthetic),
                            *[(f"data.sources[{i}].synthetic", src.synthetic) for i, src in enumerate(d.sources)]]:
@@ -249,7 +249,7 @@ class TrainConfig:
 
     def _bounds(self) -> list[tuple[str, Any, bool, str]]:
         """(field, value, value is allowed, what is allowed) for every numeric setting with a sensible range."""
-        from arc_kit.tasks import MAX_SIDE
+        from arc_kit.core.tasks import MAX_SIDE
 
         m, lo, d, s, t = self.model, self.lora, self.data, self.data.synthetic, self.train
         return [

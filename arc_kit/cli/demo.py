@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from arc_kit.cli_args import input_errors
+from arc_kit.cli.flags import input_errors
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -41,9 +41,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
 @input_errors
 def _show(args: argparse.Namespace) -> int:
-    from arc_kit.report import save_task_png
-    from arc_kit.submission import validate_submission
-    from arc_kit.tasks import TaskFileError, load_tasks, read_json
+    from arc_kit.core.submission import validate_submission
+    from arc_kit.core.tasks import TaskFileError, load_tasks, read_json
+    from arc_kit.run.report import save_task_png
 
     tasks = load_tasks(args.challenges, args.solutions, strict=False)
     if args.task_id not in tasks.tasks:
