@@ -21,6 +21,8 @@ from typing import Any, TypeVar
 
 from arc_kit import COMPETITION_SLUG
 from arc_kit.config.run import KernelPlan, SolverConfig, TTTConfig, load_plan
+from arc_kit.config.schema import Settings, setting
+from arc_kit.errors import ArcKitError
 
 T = TypeVar("T")
 
@@ -37,28 +39,28 @@ def demo_plan(path: Path = DEMO_SETTINGS) -> KernelPlan:
 
 
 @dataclass
-class DemoConfig:
-    out: Path = Path("demo-out")
-    train_config: str = "demo"
-    """A built-in config name or a TOML path; its [data.synthetic] table says what the model learns."""
-    overrides: list[str] = field(default_factory=list)
-    heldout_tasks: int = 24
-    heldout_seed: int = 1000
-    """Held-out tasks use another seed than training, so they are new grids of the same rules."""
-    read_tasks: int = 12
-    """Held-out tasks that need their rule read from the demonstrations: the trained rule, then a colour swap
-    hidden in each task (``arc_kit.core.synthetic.colour_map_tasks``). The model never saw a swap: before test-time
-    training it cannot answer them, after it can."""
-    challenges: Path | None = None
-    solutions: Path | None = None
-    real_budget_seconds: float = 120.0
-    """Time for the optional dry run on real ARC files."""
-    competition: str = COMPETITION_SLUG
-    cpu_threads: int = 1
-    solver: SolverConfig = field(default_factory=lambda: demo_plan().solver)
-    """How the dry runs and the kernel answer (``--settings`` TOML's [solver] table; DEMO_SETTINGS otherwise)."""
-    ttt: TTTConfig = field(default_factory=lambda: demo_plan().ttt)
-    """Test-time training in the kernel run (``--settings`` TOML's [ttt] table); the dry runs train nothing."""
+class DemoConfig(Settings):
+    """What the demo does besides answering: its folder, training config, held-out sets, optional real files.
+    How it answers (solver and TTT) is a ``KernelPlan``, ``DEMO_SETTINGS`` unless another is given."""
+
+    out: Path = setting(Path("demo-out"), help="folder for every artefact")
+    train_config: str = setting("demo", help=(
+        "training config: a built-in name or a TOML path; its [data.synthetic] table says what the model learns"))
+    overrides: list[str] = setting(help="training settings changed (table.field=value; arc-kit demo --set)",
+                                   factory=list, flag=False)
+    heldout_tasks: int = setting(24, help="held-out synthetic tasks of the trained rule", ge=1)
+    heldout_seed: int = setting(1000, help=(
+        "held-out tasks use another seed than training, so they are new grids of the same rules"))
+    read_tasks: int = setting(12, help=(
+        "held-out tasks whose rule must be read from the demonstrations: the trained rule, then a colour swap "
+        "hidden in each task (arc_kit.core.synthetic.colour_map_tasks). The model never saw a swap: before "
+        "test-time training it cannot answer them, after it can"), ge=0)
+    challenges: str | None = setting(None, help=(
+        "also dry-run on these real ARC challenges (a file or a named data set, e.g. arc-agi-2/evaluation)"))
+    solutions: str | None = setting(None, help="their solutions, for a score (a file or a named data set)")
+    real_budget_seconds: float = setting(120.0, help="seconds for the dry run on real ARC files", gt=0)
+    heldout_budget_seconds: float = setting(600.0, help="seconds for each dry run on the held-out tasks", gt=0)
+    competition: str = setting(COMPETITION_SLUG, help="the competition the demo's kernel attaches")
 
 
 @dataclass
@@ -81,7 +83,7 @@ def peak_memory_mb() -> float:
     return max(own, children) / 1024
 
 
-def run_demo(cfg: DemoConfig) -> dict[str, Any]:
+def run_demo(cfg: DemoConfig, plan: KernelPlan | None = None) -> dict[str, Any]:
     import torch
 
     from arc_kit.core.metric import score_submission
@@ -89,8 +91,9 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     from arc_kit.core.tasks import load_tasks, read_json, write_task_files
     from arc_kit.training import export_model, load_config, resolve_config_path, run_training
 
+    plan = plan or demo_plan()
     # Measured here: the tiny model steps several times faster on one thread than on two contended ones.
-    torch.set_num_threads(cfg.cpu_threads)
+    torch.set_num_threads(plan.solver.cpu_threads or 1)
     out = cfg.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     times = StageTimes()
@@ -127,14 +130,15 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     config.model.local_files_only = True
 
     before = times.run("score before training",
-                       lambda: _dry_run(base_dir, heldout_challenges, heldout_solutions, out / "before", cfg.solver))
+                       lambda: _dry_run(base_dir, heldout_challenges, heldout_solutions, out / "before", plan.solver,
+                                        budget=cfg.heldout_budget_seconds))
     result = times.run("train (the recipe, scaled down)", lambda: run_training(config))
     merged = times.run("export", lambda: _export_as_dataset(export_model, result.output_dir, out / "export"))
     pretrained = times.run("score after pre-training (no test-time training)",
                            lambda: _dry_run(merged, heldout_challenges, heldout_solutions, out / "pretrained",
-                                            cfg.solver))
+                                            plan.solver, budget=cfg.heldout_budget_seconds))
     kernel_dir = times.run("build the kernel folder",
-                           lambda: _build_kernel(out / "kernel", cfg.competition, cfg.solver, cfg.ttt))
+                           lambda: _build_kernel(out / "kernel", cfg.competition, plan.solver, plan.ttt))
     after_dir = out / "kernel-run"
     times.run("run the kernel entry locally",
               lambda: _run_kernel_locally(kernel_dir, merged, heldout_challenges, out / "kaggle-input", after_dir,
@@ -144,7 +148,8 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     real = None
     if cfg.challenges:
         real = times.run("dry run on real ARC files",
-                         lambda: _dry_run(merged, cfg.challenges, cfg.solutions, out / "real-dry-run", cfg.solver,
+                         lambda: _dry_run(merged, Path(cfg.challenges), Path(cfg.solutions) if cfg.solutions else None,
+                                          out / "real-dry-run", plan.solver,
                                           budget=cfg.real_budget_seconds))
 
     stages = {"before": before["per_task"], "after pre-training": pretrained["per_task"],
@@ -157,7 +162,7 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
         "score after (held-out)": after.score,
         **{f"score {stage} ({group}, {len(ids)})": _mean(scores, ids)
            for group, ids in groups.items() if ids for stage, scores in stages.items()},
-        "test-time training in the kernel run": "on" if cfg.ttt.enabled else "off",
+        "test-time training in the kernel run": "on" if plan.ttt.enabled else "off",
         "train steps": result.steps,
         "train loss": result.train_loss,
         "eval loss": result.eval_loss,
@@ -182,8 +187,8 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     return out_json
 
 
-def _dry_run(model: Path, challenges: Path, solutions: Path | None, out: Path, solver: SolverConfig,
-             budget: float = 600.0) -> dict[str, Any]:
+def _dry_run(model: Path, challenges: Path, solutions: Path | None, out: Path, solver: SolverConfig, *,
+             budget: float) -> dict[str, Any]:
     """A dry run without test-time training: what the model knows by itself."""
     from arc_kit.config.run import RunSettings
     from arc_kit.run.runner import RunConfig, dry_run
@@ -213,7 +218,7 @@ def _build_kernel(out: Path, competition: str, solver: SolverConfig, ttt: TTTCon
     from arc_kit.kaggle.kernel_build import KernelSettings, build_kernel
 
     if not KERNEL_ENTRY.is_file():
-        raise FileNotFoundError(f"{KERNEL_ENTRY} not found: run the demo from an arc-kit checkout (pip install -e .)")
+        raise ArcKitError(f"{KERNEL_ENTRY} not found: run the demo from an arc-kit checkout (pip install -e .)")
     plan = KernelPlan(KernelRuntime(competition=competition, weights_dataset=f"{DEMO_OWNER}/{WEIGHTS_SLUG}"),
                       solver=solver, ttt=ttt)
     build_kernel(KERNEL_ENTRY, out, KernelSettings(owner=DEMO_OWNER), plan)

@@ -129,6 +129,7 @@ def bench_context(model: Any, tokenizer: Any, context: int, batch: int, new_toke
     the fastest of its repeats: on a shared machine the slow outliers are other jobs); whether outputs agree."""
     import random
 
+    from arc_kit.config.run import SolverConfig
     from arc_kit.solve.decoding import DecodeRequest, GreedyDecoder
     from arc_kit.solve.dfs import answer_token_ids
 
@@ -139,8 +140,7 @@ def bench_context(model: Any, tokenizer: Any, context: int, batch: int, new_toke
                 for row in range(batch)]
     runs: dict[str, Callable[[], list[Any]]] = {}
     for kind in ("inplace", "dynamic"):
-        decoder = GreedyDecoder(model, tokenizer, batch_size=batch, batch_tokens=batch * (context + new_tokens),
-                                kv_cache=kind)
+        decoder = GreedyDecoder.for_config(model, tokenizer, "cpu", SolverConfig(batch_size=batch, batch_tokens=batch * (context + new_tokens), kv_cache=kind))
         decoder.end_ids = []  # every row runs its whole bound, as on the generate side
         runs[f"kit_{kind}"] = lambda d=decoder: d.decode(requests)
     out: dict[str, Any] = {"context": context, "batch": batch, "new_tokens": new_tokens}

@@ -38,6 +38,7 @@ def main() -> int:
 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from arc_kit.config.run import SolverConfig
     from arc_kit.core.synthetic import generate_tasks
     from arc_kit.training import export_model, load_config, resolve_config_path, run_training
     from arc_kit.training.evaluate import exact_accuracy
@@ -64,7 +65,7 @@ def main() -> int:
     base = AutoModelForCausalLM.from_pretrained(base_dir, local_files_only=True)
     tokenizer = AutoTokenizer.from_pretrained(base_dir, local_files_only=True)
     params = sum(p.numel() for p in base.parameters())
-    before = exact_accuracy(base, tokenizer, held_out, config.data.max_length)
+    before = exact_accuracy(base, tokenizer, held_out, SolverConfig(max_length=config.data.max_length, batch_size=16))
     print(f"before training: {before:.1%} exact on {len(held_out)} held-out tasks ({params} parameters)",
           file=sys.stderr)
 
@@ -74,7 +75,7 @@ def main() -> int:
     merged = export_model(result.output_dir, work / "export")
     model = AutoModelForCausalLM.from_pretrained(merged, local_files_only=True)
     tokenizer = AutoTokenizer.from_pretrained(merged, local_files_only=True)
-    after = exact_accuracy(model, tokenizer, held_out, config.data.max_length)
+    after = exact_accuracy(model, tokenizer, held_out, SolverConfig(max_length=config.data.max_length, batch_size=16))
     print(f"after training + export + reload: {after:.1%} exact", file=sys.stderr)
 
     print(json.dumps({

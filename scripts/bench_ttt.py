@@ -157,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", default="1,2,3", help="which rows to run (comma-separated numbers)")
     args = parser.parse_args(argv)
 
+    from arc_kit.config.lora import LoraSpec
     from arc_kit.config.run import SolverConfig, TTTConfig
 
     model = args.model or trained_model(args.cache, args.pretrain_steps)
@@ -167,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     data = write_tasks(tasks, out / "data", "heldout")
     common = dict(device="cpu", cpu_threads=1, colour_views=args.colour_views)
     ttt = TTTConfig(learning_rate=args.ttt_lr, max_samples=args.ttt_samples, epochs=args.ttt_epochs,
-                    lora_rank=args.ttt_rank, lora_alpha=args.ttt_rank, train_embeddings=args.ttt_embeddings,
+                    lora=LoraSpec(r=args.ttt_rank, alpha=args.ttt_rank, train_embeddings=args.ttt_embeddings),
                     max_length=512, colour_views=args.colour_views)
     plan = {
         "1": ("greedy, no TTT", SolverConfig(mode="greedy", scoring_views=0, views=1, **common),
@@ -183,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         "pretrain_steps": None if args.model else args.pretrain_steps or int(TRAIN_OVERRIDES[-1].split("=")[1]),
         "colour_views": args.colour_views, "tasks": args.tasks, "seen_rules": SEEN, "unseen_rules": UNSEEN, "sizes": SIZES,
         "ttt": {"learning_rate": ttt.learning_rate, "max_samples": ttt.max_samples, "epochs": ttt.epochs,
-                "lora_rank": ttt.lora_rank, "train_embeddings": ttt.train_embeddings},
+                "lora_rank": ttt.lora.r, "train_embeddings": ttt.lora.train_embeddings},
         "views": args.views, "scoring_views": args.scoring_views, "p": args.p, "rows": rows,
     }
     if "greedy, no TTT" in by_name and "TTT + greedy" in by_name:

@@ -1,5 +1,5 @@
 """arc-kit Kaggle kernel: write a placeholder submission, install arc-kit from the attached wheelhouse, then let
-arc_kit.run.runner.run_kernel write /kaggle/working/submission.json.
+arc_kit.run.kernel.run_kernel write /kaggle/working/submission.json.
 
 `arc-kit kernel build` copies this file and rewrites the one line that starts with ``KERNEL_SETTINGS = `` (the
 settings of arc_kit.config.run.KernelPlan; {} means every default). Until arc-kit is installed only the standard
@@ -97,7 +97,7 @@ def main():
     if problem:
         print(f"arc-kit kernel: {problem}; {OUTPUT} keeps placeholders", flush=True)
         return 0 if RERUN else 1
-    from arc_kit.run.runner import run_kernel
+    from arc_kit.run.kernel import run_kernel
 
     return run_kernel(KERNEL_SETTINGS, START)
 

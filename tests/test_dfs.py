@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from arc_kit.config.run import SolverConfig
 from arc_kit.core.tasks import Pair
 from arc_kit.core.text import render
 from arc_kit.solve import dfs as dfs_module
@@ -114,8 +115,7 @@ def test_dfs_equals_brute_force_on_a_four_token_vocabulary(llama4: Any, expand: 
     probabilities = [*bounds_between(list(truth.values()), [0, 1, 3, len(truth) // 2, len(truth) - 2]), 1.0]
     probabilities.append(math.exp(-max(truth.values())) / 2)  # below everything: all of them
     for p in probabilities:
-        result = dfs_candidates(llama4, PROMPT, min_probability=p, expand_ids=expand, end_ids=end,
-                                max_new_tokens=max_new, max_candidates=10_000)
+        result = dfs_candidates(llama4, PROMPT, min_probability=p, expand_ids=expand, end_ids=end, max_new_tokens=max_new, max_candidates_per_view=10_000, device="cpu", prefill_chunk_tokens=2048, kv_cache="inplace")
         expected = {seq: nll for seq, nll in truth.items() if nll <= -math.log(p)}
         got = as_dict(result)
         assert set(got) == set(expected), f"p={p}"
@@ -149,16 +149,13 @@ def test_dfs_above_one_half_is_the_greedy_completion(llama4: Any) -> None:
         sharp.model.norm.weight.mul_(8.0)  # argmax unchanged, so the greedy path is the same
     nll = teacher_forced_nll(sharp, prompt, path)
     assert math.exp(-nll) > 0.6, "sharpening did not make the greedy path likely enough for a real check"
-    result = dfs_candidates(sharp, prompt, min_probability=0.6, expand_ids=expand, end_ids=end,
-                            max_new_tokens=max_new)
+    result = dfs_candidates(sharp, prompt, min_probability=0.6, expand_ids=expand, end_ids=end, max_new_tokens=max_new, max_candidates_per_view=32, device="cpu", prefill_chunk_tokens=2048, kv_cache="inplace")
     assert [c.token_ids for c in result.candidates] == [tuple(path)]
     assert result.candidates[0].nll == pytest.approx(nll, abs=1e-4)
-    above = dfs_candidates(sharp, prompt, min_probability=min(1.0, math.exp(-nll) + 1e-3), expand_ids=expand,
-                           end_ids=end, max_new_tokens=max_new)
+    above = dfs_candidates(sharp, prompt, min_probability=min(1.0, math.exp(-nll) + 1e-3), expand_ids=expand, end_ids=end, max_new_tokens=max_new, max_candidates_per_view=32, device="cpu", prefill_chunk_tokens=2048, kv_cache="inplace")
     assert above.candidates == []
     # One step shorter than the path: it cannot end, so nothing (a completion without an end is no candidate).
-    short = dfs_candidates(sharp, prompt, min_probability=0.6, expand_ids=expand, end_ids=end,
-                           max_new_tokens=len(path) - 1)
+    short = dfs_candidates(sharp, prompt, min_probability=0.6, expand_ids=expand, end_ids=end, max_new_tokens=len(path) - 1, max_candidates_per_view=32, device="cpu", prefill_chunk_tokens=2048, kv_cache="inplace")
     assert short.candidates == []
 
 
@@ -174,7 +171,6 @@ TEST_INPUT = ((3, 0), (0, 3))
 
 @pytest.fixture(scope="module")
 def arc(tiny_model_dir: Any) -> SimpleNamespace:
-    from arc_kit.config.run import SolverConfig
     from arc_kit.models.loading import load_model
 
     loaded = load_model(tiny_model_dir, SolverConfig(device="cpu"))
@@ -186,7 +182,9 @@ def arc(tiny_model_dir: Any) -> SimpleNamespace:
 
 def arc_dfs(arc: SimpleNamespace, p: float, max_new_tokens: int = 4, **kwargs: Any) -> DfsResult:
     return dfs_candidates(arc.model, arc.prompt, min_probability=p, expand_ids=arc.expand, end_ids=arc.end,
-                          max_new_tokens=max_new_tokens, **{"max_candidates": 10_000, **kwargs})
+                          max_new_tokens=max_new_tokens, **{"max_candidates_per_view": 10_000, "device": "cpu",
+                                                            "prefill_chunk_tokens": 2048, "kv_cache": "inplace",
+                                                            **kwargs})
 
 
 def test_answer_token_ids_are_digits_newline_and_end(arc_tokenizer: Any) -> None:
@@ -200,7 +198,7 @@ def test_arc_model_above_one_half_is_greedy_or_nothing(arc: SimpleNamespace) -> 
     from arc_kit.solve.decoding import DecodeRequest, GreedyDecoder
 
     for max_new in (3, 8):
-        gen = GreedyDecoder(arc.model, arc.tokenizer, 1, "cpu").decode([DecodeRequest(0, arc.prompt, max_new)])[0]
+        gen = GreedyDecoder.for_config(arc.model, arc.tokenizer, "cpu", SolverConfig(batch_size=1)).decode([DecodeRequest(0, arc.prompt, max_new)])[0]
         result = arc_dfs(arc, 0.6, max_new)
         greedy_counts = (gen.finished and all(t in arc.expand for t in gen.token_ids[:-1])
                          and teacher_forced_nll(arc.model, arc.prompt, gen.token_ids) <= -math.log(0.6))
@@ -239,7 +237,7 @@ def test_arc_model_cache_cropping_equals_recomputing(arc: SimpleNamespace) -> No
         assert a.nll == pytest.approx(b.nll, abs=1e-4)
     assert cached.forward_passes == fresh.forward_passes
     # A prompt prefilled in chunks of 7 tokens gives the same search.
-    chunked = arc_dfs(arc, 1e-3, prefill_chunk=7)
+    chunked = arc_dfs(arc, 1e-3, prefill_chunk_tokens=7)
     assert [c.token_ids for c in chunked.candidates] == [c.token_ids for c in cached.candidates]
 
 
@@ -277,7 +275,7 @@ def test_a_deadline_after_n_passes_keeps_what_was_found(arc: SimpleNamespace, mo
 
 def test_the_candidate_cap_keeps_the_first_found(arc: SimpleNamespace) -> None:
     full = arc_dfs(arc, 1e-3)
-    capped = arc_dfs(arc, 1e-3, max_candidates=3)
+    capped = arc_dfs(arc, 1e-3, max_candidates_per_view=3)
     assert len(capped.candidates) == 3 and not capped.timed_out
     assert capped.forward_passes < full.forward_passes
     assert set(as_dict(capped).items()) <= set(as_dict(full).items())

@@ -47,8 +47,8 @@ def mixed_batch() -> list[DecodeRequest]:
 
 def test_greedy_in_place_equals_dynamic_tokens_and_nlls(loaded: LoadedModel) -> None:
     requests = mixed_batch()
-    inplace = GreedyDecoder(loaded.model, loaded.tokenizer, batch_size=8, kv_cache="inplace")
-    dynamic = GreedyDecoder(loaded.model, loaded.tokenizer, batch_size=8, kv_cache="dynamic")
+    inplace = GreedyDecoder.for_config(loaded.model, loaded.tokenizer, "cpu", SolverConfig(batch_size=8, kv_cache="inplace"))
+    dynamic = GreedyDecoder.for_config(loaded.model, loaded.tokenizer, "cpu", SolverConfig(batch_size=8, kv_cache="dynamic"))
     got, want = inplace.decode(requests), dynamic.decode(requests)
     assert inplace.kv_cache == "inplace"  # no silent fallback: the in-place cache really ran
     assert [g.token_ids for g in got] == [g.token_ids for g in want]
@@ -75,7 +75,7 @@ def test_the_buffers_are_not_reallocated_while_decoding(loaded: LoadedModel, mon
 
     handle = loaded.model.register_forward_hook(stamp)
     try:
-        gens = GreedyDecoder(loaded.model, loaded.tokenizer, batch_size=8).decode(mixed_batch())
+        gens = GreedyDecoder.for_config(loaded.model, loaded.tokenizer, "cpu", SolverConfig(batch_size=8)).decode(mixed_batch())
     finally:
         handle.remove()
     assert len(caches) == 1 and isinstance(caches[0].layers[0], InPlaceLayer)
@@ -120,8 +120,7 @@ def arc_prompt(loaded: LoadedModel) -> tuple[int, ...]:
 
 def test_dfs_in_place_equals_dynamic(loaded: LoadedModel, arc_prompt: tuple[int, ...]) -> None:
     expand, end = answer_token_ids(loaded.tokenizer)
-    results = {kind: dfs_candidates(loaded.model, arc_prompt, min_probability=1e-3, expand_ids=expand, end_ids=end,
-                                    max_new_tokens=4, max_candidates=10_000, kv_cache=kind)
+    results = {kind: dfs_candidates(loaded.model, arc_prompt, min_probability=1e-3, expand_ids=expand, end_ids=end, max_new_tokens=4, max_candidates_per_view=10_000, kv_cache=kind, device="cpu", prefill_chunk_tokens=2048)
                for kind in ("inplace", "dynamic")}
     got, want = results["inplace"], results["dynamic"]
     assert len(want.candidates) >= 5 and want.forward_passes > 40  # many crops, a real check
@@ -148,14 +147,15 @@ class RefusesInPlace:
 def test_a_model_that_refuses_the_cache_falls_back_to_dynamic(loaded: LoadedModel,
                                                               arc_prompt: tuple[int, ...]) -> None:
     requests = mixed_batch()
-    want = GreedyDecoder(loaded.model, loaded.tokenizer, batch_size=2, kv_cache="dynamic").decode(requests)
+    want = GreedyDecoder.for_config(loaded.model, loaded.tokenizer, "cpu", SolverConfig(batch_size=2, kv_cache="dynamic")).decode(requests)
     refusing = RefusesInPlace(loaded.model)
-    decoder = GreedyDecoder(refusing, loaded.tokenizer, batch_size=2)
+    decoder = GreedyDecoder.for_config(refusing, loaded.tokenizer, "cpu", SolverConfig(batch_size=2))
     assert [g.token_ids for g in decoder.decode(requests)] == [g.token_ids for g in want]
     assert decoder.kv_cache == "dynamic" and refusing.refusals == 1  # refused once, not once per batch
     expand, end = answer_token_ids(loaded.tokenizer)
-    kwargs = {"min_probability": 1e-2, "expand_ids": expand, "end_ids": end, "max_new_tokens": 3}
-    fallen = dfs_candidates(RefusesInPlace(loaded.model), arc_prompt, **kwargs)
+    kwargs = {"min_probability": 1e-2, "expand_ids": expand, "end_ids": end, "max_new_tokens": 3,
+              "max_candidates_per_view": 32, "device": "cpu", "prefill_chunk_tokens": 2048}
+    fallen = dfs_candidates(RefusesInPlace(loaded.model), arc_prompt, kv_cache="inplace", **kwargs)
     assert fallen.candidates == dfs_candidates(loaded.model, arc_prompt, kv_cache="dynamic", **kwargs).candidates
 
 

@@ -11,10 +11,12 @@ from pathlib import Path
 import pytest
 
 from arc_kit.cli.main import main as cli_main
+from arc_kit.config.lora import LoraSpec
 from arc_kit.config.run import RunSettings, SolverConfig, TTTConfig
 from arc_kit.core.submission import validate_submission_file
 from arc_kit.core.tasks import load_tasks, read_json, write_task_files
-from arc_kit.run.runner import RunConfig, dry_run, run_submission, task_groups
+from arc_kit.run.runner import RunConfig, dry_run, run_submission
+from arc_kit.run.schedule import task_groups
 from arc_kit.solve.prompts import task_cost
 from arc_kit.solve.solver import TaskResult
 
@@ -277,7 +279,7 @@ def test_a_full_task_over_its_cap_keeps_its_quick_answer(small_files, tmp_path):
 
 
 def test_the_full_solvers_cap_is_a_share_of_the_time_left(small_files):
-    from arc_kit.run.runner import MIN_TASK_CAP, Schedule
+    from arc_kit.run.schedule import MIN_TASK_CAP, Schedule
 
     tasks = sorted(load_tasks(small_files[0]), key=task_cost)
     config = config_for(small_files, Path("."), task_cap_seconds=1000.0, solver=SolverConfig(batch_size=2))
@@ -299,7 +301,7 @@ def test_a_run_with_test_time_training_reports_each_stage(small_files, tmp_path,
     """Phase 1 (greedy, base model) then phase 2 (TTT, then the solver) per task; the report says both."""
     config = config_for(small_files, tmp_path, model_dir=tiny_model_dir, max_tasks=2,
                         solver=SolverConfig(mode="greedy", scoring_views=0, views=1, device="cpu"),
-                        ttt=TTTConfig(max_samples=4, lora_rank=4))
+                        ttt=TTTConfig(max_samples=4, lora=LoraSpec(r=4, alpha=32)))
     report = run_submission(config)
     assert report.ok and report.tasks_attempted == 2
     trained = [r for r in report.per_task.values() if r.ttt is not None]

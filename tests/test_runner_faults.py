@@ -135,21 +135,21 @@ def test_chunked_prefill_decodes_exactly_like_one_prefill(loaded):
     prompts = ["Input:\n" + "0123456789\n" * 40, "Input:\n" + "9876\n" * 15]
     requests = [DecodeRequest(i, tuple(tokenizer(p, add_special_tokens=False)["input_ids"]), 12)
                 for i, p in enumerate(prompts)]
-    whole = GreedyDecoder(loaded.model, tokenizer, 2, "cpu", prefill_chunk=100_000).decode(requests)
-    chunked = GreedyDecoder(loaded.model, tokenizer, 2, "cpu", prefill_chunk=64).decode(requests)
+    whole = GreedyDecoder.for_config(loaded.model, tokenizer, "cpu", SolverConfig(prefill_chunk_tokens=100_000, batch_size=2)).decode(requests)
+    chunked = GreedyDecoder.for_config(loaded.model, tokenizer, "cpu", SolverConfig(prefill_chunk_tokens=64, batch_size=2)).decode(requests)
     assert [g.token_ids for g in chunked] == [g.token_ids for g in whole]
 
 
 def test_no_prefill_starts_that_would_cross_the_deadline(loaded):
     tokenizer = loaded.tokenizer
     ids = tuple(tokenizer("Input:\n" + "0123456789\n" * 60, add_special_tokens=False)["input_ids"])
-    decoder = GreedyDecoder(loaded.model, tokenizer, 1, "cpu", prefill_chunk=64)
+    decoder = GreedyDecoder.for_config(loaded.model, tokenizer, "cpu", SolverConfig(prefill_chunk_tokens=64, batch_size=1))
     decoder.stats.prefill_tokens, decoder.stats.prefill_seconds = 1000, 10.0  # measured: 100 tokens/s
     began = time.time()
     gens = decoder.decode([DecodeRequest(0, ids, 5)], stop_at=time.time() + 2.0)  # needs ~6.6 s: not started
     assert time.time() - began < 1.0 and gens[0].timed_out and decoder.stats.skipped_batches == 1
     # and a prefill already under way stops between chunks when the deadline passes
-    fresh = GreedyDecoder(loaded.model, tokenizer, 1, "cpu", prefill_chunk=8)
+    fresh = GreedyDecoder.for_config(loaded.model, tokenizer, "cpu", SolverConfig(prefill_chunk_tokens=8, batch_size=1))
     gens = fresh.decode([DecodeRequest(0, ids, 5)], stop_at=time.time() + 0.02)
     assert gens[0].timed_out and gens[0].token_ids == []
 
@@ -187,7 +187,7 @@ def test_a_bad_challenges_file_is_one_line_and_the_kernel_keeps_the_most_valid_f
     """The runner writes nothing on bad input (the dry run's user fixes the file); the kernel, which must leave a
     file Kaggle accepts, writes placeholders for every task id it can read."""
     from arc_kit.core.tasks import TaskFileError
-    from arc_kit.run.runner import run_kernel
+    from arc_kit.run.kernel import run_kernel
 
     challenges = tmp_path / "c.json"
     if content is not None:

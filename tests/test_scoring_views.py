@@ -54,16 +54,16 @@ def test_batched_nlls_equal_one_at_a_time(model, arc_tokenizer):
     items = random_items(0, 13, len(arc_tokenizer))
     expected = [reference_nll(model, p, a) for p, a in items]
     for budget in (1, 60, 200, 10_000):  # 1: every item alone; 10k: all in one batch
-        got = answer_nlls(model, items, token_budget=budget)
+        got = answer_nlls(model, items, score_token_budget=budget, device="cpu")
         assert got == pytest.approx(expected, abs=TOL)
 
 
 def test_nlls_do_not_depend_on_item_order(model, arc_tokenizer):
     items = random_items(1, 11, len(arc_tokenizer))
-    base = answer_nlls(model, items, token_budget=150)
+    base = answer_nlls(model, items, score_token_budget=150, device="cpu")
     perm = list(range(len(items)))
     random.Random(2).shuffle(perm)
-    shuffled = answer_nlls(model, [items[i] for i in perm], token_budget=150)
+    shuffled = answer_nlls(model, [items[i] for i in perm], score_token_budget=150, device="cpu")
     assert [shuffled[perm.index(i)] for i in range(len(items))] == pytest.approx(base, abs=TOL)
 
 
@@ -78,21 +78,21 @@ def test_a_model_without_logits_to_keep_gives_the_same_numbers(model, arc_tokeni
         __call__ = forward
 
     items = random_items(3, 7, len(arc_tokenizer))
-    assert answer_nlls(NoKeep(), items, token_budget=100) == pytest.approx(answer_nlls(model, items), abs=TOL)
+    assert answer_nlls(NoKeep(), items, score_token_budget=100, device="cpu") == pytest.approx(answer_nlls(model, items, score_token_budget=16384, device="cpu"), abs=TOL)
 
 
 def test_empty_items_and_bad_arguments(model):
-    assert answer_nlls(model, []) == []
+    assert answer_nlls(model, [], score_token_budget=16384, device="cpu") == []
     with pytest.raises(ValueError, match="at least one token"):
-        answer_nlls(model, [([1, 2], [])])
+        answer_nlls(model, [([1, 2], [])], score_token_budget=16384, device="cpu")
     with pytest.raises(ValueError, match="token_budget"):
-        answer_nlls(model, [([1], [2])], token_budget=0)
+        answer_nlls(model, [([1], [2])], score_token_budget=0, device="cpu")
 
 
 @pytest.mark.parametrize("tokenizer_name", ["arc_tokenizer", "qwen_tokenizer"])
 def test_prompt_plus_answer_ids_equal_the_full_tokenization(tokenizer_name, request):
     tokenizer = request.getfixturevalue(tokenizer_name)
-    views = scoring_views(TASK, 0, tokenizer, count=4, seed=7, max_length=4096)
+    views = scoring_views(TASK, 0, tokenizer, count=4, seed=7, max_length=4096, colour_views=True)
     for view in views:
         for grid in GRIDS:
             ids = answer_ids(tokenizer, view, grid, check=True)
@@ -105,25 +105,25 @@ def test_prompt_plus_answer_ids_equal_the_full_tokenization(tokenizer_name, requ
 
 
 def test_scoring_views_are_seeded_by_task_and_fit_the_context(arc_tokenizer):
-    a = scoring_views(TASK, 1, arc_tokenizer, count=5, seed=3, max_length=4096)
-    assert a == scoring_views(TASK, 1, arc_tokenizer, count=5, seed=3, max_length=4096)
+    a = scoring_views(TASK, 1, arc_tokenizer, count=5, seed=3, max_length=4096, colour_views=True)
+    assert a == scoring_views(TASK, 1, arc_tokenizer, count=5, seed=3, max_length=4096, colour_views=True)
     assert len({v.view_key for v in a}) == 5 and View.from_key(a[0].view_key).is_identity
     other = Task("another-id", TASK.train, TASK.test)
-    assert [v.view_key for v in scoring_views(other, 1, arc_tokenizer, 5, 3, 4096)] != [v.view_key for v in a]
+    assert [v.view_key for v in scoring_views(other, 1, arc_tokenizer, 5, 3, 4096, colour_views=True)] != [v.view_key for v in a]
     for v in a:  # the prompt is the viewed task's test input, rendered from the pairs it keeps
         view = View.from_key(v.view_key)
         assert v.test_input == view.apply_grid(TASK.test[1].input)
         text = render(arc_tokenizer, v.train, v.test_input).prompt
         assert list(v.prompt_ids) == arc_tokenizer(text, add_special_tokens=False)["input_ids"]
-    tight = scoring_views(TASK, 1, arc_tokenizer, count=2, seed=3, max_length=60)
+    tight = scoring_views(TASK, 1, arc_tokenizer, count=2, seed=3, max_length=60, colour_views=True)
     assert all(v.pairs_dropped > 0 and len(v.train) >= 1 for v in tight)
     with pytest.raises(IndexError):
-        scoring_views(TASK, 2, arc_tokenizer, 2, 0, 4096)
+        scoring_views(TASK, 2, arc_tokenizer, 2, 0, 4096, colour_views=True)
 
 
 def test_candidate_nlls_match_answer_nlls(model, arc_tokenizer):
-    views = scoring_views(TASK, 0, arc_tokenizer, count=3, seed=1, max_length=4096)
-    got = candidate_nlls(model, arc_tokenizer, views, GRIDS)
+    views = scoring_views(TASK, 0, arc_tokenizer, count=3, seed=1, max_length=4096, colour_views=True)
+    got = candidate_nlls(model, arc_tokenizer, views, GRIDS, score_token_budget=16384, device="cpu")
     assert len(got) == len(GRIDS) and all(len(row) == len(views) for row in got)
     for g, grid in enumerate(GRIDS):
         for v, view in enumerate(views):
@@ -132,22 +132,21 @@ def test_candidate_nlls_match_answer_nlls(model, arc_tokenizer):
 
 
 def test_candidate_nlls_do_not_depend_on_grid_or_view_order(model, arc_tokenizer):
-    views = scoring_views(TASK, 0, arc_tokenizer, count=4, seed=5, max_length=4096)
-    base = candidate_nlls(model, arc_tokenizer, views, GRIDS, token_budget=400)
+    views = scoring_views(TASK, 0, arc_tokenizer, count=4, seed=5, max_length=4096, colour_views=True)
+    base = candidate_nlls(model, arc_tokenizer, views, GRIDS, score_token_budget=400, device="cpu")
     rng = random.Random(0)
     for _ in range(3):
         gp, vp = list(range(len(GRIDS))), list(range(len(views)))
         rng.shuffle(gp)
         rng.shuffle(vp)
-        got = candidate_nlls(model, arc_tokenizer, [views[i] for i in vp], [GRIDS[i] for i in gp],
-                             token_budget=rng.choice([100, 400, 5000]))
+        got = candidate_nlls(model, arc_tokenizer, [views[i] for i in vp], [GRIDS[i] for i in gp], score_token_budget=rng.choice([100, 400, 5000]), device="cpu")
         for gi, g in enumerate(gp):
             for vi, v in enumerate(vp):
                 assert got[gi][vi] == pytest.approx(base[g][v], abs=TOL)
 
 
 def test_a_prompt_from_other_pairs_is_refused(arc_tokenizer):
-    view = scoring_views(TASK, 0, arc_tokenizer, count=1, seed=0, max_length=4096)[0]
+    view = scoring_views(TASK, 0, arc_tokenizer, count=1, seed=0, max_length=4096, colour_views=True)[0]
     wrong = ScoringView(view.view_key, view.prompt_ids[1:], view.train, view.test_input)
     with pytest.raises(ValueError, match="differ"):
         answer_ids(arc_tokenizer, wrong, GRIDS[0], check=True)
@@ -167,6 +166,6 @@ def test_only_the_answer_span_logits_are_kept(model):
         __call__ = forward
 
     items = [([5] * 30, [6, 7, 8]), ([5] * 28, [6, 7, 8, 9, 4])]
-    got = answer_nlls(Spy(), items)
+    got = answer_nlls(Spy(), items, score_token_budget=16384, device="cpu")
     assert shapes == [((2, 33), (2, 6))]
     assert got == pytest.approx([reference_nll(model, p, a) for p, a in items], abs=TOL)

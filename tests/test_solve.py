@@ -14,7 +14,7 @@ from arc_kit.core.augment import View
 from arc_kit.core.tasks import Pair, Task
 from arc_kit.core.text import grid_to_text
 from arc_kit.models.loading import LoadedModel, ModelLoadError, load_model
-from arc_kit.run.runner import _solve_group
+from arc_kit.run.workers import solve_group
 from arc_kit.solve.decoding import DecodeRequest, DecodeStats, Generation, GreedyDecoder
 from arc_kit.solve.prompts import task_prompts
 from arc_kit.solve.solver import ArcSolver
@@ -104,7 +104,7 @@ def generate_one_by_one(model, tokenizer, requests):  # noqa: ANN001, ANN201
 def test_batched_decoding_matches_generate_one_at_a_time(loaded: LoadedModel):
     requests = _requests(loaded, 6, bound=12)
     assert len({len(r.prompt_ids) for r in requests}) > 1  # left padding is exercised
-    decoder = GreedyDecoder(loaded.model, loaded.tokenizer, batch_size=4)
+    decoder = GreedyDecoder.for_config(loaded.model, loaded.tokenizer, "cpu", SolverConfig(batch_size=4))
     batched = decoder.decode(requests)
     reference = generate_one_by_one(loaded.model, loaded.tokenizer, requests)
     assert [g.token_ids for g in batched] == [g.token_ids for g in reference]
@@ -114,7 +114,7 @@ def test_batched_decoding_matches_generate_one_at_a_time(loaded: LoadedModel):
 def test_each_row_stops_at_its_bound_or_its_end_token(loaded: LoadedModel):
     import random
 
-    decoder = GreedyDecoder(loaded.model, loaded.tokenizer, batch_size=2)
+    decoder = GreedyDecoder.for_config(loaded.model, loaded.tokenizer, "cpu", SolverConfig(batch_size=2))
     prompts = [tuple(random.Random(seed).randrange(5, 26) for _ in range(30 + seed)) for seed in (0, 2)]
     first = decoder.decode([DecodeRequest(0, prompts[0], 10)])[0].token_ids[0]
     other = decoder.decode([DecodeRequest(1, prompts[1], 10)])[0].token_ids
@@ -129,7 +129,7 @@ def test_each_row_stops_at_its_bound_or_its_end_token(loaded: LoadedModel):
 
 def test_a_passed_deadline_cuts_rows_and_marks_them(loaded: LoadedModel):
     requests = _requests(loaded, 3, bound=50)
-    decoder = GreedyDecoder(loaded.model, loaded.tokenizer, batch_size=2)
+    decoder = GreedyDecoder.for_config(loaded.model, loaded.tokenizer, "cpu", SolverConfig(batch_size=2))
     gens = decoder.decode(requests, stop_at=time.time() - 1)
     assert all(g.timed_out for g in gens)
     assert all(len(g.token_ids) <= 1 for g in gens)
@@ -174,7 +174,7 @@ def test_colour_views_off_gives_geometric_views_for_search_and_scoring(arc_token
     geometric = solver.views(task, SolverConfig(views=8, colour_views=False))
     assert len(geometric) == 8 and all(v.colours == tuple(range(10)) for v in geometric)
     assert any(v.colours != tuple(range(10)) for v in solver.views(task, SolverConfig(views=8)))
-    scored = scoring_views(task, 0, arc_tokenizer, 6, 1, 4096, permute_colours=False)
+    scored = scoring_views(task, 0, arc_tokenizer, 6, 1, 4096, colour_views=False)
     assert all(View.from_key(v.view_key).colours == tuple(range(10)) for v in scored)
 
 
@@ -251,7 +251,7 @@ def test_a_decoding_error_in_a_group_costs_only_its_task(arc_tokenizer):
         return real(requests, stop_at)
 
     solver.decoder.decode = flaky
-    results = {r.task_id: r for r in _solve_group(solver, tasks, time.time() + 60)}  # the runner's one retry
+    results = {r.task_id: r for r in solve_group(solver, tasks, time.time() + 60)}  # the runner's one retry
     assert results["good1"].attempts == [(A, None)] and results["good2"].attempts == [(A, None)]
     assert "injected" in results["bad"].error and results["bad"].attempts == []
 
@@ -268,7 +268,7 @@ def test_unsloth_failing_falls_back_to_transformers(tiny_model_dir: Path, caplog
 
 
 def test_the_settings_name_every_selection_formula():
-    from arc_kit.config.run import SELECTION_FORMULAS
+    from arc_kit.config.run import FORMULAS as SELECTION_FORMULAS
     from arc_kit.solve.selection import FORMULAS
 
     assert set(SELECTION_FORMULAS) == set(FORMULAS)
@@ -290,7 +290,7 @@ def test_the_search_prefills_in_the_configured_chunks(loaded: LoadedModel, monke
 
     seen = []
     real = dfs.dfs_candidates
-    monkeypatch.setattr(dfs, "dfs_candidates", lambda *a, **kw: seen.append(kw["prefill_chunk"]) or real(*a, **kw))
+    monkeypatch.setattr(dfs, "dfs_candidates", lambda *a, **kw: seen.append(kw["prefill_chunk_tokens"]) or real(*a, **kw))
     config = SolverConfig(mode="dfs", views=1, scoring_views=0, prefill_chunk_tokens=16)
     [result] = ArcSolver(loaded, config).solve([small_task(side=2)])
     assert result.error is None and seen == [16]
@@ -339,8 +339,8 @@ def test_out_of_memory_splits_the_batch_down_to_one_row(loaded: LoadedModel, mon
     import torch
 
     requests = _requests(loaded, 4, bound=6)
-    decoder = GreedyDecoder(loaded.model, loaded.tokenizer, batch_size=8)
-    expected = [g.token_ids for g in GreedyDecoder(loaded.model, loaded.tokenizer, batch_size=1).decode(requests)]
+    decoder = GreedyDecoder.for_config(loaded.model, loaded.tokenizer, "cpu", SolverConfig(batch_size=8))
+    expected = [g.token_ids for g in GreedyDecoder.for_config(loaded.model, loaded.tokenizer, "cpu", SolverConfig(batch_size=1)).decode(requests)]
     real = decoder._decode_batch
 
     def tight(batch, stop_at):  # more than two rows do not fit

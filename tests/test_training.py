@@ -7,10 +7,12 @@ import re
 
 import pytest
 
-from arc_kit.config.training import ConfigError, load_config, resolve_config_path
+from arc_kit.config.schema import SettingsError
+from arc_kit.config.training import load_config, resolve_config_path
+from arc_kit.core.examples import IGNORE_INDEX
 from arc_kit.core.synthetic import generate_tasks, task_set
 from arc_kit.core.text import grid_to_text, render
-from arc_kit.training.dataset import IGNORE_INDEX, build_datasets, build_rows, split_task_ids
+from arc_kit.training.dataset import build_datasets, build_rows, split_task_ids
 
 
 # -- config -----------------------------------------------------------------------------------------------------
@@ -34,21 +36,21 @@ def test_overrides_are_typed_and_unknown_fields_named():
     assert cfg.train.learning_rate == 2e-4 and cfg.train.num_train_epochs == 3
     assert cfg.data.synthetic.rules == ["flip_lr", "rot90"] and cfg.data.challenges == ["a.json", "b.json"]
     assert cfg.train.output_dir == "/tmp/x" and cfg.lora.train_embeddings is True
-    with pytest.raises(ConfigError, match="learning_rat"):
+    with pytest.raises(SettingsError, match="learning_rat"):
         load_config(None, ["train.learning_rat=1e-4", "data.synthetic.rules=rot180"])
-    with pytest.raises(ConfigError, match="num_train_epochs: expected int"):
+    with pytest.raises(SettingsError, match="num_train_epochs: expected int"):
         load_config(None, ["train.num_train_epochs=two", "data.synthetic.rules=rot180"])
 
 
 def test_gradient_accumulation_is_refused_with_a_reason():
-    with pytest.raises(ConfigError, match="does not use gradient accumulation"):
+    with pytest.raises(SettingsError, match="does not use gradient accumulation"):
         load_config(resolve_config_path("tiny-cpu"), ["train.gradient_accumulation_steps=4"])
 
 
 def test_config_without_data_or_with_mismatched_solutions_is_refused():
-    with pytest.raises(ConfigError, match="no training data"):
+    with pytest.raises(SettingsError, match="no training data"):
         load_config(None)
-    with pytest.raises(ConfigError, match="data.solutions"):
+    with pytest.raises(SettingsError, match="data.solutions"):
         load_config(None, ["data.challenges=a.json,b.json", "data.solutions=a_sol.json"])
 
 

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from arc_kit.config.training import ConfigError, load_config, resolve_config_path
+from arc_kit.config.schema import SettingsError
+from arc_kit.config.training import load_config, resolve_config_path
 from arc_kit.training.trainer import schedule_kwargs, steps_per_epoch
 
 REPO = Path(__file__).resolve().parents[1]
@@ -35,9 +36,9 @@ def test_steps_per_epoch_counts_batches_dealt_to_processes():
 
 
 def test_fsdp_settings_are_checked(tmp_path):
-    with pytest.raises(ConfigError, match="train.fsdp_config"):
+    with pytest.raises(SettingsError, match="train.fsdp_config"):
         load_config(resolve_config_path("tiny-cpu"), ["train.fsdp=true", f"train.fsdp_config={tmp_path}/no.json"])
-    with pytest.raises(ConfigError, match="Unsloth does not shard"):
+    with pytest.raises(SettingsError, match="Unsloth does not shard"):
         load_config(resolve_config_path("tiny-cpu"), ["train.fsdp=true", "model.backend=unsloth"])
 
 

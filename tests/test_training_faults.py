@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from arc_kit.cli.main import main
-from arc_kit.config.training import ConfigError, load_config, resolve_config_path
+from arc_kit.config.schema import SettingsError
+from arc_kit.config.training import load_config, resolve_config_path
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -109,7 +110,7 @@ def test_train_refuses_a_source_named_twice(tmp_path, capsys, no_model):
     ("data.synthetic.rules=[\"no_such_rule\"]", "data.synthetic.rules"),
 ])
 def test_nonsense_settings_are_refused_naming_the_field(override, field):
-    with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
+    with pytest.raises(SettingsError, match=field.replace(".", r"\.")):
         load_config(resolve_config_path("tiny-cpu"), [override])
 
 

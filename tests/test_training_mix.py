@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from arc_kit.config.training import ConfigError, DataSettings, SourceSettings, SyntheticSettings, load_config
+from arc_kit.config.schema import SettingsError
+from arc_kit.config.training import DataSettings, SourceSettings, SyntheticSettings, load_config
 from arc_kit.core.augment import View
 from arc_kit.core.synthetic import generate_tasks
 from arc_kit.core.tasks import load_tasks, task_to_json, write_task_files
@@ -100,13 +101,13 @@ def test_sources_table_is_read_from_toml_and_checked(tmp_path):
     assert config.data.sources[0].weight == 2.0 and config.data.sources[0].synthetic.rules == ["rot180"]
     bad = tmp_path / "bad.toml"
     bad.write_text('[[data.sources]]\npath = "x"\nwieght = 2\n')
-    with pytest.raises(ConfigError, match=r"data\.sources\[0\].*wieght"):
+    with pytest.raises(SettingsError, match=r"data\.sources\[0\].*wieght"):
         load_config(bad)
     both = tmp_path / "both.toml"
     both.write_text('[[data.sources]]\npath = "x"\n[data.sources.synthetic]\nrules = ["rot180"]\n')
-    with pytest.raises(ConfigError, match=r"data\.sources\[0\]: give either"):
+    with pytest.raises(SettingsError, match=r"data\.sources\[0\]: give either"):
         load_config(both)
-    with pytest.raises(ConfigError, match=r"data\.sources\[0\]\.weight"):
+    with pytest.raises(SettingsError, match=r"data\.sources\[0\]\.weight"):
         load_config(good, ["data.sources=[{weight = 0.0, synthetic = {rules = ['rot180']}}]"])
 
 

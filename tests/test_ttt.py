@@ -4,23 +4,23 @@ tasks trained before, that training learns, and that a deadline stops it cleanly
 from __future__ import annotations
 
 import dataclasses
-import typing
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from arc_kit.config.lora import LoraSpec
 from arc_kit.config.run import SettingsError, SolverConfig
 from arc_kit.core.augment import View
+from arc_kit.core.examples import tokenize_example
 from arc_kit.core.synthetic import generate_tasks
 from arc_kit.core.tasks import Pair, Task
 from arc_kit.core.text import answer_from_generation, grid_to_text
 from arc_kit.solve import ttt
 from arc_kit.solve.ttt import TaskAdapter, TTTConfig, TTTError, ttt_examples
-from arc_kit.training.dataset import tokenize_example
 
 SOLVER = SolverConfig(mode="greedy", scoring_views=0, views=1, device="cpu")
-FAST = TTTConfig(max_samples=8, learning_rate=1e-3, lora_rank=8)
+FAST = TTTConfig(max_samples=8, learning_rate=1e-3, lora=LoraSpec(r=8, alpha=32))
 
 
 def _task(rule: str, seed: int = 0, n_train: int = 3) -> Task:
@@ -53,19 +53,23 @@ def _full_state(model: Any) -> dict[str, Any]:
 # Settings
 
 
-def test_config_defaults_follow_nvarc_and_are_flat() -> None:
+def test_config_defaults_follow_nvarc_and_every_field_is_a_flag() -> None:
+    from arc_kit.cli.main import build_parser
+
     c = TTTConfig()
-    assert (c.enabled, c.lora_rank, c.lora_alpha, c.use_rslora, c.train_embeddings) == (True, 32, 32, True, False)
+    assert (c.enabled, c.lora.r, c.lora.alpha, c.lora.use_rslora, c.lora.train_embeddings) == (True, 32, 32, True, False)
     assert (c.max_samples, c.epochs, c.batch_size, c.learning_rate, c.warmup_ratio) == (128, 1, 1, 5e-5, 0.1)
     assert (c.lr_scheduler, c.max_grad_norm, c.weight_decay, c.optim, c.seed, c.max_length) == (
         "cosine", 1.0, 0.0, "adamw_torch", 0, 8192)
-    assert c.target_modules == ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-    hints = typing.get_type_hints(TTTConfig)
-    for f in dataclasses.fields(TTTConfig):  # so the class can become CLI flags in arc_kit.config.run
-        assert hints[f.name] in (str, int, float, bool, list[str]), f.name
+    assert c.lora.target_modules == ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    for f in dataclasses.fields(TTTConfig):
         assert f.metadata.get("help"), f.name
+    flags = {o for a in build_parser()._subparsers._group_actions[0].choices["dry-run"]._actions
+             for o in a.option_strings}
+    assert {"--ttt-lora-r", "--ttt-lora-target-modules", "--ttt-learning-rate", "--no-ttt-enabled"} <= flags
     c.check()
-    for bad in ({"max_samples": 0}, {"learning_rate": 0.0}, {"warmup_ratio": 1.0}, {"target_modules": []}):
+    for bad in ({"max_samples": 0}, {"learning_rate": 0.0}, {"warmup_ratio": 1.0},
+                {"lora": LoraSpec(target_modules=[])}):
         with pytest.raises(SettingsError):
             TTTConfig(**bad).check()
 
@@ -139,7 +143,7 @@ def test_examples_need_two_demos_and_fit_the_context(arc_tokenizer: Any) -> None
 def test_reset_restores_every_weight_bit_for_bit(tiny_model_dir: Path, train_embeddings: bool) -> None:
     loaded = _load(tiny_model_dir)
     original = _full_state(loaded.model)
-    adapter = TaskAdapter(loaded, dataclasses.replace(FAST, train_embeddings=train_embeddings))
+    adapter = TaskAdapter(loaded, dataclasses.replace(FAST, lora=dataclasses.replace(FAST.lora, train_embeddings=train_embeddings)))
     at_init = _full_state(adapter.peft_model)
     snapshot = adapter.adapter_state()
     assert any("lora_B" in k for k in snapshot)
@@ -214,7 +218,7 @@ def test_training_lowers_the_task_loss(tiny_model_dir: Path) -> None:
     from peft.tuners.tuners_utils import BaseTunerLayer
 
     loaded = _load(tiny_model_dir)
-    adapter = TaskAdapter(loaded, TTTConfig(max_samples=12, learning_rate=5e-3, lora_rank=8))
+    adapter = TaskAdapter(loaded, TTTConfig(max_samples=12, learning_rate=5e-3, lora=LoraSpec(r=8, alpha=32)))
     stats = adapter.train(_task("rot180", seed=3, n_train=4))
     assert stats.steps == stats.samples == 12 and not stats.stopped_early
     assert stats.loss_first is not None and stats.loss_last is not None

@@ -18,24 +18,16 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, type=Path, help="PNG file to write")
     p.set_defaults(handler=_show)
 
+    from arc_kit.cli.flags import add_settings_file, settings_parent
+    from arc_kit.config.run import SolverConfig, TTTConfig
     from arc_kit.demo import DemoConfig  # settings only: torch loads when the demo runs
 
-    p = sub.add_parser("demo", help="the whole kit end to end, offline, on a CPU, on synthetic tasks (~10 min)")
-    p.add_argument("--out", type=Path, default=Path("demo-out"), help="folder for every artefact (default: %(default)s)")
-    p.add_argument("--config", default="demo", help="training config: built-in name or TOML path (default: %(default)s)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.FIELD=VALUE",
-                   help="override a training setting (repeatable)")
-    p.add_argument("--heldout-tasks", type=int, default=DemoConfig.heldout_tasks,
-                   help="held-out synthetic tasks of the trained rule (default: %(default)s)")
-    p.add_argument("--read-tasks", type=int, default=DemoConfig.read_tasks,
-                   help="held-out tasks whose colour swap must be read from the demonstrations (default: %(default)s)")
-    p.add_argument("--challenges", type=Path, help="also dry-run on this real ARC challenges file")
-    p.add_argument("--solutions", type=Path, help="its solutions, for a score")
-    p.add_argument("--budget-seconds", type=float, default=DemoConfig.real_budget_seconds,
-                   help="seconds for the real-file dry run (default: %(default)s)")
-    p.add_argument("--settings", type=Path, default=None, metavar="TOML",
-                   help="a settings file: its [solver] and [ttt] tables are how the dry runs and the kernel answer "
-                        "(default: arc_kit/configs/demo-settings.toml)")
+    p = sub.add_parser("demo", parents=[settings_parent(DemoConfig, SolverConfig, TTTConfig)],
+                       help="the whole kit end to end, offline, on a CPU, on synthetic tasks (~10 min)",
+                       description="Every flag is a field of arc_kit.demo.DemoConfig or of the kernel's settings. "
+                       "--set takes training settings (train.learning_rate=...) as well as the plan's "
+                       "(solver.views=...); --settings replaces arc_kit/configs/demo-settings.toml.")
+    add_settings_file(p)
     p.set_defaults(handler=_demo)
 
 
@@ -68,16 +60,19 @@ def _show(args: argparse.Namespace) -> int:
     return 0
 
 
+@input_errors
 def _demo(args: argparse.Namespace) -> int:
+    import dataclasses
     import os
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # before torch loads: one thread is fastest for the tiny model
-    from arc_kit.demo import DemoConfig, demo_plan, run_demo
+    from arc_kit.cli.flags import plan_from_args, plan_overrides, settings_from_args
+    from arc_kit.demo import DEMO_SETTINGS, DemoConfig, run_demo
 
-    plan = demo_plan(args.settings) if args.settings else demo_plan()
-    result = run_demo(DemoConfig(out=args.out, train_config=args.config, overrides=args.overrides,
-                                 heldout_tasks=args.heldout_tasks, read_tasks=args.read_tasks, challenges=args.challenges,
-                                 solutions=args.solutions, real_budget_seconds=args.budget_seconds, solver=plan.solver,
-                                 ttt=plan.ttt))
-    summary = result["summary"]
+    if args.settings is None:
+        args.settings = DEMO_SETTINGS
+    plan = plan_from_args(args)
+    training = [text for text in args.set if text not in plan_overrides(args)]
+    cfg = dataclasses.replace(settings_from_args(args, DemoConfig), overrides=training)
+    summary = run_demo(cfg, plan)["summary"]
     return 0 if summary["score after (held-out)"] > summary["score before (held-out)"] else 1

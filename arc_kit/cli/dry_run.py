@@ -39,7 +39,8 @@ def _dry_run(args: argparse.Namespace) -> int:
 
     from arc_kit.cli.flags import plan_from_args
     from arc_kit.config.run import SettingsError
-    from arc_kit.run.runner import RunConfig, dry_run, summary_lines
+    from arc_kit.run.records import summary_lines
+    from arc_kit.run.runner import RunConfig, dry_run
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if args.out.exists() and not args.out.is_dir():

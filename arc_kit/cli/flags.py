@@ -1,13 +1,13 @@
 """Command-line flags generated from the settings dataclasses, so a flag and its default cannot drift apart.
 
-``transformers.HfArgumentParser`` turns each dataclass field into a flag with the field's type, default and help;
-here every flag is spelt with hyphens (``--batch-size``, ``--no-colour-views``), the CLI convention, and a
-sub-command takes those flags through argparse's ``parents``. Abbreviations are off in every parser: a prefix of
-one flag must never silently mean another.
+``transformers.HfArgumentParser`` turns each settings field into a flag with the field's type, help and choices;
+tables inside a table become prefixed flags (``TTTConfig.lora.r`` is ``--ttt-lora-r``). Every flag is spelt with
+hyphens (``--batch-size``, ``--no-colour-views``), the CLI convention, and abbreviations are off in every parser:
+a prefix of one flag must never silently mean another.
 
-Which flags were given is tracked (their parser defaults are ``SUPPRESS``, so an absent flag leaves no attribute):
-a flag given on the command line always wins over ``--settings FILE``, even when its value is the dataclass
-default, and the defaults themselves come only from the dataclasses.
+Which flags were given is tracked (their parser defaults are ``SUPPRESS``, so an absent flag leaves no
+attribute): the defaults come only from the dataclasses, ``--settings FILE`` and ``--set table.field=value`` come
+next, and a flag given on the command line always wins, even when its value is the dataclass default.
 """
 
 from __future__ import annotations
@@ -16,18 +16,22 @@ import argparse
 import dataclasses
 import functools
 import sys
-from collections.abc import Callable
+import typing
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar, get_type_hints
+from typing import Any, TypeVar
 
-from arc_kit.config.run import KernelPlan, TTTConfig, build, fields_of, load_plan
+from arc_kit.config.run import KernelPlan, TTTConfig, load_plan
+from arc_kit.config.schema import validate
+from arc_kit.errors import ArcKitError
 
 T = TypeVar("T")
 
-# Groups whose field names would clash with another group's (seed, batch_size, max_length) take a prefix on the
+# Tables whose field names would clash with another table's (seed, batch_size, max_length) take a prefix on the
 # command line: TTTConfig.learning_rate is --ttt-learning-rate.
 FLAG_PREFIX: dict[type, str] = {TTTConfig: "ttt_"}
-SETTINGS_GROUPS = "_settings_groups"  # the namespace attribute naming the dataclasses a command has flags for
+SETTINGS_CLASSES = "_settings_classes"  # the namespace attribute naming the dataclasses a command has flags for
+PLAN_TABLES: dict[type, str] = {hint: name for name, hint in typing.get_type_hints(KernelPlan).items()}
 
 
 class Parser(argparse.ArgumentParser):
@@ -41,6 +45,36 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(2, f"{self.prog}: error: {message}\n(see {self.prog} --help)\n")
+
+
+def _flat_fields(cls: type, prefix: str = "", path: tuple[str, ...] = ()) -> Iterator[tuple[str, tuple[str, ...],
+                                                                                            dataclasses.Field, Any]]:
+    """(flag name, path in ``cls``, field, type) of every leaf setting; a nested table's fields take its name as a
+    prefix."""
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if not f.init or not f.metadata.get("flag", True):
+            continue
+        if dataclasses.is_dataclass(hints[f.name]):
+            yield from _flat_fields(hints[f.name], f"{prefix}{f.name}_", (*path, f.name))
+        else:
+            yield prefix + f.name, (*path, f.name), f, hints[f.name]
+
+
+def _flag_class(cls: type) -> type:
+    """A flat dataclass holding one field per flag of ``cls`` (its prefix included), with the field's default and
+    help only: what ``HfArgumentParser`` reads."""
+    specs = []
+    for name, _path, f, hint in _flat_fields(cls, FLAG_PREFIX.get(cls, "")):
+        value = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        shown = " ".join(map(str, value)) if isinstance(value, list) else "unset" if value is None else value
+        text = (f.metadata.get("help") or "").replace("%", "%%")
+        metadata = {"help": f"{text} (default: {shown})"}
+        default = (dataclasses.field(default_factory=f.default_factory, metadata=metadata)
+                   if f.default_factory is not dataclasses.MISSING else dataclasses.field(default=f.default,
+                                                                                          metadata=metadata))
+        specs.append((name, hint, default))
+    return dataclasses.make_dataclass(f"{cls.__name__}Flags", specs)
 
 
 def _hyphens_only(names: tuple[str, ...]) -> tuple[str, ...]:
@@ -57,70 +91,81 @@ def settings_parent(*classes: type) -> argparse.ArgumentParser:
         def add_argument(self, *names: str, **kwargs: Any) -> argparse.Action:
             return super().add_argument(*_hyphens_only(names), **kwargs)
 
-    parser = HyphenParser([_prefixed(cls) for cls in classes], add_help=False)
+    parser = HyphenParser([_flag_class(cls) for cls in classes], add_help=False)
     for action in parser._actions:
         action.default = argparse.SUPPRESS
-    parser.set_defaults(**{SETTINGS_GROUPS: classes})
+    parser.set_defaults(**{SETTINGS_CLASSES: classes})
     return parser
 
 
-def _prefixed(cls: type) -> type:
-    """``cls`` itself, or a copy whose fields carry ``FLAG_PREFIX[cls]`` (same types, defaults and help)."""
-    prefix = FLAG_PREFIX.get(cls)
-    if not prefix:
-        return cls
-    hints = get_type_hints(cls)
-    specs = []
-    for f in dataclasses.fields(cls):
-        default = (dataclasses.field(default_factory=f.default_factory, metadata=f.metadata)
-                   if f.default_factory is not dataclasses.MISSING else dataclasses.field(default=f.default,
-                                                                                          metadata=f.metadata))
-        specs.append((prefix + f.name, hints[f.name], default))
-    return dataclasses.make_dataclass(f"{prefix}{cls.__name__}", specs)
-
-
 def given_flags(args: argparse.Namespace, cls: type) -> dict[str, Any]:
-    """The fields of ``cls`` given on the command line, by field name."""
-    prefix = FLAG_PREFIX.get(cls, "")
-    return {f.name: getattr(args, prefix + f.name) for f in dataclasses.fields(cls) if hasattr(args, prefix + f.name)}
+    """The fields of ``cls`` given on the command line, as a nested dict by table and field name."""
+    given: dict[str, Any] = {}
+    for name, path, _f, _hint in _flat_fields(cls, FLAG_PREFIX.get(cls, "")):
+        if hasattr(args, name):
+            table = given
+            for part in path[:-1]:
+                table = table.setdefault(part, {})
+            table[path[-1]] = getattr(args, name)
+    return given
+
+
+def _replace(obj: T, values: dict[str, Any]) -> T:
+    """``obj`` with ``values`` put in, nested dicts into nested tables."""
+    changes = {k: _replace(getattr(obj, k), v) if isinstance(v, dict) else v for k, v in values.items()}
+    return dataclasses.replace(obj, **changes)
 
 
 def settings_from_args(args: argparse.Namespace, cls: type[T], base: T | None = None) -> T:
-    """``base`` (default: the dataclass defaults) with every flag given on the command line put over it; checking
-    the values is the caller's next step."""
-    return build(cls, {**fields_of(base if base is not None else cls(), cls), **given_flags(args, cls)})
+    """``base`` (default: the dataclass defaults) with every flag given on the command line put over it, checked."""
+    settings = _replace(base if base is not None else cls(), given_flags(args, cls))
+    validate(settings, PLAN_TABLES.get(cls, ""))
+    return settings
 
 
 def plan_from_args(args: argparse.Namespace) -> KernelPlan:
-    """The settings a command runs with: ``--settings FILE`` (``[kernel]``, ``[run]``, ``[solver]``, ``[ttt]``
-    tables), then the flags given on top; checked, so a nonsense value is one line naming its field."""
-    base = load_plan(args.settings) if getattr(args, "settings", None) else KernelPlan()
-    flagged = getattr(args, SETTINGS_GROUPS, ())
-    plan = KernelPlan(*(settings_from_args(args, type(group), group) if type(group) in flagged else group
-                        for group in (base.kernel, base.run, base.solver, base.ttt)))
+    """The settings a command runs with: the defaults, then ``--settings FILE`` and ``--set table.field=value``,
+    then the flags given; checked, so a nonsense value is one line naming its field."""
+    plan = load_plan(getattr(args, "settings", None), plan_overrides(args))
+    flagged = getattr(args, SETTINGS_CLASSES, ())
+    plan = _replace(plan, {table: given_flags(args, cls) for cls, table in PLAN_TABLES.items() if cls in flagged})
     plan.check()
     return plan
+
+
+def plan_overrides(args: argparse.Namespace) -> list[str]:
+    """The ``--set`` values that name a table of the plan (``solver.views=4``); a command that also takes a
+    training config (the demo) keeps the rest for it."""
+    return [text for text in getattr(args, "set", None) or [] if text.split(".", 1)[0].strip() in PLAN_TABLES.values()]
 
 
 def add_settings_file(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--settings", type=Path, default=None, metavar="TOML",
                         help="a settings file with [kernel], [run], [solver] and [ttt] tables; flags given "
                              "override it")
+    parser.add_argument("--set", action="append", default=[], metavar="TABLE.FIELD=VALUE",
+                        help="set one setting, e.g. --set solver.views=4 (repeatable; after --settings, before "
+                             "flags)")
 
 
 Handler = Callable[[argparse.Namespace], int]
 
 
 def input_errors(handler: Handler) -> Handler:
-    """Bad input (a missing, unreadable or malformed file, a bad setting) ends in ``error: <message>`` and exit 2,
-    not a traceback. The kit's input errors are ValueErrors (TaskFileError, SettingsError, ConfigError, ...) and
-    their messages name the file or field; an OSError is named by its file."""
+    """Bad input ends in ``error: <message>`` and exit 2, not a traceback: the kit's own errors (``ArcKitError``:
+    a bad file, setting, folder) and an ``OSError`` naming a file. Anything else is a bug and keeps its
+    traceback."""
 
     @functools.wraps(handler)
     def run(args: argparse.Namespace) -> int:
         try:
             return handler(args)
-        except (OSError, ValueError) as exc:
+        except ArcKitError as exc:
+            print(f"error: {describe(exc)}", file=sys.stderr)
+            return 2
+        except OSError as exc:
+            if exc.filename is None:
+                raise
             print(f"error: {describe(exc)}", file=sys.stderr)
             return 2
 
@@ -131,6 +176,4 @@ def describe(exc: BaseException) -> str:
     """One line; an OSError names its file (``str()`` would say "[Errno 2] No such file ...: 'x'")."""
     if isinstance(exc, OSError) and exc.filename is not None:
         return f"{exc.filename}: {exc.strerror or exc}"
-    if isinstance(exc, UnicodeDecodeError):
-        return f"not UTF-8 text (byte {exc.start})"
     return " ".join(str(exc).split()) or type(exc).__name__

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from arc_kit import COMPETITION_SLUG
 from arc_kit.cli.flags import input_errors
+from arc_kit.config.schema import SettingsError
 
 DEFAULT_KERNEL_DIR = Path("kernels/arc-kit-submission")
 DEFAULT_MAIN = Path("submission/main.py")
@@ -55,7 +56,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
     from arc_kit.cli.flags import add_settings_file, settings_parent
     from arc_kit.config.run import KernelRuntime, RunSettings, SolverConfig, TTTConfig
-    from arc_kit.kaggle.kernel_build import KernelSettings
+    from arc_kit.kaggle.kernel_build import MACHINE_SHAPES, KernelSettings
 
     kernel = sub.add_parser("kernel", help="build, check, push and follow the submission kernel")
     kernel.set_defaults(handler=lambda _args: kernel.print_help() or 2)
@@ -84,7 +85,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("folder", nargs="?", type=Path, default=None, help=f"kernel folder (default: {DEFAULT_KERNEL_DIR})")
     p.add_argument("--folder", dest="folder_option", type=Path, default=None, help="the same, as an option")
     p.add_argument("--timeout", type=int, default=None, help="session timeout in seconds")
-    p.add_argument("--accelerator", default=None, help="overrides machine_shape for this push")
+    p.add_argument("--accelerator", default=None, choices=MACHINE_SHAPES, help="overrides machine_shape for this push")
     p.add_argument("--wheelhouse", type=Path, default=None, help="local wheelhouse to check (default: the one "
                    "built with)")
     p.add_argument("--image", type=Path, default=None)
@@ -164,7 +165,7 @@ def _owner(explicit: str | None) -> str:
 
     owner = explicit or configured_username()
     if not owner:
-        raise ValueError("no Kaggle user name: pass --owner/--id owner/slug, or set KAGGLE_USERNAME")
+        raise SettingsError("no Kaggle user name: pass --owner/--id owner/slug, or set KAGGLE_USERNAME")
     return owner
 
 

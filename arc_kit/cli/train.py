@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 from arc_kit.cli.flags import input_errors
+from arc_kit.config.schema import SettingsError
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -94,23 +95,23 @@ def _synth_options(args: argparse.Namespace) -> tuple[list[str], list[int]]:
 
     rules = [r.strip() for r in args.rules.split(",") if r.strip()]
     if not rules:
-        raise ValueError(f"--rules: give at least one rule name ({', '.join(sorted(RULES))})")
+        raise SettingsError(f"--rules: give at least one rule name ({', '.join(sorted(RULES))})")
     unknown = [r for r in rules if r not in RULES]
     if unknown:
-        raise ValueError(f"--rules: unknown rule(s) {unknown}; known: {', '.join(sorted(RULES))}")
+        raise SettingsError(f"--rules: unknown rule(s) {unknown}; known: {', '.join(sorted(RULES))}")
     try:
         sizes = [int(s) for s in args.sizes.split(",")]
     except ValueError:
         sizes = []
     if not sizes or not all(1 <= s <= MAX_SIDE for s in sizes):
-        raise ValueError(f"--sizes: expected comma-separated grid sides 1-{MAX_SIDE}, got {args.sizes!r}")
+        raise SettingsError(f"--sizes: expected comma-separated grid sides 1-{MAX_SIDE}, got {args.sizes!r}")
     for option, value, least in (("--n-tasks", args.n_tasks, 0), ("--n-train", args.n_train, 1),
                                  ("--n-test", args.n_test, 1)):
         if value < least:
-            raise ValueError(f"{option} must be >= {least}, got {value}")
+            raise SettingsError(f"{option} must be >= {least}, got {value}")
     for path in (args.out, *args.out.parents):
         if path.exists() and not path.is_dir():
-            raise ValueError(f"--out {args.out}: {path} is a file, not a folder (nothing written)")
+            raise SettingsError(f"--out {args.out}: {path} is a file, not a folder (nothing written)")
     return rules, sizes
 
 

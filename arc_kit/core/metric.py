@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from arc_kit.core.tasks import TaskFileError
+
 
 @dataclass
 class TaskScore:
@@ -47,10 +49,10 @@ def _as_lists(grid: Any) -> Any:
 def _check_shape(data: Any, name: str, what: str) -> None:
     """Refuse data the metric cannot read at all (Kaggle would fail it too); ``name`` starts the message."""
     if not isinstance(data, Mapping):
-        raise ValueError(f"{name}: must be an object mapping task ids to {what}, got {type(data).__name__}")
+        raise TaskFileError(f"{name}: must be an object mapping task ids to {what}, got {type(data).__name__}")
     for tid, value in data.items():
         if not isinstance(value, (list, tuple)):
-            raise ValueError(f"{name}: task {tid}: must be a list of {what}, got {type(value).__name__}")
+            raise TaskFileError(f"{name}: task {tid}: must be a list of {what}, got {type(value).__name__}")
 
 
 def score_submission(submission: Mapping[str, Any], solutions: Mapping[str, Sequence[Any]],

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from arc_kit.errors import ArcKitError
+
 Grid = tuple[tuple[int, ...], ...]
 """A grid as immutable rows of colours 0-9; hashable so answers can be voted on."""
 
@@ -22,7 +24,7 @@ MAX_SIDE = 30
 NUM_COLOURS = 10
 
 
-class TaskFileError(ValueError):
+class TaskFileError(ArcKitError, ValueError):
     """A task file, task or grid breaks the ARC format; the message says where."""
 
 

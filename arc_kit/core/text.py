@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from arc_kit.core.tasks import MAX_SIDE, Grid, Pair, Task
+from arc_kit.errors import ArcKitError
 
 INPUT_LABEL = "Input:\n"
 OUTPUT_LABEL = "Output:\n"
@@ -27,7 +28,7 @@ class ParseError(ValueError):
     """Generated text is not a grid; the message says why (empty, stray token, ragged rows, too large)."""
 
 
-class TokenizerError(ValueError):
+class TokenizerError(ArcKitError, ValueError):
     """The tokenizer cannot give one token per cell; training or decoding with it would be wrong."""
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from arc_kit.errors import ArcKitError
 from arc_kit.kaggle.upload import credential_sources
 
 HOW_TO_SET_CREDENTIALS = (
@@ -30,7 +31,7 @@ HOW_TO_SET_CREDENTIALS = (
 TERMINAL_KERNEL_STATES = frozenset({"COMPLETE", "ERROR", "CANCEL_ACKNOWLEDGED"})
 
 
-class KaggleError(RuntimeError):
+class KaggleError(ArcKitError, RuntimeError):
     """A Kaggle call failed; the message says what and what to do."""
 
 

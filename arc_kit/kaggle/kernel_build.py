@@ -10,11 +10,15 @@ from __future__ import annotations
 import ast
 import json
 import re
-from dataclasses import dataclass, field
+import typing
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from arc_kit.config.run import KernelPlan
+from arc_kit.config.schema import Settings, SettingsError, setting, validate
 from arc_kit.core.files import atomic_write_text
+from arc_kit.errors import ArcKitError
 from arc_kit.kaggle.upload import check_ref, title_from_slug
 
 SETTINGS_PREFIX = "KERNEL_SETTINGS = "
@@ -24,26 +28,27 @@ _MODEL_SOURCE = re.compile(r"^[^/]+/[^/]+/[^/]+/[^/]+/\d+$")
 # Accelerators: the kaggle client's documented values (kagglesdk's SaveKernelRequest.machine_shape) and the ones
 # in Kaggle's docs and public kernels. "NvidiaL4" is the 4x L4 box public ARC-AGI-2 kernels run on; Kaggle's
 # default GPU (no machine_shape) is T4 x2.
-MACHINE_SHAPES = ("NvidiaL4", "NvidiaL4X1", "NvidiaTeslaT4", "NvidiaTeslaP100", "NvidiaTeslaA100", "NvidiaH100",
-                  "Tpu1VmV38")
+MachineShape = Literal["NvidiaL4", "NvidiaL4X1", "NvidiaTeslaT4", "NvidiaTeslaP100", "NvidiaTeslaA100", "NvidiaH100",
+                       "Tpu1VmV38"]
+MACHINE_SHAPES: tuple[str, ...] = typing.get_args(MachineShape)
 
 
-class KernelBuildError(ValueError):
+class KernelBuildError(ArcKitError, ValueError):
     """The kernel cannot be built as asked (bad id, missing settings line, ...)."""
 
 
 @dataclass
-class KernelSettings:
+class KernelSettings(Settings):
     """The kernel as Kaggle sees it: its id, the machine, extra sources. What it runs is a ``KernelPlan``."""
 
-    owner: str = field(default="", metadata={"help": "Kaggle user name (default: KAGGLE_USERNAME or kaggle.json)"})
-    slug: str = field(default="arc-kit-submission", metadata={"help": "kernel slug"})
-    extra_datasets: list[str] = field(default_factory=list, metadata={"help": "more datasets to attach"})
-    kernel_type: str = field(default="script", metadata={"help": "script, or notebook (generated from it)"})
-    machine_shape: str = field(default="NvidiaL4", metadata={
-        "help": f"accelerator, one of {', '.join(MACHINE_SHAPES)}; NvidiaL4 is the 4x L4 competition box"})
-    docker_image_pinning_type: str = field(default="original", metadata={"help": "original or latest"})
-    private: bool = field(default=True, metadata={"help": "keep the kernel private"})
+    owner: str = setting("", help="Kaggle user name (empty: KAGGLE_USERNAME or kaggle.json)")
+    slug: str = setting("arc-kit-submission", help="kernel slug")
+    extra_datasets: list[str] = setting(help="more datasets to attach", factory=list)
+    kernel_type: Literal["script", "notebook"] = setting("script", help="script, or notebook (generated from it)")
+    machine_shape: MachineShape = setting("NvidiaL4", help="the accelerator; NvidiaL4 is the 4x L4 competition box")
+    docker_image_pinning_type: Literal["original", "latest"] = setting("original", help=(
+        "original: the image the kernel was first run on, so a rerun cannot meet new package versions"))
+    private: bool = setting(True, help="keep the kernel private")
 
     @property
     def ref(self) -> str:
@@ -53,34 +58,24 @@ class KernelSettings:
     def code_file(self) -> str:
         return "main.ipynb" if self.kernel_type == "notebook" else "main.py"
 
-    def check(self, plan: KernelPlan) -> None:
+    def check_with(self, plan: KernelPlan) -> None:
         try:
             check_ref(self.ref, "kernel")
             for ref in (plan.kernel.weights_dataset, plan.kernel.wheelhouse_dataset, *self.extra_datasets):
                 if ref:
                     check_ref(ref, "dataset")
             plan.check()
-        except ValueError as exc:
+            validate(self)
+        except (SettingsError, ValueError) as exc:
             raise KernelBuildError(str(exc)) from None
         if plan.kernel.weights_model and not _MODEL_SOURCE.match(plan.kernel.weights_model):
             raise KernelBuildError(f"weights model {plan.kernel.weights_model!r} must be "
                                    "owner/model/framework/variation/N")
-        if self.kernel_type not in ("script", "notebook"):
-            raise KernelBuildError(f"kernel_type must be script or notebook, got {self.kernel_type!r}")
-        if self.docker_image_pinning_type not in ("original", "latest"):
-            raise KernelBuildError("docker_image_pinning_type must be original or latest")
-        check_machine_shape(self.machine_shape)
-
-
-def check_machine_shape(shape: str | None) -> None:
-    """A typo here would be sent unchecked and run the kernel on Kaggle's default machine."""
-    if shape and shape not in MACHINE_SHAPES:
-        raise KernelBuildError(f"machine_shape {shape!r} is not one of {', '.join(MACHINE_SHAPES)}")
 
 
 def kernel_metadata(settings: KernelSettings, plan: KernelPlan) -> dict:
     """``kernel-metadata.json``: offline (internet off), GPU on, private, sources attached, the machine named."""
-    settings.check(plan)
+    settings.check_with(plan)
     k = plan.kernel
     datasets = [r for r in (k.weights_dataset, k.wheelhouse_dataset, *settings.extra_datasets) if r]
     meta = {

@@ -13,6 +13,8 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from arc_kit.errors import ArcKitError
+
 INPUT_ROOT_ENV = "ARC_KIT_INPUT_ROOT"
 OUTPUT_ENV = "ARC_KIT_OUTPUT"
 DEFAULT_INPUT_ROOT = Path("/kaggle/input")
@@ -22,7 +24,7 @@ MANIFEST = "arc_kit_manifest.json"
 MAX_DEPTH = 7  # /kaggle/input/models/owner/model/framework/variation/version/ is 6 below the root
 
 
-class KagglePathError(FileNotFoundError):
+class KagglePathError(ArcKitError, FileNotFoundError):
     """A required input was not found; the message lists where we looked."""
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TextIO
 
 from arc_kit.core.files import atomic_write_text
+from arc_kit.errors import ArcKitError
 
 MANIFEST_NAME = "arc_kit_manifest.json"
 DATASET_METADATA = "dataset-metadata.json"
@@ -42,7 +43,7 @@ _SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 _MIN_SECRET = 8
 
 
-class CredentialFileError(ValueError):
+class CredentialFileError(ArcKitError, ValueError):
     """A folder about to be uploaded holds something credential-like."""
 
 
@@ -124,7 +125,11 @@ def configured_username(environ: dict[str, str] | None = None) -> str | None:
 # What a folder would send, and the credential check over it
 
 
-class UploadFolderError(ValueError):
+class KaggleRefError(ArcKitError, ValueError):
+    """A Kaggle id, slug, title or folder breaks Kaggle's rules; the message says which and how."""
+
+
+class UploadFolderError(ArcKitError, ValueError):
     """A folder cannot be uploaded as it is (a link loop, an unreadable folder); the message says where."""
 
 
@@ -258,12 +263,12 @@ def check_ref(ref: str, kind: str = "dataset") -> tuple[str, str]:
     """Split ``owner/slug`` and check the slug as the client and site do (lowercase, dashes, 6-50 chars)."""
     parts = ref.split("/")
     if len(parts) != 2 or not parts[0] or not parts[1]:
-        raise ValueError(f"{kind} id must be owner/slug, got {ref!r}")
+        raise KaggleRefError(f"{kind} id must be owner/slug, got {ref!r}")
     owner, slug = parts
     if not _SLUG.match(slug) or not 6 <= len(slug) <= 50:
-        raise ValueError(f"{kind} slug {slug!r} must be 6-50 characters of a-z, 0-9 and single dashes")
+        raise KaggleRefError(f"{kind} slug {slug!r} must be 6-50 characters of a-z, 0-9 and single dashes")
     if not re.match(r"^[A-Za-z0-9]+(?:[_-][A-Za-z0-9]+)*$", owner):
-        raise ValueError(f"{kind} owner {owner!r} is not a Kaggle user name")
+        raise KaggleRefError(f"{kind} owner {owner!r} is not a Kaggle user name")
     return owner, slug
 
 
@@ -285,9 +290,9 @@ class DatasetSpec:
         _, slug = check_ref(self.ref)
         title = self.title or title_from_slug(slug)
         if not 6 <= len(title) <= 50:
-            raise ValueError(f"dataset title {title!r} must be 6-50 characters (it is {len(title)})")
+            raise KaggleRefError(f"dataset title {title!r} must be 6-50 characters (it is {len(title)})")
         if self.subtitle and not 20 <= len(self.subtitle) <= 80:
-            raise ValueError(f"dataset subtitle must be 20-80 characters (it is {len(self.subtitle)})")
+            raise KaggleRefError(f"dataset subtitle must be 20-80 characters (it is {len(self.subtitle)})")
         meta: dict = {"title": title, "id": self.ref, "licenses": [{"name": self.licence}],
                       "description": describe_folder(folder, self.description) if folder else self.description}
         if self.subtitle:
@@ -340,7 +345,7 @@ class ModelSpec:
 
     def instance_metadata(self) -> dict:
         if not _SLUG.match(self.instance_slug):
-            raise ValueError(f"model instance slug {self.instance_slug!r} must be a-z, 0-9 and single dashes")
+            raise KaggleRefError(f"model instance slug {self.instance_slug!r} must be a-z, 0-9 and single dashes")
         return {"ownerSlug": self.owner, "modelSlug": self.model_slug, "instanceSlug": self.instance_slug,
                 "framework": self.framework, "licenseName": self.licence, "overview": self.description,
                 "usage": "Load with transformers from the mounted folder (arc-kit's submission kernel does).",
@@ -384,7 +389,7 @@ def prepare_upload(folder: Path, ref: str, *, as_model: bool = False, title: str
     ``secrets`` defaults to the credentials the client would use."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise ValueError(f"{folder} is not a folder")
+        raise KaggleRefError(f"{folder} is not a folder")
     refuse_credentials(folder, secrets)
     licence_arg = {"licence": licence} if licence else {}
     model = None

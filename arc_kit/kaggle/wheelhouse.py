@@ -29,16 +29,18 @@ from pathlib import Path
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
+from arc_kit.errors import ArcKitError
+
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
-DEFAULT_IMAGE = Path(__file__).resolve().parent / "configs" / "kaggle-image.toml"
+DEFAULT_IMAGE = Path(__file__).resolve().parents[1] / "configs" / "kaggle-image.toml"
 PLAN_FILE = "wheelhouse.json"
 
 
-class WheelhouseError(RuntimeError):
+class WheelhouseError(ArcKitError, RuntimeError):
     """The wheelhouse cannot be built or does not resolve; the message says which package and why."""
 
 

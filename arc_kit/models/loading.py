@@ -16,13 +16,14 @@ from typing import Any
 
 from arc_kit.config.run import SolverConfig
 from arc_kit.core.text import check_tokenizer
+from arc_kit.errors import ArcKitError
 
 log = logging.getLogger(__name__)
 
 END_MARKERS = ("<|im_end|>", "<|endoftext|>", "</s>", "<|eot_id|>")
 
 
-class ModelLoadError(RuntimeError):
+class ModelLoadError(ArcKitError, RuntimeError):
     """The weights folder is missing, incomplete or unreadable; the message names the folder."""
 
 

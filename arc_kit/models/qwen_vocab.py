@@ -9,6 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from arc_kit.errors import ArcKitError
+
 QWEN_SPLIT_PATTERN = (
     r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
 )
@@ -21,7 +23,7 @@ QWEN_CHAT_TEMPLATE = (
 )
 
 
-class MissingVocabularyPackage(ValueError):
+class MissingVocabularyPackage(ArcKitError, ValueError):
     """An optional package the Qwen vocabulary is built from is not installed; the message says how to add it."""
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from arc_kit.core.tasks import TaskSet
-from arc_kit.core.text import fit_for_tokenizer, physical_tokens, render
+from arc_kit.core.text import TokenizerError, fit_for_tokenizer, physical_tokens, render
 
 
 @dataclass
@@ -37,22 +37,22 @@ def load_tokenizer(name_or_folder: str | None) -> Any:
     else:
         folder = Path(name_or_folder)
         if not folder.exists():
-            raise ValueError(f"tokenizer folder {folder} does not exist (give a tokenizer folder, or 'qwen')")
+            raise TokenizerError(f"tokenizer folder {folder} does not exist (give a tokenizer folder, or 'qwen')")
         if not folder.is_dir():
-            raise ValueError(f"tokenizer {folder} is a file; give the folder holding it")
+            raise TokenizerError(f"tokenizer {folder} is a file; give the folder holding it")
         if not any(folder.iterdir()):
-            raise ValueError(f"tokenizer folder {folder} is empty")
+            raise TokenizerError(f"tokenizer folder {folder} is empty")
         from transformers import AutoTokenizer
 
         try:
             tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
         except (OSError, ValueError, KeyError) as e:
-            raise ValueError(f"tokenizer folder {folder}: cannot load a tokenizer from it "
+            raise TokenizerError(f"tokenizer folder {folder}: cannot load a tokenizer from it "
                              f"({_first_line(e)})") from None
     try:
         check_tokenizer(tokenizer)
     except ValueError as e:
-        raise ValueError(f"tokenizer {name_or_folder or 'ARC'}: {e}") from None
+        raise TokenizerError(f"tokenizer {name_or_folder or 'ARC'}: {e}") from None
     return tokenizer
 
 

@@ -35,7 +35,7 @@ def _torch_dtype(name: str | None) -> Any:
 def load_for_training(model_settings: Any, lora_settings: Any, seed: int = 0) -> tuple[Any, Any]:
     """(model, tokenizer) from ``FastLanguageModel.from_pretrained``, with rsLoRA adapters unless full fine-tuning.
 
-    ``model_settings``/``lora_settings`` are ``arc_kit.config.training.ModelSettings``/``LoraSettings``.
+    ``model_settings``/``lora_settings`` are ``arc_kit.config.training.ModelSettings``/``arc_kit.config.lora.LoraSpec``.
     """
     FastLanguageModel = _import_unsloth()
     m, lora = model_settings, lora_settings

@@ -18,6 +18,7 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from arc_kit.config.run import SolverConfig
 from arc_kit.models.loading import end_token_ids
 
 
@@ -65,18 +66,25 @@ class GreedyDecoder:
     (``scripts/bench_inference.py`` checks it).
     """
 
-    def __init__(self, model: Any, tokenizer: Any, batch_size: int = 8, device: str = "cpu",
-                 prefill_chunk: int = 2048, batch_tokens: int = 32768, kv_cache: str = "inplace"):
+    def __init__(self, model: Any, tokenizer: Any, *, device: str, batch_size: int, prefill_chunk_tokens: int,
+                 batch_tokens: int, kv_cache: str):
         self.model = model
         self.tokenizer = tokenizer
         self.batch_size = max(1, batch_size)
         self.batch_tokens = max(1, batch_tokens)
         self.device = device
-        self.prefill_chunk = max(1, prefill_chunk)
+        self.prefill_chunk = max(1, prefill_chunk_tokens)
         self.end_ids = end_token_ids(tokenizer, model)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.end_ids[0]
         self.kv_cache = kv_cache  # "inplace" or "dynamic"; becomes "dynamic" if the model refuses "inplace"
         self.stats = DecodeStats()
+
+    @classmethod
+    def for_config(cls, model: Any, tokenizer: Any, device: str, config: SolverConfig) -> GreedyDecoder:
+        """The decoder the solver settings describe (batch size, batch tokens, prefill chunk, KV cache)."""
+        return cls(model, tokenizer, device=device, batch_size=config.batch_size,
+                   prefill_chunk_tokens=config.prefill_chunk_tokens, batch_tokens=config.batch_tokens,
+                   kv_cache=config.kv_cache)
 
     def decode(self, requests: Sequence[DecodeRequest], stop_at: float | None = None) -> list[Generation]:
         """Generations in the order of ``requests``; ``stop_at`` (time.time()) cuts every row still running."""

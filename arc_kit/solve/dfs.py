@@ -87,22 +87,22 @@ def dfs_candidates(
     expand_ids: Sequence[int],
     end_ids: Sequence[int],
     max_new_tokens: int,
-    max_candidates: int = 32,
+    max_candidates_per_view: int,
+    device: str,
+    prefill_chunk_tokens: int,
+    kv_cache: str,
     stop_at: float | None = None,
-    device: str = "cpu",
-    prefill_chunk: int = 2048,
-    kv_cache: str = "inplace",
     _recompute: bool = False,
 ) -> DfsResult:
     """Every completion of ``prompt_ids`` at least ``min_probability`` likely that ends in one of ``end_ids``.
 
     A completion is ``expand_ids`` tokens followed by one end token, at most ``max_new_tokens`` tokens in all (end
     token included); one that reaches the bound without an end token is not a candidate. The search stops at
-    ``max_candidates`` candidates (the most likely branches are explored first) and, with ``timed_out=True``, as
+    ``max_candidates_per_view`` candidates (the most likely branches are explored first) and, with ``timed_out=True``, as
     soon as ``time.time() >= stop_at`` (checked before every forward pass); it returns what it found, never
     raises for the deadline.
 
-    ``prefill_chunk``: the prompt is prefilled this many tokens at a time (the deadline is checked between chunks).
+    ``prefill_chunk_tokens``: the prompt is prefilled this many tokens at a time (the deadline is checked between chunks).
     ``kv_cache``: ``"inplace"`` or ``"dynamic"`` (``arc_kit.solve.kv_cache``); a model that refuses the in-place
     cache at the prefill is searched with ``DynamicCache``.
     ``_recompute`` is for tests: each step runs the whole prompt + prefix again instead of using the cache, the
@@ -115,12 +115,12 @@ def dfs_candidates(
     bound = -math.log(min_probability) + NLL_TOLERANCE
     ends = frozenset(int(t) for t in end_ids)
     allowed = sorted(ends | {int(t) for t in expand_ids})  # a token in both lists ends the answer
-    if max_new_tokens < 1 or max_candidates < 1 or not ends:
+    if max_new_tokens < 1 or max_candidates_per_view < 1 or not ends:
         return DfsResult([], False, 0)
 
     import torch
 
-    search = _Search(model, [int(t) for t in prompt_ids], allowed, device, stop_at, max(1, prefill_chunk), _recompute,
+    search = _Search(model, [int(t) for t in prompt_ids], allowed, device, stop_at, max(1, prefill_chunk_tokens), _recompute,
                      kv_cache, len(prompt_ids) + max_new_tokens)
     found: list[Candidate] = []
 
@@ -140,7 +140,7 @@ def dfs_candidates(
             path = (*prefix, token)
             if token in ends:
                 found.append(Candidate(path, nll))
-                if len(found) >= max_candidates:
+                if len(found) >= max_candidates_per_view:
                     break
                 continue
             if len(path) >= max_new_tokens:  # no room left for an end token: not a candidate
@@ -160,7 +160,7 @@ class _Search:
     """The model side of the search: the cache, the forward passes, the deadline and the pass count."""
 
     def __init__(self, model: Any, prompt: list[int], allowed: list[int], device: str, stop_at: float | None,
-                 prefill_chunk: int, recompute: bool, kv_cache: str = "inplace", capacity: int = 0):
+                 prefill_chunk: int, recompute: bool, kv_cache: str, capacity: int):
         import torch
 
         self.model = model

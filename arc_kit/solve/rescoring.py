@@ -27,15 +27,13 @@ from arc_kit.core.tasks import Grid, Pair, Task
 from arc_kit.core.text import TokenizerError, fit_for_tokenizer, render
 from arc_kit.models.loading import end_token_ids
 
-DEFAULT_TOKEN_BUDGET = 16384
-
 
 def answer_nlls(
     model: Any,
     items: Sequence[tuple[Sequence[int], Sequence[int]]],
     *,
-    token_budget: int = DEFAULT_TOKEN_BUDGET,
-    device: str = "cpu",
+    score_token_budget: int,
+    device: str,
 ) -> list[float]:
     """``-sum log p(answer | prompt)`` for each ``(prompt ids, answer ids)`` item, in the order given.
 
@@ -43,7 +41,8 @@ def answer_nlls(
     numbers are true log-probabilities, comparable across views and with the depth-first search's NLLs. The model
     should be in eval mode (dropout would make scores random).
 
-    Batching: items are sorted by total length and packed greedily so that rows x longest row <= ``token_budget``
+    Batching: items are sorted by total length and packed greedily so that rows x longest row <=
+    ``score_token_budget``
     (an item longer than the budget runs alone). Sorting keeps padding small; right padding with an attention mask
     and explicit position ids (0..n-1 for every row) makes each row's numbers those of the row alone, so results
     do not depend on the order of items or on the budget (up to float rounding of batched kernels).
@@ -67,8 +66,8 @@ def answer_nlls(
     Worst case ~8 + 1.6 + 0.3 + 5.0 + 1.1 = ~16 GB: fits with room for allocator fragmentation; 32,768 tokens
     would need ~25 GB and does not. On an 80 GB H100 a budget of 65,536 is safe.
     """
-    if token_budget < 1:
-        raise ValueError(f"token_budget must be positive, got {token_budget}")
+    if score_token_budget < 1:
+        raise ValueError(f"score_token_budget must be positive, got {score_token_budget}")
     for i, (prompt, answer) in enumerate(items):
         if len(prompt) < 1 or len(answer) < 1:
             raise ValueError(f"item {i}: the prompt and the answer need at least one token each")
@@ -80,7 +79,7 @@ def answer_nlls(
     batch: list[int] = []
     batches: list[list[int]] = []
     for i in order:  # ascending length: the item being added is the batch's widest
-        if batch and (len(batch) + 1) * lengths[i] > token_budget:
+        if batch and (len(batch) + 1) * lengths[i] > score_token_budget:
             batches.append(batch)
             batch = []
         batch.append(i)
@@ -157,7 +156,7 @@ class ScoringView:
 
 
 def scoring_views(task: Task, test_index: int, tokenizer: Any, count: int, seed: int,
-                  max_length: int, permute_colours: bool = True) -> list[ScoringView]:
+                  max_length: int, *, colour_views: bool) -> list[ScoringView]:
     """``count`` views of ``task`` for test input ``test_index``, each fitted, rendered and tokenized once.
 
     The views come from ``views_for_task(task, count, seed)``, which seeds with ``f"{seed}:{task_id}"`` (never
@@ -168,7 +167,7 @@ def scoring_views(task: Task, test_index: int, tokenizer: Any, count: int, seed:
     if not 0 <= test_index < len(task.test):
         raise IndexError(f"task {task.task_id} has {len(task.test)} test inputs, not index {test_index}")
     views = []
-    for view in views_for_task(task, count, seed, permute_colours=permute_colours):
+    for view in views_for_task(task, count, seed, permute_colours=colour_views):
         viewed = view.apply_task(task)
         fitted = fit_for_tokenizer(tokenizer, viewed, test_index, max_length)
         test_input = viewed.test[test_index].input
@@ -207,8 +206,8 @@ def candidate_nlls(
     views: list[ScoringView],
     grids: Sequence[Grid],
     *,
-    token_budget: int = DEFAULT_TOKEN_BUDGET,
-    device: str = "cpu",
+    score_token_budget: int,
+    device: str,
 ) -> list[list[float]]:
     """For each grid, its NLL under each view (``result[g][v]``), grids given in the task's own frame.
 
@@ -221,6 +220,6 @@ def candidate_nlls(
     for g, grid in enumerate(grids):
         for view in views:
             items.append((view.prompt_ids, answer_ids(tokenizer, view, grid, check=g == 0)))
-    flat = answer_nlls(model, items, token_budget=token_budget, device=device)
+    flat = answer_nlls(model, items, score_token_budget=score_token_budget, device=device)
     n = len(views)
     return [flat[g * n : (g + 1) * n] for g in range(len(grids))]

@@ -85,8 +85,7 @@ class ArcSolver:
         self._adapter: Any = None  # the TaskAdapter, made at the first task that trains
         self.tokenizer = loaded.tokenizer
         self.max_length = context_limit(loaded, config)
-        self.decoder = GreedyDecoder(loaded.model, loaded.tokenizer, config.batch_size, loaded.device,
-                                     config.prefill_chunk_tokens, config.batch_tokens, config.kv_cache)
+        self.decoder = GreedyDecoder.for_config(loaded.model, loaded.tokenizer, loaded.device, config)
 
     def views(self, task: Task, config: SolverConfig | None = None) -> list[View]:
         config = config or self.config
@@ -169,8 +168,8 @@ class ArcSolver:
         expand_ids, end_ids = answer_token_ids(self.tokenizer)
         result = dfs_candidates(self.loaded.model, prompt.token_ids, min_probability=config.min_probability,
                                 expand_ids=expand_ids, end_ids=end_ids, max_new_tokens=prompt.max_new_tokens,
-                                max_candidates=config.max_candidates_per_view, stop_at=stop_at,
-                                device=self.loaded.device, prefill_chunk=config.prefill_chunk_tokens,
+                                max_candidates_per_view=config.max_candidates_per_view, stop_at=stop_at,
+                                device=self.loaded.device, prefill_chunk_tokens=config.prefill_chunk_tokens,
                                 kv_cache=self.decoder.kv_cache)
         seconds = time.time() - began
         self.decoder.stats.tokens += result.forward_passes  # the decode rate counts the search's steps too
@@ -226,9 +225,9 @@ class ArcSolver:
         from arc_kit.solve.rescoring import candidate_nlls, scoring_views
 
         views = scoring_views(task, test_index, self.tokenizer, config.scoring_views,
-                              config.seed + SCORING_SEED_OFFSET, self.max_length, config.colour_views)
+                              config.seed + SCORING_SEED_OFFSET, self.max_length, colour_views=config.colour_views)
         nlls = candidate_nlls(self.loaded.model, self.tokenizer, views, [c.grid for c in candidates],
-                              token_budget=config.score_token_budget, device=self.loaded.device)
+                              score_token_budget=config.score_token_budget, device=self.loaded.device)
         for candidate, scores in zip(candidates, nlls, strict=True):
             candidate.scoring_nlls = list(scores)
 

@@ -39,9 +39,10 @@ from typing import Any
 
 from arc_kit.config.run import TTTConfig
 from arc_kit.core.augment import View, views_for_task
+from arc_kit.core.examples import IGNORE_INDEX, tokenize_example
 from arc_kit.core.tasks import Task
 from arc_kit.core.text import fit_for_tokenizer
-from arc_kit.training.dataset import IGNORE_INDEX, tokenize_example
+from arc_kit.errors import ArcKitError
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ def _now() -> float:
     return time.time()
 
 
-class TTTError(ValueError):
+class TTTError(ArcKitError, ValueError):
     """A TTT setting cannot work, or the model cannot take a TTT adapter; the message names the field or why."""
 
 
@@ -182,15 +183,15 @@ class TaskAdapter:
                            "TaskAdapter per loaded model")
         c = self.config
         present = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
-        targets = [t for t in c.target_modules if t in present]
+        targets = [t for t in c.lora.target_modules if t in present]
         if not targets:
-            raise TTTError(f"none of target_modules {c.target_modules} is a module of this model")
+            raise TTTError(f"none of target_modules {c.lora.target_modules} is a module of this model")
         # A model whose lm_head is its embedding (Qwen3-4B, the tiny model) keeps one trained copy for both.
         tied = bool(getattr(model.config, "tie_word_embeddings", False))
-        tying = c.train_embeddings and tied and _takes(LoraConfig, "ensure_weight_tying")  # peft >= 0.18
+        tying = c.lora.train_embeddings and tied and _takes(LoraConfig, "ensure_weight_tying")  # peft >= 0.18
         lora = LoraConfig(
-            r=c.lora_rank, lora_alpha=c.lora_alpha, lora_dropout=c.lora_dropout, use_rslora=c.use_rslora,
-            target_modules=targets, modules_to_save=list(EMBEDDING_MODULES) if c.train_embeddings else None,
+            r=c.lora.r, lora_alpha=c.lora.alpha, lora_dropout=c.lora.dropout, use_rslora=c.lora.use_rslora,
+            target_modules=targets, modules_to_save=list(EMBEDDING_MODULES) if c.lora.train_embeddings else None,
             task_type="CAUSAL_LM", **({"ensure_weight_tying": True} if tying else {}),
         )
         with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
@@ -200,7 +201,7 @@ class TaskAdapter:
             return get_peft_model(model, lora)
 
     def trainable(self) -> dict[str, Any]:
-        """The parameters training changes, by name: LoRA A/B matrices and, with ``train_embeddings``, the trained
+        """The parameters training changes, by name: LoRA A/B matrices and, with ``lora.train_embeddings``, the trained
         copies of ``embed_tokens`` and ``lm_head``."""
         return {n: p for n, p in self.peft_model.named_parameters() if p.requires_grad}
 

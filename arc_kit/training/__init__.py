@@ -7,9 +7,10 @@ Public entry points (heavy imports happen inside them)::
     merged_dir = export_model(result.output_dir, "export/x")
 """
 
-from arc_kit.config.training import ConfigError, TrainConfig, load_config, resolve_config_path
+from arc_kit.config.schema import SettingsError
+from arc_kit.config.training import TrainConfig, load_config, resolve_config_path
 from arc_kit.training.export import export_model
 from arc_kit.training.trainer import TrainResult, run_training
 
-__all__ = ["ConfigError", "TrainConfig", "TrainResult", "export_model", "load_config", "resolve_config_path",
+__all__ = ["SettingsError", "TrainConfig", "TrainResult", "export_model", "load_config", "resolve_config_path",
            "run_training"]

@@ -25,13 +25,13 @@ from pathlib import Path
 from typing import Any
 
 from arc_kit.core.augment import views_for_task
+from arc_kit.core.examples import example_targets, tokenize_example
 from arc_kit.core.tasks import Pair, Task, TaskSet
-from arc_kit.core.text import TokenizerError, fit_for_tokenizer, render
+from arc_kit.core.text import fit_for_tokenizer
+from arc_kit.errors import ArcKitError
 
-IGNORE_INDEX = -100
 
-
-class TrainingDataError(ValueError):
+class TrainingDataError(ArcKitError, ValueError):
     """The tasks cannot make a training set (a task id twice, no tasks, every example too long); the message says
     which."""
 
@@ -46,37 +46,6 @@ class BuildStats:
 
     def to_json(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k != "task_ids"} | {"num_task_ids": len(self.task_ids)}
-
-
-def example_targets(task: Task, use_test_pairs: bool = True, leave_one_out: bool = True) -> list[Task]:
-    """The (context, target) problems of one task, each as a one-test-pair Task.
-
-    Why leave-one-out: hidden tasks come without answers, but their train pairs are answered puzzles of the same
-    rule, so each can be a target with the rest as context (needs >= 2 train pairs).
-    """
-    problems = []
-    if use_test_pairs:
-        for p in task.test:
-            if p.output is not None:
-                problems.append(Task(task.task_id, task.train, (p,)))
-    if leave_one_out and len(task.train) >= 2:
-        for i, p in enumerate(task.train):
-            problems.append(Task(task.task_id, task.train[:i] + task.train[i + 1 :], (p,)))
-    return problems
-
-
-def tokenize_example(tokenizer: Any, train: Sequence[Pair], target: Pair) -> dict[str, Any]:
-    """Render one example and label only its completion (the answer grid and the end-of-turn tokens)."""
-    rendered = render(tokenizer, train, target.input, target.output)
-    prompt_ids = tokenizer(rendered.prompt, add_special_tokens=False)["input_ids"]
-    input_ids = tokenizer(rendered.text, add_special_tokens=False)["input_ids"]
-    if input_ids[: len(prompt_ids)] != prompt_ids:
-        raise TokenizerError(
-            "the tokenized prompt is not a prefix of the tokenized prompt+answer (tokens merge across the boundary); "
-            "the answer-only loss mask would be wrong with this tokenizer"
-        )
-    labels = [IGNORE_INDEX] * len(prompt_ids) + input_ids[len(prompt_ids) :]
-    return {"text": rendered.text, "input_ids": input_ids, "labels": labels, "length": len(input_ids)}
 
 
 def build_rows(

@@ -10,26 +10,26 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from arc_kit.config.run import SolverConfig
 from arc_kit.core.augment import View
 from arc_kit.core.tasks import Grid, Task
 from arc_kit.core.text import ParseError, answer_from_generation
 
 
-def greedy_answers(
-    model: Any, tokenizer: Any, tasks: Sequence[Task], max_length: int = 2048, batch_size: int = 16
-) -> list[Grid | None]:
-    """The greedy answer to each task's first test input (None where the output does not parse as a grid)."""
+def greedy_answers(model: Any, tokenizer: Any, tasks: Sequence[Task], solver: SolverConfig) -> list[Grid | None]:
+    """The greedy answer to each task's first test input (None where the output does not parse as a grid), decoded
+    as ``solver`` says (context, batch size, cache)."""
     from arc_kit.solve.decoding import DecodeRequest, GreedyDecoder
     from arc_kit.solve.prompts import task_prompts
 
     requests = []
     for task in tasks:
-        first = task_prompts(task, tokenizer, [View()], max_length)[0]
+        first = task_prompts(task, tokenizer, [View()], solver.max_length)[0]
         requests.append(DecodeRequest(task.task_id, first.token_ids, first.max_new_tokens))
     was_training = model.training
     model.eval()
     try:
-        generations = GreedyDecoder(model, tokenizer, batch_size, str(model.device)).decode(requests)
+        generations = GreedyDecoder.for_config(model, tokenizer, str(model.device), solver).decode(requests)
     finally:
         model.train(was_training)
     answers: list[Grid | None] = []
@@ -41,8 +41,8 @@ def greedy_answers(
     return answers
 
 
-def exact_accuracy(model: Any, tokenizer: Any, tasks: Sequence[Task], max_length: int = 2048) -> float:
+def exact_accuracy(model: Any, tokenizer: Any, tasks: Sequence[Task], solver: SolverConfig) -> float:
     """Share of tasks whose first test output is reproduced exactly by greedy decoding."""
-    answers = greedy_answers(model, tokenizer, tasks, max_length)
+    answers = greedy_answers(model, tokenizer, tasks, solver)
     right = sum(a == t.test[0].output for a, t in zip(answers, tasks, strict=True))
     return right / len(tasks) if tasks else 0.0

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from arc_kit.core.files import atomic_write_json
+from arc_kit.errors import ArcKitError
 from arc_kit.models.manifest import loading_requirements
 from arc_kit.training.trainer import FINAL_DIR, RUN_INFO_FILE
 
@@ -27,14 +28,14 @@ ADAPTER_DIR = "adapter"
 MERGED_DIR = "merged"
 
 
-class ExportError(ValueError):
+class ExportError(ArcKitError, ValueError):
     """The export cannot start: ``out_dir`` is a file, or the run's ``run_info.json`` is unreadable."""
 
 
 def read_run_info(run_dir: Path) -> dict[str, Any]:
     path = Path(run_dir) / RUN_INFO_FILE
     if not path.exists():
-        raise FileNotFoundError(f"{path} not found: {run_dir} is not a finished arc-kit training run")
+        raise ExportError(f"{path} not found: {run_dir} is not a finished arc-kit training run")
     try:
         info = json.loads(path.read_text(encoding="utf-8"))
     except ValueError as e:
@@ -85,7 +86,7 @@ def export_model(
     info = read_run_info(run_dir)
     final = run_dir / FINAL_DIR
     if not final.is_dir():
-        raise FileNotFoundError(f"{final} not found: the run did not finish (resume it first)")
+        raise ExportError(f"{final} not found: the run did not finish (resume it first)")
     merged_dir = out_dir / MERGED_DIR
     if merged_dir.exists():
         shutil.rmtree(merged_dir)

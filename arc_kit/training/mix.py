@@ -29,13 +29,14 @@ from arc_kit.core.tasks import (
     solutions_path_for,
     to_grid,
 )
+from arc_kit.errors import ArcKitError
 from arc_kit.training.canonical import answer_digests, pair_digests, task_digest
 from arc_kit.training.dataset import CompactTasks, auto_num_proc
 
 BUILTIN_HELD_OUT = {"arc-agi-2-evaluation": "arc-agi-2-evaluation.txt"}
 
 
-class MixError(ValueError):
+class MixError(ArcKitError, ValueError):
     """A source cannot be used (a task id in two sources with different content, a source named twice)."""
 
 

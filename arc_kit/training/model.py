@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from arc_kit.config.training import LoraSettings, ModelSettings, TrainConfig
+from arc_kit.config.lora import LoraSpec
+from arc_kit.config.training import ModelSettings, TrainConfig
 from arc_kit.core.text import check_tokenizer
 
 TINY = "tiny"
@@ -74,7 +75,7 @@ def torch_dtype(name: str, cuda: bool) -> Any:
     return getattr(torch, name)
 
 
-def peft_lora_config(lora: LoraSettings, model: Any) -> Any:
+def peft_lora_config(lora: LoraSpec, model: Any) -> Any:
     """The same adapters Unsloth's ``get_peft_model`` makes: every listed projection present in the model."""
     from peft import LoraConfig
 

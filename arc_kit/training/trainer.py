@@ -36,6 +36,7 @@ from typing import Any
 
 from arc_kit.config.training import TrainConfig
 from arc_kit.core.files import atomic_write_json, atomic_write_text
+from arc_kit.errors import ArcKitError
 
 LOG_FILE = "train_log.jsonl"
 RUN_INFO_FILE = "run_info.json"
@@ -65,7 +66,7 @@ class TrainResult:
     is_main_process: bool = True
 
 
-class RunFolderError(ValueError):
+class RunFolderError(ArcKitError, ValueError):
     """The run folder cannot be used as asked: it is a file, it holds checkpoints of an earlier run and --resume was
     not given, or its log is corrupt."""
 
@@ -423,7 +424,7 @@ def prepare_run(config: TrainConfig, task_sets: list[Any] | None = None) -> Prep
     from arc_kit.training.distributed import launch, main_process_first
     from arc_kit.training.model import load_model
 
-    config.validate()
+    config.check()
     run_dir = check_output_dir(config)
     if task_sets is None:
         task_sets = load_task_sets(config)
@@ -474,7 +475,7 @@ def run_training(config: TrainConfig, resume: bool = False) -> TrainResult:
     """
     from arc_kit.training.distributed import launch, wait_for_everyone
 
-    config.validate()
+    config.check()
     started = time.time()
     run_dir = check_output_dir(config)
     task_sets = load_task_sets(config)

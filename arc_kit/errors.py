@@ -1,0 +1,12 @@
+"""The kit's own errors: bad input a user can fix (a file, a setting, a folder), said in one line.
+
+Every error the kit raises for such input derives from ``ArcKitError``; the ``arc-kit`` command prints those as
+``error: <message>`` and exits 2. Anything else is a bug (in the kit or a library) and keeps its traceback, so a
+failure after hours of training is never reduced to one line without a stack.
+"""
+
+from __future__ import annotations
+
+
+class ArcKitError(Exception):
+    """Bad input, named in the message (the file, task, field or folder) so it is fixed in one look."""

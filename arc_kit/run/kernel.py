@@ -1,0 +1,105 @@
+"""The Kaggle kernel's run: resolve the kernel's settings and Kaggle's mount paths, run, log a summary, choose
+the exit code. ``submission/main.py`` calls ``run_kernel`` and nothing else."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from arc_kit.config.run import KernelPlan, SettingsError
+from arc_kit.core.submission import Submission, entry_counts, read_raw_tasks
+from arc_kit.core.tasks import TaskFileError
+from arc_kit.run.records import summary_lines
+from arc_kit.run.runner import RunConfig, run_submission
+
+log = logging.getLogger(__name__)
+
+
+def kernel_config(plan: KernelPlan, start_time: float, env: dict[str, str] | None = None) -> RunConfig:
+    """Resolve the kernel's settings and Kaggle paths into a RunConfig (a missing model is left to the run)."""
+    from arc_kit.kaggle.paths import (
+        KagglePathError,
+        find_challenges,
+        find_model_dir,
+        input_root,
+        is_competition_rerun,
+        output_path,
+    )
+
+    env = dict(os.environ) if env is None else env
+    root = input_root(env)
+    k = plan.kernel
+    challenges = find_challenges(root, k.competition, k.challenges)
+    model_dir: Path | None = None
+    problem = None
+    try:
+        model_dir = find_model_dir(root, k.model_dir, dataset=k.weights_dataset, model=k.weights_model)
+    except KagglePathError as e:
+        problem = str(e)
+        log.error("%s", e)
+    rerun = is_competition_rerun(env)
+    return RunConfig(
+        model_dir=model_dir,
+        challenges=challenges,
+        output=output_path(env),
+        run=plan.run,
+        solver=plan.solver,
+        ttt=plan.ttt,
+        max_tasks=None if rerun or not k.quick_tasks else k.quick_tasks,
+        start_time=start_time,
+        progress=not rerun,
+        model_problem=problem,
+    )
+
+
+def _keep_a_placeholder_file(config: RunConfig) -> None:
+    """After bad input the run wrote nothing: make sure the output holds placeholders for every task id that
+    can be read (``{}`` when none can), so Kaggle still finds a valid file."""
+    try:
+        counts = entry_counts(read_raw_tasks(config.challenges))
+    except TaskFileError:
+        counts = {}
+    if counts or not config.output.exists():
+        Submission.placeholders(counts).write(config.output)
+
+
+def run_kernel(settings: dict[str, Any], start_time: float) -> int:
+    """The kernel: resolve paths, run, log a summary; 0 when the submission is valid and the model ran.
+
+    Every failure ends in one line saying why, never a traceback, and leaves the most valid file it can. On a
+    competition rerun a model error still returns 0: the valid placeholder file is then what gets scored, and
+    the loud log says why. On an interactive run it returns 1, so the user hears of it before submitting.
+    """
+    from arc_kit.kaggle.paths import KagglePathError, is_competition_rerun, output_path
+    from arc_kit.models.manifest import check_model_requirements
+
+    rerun = is_competition_rerun()
+    try:
+        plan = KernelPlan.from_dict(settings)
+        config = kernel_config(plan, start_time)
+    except (SettingsError, KagglePathError) as e:
+        print(f"arc-kit kernel: {e}", flush=True)
+        if not output_path().exists():
+            Submission.placeholders({}).write(output_path())
+        return 1
+    print(f"arc-kit kernel: {'competition rerun' if rerun else 'interactive run'}; challenges {config.challenges}; "
+          f"weights {config.model_dir}; output {config.output}; "
+          f"{'all tasks' if config.max_tasks is None else f'quick pass on {config.max_tasks} tasks'}", flush=True)
+    version_problems = check_model_requirements(config.model_dir) if config.model_dir is not None else []
+    for problem in version_problems:
+        print(f"arc-kit kernel: VERSION PROBLEM: {problem}", flush=True)
+    try:
+        report = run_submission(config)
+    except TaskFileError as e:
+        print(f"arc-kit kernel: cannot read the challenges: {e}", flush=True)
+        _keep_a_placeholder_file(config)
+        return 0 if rerun else 1
+    for line in summary_lines(report):
+        print(line, flush=True)
+    if report.problems:
+        return 1
+    if (report.model_error or version_problems) and not rerun:
+        return 1
+    return 0

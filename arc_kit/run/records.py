@@ -1,0 +1,123 @@
+"""What a run records: per test input, per task and for the whole run (``report.json``), and its summary lines.
+
+Each record is a plain dataclass, so ``report.json`` is ``asdict`` of the run's report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from arc_kit.core.tasks import TaskFileError
+
+
+@dataclass
+class InputRecord:
+    """One test input in the report: how many candidates, where the right one ranked (given solutions), time."""
+
+    candidates: int = 0
+    rescored: bool = False
+    right_among: bool | None = None  # the right answer was among the candidates
+    rank_before: int | None = None  # its place by vote alone (0 = first); None when absent or unknown
+    rank_after: int | None = None  # its place after re-scoring (0 = attempt_1)
+    decode_seconds: float = 0.0
+    score_seconds: float = 0.0
+    top: list[dict[str, Any]] = field(default_factory=list)  # the best few: grid text, score, count
+
+    @classmethod
+    def of(cls, result: Any, truth: Any = None, keep: int = 3) -> InputRecord:
+        """From a solver's ``InputResult``; ``truth`` is the right output grid when solutions were given."""
+        from arc_kit.core.tasks import grid_to_json, to_grid
+
+        record = cls(len(result.candidates), result.rescored, decode_seconds=round(result.decode_seconds, 3),
+                     score_seconds=round(result.score_seconds, 3))
+        record.top = [{"grid": grid_to_json(c.grid), "score": round(c.score, 4), "count": c.count}
+                      for c in result.candidates[:keep]]
+        try:
+            right = to_grid(truth, "solution") if truth is not None else None
+        except TaskFileError:
+            right = None  # a malformed solution is reported when the run is scored
+        if right is not None:
+            place = next((i for i, c in enumerate(result.candidates) if c.grid == right), None)
+            record.right_among = place is not None
+            record.rank_after = place
+            record.rank_before = result.candidates[place].vote_rank if place is not None else None
+        return record
+
+
+@dataclass
+class TaskRecord:
+    seconds: float = 0.0
+    tokens: int = 0
+    answered: int = 0
+    pairs_dropped: int = 0
+    unparsed: int = 0
+    timed_out: bool = False  # some generation was cut: its test input keeps the placeholder
+    error: str | None = None
+    correct: list[bool] | None = None  # per test input, when solutions were given
+    inputs: list[InputRecord] = field(default_factory=list)  # per test input: candidates, ranks, seconds
+    phase1_seconds: float | None = None  # the quick greedy pass, when the run had two phases
+    phase1_correct: list[bool] | None = None  # right after the quick pass (given solutions)
+    ttt: dict[str, Any] | None = None  # test-time training: steps, first and last loss, seconds
+
+
+@dataclass
+class RunReport:
+    submission_path: str
+    tasks: int
+    entries: int
+    answered: int = 0
+    placeholders_left: int = 0
+    tasks_queued: int = 0  # tasks handed to the solver (all, or the quick pass)
+    tasks_attempted: int = 0  # tasks the solver returned a result for
+    attempted_ids: list[str] = field(default_factory=list)  # those tasks, in the order their first result landed
+    interrupted: bool = False  # stopped by Ctrl-C (SIGINT): the file and the reports hold what finished
+    seconds: float = 0.0
+    overrun_seconds: float = 0.0  # how far past the deadline the last work ended (0: on time)
+    decode_seconds: float = 0.0
+    generated_tokens: int = 0
+    workers: int = 1
+    deadline_hit: bool = False
+    model_error: str | None = None  # weights missing/corrupt: the submission is all placeholders
+    errors: dict[str, str] = field(default_factory=dict)  # task id -> what went wrong
+    per_task: dict[str, TaskRecord] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)  # from reloading and validating the written file
+    score: float | None = None  # ARC Prize metric (mean over tasks), when solutions were given
+    score_per_output: float | None = None  # mean over test outputs
+    correct_outputs: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.model_error is None and not self.problems
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.generated_tokens / self.decode_seconds if self.decode_seconds else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["tokens_per_second"] = self.tokens_per_second
+        return out
+
+
+def summary_lines(report: RunReport) -> Iterator[str]:
+    """A short human summary (the kernel logs it, the dry run prints it)."""
+    yield (f"{report.answered}/{report.entries} entries answered over {report.tasks} tasks "
+           f"({report.tasks_attempted} of {report.tasks_queued} queued attempted), {report.placeholders_left} "
+           f"placeholders left, {report.seconds:.1f} s, {report.generated_tokens} tokens at "
+           f"{report.tokens_per_second:.1f} tokens/s, {report.workers} worker(s)")
+    if report.score is not None:
+        yield (f"score {report.score:.4f} (ARC Prize, per task)  per output {report.score_per_output:.4f}  "
+               f"{report.correct_outputs}/{report.entries} test outputs")
+    if report.deadline_hit:
+        yield (f"deadline reached: tasks not yet answered keep their placeholders "
+               f"(overrun {report.overrun_seconds:.1f} s)")
+    if report.model_error:
+        yield f"MODEL ERROR: {report.model_error}"
+    for tid, why in list(report.errors.items())[:10]:
+        yield f"error in task {tid}: {why}"
+    if len(report.errors) > 10:
+        yield f"... and {len(report.errors) - 10} more errors"
+    for problem in report.problems[:10]:
+        yield f"INVALID SUBMISSION: {problem}"
