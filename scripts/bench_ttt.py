@@ -1,4 +1,4 @@
-"""Test-time training against plain greedy, on one pre-trained tiny model and held-out tasks (issue 12).
+"""Test-time training against plain greedy, on one pre-trained tiny model and held-out tasks.
 
 CPU, the tiny model pre-trained from scratch (full fine-tune, the demo recipe) on a mix of rules whose parameter
 must be read from the demonstrations, then held-out tasks of two of those rules and of one rule never seen in

@@ -32,9 +32,9 @@ from arc_kit.kaggle.upload import (
     ModelSpec,
     credential_sources,
     credential_values,
-    files_to_send,
     find_credential_files,
     refuse_credentials,
+    upload_entries,
     write_dataset_metadata,
     write_model_metadata,
 )
@@ -288,7 +288,7 @@ def test_files_to_send_keeps_subfolders_and_skips_metadata(tmp_path: Path) -> No
     write_dataset_metadata(folder, DatasetSpec("tester/arc-kit-weights"))
     (folder / ".git").mkdir()
     (folder / ".git" / "HEAD").write_text("ref")
-    assert files_to_send(folder) == ["arc_kit_manifest.json", "config.json", "model.safetensors",
+    assert [rel for rel, _ in upload_entries(folder)] == ["arc_kit_manifest.json", "config.json", "model.safetensors",
                                      "tokenizer/tokenizer.json"]
 
 

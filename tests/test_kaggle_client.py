@@ -27,7 +27,7 @@ from arc_kit.cli.kaggle import run_standalone
 from arc_kit.config.run import KernelPlan, KernelRuntime
 from arc_kit.kaggle import client as kaggle_client
 from arc_kit.kaggle.kernel_build import KernelSettings, build_kernel, render_code
-from arc_kit.kaggle.upload import files_to_send
+from arc_kit.kaggle.upload import upload_entries
 
 FAKE_KEY = "fake-key-0123456789abcdef"
 FAKE_TOKEN = "KGAT_fake-token-0123456789"
@@ -217,7 +217,7 @@ def make_export(folder: Path) -> Path:
 
 
 def expected_files(folder: Path) -> dict[str, bytes]:
-    return {rel: (folder / rel).read_bytes() for rel in files_to_send(folder)}
+    return {rel: (folder / rel).read_bytes() for rel in [rel for rel, _ in upload_entries(folder)]}
 
 
 def test_new_dataset_upload_sends_every_file(fake: FakeKaggle, tmp_path: Path,
@@ -459,7 +459,7 @@ def test_linked_folder_is_listed_as_the_client_sends_it(fake: FakeKaggle, tmp_pa
     folder = make_export(tmp_path / "export")
     (folder / "linked").symlink_to(outside, target_is_directory=True)
     (folder / "tokenizer" / "vocab_link.json").symlink_to(folder / "tokenizer" / "tokenizer.json")
-    assert {"linked/extra.bin", "tokenizer/vocab_link.json"} <= set(files_to_send(folder))
+    assert {"linked/extra.bin", "tokenizer/vocab_link.json"} <= set([rel for rel, _ in upload_entries(folder)])
     assert run_standalone(["upload-weights"], [str(folder), "--id", "tester/arc-kit-weights"]) == 0
     (body,) = fake.bodies("CreateDataset")
     assert fake.received_files([f["token"] for f in body["files"]]) == expected_files(folder)

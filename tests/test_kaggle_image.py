@@ -1,4 +1,4 @@
-"""What a Kaggle competition rerun does, against a faithful stand-in (issue 9), not our mocks.
+"""What a Kaggle competition rerun does, against a faithful stand-in, not our mocks.
 
 A clean venv stands in for Kaggle's Python image (torch, transformers, peft, ... but no trl, kaggle or arc-kit;
 see tests/kaggle_image.py), the kit's own code builds the wheelhouse against it, ``arc-kit kernel build`` builds

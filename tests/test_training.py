@@ -10,7 +10,8 @@ import pytest
 from arc_kit.config.schema import SettingsError
 from arc_kit.config.training import load_config, resolve_config_path
 from arc_kit.core.examples import IGNORE_INDEX
-from arc_kit.core.synthetic import generate_tasks, task_set
+from arc_kit.core.synthetic import generate_tasks
+from arc_kit.core.tasks import TaskSet
 from arc_kit.core.text import grid_to_text, render
 from arc_kit.training.dataset import build_datasets, build_rows, split_task_ids
 
@@ -95,7 +96,7 @@ def test_examples_are_fitted_to_max_length(arc_tokenizer):
 
 
 def test_datasets_are_deterministic_and_split_by_task_id(arc_tokenizer):
-    ts = task_set(generate_tasks(["rot180", "flip_lr"], 20, seed=0))
+    ts = TaskSet({t.task_id: t for t in generate_tasks(["rot180", "flip_lr"], 20, seed=0)}, "synthetic")
     a = build_datasets(ts, arc_tokenizer, augmentations=2, max_length=512, seed=1, eval_fraction=0.2)
     b = build_datasets(ts, arc_tokenizer, augmentations=2, max_length=512, seed=1, eval_fraction=0.2)
     assert a.train["input_ids"] == b.train["input_ids"] and a.eval["input_ids"] == b.eval["input_ids"]

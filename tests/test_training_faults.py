@@ -1,5 +1,5 @@
 """Bad input to train / export / synth: a one-line `error: ...` naming the file, field or option, exit 2, before
-any model is loaded, and nothing the user made is overwritten (issue 10)."""
+any model is loaded, and nothing the user made is overwritten."""
 
 from __future__ import annotations
 

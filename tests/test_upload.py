@@ -14,9 +14,9 @@ from arc_kit.cli.kaggle import run_standalone
 from arc_kit.kaggle import upload
 from arc_kit.kaggle.upload import (
     CredentialFileError,
-    files_to_send,
     find_credential_files,
     refuse_credentials,
+    upload_entries,
 )
 
 KEY = "0123456789abcdef0123456789abcdef"  # the shape of a Kaggle API key: 32 hex characters
@@ -50,7 +50,7 @@ def test_linked_credentials_folder_is_listed_and_refused(tmp_path: Path, no_kagg
                                                          capsys: pytest.CaptureFixture) -> None:
     folder = make_export(tmp_path / "export")
     (folder / "creds").symlink_to(no_kaggle_env / ".kaggle", target_is_directory=True)
-    assert "creds/kaggle.json" in files_to_send(folder)
+    assert "creds/kaggle.json" in [rel for rel, _ in upload_entries(folder)]
     assert any(f.startswith("creds/kaggle.json:") for f in find_credential_files(folder, []))
     assert run_standalone(["upload-weights"], [str(folder), "--id", "tester/some-weights", "--dry-run"]) != 0
     out = capsys.readouterr()
@@ -63,7 +63,7 @@ def test_linked_file_is_scanned_through_the_link(tmp_path: Path) -> None:
     outside = tmp_path / "outside.log"
     outside.write_text(f"KAGGLE_KEY={KEY}\n")
     (folder / "train.log").symlink_to(outside)
-    assert "train.log" in files_to_send(folder)
+    assert "train.log" in [rel for rel, _ in upload_entries(folder)]
     assert find_credential_files(folder, [KEY]) == ["train.log: contains your Kaggle key/token"]
 
 
@@ -71,7 +71,7 @@ def test_link_loop_is_a_clear_error_not_a_hang(tmp_path: Path) -> None:
     folder = make_export(tmp_path / "export")
     (folder / "tokenizer" / "again").symlink_to(folder, target_is_directory=True)
     with pytest.raises(ValueError, match="tokenizer/again.*loop"):
-        files_to_send(folder)
+        [rel for rel, _ in upload_entries(folder)]
     with pytest.raises(ValueError, match="tokenizer/again.*loop"):
         refuse_credentials(folder, secrets=[])
 
@@ -79,7 +79,7 @@ def test_link_loop_is_a_clear_error_not_a_hang(tmp_path: Path) -> None:
 def test_broken_link_is_neither_sent_nor_an_error(tmp_path: Path) -> None:
     folder = make_export(tmp_path / "export")
     (folder / "dangling").symlink_to(tmp_path / "nowhere")
-    assert "dangling" not in files_to_send(folder)
+    assert "dangling" not in [rel for rel, _ in upload_entries(folder)]
     refuse_credentials(folder, secrets=[KEY])
 
 

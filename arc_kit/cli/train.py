@@ -19,11 +19,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     """Register this area's sub-commands on the top-level parser."""
     p = sub.add_parser("train", help="fine-tune a model on ARC tasks with the recipe (config file + overrides)")
     add_train_arguments(p)
-    p.set_defaults(handler=_train)
+    p.set_defaults(handler=train_from_args)
 
     p = sub.add_parser("export", help="write a training run's LoRA adapter and merged 16-bit model (+ manifest)")
     add_export_arguments(p)
-    p.set_defaults(handler=_export)
+    p.set_defaults(handler=export_from_args)
 
     p = sub.add_parser("synth", help="write synthetic ARC tasks (challenges + solutions, competition layout)")
     p.add_argument("--out", required=True, type=Path, help="folder for <prefix>_challenges/solutions.json")
@@ -70,10 +70,6 @@ def train_from_args(args: argparse.Namespace) -> int:
     return 0
 
 
-def _train(args: argparse.Namespace) -> int:
-    return train_from_args(args)
-
-
 @input_errors
 def export_from_args(args: argparse.Namespace) -> int:
     """Export a run; a missing run, a broken run_info.json or an --out that is a file is one `error:` line, exit 2."""
@@ -82,10 +78,6 @@ def export_from_args(args: argparse.Namespace) -> int:
     merged = export_model(args.run_dir, args.out, dtype=args.dtype, write_adapter=not args.no_adapter)
     print(f"merged model written to {merged}")
     return 0
-
-
-def _export(args: argparse.Namespace) -> int:
-    return export_from_args(args)
 
 
 def _synth_options(args: argparse.Namespace) -> tuple[list[str], list[int]]:

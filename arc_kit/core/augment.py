@@ -147,6 +147,3 @@ def views_for_task(
     return views
 
 
-def dihedral_views(include_identity: bool = True) -> list[View]:
-    """The 8 geometric views with colours unchanged (the usual test-time set)."""
-    return [View(d) for d in range(0 if include_identity else 1, 8)]

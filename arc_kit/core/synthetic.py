@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from arc_kit.core.tasks import MAX_SIDE, Grid, Pair, Task, TaskSet, write_task_files
+from arc_kit.core.tasks import MAX_SIDE, Grid, Pair, Task, write_task_files
 
 RuleFn = Callable[[np.ndarray], np.ndarray]
 
@@ -128,10 +128,6 @@ def iter_tasks(
         rule = rule_names[i % len(rule_names)]
         rng = random.Random(f"synthetic:{seed}:{i}")
         yield make_task(f"syn-{rule}-s{seed}-{i:05d}", rule, rng, sizes, n_train, n_test, background)
-
-
-def task_set(tasks: Sequence[Task], source: str = "synthetic") -> TaskSet:
-    return TaskSet({t.task_id: t for t in tasks}, source)
 
 
 def write_synthetic(

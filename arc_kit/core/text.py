@@ -129,10 +129,6 @@ def check_tokenizer(tokenizer: Any) -> None:
             raise TokenizerError(f"digit {digit} is not a single token in {type(tokenizer).__name__}")
 
 
-def token_counter(tokenizer: Any) -> Callable[[str], int]:
-    return lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])
-
-
 def physical_tokens(grid: Grid) -> int:
     """Cells plus one newline per row: the least any one-token-per-cell format can spend on a grid."""
     return len(grid) * (len(grid[0]) + 1)

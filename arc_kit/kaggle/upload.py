@@ -177,11 +177,6 @@ def upload_entries(folder: Path) -> list[tuple[str, Path]]:
     return out
 
 
-def files_to_send(folder: Path) -> list[str]:
-    """Relative paths of every file an upload of ``folder`` carries (see ``upload_entries``)."""
-    return [rel for rel, _ in upload_entries(folder)]
-
-
 def _needs_pattern_scan(name: str) -> bool:
     """Files whose name says they may hold a pasted key: scanned for any key-shaped string, not only yours."""
     name = name.lower()

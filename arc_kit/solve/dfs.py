@@ -3,7 +3,7 @@
 Why: greedy decoding gives one answer per prompt, and a single wrong cell early on sends it astray. The ARChitects
 (ARC Prize 2024) and NVARC (2025) instead enumerate every answer the model finds at least ``p`` likely (``p`` around
 0.1-0.2) and re-score those candidates under augmented views; the right grid is often the second or third most
-likely, not the first. Background: ``../shared/notes/solver.md``.
+likely, not the first. Background: ``docs/solver.md``.
 
 How (ARChitects' Algorithm 1): bound = -ln p. A node is a prefix with accumulated NLL ``s``; for each allowed token
 ``t`` (the answer's tokens plus the end tokens) ``s' = s + nll(t)``, with the softmax over the *whole* vocabulary so

@@ -4,7 +4,7 @@ Why: a candidate's generation NLL comes from the one view that produced it, and 
 one view by accident. The ARChitects and NVARC score every candidate of a test input under the *same* set of
 augmented views (each view transforms the task and the candidate alike) and combine the NLLs
 (``arc_kit.solve.selection``); the right answer is consistently likely, a fluke is not. Background:
-``../shared/notes/solver.md``.
+``docs/solver.md``.
 
 An answer is scored exactly as training renders it: the completion of ``arc_kit.core.text.render`` (the grid text plus
 the chat template's end-of-turn tokens), tokenized without special tokens, after the prompt's token ids. The

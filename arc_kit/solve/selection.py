@@ -1,7 +1,7 @@
 """Choosing two attempts from a test input's candidates: small scoring formulas, one deterministic ranking.
 
 Why several formulas: the strong entries disagree on how to combine how often a grid was generated with how
-likely the model finds it under re-scoring views (``../shared/notes/solver.md``); keeping each as a one-line
+likely the model finds it under re-scoring views (``docs/solver.md``); keeping each as a one-line
 function in ``FORMULAS`` (as the ARChitects' ``selection.py`` does) lets a dry run compare them on the same
 candidates. Every formula reads the same ``CandidateStats``, higher is better.
 

@@ -19,8 +19,8 @@ merged first (``TaskAdapter`` says so in the log). The adapter is never merged, 
 
 On CUDA the same code runs on a transformers-loaded model (bf16 autocast, gradient checkpointing). A model loaded
 through Unsloth (``backend == "unsloth"``) is in Unsloth's inference mode; this module adds a plain peft LoRA and
-trains through the patched forward without Unsloth's own ``get_peft_model``/``for_training`` (not tried on a GPU
-yet: no GPU was lent to the session that wrote this). If it misbehaves there, load with ``use_unsloth = False``.
+trains through the patched forward without Unsloth's own ``get_peft_model``/``for_training``; this path has not
+run on a GPU in the kit's tests. If it misbehaves there, load with ``use_unsloth = False``.
 
 torch, transformers and peft are imported inside functions: the runner imports solver modules in worker processes
 only after it has set ``CUDA_VISIBLE_DEVICES``.
@@ -145,15 +145,11 @@ class TaskAdapter:
     peft layers per task rebuilds modules and leaks memory on long runs; copying the snapshot back is a few tensor
     copies and restores the initial weights bit for bit, so a task's training never depends on the tasks before it.
 
-    Why the transformers ``Trainer`` (TRL's ``SFTTrainer``, which the kit's pre-training uses, derives from it)
-    rather than a hand-written loop: measured on a CPU (2 shared cores, one torch thread) with the tiny model,
-    building the ``Trainer`` takes ~0.01 s and its ``train()`` adds ~0.3 s per task plus ~5 ms per step over a plain
-    AdamW + cosine + clipping loop (4 steps: 0.52 s against 0.20 s; 16 steps: 1.06 against 0.65; 32 steps: 1.88
-    against 1.45; the first task in a process pays ~0.8 s more, once). Most of the fixed part is the ``gc.collect``
-    the ``Trainer`` runs at the start of ``train()``. That is under the 1 s per task that would justify a second
-    training loop, and nothing against the ~12-105 s a task's TTT takes on a GPU (README's plan). The loop and the
-    ``Trainer`` gave the same losses to the last digit. Plain ``Trainer`` rather than ``SFTTrainer``: the rows are
-    already tokenised and labelled, and SFTTrainer's per-step entropy and accuracy metrics would only cost time.
+    Why the transformers ``Trainer`` rather than a loop of our own: it costs about 0.3 s per task over a plain
+    AdamW + cosine + clipping loop on a CPU (mostly the ``gc.collect`` at the start of ``train()``), nothing against
+    the tens of seconds a task's training takes on a GPU, and gives the same losses. Plain ``Trainer`` rather than
+    ``SFTTrainer``: the rows are already tokenised and labelled, and SFTTrainer's per-step metrics would only cost
+    time.
     """
 
     def __init__(self, loaded: Any, config: TTTConfig | None = None) -> None:

@@ -38,11 +38,6 @@ class Launch:
         return self.num_processes > 1
 
 
-def launched_distributed() -> bool:
-    """True under torchrun / accelerate launch with more than one process (read from the environment only)."""
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1
-
-
 def use_cpu() -> bool:
     """Train on the CPU: no CUDA device, or ``accelerate launch --cpu``."""
     import torch

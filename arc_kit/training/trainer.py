@@ -84,17 +84,14 @@ def load_task_sets(config: TrainConfig) -> list[Any]:
     return load_mix(config.data)
 
 
-def build_training_data(config: TrainConfig, tokenizer: Any, task_sets: list[Any] | None = None) -> Any:
-    """Examples of the mix through the Arrow cache in ``data.cache_dir`` (``<output_dir>/data-cache`` by default).
-    ``task_sets`` may be the mix's sources or plain ``TaskSet`` objects (tests)."""
-    from arc_kit.core.tasks import TaskSet
+def build_training_data(config: TrainConfig, tokenizer: Any, mix: list[Any]) -> Any:
+    """Examples of the mix (``load_task_sets``) through the Arrow cache in ``data.cache_dir``
+    (``<output_dir>/data-cache`` by default)."""
     from arc_kit.training.dataset import SourcePlan, auto_num_proc, build_datasets
 
     d = config.data
-    sources = load_task_sets(config) if task_sets is None else task_sets
-    if sources and not isinstance(sources[0], TaskSet):
-        sources = [SourcePlan(s.name, s.tasks, s.augmentations, s.weight) for s in sources]
-    num_tasks = sum(len(s.tasks) if isinstance(s, SourcePlan) else len(s) for s in sources)
+    sources = [SourcePlan(s.name, s.tasks, s.augmentations, s.weight) for s in mix]
+    num_tasks = sum(len(s.tasks) for s in sources)
     cache_dir = d.cache_dir or str(Path(config.train.output_dir) / "data-cache")
     return build_datasets(
         sources, tokenizer, augmentations=d.augmentations, max_length=d.max_length, seed=d.seed,
@@ -166,8 +163,11 @@ def make_trainer_class() -> type:
     from trl import SFTTrainer
 
     class ArcSFTTrainer(SFTTrainer):
-        arc_config: TrainConfig
-        padding_meter: Any  # the PaddingMeter callback given to this trainer (see padding_meter())
+        def __init__(self, *args: Any, arc_config: TrainConfig, padding_meter: Any, **kwargs: Any) -> None:
+            """``arc_config``: the run's settings; ``padding_meter``: the PaddingMeter callback (also given in
+            ``callbacks``) the training steps feed."""
+            self.arc_config, self.padding_meter = arc_config, padding_meter
+            super().__init__(*args, **kwargs)
 
         def _get_train_sampler(self, train_dataset: Any = None) -> Any:
             if not self.arc_config.train.group_by_length:
@@ -444,10 +444,8 @@ def prepare_run(config: TrainConfig, task_sets: list[Any] | None = None) -> Prep
               f"effective batch {b} x {here.num_processes} = {b * here.num_processes} rows per step, "
               f"{steps_per_epoch(len(data.train), b, here.num_processes)} steps per epoch", file=sys.stderr)
     log_path = run_dir / LOG_FILE
-    trainer_cls = make_trainer_class()
-    trainer_cls.arc_config = config
     meter = padding_meter()
-    trainer = trainer_cls(
+    trainer = make_trainer_class()(
         model=loaded.model,
         args=sft_config(config, run_dir, len(data.train), data.eval is not None, loaded.backend,
                         here.num_processes),
@@ -455,8 +453,9 @@ def prepare_run(config: TrainConfig, task_sets: list[Any] | None = None) -> Prep
         eval_dataset=data.eval,
         processing_class=loaded.tokenizer,
         callbacks=[meter, jsonl_logger(log_path)],
+        arc_config=config,
+        padding_meter=meter,
     )
-    trainer.padding_meter = meter
     if config.train.fsdp and not trainer.is_fsdp_enabled and here.is_main:
         # accelerate shards only over GPUs (and other accelerators): a CPU launch runs DDP, one process no sharding
         print(f"train.fsdp: not in effect on this launch ({here.num_processes} process(es), "
@@ -537,8 +536,7 @@ def run_training(config: TrainConfig, resume: bool = False) -> TrainResult:
         },
         "data": {
             "sources": data_sources(config),
-            "mix": [src.report() | built for src, built in zip(task_sets, data.sources, strict=True)]
-            if task_sets and hasattr(task_sets[0], "report") else data.sources,
+            "mix": [src.report() | built for src, built in zip(task_sets, data.sources, strict=True)],
             "held_out": config.data.held_out,
             "train": data.train_stats.to_json(),
             "eval": data.eval_stats.to_json(),
