@@ -120,10 +120,9 @@ def run_demo(cfg: DemoConfig, plan: KernelPlan | None = None) -> dict[str, Any]:
     groups = {"same rule": set(heldout.tasks) - read_ids, "rule read from the demos": read_ids}
 
     def base_model() -> Path:
-        from arc_kit.models.tiny import write_tiny_model
-        from arc_kit.training.model import tiny_config
+        from arc_kit.models.tiny import BASE_MODEL_DIR, tiny_config, write_tiny_model
 
-        return write_tiny_model(out / "base-model", tiny_config(config.model))
+        return write_tiny_model(out / BASE_MODEL_DIR, tiny_config(config.model))
 
     base_dir = times.run("tiny model", base_model)
     config.model.name_or_path = str(base_dir)

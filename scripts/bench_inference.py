@@ -40,7 +40,7 @@ METHODS = ("kit_inplace", "kit_dynamic", "generate_batched", "generate_one_at_a_
 
 def generate_one_by_one(model: Any, tokenizer: Any, requests: Sequence[Any]) -> list[Any]:
     """The reference: ``model.generate`` on one prompt at a time, greedy, same bound and end tokens."""
-    from arc_kit.models.loading import end_token_ids
+    from arc_kit.models.tokens import end_token_ids
 
     return [_generate(model, tokenizer, [r], end_token_ids(tokenizer, model))[0] for r in requests]
 

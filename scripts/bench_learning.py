@@ -21,8 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+from arc_kit.models.offline import set_offline_env
+
+set_offline_env(hub=True)  # no hub lookups: every model here is local; set before anything imports the hub
 # One thread: a tiny model gains nothing from two, and loses a lot when another process shares the cores.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -40,9 +41,9 @@ def main() -> int:
 
     from arc_kit.config.run import SolverConfig
     from arc_kit.core.synthetic import generate_tasks
+    from arc_kit.models.tiny import resolve_base
     from arc_kit.training import export_model, load_config, resolve_config_path, run_training
     from arc_kit.training.evaluate import exact_accuracy
-    from arc_kit.training.model import resolve_base
 
     work = args.out or Path(tempfile.mkdtemp(prefix="arc-bench-learning-"))
     run_dir = work / "run"

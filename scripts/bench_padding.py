@@ -22,15 +22,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+from arc_kit.models.offline import set_offline_env
+
+set_offline_env(hub=True)  # no hub lookups: every model here is local; set before anything imports the hub
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "arc-agi-2"
 GOAL = 0.05

@@ -54,8 +54,9 @@ import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+from arc_kit.models.offline import set_offline_env
+
+set_offline_env(hub=True)  # no hub lookups: every model here is local; set before anything imports the hub
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # the tiny model is fastest on one thread
 
 from bench_models import cached_model  # noqa: E402 - scripts/ sibling, after the environment is set

@@ -14,9 +14,6 @@ import time
 from pathlib import Path
 
 START = time.time()  # the 12 h budget counts from here
-for _name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE", "UNSLOTH_DISABLE_STATISTICS"):
-    os.environ.setdefault(_name, "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 KERNEL_SETTINGS = {}
 
@@ -97,6 +94,10 @@ def main():
     if problem:
         print(f"arc-kit kernel: {problem}; {OUTPUT} keeps placeholders", flush=True)
         return 0 if RERUN else 1
+    # The kernel has no network: model libraries must read the offline switches when they are first imported.
+    from arc_kit.models.offline import set_offline_env
+
+    set_offline_env(hub=True)
     from arc_kit.run.kernel import run_kernel
 
     return run_kernel(KERNEL_SETTINGS, START)

@@ -167,7 +167,7 @@ def test_finished_test_inputs_are_kept_when_another_is_cut(arc_tokenizer):
     task = parse_task("t", {"train": [{"input": [[1]], "output": [[2]]}],
                             "test": [{"input": [[1]]}, {"input": [[3]]}]}, "test")
     model = SimpleNamespace(config=SimpleNamespace(max_position_embeddings=8192))
-    solver = ArcSolver(LoadedModel(model, arc_tokenizer, "cpu", "fake", Path(".")),
+    solver = ArcSolver(LoadedModel(model, arc_tokenizer, "cpu", "fake", ".", dtype=None, has_lora=False),
                        SolverConfig(mode="greedy", scoring_views=0, views=1))
     prompts = task_prompts(task, arc_tokenizer, [View()], 8192)
     answer = tuple(arc_tokenizer("2\n<|im_end|>", add_special_tokens=False)["input_ids"])

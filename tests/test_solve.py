@@ -161,7 +161,7 @@ def is_plain(prompt) -> bool:  # noqa: ANN001
 def scripted_solver(tokenizer, views: int, answer) -> ArcSolver:
     model = SimpleNamespace(config=SimpleNamespace(max_position_embeddings=8192))
     config = SolverConfig(mode="greedy", scoring_views=0, views=views)
-    solver = ArcSolver(LoadedModel(model, tokenizer, "cpu", "fake", Path(".")), config)
+    solver = ArcSolver(LoadedModel(model, tokenizer, "cpu", "fake", ".", dtype=None, has_lora=False), config)
     solver.decoder = ScriptedDecoder(tokenizer, solver, answer)
     return solver
 
@@ -256,12 +256,67 @@ def test_a_decoding_error_in_a_group_costs_only_its_task(arc_tokenizer):
     assert "injected" in results["bad"].error and results["bad"].attempts == []
 
 
-def test_unsloth_failing_falls_back_to_transformers(tiny_model_dir: Path, caplog):
+def test_unsloth_failing_to_load_falls_back_to_transformers(tiny_model_dir: Path, caplog):
+    import torch
+
     from arc_kit.models.loading import _try_unsloth
 
     with caplog.at_level("WARNING"):
-        assert _try_unsloth(tiny_model_dir, SolverConfig()) is None  # no GPU (or no Unsloth) here
+        assert _try_unsloth(tiny_model_dir, SolverConfig(), "cuda", torch.bfloat16) is None  # no GPU or Unsloth here
     assert "using transformers" in caplog.text
+
+
+class ForwardFails:
+    """Stands in for a model whose patched forward raises once decoding starts (what the probe is there for)."""
+
+    def __init__(self, model):  # noqa: ANN001
+        self.config, self.generation_config = model.config, model.generation_config
+
+    def __call__(self, **kwargs):  # noqa: ANN003
+        raise RuntimeError("patched forward broke")
+
+
+def _as_unsloth(loaded: LoadedModel, model) -> LoadedModel:  # noqa: ANN001
+    """``loaded`` as the loader returns an Unsloth-loaded model (its backend), on ``model``."""
+    from arc_kit.models.loading import UNSLOTH
+
+    return LoadedModel(model, loaded.tokenizer, loaded.device, UNSLOTH, loaded.source, loaded.dtype, has_lora=False)
+
+
+def test_an_unsloth_model_that_fails_the_probe_is_loaded_again_with_transformers(
+        loaded: LoadedModel, monkeypatch: pytest.MonkeyPatch, caplog):
+    import arc_kit.solve.solver as solver_module
+
+    asked: list[SolverConfig] = []
+
+    def fake_load(model_dir, config):  # noqa: ANN001
+        asked.append(config)
+        return _as_unsloth(loaded, ForwardFails(loaded.model)) if config.use_unsloth else loaded
+
+    monkeypatch.setattr(solver_module, "load_model", fake_load)
+    with caplog.at_level("WARNING"):
+        solver = solver_module.load_solver("weights", SolverConfig(device="cpu"))
+    assert [c.use_unsloth for c in asked] == [True, False]
+    assert solver.loaded is loaded and solver.loaded.backend == "transformers"
+    assert "fails the decoding probe" in caplog.text and "patched forward broke" in caplog.text
+
+
+def test_an_unsloth_model_that_decodes_is_kept(loaded: LoadedModel, monkeypatch: pytest.MonkeyPatch, caplog):
+    import arc_kit.solve.solver as solver_module
+
+    unsloth = _as_unsloth(loaded, loaded.model)
+    asked: list[SolverConfig] = []
+
+    def fake_load(model_dir, config):  # noqa: ANN001
+        asked.append(config)
+        return unsloth
+
+    monkeypatch.setattr(solver_module, "load_model", fake_load)
+    with caplog.at_level("WARNING"):
+        solver = solver_module.load_solver("weights", SolverConfig(device="cpu"))
+    assert len(asked) == 1 and solver.loaded is unsloth and solver.loaded.model is loaded.model
+    assert solver_module.decode_problem(unsloth, SolverConfig()) is None
+    assert "probe" not in caplog.text
 
 
 # -- search, re-scoring and settings ---------------------------------------------------------------------------

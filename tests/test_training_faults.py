@@ -20,12 +20,12 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture
 def no_model(monkeypatch):
     """Fail the test if training gets as far as loading a model."""
-    import arc_kit.training.model as model
+    import arc_kit.models.loading as loading
 
     def refuse(*args, **kwargs):
         raise AssertionError("the model was loaded before the input was checked")
 
-    monkeypatch.setattr(model, "load_model", refuse)
+    monkeypatch.setattr(loading, "load_training_model", refuse)
 
 
 def one_line_error(capsys, *names: str) -> str:

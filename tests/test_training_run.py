@@ -70,8 +70,9 @@ def test_export_reloads_offline_with_the_same_logits_and_answers(lora_run, tmp_p
     from arc_kit.config.run import SolverConfig
     from arc_kit.core.synthetic import generate_tasks
     from arc_kit.core.text import render
+    from arc_kit.models.manifest import MANIFEST_FILE
     from arc_kit.training.evaluate import greedy_answers
-    from arc_kit.training.export import MANIFEST_FILE, export_model
+    from arc_kit.training.export import export_model
 
     run_dir = lora_run.output_dir
     merged_dir = export_model(run_dir, tmp_path / "export", dtype="float32")

@@ -39,12 +39,12 @@ def _dry_run(args: argparse.Namespace) -> int:
 
     from arc_kit.cli.flags import plan_from_args
     from arc_kit.config.run import SettingsError
+    from arc_kit.core.files import check_folder_path
     from arc_kit.run.records import summary_lines
     from arc_kit.run.runner import RunConfig, dry_run
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    if args.out.exists() and not args.out.is_dir():
-        raise SettingsError(f"--out {args.out} is a file; give a folder for submission.json and the reports")
+    check_folder_path(args.out, "--out")  # the folder for submission.json and the reports
     if args.max_tasks is not None and args.max_tasks < 0:
         raise SettingsError(f"--max-tasks must be >= 0, got {args.max_tasks}")
     plan = plan_from_args(args)

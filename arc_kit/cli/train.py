@@ -13,6 +13,7 @@ from pathlib import Path
 
 from arc_kit.cli.flags import input_errors
 from arc_kit.config.schema import SettingsError
+from arc_kit.models.precision import DTYPE_NAMES, EXPORT_DTYPE
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -49,7 +50,7 @@ def add_export_arguments(p: argparse.ArgumentParser) -> None:
     """Shared by `arc-kit export` and scripts/export.py so both take the same flags."""
     p.add_argument("run_dir", type=Path, help="the run folder (train.output_dir)")
     p.add_argument("--out", required=True, type=Path, help="folder to write adapter/ and merged/ into")
-    p.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16", "float32"])
+    p.add_argument("--dtype", default=EXPORT_DTYPE, choices=DTYPE_NAMES, help="the merged weights' type")
     p.add_argument("--no-adapter", action="store_true", help="write only the merged model")
 
 
@@ -82,6 +83,7 @@ def export_from_args(args: argparse.Namespace) -> int:
 
 def _synth_options(args: argparse.Namespace) -> tuple[list[str], list[int]]:
     """The rule names and grid sides, or a ValueError naming the option that is wrong."""
+    from arc_kit.core.files import check_folder_path
     from arc_kit.core.synthetic import RULES
     from arc_kit.core.tasks import MAX_SIDE
 
@@ -101,9 +103,7 @@ def _synth_options(args: argparse.Namespace) -> tuple[list[str], list[int]]:
                                  ("--n-test", args.n_test, 1)):
         if value < least:
             raise SettingsError(f"{option} must be >= {least}, got {value}")
-    for path in (args.out, *args.out.parents):
-        if path.exists() and not path.is_dir():
-            raise SettingsError(f"--out {args.out}: {path} is a file, not a folder (nothing written)")
+    check_folder_path(args.out, "--out")
     return rules, sizes
 
 

@@ -1,12 +1,16 @@
-"""Atomic file writes: a reader (or a killed run) never sees half a file."""
+"""Files and folders: atomic writes (a reader, or a killed run, never sees half a file), the check that an output
+folder is not a file, and the folder walk behind the searches for inputs."""
 
 from __future__ import annotations
 
 import json
 import os
 import secrets
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from arc_kit.errors import ArcKitError
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -42,3 +46,38 @@ def _create_temp(path: Path) -> tuple[int, str]:
 
 def atomic_write_json(path: str | Path, data: Any, indent: int | None = None) -> None:
     atomic_write_text(path, json.dumps(data, indent=indent))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Folders
+
+
+class NotAFolderError(ArcKitError, ValueError):
+    """A path given for a folder to write into is a file, or lies inside one; the message names the flag or
+    setting, the path and the file in the way."""
+
+
+def check_folder_path(path: str | Path, what: str) -> Path:
+    """``path`` as a folder to write into, refused (``NotAFolderError``) when it or a parent is a file: checked
+    before anything is loaded or written, so a wrong path costs nothing. ``what`` names where the path came from
+    (``--out``, ``train.output_dir``)."""
+    path = Path(path)
+    for place in (path, *path.parents):
+        if place.exists() and not place.is_dir():
+            raise NotAFolderError(f"{what} {path}: {place} is a file, not a folder (nothing written)")
+    return path
+
+
+def folders_below(root: Path, max_depth: int) -> Iterator[Path]:
+    """Folders below ``root`` (root included) down to ``max_depth`` levels, breadth first, sorted, not entering
+    hidden folders; an unreadable folder is passed over."""
+    level = [root]
+    for _ in range(max_depth + 1):
+        nxt: list[Path] = []
+        for folder in level:
+            yield folder
+            try:
+                nxt += sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+            except OSError:
+                continue
+        level = nxt

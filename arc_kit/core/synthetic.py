@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from arc_kit.core.files import check_folder_path
 from arc_kit.core.tasks import MAX_SIDE, Grid, Pair, Task, write_task_files
 
 RuleFn = Callable[[np.ndarray], np.ndarray]
@@ -144,10 +145,7 @@ def write_synthetic(
 
     Everything is checked before the first write, so a refused call leaves ``out_dir`` as it was.
     """
-    out_dir = Path(out_dir)
-    for path in (out_dir, *out_dir.parents):
-        if path.exists() and not path.is_dir():
-            raise ValueError(f"{out_dir}: {path} is a file, not a folder (nothing written)")
+    out_dir = check_folder_path(out_dir, "out_dir")
     tasks = generate_tasks(rule_names, n_tasks, seed, sizes, n_train, n_test)
     challenges = out_dir / f"{prefix}_challenges.json"
     solutions = out_dir / f"{prefix}_solutions.json"

@@ -20,8 +20,8 @@ from typing import TextIO
 
 from arc_kit.core.files import atomic_write_text
 from arc_kit.errors import ArcKitError
+from arc_kit.models.manifest import find_manifest
 
-MANIFEST_NAME = "arc_kit_manifest.json"
 DATASET_METADATA = "dataset-metadata.json"
 MODEL_METADATA = "model-metadata.json"
 MODEL_INSTANCE_METADATA = "model-instance-metadata.json"
@@ -300,13 +300,12 @@ class DatasetSpec:
 def describe_folder(folder: Path, intro: str = "") -> str:
     """The description: ``intro`` plus the folder's arc_kit manifest (what model, trained how), if any."""
     text = intro or "Weights exported by arc-kit for the ARC Prize."
-    # The export's merged/ folder holds the manifest; accept that folder or the export root above it.
-    for manifest in (Path(folder) / MANIFEST_NAME, Path(folder) / "merged" / MANIFEST_NAME):
-        if manifest.is_file():
-            rel = manifest.relative_to(folder).as_posix()
-            body = manifest.read_text(encoding="utf-8").strip()
-            return text + f"\n\n## {rel}\n\n```json\n{body}\n```\n"
-    return text
+    manifest = find_manifest(folder)  # the merged folder's, or the export root's merged/ one
+    if manifest is None:
+        return text
+    rel = manifest.relative_to(folder).as_posix()
+    body = manifest.read_text(encoding="utf-8").strip()
+    return text + f"\n\n## {rel}\n\n```json\n{body}\n```\n"
 
 
 def write_dataset_metadata(folder: Path, spec: DatasetSpec) -> Path:

@@ -11,6 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from arc_kit.config.training import ModelSettings
+
+TINY = "tiny"
+"""``model.name_or_path`` that asks for the tiny model rather than a folder or hub id."""
+BASE_MODEL_DIR = "base-model"
+"""Where a run (or the demo) writes the tiny base it built, so export finds it later."""
+
 SPECIAL_TOKENS = ["<|pad|>", "<|unk|>", "<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 WORDS = ["Input", "Output", "Test", "input", "output", "user", "assistant", "system"]
 CHARS = [*"0123456789", "\n", " ", ":"]
@@ -100,3 +107,26 @@ def write_tiny_model(out: str | Path, config: TinyModelConfig | None = None) -> 
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
+
+
+def tiny_config(model: ModelSettings) -> TinyModelConfig:
+    """The tiny model's shape from the training settings' ``tiny_*`` fields."""
+    return TinyModelConfig(
+        hidden_size=model.tiny_hidden_size,
+        intermediate_size=model.tiny_intermediate_size,
+        num_hidden_layers=model.tiny_layers,
+        num_attention_heads=model.tiny_heads,
+        num_key_value_heads=model.tiny_kv_heads,
+        seed=model.tiny_seed,
+    )
+
+
+def resolve_base(model: ModelSettings, run_dir: Path) -> str:
+    """The base model's location; for ``tiny``, the tiny model written into ``run_dir`` once (a resumed run and
+    the export reuse it)."""
+    if model.name_or_path != TINY:
+        return model.name_or_path
+    out = run_dir / BASE_MODEL_DIR
+    if not (out / "config.json").exists():
+        write_tiny_model(out, tiny_config(model))
+    return str(out)

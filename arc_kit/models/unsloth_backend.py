@@ -1,8 +1,9 @@
 """Unsloth, imported here and nowhere else, and only inside functions (it patches transformers/trl at import).
 
-Used on CUDA machines: ``load_for_training`` (the training path's model + LoRA) and ``load_for_inference``
-(the inference engine's loader). Neither can run on the CPU-only development machine; the CPU path builds the
-same LoRA through transformers + peft in ``arc_kit.training.model``.
+Used on CUDA machines by ``arc_kit.models.loading``: ``load_for_training`` (the training path's model + LoRA) and
+``load_for_inference`` (the inference loader's fast path); and by the export, ``merge_lora``. None can run on the
+CPU-only development machine; the CPU path builds the same LoRA through transformers + peft (``models.lora``).
+The dtype comes from ``models.precision.choose_dtype``, the environment from ``models.offline``.
 """
 
 from __future__ import annotations
@@ -10,10 +11,13 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from arc_kit.models.lora import EMBEDDING_MODULES
+from arc_kit.models.offline import set_offline_env
+
 
 def _import_unsloth() -> Any:
-    """Import Unsloth offline-safe: no statistics call home, no hub lookups (older releases hung offline)."""
-    os.environ.setdefault("UNSLOTH_DISABLE_STATISTICS", "1")
+    """Import Unsloth with its statistics call home off (older releases hung offline on it)."""
+    set_offline_env(hub=False)
     try:
         import unsloth  # noqa: F401  (must come before transformers/trl are used, to patch them)
         from unsloth import FastLanguageModel
@@ -24,18 +28,11 @@ def _import_unsloth() -> Any:
     return FastLanguageModel
 
 
-def _torch_dtype(name: str | None) -> Any:
-    if name in (None, "auto"):
-        return None  # Unsloth picks bf16 where the GPU has it, else fp16
-    import torch
-
-    return getattr(torch, name)
-
-
-def load_for_training(model_settings: Any, lora_settings: Any, seed: int = 0) -> tuple[Any, Any]:
+def load_for_training(model_settings: Any, lora_settings: Any, dtype: Any, seed: int) -> tuple[Any, Any]:
     """(model, tokenizer) from ``FastLanguageModel.from_pretrained``, with rsLoRA adapters unless full fine-tuning.
 
-    ``model_settings``/``lora_settings`` are ``arc_kit.config.training.ModelSettings``/``arc_kit.config.lora.LoraSpec``.
+    ``model_settings``/``lora_settings`` are ``arc_kit.config.training.ModelSettings``/``arc_kit.config.lora.LoraSpec``;
+    ``dtype`` is a torch dtype.
     """
     FastLanguageModel = _import_unsloth()
     m, lora = model_settings, lora_settings
@@ -45,7 +42,7 @@ def load_for_training(model_settings: Any, lora_settings: Any, seed: int = 0) ->
     model, tokenizer = FastLanguageModel.from_pretrained(
         model_name=m.name_or_path,
         max_seq_length=m.max_seq_length,
-        dtype=_torch_dtype(m.dtype),
+        dtype=dtype,
         load_in_4bit=m.load_in_4bit,
         full_finetuning=m.full_finetuning,
         local_files_only=m.local_files_only,
@@ -53,7 +50,7 @@ def load_for_training(model_settings: Any, lora_settings: Any, seed: int = 0) ->
     )
     if m.full_finetuning:
         return model, tokenizer
-    targets = list(lora.target_modules) + (["embed_tokens", "lm_head"] if lora.train_embeddings else [])
+    targets = list(lora.target_modules) + (list(EMBEDDING_MODULES) if lora.train_embeddings else [])
     model = FastLanguageModel.get_peft_model(
         model,
         r=lora.r,
@@ -67,21 +64,19 @@ def load_for_training(model_settings: Any, lora_settings: Any, seed: int = 0) ->
     return model, tokenizer
 
 
-def load_for_inference(model_dir: str, max_seq_length: int, dtype: str | None = None) -> tuple[Any, Any]:
-    """(model, tokenizer) for generation from a merged model folder, offline, in Unsloth's fast inference mode.
-
-    ``dtype``: None/"auto" lets Unsloth choose (bf16 where supported), or "bfloat16"/"float16"/"float32".
-    """
+def load_for_inference(model_dir: Any, max_seq_length: int, dtype: Any) -> tuple[Any, Any]:
+    """(model, tokenizer) for generation from a weights folder, offline, in Unsloth's fast inference mode;
+    ``dtype`` is a torch dtype."""
     import torch
 
     if not torch.cuda.is_available():
         raise RuntimeError("load_for_inference needs a CUDA GPU (Unsloth); on CPU load with transformers instead")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    set_offline_env(hub=True)
     FastLanguageModel = _import_unsloth()
     model, tokenizer = FastLanguageModel.from_pretrained(
         model_name=str(model_dir),
         max_seq_length=max_seq_length,
-        dtype=_torch_dtype(dtype),
+        dtype=dtype,
         load_in_4bit=False,
         local_files_only=True,
     )
@@ -94,7 +89,7 @@ def merge_lora(adapter_dir: str, out_dir: str, max_seq_length: int, load_in_4bit
 
     Unsloth reads the base model from the adapter's config, loads it as trained, and dequantizes while merging.
     """
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    set_offline_env(hub=True)
     FastLanguageModel = _import_unsloth()
     model, tokenizer = FastLanguageModel.from_pretrained(
         model_name=str(adapter_dir), max_seq_length=max_seq_length, load_in_4bit=load_in_4bit,

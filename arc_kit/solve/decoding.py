@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from arc_kit.config.run import SolverConfig
-from arc_kit.models.loading import end_token_ids
+from arc_kit.models.tokens import end_token_ids
 
 
 @dataclass(frozen=True)

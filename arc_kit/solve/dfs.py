@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from arc_kit.core.text import TokenizerError
-from arc_kit.models.loading import end_token_ids
+from arc_kit.models.tokens import end_token_ids
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from typing import Any
 from arc_kit.core.augment import View, views_for_task
 from arc_kit.core.tasks import Grid, Pair, Task
 from arc_kit.core.text import TokenizerError, fit_for_tokenizer, render
-from arc_kit.models.loading import end_token_ids
+from arc_kit.models.tokens import end_token_ids
 
 
 def answer_nlls(

@@ -19,7 +19,7 @@ from arc_kit.config.run import SolverConfig, TTTConfig
 from arc_kit.core.augment import View, views_for_task
 from arc_kit.core.tasks import Grid, Task
 from arc_kit.core.text import ParseError, answer_from_generation
-from arc_kit.models.loading import LoadedModel, context_limit, load_model
+from arc_kit.models.loading import UNSLOTH, LoadedModel, context_limit, load_model
 from arc_kit.solve.decoding import DecodeRequest, GreedyDecoder
 from arc_kit.solve.prompts import Prompt, task_prompts
 
@@ -238,4 +238,42 @@ def quick_config(config: SolverConfig) -> SolverConfig:
 
 
 def load_solver(model_dir: str | Path, config: SolverConfig, ttt: TTTConfig | None = None) -> ArcSolver:
-    return ArcSolver(load_model(model_dir, config), config, ttt)
+    """The solver on the model in ``model_dir``. Unsloth patches the model's forward: before it is trusted with
+    hours of decoding, ``decode_problem`` runs the decoding loop on it once; when that fails the model is loaded
+    again through transformers (a WARNING says why)."""
+    loaded = load_model(model_dir, config)
+    if loaded.backend == UNSLOTH:
+        problem = decode_problem(loaded, config)
+        if problem is not None:
+            log.warning("Unsloth's model for %s fails the decoding probe (%s); loading it with transformers",
+                        model_dir, problem)
+            _release(loaded)
+            loaded = load_model(model_dir, dataclasses.replace(config, use_unsloth=False))
+    return ArcSolver(loaded, config, ttt)
+
+
+def decode_problem(loaded: LoadedModel, config: SolverConfig) -> str | None:
+    """Why the decoding loop does not run on ``loaded`` (the exception, in one line), or None when it does: two
+    short prompts of different lengths, two tokens each, decoded as the solver decodes (together, so left-padded,
+    unless ``batch_size`` is 1)."""
+    tokenizer = loaded.tokenizer
+    try:
+        probe = tuple(tokenizer("Input:\n01\n", add_special_tokens=False)["input_ids"])
+        # With kv_cache = "inplace" a forward that refuses the in-place cache falls back to DynamicCache (a warning).
+        GreedyDecoder.for_config(loaded.model, tokenizer, loaded.device, config).decode(
+            [DecodeRequest(0, probe, 2), DecodeRequest(1, probe[1:], 2)])
+    except Exception as e:  # anything Unsloth's patched forward raises
+        return f"{type(e).__name__}: {e}"
+    return None
+
+
+def _release(loaded: LoadedModel) -> None:
+    """Drop the model's weights before another copy is loaded, so the two never share the GPU's memory."""
+    import gc
+
+    import torch
+
+    loaded.model = None
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

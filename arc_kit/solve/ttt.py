@@ -17,7 +17,8 @@ The model is always a merged one: ``arc_kit.models.loading.load_model`` merges a
 its base at load time, so TTT adds its LoRA on top of the merged weights; a ``PeftModel`` handed in directly is
 merged first (``TaskAdapter`` says so in the log). The adapter is never merged, since ``reset`` needs it separate.
 
-On CUDA the same code runs on a transformers-loaded model (bf16 autocast, gradient checkpointing). A model loaded
+On CUDA the same code runs on a transformers-loaded model (mixed precision in the dtype it was loaded in: bf16, or
+fp16 on a GPU without bf16, by ``arc_kit.models.precision.choose_dtype``; gradient checkpointing). A model loaded
 through Unsloth (``backend == "unsloth"``) is in Unsloth's inference mode; this module adds a plain peft LoRA and
 trains through the patched forward without Unsloth's own ``get_peft_model``/``for_training``; this path has not
 run on a GPU in the kit's tests. If it misbehaves there, load with ``use_unsloth = False``.
@@ -32,7 +33,6 @@ import logging
 import math
 import random
 import time
-import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -43,10 +43,10 @@ from arc_kit.core.examples import IGNORE_INDEX, tokenize_example
 from arc_kit.core.tasks import Task
 from arc_kit.core.text import fit_for_tokenizer
 from arc_kit.errors import ArcKitError
+from arc_kit.models.lora import add_lora
 
 log = logging.getLogger(__name__)
 
-EMBEDDING_MODULES = ["embed_tokens", "lm_head"]
 ROW_KEYS = ("input_ids", "labels")  # what the trainer sees of a row; the rest is metadata for checks and reports
 
 
@@ -166,7 +166,7 @@ class TaskAdapter:
 
     def _add_lora(self) -> Any:
         import torch
-        from peft import LoraConfig, PeftModel, get_peft_model
+        from peft import PeftModel
         from peft.tuners.tuners_utils import BaseTunerLayer
 
         model = self.loaded.model
@@ -178,23 +178,10 @@ class TaskAdapter:
             raise TTTError("the model already holds LoRA layers (a TaskAdapter was made on it before?): make one "
                            "TaskAdapter per loaded model")
         c = self.config
-        present = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
-        targets = [t for t in c.lora.target_modules if t in present]
-        if not targets:
-            raise TTTError(f"none of target_modules {c.lora.target_modules} is a module of this model")
-        # A model whose lm_head is its embedding (Qwen3-4B, the tiny model) keeps one trained copy for both.
-        tied = bool(getattr(model.config, "tie_word_embeddings", False))
-        tying = c.lora.train_embeddings and tied and _takes(LoraConfig, "ensure_weight_tying")  # peft >= 0.18
-        lora = LoraConfig(
-            r=c.lora.r, lora_alpha=c.lora.alpha, lora_dropout=c.lora.dropout, use_rslora=c.lora.use_rslora,
-            target_modules=targets, modules_to_save=list(EMBEDDING_MODULES) if c.lora.train_embeddings else None,
-            task_type="CAUSAL_LM", **({"ensure_weight_tying": True} if tying else {}),
-        )
-        with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
+        with torch.random.fork_rng(devices=[]):
             # The LoRA's initial weights come from the seed; the global RNG is left as it was.
             torch.manual_seed(c.seed)
-            warnings.filterwarnings("ignore", "`is_gradient_checkpointing` is deprecated", FutureWarning)
-            return get_peft_model(model, lora)
+            return add_lora(model, c.lora)
 
     def trainable(self) -> dict[str, Any]:
         """The parameters training changes, by name: LoRA A/B matrices and, with ``lora.train_embeddings``, the trained
@@ -278,7 +265,7 @@ class TaskAdapter:
         c = self.config
         device = str(self.loaded.device)
         cuda = device.startswith("cuda")
-        dtype = next(self.peft_model.parameters()).dtype
+        dtype = self.loaded.dtype  # mixed precision in the type the weights were loaded in
         # Names that moved between the transformers versions the kit allows (>= 4.56; Unsloth pins <= 5.17): a
         # float warmup_steps below 1 is a share of the steps where warmup_ratio is gone; checkpointing was renamed.
         ratio = "warmup_ratio" if _takes(TrainingArguments, "warmup_ratio") else "warmup_steps"
@@ -339,7 +326,7 @@ class TaskAdapter:
 
 
 def _takes(cls: type, name: str) -> bool:
-    """Whether a dataclass-style class (``LoraConfig``, ``TrainingArguments``) takes the keyword ``name``."""
+    """Whether a dataclass-style class (``TrainingArguments``) takes the keyword ``name``."""
     import inspect
 
     return name in inspect.signature(cls).parameters

@@ -45,6 +45,12 @@ def use_cpu() -> bool:
     return not torch.cuda.is_available() or os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true")
 
 
+def training_device() -> str:
+    """"cpu" when this launch trains on the CPU (``use_cpu``), else "cuda" (the launcher gives each process its
+    own GPU)."""
+    return "cpu" if use_cpu() else "cuda"
+
+
 def state() -> Any:
     """accelerate's ``PartialState`` for this launch (initialises the process group once, on first use)."""
     from accelerate import PartialState

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from arc_kit.config.training import TrainConfig
-from arc_kit.core.files import atomic_write_json, atomic_write_text
+from arc_kit.core.files import atomic_write_json, atomic_write_text, check_folder_path
 from arc_kit.errors import ArcKitError
 
 LOG_FILE = "train_log.jsonl"
@@ -67,8 +67,8 @@ class TrainResult:
 
 
 class RunFolderError(ArcKitError, ValueError):
-    """The run folder cannot be used as asked: it is a file, it holds checkpoints of an earlier run and --resume was
-    not given, or its log is corrupt."""
+    """The run folder cannot be used as asked: it holds checkpoints of an earlier run and --resume was not given, or
+    its log is corrupt. (A run folder that is a file is ``arc_kit.core.files.NotAFolderError``.)"""
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -321,13 +321,16 @@ def sft_config(config: TrainConfig, run_dir: Path, num_train: int, has_eval: boo
     import torch
     from trl import SFTConfig
 
-    from arc_kit.training.distributed import use_cpu
+    from arc_kit.models.precision import choose_dtype
+    from arc_kit.training.distributed import training_device
 
     t = config.train
-    cpu = use_cpu()
-    cuda = torch.cuda.is_available() and not cpu
-    bf16 = cuda and torch.cuda.is_bf16_supported() and config.model.dtype in ("auto", "bfloat16")
-    fp16 = cuda and not bf16 and config.model.dtype in ("auto", "float16")
+    device = training_device()
+    cpu = device == "cpu"
+    cuda = not cpu
+    dtype = choose_dtype(config.model.dtype, device)  # what load_training_model loaded the weights in
+    bf16 = cuda and dtype == torch.bfloat16
+    fp16 = cuda and dtype == torch.float16
     grad_ckpt = cuda if t.gradient_checkpointing is None else t.gradient_checkpointing
     if backend == "unsloth" and not config.model.full_finetuning:
         grad_ckpt = False  # Unsloth's own checkpointing is set in get_peft_model; the Trainer's would double it
@@ -401,7 +404,7 @@ def last_checkpoint(run_dir: Path) -> str | None:
 @dataclass
 class PreparedRun:
     trainer: Any
-    loaded: Any  # arc_kit.training.model.LoadedModel
+    loaded: Any  # arc_kit.models.loading.LoadedModel
     data: Any  # arc_kit.training.dataset.TrainingData
     run_dir: Path
     log_path: Path
@@ -409,11 +412,7 @@ class PreparedRun:
 
 def check_output_dir(config: TrainConfig) -> Path:
     """``train.output_dir`` as a folder path; one that is a file is refused before anything is written into it."""
-    run_dir = Path(config.train.output_dir)
-    for path in (run_dir, *run_dir.parents):
-        if path.exists() and not path.is_dir():
-            raise RunFolderError(f"train.output_dir {run_dir}: {path} is a file, not a folder (nothing written)")
-    return run_dir
+    return check_folder_path(config.train.output_dir, "train.output_dir")
 
 
 def prepare_run(config: TrainConfig, task_sets: list[Any] | None = None) -> PreparedRun:
@@ -421,8 +420,8 @@ def prepare_run(config: TrainConfig, task_sets: list[Any] | None = None) -> Prep
 
     The tasks are loaded and checked before the model, so a bad file fails in seconds.
     """
-    from arc_kit.training.distributed import launch, main_process_first
-    from arc_kit.training.model import load_model
+    from arc_kit.models.loading import load_training_model
+    from arc_kit.training.distributed import launch, main_process_first, training_device
 
     config.check()
     run_dir = check_output_dir(config)
@@ -433,7 +432,7 @@ def prepare_run(config: TrainConfig, task_sets: list[Any] | None = None) -> Prep
     here = launch()
     run_dir.mkdir(parents=True, exist_ok=True)
     with main_process_first():  # the main process writes the tiny base model and the data cache, the rest reuse them
-        loaded = load_model(config, run_dir)
+        loaded = load_training_model(config, run_dir, training_device())
         data = build_training_data(config, loaded.tokenizer, task_sets)
     if here.is_main:
         b = config.train.per_device_train_batch_size
@@ -519,8 +518,8 @@ def run_training(config: TrainConfig, resume: bool = False) -> TrainResult:
     info = {
         "config": config.to_dict(),
         "backend": loaded.backend,
-        "base_model": loaded.base_path,
-        "is_peft": loaded.is_peft,
+        "base_model": loaded.source,
+        "is_peft": loaded.has_lora,
         "steps": steps,
         "train_loss": train_loss,
         "eval_loss": eval_loss,

@@ -1,0 +1,213 @@
+"""Model policies, each in one place: the dtype rule, the offline environment, the output-folder check, the LoRA
+added by training and TTT alike, and the one ``LoadedModel`` both loaders return."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+from arc_kit.cli.main import main as cli_main
+from arc_kit.config.lora import LoraSpec
+from arc_kit.config.run import SolverConfig, TTTConfig
+from arc_kit.config.training import TrainConfig, load_config, resolve_config_path
+from arc_kit.core.files import NotAFolderError, check_folder_path
+from arc_kit.models.loading import LoadedModel, load_model, load_training_model
+from arc_kit.models.lora import LoraTargetError, lora_config, present_targets
+from arc_kit.models.offline import NO_HUB, NO_STATISTICS, set_offline_env
+from arc_kit.models.precision import choose_dtype, upcast_trainable
+
+REPO = Path(__file__).resolve().parents[1]
+OFFLINE_NAMES = (*NO_HUB, *NO_STATISTICS)
+
+
+# -- the dtype rule ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bf16, device, expected", [
+    (True, "cuda", torch.bfloat16),  # A100, L4, H100
+    (False, "cuda", torch.float16),  # T4, P100
+    (True, "cuda:1", torch.bfloat16),
+    (False, "cuda:1", torch.float16),
+    (True, "cpu", torch.float32),
+    (False, "cpu", torch.float32),
+])
+def test_auto_dtype_follows_the_device(monkeypatch: pytest.MonkeyPatch, bf16: bool, device: str,
+                                       expected: torch.dtype):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: device.startswith("cuda"))
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bf16)
+    assert choose_dtype(None, device) == expected
+    assert choose_dtype("auto", device) == expected
+
+
+@pytest.mark.parametrize("name", ["bfloat16", "float16", "float32"])
+@pytest.mark.parametrize("bf16, device", [(True, "cuda"), (False, "cuda"), (False, "cpu")])
+def test_a_named_dtype_is_honoured_everywhere(monkeypatch: pytest.MonkeyPatch, name: str, bf16: bool, device: str):
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bf16)
+    assert choose_dtype(name, device) == getattr(torch, name)
+
+
+def test_an_unknown_dtype_is_refused_naming_the_choices():
+    with pytest.raises(ValueError, match="bfloat16, float16, float32"):
+        choose_dtype("float8", "cuda")
+
+
+def test_float16_training_keeps_float32_master_weights():
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)).half()
+    model[0].requires_grad_(False)
+    assert upcast_trainable(model) == 2  # the second layer's weight and bias
+    assert model[0].weight.dtype == torch.float16 and model[1].weight.dtype == torch.float32
+
+
+def test_both_loaders_load_in_the_rule_s_dtype_on_a_cpu(tiny_model_dir: Path, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    inference = load_model(tiny_model_dir, SolverConfig(use_unsloth=False))
+    assert inference.device == "cpu" and inference.dtype == torch.float32
+    assert next(inference.model.parameters()).dtype == torch.float32
+    training = load_training_model(_lora_train_config(tmp_path, dtype="auto"), tmp_path / "run", "cpu")
+    assert training.dtype == torch.float32 and next(training.model.parameters()).dtype == torch.float32
+
+
+# -- the offline environment ---------------------------------------------------------------------------------------
+
+
+def test_the_offline_environment_is_one_function():
+    env: dict[str, str] = {"HF_HUB_OFFLINE": "0"}  # what the user set stays
+    assert set_offline_env(hub=True, environ=env) == env
+    assert env == {"HF_HUB_OFFLINE": "0", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
+                   "UNSLOTH_DISABLE_STATISTICS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    training: dict[str, str] = {}
+    set_offline_env(hub=False, environ=training)  # training may download its base: only the statistics are off
+    assert training == {"UNSLOTH_DISABLE_STATISTICS": "1"}
+
+
+def test_loading_for_inference_sets_the_offline_environment(tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch):
+    for name in OFFLINE_NAMES:
+        monkeypatch.delenv(name, raising=False)
+    load_model(tiny_model_dir, SolverConfig(device="cpu"))
+    assert {name: os.environ.get(name) for name in OFFLINE_NAMES} == {**NO_HUB, **NO_STATISTICS}
+
+
+def test_the_kernel_entry_sets_the_offline_environment_before_the_kit_runs(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch):
+    import arc_kit.run.kernel as kernel
+
+    for name in OFFLINE_NAMES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("ARC_KIT_INPUT_ROOT", str(tmp_path / "input"))
+    monkeypatch.setenv("ARC_KIT_OUTPUT", str(tmp_path / "out" / "submission.json"))
+    seen: dict[str, str | None] = {}
+
+    def run_kernel(settings, start):  # noqa: ANN001 - the runner's signature
+        seen.update({name: os.environ.get(name) for name in OFFLINE_NAMES})
+        return 0
+
+    monkeypatch.setattr(kernel, "run_kernel", run_kernel)
+    spec = importlib.util.spec_from_file_location("kernel_main", REPO / "submission" / "main.py")
+    entry = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(entry)
+    assert not any(os.environ.get(name) for name in OFFLINE_NAMES)  # importing the entry sets nothing yet
+    assert entry.main() == 0
+    assert seen == {**NO_HUB, **NO_STATISTICS}
+
+
+# -- a folder to write into, not a file ----------------------------------------------------------------------------
+
+
+def test_a_folder_path_that_is_or_lies_in_a_file_is_refused(tmp_path: Path):
+    afile = tmp_path / "notes.txt"
+    afile.write_text("mine")
+    assert check_folder_path(tmp_path / "new" / "deeper", "--out") == tmp_path / "new" / "deeper"
+    assert check_folder_path(tmp_path, "--out") == tmp_path
+    with pytest.raises(NotAFolderError, match=re.escape(f"--out {afile}: {afile} is a file, not a folder")):
+        check_folder_path(afile, "--out")
+    with pytest.raises(NotAFolderError, match=re.escape(f"train.output_dir {afile / 'run'}: {afile} is a file")):
+        check_folder_path(afile / "run", "train.output_dir")
+    assert afile.read_text() == "mine"
+
+
+@pytest.mark.parametrize("command, flag", [
+    (["export", "RUN", "--out", "OUT"], "--out"),
+    (["synth", "--out", "OUT", "--n-tasks", "1"], "--out"),
+    (["dry-run", "--model", "RUN", "--challenges", "RUN", "--out", "OUT"], "--out"),
+    (["train", "--config", "tiny-cpu", "--set", "train.output_dir=OUT"], "train.output_dir"),
+])
+def test_every_command_refuses_an_output_that_is_a_file_alike(tmp_path: Path, capsys, command: list[str],
+                                                              flag: str):
+    out = tmp_path / "taken.txt"
+    out.write_text("mine")
+    args = [a.replace("OUT", str(out)).replace("RUN", str(tmp_path / "run")) for a in command]
+    assert cli_main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: {flag} {out}: {out} is a file, not a folder (nothing written)"
+    assert out.read_text() == "mine"
+
+
+# -- one LoRA for training and TTT -----------------------------------------------------------------------------------
+
+
+def _lora_train_config(tmp_path: Path, *, dtype: str = "float32", targets: str = "[\"q_proj\",\"v_proj\"]",
+                       train_embeddings: bool = False) -> TrainConfig:
+    return load_config(resolve_config_path("tiny-cpu"), [
+        f"train.output_dir={tmp_path / 'run'}", "model.full_finetuning=false", f"model.dtype={dtype}",
+        f"lora.target_modules={targets}", "lora.r=4", "lora.alpha=8",
+        f"lora.train_embeddings={str(train_embeddings).lower()}",
+    ])
+
+
+def _lora_layers(model) -> list[str]:  # noqa: ANN001
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    return sorted(name.split("model.", 1)[-1] for name, m in model.named_modules() if isinstance(m, BaseTunerLayer))
+
+
+def test_training_and_ttt_add_the_same_lora_to_the_tiny_model(tiny_model_dir: Path, tmp_path: Path):
+    from arc_kit.solve.ttt import TaskAdapter
+
+    targets = ["q_proj", "not_in_llama", "v_proj"]
+    config = _lora_train_config(tmp_path, targets=str(targets).replace("'", '"'), train_embeddings=True)
+    config.model.name_or_path, config.model.local_files_only = str(tiny_model_dir), True
+    trained = load_training_model(config, tmp_path / "run", "cpu")
+    ttt = TTTConfig(lora=LoraSpec(r=4, alpha=8, target_modules=targets, train_embeddings=True))
+    inference = load_model(tiny_model_dir, SolverConfig(device="cpu"))
+    adapter = TaskAdapter(inference, ttt)
+
+    assert _lora_layers(trained.model) == _lora_layers(adapter.peft_model) != []
+    a, b = trained.model.peft_config["default"], adapter.peft_model.peft_config["default"]
+    for field in ("r", "lora_alpha", "lora_dropout", "use_rslora", "target_modules", "modules_to_save",
+                  "ensure_weight_tying"):
+        assert getattr(a, field) == getattr(b, field), field
+    assert a.target_modules == {"q_proj", "v_proj"} and a.ensure_weight_tying  # the tiny model ties its embeddings
+    assert present_targets(trained.model, targets) == ["q_proj", "v_proj"]
+
+
+def test_a_lora_with_no_target_in_the_model_is_refused_by_both(tiny_model_dir: Path, tmp_path: Path):
+    from arc_kit.solve.ttt import TaskAdapter
+
+    inference = load_model(tiny_model_dir, SolverConfig(device="cpu"))
+    with pytest.raises(LoraTargetError, match=r"none of target_modules \['c_attn'\].*q_proj"):
+        lora_config(inference.model, LoraSpec(target_modules=["c_attn"]))
+    with pytest.raises(LoraTargetError, match="c_attn"):
+        TaskAdapter(inference, TTTConfig(lora=LoraSpec(target_modules=["c_attn"])))
+    config = _lora_train_config(tmp_path, targets='["c_attn"]')
+    with pytest.raises(LoraTargetError, match="c_attn"):
+        load_training_model(config, tmp_path / "run", "cpu")
+
+
+# -- one LoadedModel -------------------------------------------------------------------------------------------------
+
+
+def test_training_and_inference_return_the_same_loaded_model(tiny_model_dir: Path, tmp_path: Path):
+    training = load_training_model(_lora_train_config(tmp_path), tmp_path / "run", "cpu")
+    inference = load_model(tiny_model_dir, SolverConfig(device="cpu"))
+    assert type(training) is type(inference) is LoadedModel
+    assert (training.backend, training.has_lora, training.device) == ("peft", True, "cpu")
+    assert training.source == str(tmp_path / "run" / "base-model")  # the tiny base, written into the run folder
+    assert (inference.backend, inference.has_lora, inference.source) == ("transformers", False, str(tiny_model_dir))
+    for loaded in (training, inference):
+        assert loaded.tokenizer.pad_token_id is not None
