@@ -12,7 +12,7 @@ import functools
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar, get_type_hints
+from typing import NoReturn, TypeVar, get_type_hints
 
 from arc_kit.settings import KernelPlan, TTTConfig, build, fields_of, load_plan
 
@@ -78,6 +78,34 @@ def _has_flags(args: argparse.Namespace, cls: type) -> bool:
 def add_settings_file(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--settings", type=Path, default=None, metavar="TOML",
                         help="a settings file with [kernel], [run] and [solver] tables; flags given override it")
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with the kit's one-line errors (``error: arc-kit dry-run: <message>``, exit 2): argparse's own
+    prints the usage block first, 45 lines for ``dry-run`` (every settings flag), which buries the message."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {self.prog}: {' '.join(message.split())}\n")
+
+
+def challenges_file(value: str) -> Path:
+    """argparse ``type=`` for a challenges argument: an existing path, or a named data set's challenges file."""
+    return _task_file(value, solutions=False)
+
+
+def solutions_file(value: str) -> Path:
+    """argparse ``type=`` for a solutions argument: an existing path, or a named data set's solutions file."""
+    return _task_file(value, solutions=True)
+
+
+def _task_file(value: str, solutions: bool) -> Path:
+    """Resolved while the command line is parsed, so a bad name stops the command before anything loads."""
+    from arc_kit.named_data import resolve_task_path
+
+    try:
+        return resolve_task_path(value, solutions=solutions)
+    except (OSError, ValueError) as exc:  # argparse shows an ArgumentTypeError's message as it is
+        raise argparse.ArgumentTypeError(describe(exc)) from None
 
 
 Handler = Callable[[argparse.Namespace], int]
