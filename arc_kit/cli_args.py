@@ -18,7 +18,7 @@ import functools
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar, get_type_hints
+from typing import Any, NoReturn, TypeVar, get_type_hints
 
 from arc_kit.settings import KernelPlan, TTTConfig, build, fields_of, load_plan
 
@@ -31,16 +31,17 @@ SETTINGS_GROUPS = "_settings_groups"  # the namespace attribute naming the datac
 
 
 class Parser(argparse.ArgumentParser):
-    """The kit's argument parser: no abbreviations, and an error is two lines (the message and where help is),
-    not the whole usage, which for a command with every settings flag runs to fifty lines. Sub-command parsers
-    are of this class too (argparse makes them of the parent's class)."""
+    """The kit's argument parser: no abbreviations, and an error is one line (``error: arc-kit dry-run: <message>``,
+    exit 2), like every other bad input, not argparse's usage block, which for a command with every settings flag
+    runs to fifty lines and buries the message. Sub-command parsers are of this class too (argparse makes them of
+    the parent's class)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
 
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message}\n(see {self.prog} --help)\n")
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {self.prog}: {' '.join(message.split())} (see {self.prog} --help)\n")
 
 
 def _hyphens_only(names: tuple[str, ...]) -> tuple[str, ...]:
@@ -106,6 +107,26 @@ def add_settings_file(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--settings", type=Path, default=None, metavar="TOML",
                         help="a settings file with [kernel], [run], [solver] and [ttt] tables; flags given "
                              "override it")
+
+
+def challenges_file(value: str) -> Path:
+    """argparse ``type=`` for a challenges argument: an existing path, or a named data set's challenges file."""
+    return _task_file(value, solutions=False)
+
+
+def solutions_file(value: str) -> Path:
+    """argparse ``type=`` for a solutions argument: an existing path, or a named data set's solutions file."""
+    return _task_file(value, solutions=True)
+
+
+def _task_file(value: str, solutions: bool) -> Path:
+    """Resolved while the command line is parsed, so a bad name stops the command before anything loads."""
+    from arc_kit.named_data import resolve_task_path
+
+    try:
+        return resolve_task_path(value, solutions=solutions)
+    except (OSError, ValueError) as exc:  # argparse shows an ArgumentTypeError's message as it is
+        raise argparse.ArgumentTypeError(describe(exc)) from None
 
 
 Handler = Callable[[argparse.Namespace], int]

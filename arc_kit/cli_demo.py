@@ -6,14 +6,16 @@ import argparse
 import sys
 from pathlib import Path
 
-from arc_kit.cli_args import input_errors
+from arc_kit.cli_args import challenges_file, input_errors, solutions_file
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("show", help="draw a task (train pairs, test input, expected output, attempts) as a PNG")
     p.add_argument("task_id")
-    p.add_argument("--challenges", required=True, type=Path)
-    p.add_argument("--solutions", type=Path, help="draw the expected outputs and mark attempts right or wrong")
+    p.add_argument("--challenges", required=True, type=challenges_file,
+                   help="challenges file, task folder or data set name (arc-kit data list)")
+    p.add_argument("--solutions", type=solutions_file,
+                   help="draw the expected outputs and mark attempts right or wrong (file or data set name)")
     p.add_argument("--submission", type=Path, help="draw both attempts from this submission")
     p.add_argument("--out", required=True, type=Path, help="PNG file to write")
     p.set_defaults(handler=_show)
@@ -29,8 +31,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    help="held-out synthetic tasks of the trained rule (default: %(default)s)")
     p.add_argument("--read-tasks", type=int, default=DemoConfig.read_tasks,
                    help="held-out tasks whose colour swap must be read from the demonstrations (default: %(default)s)")
-    p.add_argument("--challenges", type=Path, help="also dry-run on this real ARC challenges file")
-    p.add_argument("--solutions", type=Path, help="its solutions, for a score")
+    p.add_argument("--challenges", type=challenges_file,
+                   help="also dry-run on this real ARC challenges file or data set name (arc-kit data list)")
+    p.add_argument("--solutions", type=solutions_file, help="its solutions (file or data set name), for a score")
     p.add_argument("--budget-seconds", type=float, default=DemoConfig.real_budget_seconds,
                    help="seconds for the real-file dry run (default: %(default)s)")
     p.add_argument("--settings", type=Path, default=None, metavar="TOML",

@@ -78,11 +78,13 @@ class SourceSettings:
     """One entry of ``[[data.sources]]``: a set of tasks in the mix, with its own share and augmentation count."""
 
     path: str = ""
-    """A challenges file (Kaggle layout), or a folder of JSON files searched recursively (ARC-AGI and ConceptARC
-    repos: one task per file; RE-ARC: one list of pairs per file, cut into tasks of ``pairs_per_task``). Empty: the
-    kit's synthetic generator, set by this entry's ``synthetic`` table."""
+    """A challenges file (Kaggle layout), a named data set (``arc-agi-2/training``; ``arc-kit data list``), or a
+    folder of JSON files searched recursively (ARC-AGI and ConceptARC repos: one task per file; RE-ARC: one list of
+    pairs per file, cut into tasks of ``pairs_per_task``). Empty: the kit's synthetic generator, set by this entry's
+    ``synthetic`` table."""
     solutions: str = ""
-    """The solutions file of a challenges file; empty: ``<x>_solutions.json`` beside it when there is one."""
+    """The solutions file (or named set) of a challenges file; empty: ``<x>_solutions.json`` beside it when there
+    is one (a named set's always is)."""
     name: str = ""
     """How logs and run_info.json name this source; empty: the file or folder name (``synthetic`` for the
     generator)."""
@@ -101,17 +103,19 @@ class SourceSettings:
 @dataclass
 class DataSettings:
     challenges: list[str] = field(default_factory=list)
-    """Challenges files or one-JSON-per-task folders to train on (the short form of ``sources``)."""
+    """Challenges files, named data sets or one-JSON-per-task folders to train on (the short form of
+    ``sources``)."""
     solutions: list[str] = field(default_factory=list)
-    """Solutions files, one per challenges entry in the same order ("" for none: only leave-one-out examples)."""
+    """Solutions files or named sets, one per challenges entry in the same order ("" for one: its
+    ``<x>_solutions.json`` beside it when there is one); empty: each found beside its challenges file."""
     synthetic: SyntheticSettings = field(default_factory=SyntheticSettings)
     sources: list[SourceSettings] = field(default_factory=list)
     """A task mix: ``[[data.sources]]`` tables, used after the challenges/synthetic short forms above."""
     held_out: list[str] = field(default_factory=lambda: ["arc-agi-2-evaluation"])
     """Tasks never trained on, matched by content (any rotation, reflection, recolouring or pair order of them,
     under any id, and any task holding one of their solved test pairs): ``arc-agi-2-evaluation`` (built in, as
-    digests) and/or challenges files or folders (with solutions beside them to also catch copied answers). [] to
-    train on everything (e.g. a final submission model)."""
+    digests), named data sets (``arc-agi-1/evaluation``) and/or challenges files or folders (with solutions beside
+    them to also catch copied answers). [] to train on everything (e.g. a final submission model)."""
     dedupe: bool = True
     """Drop a task whose content (same canonical form as held_out's) is already in the mix."""
     num_proc: int = 0
