@@ -55,9 +55,11 @@ class DemoConfig(Settings):
         "held-out tasks whose rule must be read from the demonstrations: the trained rule, then a colour swap "
         "hidden in each task (arc_kit.core.synthetic.colour_map_tasks). The model never saw a swap: before "
         "test-time training it cannot answer them, after it can"), ge=0)
-    challenges: str | None = setting(None, help=(
-        "also dry-run on these real ARC challenges (a file or a named data set, e.g. arc-agi-2/evaluation)"))
-    solutions: str | None = setting(None, help="their solutions, for a score (a file or a named data set)")
+    challenges: Path | None = setting(None, help=(
+        "also dry-run on these real ARC challenges (a file or a named data set, e.g. arc-agi-2/evaluation)"),
+        task_file="challenges")
+    solutions: Path | None = setting(None, help="their solutions, for a score (a file or a named data set)",
+                                     task_file="solutions")
     real_budget_seconds: float = setting(120.0, help="seconds for the dry run on real ARC files", gt=0)
     heldout_budget_seconds: float = setting(600.0, help="seconds for each dry run on the held-out tasks", gt=0)
     competition: str = setting(COMPETITION_SLUG, help="the competition the demo's kernel attaches")
@@ -147,7 +149,7 @@ def run_demo(cfg: DemoConfig, plan: KernelPlan | None = None) -> dict[str, Any]:
     real = None
     if cfg.challenges:
         real = times.run("dry run on real ARC files",
-                         lambda: _dry_run(merged, Path(cfg.challenges), Path(cfg.solutions) if cfg.solutions else None,
+                         lambda: _dry_run(merged, cfg.challenges, cfg.solutions,
                                           out / "real-dry-run", plan.solver,
                                           budget=cfg.real_budget_seconds))
 

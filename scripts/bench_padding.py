@@ -14,13 +14,12 @@ figure must equal it (if it is higher, the trainer is re-cutting the sampler's b
 The model is the kit's tiny one (it does not take part; the tokenizer is the ARC one, one token per cell).
 Prints one JSON object last on stdout. About 4 minutes on 2 CPU cores for all 1,000 tasks.
 
-    python scripts/bench_padding.py [--challenges FILE --solutions FILE] [--n-tasks 0] [--batch-size 16]
+    python scripts/bench_padding.py [--challenges FILE|NAME --solutions FILE|NAME] [--n-tasks 0] [--batch-size 16]
         [--epochs 2] [--set train.length_group_batches=64]
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tempfile
@@ -32,7 +31,7 @@ from arc_kit.models.offline import set_offline_env
 
 set_offline_env(hub=True)  # no hub lookups: every model here is local; set before anything imports the hub
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "arc-agi-2"
+DATA = "arc-agi-2/training"  # a named data set (arc-kit data list)
 GOAL = 0.05
 
 
@@ -69,9 +68,11 @@ def dataloader_padding(trainer: Any, epochs: int) -> dict[str, Any]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--challenges", type=Path, default=DATA / "arc-agi_training_challenges.json")
-    parser.add_argument("--solutions", type=Path, default=DATA / "arc-agi_training_solutions.json")
+    from arc_kit.cli.flags import Parser, challenges_file, solutions_file
+
+    parser = Parser(description=__doc__.splitlines()[0])
+    parser.add_argument("--challenges", type=challenges_file, default=DATA, help="file or data set name")
+    parser.add_argument("--solutions", type=solutions_file, default=DATA, help="file or data set name")
     parser.add_argument("--n-tasks", type=int, default=0, help="first N tasks of the file (0: all)")
     parser.add_argument("--augmentations", type=int, default=2)
     parser.add_argument("--max-length", type=int, default=8192)

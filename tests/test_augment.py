@@ -12,20 +12,19 @@ from arc_kit.core.augment import IDENTITY_COLOURS, View, random_view, views_for_
 from arc_kit.core.tasks import Pair, Task, load_tasks
 
 
-def all_grids(shared_data):
+def all_grids(arc_files):
     for version in ("arc-agi-1", "arc-agi-2"):
         for split in ("training", "evaluation"):
-            d = shared_data / version
-            for task in load_tasks(d / f"arc-agi_{split}_challenges.json", d / f"arc-agi_{split}_solutions.json"):
+            for task in load_tasks(*arc_files(f"{version}/{split}")):
                 for pair in (*task.train, *task.test):
                     yield pair.input
                     yield pair.output
 
 
-def test_every_view_inverts_on_every_shared_grid(shared_data):
+def test_every_view_inverts_on_every_public_grid(arc_files):
     rng = random.Random(0)
     views = [View(dihedral=d) for d in range(8)] + [random_view(rng, 1, permute_background=True) for _ in range(8)]
-    grids = set(all_grids(shared_data))  # the same grid often appears in several tasks
+    grids = set(all_grids(arc_files))  # the same grid often appears in several tasks
     for grid in grids:
         for view in views:
             assert view.invert_grid(view.apply_grid(grid)) == grid

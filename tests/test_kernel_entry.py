@@ -142,10 +142,9 @@ def test_the_entry_holds_no_defaults_of_its_own():
 
 
 @pytest.fixture(scope="module")
-def kaggle_tree(tmp_path_factory, shared_data: Path, tiny_model_dir: Path) -> Path:
+def kaggle_tree(tmp_path_factory, arc_files, tiny_model_dir: Path) -> Path:
     root = tmp_path_factory.mktemp("kaggle") / "input"
-    d = shared_data / "arc-agi-1"
-    tasks = sorted(load_tasks(d / "arc-agi_evaluation_challenges.json"), key=task_cost)[:4]
+    tasks = sorted(load_tasks(arc_files("arc-agi-1/evaluation")[0]), key=task_cost)[:4]
     write_task_files(tasks, root / "competitions" / SLUG / "arc-agi_test_challenges.json")
     shutil.copytree(tiny_model_dir, root / "datasets" / "me" / "arc-weights")
     return root

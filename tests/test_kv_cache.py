@@ -177,6 +177,6 @@ def test_the_kv_cache_setting_is_checked_and_a_flag() -> None:
         SolverConfig(kv_cache="static").check()
     with pytest.raises(ValueError, match="kv_cache"):
         new_cache("static", None, 8)
-    args = build_parser().parse_args(["dry-run", "--model", "m", "--challenges", "c", "--out", "o",
-                                      "--kv-cache", "dynamic"])
+    args = build_parser().parse_args(["dry-run", "--model", "m", "--challenges", "arc-agi-1/evaluation",
+                                      "--out", "o", "--kv-cache", "dynamic"])
     assert plan_from_args(args).solver.kv_cache == "dynamic"

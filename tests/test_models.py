@@ -134,7 +134,7 @@ def test_a_folder_path_that_is_or_lies_in_a_file_is_refused(tmp_path: Path):
 @pytest.mark.parametrize("command, flag", [
     (["export", "RUN", "--out", "OUT"], "--out"),
     (["synth", "--out", "OUT", "--n-tasks", "1"], "--out"),
-    (["dry-run", "--model", "RUN", "--challenges", "RUN", "--out", "OUT"], "--out"),
+    (["dry-run", "--model", "RUN", "--challenges", "arc-agi-1/evaluation", "--out", "OUT"], "--out"),
     (["train", "--config", "tiny-cpu", "--set", "train.output_dir=OUT"], "train.output_dir"),
 ])
 def test_every_command_refuses_an_output_that_is_a_file_alike(tmp_path: Path, capsys, command: list[str],

@@ -22,10 +22,9 @@ from arc_kit.solve.solver import TaskResult
 
 
 @pytest.fixture(scope="module")
-def small_files(tmp_path_factory, shared_data: Path) -> tuple[Path, Path]:
+def small_files(tmp_path_factory, arc_files) -> tuple[Path, Path]:
     """The 6 cheapest ARC-AGI-1 evaluation tasks, in the competition layout."""
-    d = shared_data / "arc-agi-1"
-    tasks = load_tasks(d / "arc-agi_evaluation_challenges.json", d / "arc-agi_evaluation_solutions.json")
+    tasks = load_tasks(*arc_files("arc-agi-1/evaluation"))
     chosen = sorted(tasks, key=task_cost)[:6]
     out = tmp_path_factory.mktemp("small")
     write_task_files(chosen, out / "x_challenges.json", out / "x_solutions.json")
@@ -215,10 +214,9 @@ def test_two_cpu_workers_with_the_tiny_model(small_files, tmp_path, tiny_model_d
 
 
 @pytest.mark.slow
-def test_the_deadline_stops_the_real_decoder_mid_batch(shared_data, tmp_path, tiny_model_dir):
-    d = shared_data / "arc-agi-1"
+def test_the_deadline_stops_the_real_decoder_mid_batch(arc_files, tmp_path, tiny_model_dir):
     began = time.time()
-    config = RunConfig(model_dir=tiny_model_dir, challenges=d / "arc-agi_evaluation_challenges.json",
+    config = RunConfig(model_dir=tiny_model_dir, challenges=arc_files("arc-agi-1/evaluation")[0],
                        output=tmp_path / "submission.json", run=RunSettings(budget_seconds=8, margin_seconds=1),
                        start_time=began, progress=False, solver=SolverConfig(batch_size=8, device="cpu", views=1))
     report = run_submission(config)
@@ -226,7 +224,7 @@ def test_the_deadline_stops_the_real_decoder_mid_batch(shared_data, tmp_path, ti
     assert report.deadline_hit and report.ok and report.placeholders_left > 0
     # work was cut: a batch mid-decode, or one not started because its prefill would cross the deadline
     assert any(r.timed_out for r in report.per_task.values()) or report.tasks_attempted < report.tasks_queued
-    assert validate_submission_file(tmp_path / "submission.json", d / "arc-agi_evaluation_challenges.json") == []
+    assert validate_submission_file(tmp_path / "submission.json", config.challenges) == []
 
 
 # -- the anytime schedule: a quick greedy pass first, then the full solver task by task ---------------------------

@@ -62,9 +62,9 @@ def finish(proc: subprocess.Popen, hang: str) -> tuple[str, str]:
 
 
 @pytest.fixture(scope="module")
-def many_tasks(shared_data: Path) -> Path:
+def many_tasks(arc_files) -> Path:
     """ARC-AGI-2 training: 1,000 tasks, several MB pickled: far more than a pipe buffer."""
-    return shared_data / "arc-agi-2" / "arc-agi_training_challenges.json"
+    return arc_files("arc-agi-2/training")[0]
 
 
 def test_two_workers_on_a_deadline_end_within_seconds_of_it(tmp_path: Path, many_tasks: Path):
@@ -207,9 +207,8 @@ def test_a_bad_challenges_file_is_one_line_and_the_kernel_keeps_the_most_valid_f
     assert json.loads(output.read_text()) == expected
 
 
-def test_dry_run_input_errors_are_one_line(tmp_path: Path, shared_data: Path, tiny_model_dir: Path, capsys):
-    d = shared_data / "arc-agi-1"
-    tasks = sorted(load_tasks(d / "arc-agi_evaluation_challenges.json"), key=lambda t: len(str(t)))[:2]
+def test_dry_run_input_errors_are_one_line(tmp_path: Path, arc_files, tiny_model_dir: Path, capsys):
+    tasks = sorted(load_tasks(arc_files("arc-agi-1/evaluation")[0]), key=lambda t: len(str(t)))[:2]
     folder = tmp_path / "tasks"
     folder.mkdir()
     for t in tasks:

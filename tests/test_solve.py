@@ -352,14 +352,13 @@ def test_the_search_prefills_in_the_configured_chunks(loaded: LoadedModel, monke
 
 
 def test_a_search_out_of_time_keeps_what_it_found_and_the_file_stays_valid(tmp_path: Path, tiny_model_dir: Path,
-                                                                            shared_data: Path):
+                                                                            arc_files):
     from arc_kit.config.run import RunSettings
     from arc_kit.core.submission import validate_submission_file
     from arc_kit.core.tasks import load_tasks, write_task_files
     from arc_kit.run.runner import RunConfig, run_submission
 
-    d = shared_data / "arc-agi-1"
-    tasks = sorted(load_tasks(d / "arc-agi_evaluation_challenges.json"), key=lambda t: len(str(t)))[:3]
+    tasks = sorted(load_tasks(arc_files("arc-agi-1/evaluation")[0]), key=lambda t: len(str(t)))[:3]
     challenges = tmp_path / "c.json"
     write_task_files(tasks, challenges)
     config = RunConfig(model_dir=tiny_model_dir, challenges=challenges, output=tmp_path / "submission.json",
@@ -381,8 +380,8 @@ def test_a_settings_file_sets_the_defaults_and_flags_override_it(tmp_path: Path)
     path = tmp_path / "s.toml"
     path.write_text('[solver]\nmode = "greedy"\nviews = 3\n[run]\nbudget_seconds = 100\n')
     assert load_plan(path).solver.views == 3 and load_plan(path).run.budget_seconds == 100
-    args = build_parser().parse_args(["dry-run", "--model", "m", "--challenges", "c", "--out", "o",
-                                      "--settings", str(path), "--views", "5"])
+    args = build_parser().parse_args(["dry-run", "--model", "m", "--challenges", "arc-agi-1/evaluation",
+                                      "--out", "o", "--settings", str(path), "--views", "5"])
     plan = plan_from_args(args)
     assert (plan.solver.mode, plan.solver.views, plan.run.budget_seconds) == ("greedy", 5, 100)
     path.write_text('[solver]\nformula = "best"\n')

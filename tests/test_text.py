@@ -22,22 +22,18 @@ from arc_kit.core.text import (
 from arc_kit.models.token_stats import token_stats
 
 
-def all_grids(shared_data):
+def all_grids(arc_files):
     for version in ("arc-agi-1", "arc-agi-2"):
         for split in ("training", "evaluation"):
-            tasks = load_tasks(
-                shared_data / version / f"arc-agi_{split}_challenges.json",
-                shared_data / version / f"arc-agi_{split}_solutions.json",
-            )
-            for task in tasks:
+            for task in load_tasks(*arc_files(f"{version}/{split}")):
                 for pair in (*task.train, *task.test):
                     yield pair.input
                     yield pair.output
 
 
-def test_every_shared_grid_survives_text_and_parse(shared_data):
+def test_every_public_grid_survives_text_and_parse(arc_files):
     count = 0
-    for grid in all_grids(shared_data):
+    for grid in all_grids(arc_files):
         assert text_to_grid(grid_to_text(grid)) == grid
         count += 1
     assert count > 15000

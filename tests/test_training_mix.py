@@ -141,20 +141,20 @@ def test_cached_build_equals_the_in_memory_one_and_is_reused(arc_tokenizer, tmp_
     assert again.train["input_ids"][:] == memory.train["input_ids"][:]
 
 
-# -- the real sets (skipped without ../shared/data) ---------------------------------------------------------------
-def test_arc_agi_1_evaluation_held_out_refuses_its_copies_in_arc_agi_2_training(shared_data):
-    arc1_eval = str(shared_data / "arc-agi-1" / "arc-agi_evaluation_challenges.json")
-    arc2_train = str(shared_data / "arc-agi-2" / "arc-agi_training_challenges.json")
-    [src] = load_mix(DataSettings(sources=[SourceSettings(path=arc2_train)], held_out=[arc1_eval]), quiet=True)
-    same_ids = set(load_tasks(arc1_eval).tasks) & {t for t in load_tasks(arc2_train).tasks}
+# -- the public sets, by name ------------------------------------------------------------------------------------
+def test_arc_agi_1_evaluation_held_out_refuses_its_copies_in_arc_agi_2_training(arc_files):
+    [src] = load_mix(DataSettings(sources=[SourceSettings(path="arc-agi-2/training")],
+                                  held_out=["arc-agi-1/evaluation"]), quiet=True)
+    assert src.name == "arc-agi-2/training" and src.loaded == 1000
+    same_ids = set(load_tasks(arc_files("arc-agi-1/evaluation")[0]).tasks) & set(
+        load_tasks(arc_files("arc-agi-2/training")[0]).tasks)
     assert len(same_ids) == 376
     # 375 are the same task; one was edited in ARC-AGI-2 but still holds an ARC-AGI-1 evaluation answer
     assert same_ids <= set(src.refused_held_out) and len(src.tasks) == 1000 - len(src.refused_held_out)
 
 
-def test_builtin_arc_agi_2_evaluation_digests_match_the_files_and_catch_a_disguised_copy(shared_data, tmp_path):
-    d = shared_data / "arc-agi-2"
-    tasks = list(load_tasks(d / "arc-agi_evaluation_challenges.json", d / "arc-agi_evaluation_solutions.json"))
+def test_builtin_arc_agi_2_evaluation_digests_match_the_files_and_catch_a_disguised_copy(arc2_eval, tmp_path):
+    tasks = list(load_tasks(*arc2_eval))
     write_held_out_digests(tasks, tmp_path / "digests.txt")
     shipped = REPO / "arc_kit" / "data" / "held_out" / "arc-agi-2-evaluation.txt"
     assert (tmp_path / "digests.txt").read_text() == shipped.read_text()

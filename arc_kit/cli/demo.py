@@ -6,14 +6,16 @@ import argparse
 import sys
 from pathlib import Path
 
-from arc_kit.cli.flags import input_errors
+from arc_kit.cli.flags import challenges_file, input_errors, solutions_file
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("show", help="draw a task (train pairs, test input, expected output, attempts) as a PNG")
     p.add_argument("task_id")
-    p.add_argument("--challenges", required=True, type=Path)
-    p.add_argument("--solutions", type=Path, help="draw the expected outputs and mark attempts right or wrong")
+    p.add_argument("--challenges", required=True, type=challenges_file,
+                   help="challenges file, task folder or data set name (arc-kit data list)")
+    p.add_argument("--solutions", type=solutions_file,
+                   help="draw the expected outputs and mark attempts right or wrong (file or data set name)")
     p.add_argument("--submission", type=Path, help="draw both attempts from this submission")
     p.add_argument("--out", required=True, type=Path, help="PNG file to write")
     p.set_defaults(handler=_show)

@@ -6,7 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
-from arc_kit.cli.flags import input_errors
+from arc_kit.cli.flags import challenges_file, input_errors, solutions_file
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -24,8 +24,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         "2 on bad input.",
     )
     p.add_argument("--model", required=True, type=Path, help="weights folder: merged model or LoRA adapter")
-    p.add_argument("--challenges", required=True, type=Path, help="*_challenges.json (or a folder of task files)")
-    p.add_argument("--solutions", type=Path, help="*_solutions.json: score the run by both metrics")
+    p.add_argument("--challenges", required=True, type=challenges_file,
+                   help="*_challenges.json, a folder of task files, or a data set name (arc-kit data list)")
+    p.add_argument("--solutions", type=solutions_file,
+                   help="*_solutions.json or a data set name: score the run by both metrics")
     p.add_argument("--out", required=True, type=Path, help="folder for submission.json, report.json, report.html")
     p.add_argument("--max-tasks", type=int, default=None, help="decode only the N shortest tasks")
     add_settings_file(p)

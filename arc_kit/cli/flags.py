@@ -19,7 +19,7 @@ import sys
 import typing
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from arc_kit.config.run import KernelPlan, TTTConfig, load_plan
 from arc_kit.config.schema import validate
@@ -35,16 +35,17 @@ PLAN_TABLES: dict[type, str] = {hint: name for name, hint in typing.get_type_hin
 
 
 class Parser(argparse.ArgumentParser):
-    """The kit's argument parser: no abbreviations, and an error is two lines (the message and where help is),
-    not the whole usage, which for a command with every settings flag runs to fifty lines. Sub-command parsers
-    are of this class too (argparse makes them of the parent's class)."""
+    """The kit's argument parser: no abbreviations, and an error is one line (``error: arc-kit dry-run: <message>``,
+    exit 2), like every other bad input, not argparse's usage block, which for a command with every settings flag
+    runs to fifty lines and buries the message. Sub-command parsers are of this class too (argparse makes them of
+    the parent's class)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
 
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message}\n(see {self.prog} --help)\n")
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {self.prog}: {' '.join(message.split())} (see {self.prog} --help)\n")
 
 
 def _flat_fields(cls: type, prefix: str = "", path: tuple[str, ...] = ()) -> Iterator[tuple[str, tuple[str, ...],
@@ -73,7 +74,8 @@ def _flag_class(cls: type) -> type:
         default = (dataclasses.field(default_factory=f.default_factory, metadata=metadata)
                    if f.default_factory is not dataclasses.MISSING else dataclasses.field(default=f.default,
                                                                                           metadata=metadata))
-        specs.append((name, hint, default))
+        parse = {"challenges": challenges_file, "solutions": solutions_file}.get(f.metadata.get("task_file"))
+        specs.append((name, parse or hint, default))  # HfArgumentParser takes a callable type as argparse's type=
     return dataclasses.make_dataclass(f"{cls.__name__}Flags", specs)
 
 
@@ -146,6 +148,26 @@ def add_settings_file(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", action="append", default=[], metavar="TABLE.FIELD=VALUE",
                         help="set one setting, e.g. --set solver.views=4 (repeatable; after --settings, before "
                              "flags)")
+
+
+def challenges_file(value: str) -> Path:
+    """argparse ``type=`` for a challenges argument: an existing path, or a named data set's challenges file."""
+    return _task_file(value, solutions=False)
+
+
+def solutions_file(value: str) -> Path:
+    """argparse ``type=`` for a solutions argument: an existing path, or a named data set's solutions file."""
+    return _task_file(value, solutions=True)
+
+
+def _task_file(value: str, solutions: bool) -> Path:
+    """Resolved while the command line is parsed, so a bad name stops the command before anything loads."""
+    from arc_kit.core.named_data import resolve_task_path
+
+    try:
+        return resolve_task_path(value, solutions=solutions)
+    except ArcKitError as exc:  # argparse shows an ArgumentTypeError's message as it is
+        raise argparse.ArgumentTypeError(describe(exc)) from None
 
 
 Handler = Callable[[argparse.Namespace], int]

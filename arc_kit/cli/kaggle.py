@@ -114,27 +114,21 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--file", default="submission.json", help="the output file the kernel writes")
     p.set_defaults(handler=_submit)
 
-    data = sub.add_parser("data", help="competition data")
-    data.set_defaults(handler=lambda _args: data.print_help() or 2)
-    dsub = data.add_subparsers(title="data commands", metavar="ACTION")
-    p = dsub.add_parser("download", help="fetch and unzip the competition files")
+
+def add_data_download(dsub: argparse._SubParsersAction) -> None:
+    """`arc-kit data download`, registered by the `data` command (arc_kit/cli_data.py)."""
+    p = dsub.add_parser("download", help="fetch and unzip the competition files (Kaggle credentials)")
     p.add_argument("--competition", default=COMPETITION_SLUG)
     p.add_argument("--out", type=Path, required=True)
     p.set_defaults(handler=_data_download)
 
 
 def run_standalone(command: list[str], argv: list[str] | None = None) -> int:
-    """Run one of these commands outside ``arc-kit`` (the scripts/ wrappers)."""
-    from arc_kit.cli.flags import Parser
+    """Run an ``arc-kit`` command from a script (the scripts/ wrappers): ``command`` then ``argv`` (default: the
+    script's own arguments)."""
+    from arc_kit.cli.main import main
 
-    parser = Parser(prog="arc-kit")
-    add_commands(parser.add_subparsers())
-    args = parser.parse_args([*command, *(sys.argv[1:] if argv is None else argv)])
-    return _dispatch(args)
-
-
-def _dispatch(args: argparse.Namespace) -> int:
-    return int(args.handler(args) or 0)
+    return main([*command, *(sys.argv[1:] if argv is None else argv)])
 
 
 def _fail(message: str) -> int:

@@ -7,13 +7,16 @@ import json
 import sys
 from pathlib import Path
 
-from arc_kit.cli import demo, dry_run, kaggle, train
-from arc_kit.cli.flags import Parser, input_errors
+from arc_kit.cli import data, demo, dry_run, kaggle, train
+from arc_kit.cli.flags import Parser, challenges_file, input_errors, solutions_file
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a bad argument (2, one line already printed): the exit code
+        return exc.code if isinstance(exc.code, int) else 2
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2
@@ -31,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
     _add_foundation_commands(sub)
-    for area in (train, dry_run, kaggle, demo):
+    for area in (train, dry_run, kaggle, data, demo):
         area.add_commands(sub)
     return parser
 
@@ -46,18 +49,18 @@ def _add_foundation_commands(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("score", help="score a submission against a solutions file (ARC Prize metric)")
     p.add_argument("submission", type=Path)
-    p.add_argument("solutions", type=Path)
+    p.add_argument("solutions", type=solutions_file, help="solutions file or data set name (arc-kit data list)")
     p.add_argument("--json", action="store_true", help="print the full report as JSON")
     p.set_defaults(handler=_score)
 
     p = sub.add_parser("validate", help="check a submission against the challenges file; exit 1 on any problem")
     p.add_argument("submission", type=Path)
-    p.add_argument("challenges", type=Path)
+    p.add_argument("challenges", type=challenges_file, help="challenges file or data set name (arc-kit data list)")
     p.set_defaults(handler=_validate)
 
     p = sub.add_parser("tokens", help="token counts per test input against the physical floor of the grids")
-    p.add_argument("challenges", type=Path)
-    p.add_argument("--solutions", type=Path)
+    p.add_argument("challenges", type=challenges_file, help="challenges file, task folder or data set name")
+    p.add_argument("--solutions", type=solutions_file, help="solutions file or data set name")
     p.add_argument("--tokenizer", help="tokenizer folder, or 'qwen' for Qwen2.5/3's vocabulary (default: the ARC one)")
     p.add_argument("--max-length", type=int, default=8192)
     p.add_argument("--json", action="store_true")

@@ -36,14 +36,15 @@ BOUNDS: dict[str, tuple[str, Callable[[Any, Any], bool]]] = {
 
 def setting(default: Any = dataclasses.MISSING, *, help: str, factory: Callable[[], Any] | None = None,
             ge: float | None = None, gt: float | None = None, le: float | None = None, lt: float | None = None,
-            meaning: str = "", flag: bool = True) -> Any:
+            meaning: str = "", flag: bool = True, task_file: Literal["challenges", "solutions", None] = None) -> Any:
     """A settings field: its default (or ``factory`` for a list or table), help text, and bounds.
 
     ``meaning`` explains a special value in the bound's error message, e.g. ``"0: automatic"``; ``flag=False``
-    keeps the field off the command line (a command fills it another way).
+    keeps the field off the command line (a command fills it another way); ``task_file`` marks a path that may
+    also be a named data set, its challenges or its solutions file (the flag resolves it while parsing).
     """
     bounds = {k: v for k, v in {"ge": ge, "gt": gt, "le": le, "lt": lt}.items() if v is not None}
-    metadata = {"help": help, "bounds": bounds, "meaning": meaning, "flag": flag}
+    metadata = {"help": help, "bounds": bounds, "meaning": meaning, "flag": flag, "task_file": task_file}
     if factory is not None:
         return dataclasses.field(default_factory=factory, metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)

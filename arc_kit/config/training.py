@@ -62,7 +62,8 @@ class SourceSettings(Settings):
         "file, cut into tasks of pairs_per_task). Empty: the kit's synthetic generator, set by this entry's "
         "synthetic table"))
     solutions: str = setting("", help=(
-        "the solutions file of a challenges file; empty: <x>_solutions.json beside it when there is one"))
+        "the solutions file (or named set) of a challenges file; empty: <x>_solutions.json beside it when there is "
+        "one (a named set's always is)"))
     name: str = setting("", help=(
         "how logs and run_info.json name this source; empty: the file or folder name (synthetic for the "
         "generator)"))
@@ -84,8 +85,9 @@ class DataSettings(Settings):
         "challenges files, named data sets or one-JSON-per-task folders to train on (the short form of "
         "sources)"), factory=list)
     solutions: list[str] = setting(help=(
-        'solutions files, one per challenges entry in the same order ("" for none: only leave-one-out '
-        "examples)"), factory=list)
+        'solutions files or named sets, one per challenges entry in the same order ("" for one: its '
+        "<x>_solutions.json beside it when there is one); empty: each found beside its challenges file"),
+        factory=list)
     synthetic: SyntheticSettings = setting(help="synthetic tasks (the short form of sources)",
                                            factory=SyntheticSettings)
     sources: list[SourceSettings] = setting(help=(
@@ -94,8 +96,9 @@ class DataSettings(Settings):
     held_out: list[str] = setting(help=(
         "tasks never trained on, matched by content (any rotation, reflection, recolouring or pair order of "
         "them, under any id, and any task holding one of their solved test pairs): arc-agi-2-evaluation (built "
-        "in, as digests) and/or challenges files or folders (with solutions beside them to also catch copied "
-        "answers). [] to train on everything (e.g. a final submission model)"),
+        "in, as digests), named data sets (arc-agi-1/evaluation) and/or challenges files or folders (with "
+        "solutions beside them to also catch copied answers). [] to train on everything (e.g. a final submission "
+        "model)"),
         factory=lambda: ["arc-agi-2-evaluation"])
     dedupe: bool = setting(True, help="drop a task whose content (same canonical form as held_out's) is already "
                                       "in the mix")

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from arc_kit.config.training import DataSettings, SourceSettings
+from arc_kit.core.named_data import NAMED_SETS, resolve_task_path
 from arc_kit.core.tasks import (
     Pair,
     Task,
@@ -88,7 +89,7 @@ def source_name(s: SourceSettings) -> str:
         return s.name
     if not s.path:
         return f"synthetic({','.join(s.synthetic.rules)}, seed={s.synthetic.seed})"
-    return Path(s.path).name
+    return s.path if s.path in NAMED_SETS else Path(s.path).name
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -141,20 +142,27 @@ def source_size(s: SourceSettings) -> int:
 
 
 def _read_files(s: SourceSettings) -> list[Task]:
-    path = Path(s.path)
+    path = _resolve(s.path, "data")
     if path.is_dir():
         return _read_folder(path, s.pairs_per_task)
-    if not path.exists():
-        raise TaskFileError(f"{path}: file not found")
     raw = read_json(path)
     if isinstance(raw, list):
         return _pairs_to_tasks(raw, path.stem, str(path), s.pairs_per_task)
-    solutions = s.solutions or solutions_path_for(path)
-    return list(load_tasks(path, solutions or None))
+    solutions = _resolve(s.solutions, "data", solutions=True) if s.solutions else solutions_path_for(path)
+    return list(load_tasks(path, solutions))
+
+
+def _resolve(value: str, where: str, solutions: bool = False) -> Path:
+    """A path as given, or a named data set's file (``arc_kit.core.named_data``); an error names the config field."""
+    try:
+        return resolve_task_path(value, solutions=solutions)
+    except TaskFileError as e:
+        raise TaskFileError(f"{where}: {e}") from None
 
 
 def load_held_out(names: list[str]) -> HeldOut:
-    """Digests of every held-out entry: a built-in name or a challenges file / folder (solutions found beside)."""
+    """Digests of every held-out entry: a built-in digest list, a named data set, or a challenges file / folder
+    (solutions found beside)."""
     held = HeldOut(names=list(names))
     for name in names:
         if name in BUILTIN_HELD_OUT:
@@ -163,10 +171,9 @@ def load_held_out(names: list[str]) -> HeldOut:
                 kind, _, digest = line.partition(" ")
                 (held.tasks if kind == "task" else held.answers).add(digest)
             continue
-        path = Path(name)
-        if not path.exists():
-            raise TaskFileError(f"data.held_out: {name} is neither a file, a folder nor a built-in set "
-                                f"({', '.join(BUILTIN_HELD_OUT)})")
+        if not Path(name).exists() and name not in NAMED_SETS:
+            raise TaskFileError(f"data.held_out: {name} is neither a file, a folder, a named data set "
+                                f"({', '.join(NAMED_SETS)}) nor a built-in digest list ({', '.join(BUILTIN_HELD_OUT)})")
         for task in read_source(SourceSettings(path=name)):
             held.tasks.add(task_digest(task))
             held.answers |= answer_digests(task)
