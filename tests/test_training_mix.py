@@ -176,3 +176,14 @@ def test_bench_data_prints_figures_per_size_and_a_json_summary_last():
     assert summary["bench"] == "bench_data" and [r["examples"] >= n for r, n in zip(summary["results"], (300, 600),
                                                                                     strict=True)] == [True, True]
     assert all(r["examples_per_s"] > 0 and r["peak_rss_main_mb"] > 0 for r in summary["results"])
+
+
+def test_the_held_out_digests_script_rebuilds_the_shipped_list():
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, str(REPO / "scripts" / "held_out_digests.py"), "--check"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.splitlines()[-1])["arc-agi-2-evaluation"] == {
+        "set": "arc-agi-2/evaluation", "tasks": 120, "lines": 287, "unchanged": True}
