@@ -53,12 +53,13 @@ END_MARKERS = ("<|im_end|>", "<|endoftext|>", "</s>", "<|eot_id|>")
 
 
 def marker_end_ids(tokenizer: Any) -> list[int]:
-    """The tokenizer's eos and the chat end markers its vocabulary holds."""
+    """The tokenizer's eos and the chat end markers it holds as special (added) tokens: in Qwen's vocabulary
+    ``</s>`` is also plain text, which ends nothing."""
     ids: set[int] = set()
     if tokenizer.eos_token_id is not None:
         ids.add(int(tokenizer.eos_token_id))
-    vocab = tokenizer.get_vocab()
-    ids.update(vocab[m] for m in END_MARKERS if m in vocab)
+    added = tokenizer.get_added_vocab()
+    ids.update(added[m] for m in END_MARKERS if m in added)
     return sorted(ids)
 
 

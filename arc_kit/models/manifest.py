@@ -24,6 +24,7 @@ MERGED_DIR = "merged"
 ADAPTER_DIR = "adapter"
 """An export's LoRA adapter folder, beside ``MERGED_DIR`` (LoRA runs only)."""
 FORMAT = "arc-kit merged model"
+CUT_FORMAT = "model with its vocabulary cut by arc-kit shrink-vocab"
 CHECKED = ("transformers",)  # the libraries whose file formats the weights folder depends on
 RECORDED = ("torch", "transformers", "trl", "peft", "datasets", "accelerate", "unsloth")  # versions written down
 
@@ -67,7 +68,7 @@ def write_cut_manifest(out_dir: Path, *, source: Path, prompt_format: str, kept_
     """The manifest of a folder whose vocabulary ``arc-kit shrink-vocab`` cut: the source's manifest (when it had
     one) with the format, the cut and this machine's library versions; else a short one naming the source."""
     versions = library_versions()
-    manifest = dict(source_manifest or {"format": FORMAT, "base_model": str(source), "dtype": None})
+    manifest = dict(source_manifest or {"format": CUT_FORMAT, "base_model": str(source)})
     manifest.update({
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "prompt_format": prompt_format,

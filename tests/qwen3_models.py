@@ -1,6 +1,10 @@
-"""A tiny random Qwen3 laid out exactly like NVARC's published checkpoint (Kaggle Model
+"""Tiny random Qwen3-architecture models for tests, built in code.
+
+``write_published_layout``: laid out exactly like NVARC's published checkpoint (Kaggle Model
 ``sorokin/qwen3_4b_grids15_sft139``): the 16-token tokenizer files as they publish them, a Qwen3 config with
 ``vocab_size`` 16, tied embeddings, Qwen's eos/bos ids still in the config, no arc_kit manifest.
+``write_qwen3_model``: Qwen's real 151,936-row vocabulary (the tokenizer from ``arc_kit.models.qwen_vocab``), small
+dimensions: what a vocabulary cut starts from.
 
 The tokenizer files are written here as literal JSON, not by the kit's own builder (``arc_kit.models.vocab``), so a
 test that loads this folder checks the kit against the published layout, not against itself. Their
@@ -57,18 +61,43 @@ def write_tokenizer_files(out: Path) -> None:
 def write_published_layout(out: Path, hidden_size: int = 64, layers: int = 2, seed: int = 0) -> Path:
     """The folder: tokenizer files above plus a random Qwen3-architecture model (safetensors, bf16 like theirs)."""
     import torch
-    from transformers import Qwen3Config, Qwen3ForCausalLM
+    from transformers import Qwen3ForCausalLM
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
-    config = Qwen3Config(vocab_size=16, hidden_size=hidden_size, intermediate_size=2 * hidden_size,
-                         num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2, head_dim=16,
-                         max_position_embeddings=8192, rope_theta=5_000_000.0, tie_word_embeddings=True,
-                         bos_token_id=QWEN_BOS, eos_token_id=QWEN_EOS)
+    config = qwen3_config(16, hidden_size, layers, True, bos_token_id=QWEN_BOS, eos_token_id=QWEN_EOS)
     model = Qwen3ForCausalLM(config).to(torch.bfloat16)
     model.generation_config.bos_token_id = QWEN_BOS
     model.generation_config.eos_token_id = QWEN_EOS
     model.save_pretrained(out)
     write_tokenizer_files(out)
+    return out
+
+
+def qwen3_config(vocab_size: int, hidden_size: int, layers: int, tie: bool, **ids):  # noqa: ANN003, ANN201
+    from transformers import Qwen3Config
+
+    return Qwen3Config(vocab_size=vocab_size, hidden_size=hidden_size, intermediate_size=2 * hidden_size,
+                       num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2, head_dim=16,
+                       max_position_embeddings=8192, rope_theta=5_000_000.0, tie_word_embeddings=tie, **ids)
+
+
+def write_qwen3_model(out: Path, tie: bool = True, hidden_size: int = 64, layers: int = 2, seed: int = 0) -> Path:
+    """A random Qwen3 with Qwen's full vocabulary (151,936 rows) and its tokenizer, float32."""
+    import torch
+    from transformers import Qwen3ForCausalLM
+
+    from arc_kit.models.qwen_vocab import build_qwen_tokenizer
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    tokenizer = build_qwen_tokenizer()
+    torch.manual_seed(seed)
+    model = Qwen3ForCausalLM(qwen3_config(151936, hidden_size, layers, tie, eos_token_id=tokenizer.eos_token_id,
+                                          pad_token_id=tokenizer.pad_token_id))
+    if not tie:  # a separate head, not a copy of the embedding
+        torch.nn.init.normal_(model.lm_head.weight, std=0.02)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
     return out
