@@ -209,3 +209,14 @@ def test_dry_run_answers_with_a_published_layout_folder(nvarc_published_dir: Pat
     attempted = [report["per_task"][t] for t in report["attempted_ids"]]
     assert all(r["error"] is None for r in attempted), attempted
     assert all(r["ttt"] and r["ttt"]["samples"] > 0 for r in attempted), attempted
+
+
+def test_a_format_flag_the_weights_contradict_is_refused_in_one_line(nvarc_published_dir: Path, arc2_eval,
+                                                                      tmp_path: Path, capsys):
+    from arc_kit.cli.main import main
+
+    code = main(["dry-run", "--model", str(nvarc_published_dir), "--challenges", str(arc2_eval[0]),
+                 "--out", str(tmp_path / "out"), "--format", "arc-kit", "--device", "cpu"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "cannot write the arc-kit format" in err, err
+    assert not (tmp_path / "out" / "submission.json").exists()  # refused before the run

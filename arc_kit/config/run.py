@@ -166,8 +166,9 @@ class KernelRuntime(Settings):
 
     competition: str = setting(COMPETITION_SLUG, help="competition slug")
     weights_dataset: str | None = setting(None, help="owner/slug of the weights dataset")
-    weights_model: str | None = setting(None, help="owner/model/framework/variation/N of the weights as a "
-                                                   "Kaggle Model")
+    weights_model: str | None = setting(None, help=(
+        "owner/model/framework/variation/N of the weights as a Kaggle Model (e.g. NVARC's "
+        "sorokin/qwen3_4b_grids15_sft139/Transformers/bfloat16/1)"))
     wheelhouse_dataset: str | None = setting(None, help="owner/slug of the wheelhouse dataset")
     model_dir: str | None = setting(None, help="weights folder inside the kernel (default: found from the "
                                                "attached source, else searched)")

@@ -81,8 +81,7 @@ def load_model(model_dir: str | Path, config: SolverConfig | None = None) -> Loa
     if device == "cpu" and config.cpu_threads:
         torch.set_num_threads(config.cpu_threads)
     dtype = choose_dtype(config.dtype, device)
-    tokenizer = _inference_tokenizer(model_dir, config)
-    prompt_format = resolve_format(config.format, model_dir, tokenizer)
+    tokenizer, prompt_format = inference_tokenizer(model_dir, config)
     if device.startswith("cuda") and config.use_unsloth:
         loaded = _try_unsloth(model_dir, config, device, dtype, tokenizer, prompt_format)
         if loaded is not None:
@@ -103,16 +102,19 @@ def load_model(model_dir: str | Path, config: SolverConfig | None = None) -> Loa
                        prompt_format=prompt_format)
 
 
-def _inference_tokenizer(model_dir: Path, config: SolverConfig) -> Any:
-    """The weights folder's tokenizer; an adapter without one takes its base's."""
+def inference_tokenizer(model_dir: Path, config: SolverConfig) -> tuple[Any, PromptFormat]:
+    """The weights folder's tokenizer (an adapter without one takes its base's) and the prompt format the weights
+    speak (``resolve_format`` with ``config.format``): cheap, so a command can check them before a long run."""
     try:
         if (model_dir / "adapter_config.json").exists() and not _has_tokenizer(model_dir):
-            return load_tokenizer(_adapter_base(model_dir, config), local_only=True)
-        return load_tokenizer(model_dir, local_only=True)
+            tokenizer = load_tokenizer(_adapter_base(model_dir, config), local_only=True)
+        else:
+            tokenizer = load_tokenizer(model_dir, local_only=True)
     except (ModelLoadError, TokenizerError):
         raise
     except Exception as e:  # OSError, ValueError ... from a broken tokenizer file
         raise ModelLoadError(f"cannot load the tokenizer of {model_dir}: {type(e).__name__}: {e}") from e
+    return tokenizer, resolve_format(config.format, model_dir, tokenizer)
 
 
 def resolve_format(requested: str, folder: str | Path, tokenizer: Any) -> PromptFormat:
