@@ -36,7 +36,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     add_format_flag(source, "to render in")
     p.add_argument("--ids", action="store_true", help="also print the token ids, on a line after the text")
     p.add_argument("--answer", action="store_true",
-                   help="append the answer's completion (the training text), when the solution is known")
+                   help="append the answer's completion: the training text (the solution must be known)")
     p.add_argument("--solutions", type=solutions_file, help="solutions file or data set name (for --answer)")
     p.add_argument("--max-length", type=int, default=SolverConfig.max_length,
                    help="context the prompt must fit, answer room included (default: %(default)s, the solver's)")
@@ -75,11 +75,11 @@ def _prompt(args: argparse.Namespace) -> int:
         prompt_format = get_format("arc-kit" if args.prompt_format == "auto" else args.prompt_format)
         tokenizer = _built_in_tokenizer(prompt_format.name)
     pair = task.test[args.test]
-    fitted = fit_for_tokenizer(tokenizer, prompt_format, task, args.test, args.max_length)
-    rendered = prompt_format.render(tokenizer, fitted.train, pair.input,
-                                    pair.output if args.answer else None)
     if args.answer and pair.output is None:
         raise TaskFileError(f"task {task.task_id}: no solution for test input {args.test} (give --solutions)")
+    answer = pair.output if args.answer else None  # fitted as training fits it: room for the real answer
+    fitted = fit_for_tokenizer(tokenizer, prompt_format, task, args.test, args.max_length, answer=answer)
+    rendered = prompt_format.render(tokenizer, fitted.train, pair.input, answer)
     sys.stdout.write(rendered.text)
     if args.ids:
         ids = encode_text(tokenizer, rendered.text)
