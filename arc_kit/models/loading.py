@@ -265,10 +265,11 @@ def choose_backend(requested: str, fsdp: bool, device: str) -> str:
 def load_tokenizer(source: str | Path, local_only: bool) -> Any:
     """The tokenizer of a folder or hub id, with a pad token and checked (``prepare_tokenizer``).
 
-    A word-level ``tokenizer.json`` (NVARC's 16 tokens, a vocabulary ``shrink-vocab`` cut) is read as it is written,
-    by ``PreTrainedTokenizerFast``: transformers 5's ``AutoTokenizer`` builds the class its config names
-    (``Qwen2Tokenizer``) from the vocabulary as a BPE model without merges, which silently drops ``user`` and
-    ``assistant`` from every prompt.
+    A word-level ``tokenizer.json`` whose config names a class that rebuilds its model (NVARC's published files
+    name ``Qwen2Tokenizer``) is read as it is written, by ``PreTrainedTokenizerFast``: transformers 5's
+    ``AutoTokenizer`` builds that class from the vocabulary as a BPE model without merges, which silently drops
+    ``user`` and ``assistant`` from every prompt. (The tokenizers ``shrink-vocab`` writes name
+    ``PreTrainedTokenizerFast``, which ``AutoTokenizer`` reads right.)
     """
     folder = Path(source)
     if _is_word_level(folder):
