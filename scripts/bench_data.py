@@ -48,6 +48,7 @@ def resident_mb() -> dict[str, float]:
 def build_once(examples: int, num_proc: int) -> dict:
     """Build about ``examples`` rows in a fresh cache; the figures of this one build."""
     from arc_kit.config.training import DataSettings, SourceSettings, SyntheticSettings
+    from arc_kit.core.formats import ARC_KIT_FORMAT
     from arc_kit.models.tiny import build_arc_tokenizer
     from arc_kit.training.dataset import SourcePlan, build_datasets
     from arc_kit.training.mix import load_mix
@@ -63,7 +64,7 @@ def build_once(examples: int, num_proc: int) -> dict:
     loaded = time.perf_counter() - started
     with tempfile.TemporaryDirectory(prefix="bench-data-") as cache:
         built = build_datasets([SourcePlan(s.name, s.tasks, s.augmentations) for s in sources], tokenizer,
-                               max_length=2048, eval_fraction=0.0, cache_dir=cache, num_proc=num_proc)
+                               prompt_format=ARC_KIT_FORMAT, loss_on="answer", max_length=2048, eval_fraction=0.0, cache_dir=cache, num_proc=num_proc)
         seconds = time.perf_counter() - started
         after_build = resident_mb()
         rows = len(built.train)

@@ -130,10 +130,11 @@ def bench_context(model: Any, tokenizer: Any, context: int, batch: int, new_toke
     import random
 
     from arc_kit.config.run import SolverConfig
+    from arc_kit.core.formats import ARC_KIT_FORMAT
     from arc_kit.solve.decoding import DecodeRequest, GreedyDecoder
     from arc_kit.solve.dfs import answer_token_ids
 
-    digits, _ = answer_token_ids(tokenizer)
+    digits, _ = answer_token_ids(tokenizer, ARC_KIT_FORMAT)
     rng = random.Random(f"{seed}:{context}")
     step_down = max(1, context // (8 * batch))  # rows a few percent shorter than the widest: real left padding
     requests = [DecodeRequest(row, tuple(rng.choice(digits) for _ in range(context - row * step_down)), new_tokens)

@@ -40,6 +40,7 @@ def main() -> int:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from arc_kit.config.run import SolverConfig
+    from arc_kit.core.formats import ARC_KIT_FORMAT
     from arc_kit.core.synthetic import generate_tasks
     from arc_kit.models.tiny import resolve_base
     from arc_kit.training import export_model, load_config, resolve_config_path, run_training
@@ -66,7 +67,7 @@ def main() -> int:
     base = AutoModelForCausalLM.from_pretrained(base_dir, local_files_only=True)
     tokenizer = AutoTokenizer.from_pretrained(base_dir, local_files_only=True)
     params = sum(p.numel() for p in base.parameters())
-    before = exact_accuracy(base, tokenizer, held_out, SolverConfig(max_length=config.data.max_length, batch_size=16))
+    before = exact_accuracy(base, tokenizer, ARC_KIT_FORMAT, held_out, SolverConfig(max_length=config.data.max_length, batch_size=16))
     print(f"before training: {before:.1%} exact on {len(held_out)} held-out tasks ({params} parameters)",
           file=sys.stderr)
 
@@ -76,7 +77,7 @@ def main() -> int:
     merged = export_model(result.output_dir, work / "export")
     model = AutoModelForCausalLM.from_pretrained(merged, local_files_only=True)
     tokenizer = AutoTokenizer.from_pretrained(merged, local_files_only=True)
-    after = exact_accuracy(model, tokenizer, held_out, SolverConfig(max_length=config.data.max_length, batch_size=16))
+    after = exact_accuracy(model, tokenizer, ARC_KIT_FORMAT, held_out, SolverConfig(max_length=config.data.max_length, batch_size=16))
     print(f"after training + export + reload: {after:.1%} exact", file=sys.stderr)
 
     print(json.dumps({

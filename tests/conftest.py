@@ -67,6 +67,14 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def nvarc_published_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random Qwen3 laid out exactly like NVARC's published checkpoint (tests/qwen3_models.py)."""
+    from qwen3_models import write_published_layout
+
+    return write_published_layout(tmp_path_factory.mktemp("nvarc-published") / "bfloat16" / "1")
+
+
+@pytest.fixture(scope="session")
 def arc_tokenizer():
     from arc_kit.models.tiny import build_arc_tokenizer
 

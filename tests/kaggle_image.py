@@ -360,8 +360,9 @@ def competition_mount(root: Path, slug: str, layout: str) -> Path:
 
 
 def model_mount(root: Path, ref: str) -> Path:
+    """Kaggle mounts a model's framework in lower case, whatever the handle's spelling (``Transformers``)."""
     owner, model, framework, variation, version = ref.split("/")
-    return root / "models" / owner / model / framework / variation / version
+    return root / "models" / owner / model / framework.lower() / variation / version
 
 
 def make_input_tree(root: Path, metadata: Mapping, layout: str, competition_files: Mapping[str, Path],

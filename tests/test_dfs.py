@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from arc_kit.config.run import SolverConfig
+from arc_kit.core.formats import ARC_KIT_FORMAT
 from arc_kit.core.tasks import Pair
-from arc_kit.core.text import render
 from arc_kit.solve import dfs as dfs_module
 from arc_kit.solve.dfs import Candidate, DfsResult, answer_token_ids, dfs_candidates
 
@@ -175,8 +175,8 @@ def arc(tiny_model_dir: Any) -> SimpleNamespace:
 
     loaded = load_model(tiny_model_dir, SolverConfig(device="cpu"))
     tokenizer = loaded.tokenizer
-    prompt = tuple(tokenizer(render(tokenizer, TRAIN, TEST_INPUT).prompt, add_special_tokens=False)["input_ids"])
-    expand, end = answer_token_ids(tokenizer)
+    prompt = tuple(tokenizer(ARC_KIT_FORMAT.render(tokenizer, TRAIN, TEST_INPUT).prompt, add_special_tokens=False)["input_ids"])
+    expand, end = answer_token_ids(tokenizer, ARC_KIT_FORMAT)
     return SimpleNamespace(model=loaded.model, tokenizer=tokenizer, prompt=prompt, expand=expand, end=end)
 
 
@@ -188,7 +188,7 @@ def arc_dfs(arc: SimpleNamespace, p: float, max_new_tokens: int = 4, **kwargs: A
 
 
 def test_answer_token_ids_are_digits_newline_and_end(arc_tokenizer: Any) -> None:
-    expand, end = answer_token_ids(arc_tokenizer)
+    expand, end = answer_token_ids(arc_tokenizer, ARC_KIT_FORMAT)
     assert arc_tokenizer.convert_ids_to_tokens(expand) == [*"0123456789", "\n"]
     assert "<|im_end|>" in arc_tokenizer.convert_ids_to_tokens(end)
     assert not set(expand) & set(end)

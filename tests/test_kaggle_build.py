@@ -107,6 +107,33 @@ def test_kernel_metadata_with_model_source_and_default_competition() -> None:
     assert meta["competition_sources"] == [COMPETITION_SLUG]
 
 
+def test_a_weights_model_without_a_version_is_refused_saying_how_to_fix_it() -> None:
+    plan = KernelPlan(KernelRuntime(weights_model="sorokin/qwen3_4b_grids15_sft139/Transformers/bfloat16"))
+    with pytest.raises(KernelBuildError, match=r"names no version: add it \(sorokin/qwen3_4b_grids15_sft139/"
+                                               r"Transformers/bfloat16/1 for version 1"):
+        kernel_metadata(KernelSettings(owner="tester"), plan)
+
+
+def test_the_nvarc_settings_hold_nvarcs_inference_and_ttt_and_build_a_kernel(tmp_path: Path) -> None:
+    from arc_kit.config.run import load_plan
+
+    plan = load_plan(ROOT / "arc_kit" / "configs" / "nvarc.toml")
+    s, t = plan.solver, plan.ttt
+    assert (s.format, s.mode, s.min_probability, s.scoring_views, s.formula) == ("nvarc", "dfs", 0.2, 8, "nvarc")
+    assert (t.lora.r, t.lora.alpha, t.lora.use_rslora, t.lora.train_embeddings) == (256, 32, True, True)
+    assert set(t.lora.target_modules) == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
+                                          "down_proj"}
+    assert (t.loss_on, t.gradient_checkpointing, t.learning_rate, t.lr_scheduler, t.warmup_ratio) == (
+        "all_outputs", False, 5e-5, "cosine", 0.1)
+    assert (t.epochs, t.batch_size, t.max_samples, t.max_length) == (1, 1, 128, 8192)
+    code = run_standalone(["kernel", "build", "--owner", "tester", "--settings",
+                           str(ROOT / "arc_kit" / "configs" / "nvarc.toml"), "--out", str(tmp_path / "k")], [])
+    assert code == 0
+    meta = json.loads((tmp_path / "k" / "kernel-metadata.json").read_text())
+    assert meta["model_sources"] == ["sorokin/qwen3_4b_grids15_sft139/Transformers/bfloat16/1"]
+    assert read_plan(tmp_path / "k") == plan
+
+
 @pytest.mark.parametrize("bad,says", [(dict(slug="ab"), "slug"), (dict(weights_dataset="no-owner"), "no-owner"),
                                       (dict(weights_model="tester/m/transformers/default"), "weights model"),
                                       (dict(kernel_type="rmd"), "kernel_type"),

@@ -278,3 +278,39 @@ def test_the_built_kernel_runs_offline_on_the_image(tmp_path: Path, layout: str,
         assert int(attempted.group(1)) == expected, f"{what}: {attempted.group(0)}, expected {expected}\n" \
                                                     f"{result.output}"
 
+
+
+NVARC_MODEL = "sorokin/qwen3_4b_grids15_sft139/Transformers/bfloat16/1"
+
+
+def test_a_published_nvarc_model_runs_in_the_built_kernel(tmp_path: Path, image_venv: Path, wheelhouse: dict,
+                                                         competition_files: dict[str, Path],
+                                                         nvarc_published_dir: Path):
+    """NVARC's layout (16-token tokenizer whose config names Qwen2Tokenizer, vocab_size 16, no manifest), attached
+    as their Kaggle Model by arc_kit/configs/nvarc.toml and mounted where the 2026 layout puts it: the kernel
+    recognises the format, trains, searches and re-scores, and leaves a valid file with every quick-pass task
+    answered. The settings are NVARC's, made small for a CPU by flags."""
+    out = tmp_path / "kernel"
+    cmd = [sys.executable, "-m", "arc_kit.cli.main", "kernel", "build", "--owner", OWNER, "--out", str(out),
+           "--settings", str(REPO / "arc_kit" / "configs" / "nvarc.toml"),
+           "--wheelhouse-dataset", WHEELHOUSE_DATASET, "--quick-tasks", str(QUICK_TASKS), "--views", "2",
+           "--scoring-views", "2", "--ttt-max-samples", "4", "--ttt-lora-r", "8", "--budget-seconds", "900",
+           "--margin-seconds", "60", "--task-cap-seconds", "120"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KAGGLE_")}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=REPO, env=env)
+    built = proc.returncode == 0
+    assert built, ki.describe(proc, "arc-kit kernel build --settings nvarc.toml")
+    metadata = json.loads((out / "kernel-metadata.json").read_text())
+    assert metadata["model_sources"] == [NVARC_MODEL] and metadata["enable_internet"] is False
+    tree = ki.make_input_tree(tmp_path / "kaggle" / "input", metadata, "2026-models", competition_files,
+                              nvarc_published_dir, Path(wheelhouse["folder"]), NVARC_MODEL, WHEELHOUSE_DATASET)
+    assert tree.weights.parts[-3:] == ("transformers", "bfloat16", "1")
+    result = ki.run_kernel(image_venv, out / "main.py", tree, tmp_path / "kaggle", rerun=False,
+                           readonly_input=ki.readonly_mounts_work())
+    print(f"kernel run (NVARC layout): {result.seconds:.1f} s\n{result.output}")
+    assert result.proc.returncode == 0, f"the kernel exited {result.proc.returncode}\n{result.output}"
+    problems = validate_submission_file(result.submission, tree.challenges)
+    assert problems == [], f"invalid {result.submission}: {problems}\n{result.output}"
+    attempted = re.search(r"\((\d+)\b[^()]*attempted\)", result.proc.stdout)
+    assert attempted and int(attempted.group(1)) == QUICK_TASKS, result.output
+    assert "MODEL ERROR" not in result.proc.stdout and "error in task" not in result.proc.stdout, result.output

@@ -116,6 +116,12 @@ def test_weights_are_found_from_the_attached_source_on_either_layout(tmp_path: P
     assert find_model_dir(tmp_path, dataset="me/arc-weights") == current
     model = _touch(tmp_path / "models" / "me" / "arc" / "transformers" / "v1" / "2" / "config.json").parent
     assert find_model_dir(tmp_path, model="me/arc/transformers/v1/2", dataset="me/arc-weights") == model
+    # a handle spells the framework as Kaggle shows it (Transformers); the mount is in lower case
+    nvarc = _touch(tmp_path / "models" / "sorokin" / "qwen3_4b_grids15_sft139" / "transformers" / "bfloat16" / "1"
+                   / "config.json").parent
+    assert find_model_dir(tmp_path, model="sorokin/qwen3_4b_grids15_sft139/Transformers/bfloat16/1") == nvarc
+    classic = _touch(tmp_path / "qwen3_2b" / "transformers" / "bfloat16" / "1" / "config.json").parent
+    assert find_model_dir(tmp_path, model="sorokin/qwen3_2b/Transformers/bfloat16/1") == classic
 
 
 def test_an_export_root_uploaded_whole_loads_its_merged_folder(tmp_path: Path, capsys):

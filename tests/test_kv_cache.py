@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from arc_kit.config.run import SettingsError, SolverConfig
+from arc_kit.core.formats import ARC_KIT_FORMAT
 from arc_kit.core.tasks import Pair
-from arc_kit.core.text import render
 from arc_kit.models.loading import LoadedModel, load_model
 from arc_kit.solve.decoding import DecodeRequest, GreedyDecoder
 from arc_kit.solve.dfs import answer_token_ids, dfs_candidates
@@ -114,12 +114,12 @@ def test_crop_then_extend_equals_recomputing(loaded: LoadedModel) -> None:
 @pytest.fixture(scope="module")
 def arc_prompt(loaded: LoadedModel) -> tuple[int, ...]:
     train = (Pair(((1, 0), (0, 1)), ((0, 1), (1, 0))), Pair(((2, 2, 0), (0, 0, 0)), ((0, 0, 0), (2, 2, 0))))
-    text = render(loaded.tokenizer, train, ((3, 0), (0, 3))).prompt
+    text = ARC_KIT_FORMAT.render(loaded.tokenizer, train, ((3, 0), (0, 3))).prompt
     return tuple(loaded.tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
 def test_dfs_in_place_equals_dynamic(loaded: LoadedModel, arc_prompt: tuple[int, ...]) -> None:
-    expand, end = answer_token_ids(loaded.tokenizer)
+    expand, end = answer_token_ids(loaded.tokenizer, ARC_KIT_FORMAT)
     results = {kind: dfs_candidates(loaded.model, arc_prompt, min_probability=1e-3, expand_ids=expand, end_ids=end, max_new_tokens=4, max_candidates_per_view=10_000, kv_cache=kind, device="cpu", prefill_chunk_tokens=2048)
                for kind in ("inplace", "dynamic")}
     got, want = results["inplace"], results["dynamic"]
@@ -152,7 +152,7 @@ def test_a_model_that_refuses_the_cache_falls_back_to_dynamic(loaded: LoadedMode
     decoder = GreedyDecoder.for_config(refusing, loaded.tokenizer, "cpu", SolverConfig(batch_size=2))
     assert [g.token_ids for g in decoder.decode(requests)] == [g.token_ids for g in want]
     assert decoder.kv_cache == "dynamic" and refusing.refusals == 1  # refused once, not once per batch
-    expand, end = answer_token_ids(loaded.tokenizer)
+    expand, end = answer_token_ids(loaded.tokenizer, ARC_KIT_FORMAT)
     kwargs = {"min_probability": 1e-2, "expand_ids": expand, "end_ids": end, "max_new_tokens": 3,
               "max_candidates_per_view": 32, "device": "cpu", "prefill_chunk_tokens": 2048}
     fallen = dfs_candidates(RefusesInPlace(loaded.model), arc_prompt, kv_cache="inplace", **kwargs)

@@ -167,9 +167,12 @@ def test_finished_test_inputs_are_kept_when_another_is_cut(arc_tokenizer):
     task = parse_task("t", {"train": [{"input": [[1]], "output": [[2]]}],
                             "test": [{"input": [[1]]}, {"input": [[3]]}]}, "test")
     model = SimpleNamespace(config=SimpleNamespace(max_position_embeddings=8192))
-    solver = ArcSolver(LoadedModel(model, arc_tokenizer, "cpu", "fake", ".", dtype=None, has_lora=False),
+    from arc_kit.core.formats import ARC_KIT_FORMAT
+
+    solver = ArcSolver(LoadedModel(model, arc_tokenizer, "cpu", "fake", ".", dtype=None, has_lora=False,
+                                   prompt_format=ARC_KIT_FORMAT),
                        SolverConfig(mode="greedy", scoring_views=0, views=1))
-    prompts = task_prompts(task, arc_tokenizer, [View()], 8192)
+    prompts = task_prompts(task, arc_tokenizer, ARC_KIT_FORMAT, [View()], 8192)
     answer = tuple(arc_tokenizer("2\n<|im_end|>", add_special_tokens=False)["input_ids"])
     found = {prompts[0]: _Found([(answer, 0.5)]), prompts[1]: _Found(cut=True)}
     result = solver._choose(task, prompts, found, None, solver.config)

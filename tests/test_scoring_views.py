@@ -8,8 +8,8 @@ import random
 import pytest
 
 from arc_kit.core.augment import View
+from arc_kit.core.formats import ARC_KIT_FORMAT
 from arc_kit.core.tasks import Pair, Task
-from arc_kit.core.text import render
 from arc_kit.solve.rescoring import ScoringView, answer_ids, answer_nlls, candidate_nlls, scoring_views
 
 TOL = 1e-4
@@ -92,12 +92,12 @@ def test_empty_items_and_bad_arguments(model):
 @pytest.mark.parametrize("tokenizer_name", ["arc_tokenizer", "qwen_tokenizer"])
 def test_prompt_plus_answer_ids_equal_the_full_tokenization(tokenizer_name, request):
     tokenizer = request.getfixturevalue(tokenizer_name)
-    views = scoring_views(TASK, 0, tokenizer, count=4, seed=7, max_length=4096, colour_views=True)
+    views = scoring_views(TASK, 0, tokenizer, count=4, seed=7, max_length=4096, colour_views=True, prompt_format=ARC_KIT_FORMAT)
     for view in views:
         for grid in GRIDS:
-            ids = answer_ids(tokenizer, view, grid, check=True)
+            ids = answer_ids(tokenizer, ARC_KIT_FORMAT, view, grid, check=True)
             viewed = View.from_key(view.view_key)
-            rendered = render(tokenizer, view.train, view.test_input, viewed.apply_grid(grid))
+            rendered = ARC_KIT_FORMAT.render(tokenizer, view.train, view.test_input, viewed.apply_grid(grid))
             full = tokenizer(rendered.text, add_special_tokens=False)["input_ids"]
             assert list(view.prompt_ids) + list(ids) == full[: len(view.prompt_ids) + len(ids)]
             end = tokenizer.convert_tokens_to_ids("<|im_end|>")
@@ -105,51 +105,51 @@ def test_prompt_plus_answer_ids_equal_the_full_tokenization(tokenizer_name, requ
 
 
 def test_scoring_views_are_seeded_by_task_and_fit_the_context(arc_tokenizer):
-    a = scoring_views(TASK, 1, arc_tokenizer, count=5, seed=3, max_length=4096, colour_views=True)
-    assert a == scoring_views(TASK, 1, arc_tokenizer, count=5, seed=3, max_length=4096, colour_views=True)
+    a = scoring_views(TASK, 1, arc_tokenizer, count=5, seed=3, max_length=4096, colour_views=True, prompt_format=ARC_KIT_FORMAT)
+    assert a == scoring_views(TASK, 1, arc_tokenizer, count=5, seed=3, max_length=4096, colour_views=True, prompt_format=ARC_KIT_FORMAT)
     assert len({v.view_key for v in a}) == 5 and View.from_key(a[0].view_key).is_identity
     other = Task("another-id", TASK.train, TASK.test)
-    assert [v.view_key for v in scoring_views(other, 1, arc_tokenizer, 5, 3, 4096, colour_views=True)] != [v.view_key for v in a]
+    assert [v.view_key for v in scoring_views(other, 1, arc_tokenizer, 5, 3, 4096, colour_views=True, prompt_format=ARC_KIT_FORMAT)] != [v.view_key for v in a]
     for v in a:  # the prompt is the viewed task's test input, rendered from the pairs it keeps
         view = View.from_key(v.view_key)
         assert v.test_input == view.apply_grid(TASK.test[1].input)
-        text = render(arc_tokenizer, v.train, v.test_input).prompt
+        text = ARC_KIT_FORMAT.render(arc_tokenizer, v.train, v.test_input).prompt
         assert list(v.prompt_ids) == arc_tokenizer(text, add_special_tokens=False)["input_ids"]
-    tight = scoring_views(TASK, 1, arc_tokenizer, count=2, seed=3, max_length=60, colour_views=True)
+    tight = scoring_views(TASK, 1, arc_tokenizer, count=2, seed=3, max_length=60, colour_views=True, prompt_format=ARC_KIT_FORMAT)
     assert all(v.pairs_dropped > 0 and len(v.train) >= 1 for v in tight)
     with pytest.raises(IndexError):
-        scoring_views(TASK, 2, arc_tokenizer, 2, 0, 4096, colour_views=True)
+        scoring_views(TASK, 2, arc_tokenizer, 2, 0, 4096, colour_views=True, prompt_format=ARC_KIT_FORMAT)
 
 
 def test_candidate_nlls_match_answer_nlls(model, arc_tokenizer):
-    views = scoring_views(TASK, 0, arc_tokenizer, count=3, seed=1, max_length=4096, colour_views=True)
-    got = candidate_nlls(model, arc_tokenizer, views, GRIDS, score_token_budget=16384, device="cpu")
+    views = scoring_views(TASK, 0, arc_tokenizer, count=3, seed=1, max_length=4096, colour_views=True, prompt_format=ARC_KIT_FORMAT)
+    got = candidate_nlls(model, arc_tokenizer, views, GRIDS, prompt_format=ARC_KIT_FORMAT, score_token_budget=16384, device="cpu")
     assert len(got) == len(GRIDS) and all(len(row) == len(views) for row in got)
     for g, grid in enumerate(GRIDS):
         for v, view in enumerate(views):
-            expected = reference_nll(model, view.prompt_ids, answer_ids(arc_tokenizer, view, grid))
+            expected = reference_nll(model, view.prompt_ids, answer_ids(arc_tokenizer, ARC_KIT_FORMAT, view, grid))
             assert got[g][v] == pytest.approx(expected, abs=TOL)
 
 
 def test_candidate_nlls_do_not_depend_on_grid_or_view_order(model, arc_tokenizer):
-    views = scoring_views(TASK, 0, arc_tokenizer, count=4, seed=5, max_length=4096, colour_views=True)
-    base = candidate_nlls(model, arc_tokenizer, views, GRIDS, score_token_budget=400, device="cpu")
+    views = scoring_views(TASK, 0, arc_tokenizer, count=4, seed=5, max_length=4096, colour_views=True, prompt_format=ARC_KIT_FORMAT)
+    base = candidate_nlls(model, arc_tokenizer, views, GRIDS, prompt_format=ARC_KIT_FORMAT, score_token_budget=400, device="cpu")
     rng = random.Random(0)
     for _ in range(3):
         gp, vp = list(range(len(GRIDS))), list(range(len(views)))
         rng.shuffle(gp)
         rng.shuffle(vp)
-        got = candidate_nlls(model, arc_tokenizer, [views[i] for i in vp], [GRIDS[i] for i in gp], score_token_budget=rng.choice([100, 400, 5000]), device="cpu")
+        got = candidate_nlls(model, arc_tokenizer, [views[i] for i in vp], [GRIDS[i] for i in gp], prompt_format=ARC_KIT_FORMAT, score_token_budget=rng.choice([100, 400, 5000]), device="cpu")
         for gi, g in enumerate(gp):
             for vi, v in enumerate(vp):
                 assert got[gi][vi] == pytest.approx(base[g][v], abs=TOL)
 
 
 def test_a_prompt_from_other_pairs_is_refused(arc_tokenizer):
-    view = scoring_views(TASK, 0, arc_tokenizer, count=1, seed=0, max_length=4096, colour_views=True)[0]
+    view = scoring_views(TASK, 0, arc_tokenizer, count=1, seed=0, max_length=4096, colour_views=True, prompt_format=ARC_KIT_FORMAT)[0]
     wrong = ScoringView(view.view_key, view.prompt_ids[1:], view.train, view.test_input)
     with pytest.raises(ValueError, match="differ"):
-        answer_ids(arc_tokenizer, wrong, GRIDS[0], check=True)
+        answer_ids(arc_tokenizer, ARC_KIT_FORMAT, wrong, GRIDS[0], check=True)
 
 
 def test_only_the_answer_span_logits_are_kept(model):

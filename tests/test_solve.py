@@ -11,6 +11,7 @@ import pytest
 
 from arc_kit.config.run import SolverConfig
 from arc_kit.core.augment import View
+from arc_kit.core.formats import ARC_KIT_FORMAT
 from arc_kit.core.tasks import Pair, Task
 from arc_kit.core.text import grid_to_text
 from arc_kit.models.loading import LoadedModel, ModelLoadError, load_model
@@ -86,7 +87,7 @@ def _requests(loaded: LoadedModel, count: int, bound: int) -> list[DecodeRequest
     out = []
     for i in range(count):
         task = small_task(f"t{i}", pairs=1 + i % 3, side=2 + i % 4)
-        out += [DecodeRequest(p, p.token_ids, bound) for p in task_prompts(task, loaded.tokenizer, [View()], 8192)]
+        out += [DecodeRequest(p, p.token_ids, bound) for p in task_prompts(task, loaded.tokenizer, loaded.prompt_format, [View()], 8192)]
     return out
 
 
@@ -161,7 +162,8 @@ def is_plain(prompt) -> bool:  # noqa: ANN001
 def scripted_solver(tokenizer, views: int, answer) -> ArcSolver:
     model = SimpleNamespace(config=SimpleNamespace(max_position_embeddings=8192))
     config = SolverConfig(mode="greedy", scoring_views=0, views=views)
-    solver = ArcSolver(LoadedModel(model, tokenizer, "cpu", "fake", ".", dtype=None, has_lora=False), config)
+    solver = ArcSolver(LoadedModel(model, tokenizer, "cpu", "fake", ".", dtype=None, has_lora=False,
+                                       prompt_format=ARC_KIT_FORMAT), config)
     solver.decoder = ScriptedDecoder(tokenizer, solver, answer)
     return solver
 
@@ -174,7 +176,7 @@ def test_colour_views_off_gives_geometric_views_for_search_and_scoring(arc_token
     geometric = solver.views(task, SolverConfig(views=8, colour_views=False))
     assert len(geometric) == 8 and all(v.colours == tuple(range(10)) for v in geometric)
     assert any(v.colours != tuple(range(10)) for v in solver.views(task, SolverConfig(views=8)))
-    scored = scoring_views(task, 0, arc_tokenizer, 6, 1, 4096, colour_views=False)
+    scored = scoring_views(task, 0, arc_tokenizer, 6, 1, 4096, colour_views=False, prompt_format=ARC_KIT_FORMAT)
     assert all(View.from_key(v.view_key).colours == tuple(range(10)) for v in scored)
 
 
@@ -222,7 +224,7 @@ def test_a_task_too_long_for_the_context_drops_pairs_and_is_still_answered(loade
     task = small_task(pairs=8, side=6)
     config = SolverConfig(max_length=300, views=1, mode="greedy", scoring_views=0)
     solver = ArcSolver(loaded, config)
-    prompts = task_prompts(task, loaded.tokenizer, solver.views(task), 300)
+    prompts = task_prompts(task, loaded.tokenizer, loaded.prompt_format, solver.views(task), 300)
     dropped = sum(p.pairs_dropped for p in prompts)
     assert dropped > 0
     assert all(len(p.token_ids) + p.max_new_tokens <= 300 for p in prompts)
@@ -232,7 +234,7 @@ def test_a_task_too_long_for_the_context_drops_pairs_and_is_still_answered(loade
 
 
 def test_max_new_tokens_follows_the_task_not_a_full_grid(loaded: LoadedModel):
-    prompts = task_prompts(small_task(side=3), loaded.tokenizer, [View()], 8192)
+    prompts = task_prompts(small_task(side=3), loaded.tokenizer, loaded.prompt_format, [View()], 8192)
     assert prompts[0].max_new_tokens == 3 * 4 + 2  # 3x3 answer + <|im_end|> and its newline
 
 
@@ -262,7 +264,8 @@ def test_unsloth_failing_to_load_falls_back_to_transformers(tiny_model_dir: Path
     from arc_kit.models.loading import _try_unsloth
 
     with caplog.at_level("WARNING"):
-        assert _try_unsloth(tiny_model_dir, SolverConfig(), "cuda", torch.bfloat16) is None  # no GPU or Unsloth here
+        # no GPU or Unsloth here
+        assert _try_unsloth(tiny_model_dir, SolverConfig(), "cuda", torch.bfloat16, None, ARC_KIT_FORMAT) is None
     assert "using transformers" in caplog.text
 
 
@@ -280,7 +283,8 @@ def _as_unsloth(loaded: LoadedModel, model) -> LoadedModel:  # noqa: ANN001
     """``loaded`` as the loader returns an Unsloth-loaded model (its backend), on ``model``."""
     from arc_kit.models.loading import UNSLOTH
 
-    return LoadedModel(model, loaded.tokenizer, loaded.device, UNSLOTH, loaded.source, loaded.dtype, has_lora=False)
+    return LoadedModel(model, loaded.tokenizer, loaded.device, UNSLOTH, loaded.source, loaded.dtype, has_lora=False,
+                       prompt_format=loaded.prompt_format)
 
 
 def test_an_unsloth_model_that_fails_the_probe_is_loaded_again_with_transformers(

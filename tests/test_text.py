@@ -6,17 +6,15 @@ import json
 
 import pytest
 
+from arc_kit.core.formats import ARC_KIT_FORMAT, fit_for_tokenizer
 from arc_kit.core.tasks import Pair, Task, load_tasks
 from arc_kit.core.text import (
     ParseError,
     TokenizerError,
     answer_from_generation,
     check_tokenizer,
-    fit_for_tokenizer,
     grid_to_text,
     physical_tokens,
-    prompt_text,
-    render,
     text_to_grid,
 )
 from arc_kit.models.token_stats import token_stats
@@ -61,8 +59,9 @@ def test_answer_is_cut_at_the_end_marker():
 
 def test_prompt_holds_pairs_then_test_input_then_test_output_label():
     pair = Pair(((1, 2),), ((2, 1),))
-    text = prompt_text([pair], ((3, 4),))
+    text, spans = ARC_KIT_FORMAT.user_message([pair], ((3, 4),))
     assert text == "Input:\n12\nOutput:\n21\nTest input:\n34\nTest output:"
+    assert [text[a:b] for a, b in spans] == ["21\n"]  # the demonstration output, learnt with all_outputs
 
 
 @pytest.mark.parametrize("which", ["arc", "qwen"])
@@ -70,7 +69,7 @@ def test_one_token_per_cell_and_row(which, arc_tokenizer, qwen_tokenizer):
     tokenizer = arc_tokenizer if which == "arc" else qwen_tokenizer
     check_tokenizer(tokenizer)
     grid = ((1, 2, 3), (4, 5, 6))
-    example = render(tokenizer, [Pair(grid, grid)], grid, grid)
+    example = ARC_KIT_FORMAT.render(tokenizer, [Pair(grid, grid)], grid, grid)
     completion_ids = tokenizer(example.completion, add_special_tokens=False)["input_ids"]
     # the answer is one token per cell and newline, then the end-of-turn tokens
     assert tokenizer.decode(completion_ids[: physical_tokens(grid)]) == grid_to_text(grid)
@@ -98,23 +97,23 @@ def long_task() -> Task:
 
 def test_fit_drops_largest_pairs_keeps_test_input_and_reserves_the_answer(arc_tokenizer):
     task = long_task()
-    fitted = fit_for_tokenizer(arc_tokenizer, task, 0, max_length=3000)
+    fitted = fit_for_tokenizer(arc_tokenizer, ARC_KIT_FORMAT, task, 0, max_length=3000)
     assert fitted.fits and fitted.dropped == 2
     assert all(len(p.input) == 2 for p in fitted.train)  # the two 30x30 pairs went first
     assert fitted.reserved_tokens >= 30 * 31  # room for a 30x30 answer
     assert fitted.prompt_tokens + fitted.reserved_tokens <= 3000
-    prompt = render(arc_tokenizer, fitted.train, task.test[0].input).prompt
+    prompt = ARC_KIT_FORMAT.render(arc_tokenizer, fitted.train, task.test[0].input).prompt
     assert grid_to_text(task.test[0].input) in prompt
 
 
 def test_fit_never_drops_the_last_pair(arc_tokenizer):
-    fitted = fit_for_tokenizer(arc_tokenizer, long_task(), 0, max_length=100)
+    fitted = fit_for_tokenizer(arc_tokenizer, ARC_KIT_FORMAT, long_task(), 0, max_length=100)
     assert len(fitted.train) == 1 and not fitted.fits
 
 
 def test_token_budget_on_arc_agi_2_evaluation(arc2_eval, arc_tokenizer):
     """The issue's bar: all 167 test inputs fit 8192 and we spend <= 1.02x the physical floor + 48 per input."""
-    stats = token_stats(load_tasks(*arc2_eval), arc_tokenizer, 8192)
+    stats = token_stats(load_tasks(*arc2_eval), arc_tokenizer, ARC_KIT_FORMAT, 8192)
     assert stats["test_inputs"] == 167 and stats["fit"] == 167
     assert stats["total_tokens"] <= 1.02 * stats["total_physical"] + 48 * 167
     assert stats["needed_pairs_dropped"] >= 1  # the longest tasks really had to shrink

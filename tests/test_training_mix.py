@@ -11,12 +11,14 @@ import pytest
 from arc_kit.config.schema import SettingsError
 from arc_kit.config.training import DataSettings, SourceSettings, SyntheticSettings, load_config
 from arc_kit.core.augment import View
+from arc_kit.core.formats import ARC_KIT_FORMAT
 from arc_kit.core.synthetic import generate_tasks
 from arc_kit.core.tasks import load_tasks, task_to_json, write_task_files
 from arc_kit.training.canonical import task_digest
 from arc_kit.training.mix import MixError, load_mix, write_held_out_digests
 
 REPO = Path(__file__).resolve().parents[1]
+ANSWER_ONLY = dict(prompt_format=ARC_KIT_FORMAT, loss_on="answer")
 
 
 def disguised(task, seed: int, task_id: str):
@@ -116,10 +118,10 @@ def test_weights_repeat_or_thin_a_source(arc_tokenizer):
 
     a = generate_tasks(["rot180"], 6, seed=1)
     b = generate_tasks(["flip_lr"], 6, seed=2)
-    plain = build_datasets([SourcePlan("a", a, 1), SourcePlan("b", b, 1)], arc_tokenizer, max_length=512,
+    plain = build_datasets([SourcePlan("a", a, 1), SourcePlan("b", b, 1)], arc_tokenizer, **ANSWER_ONLY, max_length=512,
                            eval_fraction=0.0)
     weighted = build_datasets([SourcePlan("a", a, 1, weight=2.0), SourcePlan("b", b, 1, weight=0.5)],
-                              arc_tokenizer, max_length=512, eval_fraction=0.0)
+                              arc_tokenizer, **ANSWER_ONLY, max_length=512, eval_fraction=0.0)
     built = {s["name"]: s["train_rows_built"] for s in plain.sources}
     taken = {s["name"]: s["train_rows_taken"] for s in weighted.sources}
     assert taken == {"a": 2 * built["a"], "b": round(0.5 * built["b"])}
@@ -130,7 +132,7 @@ def test_cached_build_equals_the_in_memory_one_and_is_reused(arc_tokenizer, tmp_
     from arc_kit.training.dataset import SourcePlan, build_datasets
 
     tasks = generate_tasks(["rot180", "flip_lr"], 12, seed=4)
-    kw = dict(max_length=512, eval_fraction=0.2, seed=1)
+    kw = dict(ANSWER_ONLY, max_length=512, eval_fraction=0.2, seed=1)
     memory = build_datasets([SourcePlan("s", tasks, 2)], arc_tokenizer, **kw)
     cached = build_datasets([SourcePlan("s", tasks, 2)], arc_tokenizer, cache_dir=str(tmp_path), num_proc=2, **kw)
     assert cached.train["input_ids"][:] == memory.train["input_ids"][:]

@@ -68,8 +68,8 @@ def test_export_reloads_offline_with_the_same_logits_and_answers(lora_run, tmp_p
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from arc_kit.config.run import SolverConfig
+    from arc_kit.core.formats import ARC_KIT_FORMAT
     from arc_kit.core.synthetic import generate_tasks
-    from arc_kit.core.text import render
     from arc_kit.models.manifest import MANIFEST_FILE
     from arc_kit.training.evaluate import greedy_answers
     from arc_kit.training.export import export_model
@@ -78,19 +78,19 @@ def test_export_reloads_offline_with_the_same_logits_and_answers(lora_run, tmp_p
     merged_dir = export_model(run_dir, tmp_path / "export", dtype="float32")
     tokenizer = AutoTokenizer.from_pretrained(lora_run.final_dir, local_files_only=True)
     tasks = generate_tasks(["rot180"], 4, seed=99, n_train=2)
-    text = render(tokenizer, tasks[0].train, tasks[0].test[0].input, tasks[0].test[0].output).text
+    text = ARC_KIT_FORMAT.render(tokenizer, tasks[0].train, tasks[0].test[0].input, tasks[0].test[0].output).text
 
     base = AutoModelForCausalLM.from_pretrained(run_dir / "base-model", local_files_only=True)
     base_logits = _logits(base, tokenizer, text)
     before = PeftModel.from_pretrained(base, lora_run.final_dir)
     before_logits = _logits(before, tokenizer, text)
-    before_answers = greedy_answers(before, tokenizer, tasks, SolverConfig(max_length=2048, batch_size=16))
+    before_answers = greedy_answers(before, tokenizer, ARC_KIT_FORMAT, tasks, SolverConfig(max_length=2048, batch_size=16))
     assert not torch.allclose(before_logits, base_logits, atol=1e-3)  # the adapter learnt something
 
     merged = AutoModelForCausalLM.from_pretrained(merged_dir, local_files_only=True)
     merged_tok = AutoTokenizer.from_pretrained(merged_dir, local_files_only=True)
     assert torch.allclose(_logits(merged, merged_tok, text), before_logits, atol=1e-4)
-    assert greedy_answers(merged, merged_tok, tasks, SolverConfig(max_length=2048, batch_size=16)) == before_answers
+    assert greedy_answers(merged, merged_tok, ARC_KIT_FORMAT, tasks, SolverConfig(max_length=2048, batch_size=16)) == before_answers
 
     fresh = AutoModelForCausalLM.from_pretrained(run_dir / "base-model", local_files_only=True)
     adapter = PeftModel.from_pretrained(fresh, tmp_path / "export" / "adapter", local_files_only=True)

@@ -13,6 +13,7 @@ from arc_kit.config.lora import LoraSpec
 from arc_kit.config.run import SettingsError, SolverConfig
 from arc_kit.core.augment import View
 from arc_kit.core.examples import tokenize_example
+from arc_kit.core.formats import ARC_KIT_FORMAT
 from arc_kit.core.synthetic import generate_tasks
 from arc_kit.core.tasks import Pair, Task
 from arc_kit.core.text import answer_from_generation, grid_to_text
@@ -81,7 +82,7 @@ def test_config_defaults_follow_nvarc_and_every_field_is_a_flag() -> None:
 def test_examples_leave_one_out_from_demos_only(arc_tokenizer: Any) -> None:
     task = _with_odd_test(_task("flip_lr", n_train=4))
     config = TTTConfig(max_samples=20)
-    rows = ttt_examples(task, arc_tokenizer, config)
+    rows = ttt_examples(task, arc_tokenizer, ARC_KIT_FORMAT, config)
     assert 0 < len(rows) <= config.max_samples
     odd = [grid_to_text(((c,) * 4,) * 4) for c in range(10)]
     queries = set()
@@ -107,31 +108,31 @@ def test_examples_leave_one_out_from_demos_only(arc_tokenizer: Any) -> None:
         for j in context:
             assert grid_to_text(view.apply_grid(task.train[j].output)) in prompt
     assert queries == set(range(len(task.train)))  # every demo takes its turn as the query
-    assert ttt_examples(task, arc_tokenizer, config) == rows  # seeded: the same rows again
-    assert ttt_examples(task, arc_tokenizer, TTTConfig(max_samples=20, seed=1)) != rows
-    assert len(ttt_examples(task, arc_tokenizer, TTTConfig(max_samples=5))) == 5
+    assert ttt_examples(task, arc_tokenizer, ARC_KIT_FORMAT, config) == rows  # seeded: the same rows again
+    assert ttt_examples(task, arc_tokenizer, ARC_KIT_FORMAT, TTTConfig(max_samples=20, seed=1)) != rows
+    assert len(ttt_examples(task, arc_tokenizer, ARC_KIT_FORMAT, TTTConfig(max_samples=5))) == 5
 
 
 def test_examples_without_colour_views_keep_the_task_colours(arc_tokenizer: Any) -> None:
     task = _task("flip_lr", n_train=3)
-    rows = ttt_examples(task, arc_tokenizer, TTTConfig(max_samples=40, colour_views=False))
+    rows = ttt_examples(task, arc_tokenizer, ARC_KIT_FORMAT, TTTConfig(max_samples=40, colour_views=False))
     assert len(rows) == 40
     assert all(View.from_key(r["view"]).colours == tuple(range(10)) for r in rows)
     assert len({r["view"] for r in rows}) > 8  # D8 and demo order still vary
     assert any(View.from_key(r["view"]).colours != tuple(range(10))
-               for r in ttt_examples(task, arc_tokenizer, TTTConfig(max_samples=40)))
+               for r in ttt_examples(task, arc_tokenizer, ARC_KIT_FORMAT, TTTConfig(max_samples=40)))
 
 
 def test_examples_need_two_demos_and_fit_the_context(arc_tokenizer: Any) -> None:
     task = _task("flip_lr", n_train=4)
     one = Task(task.task_id, task.train[:1], task.test)
-    assert ttt_examples(one, arc_tokenizer, TTTConfig()) == []
+    assert ttt_examples(one, arc_tokenizer, ARC_KIT_FORMAT, TTTConfig()) == []
     # A context with room for the query and one demo only: every row keeps exactly one context pair.
-    one_pair = tokenize_example(arc_tokenizer, task.train[:1], task.train[1])["length"]  # all grids are 3x3
+    one_pair = tokenize_example(arc_tokenizer, ARC_KIT_FORMAT, task.train[:1], task.train[1], loss_on="answer")["length"]  # all grids are 3x3
     tight = TTTConfig(max_samples=8, max_length=one_pair)
-    rows = ttt_examples(task, arc_tokenizer, tight)
+    rows = ttt_examples(task, arc_tokenizer, ARC_KIT_FORMAT, tight)
     assert rows and all(len(r["context_indices"]) == 1 and r["length"] <= tight.max_length for r in rows)
-    assert ttt_examples(task, arc_tokenizer, TTTConfig(max_length=30)) == []  # nothing fits: no TTT
+    assert ttt_examples(task, arc_tokenizer, ARC_KIT_FORMAT, TTTConfig(max_length=30)) == []  # nothing fits: no TTT
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -178,7 +179,7 @@ def test_task_b_does_not_depend_on_task_a(tiny_model_dir: Path) -> None:
 
     def greedy(solver: ArcSolver) -> tuple[Any, tuple[int, ...]]:
         """B's two attempts and the raw greedy tokens behind them (meaningful even when they do not parse)."""
-        prompt = task_prompts(puzzle_b, solver.tokenizer, [View()], solver.max_length)[0]
+        prompt = task_prompts(puzzle_b, solver.tokenizer, solver.prompt_format, [View()], solver.max_length)[0]
         tokens = solver.decoder.decode([DecodeRequest(0, prompt.token_ids, prompt.max_new_tokens)])[0].token_ids
         return solver.solve([puzzle_b])[0].attempts, tuple(tokens)
 
@@ -201,7 +202,7 @@ def test_task_b_does_not_depend_on_task_a(tiny_model_dir: Path) -> None:
     assert answer_alone != base_answer  # the solver decoded with the adapted weights
 
     # The same logits on B's prompt in both models; after reset, the base's again.
-    prompt = task_prompts(puzzle_b, alone.tokenizer, [View()], 8192)[0]
+    prompt = task_prompts(puzzle_b, alone.tokenizer, alone.prompt_format, [View()], 8192)[0]
     ids = torch.tensor([list(prompt.token_ids)])
     with torch.no_grad():
         logits_alone = alone.model(input_ids=ids).logits

@@ -50,6 +50,10 @@ def _dry_run(args: argparse.Namespace) -> int:
     if args.max_tasks is not None and args.max_tasks < 0:
         raise SettingsError(f"--max-tasks must be >= 0, got {args.max_tasks}")
     plan = plan_from_args(args)
+    if plan.solver.format != "auto":  # a format the weights contradict is bad input: one line, before the run
+        from arc_kit.models.loading import inference_tokenizer, weights_folder
+
+        inference_tokenizer(weights_folder(args.model), plan.solver)
     config = RunConfig(model_dir=args.model, challenges=args.challenges, output=args.out / "submission.json",
                        solutions=args.solutions, run=plan.run, solver=plan.solver, ttt=plan.ttt, max_tasks=args.max_tasks,
                        start_time=start)

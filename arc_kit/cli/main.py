@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from arc_kit.cli import data, demo, dry_run, kaggle, train
+from arc_kit.cli import data, demo, dry_run, formats, kaggle, train
 from arc_kit.cli.flags import Parser, challenges_file, input_errors, solutions_file
 
 
@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
     _add_foundation_commands(sub)
-    for area in (train, dry_run, kaggle, data, demo):
+    for area in (train, dry_run, formats, kaggle, data, demo):
         area.add_commands(sub)
     return parser
 
@@ -61,7 +61,9 @@ def _add_foundation_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("tokens", help="token counts per test input against the physical floor of the grids")
     p.add_argument("challenges", type=challenges_file, help="challenges file, task folder or data set name")
     p.add_argument("--solutions", type=solutions_file, help="solutions file or data set name")
-    p.add_argument("--tokenizer", help="tokenizer folder, or 'qwen' for Qwen2.5/3's vocabulary (default: the ARC one)")
+    p.add_argument("--tokenizer", help="tokenizer or weights folder, 'qwen' for Qwen2.5/3's vocabulary or 'nvarc' "
+                   "for NVARC's 16 tokens (default: the ARC one)")
+    formats.add_format_flag(p, "to count in")
     p.add_argument("--max-length", type=int, default=8192)
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_tokens)
@@ -107,10 +109,12 @@ def _validate(args: argparse.Namespace) -> int:
 @input_errors
 def _tokens(args: argparse.Namespace) -> int:
     from arc_kit.core.tasks import load_tasks
-    from arc_kit.models.token_stats import load_tokenizer, token_stats
+    from arc_kit.models.token_stats import load_tokenizer, token_format, token_stats
 
     tasks = load_tasks(args.challenges, args.solutions)  # before the tokenizer: a bad file fails fast
-    stats = token_stats(tasks, load_tokenizer(args.tokenizer), args.max_length)
+    tokenizer = load_tokenizer(args.tokenizer)
+    stats = token_stats(tasks, tokenizer, token_format(args.tokenizer, tokenizer, args.prompt_format),
+                        args.max_length)
     if args.json:
         print(json.dumps(stats))
     else:

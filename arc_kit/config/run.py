@@ -62,6 +62,14 @@ KvCache = Literal["inplace", "dynamic"]  # arc_kit.solve.kv_cache.new_cache
 Dtype = Literal["bfloat16", "float16", "float32"]
 KV_CACHES: tuple[str, ...] = typing.get_args(KvCache)
 FORMULAS: tuple[str, ...] = typing.get_args(Formula)
+FormatChoice = Literal["auto", "arc-kit", "nvarc"]  # "auto" + arc_kit.core.formats.FORMAT_NAMES (a test checks)
+LossOn = Literal["answer", "all_outputs"]  # arc_kit.core.formats.LOSS_ON (a test checks)
+FORMAT_HELP = (
+    "the prompt format the weights speak (arc_kit/core/formats.py): auto takes the one the weights' "
+    "arc_kit_manifest.json records, else nvarc for NVARC's 16-token tokenizer, else arc-kit; a format that "
+    "contradicts the manifest is refused")
+LOSS_ON_HELP = ("answer: learn the test output only; all_outputs: every output grid of the text, the "
+                "demonstration outputs too (NVARC)")
 
 
 @dataclass
@@ -95,6 +103,7 @@ class SolverConfig(Settings):
     score_token_budget: int = setting(16384, help="re-scoring: most tokens in one teacher-forced batch (see "
                                                   "solve/rescoring.py for the memory arithmetic)", ge=1)
     seed: int = setting(0, help="chooses the views (same seed, same views, in any process)")
+    format: FormatChoice = setting("auto", help=FORMAT_HELP)
     use_unsloth: bool = setting(True, help="on CUDA only; falls back to transformers when Unsloth is missing or "
                                            "fails")
     base_model: str | None = setting(None, help="base weights folder for a LoRA adapter whose recorded base is "
@@ -144,6 +153,7 @@ class TTTConfig(Settings):
                                 "same training)")
     max_length: int = setting(8192, help="context for one training row; demonstration pairs are dropped "
                                          "(largest first) to fit", ge=1)
+    loss_on: LossOn = setting("answer", help=LOSS_ON_HELP)
     gradient_checkpointing: bool = setting(True, help="recompute activations in the backward pass (CUDA only; "
                                                       "CPU runs never checkpoint)")
     time_share: float = setting(0.5, help="the most of a task's time training may take; the rest is the "
@@ -156,8 +166,9 @@ class KernelRuntime(Settings):
 
     competition: str = setting(COMPETITION_SLUG, help="competition slug")
     weights_dataset: str | None = setting(None, help="owner/slug of the weights dataset")
-    weights_model: str | None = setting(None, help="owner/model/framework/variation/N of the weights as a "
-                                                   "Kaggle Model")
+    weights_model: str | None = setting(None, help=(
+        "owner/model/framework/variation/N of the weights as a Kaggle Model (e.g. NVARC's "
+        "sorokin/qwen3_4b_grids15_sft139/Transformers/bfloat16/1)"))
     wheelhouse_dataset: str | None = setting(None, help="owner/slug of the wheelhouse dataset")
     model_dir: str | None = setting(None, help="weights folder inside the kernel (default: found from the "
                                                "attached source, else searched)")

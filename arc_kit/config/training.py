@@ -4,6 +4,11 @@ A config file has four tables, ``[model]``, ``[lora]``, ``[data]``, ``[train]``,
 a missing field keeps its default, an unknown one is an error that names it (``arc_kit.config.schema``). The
 defaults are the recipe: rsLoRA, LR 1e-4, batch 16 per device, 2 epochs (flat, then cosine down to
 ``min_lr_ratio``), weight decay on the embeddings, no gradient accumulation.
+
+The prompt format is ``[model] format``: it belongs to the weights (a base that speaks NVARC's layout must keep
+being trained in it, and the export's manifest records it for the kernel), as does ``[model] shrink_vocab``. What
+the loss learns of each row is ``[data] loss_on``, beside the other choices of what a row holds
+(``use_test_pairs``, ``leave_one_out``): it changes the labels, not the model.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from arc_kit.config.lora import LoraSpec
+from arc_kit.config.run import FORMAT_HELP, LOSS_ON_HELP, FormatChoice, LossOn
 from arc_kit.config.schema import Settings, SettingsError, field_path, load, setting
 from arc_kit.core.tasks import MAX_SIDE
 
@@ -33,6 +39,10 @@ class ModelSettings(Settings):
     full_finetuning: bool = setting(False, help=(
         "train every weight (the tiny model from scratch needs it); the [lora] table is then unused"))
     local_files_only: bool = setting(False, help="never look the model up on the hub")
+    format: FormatChoice = setting("auto", help=FORMAT_HELP.replace("the weights", "the base"))
+    shrink_vocab: bool = setting(False, help=(
+        "cut the base's vocabulary to the tokens its format writes before training (arc-kit shrink-vocab): the "
+        "logits shrink ~10,000x, training and test-time training need far less memory; the export keeps the cut"))
     tiny_hidden_size: int = setting(128, help="the tiny model's hidden size (name_or_path = tiny)", ge=1)
     tiny_layers: int = setting(3, help="the tiny model's layers", ge=1)
     tiny_heads: int = setting(4, help="the tiny model's attention heads", ge=1)
@@ -112,6 +122,7 @@ class DataSettings(Settings):
     leave_one_out: bool = setting(True, help="also train on each train pair as the target with the other train "
                                              "pairs as context")
     use_test_pairs: bool = setting(True, help="train on the real test pairs where solutions are known")
+    loss_on: LossOn = setting("answer", help=LOSS_ON_HELP)
     max_length: int = setting(2048, help="the longest training row; train pairs are dropped to fit", ge=1)
     eval_fraction: float = setting(0.05, help=(
         "share of task ids held out for the eval loss (at least one task when > 0 and there are >= 2 tasks)"),

@@ -1,5 +1,6 @@
-"""Training examples from a task: which pairs become targets, and a target rendered and tokenized with its loss
-labels. Pre-training and test-time training both build their rows here, so both learn the same text.
+"""Training examples from a task: which pairs become targets, and a target rendered (in the model's prompt format)
+and tokenized with its loss labels. Pre-training and test-time training both build their rows here, so both learn
+the same text.
 """
 
 from __future__ import annotations
@@ -7,8 +8,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from arc_kit.core.formats import PromptFormat, encode_text
 from arc_kit.core.tasks import Pair, Task
-from arc_kit.core.text import TokenizerError, render
+from arc_kit.core.text import TokenizerError
 
 IGNORE_INDEX = -100  # the label of a token the loss skips (PyTorch's cross-entropy default)
 
@@ -30,15 +32,25 @@ def example_targets(task: Task, use_test_pairs: bool = True, leave_one_out: bool
     return problems
 
 
-def tokenize_example(tokenizer: Any, train: Sequence[Pair], target: Pair) -> dict[str, Any]:
-    """Render one example and label only its completion (the answer grid and the end-of-turn tokens)."""
-    rendered = render(tokenizer, train, target.input, target.output)
-    prompt_ids = tokenizer(rendered.prompt, add_special_tokens=False)["input_ids"]
-    input_ids = tokenizer(rendered.text, add_special_tokens=False)["input_ids"]
-    if input_ids[: len(prompt_ids)] != prompt_ids:
+def tokenize_example(tokenizer: Any, prompt_format: PromptFormat, train: Sequence[Pair], target: Pair, *,
+                     loss_on: str) -> dict[str, Any]:
+    """Render one example in ``prompt_format`` and label what ``loss_on`` learns: the completion (the answer grid
+    and the end-of-turn tokens), and with ``all_outputs`` every demonstration output in the prompt too.
+
+    Each piece (``RenderedExample.pieces``) is tokenized on its own and the pieces' ids must be exactly the ids of
+    the whole text; otherwise tokens merge across a boundary and a label would sit on a token the model never
+    sees as such.
+    """
+    rendered = prompt_format.render(tokenizer, train, target.input, target.output)
+    input_ids: list[int] = []
+    labels: list[int] = []
+    for text, learnt in rendered.pieces(loss_on):
+        ids = encode_text(tokenizer, text)
+        input_ids += ids
+        labels += ids if learnt else [IGNORE_INDEX] * len(ids)
+    if encode_text(tokenizer, rendered.text) != input_ids:
         raise TokenizerError(
-            "the tokenized prompt is not a prefix of the tokenized prompt+answer (tokens merge across the boundary); "
-            "the answer-only loss mask would be wrong with this tokenizer"
+            "tokenizing the prompt and the learnt grids piece by piece differs from tokenizing the whole text "
+            f"(tokens merge across a boundary); the {loss_on} loss mask would be wrong with this tokenizer"
         )
-    labels = [IGNORE_INDEX] * len(prompt_ids) + input_ids[len(prompt_ids) :]
     return {"text": rendered.text, "input_ids": input_ids, "labels": labels, "length": len(input_ids)}

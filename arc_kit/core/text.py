@@ -1,12 +1,7 @@
-"""Grid <-> text, the chat prompt of the recipe, and fitting a task into a context limit.
+"""Grid <-> text, the checks a tokenizer must pass (one token per cell and per newline), and fitting a task into a
+context limit by dropping train pairs.
 
-This is the one place a grid becomes text. Training and inference both call it, so a change to the format changes
-both together.
-
-Format (one token per cell, one newline per row, with every tokenizer we accept)::
-
-    user:      Input:\\n012\\n345\\nOutput:\\n...\\n  (each train pair)  Test input:\\n...\\nTest output:
-    assistant: 012\\n345\\n
+How a whole task becomes a prompt depends on the format the model was trained in: ``arc_kit.core.formats``.
 """
 
 from __future__ import annotations
@@ -18,11 +13,6 @@ from typing import Any
 from arc_kit.core.tasks import MAX_SIDE, Grid, Pair, Task
 from arc_kit.errors import ArcKitError
 
-INPUT_LABEL = "Input:\n"
-OUTPUT_LABEL = "Output:\n"
-TEST_INPUT_LABEL = "Test input:\n"
-TEST_OUTPUT_LABEL = "Test output:"
-
 
 class ParseError(ValueError):
     """Generated text is not a grid; the message says why (empty, stray token, ragged rows, too large)."""
@@ -33,7 +23,7 @@ class TokenizerError(ArcKitError, ValueError):
 
 
 def grid_to_text(grid: Grid) -> str:
-    """Rows of digits, each ending in a newline."""
+    """Rows of digits, each ending in a newline (the arc-kit format's grid; also a grid's stable text key)."""
     return "".join("".join(str(c) for c in row) + "\n" for row in grid)
 
 
@@ -58,52 +48,24 @@ def text_to_grid(text: str) -> Grid:
     return tuple(tuple(int(ch) for ch in row) for row in rows)
 
 
-def prompt_text(train: Sequence[Pair], test_input: Grid) -> str:
-    """The user message: every train pair, the test input, then ``Test output:``."""
-    parts = [INPUT_LABEL + grid_to_text(p.input) + OUTPUT_LABEL + grid_to_text(p.output) for p in train]
-    parts.append(TEST_INPUT_LABEL + grid_to_text(test_input) + TEST_OUTPUT_LABEL)
-    return "".join(parts)
+END_MARKERS = ("<|im_end|>", "<|endoftext|>", "</s>", "<|eot_id|>")
+"""Chat end-of-turn markers of the model families the kit loads (Qwen/ChatML, Llama 2, Llama 3)."""
 
 
-def chat_messages(train: Sequence[Pair], test_input: Grid, answer: Grid | None = None) -> list[dict[str, str]]:
-    messages = [{"role": "user", "content": prompt_text(train, test_input)}]
-    if answer is not None:
-        messages.append({"role": "assistant", "content": grid_to_text(answer)})
-    return messages
-
-
-@dataclass(frozen=True)
-class RenderedExample:
-    """A prompt rendered with the chat template, and the completion that follows it (answer + end of turn)."""
-
-    prompt: str
-    completion: str
-
-    @property
-    def text(self) -> str:
-        return self.prompt + self.completion
-
-
-def render(tokenizer: Any, train: Sequence[Pair], test_input: Grid, answer: Grid | None = None) -> RenderedExample:
-    """Render with the tokenizer's chat template; ``completion`` is empty when there is no answer.
-
-    The completion is the full text minus the generation prompt, so the loss mask and the decoder see exactly the
-    tokens the model must produce, end-of-turn marker included.
-    """
-    prompt = tokenizer.apply_chat_template(
-        chat_messages(train, test_input), tokenize=False, add_generation_prompt=True
-    )
-    if answer is None:
-        return RenderedExample(prompt, "")
-    full = tokenizer.apply_chat_template(chat_messages(train, test_input, answer), tokenize=False)
-    if not full.startswith(prompt):
-        raise TokenizerError("the chat template does not render the answer as a continuation of the prompt")
-    return RenderedExample(prompt, full[len(prompt) :])
+def marker_end_ids(tokenizer: Any) -> list[int]:
+    """The tokenizer's eos and the chat end markers it holds as special (added) tokens: in Qwen's vocabulary
+    ``</s>`` is also plain text, which ends nothing."""
+    ids: set[int] = set()
+    if tokenizer.eos_token_id is not None:
+        ids.add(int(tokenizer.eos_token_id))
+    added = tokenizer.get_added_vocab()
+    ids.update(added[m] for m in END_MARKERS if m in added)
+    return sorted(ids)
 
 
 def answer_from_generation(text: str) -> Grid:
     """Cut generated text at the first end marker and parse the grid."""
-    for marker in ("<|im_end|>", "<|endoftext|>", "</s>", "<|eot_id|>"):
+    for marker in END_MARKERS:
         text = text.split(marker, 1)[0]
     return text_to_grid(text)
 
@@ -193,42 +155,3 @@ def fit_train_pairs(
         reserved_tokens=reserved_tokens,
         fits=len(ids) + reserved_tokens <= max_length,
     )
-
-
-def fit_for_tokenizer(
-    tokenizer: Any,
-    task: Task,
-    test_index: int,
-    max_length: int,
-    answer: Grid | None = None,
-    train: Sequence[Pair] | None = None,
-) -> FittedPrompt:
-    """Fit one test input of ``task`` for ``tokenizer``; the result carries the prompt's token ids.
-
-    With ``answer`` known (training) the room kept is its real length plus the end-of-turn tokens; otherwise it is
-    ``largest_answer_tokens`` plus the same end tokens.
-    """
-    train = task.train if train is None else train
-    test_input = task.test[test_index].input
-
-    def encode(pairs: Sequence[Pair], grid: Grid) -> list[int]:
-        return tokenizer(render(tokenizer, pairs, grid).prompt, add_special_tokens=False)["input_ids"]
-
-    end_tokens = _end_of_turn_tokens(tokenizer)
-    reserved = (physical_tokens(answer) if answer is not None else largest_answer_tokens(task)) + end_tokens
-    return fit_train_pairs(train, test_input, encode, max_length, reserved)
-
-
-def _end_of_turn_tokens(tokenizer: Any) -> int:
-    """Tokens the chat template adds after the assistant's content (e.g. ``<|im_end|>\\n``)."""
-    cache = getattr(tokenizer, "_arc_kit_end_tokens", None)
-    if cache is not None:
-        return cache
-    tiny = ((0,),)
-    example = render(tokenizer, [Pair(tiny, tiny)], tiny, tiny)
-    n = len(tokenizer(example.completion, add_special_tokens=False)["input_ids"]) - physical_tokens(tiny)
-    try:
-        tokenizer._arc_kit_end_tokens = n
-    except AttributeError:
-        pass
-    return n

@@ -68,9 +68,13 @@ class KernelSettings(Settings):
             validate(self)
         except (SettingsError, ValueError) as exc:
             raise KernelBuildError(str(exc)) from None
-        if plan.kernel.weights_model and not _MODEL_SOURCE.match(plan.kernel.weights_model):
-            raise KernelBuildError(f"weights model {plan.kernel.weights_model!r} must be "
-                                   "owner/model/framework/variation/N")
+        model = plan.kernel.weights_model
+        if model and _MODEL_SOURCE.match(model + "/1"):
+            raise KernelBuildError(f"weights model {model!r} names no version: add it ({model}/1 for version 1; "
+                                   "the kaggle client refuses a model source without one, and a pinned version "
+                                   "keeps a rerun on the weights you tested)")
+        if model and not _MODEL_SOURCE.match(model):
+            raise KernelBuildError(f"weights model {model!r} must be owner/model/framework/variation/N")
 
 
 def kernel_metadata(settings: KernelSettings, plan: KernelPlan) -> dict:

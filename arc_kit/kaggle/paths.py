@@ -79,9 +79,13 @@ def dataset_folders(root: Path, ref: str) -> list[Path]:
 
 
 def model_folders(root: Path, ref: str) -> list[Path]:
-    """Where an attached model ``owner/model/framework/variation/version`` is mounted."""
+    """Where an attached model ``owner/model/framework/variation/version`` is mounted: 2026 layout first, then the
+    classic one, each with the framework as given and in lower case (a handle says ``Transformers``, Kaggle mounts
+    ``transformers``). Without a version, the variation's folder (the search below it finds the version)."""
     parts = ref.split("/")
-    return [root / "models" / Path(*parts), root / Path(*parts[1:])]
+    spellings = [parts] if len(parts) < 3 or parts[2] == parts[2].lower() else [
+        parts, [*parts[:2], parts[2].lower(), *parts[3:]]]
+    return [place for p in spellings for place in (root / "models" / Path(*p), root / Path(*p[1:]))]
 
 
 def find_model_dir(root: Path, given: str | Path | None = None, *, dataset: str | None = None,

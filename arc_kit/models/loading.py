@@ -6,8 +6,10 @@
 - Training (``load_training_model``): the configured base (the tiny model written into the run folder, a local
   folder or a hub id), through Unsloth or transformers + peft, with LoRA unless full fine-tuning.
 
-Both share the tokenizer (a pad token, one token per cell), ``from_pretrained`` with ``local_files_only``, the
-dtype rule (``precision.choose_dtype``) and the environment that keeps the libraries offline (``offline``).
+Both share the tokenizer (a pad token, one token per cell; a word-level tokenizer read as it is written), the
+prompt format the weights speak (``resolve_format``: the manifest, the tokenizer or the setting), ``from_pretrained``
+with ``local_files_only``, the dtype rule (``precision.choose_dtype``) and the environment that keeps the libraries
+offline (``offline``).
 
 torch and transformers are imported inside functions: the runner imports this in worker processes only after it
 has set ``CUDA_VISIBLE_DEVICES``.
@@ -26,9 +28,11 @@ from typing import Any
 
 from arc_kit.config.run import SolverConfig
 from arc_kit.config.training import TrainConfig
+from arc_kit.core.formats import FormatError, PromptFormat, check_format, detect_format, get_format
 from arc_kit.core.text import TokenizerError, check_tokenizer
 from arc_kit.errors import ArcKitError
 from arc_kit.models.lora import add_lora
+from arc_kit.models.manifest import recorded_format
 from arc_kit.models.offline import set_offline_env
 from arc_kit.models.precision import choose_dtype, upcast_trainable
 from arc_kit.models.tiny import TINY, resolve_base
@@ -58,6 +62,7 @@ class LoadedModel:
     source: str  # the folder or hub id the weights came from
     dtype: Any  # the torch dtype the weights were loaded in
     has_lora: bool  # the model carries LoRA layers (training); inference merges an adapter at load
+    prompt_format: PromptFormat  # how a task becomes text for these weights (arc_kit.core.formats)
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -76,24 +81,56 @@ def load_model(model_dir: str | Path, config: SolverConfig | None = None) -> Loa
     if device == "cpu" and config.cpu_threads:
         torch.set_num_threads(config.cpu_threads)
     dtype = choose_dtype(config.dtype, device)
+    tokenizer, prompt_format = inference_tokenizer(model_dir, config)
     if device.startswith("cuda") and config.use_unsloth:
-        loaded = _try_unsloth(model_dir, config, device, dtype)
+        loaded = _try_unsloth(model_dir, config, device, dtype, tokenizer, prompt_format)
         if loaded is not None:
             return loaded
     try:
         if (model_dir / "adapter_config.json").exists():
-            model, tokenizer = _load_adapter(model_dir, config, dtype)
+            model = _load_adapter(model_dir, config, dtype)
             backend = TRANSFORMERS_PEFT
         else:
-            tokenizer = load_tokenizer(model_dir, local_only=True)
             model = load_causal_lm(model_dir, dtype, local_only=True)
             backend = TRANSFORMERS
-    except (ModelLoadError, TokenizerError):
+    except ModelLoadError:
         raise
     except Exception as e:  # transformers raises OSError, ValueError, safetensors errors ... for a bad folder
         raise ModelLoadError(f"cannot load weights from {model_dir}: {type(e).__name__}: {e}") from e
     model.to(device).eval()
-    return LoadedModel(model, tokenizer, device, backend, str(model_dir), dtype, has_lora=False)
+    return LoadedModel(model, tokenizer, device, backend, str(model_dir), dtype, has_lora=False,
+                       prompt_format=prompt_format)
+
+
+def inference_tokenizer(model_dir: Path, config: SolverConfig) -> tuple[Any, PromptFormat]:
+    """The weights folder's tokenizer (an adapter without one takes its base's) and the prompt format the weights
+    speak (``resolve_format`` with ``config.format``): cheap, so a command can check them before a long run."""
+    try:
+        if (model_dir / "adapter_config.json").exists() and not _has_tokenizer(model_dir):
+            tokenizer = load_tokenizer(_adapter_base(model_dir, config), local_only=True)
+        else:
+            tokenizer = load_tokenizer(model_dir, local_only=True)
+    except (ModelLoadError, TokenizerError):
+        raise
+    except Exception as e:  # OSError, ValueError ... from a broken tokenizer file
+        raise ModelLoadError(f"cannot load the tokenizer of {model_dir}: {type(e).__name__}: {e}") from e
+    return tokenizer, resolve_format(config.format, model_dir, tokenizer)
+
+
+def resolve_format(requested: str, folder: str | Path, tokenizer: Any) -> PromptFormat:
+    """The prompt format of the weights in ``folder``: the one its manifest records, else ``nvarc`` for NVARC's
+    16-token tokenizer, else ``arc-kit``; a ``requested`` format (not ``auto``) must agree with the manifest, and
+    the tokenizer must be able to write it. Each refusal is one line naming the folder."""
+    recorded = recorded_format(Path(folder)) if Path(folder).is_dir() else None
+    if recorded is not None:
+        get_format(recorded)  # a manifest naming a format this kit does not know is refused, by name
+    if requested != "auto" and recorded is not None and requested != recorded:
+        raise FormatError(f"{folder}: format {requested!r} contradicts the weights' manifest, which records "
+                          f"{recorded!r} (leave format at auto)")
+    name = requested if requested != "auto" else recorded or detect_format(tokenizer) or "arc-kit"
+    prompt_format = get_format(name)
+    check_format(tokenizer, prompt_format, str(folder))
+    return prompt_format
 
 
 def weights_folder(folder: Path) -> Path:
@@ -108,10 +145,13 @@ def weights_folder(folder: Path) -> Path:
         raise ModelLoadError(str(e)) from None
 
 
-def _load_adapter(adapter_dir: Path, config: SolverConfig, dtype: Any) -> tuple[Any, Any]:
-    """Base model + adapter, merged so decoding runs at the base model's speed."""
-    from peft import PeftModel
+def _has_tokenizer(folder: Path) -> bool:
+    return any((folder / n).exists() for n in ("tokenizer.json", "tokenizer_config.json"))
 
+
+def _adapter_base(adapter_dir: Path, config: SolverConfig) -> Path:
+    """The base model folder of a LoRA adapter, offline: ``base_model`` if set, else the recorded one (as given,
+    below the adapter, or beside it)."""
     recorded = json.loads((adapter_dir / "adapter_config.json").read_text()).get("base_model_name_or_path")
     candidates = [config.base_model, recorded]
     if recorded:
@@ -121,21 +161,29 @@ def _load_adapter(adapter_dir: Path, config: SolverConfig, dtype: Any) -> tuple[
         raise ModelLoadError(
             f"adapter {adapter_dir}: base model {recorded!r} not found offline; set base_model to its folder"
         )
-    has_tokenizer = any((adapter_dir / n).exists() for n in ("tokenizer.json", "tokenizer_config.json"))
-    tokenizer = load_tokenizer(adapter_dir if has_tokenizer else base, local_only=True)
-    model = load_causal_lm(base, dtype, local_only=True)
+    return base
+
+
+def _load_adapter(adapter_dir: Path, config: SolverConfig, dtype: Any) -> Any:
+    """Base model + adapter, merged so decoding runs at the base model's speed."""
+    from peft import PeftModel
+
+    model = load_causal_lm(_adapter_base(adapter_dir, config), dtype, local_only=True)
     model = PeftModel.from_pretrained(model, adapter_dir, local_files_only=True)
-    return model.merge_and_unload(), tokenizer
+    return model.merge_and_unload()
 
 
-def _try_unsloth(model_dir: Path, config: SolverConfig, device: str, dtype: Any) -> LoadedModel | None:
-    """Unsloth's fast path on CUDA; a failure to load logs and returns None so transformers takes over."""
+def _try_unsloth(model_dir: Path, config: SolverConfig, device: str, dtype: Any, tokenizer: Any,
+                 prompt_format: PromptFormat) -> LoadedModel | None:
+    """Unsloth's fast path on CUDA; a failure to load logs and returns None so transformers takes over. The
+    tokenizer is the kit's (``load_tokenizer``), not Unsloth's: the kit tokenizes and pads every prompt itself,
+    and Unsloth's ``AutoTokenizer`` misreads a word-level vocabulary such as NVARC's."""
     try:
         from arc_kit.models.unsloth_backend import load_for_inference
 
-        model, tokenizer = load_for_inference(model_dir, config.max_length, dtype)
-        return LoadedModel(model, prepare_tokenizer(tokenizer), device, UNSLOTH, str(model_dir), dtype,
-                           has_lora=False)
+        model, _ = load_for_inference(model_dir, config.max_length, dtype)
+        return LoadedModel(model, tokenizer, device, UNSLOTH, str(model_dir), dtype, has_lora=False,
+                           prompt_format=prompt_format)
     except Exception as e:  # ImportError on boxes without it, anything else from its patching
         log.warning("Unsloth unavailable for %s (%s: %s); using transformers", model_dir, type(e).__name__, e)
         return None
@@ -152,28 +200,50 @@ def context_limit(loaded: LoadedModel, config: SolverConfig) -> int:
 
 def load_training_model(config: TrainConfig, run_dir: Path, device: str) -> LoadedModel:
     """Load the base for training on ``device``, add LoRA (unless full fine-tuning), check the tokenizer gives one
-    token per cell. The tiny base is written into ``run_dir`` first (``tiny.resolve_base``)."""
+    token per cell and writes the base's prompt format. The tiny base is written into ``run_dir`` first
+    (``tiny.resolve_base``); with ``model.shrink_vocab`` the base's vocabulary is cut to its format's tokens into
+    ``run_dir`` once (``CUT_BASE_DIR``), and training starts from that."""
     set_offline_env(hub=False)  # the base may come from the hub
     m = config.model
     backend = choose_backend(m.backend, config.train.fsdp, device)
     base = resolve_base(m, run_dir)
     local_only = m.local_files_only or m.name_or_path == TINY or Path(base).is_dir()
+    if m.shrink_vocab:
+        base, local_only = cut_base(base, m.format, run_dir, local_only), True
+    tokenizer = load_tokenizer(base, local_only=local_only)
+    prompt_format = resolve_format(m.format, base, tokenizer)
     dtype = choose_dtype(m.dtype, device)
     if backend == UNSLOTH:
         from arc_kit.models import unsloth_backend
 
         settings = dataclasses.replace(m, name_or_path=base, local_files_only=local_only)
-        model, tokenizer = unsloth_backend.load_for_training(settings, config.lora, dtype, config.train.seed)
-        tokenizer = prepare_tokenizer(tokenizer)
+        # The kit's tokenizer, not Unsloth's: rows are tokenized by the kit, and Unsloth's AutoTokenizer misreads a
+        # word-level vocabulary (NVARC's).
+        model, _ = unsloth_backend.load_for_training(settings, config.lora, dtype, config.train.seed)
     else:
         if m.load_in_4bit:
             print("model.load_in_4bit is ignored on the transformers+peft path", file=sys.stderr)
-        tokenizer = load_tokenizer(base, local_only=local_only)
         model = load_causal_lm(base, dtype, local_only=local_only)
         if not m.full_finetuning:
             model = add_lora(model, config.lora)
         upcast_trainable(model)  # float16 training keeps float32 master weights
-    return LoadedModel(model, tokenizer, device, backend, base, dtype, has_lora=not m.full_finetuning)
+    return LoadedModel(model, tokenizer, device, backend, base, dtype, has_lora=not m.full_finetuning,
+                       prompt_format=prompt_format)
+
+
+CUT_BASE_DIR = "base-model-cut"
+"""Where a run with ``model.shrink_vocab`` writes its base with the vocabulary cut (the export merges onto it)."""
+
+
+def cut_base(base: str, requested_format: str, run_dir: Path, local_only: bool) -> str:
+    """``base`` with its vocabulary cut to its format's tokens, written into ``run_dir`` once (a resumed run and
+    the export reuse it)."""
+    out = run_dir / CUT_BASE_DIR
+    if not (out / "config.json").exists():
+        from arc_kit.models.vocab import shrink_vocabulary
+
+        shrink_vocabulary(base, out, requested_format, local_only=local_only)
+    return str(out)
 
 
 def choose_backend(requested: str, fsdp: bool, device: str) -> str:
@@ -193,9 +263,69 @@ def choose_backend(requested: str, fsdp: bool, device: str) -> str:
 
 
 def load_tokenizer(source: str | Path, local_only: bool) -> Any:
+    """The tokenizer of a folder or hub id, with a pad token and checked (``prepare_tokenizer``).
+
+    A word-level ``tokenizer.json`` whose config names a class that rebuilds its model (NVARC's published files
+    name ``Qwen2Tokenizer``) is read as it is written, by ``PreTrainedTokenizerFast``: transformers 5's
+    ``AutoTokenizer`` builds that class from the vocabulary as a BPE model without merges, which silently drops
+    ``user`` and ``assistant`` from every prompt. (The tokenizers ``shrink-vocab`` writes name
+    ``PreTrainedTokenizerFast``, which ``AutoTokenizer`` reads right.)
+    """
+    folder = Path(source)
+    if _is_word_level(folder):
+        return prepare_tokenizer(_word_level_tokenizer(folder))
     from transformers import AutoTokenizer
 
     return prepare_tokenizer(AutoTokenizer.from_pretrained(source, local_files_only=local_only))
+
+
+READS_TOKENIZER_JSON = ("PreTrainedTokenizerFast", "TokenizersBackend")
+"""Tokenizer classes that take ``tokenizer.json`` as written (any other class may rebuild its model)."""
+
+
+def _is_word_level(folder: Path) -> bool:
+    """A word-level ``tokenizer.json`` whose config names a class that would rebuild it (NVARC's names
+    ``Qwen2Tokenizer``)."""
+    path = folder / "tokenizer.json"
+    if not path.is_file():
+        return False
+    try:
+        model = json.loads(path.read_text(encoding="utf-8")).get("model") or {}
+        config_path = folder / "tokenizer_config.json"
+        config = json.loads(config_path.read_text(encoding="utf-8")) if config_path.is_file() else {}
+    except (OSError, ValueError):
+        return False  # AutoTokenizer says what is wrong with the files
+    return model.get("type") == "WordLevel" and config.get("tokenizer_class") not in READS_TOKENIZER_JSON
+
+
+def _word_level_tokenizer(folder: Path) -> Any:
+    """``tokenizer.json`` as it is, with the special tokens and chat template its other files name."""
+    from transformers import PreTrainedTokenizerFast
+
+    settings: dict[str, Any] = {}
+    for name in ("special_tokens_map.json", "tokenizer_config.json"):  # the config wins where both say
+        path = folder / name
+        if path.is_file():
+            settings.update(json.loads(path.read_text(encoding="utf-8")))
+
+    def content(token: Any) -> str | None:
+        return token.get("content") if isinstance(token, dict) else token
+
+    kwargs: dict[str, Any] = {k: content(settings[k]) for k in ("bos_token", "eos_token", "unk_token", "pad_token")
+                              if content(settings.get(k))}
+    extra = settings.get("additional_special_tokens") or settings.get("extra_special_tokens")
+    if isinstance(extra, list) and extra:
+        kwargs["additional_special_tokens"] = [content(t) for t in extra]
+    if isinstance(settings.get("model_max_length"), int):
+        kwargs["model_max_length"] = settings["model_max_length"]
+    tokenizer = PreTrainedTokenizerFast(tokenizer_file=str(folder / "tokenizer.json"), name_or_path=str(folder),
+                                        **kwargs)
+    template = settings.get("chat_template")
+    if not template and (folder / "chat_template.jinja").is_file():
+        template = (folder / "chat_template.jinja").read_text(encoding="utf-8")
+    if isinstance(template, str) and template:
+        tokenizer.chat_template = template
+    return tokenizer
 
 
 def prepare_tokenizer(tokenizer: Any) -> Any:

@@ -24,7 +24,7 @@ MERGED_DIR = "merged"
 ADAPTER_DIR = "adapter"
 """An export's LoRA adapter folder, beside ``MERGED_DIR`` (LoRA runs only)."""
 FORMAT = "arc-kit merged model"
-PROMPT_FORMAT = "arc_kit.core.text.render (chat template; tokenize with add_special_tokens=False)"
+CUT_FORMAT = "model with its vocabulary cut by arc-kit shrink-vocab"
 CHECKED = ("transformers",)  # the libraries whose file formats the weights folder depends on
 RECORDED = ("torch", "transformers", "trl", "peft", "datasets", "accelerate", "unsloth")  # versions written down
 
@@ -35,10 +35,10 @@ RECORDED = ("torch", "transformers", "trl", "peft", "datasets", "accelerate", "u
 
 def write_manifest(merged_dir: Path, *, base_model: str, backend: str, is_lora: bool, dtype: str,
                    adapter_dir: str | None, steps: int, train_loss: float | None, eval_loss: float | None,
-                   recipe: dict[str, Any], data: Any) -> Path:
-    """Write the manifest into ``merged_dir``: what the weights are (base, backend, LoRA or not, dtype), how they
-    were trained (steps, losses, the recipe's settings, the data), the library versions and the range the kernel
-    needs to load them."""
+                   recipe: dict[str, Any], data: Any, prompt_format: str, loss_on: str | None) -> Path:
+    """Write the manifest into ``merged_dir``: what the weights are (base, backend, LoRA or not, dtype, the prompt
+    format they speak), how they were trained (steps, losses, what the loss learnt, the recipe's settings, the
+    data), the library versions and the range the kernel needs to load them."""
     versions = library_versions()
     manifest = {
         "format": FORMAT,
@@ -55,12 +55,31 @@ def write_manifest(merged_dir: Path, *, base_model: str, backend: str, is_lora: 
         "data": data,
         "versions": versions,
         "requires": loading_requirements(versions),  # the kernel checks these before loading
-        "prompt_format": PROMPT_FORMAT,
+        "prompt_format": prompt_format,  # arc_kit.core.formats: how a task becomes text for these weights
+        "loss_on": loss_on,
     }
     path = Path(merged_dir) / MANIFEST_FILE
     atomic_write_json(path, manifest, indent=1)
     return path
 
+
+def write_cut_manifest(out_dir: Path, *, source: Path, prompt_format: str, kept_tokens: int,
+                       source_vocab_size: int, source_manifest: dict[str, Any] | None) -> Path:
+    """The manifest of a folder whose vocabulary ``arc-kit shrink-vocab`` cut: the source's manifest (when it had
+    one) with the format, the cut and this machine's library versions; else a short one naming the source."""
+    versions = library_versions()
+    manifest = dict(source_manifest or {"format": CUT_FORMAT, "base_model": str(source)})
+    manifest.update({
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "prompt_format": prompt_format,
+        "vocabulary": {"cut_from": str(source), "source_vocab_size": source_vocab_size, "kept": kept_tokens},
+        "versions": versions,
+        "requires": loading_requirements(versions),  # the cut tokenizer was written by this transformers
+    })
+    manifest.setdefault("loss_on", None)
+    path = Path(out_dir) / MANIFEST_FILE
+    atomic_write_json(path, manifest, indent=1)
+    return path
 
 def library_versions() -> dict[str, str]:
     """arc-kit's, Python's and every installed ``RECORDED`` library's version."""
@@ -103,6 +122,35 @@ def installed_version(name: str) -> str | None:
         return md.version(name)
     except md.PackageNotFoundError:
         return None
+
+
+def read_manifest(folder: Path) -> dict[str, Any] | None:
+    """The manifest of a weights folder as a dict; None without one (or an unreadable one: the kernel's version
+    check says so)."""
+    path = Path(folder) / MANIFEST_FILE
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def recorded_format(folder: Path) -> str | None:
+    """The prompt format the manifest of ``folder`` records; for an export's ``adapter/`` folder, its sibling
+    ``merged/`` one's. None without a manifest. A manifest written before formats were recorded held a sentence
+    about the kit's chat template there: that is the arc-kit format."""
+    folder = Path(folder)
+    for place in (folder, folder.parent / MERGED_DIR if folder.name == ADAPTER_DIR else None):
+        data = read_manifest(place) if place is not None else None
+        if data is None:
+            continue
+        name = data.get("prompt_format")
+        if isinstance(name, str) and name.startswith("arc_kit.core.text.render"):
+            return "arc-kit"
+        return name if isinstance(name, str) else None
+    return None
 
 
 def check_model_requirements(model_dir: Path) -> list[str]:

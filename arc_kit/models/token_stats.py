@@ -6,8 +6,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from arc_kit.core.formats import PromptFormat, encode_text, fit_for_tokenizer
 from arc_kit.core.tasks import TaskSet
-from arc_kit.core.text import TokenizerError, fit_for_tokenizer, physical_tokens, render
+from arc_kit.core.text import TokenizerError, physical_tokens
 
 
 @dataclass
@@ -20,10 +21,14 @@ class TestInputTokens:
     fits: bool
 
 
+BUILT_IN_TOKENIZERS = ("qwen", "nvarc")
+
+
 def load_tokenizer(name_or_folder: str | None) -> Any:
-    """The tokenizer to count with: None -> the ARC one, ``"qwen"`` -> Qwen2.5/3's vocabulary (both built
-    offline), else a local tokenizer folder. Checked to give one token per cell; errors are a ``ValueError``
-    naming the folder (never a hub look-up: a typo must not read as "not a valid repo id")."""
+    """The tokenizer to count with: None -> the ARC one, ``"qwen"`` -> Qwen2.5/3's vocabulary, ``"nvarc"`` ->
+    NVARC's 16 tokens (all built offline), else a local tokenizer folder (read by the kit's loader, as inference
+    reads it). Checked to give one token per cell; errors are a ``ValueError`` naming the folder (never a hub
+    look-up: a typo must not read as "not a valid repo id")."""
     from arc_kit.core.text import check_tokenizer
 
     if name_or_folder is None:
@@ -34,6 +39,10 @@ def load_tokenizer(name_or_folder: str | None) -> Any:
         from arc_kit.models.qwen_vocab import build_qwen_tokenizer
 
         tokenizer = build_qwen_tokenizer()
+    elif name_or_folder == "nvarc":
+        from arc_kit.models.vocab import nvarc_tokenizer
+
+        tokenizer = nvarc_tokenizer()
     else:
         folder = Path(name_or_folder)
         if not folder.exists():
@@ -42,10 +51,12 @@ def load_tokenizer(name_or_folder: str | None) -> Any:
             raise TokenizerError(f"tokenizer {folder} is a file; give the folder holding it")
         if not any(folder.iterdir()):
             raise TokenizerError(f"tokenizer folder {folder} is empty")
-        from transformers import AutoTokenizer
+        from arc_kit.models.loading import load_tokenizer as load_folder_tokenizer
 
         try:
-            tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+            tokenizer = load_folder_tokenizer(folder, local_only=True)
+        except TokenizerError as e:  # it loaded, but fails check_tokenizer
+            raise TokenizerError(f"tokenizer {folder}: {e}") from None
         except (OSError, ValueError, KeyError) as e:
             raise TokenizerError(f"tokenizer folder {folder}: cannot load a tokenizer from it "
                              f"({_first_line(e)})") from None
@@ -61,14 +72,28 @@ def _first_line(error: BaseException) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
-def token_stats(tasks: TaskSet, tokenizer: Any, max_length: int) -> dict[str, Any]:
+def token_format(name_or_folder: str | None, tokenizer: Any, requested: str) -> PromptFormat:
+    """The format to count in: a folder's (``resolve_format``: its manifest, its tokenizer, or ``requested``);
+    for a built-in tokenizer, ``requested``, else ``nvarc`` for NVARC's, else ``arc-kit``."""
+    from arc_kit.core.formats import check_format, detect_format, get_format
+
+    if name_or_folder is not None and name_or_folder not in BUILT_IN_TOKENIZERS:
+        from arc_kit.models.loading import resolve_format
+
+        return resolve_format(requested, name_or_folder, tokenizer)
+    prompt_format = get_format(requested if requested != "auto" else detect_format(tokenizer) or "arc-kit")
+    check_format(tokenizer, prompt_format, f"tokenizer {name_or_folder or 'ARC'}")
+    return prompt_format
+
+
+def token_stats(tasks: TaskSet, tokenizer: Any, prompt_format: PromptFormat, max_length: int) -> dict[str, Any]:
     rows: list[TestInputTokens] = []
     for task in tasks:
         for i, pair in enumerate(task.test):
-            fitted = fit_for_tokenizer(tokenizer, task, i, max_length, answer=pair.output)
+            fitted = fit_for_tokenizer(tokenizer, prompt_format, task, i, max_length, answer=pair.output)
             if pair.output is not None:
-                example = render(tokenizer, fitted.train, pair.input, pair.output)
-                n = len(tokenizer(example.text, add_special_tokens=False)["input_ids"])
+                example = prompt_format.render(tokenizer, fitted.train, pair.input, pair.output)
+                n = len(encode_text(tokenizer, example.text))
                 answer_physical = physical_tokens(pair.output)
             else:
                 n = fitted.prompt_tokens + fitted.reserved_tokens

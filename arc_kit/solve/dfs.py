@@ -6,8 +6,11 @@ Why: greedy decoding gives one answer per prompt, and a single wrong cell early 
 likely, not the first. Background: ``docs/solver.md``.
 
 How (ARChitects' Algorithm 1): bound = -ln p. A node is a prefix with accumulated NLL ``s``; for each allowed token
-``t`` (the answer's tokens plus the end tokens) ``s' = s + nll(t)``, with the softmax over the *whole* vocabulary so
-probabilities mean what they say. A child with ``s'`` above the bound is pruned: NLL only grows with length, so no
+``t`` (the answer's tokens plus the end tokens) ``s' = s + nll(t)``, with the softmax over the model's *whole*
+vocabulary so probabilities mean what they say. For a model whose vocabulary was cut to its format's tokens
+(``arc_kit.models.vocab``: NVARC's 16) that whole vocabulary is the kept tokens, so probabilities are normalised
+over them: the same ``p`` then keeps at least the completions it kept before the cut, and NVARC's 0.2 was set on
+such a model. A child with ``s'`` above the bound is pruned: NLL only grows with length, so no
 completion below it can come back under the bound. An end token emits a candidate; any other token is fed to the
 model and the search recurses. Children are explored most likely first, so a cap on candidates or a deadline keeps
 the best found so far.
@@ -33,8 +36,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from arc_kit.core.text import TokenizerError
-from arc_kit.models.tokens import end_token_ids
+from arc_kit.core.formats import answer_token_ids  # noqa: F401 - the ids a search expands, by prompt format
 
 log = logging.getLogger(__name__)
 
@@ -57,26 +59,6 @@ class DfsResult:
     candidates: list[Candidate]  # sorted by nll, then token ids (deterministic)
     timed_out: bool  # stop_at passed before the search finished: candidates are what was found so far
     forward_passes: int  # model calls, the prompt's prefill included
-
-
-def answer_token_ids(tokenizer: Any) -> tuple[list[int], list[int]]:
-    """(the ids an answer may contain: the ten digits and the newline; the end ids, from ``end_token_ids``).
-
-    The ids are read from a tokenized two-row grid, second row, so they are the ids a digit or newline gets in the
-    middle of an answer (a SentencePiece tokenizer may give a word-initial digit another id). A tokenizer that does
-    not give one token per cell and per newline is refused, as ``check_tokenizer`` would.
-    """
-    row = "0123456789\n"
-    ids = tokenizer(row + row, add_special_tokens=False)["input_ids"]
-    if len(ids) != 2 * len(row):
-        raise TokenizerError(
-            f"tokenizer {type(tokenizer).__name__} turns two rows of 10 cells into {len(ids)} tokens, expected "
-            f"{2 * len(row)} (one per cell and one per newline)"
-        )
-    expand = [int(i) for i in ids[len(row) :]]
-    if len(set(expand)) != len(row):
-        raise TokenizerError(f"tokenizer {type(tokenizer).__name__} gives two of 0-9 and newline the same id")
-    return expand, end_token_ids(tokenizer)
 
 
 def dfs_candidates(

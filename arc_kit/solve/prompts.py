@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from arc_kit.core.augment import View
+from arc_kit.core.formats import PromptFormat, fit_for_tokenizer
 from arc_kit.core.tasks import Task
-from arc_kit.core.text import fit_for_tokenizer, largest_answer_tokens, physical_tokens
+from arc_kit.core.text import largest_answer_tokens, physical_tokens
 
 
 @dataclass(frozen=True)
@@ -21,13 +22,15 @@ class Prompt:
     pairs_dropped: int
 
 
-def task_prompts(task: Task, tokenizer: Any, views: list[View], max_length: int) -> list[Prompt]:
-    """One prompt per (test input, view), each rendered and tokenized once while its train pairs are fitted."""
+def task_prompts(task: Task, tokenizer: Any, prompt_format: PromptFormat, views: list[View],
+                 max_length: int) -> list[Prompt]:
+    """One prompt per (test input, view) in ``prompt_format``, each rendered and tokenized once while its train
+    pairs are fitted."""
     prompts = []
     for view in views:
         viewed = view.apply_task(task)
         for index in range(len(viewed.test)):
-            fitted = fit_for_tokenizer(tokenizer, viewed, index, max_length)
+            fitted = fit_for_tokenizer(tokenizer, prompt_format, viewed, index, max_length)
             room = max(1, max_length - fitted.prompt_tokens)
             prompts.append(Prompt(task.task_id, index, view.key, fitted.prompt_ids,
                                   min(fitted.reserved_tokens, room), fitted.dropped))

@@ -6,10 +6,9 @@ augmented views (each view transforms the task and the candidate alike) and comb
 (``arc_kit.solve.selection``); the right answer is consistently likely, a fluke is not. Background:
 ``docs/solver.md``.
 
-An answer is scored exactly as training renders it: the completion of ``arc_kit.core.text.render`` (the grid text plus
-the chat template's end-of-turn tokens), tokenized without special tokens, after the prompt's token ids. The
-trailing tokens after the end marker (ChatML's ``\\n``) are part of that completion, as they are of the training
-labels; they cost every candidate of a view the same small amount.
+An answer is scored exactly as training renders it: the completion of the model's prompt format
+(``arc_kit.core.formats``: the grid text plus the end-of-turn tokens), tokenized without special tokens, after the
+prompt's token ids, up to and including the first end token.
 
 torch is imported inside functions: the runner imports solver modules in worker processes only after it has set
 ``CUDA_VISIBLE_DEVICES``.
@@ -23,9 +22,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from arc_kit.core.augment import View, views_for_task
+from arc_kit.core.formats import PromptFormat, encode_text, fit_for_tokenizer
 from arc_kit.core.tasks import Grid, Pair, Task
-from arc_kit.core.text import TokenizerError, fit_for_tokenizer, render
-from arc_kit.models.tokens import end_token_ids
+from arc_kit.core.text import TokenizerError
 
 
 def answer_nlls(
@@ -156,8 +155,9 @@ class ScoringView:
 
 
 def scoring_views(task: Task, test_index: int, tokenizer: Any, count: int, seed: int,
-                  max_length: int, *, colour_views: bool) -> list[ScoringView]:
-    """``count`` views of ``task`` for test input ``test_index``, each fitted, rendered and tokenized once.
+                  max_length: int, *, colour_views: bool, prompt_format: PromptFormat) -> list[ScoringView]:
+    """``count`` views of ``task`` for test input ``test_index``, each fitted, rendered (in ``prompt_format``) and
+    tokenized once.
 
     The views come from ``views_for_task(task, count, seed)``, which seeds with ``f"{seed}:{task_id}"`` (never
     ``hash()``), so every process scores a task under the same views. Train pairs are dropped to leave the
@@ -169,29 +169,29 @@ def scoring_views(task: Task, test_index: int, tokenizer: Any, count: int, seed:
     views = []
     for view in views_for_task(task, count, seed, permute_colours=colour_views):
         viewed = view.apply_task(task)
-        fitted = fit_for_tokenizer(tokenizer, viewed, test_index, max_length)
+        fitted = fit_for_tokenizer(tokenizer, prompt_format, viewed, test_index, max_length)
         test_input = viewed.test[test_index].input
-        prompt = render(tokenizer, fitted.train, test_input).prompt
-        ids = tuple(tokenizer(prompt, add_special_tokens=False)["input_ids"])
-        views.append(ScoringView(view.key, ids, fitted.train, test_input, fitted.dropped))
+        views.append(ScoringView(view.key, fitted.prompt_ids, fitted.train, test_input, fitted.dropped))
     return views
 
 
-def answer_ids(tokenizer: Any, view: ScoringView, grid: Grid, *, check: bool = False) -> tuple[int, ...]:
-    """Token ids of ``grid`` (in the task's own frame) as the answer under ``view``, up to and including the first
-    end token: what the decoders generate and score (the template's newline after it is not part of an answer).
+def answer_ids(tokenizer: Any, prompt_format: PromptFormat, view: ScoringView, grid: Grid, *,
+               check: bool = False) -> tuple[int, ...]:
+    """Token ids of ``grid`` (in the task's own frame) as the answer under ``view`` in ``prompt_format``, up to and
+    including the first end token: what the decoders generate and score (a template's newline after it is not
+    part of an answer).
 
     With ``check`` the full rendered text is tokenized too and must start with prompt ids + answer ids; otherwise
     tokens merge across the boundary and the NLL would be of a text the model never sees.
     """
     answer = View.from_key(view.view_key).apply_grid(grid)
-    rendered = render(tokenizer, view.train, view.test_input, answer)
-    ids = tuple(tokenizer(rendered.completion, add_special_tokens=False)["input_ids"])
-    ends = set(end_token_ids(tokenizer))
+    rendered = prompt_format.render(tokenizer, view.train, view.test_input, answer)
+    ids = tuple(encode_text(tokenizer, rendered.completion))
+    ends = set(prompt_format.end_ids(tokenizer))
     cut = next((i for i, t in enumerate(ids) if t in ends), len(ids) - 1)
     ids = ids[: cut + 1]
     if check:
-        full = tuple(tokenizer(rendered.text, add_special_tokens=False)["input_ids"])
+        full = tuple(encode_text(tokenizer, rendered.text))
         if full[: len(view.prompt_ids) + len(ids)] != view.prompt_ids + ids:
             raise TokenizerError(
                 f"view {view.view_key}: prompt ids + answer ids differ from the tokenized full text (tokens merge "
@@ -206,6 +206,7 @@ def candidate_nlls(
     views: list[ScoringView],
     grids: Sequence[Grid],
     *,
+    prompt_format: PromptFormat,
     score_token_budget: int,
     device: str,
 ) -> list[list[float]]:
@@ -219,7 +220,7 @@ def candidate_nlls(
     items = []
     for g, grid in enumerate(grids):
         for view in views:
-            items.append((view.prompt_ids, answer_ids(tokenizer, view, grid, check=g == 0)))
+            items.append((view.prompt_ids, answer_ids(tokenizer, prompt_format, view, grid, check=g == 0)))
     flat = answer_nlls(model, items, score_token_budget=score_token_budget, device=device)
     n = len(views)
     return [flat[g * n : (g + 1) * n] for g in range(len(grids))]

@@ -17,8 +17,9 @@ from typing import Any
 
 from arc_kit.config.run import SolverConfig, TTTConfig
 from arc_kit.core.augment import View, views_for_task
-from arc_kit.core.tasks import Grid, Task
-from arc_kit.core.text import ParseError, answer_from_generation
+from arc_kit.core.formats import encode_text
+from arc_kit.core.tasks import Grid, Pair, Task
+from arc_kit.core.text import ParseError
 from arc_kit.models.loading import UNSLOTH, LoadedModel, context_limit, load_model
 from arc_kit.solve.decoding import DecodeRequest, GreedyDecoder
 from arc_kit.solve.prompts import Prompt, task_prompts
@@ -84,6 +85,7 @@ class ArcSolver:
         self.ttt = ttt if ttt is not None else TTTConfig(enabled=False)
         self._adapter: Any = None  # the TaskAdapter, made at the first task that trains
         self.tokenizer = loaded.tokenizer
+        self.prompt_format = loaded.prompt_format
         self.max_length = context_limit(loaded, config)
         self.decoder = GreedyDecoder.for_config(loaded.model, loaded.tokenizer, loaded.device, config)
 
@@ -125,7 +127,8 @@ class ArcSolver:
 
     def _answer(self, tasks: Sequence[Task], stop_at: float | None, config: SolverConfig) -> list[TaskResult]:
         began = time.time()
-        prompts = {t.task_id: task_prompts(t, self.tokenizer, self.views(t, config), self.max_length) for t in tasks}
+        prompts = {t.task_id: task_prompts(t, self.tokenizer, self.prompt_format, self.views(t, config),
+                                           self.max_length) for t in tasks}
         found = self._find([p for ps in prompts.values() for p in ps], stop_at, config)
         results = [self._choose(task, prompts[task.task_id], found, stop_at, config) for task in tasks]
         for result in results:
@@ -165,7 +168,7 @@ class ArcSolver:
         if stop_at is not None and time.time() >= stop_at:
             return _Found(cut=True)
         began = time.time()
-        expand_ids, end_ids = answer_token_ids(self.tokenizer)
+        expand_ids, end_ids = answer_token_ids(self.tokenizer, self.prompt_format)
         result = dfs_candidates(self.loaded.model, prompt.token_ids, min_probability=config.min_probability,
                                 expand_ids=expand_ids, end_ids=end_ids, max_new_tokens=prompt.max_new_tokens,
                                 max_candidates_per_view=config.max_candidates_per_view, stop_at=stop_at,
@@ -216,7 +219,7 @@ class ArcSolver:
     def _grid(self, token_ids: Sequence[int], view_key: str) -> Grid | None:
         text = self.tokenizer.decode(list(token_ids), skip_special_tokens=False)
         try:
-            return View.from_key(view_key).invert_grid(answer_from_generation(text))
+            return View.from_key(view_key).invert_grid(self.prompt_format.parse_answer(text))
         except (ParseError, ValueError, IndexError):
             return None
 
@@ -225,9 +228,11 @@ class ArcSolver:
         from arc_kit.solve.rescoring import candidate_nlls, scoring_views
 
         views = scoring_views(task, test_index, self.tokenizer, config.scoring_views,
-                              config.seed + SCORING_SEED_OFFSET, self.max_length, colour_views=config.colour_views)
+                              config.seed + SCORING_SEED_OFFSET, self.max_length, colour_views=config.colour_views,
+                              prompt_format=self.prompt_format)
         nlls = candidate_nlls(self.loaded.model, self.tokenizer, views, [c.grid for c in candidates],
-                              score_token_budget=config.score_token_budget, device=self.loaded.device)
+                              prompt_format=self.prompt_format, score_token_budget=config.score_token_budget,
+                              device=self.loaded.device)
         for candidate, scores in zip(candidates, nlls, strict=True):
             candidate.scoring_nlls = list(scores)
 
@@ -254,11 +259,14 @@ def load_solver(model_dir: str | Path, config: SolverConfig, ttt: TTTConfig | No
 
 def decode_problem(loaded: LoadedModel, config: SolverConfig) -> str | None:
     """Why the decoding loop does not run on ``loaded`` (the exception, in one line), or None when it does: two
-    short prompts of different lengths, two tokens each, decoded as the solver decodes (together, so left-padded,
-    unless ``batch_size`` is 1)."""
+    short prompts of different lengths (a one-pair task's prompt in the model's format, and the same less its
+    first token), two tokens each, decoded as the solver decodes (together, so left-padded, unless
+    ``batch_size`` is 1)."""
     tokenizer = loaded.tokenizer
     try:
-        probe = tuple(tokenizer("Input:\n01\n", add_special_tokens=False)["input_ids"])
+        grid = ((0, 1),)
+        text = loaded.prompt_format.render(tokenizer, [Pair(grid, grid)], grid).prompt
+        probe = tuple(encode_text(tokenizer, text))
         # With kv_cache = "inplace" a forward that refuses the in-place cache falls back to DynamicCache (a warning).
         GreedyDecoder.for_config(loaded.model, tokenizer, loaded.device, config).decode(
             [DecodeRequest(0, probe, 2), DecodeRequest(1, probe[1:], 2)])

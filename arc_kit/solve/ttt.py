@@ -6,7 +6,7 @@ solved puzzles of the same rule, so each can be a target with the others as cont
 
 How it fits the kit:
 
-- ``ttt_examples(task, tokenizer, config)``: the task's training rows, from its demonstration pairs only (the test
+- ``ttt_examples(task, tokenizer, prompt_format, config)``: the task's training rows, from its demonstration pairs only (the test
   inputs are never seen), under random views (D8 x colour permutation x demo order), fitted to ``max_length``.
 - ``TaskAdapter(loaded, config)``: adds one LoRA to the loaded (merged) model in place and snapshots it;
   ``train(task, stop_at)`` restores the snapshot, trains on the task's rows with a fresh optimiser and schedule,
@@ -40,8 +40,8 @@ from typing import Any
 from arc_kit.config.run import TTTConfig
 from arc_kit.core.augment import View, views_for_task
 from arc_kit.core.examples import IGNORE_INDEX, tokenize_example
+from arc_kit.core.formats import PromptFormat, fit_for_tokenizer
 from arc_kit.core.tasks import Task
-from arc_kit.core.text import fit_for_tokenizer
 from arc_kit.errors import ArcKitError
 from arc_kit.models.lora import add_lora
 
@@ -64,11 +64,13 @@ class TTTError(ArcKitError, ValueError):
 # Data
 
 
-def ttt_examples(task: Task, tokenizer: Any, config: TTTConfig | None = None) -> list[dict[str, Any]]:
-    """The training rows for one task, in training order, at most ``config.max_samples``.
+def ttt_examples(task: Task, tokenizer: Any, prompt_format: PromptFormat,
+                 config: TTTConfig | None = None) -> list[dict[str, Any]]:
+    """The training rows for one task in ``prompt_format``, in training order, at most ``config.max_samples``.
 
-    Each row holds ``input_ids`` and ``labels`` (-100 on the prompt: only the query's output grid and the end of
-    turn are learnt) and metadata to check it by: ``task_id``, ``view`` (the view key), ``query_index`` (the
+    Each row holds ``input_ids`` and ``labels`` (-100 on the prompt: the query's output grid and the end of turn
+    are learnt, and with ``loss_on = "all_outputs"`` every context output too, which makes a row NVARC's: all the
+    demonstrations as one chat, loss on every output) and metadata to check it by: ``task_id``, ``view`` (the view key), ``query_index`` (the
     demonstration pair that is the target, as indexed in ``task.train``), ``context_indices`` (the demonstration
     pairs in the prompt, in prompt order, same indexing) and ``length``.
 
@@ -92,12 +94,13 @@ def ttt_examples(task: Task, tokenizer: Any, config: TTTConfig | None = None) ->
     n_views = math.ceil(config.max_samples / len(demos))
     rows: list[dict[str, Any]] = []
     for view in views_for_task(demo_task, n_views, config.seed, permute_colours=config.colour_views):
-        rows += _view_rows(demo_task, view, tokenizer, config.max_length)
+        rows += _view_rows(demo_task, view, tokenizer, prompt_format, config)
     random.Random(f"ttt-rows:{config.seed}:{task.task_id}").shuffle(rows)
     return rows[: config.max_samples]
 
 
-def _view_rows(demo_task: Task, view: View, tokenizer: Any, max_length: int) -> list[dict[str, Any]]:
+def _view_rows(demo_task: Task, view: View, tokenizer: Any, prompt_format: PromptFormat,
+               config: TTTConfig) -> list[dict[str, Any]]:
     """One row per demonstration pair as the query under ``view``, the other pairs (in the view's order) as
     context."""
     seen = view.apply_task(demo_task)
@@ -106,12 +109,12 @@ def _view_rows(demo_task: Task, view: View, tokenizer: Any, max_length: int) -> 
     for k, query in enumerate(seen.train):
         context = seen.train[:k] + seen.train[k + 1 :]
         problem = Task(demo_task.task_id, context, (query,))
-        fitted = fit_for_tokenizer(tokenizer, problem, 0, max_length, answer=query.output)
+        fitted = fit_for_tokenizer(tokenizer, prompt_format, problem, 0, config.max_length, answer=query.output)
         if not fitted.fits:
             continue
         # Which pairs were kept, by identity (a task may hold two equal pairs).
         kept = [next(j for j, p in enumerate(seen.train) if p is q) for q in fitted.train]
-        row = tokenize_example(tokenizer, fitted.train, query)
+        row = tokenize_example(tokenizer, prompt_format, fitted.train, query, loss_on=config.loss_on)
         del row["text"]
         row.update(task_id=demo_task.task_id, view=view.key, query_index=order[k],
                    context_indices=tuple(order[j] for j in kept))
@@ -224,7 +227,7 @@ class TaskAdapter:
         self.reset()
         if not self.config.enabled:
             return TTTStats(seconds=time.time() - began)
-        rows = ttt_examples(task, self.loaded.tokenizer, self.config)
+        rows = ttt_examples(task, self.loaded.tokenizer, self.loaded.prompt_format, self.config)
         stats = TTTStats(samples=len(rows))
         if not rows or (stop_at is not None and _now() >= stop_at):
             stats.stopped_early = bool(rows)

@@ -3,13 +3,14 @@
 Per task and per view (``arc_kit.core.augment.views_for_task``; the first view is the task as given):
 - each real test pair whose output is known, with all train pairs as context;
 - leave-one-out: each train pair in turn as the target, the other train pairs as context (tasks with >= 2 pairs).
-Every example is rendered with ``arc_kit.core.text.render`` (the chat format inference uses) and fitted to
-``max_length`` with ``arc_kit.core.text.fit_for_tokenizer`` (largest train pairs dropped first).
+Every example is rendered in the model's prompt format (``arc_kit.core.formats``, the format inference uses) and
+fitted to ``max_length`` with ``arc_kit.core.formats.fit_for_tokenizer`` (largest train pairs dropped first).
 
-Rows hold ``text`` (the rendered chat), ``input_ids``, ``labels`` (-100 on the prompt, so only the answer grid and
-its end-of-turn tokens are learnt), ``length`` (for length-grouped batches) and ``task_id``/``view``. TRL's
+Rows hold ``text`` (the rendered chat), ``input_ids``, ``labels`` (-100 where the loss does not learn: with
+``loss_on = "answer"`` everything but the answer grid and its end-of-turn tokens; with ``"all_outputs"`` the
+demonstration outputs are learnt too), ``length`` (for length-grouped batches) and ``task_id``/``view``. TRL's
 SFTTrainer sees ``input_ids`` and keeps the ``labels`` as given. Tokens are made with ``add_special_tokens=False``:
-the chat template writes every special token itself, and inference must tokenize prompts the same way.
+the format writes every special token itself, and inference must tokenize prompts the same way.
 
 The eval split holds whole task ids (chosen by a seeded shuffle), so no view of an eval task is trained on.
 """
@@ -26,8 +27,8 @@ from typing import Any
 
 from arc_kit.core.augment import views_for_task
 from arc_kit.core.examples import example_targets, tokenize_example
+from arc_kit.core.formats import PromptFormat, fit_for_tokenizer
 from arc_kit.core.tasks import Pair, Task, TaskSet
-from arc_kit.core.text import fit_for_tokenizer
 from arc_kit.errors import ArcKitError
 
 
@@ -52,6 +53,8 @@ def build_rows(
     tasks: Iterable[Task],
     tokenizer: Any,
     *,
+    prompt_format: PromptFormat,
+    loss_on: str,
     augmentations: int = 4,
     max_length: int = 2048,
     seed: int = 0,
@@ -69,12 +72,12 @@ def build_rows(
             seen = view.apply_task(task)
             for problem in example_targets(seen, use_test_pairs, leave_one_out):
                 target = problem.test[0]
-                fitted = fit_for_tokenizer(tokenizer, problem, 0, max_length, answer=target.output)
+                fitted = fit_for_tokenizer(tokenizer, prompt_format, problem, 0, max_length, answer=target.output)
                 if not fitted.fits:
                     stats.skipped_too_long += 1
                     continue
                 stats.pairs_dropped += fitted.dropped
-                row = tokenize_example(tokenizer, fitted.train, target)
+                row = tokenize_example(tokenizer, prompt_format, fitted.train, target, loss_on=loss_on)
                 row.update(task_id=task.task_id, view=view.key, pairs_dropped=fitted.dropped)
                 rows.append(row)
                 stats.examples += 1
@@ -292,7 +295,8 @@ def build_fingerprint(sources: Sequence[SourcePlan], tokenizer: Any, options: di
         for task in src.tasks:
             h.update(task.task_id.encode() + exact_digest(task))
     vocab = json.dumps(tokenizer.get_vocab(), sort_keys=True) if hasattr(tokenizer, "get_vocab") else ""
-    h.update(json.dumps({**options, "seed": seed, "tokenizer": type(tokenizer).__name__,
+    named = {k: getattr(v, "name", v) for k, v in options.items()}  # a PromptFormat by its name
+    h.update(json.dumps({**named, "seed": seed, "tokenizer": type(tokenizer).__name__,
                          "template": getattr(tokenizer, "chat_template", None) or ""}, sort_keys=True).encode())
     h.update(hashlib.sha256(vocab.encode()).digest())
     return h.hexdigest()[:32]
@@ -302,6 +306,8 @@ def build_datasets(
     sources: Sequence[SourcePlan] | Sequence[TaskSet] | TaskSet,
     tokenizer: Any,
     *,
+    prompt_format: PromptFormat,
+    loss_on: str,
     augmentations: int = 4,
     max_length: int = 2048,
     seed: int = 0,
@@ -328,8 +334,8 @@ def build_datasets(
     if len(set(all_ids)) != len(all_ids):
         raise TrainingDataError("a task id appears twice in the mix")
     train_ids, eval_ids = split_task_ids(all_ids, eval_fraction, seed)
-    options = dict(max_length=max_length, seed=seed, use_test_pairs=use_test_pairs, leave_one_out=leave_one_out,
-                   permute_background=permute_background)
+    options = dict(prompt_format=prompt_format, loss_on=loss_on, max_length=max_length, seed=seed,
+                   use_test_pairs=use_test_pairs, leave_one_out=leave_one_out, permute_background=permute_background)
     fingerprint = build_fingerprint(sources, tokenizer, options, seed) if cache_dir is not None else "memory"
     if cache_dir is not None:
         Path(cache_dir).mkdir(parents=True, exist_ok=True)

@@ -96,5 +96,6 @@ def export_model(
     write_manifest(merged_dir, base_model=base, backend=info["backend"], is_lora=info["is_peft"], dtype=dtype,
                    adapter_dir=ADAPTER_DIR if info["is_peft"] and write_adapter else None, steps=info["steps"],
                    train_loss=info["train_loss"], eval_loss=info["eval_loss"], recipe=info["config"],
-                   data=info["data"])
+                   data=info["data"], prompt_format=info.get("prompt_format", "arc-kit"),
+                   loss_on=info["config"]["data"].get("loss_on", "answer"))
     return merged_dir

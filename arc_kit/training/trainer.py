@@ -84,9 +84,9 @@ def load_task_sets(config: TrainConfig) -> list[Any]:
     return load_mix(config.data)
 
 
-def build_training_data(config: TrainConfig, tokenizer: Any, mix: list[Any]) -> Any:
-    """Examples of the mix (``load_task_sets``) through the Arrow cache in ``data.cache_dir``
-    (``<output_dir>/data-cache`` by default)."""
+def build_training_data(config: TrainConfig, tokenizer: Any, prompt_format: Any, mix: list[Any]) -> Any:
+    """Examples of the mix (``load_task_sets``) in ``prompt_format`` (the base's, ``LoadedModel.prompt_format``)
+    through the Arrow cache in ``data.cache_dir`` (``<output_dir>/data-cache`` by default)."""
     from arc_kit.training.dataset import SourcePlan, auto_num_proc, build_datasets
 
     d = config.data
@@ -94,7 +94,7 @@ def build_training_data(config: TrainConfig, tokenizer: Any, mix: list[Any]) -> 
     num_tasks = sum(len(s.tasks) for s in sources)
     cache_dir = d.cache_dir or str(Path(config.train.output_dir) / "data-cache")
     return build_datasets(
-        sources, tokenizer, augmentations=d.augmentations, max_length=d.max_length, seed=d.seed,
+        sources, tokenizer, prompt_format=prompt_format, loss_on=d.loss_on, augmentations=d.augmentations, max_length=d.max_length, seed=d.seed,
         eval_fraction=d.eval_fraction, max_eval_examples=d.max_eval_examples, use_test_pairs=d.use_test_pairs,
         leave_one_out=d.leave_one_out, permute_background=d.permute_background, cache_dir=cache_dir,
         num_proc=d.num_proc or auto_num_proc(num_tasks),
@@ -433,7 +433,7 @@ def prepare_run(config: TrainConfig, task_sets: list[Any] | None = None) -> Prep
     run_dir.mkdir(parents=True, exist_ok=True)
     with main_process_first():  # the main process writes the tiny base model and the data cache, the rest reuse them
         loaded = load_training_model(config, run_dir, training_device())
-        data = build_training_data(config, loaded.tokenizer, task_sets)
+        data = build_training_data(config, loaded.tokenizer, loaded.prompt_format, task_sets)
     if here.is_main:
         b = config.train.per_device_train_batch_size
         print(f"data: {len(data.train)} train examples from {data.train_stats.tasks} tasks, "
@@ -519,6 +519,7 @@ def run_training(config: TrainConfig, resume: bool = False) -> TrainResult:
         "config": config.to_dict(),
         "backend": loaded.backend,
         "base_model": loaded.source,
+        "prompt_format": loaded.prompt_format.name,  # resolved (model.format may say auto); the export records it
         "is_peft": loaded.has_lora,
         "steps": steps,
         "train_loss": train_loss,

@@ -1,0 +1,157 @@
+"""Cutting a vocabulary (arc_kit.models.vocab, `arc-kit shrink-vocab`, `[model] shrink_vocab`): on a Qwen3 with
+Qwen's real 151,936-token vocabulary, the cut model gives the full model's logits at the kept ids and the same
+greedy answers, in both formats, tied or not; the folder loads with plain transformers; the kit's search,
+re-scoring, test-time training, training and export run on it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from qwen3_models import write_qwen3_model
+
+from arc_kit.cli.main import main
+from arc_kit.config.run import SolverConfig
+from arc_kit.core.augment import views_for_task
+from arc_kit.core.formats import ARC_KIT_FORMAT, NVARC_FORMAT, NVARC_VOCAB, format_token_ids
+from arc_kit.core.synthetic import generate_tasks
+from arc_kit.models.manifest import read_manifest
+
+TASKS = generate_tasks(["rot90", "flip_lr", "recolour"], 3, seed=5, sizes=[3, 4], n_train=3)
+
+
+@pytest.fixture(scope="module", params=["tied", "untied"])
+def full_dir(request, tmp_path_factory) -> Path:
+    return write_qwen3_model(tmp_path_factory.mktemp(f"qwen3-{request.param}"), tie=request.param == "tied")
+
+
+def _prompts(tokenizer, prompt_format):  # noqa: ANN001, ANN202
+    from arc_kit.solve.prompts import task_prompts
+
+    return [p for t in TASKS for p in task_prompts(t, tokenizer, prompt_format, views_for_task(t, 2, 0), 4096)]
+
+
+@pytest.mark.parametrize("name", ["arc-kit", "nvarc"])
+def test_the_cut_model_gives_the_full_models_logits_and_answers(full_dir: Path, tmp_path: Path, name: str):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from arc_kit.models.loading import load_model
+    from arc_kit.solve.decoding import DecodeRequest, GreedyDecoder
+
+    prompt_format = ARC_KIT_FORMAT if name == "arc-kit" else NVARC_FORMAT
+    out = tmp_path / "cut"
+    assert main(["shrink-vocab", str(full_dir), "--out", str(out), "--format", name]) == 0
+    full = load_model(full_dir, SolverConfig(device="cpu", format=name))
+    cut = load_model(out, SolverConfig(device="cpu"))  # the manifest says which format
+    assert cut.prompt_format is prompt_format
+    kept = format_token_ids(full.tokenizer, prompt_format)
+    assert cut.model.config.vocab_size == len(cut.tokenizer) == len(kept)
+    if name == "nvarc":
+        assert cut.tokenizer.get_vocab() == NVARC_VOCAB and len(kept) == 16
+    else:  # digits, newline, the prompt's words, the template's markers: a couple of dozen
+        assert len(kept) < 32 and {"Input", "Output", "Test", "<|im_end|>"} <= set(cut.tokenizer.get_vocab())
+    index = torch.tensor(kept)
+    full_prompts, cut_prompts = _prompts(full.tokenizer, prompt_format), _prompts(cut.tokenizer, prompt_format)
+    for a, b in zip(full_prompts, cut_prompts, strict=True):
+        assert [kept[i] for i in b.token_ids] == list(a.token_ids)  # the same text, renumbered
+        with torch.no_grad():
+            want = full.model(torch.tensor([a.token_ids])).logits[0][:, index]
+            got = cut.model(torch.tensor([b.token_ids])).logits[0]
+        assert torch.allclose(got, want, atol=1e-5, rtol=0), (got - want).abs().max()
+
+    def greedy(model, tokenizer, prompts):  # noqa: ANN001, ANN202
+        decoder = GreedyDecoder.for_config(model, tokenizer, "cpu", SolverConfig(device="cpu"))
+        generations = decoder.decode([DecodeRequest(i, p.token_ids, 12) for i, p in enumerate(prompts)])
+        return [tokenizer.decode(g.token_ids, skip_special_tokens=False) for g in generations]
+
+    # A random model's greedy choice over 151,936 tokens is almost never an answer token; a trained one's always
+    # is. So the full model decodes with every other token masked out: the answers must then be the cut one's,
+    # token for token, through every step of the KV-cached loop (generated tokens fed back in both numberings).
+    assert greedy(cut.model, cut.tokenizer, cut_prompts) == greedy(KeptOnly(full.model, kept), full.tokenizer,
+                                                                   full_prompts)
+
+    plain_model = AutoModelForCausalLM.from_pretrained(out, local_files_only=True)
+    plain_tokenizer = AutoTokenizer.from_pretrained(out, local_files_only=True)
+    text = prompt_format.render(plain_tokenizer, TASKS[0].train, TASKS[0].test[0].input, TASKS[0].test[0].output)
+    assert plain_tokenizer(text.text, add_special_tokens=False)["input_ids"] == \
+        cut.tokenizer(text.text, add_special_tokens=False)["input_ids"]
+    assert plain_model.config.vocab_size == len(kept)
+    manifest = read_manifest(out)
+    assert manifest["prompt_format"] == name and manifest["vocabulary"]["source_vocab_size"] == 151936
+
+
+class KeptOnly:
+    """The full model with every logit outside ``kept`` at -inf: what a model trained on the format does."""
+
+    def __init__(self, model, kept):  # noqa: ANN001
+        import torch
+
+        self.model, self.config, self.generation_config = model, model.config, model.generation_config
+        self.dropped = torch.ones(model.config.vocab_size, dtype=torch.bool)
+        self.dropped[kept] = False
+
+    def __call__(self, **kwargs):  # noqa: ANN003, ANN204
+        out = self.model(**kwargs)
+        out.logits = out.logits.masked_fill(self.dropped, float("-inf"))
+        return out
+
+
+def test_search_rescoring_and_ttt_run_on_a_cut_model(tmp_path: Path):
+    from arc_kit.config.lora import LoraSpec
+    from arc_kit.config.run import TTTConfig
+    from arc_kit.solve.solver import load_solver
+
+    full = write_qwen3_model(tmp_path / "full", tie=True)
+    assert main(["shrink-vocab", str(full), "--out", str(tmp_path / "cut")]) == 0
+    config = SolverConfig(device="cpu", mode="dfs", views=2, scoring_views=2, min_probability=0.05)
+    ttt = TTTConfig(max_samples=2, lora=LoraSpec(r=4, alpha=8, train_embeddings=True), loss_on="all_outputs")
+    solver = load_solver(tmp_path / "cut", config, ttt)
+    assert solver.prompt_format is ARC_KIT_FORMAT and solver.loaded.model.config.vocab_size < 32
+    results = solver.solve(TASKS[:2])
+    assert [r.error for r in results] == [None, None]
+    assert all(r.ttt["steps"] == 2 for r in results) and all(len(r.attempts) == 1 for r in results)
+
+
+def test_shrink_vocab_refuses_what_it_cannot_cut(tmp_path: Path, capsys):
+    full = write_qwen3_model(tmp_path / "full", tie=True)
+    (tmp_path / "used").mkdir()
+    (tmp_path / "used" / "keep.txt").write_text("mine")
+    assert main(["shrink-vocab", str(full), "--out", str(tmp_path / "used")]) == 2
+    assert "is not empty" in capsys.readouterr().err and (tmp_path / "used" / "keep.txt").read_text() == "mine"
+    (tmp_path / "adapter").mkdir()
+    (tmp_path / "adapter" / "adapter_config.json").write_text("{}")
+    assert main(["shrink-vocab", str(tmp_path / "adapter"), "--out", str(tmp_path / "cut")]) == 2
+    assert "LoRA adapter" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("start", ["published", "shrink_vocab"])
+def test_training_continues_in_nvarc_format_and_the_export_keeps_it(start: str, nvarc_published_dir: Path,
+                                                                    tmp_path: Path):
+    """From NVARC's published folder (format found by its tokenizer), or from a full-vocabulary Qwen3 cut to
+    NVARC's 16 tokens by ``model.shrink_vocab``: LoRA training with the loss on every output, then an export whose
+    manifest records the format and whose merged model the solver loads in it."""
+    from arc_kit.config.training import load_config, resolve_config_path
+    from arc_kit.solve.solver import load_solver
+    from arc_kit.training import export_model, run_training
+
+    if start == "published":
+        base, extra = nvarc_published_dir, []
+    else:
+        base, extra = write_qwen3_model(tmp_path / "full"), ["model.shrink_vocab=true", "model.format=nvarc"]
+    config = load_config(resolve_config_path("tiny-cpu"), [
+        f"model.name_or_path={base}", "model.full_finetuning=false", "lora.r=4", "lora.alpha=8",
+        "data.loss_on=all_outputs", "data.synthetic.n_tasks=6", "data.augmentations=1", "data.eval_fraction=0",
+        "train.per_device_train_batch_size=2", "train.max_steps=2", f"train.output_dir={tmp_path / 'run'}",
+        *extra])
+    result = run_training(config)
+    info = json.loads((result.output_dir / "run_info.json").read_text())
+    assert info["prompt_format"] == "nvarc" and result.steps == 2
+    merged = export_model(result.output_dir, tmp_path / "export")
+    manifest = read_manifest(merged)
+    assert (manifest["prompt_format"], manifest["loss_on"]) == ("nvarc", "all_outputs")
+    solver = load_solver(merged, SolverConfig(device="cpu"))
+    assert solver.prompt_format is NVARC_FORMAT and solver.loaded.model.config.vocab_size == 16
+    assert solver.tokenizer.get_vocab() == NVARC_VOCAB
