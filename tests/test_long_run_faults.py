@@ -5,14 +5,21 @@ valid submission for every task id that can be read, and the run says what went 
 
 from __future__ import annotations
 
+import errno
 import importlib.util
 import json
+import logging
+import os
 import time
 from pathlib import Path
 
 import pytest
 
 from arc_kit.cli.main import main as cli_main
+from arc_kit.core.submission import validate_submission_file
+from arc_kit.core.synthetic import generate_tasks
+from arc_kit.core.tasks import write_task_files
+from arc_kit.solve.solver import TaskResult
 
 TESTS = Path(__file__).resolve().parent
 MAIN = TESTS.parent / "submission" / "main.py"
@@ -86,3 +93,135 @@ def test_dry_run_and_validate_say_in_one_line_that_a_file_is_nested_too_deeply(t
     assert cli_main(["validate", str(deep_submission), str(good)]) == 1
     err = capsys.readouterr().err
     assert "Traceback" not in err and "deep-sub.json" in err and "nested" in err
+
+
+# -- 2. a full disk ------------------------------------------------------------------------------------------------
+
+
+class Disk:
+    """The output filesystem: while ``full``, every file written under ``folder`` fails as on a full disk."""
+
+    def __init__(self, folder: Path, monkeypatch: pytest.MonkeyPatch):
+        self.folder, self.full = str(folder), False
+        real = os.fsync
+
+        def fsync(fd: int) -> None:
+            if self.full and os.readlink(f"/proc/self/fd/{fd}").startswith(self.folder):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            real(fd)
+
+        monkeypatch.setattr(os, "fsync", fsync)
+
+
+class DiskFillingSolver:
+    """Answers [[1]] for every task, one at a time; the disk fills at call ``fill_at`` (frees at ``free_at``)."""
+
+    def __init__(self, disk: Disk, fill_at: int, free_at: int | None = None):
+        self.disk, self.fill_at, self.free_at, self.calls = disk, fill_at, free_at, 0
+
+    def solve(self, tasks, stop_at=None):  # noqa: ANN001, ANN201
+        self.calls += 1
+        if self.calls == self.fill_at:
+            self.disk.full = True
+        if self.calls == self.free_at:
+            self.disk.full = False
+        return [TaskResult(t.task_id, [(((1,),), None)] * len(t.test), tokens=1, seconds=0.01) for t in tasks]
+
+
+GREEDY = {"mode": "greedy", "views": 1, "scoring_views": 0, "batch_size": 1}
+ONE_PASS = {"run": {"quick_first": False}, "solver": GREEDY}  # one result per task: calls count tasks
+
+
+def kernel_tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, n_tasks: int, rerun: bool = False) -> Path:
+    """Challenges of ``n_tasks`` one-test-input tasks under a fake /kaggle/input; the output under working/."""
+    challenges = tmp_path / "input" / "competitions" / SLUG / "arc-agi_test_challenges.json"
+    challenges.parent.mkdir(parents=True)
+    write_task_files(generate_tasks(["flip_lr"], n_tasks, seed=3), challenges)
+    monkeypatch.setenv("ARC_KIT_INPUT_ROOT", str(tmp_path / "input"))
+    monkeypatch.setenv("ARC_KIT_OUTPUT", str(tmp_path / "working" / "submission.json"))
+    if rerun:
+        monkeypatch.setenv("KAGGLE_IS_COMPETITION_RERUN", "1")
+    else:
+        monkeypatch.delenv("KAGGLE_IS_COMPETITION_RERUN", raising=False)
+    return challenges
+
+
+def answered(path: Path) -> int:
+    return sum(e != PLACEHOLDER for entries in json.loads(path.read_text()).values() for e in entries)
+
+
+@pytest.mark.parametrize("rerun", [False, True])
+def test_a_full_disk_keeps_the_last_good_file_and_the_run_going(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                capsys: pytest.CaptureFixture,
+                                                                caplog: pytest.LogCaptureFixture, rerun: bool):
+    from arc_kit.run import runner
+    from arc_kit.run.kernel import run_kernel
+
+    challenges = kernel_tree(tmp_path, monkeypatch, 8, rerun)
+    disk = Disk(tmp_path / "working", monkeypatch)
+    solver = DiskFillingSolver(disk, fill_at=3)
+    monkeypatch.setattr(runner, "load_solver_for", lambda config: solver)
+    code = run_kernel({"kernel": {"model_dir": str(tmp_path)}, **ONE_PASS}, time.time())
+    assert code == (0 if rerun else 1)  # valid file, but answers that never reached it: the user must hear of it
+    assert solver.calls == 8, "the run stopped at the first failed write"
+    output = tmp_path / "working" / "submission.json"
+    assert validate_submission_file(output, challenges) == [] and answered(output) == 2
+    failed = [r for r in caplog.records if "No space left" in r.getMessage()]
+    assert len(failed) == 1 and failed[0].levelno == logging.WARNING and "submission.json" in failed[0].getMessage()
+    out = capsys.readouterr().out
+    assert "Traceback" not in out
+    assert any(line.startswith("WARNING") and "No space left" in line and "6" in line for line in out.splitlines())
+
+
+def test_a_write_that_works_again_catches_the_file_up(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture):
+    from arc_kit.run import runner
+    from arc_kit.run.kernel import run_kernel
+
+    challenges = kernel_tree(tmp_path, monkeypatch, 8)
+    disk = Disk(tmp_path / "working", monkeypatch)
+    monkeypatch.setattr(runner, "load_solver_for", lambda config: DiskFillingSolver(disk, fill_at=3, free_at=6))
+    assert run_kernel({"kernel": {"model_dir": str(tmp_path)}, **ONE_PASS}, time.time()) == 0
+    output = tmp_path / "working" / "submission.json"
+    assert validate_submission_file(output, challenges) == [] and answered(output) == 8
+    assert any(line.startswith("WARNING") and "No space left" in line for line in capsys.readouterr().out.splitlines())
+
+
+def test_the_dry_run_goes_on_through_a_full_disk_and_names_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                     capsys: pytest.CaptureFixture):
+    from arc_kit.run import runner
+
+    challenges = tmp_path / "c.json"
+    write_task_files(generate_tasks(["flip_lr"], 6, seed=3), challenges)
+    disk = Disk(tmp_path / "out", monkeypatch)
+    solver = DiskFillingSolver(disk, fill_at=2)
+    monkeypatch.setattr(runner, "load_solver_for", lambda config: solver)
+    code = cli_main(["dry-run", "--model", str(tmp_path), "--challenges", str(challenges), "--out",
+                     str(tmp_path / "out"), "--mode", "greedy", "--views", "1", "--scoring-views", "0",
+                     "--batch-size", "1", "--no-quick-first"])
+    said = capsys.readouterr()
+    assert code == 1 and solver.calls == 6, said.err[-2000:]
+    assert "Traceback" not in said.err and str(tmp_path / "out" / "submission.json") in said.out + said.err
+    assert validate_submission_file(tmp_path / "out" / "submission.json", challenges) == []
+
+
+# -- 6. smaller faults ---------------------------------------------------------------------------------------------
+
+
+def test_a_read_only_output_folder_is_named_not_the_temp_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                               capsys: pytest.CaptureFixture):
+    challenges = tmp_path / "c.json"
+    write_task_files(generate_tasks(["flip_lr"], 2, seed=3), challenges)
+    out = tmp_path / "out"
+    out.mkdir()
+    real_open = os.open
+
+    def read_only(path, flags, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202 - os.open's signature
+        if str(path).startswith(str(out)) and flags & os.O_CREAT:  # the tests run as root: chmod would not do
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), path)
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", read_only)
+    assert cli_main(["dry-run", "--model", str(tmp_path), "--challenges", str(challenges), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: {out / 'submission.json'}: Permission denied"

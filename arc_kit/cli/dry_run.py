@@ -58,7 +58,7 @@ def _dry_run(args: argparse.Namespace) -> int:
     for line in summary_lines(report):
         print(line)
     print(f"wrote {config.output}, report.json and report.html in {args.out}")
-    if report.model_error or report.problems:
+    if report.model_error or report.problems or report.answers_not_written:
         return 1
     return 0
 

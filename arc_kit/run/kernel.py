@@ -3,13 +3,14 @@ the exit code. ``submission/main.py`` calls ``run_kernel`` and nothing else."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from pathlib import Path
 from typing import Any
 
 from arc_kit.config.run import KernelPlan, SettingsError
-from arc_kit.core.submission import Submission, entry_counts, read_raw_tasks
+from arc_kit.core.submission import Submission, entry_counts, read_raw_tasks, validate_submission
 from arc_kit.core.tasks import TaskFileError
 from arc_kit.run.records import summary_lines
 from arc_kit.run.runner import RunConfig, run_submission
@@ -54,27 +55,38 @@ def kernel_config(plan: KernelPlan, start_time: float, env: dict[str, str] | Non
     )
 
 
-def _keep_a_placeholder_file(config: RunConfig) -> None:
-    """After bad input the run wrote nothing: make sure the output holds placeholders for every task id that
-    can be read (``{}`` when none can), so Kaggle still finds a valid file."""
+def _keep_a_valid_file(config: RunConfig) -> None:
+    """After a run that ended early (bad input, a fault), make sure the output holds a valid file: when it does
+    not, placeholders for every task id that can be read (``{}`` when none can), so Kaggle still finds one."""
     try:
         counts = entry_counts(read_raw_tasks(config.challenges))
     except TaskFileError:
         counts = {}
-    if counts or not config.output.exists():
+    try:
+        with open(config.output, encoding="utf-8") as f:
+            if not validate_submission(json.load(f), counts):
+                return
+    except (OSError, ValueError):
+        pass
+    try:
         Submission.placeholders(counts).write(config.output)
+    except OSError as e:
+        print(f"arc-kit kernel: cannot write placeholders to {config.output} ({e.strerror or e})", flush=True)
 
 
 def run_kernel(settings: dict[str, Any], start_time: float) -> int:
     """The kernel: resolve paths, run, log a summary; 0 when the submission is valid and the model ran.
 
-    Every failure ends in one line saying why, never a traceback, and leaves the most valid file it can. On a
-    competition rerun a model error still returns 0: the valid placeholder file is then what gets scored, and
-    the loud log says why. On an interactive run it returns 1, so the user hears of it before submitting.
+    Every failure ends in one line saying why and leaves the most valid file it can. On a competition rerun a
+    model error still returns 0: the valid placeholder file is then what gets scored, and the loud log says why.
+    On an interactive run it returns 1, so the user hears of it before submitting: so does a run in which every
+    task failed, or whose last answers could not be written.
     """
     from arc_kit.kaggle.paths import KagglePathError, is_competition_rerun, output_path
     from arc_kit.models.manifest import check_model_requirements
 
+    if not logging.getLogger().handlers:  # the run's warnings, with their level, in the kernel's log
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     rerun = is_competition_rerun()
     try:
         plan = KernelPlan.from_dict(settings)
@@ -94,12 +106,18 @@ def run_kernel(settings: dict[str, Any], start_time: float) -> int:
         report = run_submission(config)
     except TaskFileError as e:
         print(f"arc-kit kernel: cannot read the challenges: {e}", flush=True)
-        _keep_a_placeholder_file(config)
+        _keep_a_valid_file(config)
+        return 0 if rerun else 1
+    except Exception as e:  # a fault nobody foresaw: its stack goes to the log, and the file stays valid
+        log.exception("the run failed")
+        print(f"arc-kit kernel: the run failed ({type(e).__name__}: {e}); {config.output} keeps the last answers "
+              "written", flush=True)
+        _keep_a_valid_file(config)
         return 0 if rerun else 1
     for line in summary_lines(report):
         print(line, flush=True)
     if report.problems:
         return 1
-    if (report.model_error or version_problems) and not rerun:
+    if (report.model_error or version_problems or report.answers_not_written) and not rerun:
         return 1
     return 0

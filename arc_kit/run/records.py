@@ -80,6 +80,9 @@ class RunReport:
     workers: int = 1
     deadline_hit: bool = False
     model_error: str | None = None  # weights missing/corrupt: the submission is all placeholders
+    warnings: list[str] = field(default_factory=list)  # what went wrong for the run as a whole, said once each
+    write_failures: int = 0  # writes of the submission that failed (a full disk): the last good file was kept
+    answers_not_written: int = 0  # answered entries that never reached the file (its last write failed)
     errors: dict[str, str] = field(default_factory=dict)  # task id -> what went wrong
     per_task: dict[str, TaskRecord] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)  # from reloading and validating the written file
@@ -115,6 +118,8 @@ def summary_lines(report: RunReport) -> Iterator[str]:
                f"(overrun {report.overrun_seconds:.1f} s)")
     if report.model_error:
         yield f"MODEL ERROR: {report.model_error}"
+    for warning in report.warnings:
+        yield f"WARNING: {warning}"
     for tid, why in list(report.errors.items())[:10]:
         yield f"error in task {tid}: {why}"
     if len(report.errors) > 10:

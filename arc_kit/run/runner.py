@@ -77,8 +77,9 @@ def run_submission(config: RunConfig, solver_factory: SolverFactory | None = Non
     if raw and not tasks.tasks:
         raise TaskFileError(_no_valid_task(config.challenges, tasks.errors))
     submission = Submission.placeholders(counts)
-    submission.write(config.output)
     report = RunReport(str(config.output), tasks=len(counts), entries=submission.num_entries)
+    file = SubmissionFile(submission, config.output, report)
+    file.write_first(counts)
     for tid, why in tasks.errors.items():
         report.errors[tid] = why
     _log_skipped(tasks.errors)
@@ -122,7 +123,7 @@ def run_submission(config: RunConfig, solver_factory: SolverFactory | None = Non
             report.errors[result.task_id] = result.error
         for i, (a1, a2) in enumerate(result.attempts):  # a cut test input comes back as (None, None): kept as is
             submission.set_attempts(result.task_id, i, a1, a2)
-        submission.write(config.output)
+        file.write()
 
     bar = PhaseBars(schedule.phase_tasks, schedule.two_phases, config.progress)
     try:
@@ -140,7 +141,7 @@ def run_submission(config: RunConfig, solver_factory: SolverFactory | None = Non
     ended = time.time()
     report.deadline_hit = report.deadline_hit or ended >= deadline
     report.overrun_seconds = round(max(0.0, ended - deadline), 3)
-    _finish(config, submission, counts, report, start)
+    _finish(config, file, counts, report, start)
     return report
 
 
@@ -151,9 +152,13 @@ def dry_run(config: RunConfig, solver_factory: SolverFactory | None = None) -> R
     from arc_kit.run.report import write_run_report
 
     report = run_submission(config, solver_factory=solver_factory)
-    atomic_write_json(config.output.parent / "report.json", report.to_json(), indent=1)
-    write_run_report(config.output.parent / "report.html", config.challenges, config.solutions, config.output,
-                     report)
+    try:
+        atomic_write_json(config.output.parent / "report.json", report.to_json(), indent=1)
+        write_run_report(config.output.parent / "report.html", config.challenges, config.solutions, config.output,
+                         report)
+    except OSError as e:  # a full disk: the submission is what matters, and the summary says what is missing
+        report.warnings.append(f"the reports were not written: {e.filename}: {e.strerror or e}")
+        log.warning("%s", report.warnings[-1])
     if report.interrupted:
         raise KeyboardInterrupt
     return report
@@ -184,17 +189,24 @@ def _correct(attempts: list[tuple[Any, Any]], truths: list[Any]) -> list[bool]:
             for pair, truth in zip(attempts, truths, strict=False)]
 
 
-def _finish(config: RunConfig, submission: Submission, counts: dict[str, int], report: RunReport,
+def _finish(config: RunConfig, file: SubmissionFile, counts: dict[str, int], report: RunReport,
             start: float) -> None:
     """Final write, reload and validate what is on disk, score it when solutions are known."""
-    submission.write(config.output)
-    with open(config.output, encoding="utf-8") as f:
-        on_disk = json.load(f)
-    report.problems = validate_submission(on_disk, counts)
+    submission = file.submission
+    file.write()
+    file.say_failures()
+    try:
+        with open(config.output, encoding="utf-8") as f:
+            on_disk = json.load(f)
+    except (OSError, ValueError) as e:
+        report.problems = [f"{config.output}: cannot be read back ({getattr(e, 'strerror', None) or e})"]
+        on_disk = None
+    else:
+        report.problems = validate_submission(on_disk, counts)
     report.answered = len(submission.answered)
     report.placeholders_left = submission.placeholders_left
     report.seconds = time.time() - start
-    if config.solutions is not None:
+    if config.solutions is not None and on_disk is not None:
         from arc_kit.core.metric import score_submission
 
         try:
@@ -207,6 +219,69 @@ def _finish(config: RunConfig, submission: Submission, counts: dict[str, int], r
         report.correct_outputs = scored.correct_outputs
         for tid, ts in scored.per_task.items():
             report.per_task.setdefault(tid, TaskRecord()).correct = ts.correct
+
+
+class SubmissionFile:
+    """The submission and its file, rewritten atomically after every change.
+
+    A write that fails (a full disk) keeps the last good file and the run goes on: the answers found meanwhile
+    stay in memory and reach the file with the next write that works. The first failure is logged once; the
+    summary says how many writes failed and what the file lacks.
+    """
+
+    def __init__(self, submission: Submission, path: Path, report: RunReport):
+        self.submission, self.path, self.report = submission, path, report
+        self.first_error: str | None = None  # why the first failed write failed
+        self.failing = False  # the last write failed
+        self.answers_written = 0  # answered entries in the file on disk
+
+    def write_first(self, counts: dict[str, int]) -> None:
+        """The placeholders. When they cannot be written and the output holds no valid file for these tasks
+        (a read-only folder), the ``OSError`` is raised: nothing has been done yet, and nothing could be kept."""
+        try:
+            self.submission.write(self.path)
+        except OSError:
+            if not self._holds_a_valid_file(counts):
+                raise
+            self.write()  # said and counted like any other failed write
+
+    def _holds_a_valid_file(self, counts: dict[str, int]) -> bool:
+        try:
+            with open(self.path, encoding="utf-8") as f:
+                return not validate_submission(json.load(f), counts)
+        except (OSError, ValueError):
+            return False
+
+    def write(self) -> None:
+        try:
+            self.submission.write(self.path)
+        except OSError as e:
+            self.report.write_failures += 1
+            if self.first_error is None:
+                self.first_error = e.strerror or str(e)
+                log.warning("cannot write %s (%s): it keeps the last file written (%d answered entries); the run "
+                            "goes on and writes again as answers land", self.path, self.first_error,
+                            self.answers_written)
+            self.failing = True
+            return
+        if self.failing:
+            log.warning("wrote %s again after %d failed writes", self.path, self.report.write_failures)
+            self.failing = False
+        self.answers_written = len(self.submission.answered)
+
+    def say_failures(self) -> None:
+        """The run's warning about failed writes, once, at the end."""
+        if not self.report.write_failures:
+            return
+        answered = len(self.submission.answered)
+        self.report.answers_not_written = answered - self.answers_written if self.failing else 0
+        what = f"{self.report.write_failures} writes of {self.path} failed ({self.first_error})"
+        if self.failing:
+            self.report.warnings.append(
+                f"{what}: it holds the last file written, {self.answers_written} of the {answered} answered "
+                f"entries; {self.report.answers_not_written} answers never reached it")
+        else:
+            self.report.warnings.append(f"{what}; a later write worked: the file holds every answer")
 
 
 def _read_solutions(path: Path) -> dict[str, Any]:
