@@ -225,3 +225,63 @@ def test_a_read_only_output_folder_is_named_not_the_temp_file(tmp_path: Path, mo
     assert cli_main(["dry-run", "--model", str(tmp_path), "--challenges", str(challenges), "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert err == f"error: {out / 'submission.json'}: Permission denied"
+
+
+# -- 3. a tokenizer that cannot write the grids, a run in which every task fails ---------------------------------
+
+
+def without_tokens(model_dir: Path, out: Path, tokens: list[str]) -> Path:
+    """A copy of ``model_dir`` whose vocabulary lacks ``tokens`` (renamed, so the ids and the model still fit):
+    each of them now reads as the unknown token."""
+    import shutil
+
+    shutil.copytree(model_dir, out)
+    spec = json.loads((out / "tokenizer.json").read_text())
+    vocab = spec["model"]["vocab"]
+    for token in tokens:
+        vocab[f"renamed-{token}"] = vocab.pop(token)
+    (out / "tokenizer.json").write_text(json.dumps(spec))
+    return out
+
+
+def test_a_vocabulary_without_digits_is_refused_at_load_and_the_interactive_run_fails(
+        tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture,
+        caplog: pytest.LogCaptureFixture):
+    from arc_kit.core.text import TokenizerError, check_tokenizer
+    from arc_kit.models.loading import load_tokenizer
+    from arc_kit.run.kernel import run_kernel
+
+    digitless = without_tokens(tiny_model_dir, tmp_path / "digitless", list("0123456789"))
+    with pytest.raises(TokenizerError, match="0-9"):
+        check_tokenizer(load_tokenizer(digitless, local_only=True))
+    challenges = kernel_tree(tmp_path, monkeypatch, 3)
+    assert run_kernel({"kernel": {"model_dir": str(digitless)}, **ONE_PASS}, time.time()) == 1
+    assert "MODEL ERROR" in capsys.readouterr().out and "MODEL NOT LOADED" in caplog.text
+    output = tmp_path / "working" / "submission.json"
+    assert validate_submission_file(output, challenges) == [] and answered(output) == 0
+
+
+class FailingSolver:
+    """Loads, then fails every task (a model whose tokenizer lacks the prompt's words does that)."""
+
+    def solve(self, tasks, stop_at=None):  # noqa: ANN001, ANN201
+        return [TaskResult(t.task_id, error="TokenizerError: 'Input' is not in the vocabulary") for t in tasks]
+
+
+@pytest.mark.parametrize("rerun", [False, True])
+def test_a_run_in_which_every_task_failed_ends_with_a_warning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                              capsys: pytest.CaptureFixture, rerun: bool):
+    from arc_kit.run import runner
+    from arc_kit.run.kernel import run_kernel
+
+    challenges = kernel_tree(tmp_path, monkeypatch, 3, rerun)
+    monkeypatch.setattr(runner, "load_solver_for", lambda config: FailingSolver())
+    assert run_kernel({"kernel": {"model_dir": str(tmp_path)}, **ONE_PASS}, time.time()) == (0 if rerun else 1)
+    lines = capsys.readouterr().out.splitlines()
+    assert any(line.startswith("WARNING") and "every one of the 3 attempted tasks failed" in line for line in lines)
+    assert validate_submission_file(tmp_path / "working" / "submission.json", challenges) == []
+    if not rerun:
+        code = cli_main(["dry-run", "--model", str(tmp_path), "--challenges", str(challenges), "--out",
+                         str(tmp_path / "out"), "--mode", "greedy", "--views", "1", "--scoring-views", "0"])
+        assert code == 1
+        assert "WARNING: every one of the 3 attempted tasks failed" in capsys.readouterr().out

@@ -72,6 +72,7 @@ class RunReport:
     tasks_queued: int = 0  # tasks handed to the solver (all, or the quick pass)
     tasks_attempted: int = 0  # tasks the solver returned a result for
     attempted_ids: list[str] = field(default_factory=list)  # those tasks, in the order their first result landed
+    tasks_failed: int = 0  # attempted tasks whose last result is an error
     interrupted: bool = False  # stopped by Ctrl-C (SIGINT): the file and the reports hold what finished
     seconds: float = 0.0
     overrun_seconds: float = 0.0  # how far past the deadline the last work ended (0: on time)
@@ -93,6 +94,11 @@ class RunReport:
     @property
     def ok(self) -> bool:
         return self.model_error is None and not self.problems
+
+    @property
+    def every_task_failed(self) -> bool:
+        """Tasks were attempted and each one failed: the model or its tokenizer does not suit the solver."""
+        return self.tasks_attempted > 0 and self.tasks_failed == self.tasks_attempted
 
     @property
     def tokens_per_second(self) -> float:

@@ -96,6 +96,7 @@ def run_submission(config: RunConfig, solver_factory: SolverFactory | None = Non
     two_phases = config.run.quick_first and (config.ttt.enabled or config.solver != quick_config(config.solver))
     schedule = Schedule(ordered, config, deadline, workers, two_phases)
     attempted: set[str] = set()
+    failed: dict[str, str] = {}  # attempted tasks whose last result is an error
 
     def land(result: TaskResult, phase: str) -> None:
         """Write a result into the file at once (atomically); a full result replaces the quick pass's answer only
@@ -121,6 +122,9 @@ def run_submission(config: RunConfig, solver_factory: SolverFactory | None = Non
         report.tasks_attempted = len(attempted)
         if result.error:
             report.errors[result.task_id] = result.error
+            failed[result.task_id] = result.error
+        else:
+            failed.pop(result.task_id, None)
         for i, (a1, a2) in enumerate(result.attempts):  # a cut test input comes back as (None, None): kept as is
             submission.set_attempts(result.task_id, i, a1, a2)
         file.write()
@@ -138,6 +142,11 @@ def run_submission(config: RunConfig, solver_factory: SolverFactory | None = Non
         bar.close()
     if report.model_error:
         log.error("MODEL NOT LOADED, every entry keeps its placeholder: %s", report.model_error)
+    report.tasks_failed = len(failed)
+    if report.every_task_failed:
+        first, why = next(iter(failed.items()))
+        report.warnings.append(f"every one of the {len(failed)} attempted tasks failed (task {first}: {why}): the "
+                               "model or its tokenizer does not suit the solver")
     ended = time.time()
     report.deadline_hit = report.deadline_hit or ended >= deadline
     report.overrun_seconds = round(max(0.0, ended - deadline), 3)
