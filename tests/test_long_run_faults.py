@@ -166,8 +166,8 @@ def test_a_full_disk_keeps_the_last_good_file_and_the_run_going(tmp_path: Path, 
     assert solver.calls == 8, "the run stopped at the first failed write"
     output = tmp_path / "working" / "submission.json"
     assert validate_submission_file(output, challenges) == [] and answered(output) == 2
-    failed = [r for r in caplog.records if "No space left" in r.getMessage()]
-    assert len(failed) == 1 and failed[0].levelno == logging.WARNING and "submission.json" in failed[0].getMessage()
+    failed = [r for r in caplog.records if "No space left" in r.getMessage() and "submission.json" in r.getMessage()]
+    assert len(failed) == 1 and failed[0].levelno == logging.WARNING  # once, not once a task
     out = capsys.readouterr().out
     assert "Traceback" not in out
     assert any(line.startswith("WARNING") and "No space left" in line and "6" in line for line in out.splitlines())
@@ -285,3 +285,47 @@ def test_a_run_in_which_every_task_failed_ends_with_a_warning(tmp_path: Path, mo
                          str(tmp_path / "out"), "--mode", "greedy", "--views", "1", "--scoring-views", "0"])
         assert code == 1
         assert "WARNING: every one of the 3 attempted tasks failed" in capsys.readouterr().out
+
+
+# -- 4. weights not where they were named --------------------------------------------------------------------------
+
+
+class RecordingFactory:
+    """Stands in for the model: records which weights folder the run loaded, answers [[1]] everywhere."""
+
+    def __init__(self):
+        self.loaded: list[Path | None] = []
+
+    def __call__(self, config):  # noqa: ANN001, ANN204
+        from arc_kit.models.loading import ModelLoadError
+
+        if config.model_dir is None:
+            raise ModelLoadError(config.model_problem or "no weights")
+        self.loaded.append(config.model_dir)
+        return DiskFillingSolver(Disk.__new__(Disk), fill_at=0)
+
+
+@pytest.mark.parametrize("rerun", [False, True])
+def test_weights_missing_where_named_fail_the_interactive_run_and_are_said_on_the_rerun(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, rerun: bool):
+    from arc_kit.run import runner
+    from arc_kit.run.kernel import run_kernel
+
+    challenges = kernel_tree(tmp_path, monkeypatch, 3, rerun)
+    other = tmp_path / "input" / "datasets" / "other" / "llama-ckpt"
+    other.mkdir(parents=True)
+    (other / "config.json").write_text("{}")
+    factory = RecordingFactory()
+    monkeypatch.setattr(runner, "load_solver_for", factory)
+    code = run_kernel({"kernel": {"weights_dataset": "me/weights1"}, **ONE_PASS}, time.time())
+    out = capsys.readouterr().out
+    warnings = [line for line in out.splitlines() if line.startswith("WARNING") and "me/weights1" in line]
+    assert warnings and str(other) in warnings[0], out
+    output = tmp_path / "working" / "submission.json"
+    assert validate_submission_file(output, challenges) == []
+    if rerun:  # the hidden run is scored with what it finds, and says so
+        assert code == 0 and factory.loaded == [other] and answered(output) == 3
+        report = json.loads((tmp_path / "working" / "report.json").read_text())
+        assert any("me/weights1" in w and str(other) in w for w in report["warnings"])
+    else:  # the user hears of it before submitting, without a whole budget spent on another model
+        assert code == 1 and factory.loaded == [] and answered(output) == 0

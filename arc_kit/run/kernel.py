@@ -13,19 +13,24 @@ from arc_kit.config.run import KernelPlan, SettingsError
 from arc_kit.core.submission import Submission, entry_counts, read_raw_tasks, validate_submission
 from arc_kit.core.tasks import TaskFileError
 from arc_kit.run.records import summary_lines
-from arc_kit.run.runner import RunConfig, run_submission
+from arc_kit.run.runner import RunConfig, run_submission, write_reports
 
 log = logging.getLogger(__name__)
 
 
 def kernel_config(plan: KernelPlan, start_time: float, env: dict[str, str] | None = None) -> RunConfig:
-    """Resolve the kernel's settings and Kaggle paths into a RunConfig (a missing model is left to the run)."""
+    """Resolve the kernel's settings and Kaggle paths into a RunConfig (a missing model is left to the run).
+
+    Weights named (a dataset, a model, a folder) but found only by searching elsewhere are another model: an
+    interactive run refuses them (its user fixes the attachment before submitting), a rerun uses them, since
+    they beat placeholders, and both say so in a WARNING."""
     from arc_kit.kaggle.paths import (
         KagglePathError,
         find_challenges,
         find_model_dir,
         input_root,
         is_competition_rerun,
+        named_weight_places,
         output_path,
     )
 
@@ -33,14 +38,27 @@ def kernel_config(plan: KernelPlan, start_time: float, env: dict[str, str] | Non
     root = input_root(env)
     k = plan.kernel
     challenges = find_challenges(root, k.competition, k.challenges)
+    rerun = is_competition_rerun(env)
     model_dir: Path | None = None
-    problem = None
+    problem = warning = None
     try:
         model_dir = find_model_dir(root, k.model_dir, dataset=k.weights_dataset, model=k.weights_model)
     except KagglePathError as e:
         problem = str(e)
         log.error("%s", e)
-    rerun = is_competition_rerun(env)
+    named = named_weight_places(root, k.model_dir, dataset=k.weights_dataset, model=k.weights_model)
+    if model_dir is not None and named and not any(p.is_dir() for p in named):
+        what = ", ".join(f"{kind} {value}" for kind, value in (("dataset", k.weights_dataset),
+                         ("model", k.weights_model), ("model_dir", k.model_dir)) if value)
+        warning = (f"the weights named ({what}) are not attached (not at {', '.join(map(str, named))}); "
+                   f"{model_dir} was found instead")
+        if rerun:
+            warning += ": this rerun uses it"
+        else:
+            warning += (": an interactive run does not use another model; attach the weights named, or name "
+                        "that folder in kernel.model_dir")
+            model_dir, problem = None, warning
+        log.warning("%s", warning)
     return RunConfig(
         model_dir=model_dir,
         challenges=challenges,
@@ -52,6 +70,7 @@ def kernel_config(plan: KernelPlan, start_time: float, env: dict[str, str] | Non
         start_time=start_time,
         progress=not rerun,
         model_problem=problem,
+        warnings=[warning] if warning else [],
     )
 
 
@@ -114,6 +133,7 @@ def run_kernel(settings: dict[str, Any], start_time: float) -> int:
               "written", flush=True)
         _keep_a_valid_file(config)
         return 0 if rerun else 1
+    write_reports(config, report, html=False)
     for line in summary_lines(report):
         print(line, flush=True)
     if report.problems:

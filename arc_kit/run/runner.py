@@ -45,6 +45,7 @@ class RunConfig:
     start_time: float | None = None  # time.time() when the run (or the kernel) started; None: now
     progress: bool = True  # tqdm bar
     model_problem: str | None = None  # why no weights folder was found (the kernel's search), for the report
+    warnings: list[str] = field(default_factory=list)  # found before the run (weights found elsewhere), reported
 
 
 SolverFactory = Callable[[RunConfig], Any]  # returns an object with .solve(tasks, stop_at) -> list[TaskResult]
@@ -77,7 +78,8 @@ def run_submission(config: RunConfig, solver_factory: SolverFactory | None = Non
     if raw and not tasks.tasks:
         raise TaskFileError(_no_valid_task(config.challenges, tasks.errors))
     submission = Submission.placeholders(counts)
-    report = RunReport(str(config.output), tasks=len(counts), entries=submission.num_entries)
+    report = RunReport(str(config.output), tasks=len(counts), entries=submission.num_entries,
+                       warnings=list(config.warnings))
     file = SubmissionFile(submission, config.output, report)
     file.write_first(counts)
     for tid, why in tasks.errors.items():
@@ -157,20 +159,27 @@ def run_submission(config: RunConfig, solver_factory: SolverFactory | None = Non
 def dry_run(config: RunConfig, solver_factory: SolverFactory | None = None) -> RunReport:
     """``run_submission`` plus ``report.json`` and ``report.html`` beside the submission (the dry run, the demo);
     an interrupted run writes both for what finished, then raises ``KeyboardInterrupt`` again."""
-    from arc_kit.core.files import atomic_write_json
-    from arc_kit.run.report import write_run_report
-
     report = run_submission(config, solver_factory=solver_factory)
-    try:
-        atomic_write_json(config.output.parent / "report.json", report.to_json(), indent=1)
-        write_run_report(config.output.parent / "report.html", config.challenges, config.solutions, config.output,
-                         report)
-    except OSError as e:  # a full disk: the submission is what matters, and the summary says what is missing
-        report.warnings.append(f"the reports were not written: {e.filename}: {e.strerror or e}")
-        log.warning("%s", report.warnings[-1])
+    write_reports(config, report, html=True)
     if report.interrupted:
         raise KeyboardInterrupt
     return report
+
+
+def write_reports(config: RunConfig, report: RunReport, *, html: bool) -> None:
+    """``report.json`` (and ``report.html``) beside the submission. A failure (a full disk) is a warning in the
+    report and the log, not an error: the submission is what matters, and it is already written."""
+    from arc_kit.core.files import atomic_write_json
+    from arc_kit.run.report import write_run_report
+
+    try:
+        atomic_write_json(config.output.parent / "report.json", report.to_json(), indent=1)
+        if html:
+            write_run_report(config.output.parent / "report.html", config.challenges, config.solutions,
+                             config.output, report)
+    except OSError as e:
+        report.warnings.append(f"the reports were not written: {e.filename}: {e.strerror or e}")
+        log.warning("%s", report.warnings[-1])
 
 
 MAX_LOGGED_TASK_ERRORS = 5
