@@ -329,3 +329,64 @@ def test_weights_missing_where_named_fail_the_interactive_run_and_are_said_on_th
         assert any("me/weights1" in w and str(other) in w for w in report["warnings"])
     else:  # the user hears of it before submitting, without a whole budget spent on another model
         assert code == 1 and factory.loaded == [] and answered(output) == 0
+
+
+# -- 5. a killed worker --------------------------------------------------------------------------------------------
+
+WORKERS_SCRIPT = """
+import json, logging, sys
+from pathlib import Path
+from arc_kit.config.run import RunSettings, SolverConfig
+from arc_kit.run.runner import RunConfig, run_submission
+import slow_solvers
+
+if __name__ == "__main__":  # spawned workers import this file again
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    config = RunConfig(model_dir=None, challenges=Path(sys.argv[1]), output=Path(sys.argv[2]),
+                       run=RunSettings(budget_seconds=90, margin_seconds=1, workers=2),
+                       solver=SolverConfig(batch_size=1, views=1), progress=False)
+    report = run_submission(config, solver_factory=slow_solvers.SleepyFactory(0.25))
+    full = [tid for tid, r in report.per_task.items() if r.inputs is not None and r.seconds]
+    print(json.dumps({"attempted": report.tasks_attempted, "queued": report.tasks_queued, "errors": report.errors,
+                      "full": len(full), "answered": report.answered, "warnings": report.warnings}))
+"""
+
+
+def test_a_killed_worker_is_noticed_its_tasks_go_back_and_a_replacement_starts(tmp_path: Path):
+    import signal
+    import subprocess
+    import sys
+
+    challenges = tmp_path / "c.json"
+    write_task_files(generate_tasks(["flip_lr"], 40, seed=3), challenges)
+    script = tmp_path / "run.py"
+    script.write_text(WORKERS_SCRIPT)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([sys.executable, str(script), str(challenges), str(tmp_path / "submission.json")],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        workers: list[int] = []
+        until = time.time() + 60
+        while time.time() < until and len(workers) < 2:
+            children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+            workers = [int(c) for c in children.read_text().split()] if children.exists() else []
+            workers = [w for w in workers if b"spawn_main" in Path(f"/proc/{w}/cmdline").read_bytes()]
+            time.sleep(0.2)
+        assert len(workers) == 2, "the workers did not start"
+        output = tmp_path / "submission.json"
+        while time.time() < until and not (output.exists() and answered(output) == 40):
+            time.sleep(0.1)  # phase 1 over: a worker killed now is on a task that has its phase-1 answer
+        os.kill(workers[0], signal.SIGKILL)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err[-3000:]
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["attempted"] == result["queued"] == 40 and result["answered"] == 40, (result, err[-3000:])
+    died = [line for line in err.splitlines() if "died" in line]
+    assert died and "replacement" in err, err[-3000:]
+    assert any("died" in w for w in result["warnings"])
+    lost = [tid for tid, why in result["errors"].items() if "died" in why]
+    assert len(lost) == 1 and result["full"] == 39, result  # only the task it was on keeps its phase-1 answer
+    assert validate_submission_file(tmp_path / "submission.json", challenges) == []
