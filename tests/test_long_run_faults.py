@@ -390,3 +390,31 @@ def test_a_killed_worker_is_noticed_its_tasks_go_back_and_a_replacement_starts(t
     lost = [tid for tid, why in result["errors"].items() if "died" in why]
     assert len(lost) == 1 and result["full"] == 39, result  # only the task it was on keeps its phase-1 answer
     assert validate_submission_file(tmp_path / "submission.json", challenges) == []
+
+
+def test_a_dry_run_of_5000_tasks_writes_its_reports_within_the_budget(tmp_path: Path, arc_files,
+                                                                        monkeypatch: pytest.MonkeyPatch,
+                                                                        capsys: pytest.CaptureFixture):
+    """The reports are written in the margin between the deadline and the end of the budget; with 5,000 tasks
+    re-reading and drawing them all once took longer than the margin."""
+    import slow_solvers
+
+    from arc_kit.run import runner
+
+    challenges, solutions = arc_files("arc-agi-2/training")
+    raw, sols = json.loads(challenges.read_text()), json.loads(solutions.read_text())
+    many = {f"{tid}-{k}": task for k in range(5) for tid, task in raw.items()}
+    (tmp_path / "c.json").write_text(json.dumps(many))
+    (tmp_path / "s.json").write_text(json.dumps({f"{tid}-{k}": sols[tid] for k in range(5) for tid in raw}))
+    monkeypatch.setattr(runner, "load_solver_for", slow_solvers.SleepyFactory(0.0))
+    budget = 30.0
+    began = time.time()
+    code = cli_main(["dry-run", "--model", str(tmp_path), "--challenges", str(tmp_path / "c.json"), "--solutions",
+                     str(tmp_path / "s.json"), "--out", str(tmp_path / "out"), "--budget-seconds", str(budget),
+                     "--margin-seconds", "3", "--mode", "greedy", "--views", "1", "--scoring-views", "0",
+                     "--batch-size", "1", "--workers", "1"])
+    elapsed = time.time() - began
+    assert code == 0, capsys.readouterr().err[-2000:]
+    assert elapsed < budget, f"the dry run ended {elapsed - budget:.1f} s after its budget"
+    assert "report.html" in capsys.readouterr().out
+    assert (tmp_path / "out" / "report.html").stat().st_size > 0

@@ -133,7 +133,7 @@ def run_kernel(settings: dict[str, Any], start_time: float) -> int:
               "written", flush=True)
         _keep_a_valid_file(config)
         return 0 if rerun else 1
-    write_reports(config, report, html=False)
+    write_reports(config, report)
     for line in summary_lines(report):
         print(line, flush=True)
     if report.problems:

@@ -20,7 +20,7 @@ from typing import Any
 
 from arc_kit.config.run import RunSettings, SolverConfig, TTTConfig
 from arc_kit.core.submission import Submission, entry_counts, read_raw_tasks, validate_submission
-from arc_kit.core.tasks import TaskFileError, parse_tasks, read_json
+from arc_kit.core.tasks import TaskFileError, TaskSet, parse_tasks, read_json
 from arc_kit.run.records import InputRecord, RunReport, TaskRecord
 from arc_kit.run.schedule import Schedule
 from arc_kit.run.workers import run_in_process, run_in_workers, visible_gpus
@@ -61,22 +61,41 @@ def load_solver_for(config: RunConfig) -> Any:
     return load_solver(config.model_dir, config.solver, config.ttt)
 
 
-def run_submission(config: RunConfig, solver_factory: SolverFactory | None = None) -> RunReport:
-    """Write ``config.output`` (valid at every moment) and return what happened; never raises for a bad model.
+@dataclass
+class RunInputs:
+    """A run's input files, read once: the challenges as written (counted for placeholders), the tasks parsed
+    from them, and the solutions (``{}`` without)."""
 
-    Bad input writes nothing and raises ``TaskFileError`` (the caller says why in one line): a challenges file that
-    cannot be read, one in which no entry is a valid task (a solutions file given as challenges, say), or a bad
-    solutions file. Ctrl-C ends the run early with what finished written and ``report.interrupted`` set.
-    """
-    start = config.start_time if config.start_time is not None else time.time()
-    deadline = start + config.run.deadline_offset
-    raw = read_raw_tasks(config.challenges)  # read once: counted for placeholders, then parsed
-    counts = entry_counts(raw)
-    # a bad solutions file is said now, not after hours of decoding
+    raw: dict[str, Any]
+    tasks: TaskSet
+    solutions: dict[str, Any]
+
+
+def read_inputs(config: RunConfig) -> RunInputs:
+    """The run's inputs; ``TaskFileError`` for a challenges file that cannot be read, one in which no entry is a
+    valid task (a solutions file given as challenges, say), or a bad solutions file (said now, not after hours of
+    decoding)."""
+    raw = read_raw_tasks(config.challenges)
     solutions = _read_solutions(config.solutions) if config.solutions is not None else {}
     tasks = parse_tasks(raw, str(config.challenges), strict=False)
     if raw and not tasks.tasks:
         raise TaskFileError(_no_valid_task(config.challenges, tasks.errors))
+    return RunInputs(raw, tasks, solutions)
+
+
+def run_submission(config: RunConfig, solver_factory: SolverFactory | None = None,
+                   inputs: RunInputs | None = None) -> RunReport:
+    """Write ``config.output`` (valid at every moment) and return what happened; never raises for a bad model.
+
+    Bad input (``read_inputs``; ``inputs`` when the caller read them already) writes nothing and raises
+    ``TaskFileError``: the caller says why in one line. Ctrl-C ends the run early with what finished written and
+    ``report.interrupted`` set.
+    """
+    start = config.start_time if config.start_time is not None else time.time()
+    deadline = start + config.run.deadline_offset
+    inputs = inputs or read_inputs(config)
+    raw, tasks, solutions = inputs.raw, inputs.tasks, inputs.solutions
+    counts = entry_counts(raw)
     submission = Submission.placeholders(counts)
     report = RunReport(str(config.output), tasks=len(counts), entries=submission.num_entries,
                        warnings=list(config.warnings))
@@ -152,34 +171,51 @@ def run_submission(config: RunConfig, solver_factory: SolverFactory | None = Non
     ended = time.time()
     report.deadline_hit = report.deadline_hit or ended >= deadline
     report.overrun_seconds = round(max(0.0, ended - deadline), 3)
-    _finish(config, file, counts, report, start)
+    _finish(config, file, counts, solutions, report, start)
     return report
 
 
 def dry_run(config: RunConfig, solver_factory: SolverFactory | None = None) -> RunReport:
     """``run_submission`` plus ``report.json`` and ``report.html`` beside the submission (the dry run, the demo);
     an interrupted run writes both for what finished, then raises ``KeyboardInterrupt`` again."""
-    report = run_submission(config, solver_factory=solver_factory)
-    write_reports(config, report, html=True)
+    inputs = read_inputs(config)
+    report = run_submission(config, solver_factory=solver_factory, inputs=inputs)
+    write_reports(config, report, inputs)
     if report.interrupted:
         raise KeyboardInterrupt
     return report
 
 
-def write_reports(config: RunConfig, report: RunReport, *, html: bool) -> None:
-    """``report.json`` (and ``report.html``) beside the submission. A failure (a full disk) is a warning in the
-    report and the log, not an error: the submission is what matters, and it is already written."""
+# The pictures of report.html stop this long before the budget ends: the page itself must still be written.
+REPORT_RESERVE_SECONDS = 1.0
+
+
+def write_reports(config: RunConfig, report: RunReport, inputs: RunInputs | None = None) -> None:
+    """``report.json`` beside the submission, and ``report.html`` when the run's ``inputs`` are given (the dry
+    run). They are written in the margin before the budget ends: nothing is read again, and the pictures stop
+    when the budget is nearly spent. A failure (a full disk) is a warning in the report and the log, not an
+    error: the submission is what matters, and it is written already."""
     from arc_kit.core.files import atomic_write_json
     from arc_kit.run.report import write_run_report
 
+    began = time.time()
+    start = config.start_time if config.start_time is not None else began - report.seconds
     try:
         atomic_write_json(config.output.parent / "report.json", report.to_json(), indent=1)
-        if html:
-            write_run_report(config.output.parent / "report.html", config.challenges, config.solutions,
-                             config.output, report)
+        if inputs is not None:
+            write_run_report(config.output.parent / "report.html", inputs.raw, inputs.solutions,
+                             str(config.challenges), config.output, report,
+                             stop_at=start + config.run.budget_seconds - REPORT_RESERVE_SECONDS)
     except OSError as e:
         report.warnings.append(f"the reports were not written: {e.filename}: {e.strerror or e}")
         log.warning("%s", report.warnings[-1])
+    ended = time.time()
+    late = ended - (start + config.run.budget_seconds)
+    if late > 0:
+        log.warning("the reports took %.1f s and ended %.1f s after the budget: give the run a larger "
+                    "margin_seconds", ended - began, late)
+    else:
+        log.info("reports written in %.1f s", ended - began)
 
 
 MAX_LOGGED_TASK_ERRORS = 5
@@ -207,8 +243,8 @@ def _correct(attempts: list[tuple[Any, Any]], truths: list[Any]) -> list[bool]:
             for pair, truth in zip(attempts, truths, strict=False)]
 
 
-def _finish(config: RunConfig, file: SubmissionFile, counts: dict[str, int], report: RunReport,
-            start: float) -> None:
+def _finish(config: RunConfig, file: SubmissionFile, counts: dict[str, int], solutions: dict[str, Any],
+            report: RunReport, start: float) -> None:
     """Final write, reload and validate what is on disk, score it when solutions are known."""
     submission = file.submission
     file.write()
@@ -227,11 +263,6 @@ def _finish(config: RunConfig, file: SubmissionFile, counts: dict[str, int], rep
     if config.solutions is not None and on_disk is not None:
         from arc_kit.core.metric import score_submission
 
-        try:
-            solutions = _read_solutions(config.solutions)
-        except TaskFileError as e:
-            report.errors["<solutions>"] = str(e)
-            return
         scored = score_submission(on_disk, {tid: sols for tid, sols in solutions.items() if tid in counts})
         report.score, report.score_per_output = scored.score, scored.score_per_output
         report.correct_outputs = scored.correct_outputs
