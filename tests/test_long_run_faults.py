@@ -418,3 +418,66 @@ def test_a_dry_run_of_5000_tasks_writes_its_reports_within_the_budget(tmp_path: 
     assert elapsed < budget, f"the dry run ended {elapsed - budget:.1f} s after its budget"
     assert "report.html" in capsys.readouterr().out
     assert (tmp_path / "out" / "report.html").stat().st_size > 0
+
+
+SIGTERM_SCRIPT = """
+import sys, time
+import slow_solvers
+from arc_kit.run import runner
+
+if __name__ == "__main__":
+    runner.load_solver_for = slow_solvers.SleepyFactory(0.3)
+    if sys.argv[1] == "kernel":
+        from arc_kit.run.kernel import run_kernel
+
+        code = run_kernel({"kernel": {"model_dir": sys.argv[2]}, "run": {"quick_first": False, "workers": 1},
+                           "solver": {"mode": "greedy", "views": 1, "scoring_views": 0, "batch_size": 1}},
+                          time.time())
+    else:
+        from arc_kit.cli.main import main
+
+        code = main(sys.argv[2:])
+    sys.exit(code)
+"""
+
+
+@pytest.mark.parametrize("entry", ["dry-run", "kernel"])
+def test_sigterm_is_logged_and_leaves_a_valid_file_and_the_reports(tmp_path: Path, entry: str):
+    import signal
+    import subprocess
+    import sys
+
+    challenges = tmp_path / "input" / "competitions" / SLUG / "arc-agi_test_challenges.json"
+    challenges.parent.mkdir(parents=True)
+    write_task_files(generate_tasks(["flip_lr"], 40, seed=3), challenges)
+    out = tmp_path / "working"
+    script = tmp_path / "run.py"
+    script.write_text(SIGTERM_SCRIPT)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
+           "ARC_KIT_INPUT_ROOT": str(tmp_path / "input"), "ARC_KIT_OUTPUT": str(out / "submission.json")}
+    env.pop("KAGGLE_IS_COMPETITION_RERUN", None)
+    (tmp_path / "weights").mkdir()
+    (tmp_path / "weights" / "config.json").write_text("{}")  # the stand-in solver needs no model
+    args = [str(tmp_path / "weights")] if entry == "kernel" else [
+        "dry-run", "--model", str(tmp_path), "--challenges", str(challenges), "--out", str(out), "--mode", "greedy",
+        "--views", "1", "--scoring-views", "0", "--batch-size", "1", "--no-quick-first", "--workers", "1"]
+    proc = subprocess.Popen([sys.executable, str(script), entry, *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        until = time.time() + 60
+        while time.time() < until and not ((out / "submission.json").exists()
+                                           and answered(out / "submission.json") >= 3):
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == (143 if entry == "dry-run" else 1), stderr[-2000:]
+    assert "Traceback" not in stderr and "SIGTERM" in stderr, stderr[-2000:]
+    assert validate_submission_file(out / "submission.json", challenges) == []
+    assert 3 <= answered(out / "submission.json") < 40
+    report = json.loads((out / "report.json").read_text())
+    assert report["interrupted"] and report["tasks_attempted"] >= 3
+    if entry == "dry-run":
+        assert (out / "report.html").is_file()

@@ -138,6 +138,8 @@ def run_kernel(settings: dict[str, Any], start_time: float) -> int:
         print(line, flush=True)
     if report.problems:
         return 1
+    if report.interrupted:
+        return 0 if rerun else 1
     if (report.model_error or version_problems or report.answers_not_written or report.every_task_failed) \
             and not rerun:
         return 1

@@ -73,7 +73,8 @@ class RunReport:
     tasks_attempted: int = 0  # tasks the solver returned a result for
     attempted_ids: list[str] = field(default_factory=list)  # those tasks, in the order their first result landed
     tasks_failed: int = 0  # attempted tasks whose last result is an error
-    interrupted: bool = False  # stopped by Ctrl-C (SIGINT): the file and the reports hold what finished
+    interrupted: bool = False  # stopped by Ctrl-C or SIGTERM: the file and the reports hold what finished
+    terminated: bool = False  # the stop was SIGTERM
     seconds: float = 0.0
     overrun_seconds: float = 0.0  # how far past the deadline the last work ended (0: on time)
     decode_seconds: float = 0.0

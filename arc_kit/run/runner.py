@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +24,7 @@ from typing import Any
 from arc_kit.config.run import RunSettings, SolverConfig, TTTConfig
 from arc_kit.core.submission import Submission, entry_counts, read_raw_tasks, validate_submission
 from arc_kit.core.tasks import TaskFileError, TaskSet, parse_tasks, read_json
+from arc_kit.errors import Terminated
 from arc_kit.run.records import InputRecord, RunReport, TaskRecord
 from arc_kit.run.schedule import Schedule
 from arc_kit.run.workers import run_in_process, run_in_workers, visible_gpus
@@ -152,13 +156,16 @@ def run_submission(config: RunConfig, solver_factory: SolverFactory | None = Non
 
     bar = PhaseBars(schedule.phase_tasks, schedule.two_phases, config.progress)
     try:
-        if workers <= 1:
-            run_in_process(config, factory, schedule, deadline, land, report, bar)
-        else:
-            run_in_workers(config, factory, schedule, deadline, land, report, bar, workers)
-    except KeyboardInterrupt:
-        report.interrupted = True
-        log.warning("interrupted: %s holds the answers that landed so far", config.output)
+        with sigterm_interrupts():
+            if workers <= 1:
+                run_in_process(config, factory, schedule, deadline, land, report, bar)
+            else:
+                run_in_workers(config, factory, schedule, deadline, land, report, bar, workers)
+    except KeyboardInterrupt as e:
+        report.interrupted, report.terminated = True, isinstance(e, Terminated)
+        report.warnings.append(f"{'terminated (SIGTERM)' if report.terminated else 'interrupted (Ctrl-C)'}: "
+                               f"{config.output} holds the answers that landed so far")
+        log.warning("%s", report.warnings[-1])
     finally:
         bar.close()
     if report.model_error:
@@ -182,8 +189,32 @@ def dry_run(config: RunConfig, solver_factory: SolverFactory | None = None) -> R
     report = run_submission(config, solver_factory=solver_factory, inputs=inputs)
     write_reports(config, report, inputs)
     if report.interrupted:
-        raise KeyboardInterrupt
+        raise Terminated if report.terminated else KeyboardInterrupt
     return report
+
+
+@contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """While solving, SIGTERM raises ``Terminated`` (a ``KeyboardInterrupt``) once, so the run ends as after
+    Ctrl-C: workers stopped, the file valid, the end said; a second one while it stops is ignored. Afterwards the
+    previous handler is back (the file is written atomically: a process killed then still leaves a valid one).
+    Only the main thread can take signals: elsewhere this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    raised = False
+
+    def terminate(signum: int, frame: Any) -> None:
+        nonlocal raised
+        if not raised:
+            raised = True
+            raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 # The pictures of report.html stop this long before the budget ends: the page itself must still be written.
