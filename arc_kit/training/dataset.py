@@ -278,14 +278,20 @@ def hash_seed(text: str) -> int:
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
 
 
+# Part of every cache key: raised when the same inputs build different rows (a fix in the build), so a cache
+# written before is rebuilt rather than read back.
+BUILD_VERSION = 2
+
+
 def build_fingerprint(sources: Sequence[SourcePlan], tokenizer: Any, options: dict[str, Any], seed: int) -> str:
-    """The cache key of a build: every task's exact content, the sources' settings, the options and the tokenizer.
-    Same key, same rows: a second process or a rerun reads the Arrow files instead of rebuilding."""
+    """The cache key of a build: every task's exact content, the sources' settings, the options, the tokenizer
+    and ``BUILD_VERSION``. Same key, same rows: a second process or a rerun reads the Arrow files instead of
+    rebuilding."""
     import hashlib
 
     from arc_kit.training.canonical import exact_digest
 
-    h = hashlib.sha256()
+    h = hashlib.sha256(f"arc-kit-build-{BUILD_VERSION}".encode())
     for src in sources:
         h.update(f"{src.name}|{src.augmentations}|{src.weight}|{len(src.tasks)}".encode())
         if isinstance(src.tasks, CompactTasks):
