@@ -227,6 +227,40 @@ def test_a_read_only_output_folder_is_named_not_the_temp_file(tmp_path: Path, mo
     assert err == f"error: {out / 'submission.json'}: Permission denied"
 
 
+
+def test_an_unforeseen_fault_in_the_run_leaves_a_valid_file_and_one_line(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch,
+                                                                       capsys: pytest.CaptureFixture,
+                                                                       caplog: pytest.LogCaptureFixture):
+    from arc_kit.run import kernel
+
+    challenges = kernel_tree(tmp_path, monkeypatch, 3)
+
+    def broken(config):  # noqa: ANN001, ANN202
+        config.output.parent.mkdir(parents=True, exist_ok=True)
+        config.output.write_text("{half a fi")  # as if killed mid-write by something that is not atomic
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(kernel, "run_submission", broken)
+    assert kernel.run_kernel({"kernel": {"model_dir": str(tmp_path)}}, time.time()) == 1
+    assert "the run failed (RuntimeError: a bug)" in capsys.readouterr().out and "Traceback" in caplog.text
+    assert validate_submission_file(tmp_path / "working" / "submission.json", challenges) == []
+
+
+def test_the_entry_goes_on_when_it_cannot_write_its_placeholders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                 capsys: pytest.CaptureFixture):
+    root = tmp_path / "input"
+    deep_challenges(root / "competitions" / SLUG / "arc-agi_test_challenges.json")
+    (tmp_path / "working").write_text("a file where the output folder should be")
+    monkeypatch.setenv("ARC_KIT_INPUT_ROOT", str(root))
+    monkeypatch.setenv("ARC_KIT_OUTPUT", str(tmp_path / "working" / "submission.json"))
+    spec = importlib.util.spec_from_file_location("kernel_main_unwritable", MAIN)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.write_placeholders()
+    assert "cannot write placeholders" in capsys.readouterr().out
+
+
 # -- 3. a tokenizer that cannot write the grids, a run in which every task fails ---------------------------------
 
 

@@ -129,9 +129,9 @@ def run_kernel(settings: dict[str, Any], start_time: float) -> int:
         return 0 if rerun else 1
     except Exception as e:  # a fault nobody foresaw: its stack goes to the log, and the file stays valid
         log.exception("the run failed")
-        print(f"arc-kit kernel: the run failed ({type(e).__name__}: {e}); {config.output} keeps the last answers "
-              "written", flush=True)
         _keep_a_valid_file(config)
+        print(f"arc-kit kernel: the run failed ({type(e).__name__}: {e}); {config.output} holds the last valid "
+              "file written, else placeholders", flush=True)
         return 0 if rerun else 1
     write_reports(config, report)
     for line in summary_lines(report):
