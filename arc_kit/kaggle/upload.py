@@ -237,10 +237,6 @@ MAX_ARCHIVE_DEPTH = 4  # archives inside archives opened this deep; deeper ones 
 _COMPRESSED_SUFFIXES = {"gzip": (".gz", ".tgz"), "bzip2": (".bz2",), "xz": (".xz",)}
 
 
-class _Unscannable(Exception):
-    """An archive that cannot be opened to check it; the message says which and why."""
-
-
 def _archive_kind(head: bytes) -> str | None:
     kind = next((kind for magic, kind in _ARCHIVE_MAGIC if head.startswith(magic)), None)
     if kind is None and head[257:262] == b"ustar":
@@ -272,21 +268,21 @@ def _scan_content(f: BinaryIO, name: str, needles: list[bytes], depth: int) -> s
     kind = _archive_kind(_peek(f))
     if kind is None:
         return _scan_bytes(f, needles, _needs_pattern_scan(name.rsplit("/", 1)[-1]) and depth == 0)
+    unopened = "it cannot be checked for credentials; unpack it or leave it out"
+    if kind in _UNOPENED:
+        return f"a {kind} archive arc-kit cannot look inside: {unopened}"
+    if depth >= MAX_ARCHIVE_DEPTH:
+        return f"an archive nested more than {MAX_ARCHIVE_DEPTH} deep: {unopened}"
     try:
-        if kind in _UNOPENED:
-            raise _Unscannable(f"a {kind} archive arc-kit cannot look inside")
-        if depth >= MAX_ARCHIVE_DEPTH:
-            raise _Unscannable(f"an archive nested more than {MAX_ARCHIVE_DEPTH} deep")
         for member, content in _members(f, kind, name):
             if _is_credential_name(member.rsplit("/", 1)[-1]):
                 return f"holds {member}, a credential file name"
             reason = _scan_content(content, member, needles, depth + 1) if content is not None else None
             if reason:
                 return f"holds {member}: {reason}"
-    except (_Unscannable, EOFError, OSError, zipfile.BadZipFile, tarfile.TarError, lzma.LZMAError,
-            zlib.error, RuntimeError, NotImplementedError) as e:
-        why = str(e) if isinstance(e, _Unscannable) else f"a damaged or unsupported {kind} archive ({e})"
-        return f"{why}: it cannot be checked for credentials; unpack it or leave it out"
+    except (EOFError, OSError, zipfile.BadZipFile, tarfile.TarError, lzma.LZMAError, zlib.error, RuntimeError,
+            NotImplementedError) as e:  # zipfile says NotImplementedError for a method it lacks
+        return f"a damaged, encrypted or unsupported {kind} archive ({e}): {unopened}"
     return None
 
 
@@ -298,7 +294,7 @@ def _members(f: BinaryIO, kind: str, name: str) -> Iterator[tuple[str, BinaryIO 
         with zipfile.ZipFile(f if _seekable(f) else _seekable_copy(f)) as z:
             for info in z.infolist():
                 if info.flag_bits & 0x1:
-                    raise _Unscannable(f"{info.filename} in this zip is encrypted")
+                    raise NotImplementedError(f"{info.filename} is encrypted")
                 if info.is_dir():
                     yield info.filename, None
                     continue

@@ -220,7 +220,8 @@ class _Pool:
             self.load_seconds.append(time.time() - worker.started)
         elif kind in ("results", "skipped"):
             phase, done = payload
-            worker.held.popleft()
+            if worker.held:
+                worker.held.popleft()
             if kind == "skipped":
                 self.report.deadline_hit = True
             for result in done if kind == "results" else []:
@@ -258,7 +259,10 @@ class _Pool:
     def _died(self, worker: _Worker) -> None:
         worker.finished = True
         code = worker.process.exitcode
-        how = f"killed by {signal.Signals(-code).name}" if code is not None and code < 0 else f"exit code {code}"
+        if code is not None and code < 0:
+            how = f"killed by {signal.Signals(-code).name if -code in signal.valid_signals() else -code}"
+        else:
+            how = f"exit code {code}"
         held = list(worker.held)
         on = held.pop(0) if held and worker.ready else None
         if on is not None and len(on.tasks) > 1:  # a group goes back one task a group: one that kills costs itself
@@ -269,30 +273,34 @@ class _Pool:
         if on is not None:  # not tried again: it may be what killed the worker
             task_id = on.tasks[0].task_id
             if on.phase == "full":
-                what += f" while solving task {task_id}, which keeps its phase-1 answer"
+                what += f" while solving task {task_id}, which keeps what the file holds for it"
                 self.land(TaskResult(task_id, error=f"{what}; not tried again"), on.phase)
             else:
                 what += f" on task {task_id}'s quick pass (the full solver will try it)"
             self.bar.update(on.phase, 1)
         back = sum(len(w.tasks) for w in held)
         what += f"; {back} task{'' if back == 1 else 's'} it held go{'es' if back == 1 else ''} back to the queue"
-        left = self.deadline - time.time()
-        needed = REPLACE_IF_LOADS_LEFT * max(self.load_seconds or [ASSUMED_LOAD_SECONDS])
-        if self.schedule.empty and not any(w.held for w in self.live()):
-            what += "; no work left for a replacement"
-        elif self.replacements[worker.slot] >= MAX_REPLACEMENTS_PER_GPU:
-            what += f"; no replacement (it was replaced {MAX_REPLACEMENTS_PER_GPU} times already)"
-        elif left < needed:
-            what += f"; no replacement ({left:.0f} s left, loading the model takes about {needed / 2:.0f} s)"
-        else:
-            self.replacements[worker.slot] += 1
-            what += "; starting a replacement"
+        why_not = self._why_not_replace(worker.slot)
+        what += f"; no replacement ({why_not})" if why_not else "; starting a replacement"
         log.error("%s", what)
         self.report.warnings.append(what)
-        if what.endswith("starting a replacement"):
-            self.start(worker.env, worker.slot)
-        else:
+        if why_not:
             self.feed()
+        else:
+            self.replacements[worker.slot] += 1
+            self.start(worker.env, worker.slot)
+
+    def _why_not_replace(self, slot: int) -> str | None:
+        """Why a dead worker on ``slot`` gets no replacement, or None when it does."""
+        if self.schedule.empty and not any(w.held for w in self.live()):
+            return "no work left"
+        if self.replacements[slot] >= MAX_REPLACEMENTS_PER_GPU:
+            return f"this GPU's worker was replaced {MAX_REPLACEMENTS_PER_GPU} times already"
+        left = self.deadline - time.time()
+        load = max(self.load_seconds or [ASSUMED_LOAD_SECONDS])
+        if left < REPLACE_IF_LOADS_LEFT * load:
+            return f"{left:.0f} s left, and loading the model takes about {load:.0f} s"
+        return None
 
     def _hand_back(self, held: list[Work]) -> None:
         """Work sent to a worker that will not do it goes back to the front of the schedule."""
