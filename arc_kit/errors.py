@@ -10,3 +10,8 @@ from __future__ import annotations
 
 class ArcKitError(Exception):
     """Bad input, named in the message (the file, task, field or folder) so it is fixed in one look."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (Kaggle stopping the session, ``kill``), raised where the run can take it: it ends as after
+    Ctrl-C, with the submission valid and the reports written, then the process exits 143."""

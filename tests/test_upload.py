@@ -176,3 +176,89 @@ def test_prepare_upload_writes_metadata_and_plans(tmp_path: Path, no_kaggle_env:
         prepare_upload(folder, "tester/arc-kit-weights")
     with pytest.raises(ValueError, match="not a folder"):
         prepare_upload(tmp_path / "missing", "tester/arc-kit-weights")
+
+
+# ---- the key in any case, credentials inside archives, nothing written before the scan passes
+
+
+def test_the_configured_key_is_found_in_any_case(tmp_path: Path) -> None:
+    folder = make_export(tmp_path / "export")
+    (folder / "notes.txt").write_text(f"key {KEY.upper()}\n")
+    assert find_credential_files(folder, [KEY]) == ["notes.txt: contains your Kaggle key/token"]
+    (folder / "notes.txt").write_bytes(f"key {KEY.upper()}\n".encode("utf-16-le"))
+    assert find_credential_files(folder, [KEY]) == ["notes.txt: contains your Kaggle key/token"]
+
+
+def _archive(path: Path, kind: str, members: dict[str, bytes]) -> Path:
+    """``members`` (name -> bytes) packed as ``kind``: zip, tar, tar.gz, tgz, tar.bz2, tar.xz or gz (one file)."""
+    import gzip
+    import io
+    import tarfile
+    import zipfile
+
+    if kind == "zip":
+        with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as z:
+            for name, data in members.items():
+                z.writestr(name, data)
+    elif kind == "gz":
+        [(name, data)] = members.items()
+        path.write_bytes(gzip.compress(data))
+    else:
+        mode = {"tar": "w", "tar.gz": "w:gz", "tgz": "w:gz", "tar.bz2": "w:bz2", "tar.xz": "w:xz"}[kind]
+        with tarfile.open(path, mode) as t:
+            for name, data in members.items():
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                t.addfile(info, io.BytesIO(data))
+    return path
+
+
+@pytest.mark.parametrize("kind", ["zip", "tar", "tar.gz", "tgz", "tar.bz2", "tar.xz"])
+def test_credentials_inside_archives_are_refused(tmp_path: Path, kind: str) -> None:
+    folder = make_export(tmp_path / "export")
+    creds = json.dumps({"username": "tester", "key": KEY}).encode()
+    _archive(folder / f"backup.{kind}", kind, {"run/config.json": b"{}", "run/kaggle.json": creds})
+    _archive(folder / f"logs.{kind}", kind, {"train.log": f"KAGGLE_KEY={KEY.upper()}".encode()})
+    found = find_credential_files(folder, [KEY])
+    assert found == [f"backup.{kind}: holds run/kaggle.json, a credential file name",
+                     f"logs.{kind}: holds train.log: contains your Kaggle key/token"]
+    assert all(KEY not in f.lower() for f in found)
+
+
+def test_archives_inside_archives_and_compressed_files_are_opened(tmp_path: Path) -> None:
+    folder = make_export(tmp_path / "export")
+    inner = _archive(tmp_path / "inner.zip", "zip", {"deep/.env": b"KAGGLE_KEY=x"})
+    _archive(folder / "outer.tar.gz", "tar.gz", {"inner.zip": inner.read_bytes(), "readme.md": b"hello"})
+    _archive(folder / "kaggle.json.gz", "gz", {"kaggle.json": b"{}"})
+    _archive(folder / "clean.tar.gz", "tar.gz", {"config.json": b"{}", "weights.bin": b"\0" * 1000})
+    assert find_credential_files(folder, [KEY]) == [
+        "kaggle.json.gz: holds kaggle.json, a credential file name",
+        "outer.tar.gz: holds inner.zip: holds deep/.env, a credential file name"]
+
+
+def test_archives_that_cannot_be_opened_are_refused_by_name(tmp_path: Path) -> None:
+    folder = make_export(tmp_path / "export")
+    (folder / "weights.7z").write_bytes(b"7z\xbc\xaf\x27\x1c" + b"\0" * 100)
+    good = _archive(tmp_path / "good.tar.gz", "tar.gz", {"config.json": b"{}" * 1000})
+    (folder / "cut.tar.gz").write_bytes(good.read_bytes()[:40])  # cut short: cannot be read to the end
+    locked = bytearray(_archive(tmp_path / "locked.zip", "zip", {"notes.txt": b"hello"}).read_bytes())
+    central = locked.index(b"PK\x01\x02")
+    locked[central + 8] |= 0x1  # the member marked encrypted, as a password-protected zip has it
+    (folder / "locked.zip").write_bytes(bytes(locked))
+    found = find_credential_files(folder, [KEY])
+    assert [f.split(":")[0] for f in found] == ["cut.tar.gz", "locked.zip", "weights.7z"]
+    assert all("cannot be checked" in f for f in found) and "encrypted" in found[1] and "7z" in found[2]
+
+
+def test_no_metadata_is_written_before_the_scan_passes(tmp_path: Path, no_kaggle_env: Path) -> None:
+    from arc_kit.kaggle.upload import KaggleRefError, prepare_upload
+
+    folder = make_export(tmp_path / "export")
+    _archive(folder / "backup.tar.gz", "tar.gz", {"kaggle.json": b"{}"})
+    for as_model in (False, True):
+        with pytest.raises(CredentialFileError, match="backup.tar.gz"):
+            prepare_upload(folder, "tester/arc-kit-weights", as_model=as_model)
+    (folder / "backup.tar.gz").unlink()
+    with pytest.raises(KaggleRefError, match="instance"):
+        prepare_upload(folder, "tester/arc-kit-model", as_model=True, instance="Not A Slug")
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors", "tokenizer"]

@@ -20,8 +20,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         help="run the kernel's inference path locally: write OUT/submission.json, report.json and report.html",
         description="Decode a challenges file with a weights folder exactly as the Kaggle kernel does, then "
         "validate (and score, given solutions) the submission. The settings flags and their defaults are the "
-        "kernel's (arc_kit/config/run.py). Exits 1 when the model could not be loaded or the submission is invalid, "
-        "2 on bad input.",
+        "kernel's (arc_kit/config/run.py). Exits 1 when the model could not be loaded, every task failed, answers "
+        "could not be written or the submission is invalid; 2 on bad input.",
     )
     p.add_argument("--model", required=True, type=Path, help="weights folder: merged model or LoRA adapter")
     p.add_argument("--challenges", required=True, type=challenges_file,
@@ -62,7 +62,7 @@ def _dry_run(args: argparse.Namespace) -> int:
     for line in summary_lines(report):
         print(line)
     print(f"wrote {config.output}, report.json and report.html in {args.out}")
-    if report.model_error or report.problems:
+    if report.model_error or report.problems or report.answers_not_written or report.every_task_failed:
         return 1
     return 0
 

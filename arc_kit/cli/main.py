@@ -9,6 +9,7 @@ from pathlib import Path
 
 from arc_kit.cli import data, demo, dry_run, formats, kaggle, train
 from arc_kit.cli.flags import Parser, challenges_file, input_errors, solutions_file
+from arc_kit.errors import Terminated
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,6 +23,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.handler(args) or 0)
+    except Terminated:
+        print("terminated (SIGTERM)", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -17,20 +17,24 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     """Write to a temp file in the same folder, fsync, then rename over ``path``.
 
     The file gets the user's umask (0644 under umask 022), as ``open(path, "w")`` would give it: mkstemp's
-    0600 would hide a submission or metadata file from other users and tools.
+    0600 would hide a submission or metadata file from other users and tools. A failure (a read-only folder, a
+    full disk) raises an ``OSError`` naming ``path``, not the temp file the user never asked for.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = _create_temp(path)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = _create_temp(path)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+    except BaseException as e:
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(e, OSError) and e.filename != str(path.parent):
+            raise OSError(e.errno, e.strerror or str(e), str(path)) from e
         raise
 
 

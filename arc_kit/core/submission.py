@@ -13,7 +13,16 @@ from pathlib import Path
 from typing import Any
 
 from arc_kit.core.files import atomic_write_json
-from arc_kit.core.tasks import Grid, TaskFileError, TaskSet, grid_to_json, read_json, to_grid
+from arc_kit.core.tasks import (
+    TOO_DEEP,
+    Grid,
+    TaskFileError,
+    TaskSet,
+    grid_to_json,
+    read_json,
+    read_task_entries,
+    to_grid,
+)
 
 PLACEHOLDER: Grid = ((0,),)
 ATTEMPTS = ("attempt_1", "attempt_2")
@@ -66,7 +75,8 @@ class Submission:
 
 def read_raw_tasks(challenges_path: str | Path) -> dict[str, Any]:
     """Task id -> the task as written, unvalidated: a challenges file, or a folder of one-JSON-per-task files
-    (an unreadable one maps to None). A file whose top level is not an object raises ``TaskFileError``."""
+    (an unreadable one maps to None, a task nested too deeply to read to ``Unreadable``). A file whose top level
+    is not an object raises ``TaskFileError``."""
     path = Path(challenges_path)
     if path.is_dir():
         raw: Any = {}
@@ -76,7 +86,7 @@ def read_raw_tasks(challenges_path: str | Path) -> dict[str, Any]:
             except TaskFileError:
                 raw[file.stem] = None
         return raw
-    return _task_object(read_json(path), path)
+    return _task_object(read_task_entries(path), path)
 
 
 def _task_object(raw: Any, path: Path) -> dict[str, Any]:
@@ -151,6 +161,8 @@ def validate_submission_file(path: str | Path, challenges_path: str | Path) -> l
         raise TaskFileError(f"{path}: not UTF-8 text (byte {e.start}); a submission must be UTF-8") from None
     except json.JSONDecodeError as e:
         return [f"{path}: not valid JSON ({e.msg} at line {e.lineno})"]
+    except RecursionError:
+        return [f"{path}: {TOO_DEEP}"]
     return validate_submission(data, counts)
 
 

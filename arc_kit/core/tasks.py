@@ -10,6 +10,8 @@ Every check names the file, task id, pair and field, so a broken file is fixed i
 from __future__ import annotations
 
 import json
+import re
+import reprlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,7 +88,7 @@ def to_grid(value: Any, where: str) -> Grid:
             raise TaskFileError(f"{where}: ragged grid, row {r} has {len(row)} cells, row 0 has {width}")
         for c, cell in enumerate(row):
             if isinstance(cell, bool) or not isinstance(cell, int) or not 0 <= cell < NUM_COLOURS:
-                raise TaskFileError(f"{where}: cell [{r}][{c}] is {cell!r}, colours are ints 0-9")
+                raise TaskFileError(f"{where}: cell [{r}][{c}] is {_short(cell)}, colours are ints 0-9")
         rows.append(tuple(row))
     return tuple(rows)
 
@@ -98,6 +100,8 @@ def grid_to_json(grid: Grid) -> list[list[int]]:
 def parse_task(task_id: str, raw: Any, where: str, test_outputs: Any = None) -> Task:
     """Build a Task from its JSON object; ``test_outputs`` comes from a solutions file when there is one."""
     here = f"{where}: task {task_id}"
+    if isinstance(raw, Unreadable):
+        raise TaskFileError(f"{here}: {raw.why}")
     if not isinstance(raw, Mapping):
         raise TaskFileError(f"{here}: must be an object with 'train' and 'test', got {_short(raw)}")
     for key in ("train", "test"):
@@ -130,7 +134,22 @@ def _parse_pair(raw: Any, where: str, need_output: bool) -> Pair:
     return Pair(grid_in)
 
 
+TOO_DEEP = "JSON nested deeper than Python's reader goes (an ARC grid is two lists deep)"
+
+
 def read_json(path: Path) -> Any:
+    """The JSON in ``path``; a file that cannot be read or parsed (nested too deeply included) is one
+    ``TaskFileError`` naming it."""
+    return _read_json(path, entries_one_by_one=False)
+
+
+def read_task_entries(path: Path) -> Any:
+    """``read_json`` for a challenges file, except that an entry of the top-level object nested deeper than the
+    JSON reader goes costs that entry only: it reads as ``Unreadable`` (its task id still gets a placeholder)."""
+    return _read_json(path, entries_one_by_one=True)
+
+
+def _read_json(path: Path, entries_one_by_one: bool) -> Any:
     try:
         with open(path, encoding="utf-8") as f:
             return json.load(f)
@@ -144,6 +163,74 @@ def read_json(path: Path) -> Any:
         raise TaskFileError(f"{path}: cannot read ({e.strerror or e})") from None
     except json.JSONDecodeError as e:
         raise TaskFileError(f"{path}: not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})") from None
+    except RecursionError:
+        if not entries_one_by_one:
+            raise TaskFileError(f"{path}: {TOO_DEEP}") from None
+    try:
+        return _entries_one_by_one(path.read_text(encoding="utf-8"), path)
+    except json.JSONDecodeError as e:
+        raise TaskFileError(f"{path}: not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})") from None
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """An entry of a JSON file that could not be built (``why`` says what is wrong with it)."""
+
+    why: str
+
+
+_SPACE = re.compile(r"[ \t\n\r]*")
+_STRING_OR_BRACKET = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.S)
+
+
+def _entries_one_by_one(text: str, path: Path) -> dict[str, Any]:
+    """The top-level object of ``text`` decoded one value at a time, a value too deep for the decoder
+    becoming ``Unreadable``. By hand because the standard library has no incremental reader, and the one that
+    is needed must keep going past a value it cannot build."""
+    decoder = json.JSONDecoder()
+
+    def skip_space(i: int) -> int:
+        return _SPACE.match(text, i).end()
+
+    def expect(i: int, chars: str) -> int:
+        if text[i : i + 1] not in tuple(chars):
+            raise json.JSONDecodeError(f"expected {' or '.join(repr(c) for c in chars)}", text, i)
+        return skip_space(i + 1)
+
+    i = skip_space(0)
+    if text[i : i + 1] != "{":
+        raise TaskFileError(f"{path}: {TOO_DEEP}")
+    entries: dict[str, Any] = {}
+    i = skip_space(i + 1)
+    while text[i : i + 1] != "}":
+        if entries:
+            i = expect(i, ",")
+        key, i = decoder.raw_decode(text, i)
+        if not isinstance(key, str):
+            raise json.JSONDecodeError("expected a string key", text, i)
+        i = expect(skip_space(i), ":")
+        try:
+            entries[key], i = decoder.raw_decode(text, i)
+        except RecursionError:
+            entries[key], i = Unreadable(TOO_DEEP), _end_of_value(text, i)
+        i = skip_space(i)
+    if skip_space(i + 1) != len(text):
+        raise json.JSONDecodeError("extra data", text, skip_space(i + 1))
+    return entries
+
+
+def _end_of_value(text: str, start: int) -> int:
+    """Where the array or object starting at ``start`` ends, counting brackets outside strings."""
+    depth = 0
+    for match in _STRING_OR_BRACKET.finditer(text, start):
+        token = match.group()
+        if token in ("[", "{"):
+            depth += 1
+        elif token in ("]", "}"):
+            depth -= 1
+            if depth == 0:
+                return match.end()
+    raise json.JSONDecodeError("unterminated array or object", text, start)
 
 
 def solutions_path_for(challenges: Path) -> Path | None:
@@ -235,5 +322,6 @@ def write_task_files(tasks: Iterable[Task], challenges: Path, solutions: Path | 
 
 
 def _short(value: Any, limit: int = 60) -> str:
-    text = repr(value)
+    """A value in an error message: cut short, however large or deeply nested (``reprlib`` bounds both)."""
+    text = reprlib.repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -89,6 +89,17 @@ def check_tokenizer(tokenizer: Any) -> None:
     for digit in range(10):
         if len(tokenizer(str(digit), add_special_tokens=False)["input_ids"]) != 1:
             raise TokenizerError(f"digit {digit} is not a single token in {type(tokenizer).__name__}")
+    # A vocabulary without the digits passes the counts (each digit becomes the unknown token): the cells must
+    # also be told apart.
+    row = "0123456789\n"
+    cells = list(tokenizer(row, add_special_tokens=False)["input_ids"])
+    unknown = getattr(tokenizer, "unk_token_id", None)
+    if len(set(cells)) != len(row) or (unknown is not None and unknown in cells):
+        raise TokenizerError(
+            f"tokenizer {type(tokenizer).__name__} does not give 0-9 and newline eleven different tokens of its "
+            f"vocabulary ({len(set(cells))} distinct{', some unknown' if unknown in cells else ''}): the model "
+            "could not write a grid. Use a tokenizer whose vocabulary holds the digits."
+        )
 
 
 def physical_tokens(grid: Grid) -> int:

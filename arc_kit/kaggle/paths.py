@@ -88,14 +88,21 @@ def model_folders(root: Path, ref: str) -> list[Path]:
     return [place for p in spellings for place in (root / "models" / Path(*p), root / Path(*p[1:]))]
 
 
+def named_weight_places(root: Path, given: str | Path | None = None, *, dataset: str | None = None,
+                        model: str | None = None) -> list[Path]:
+    """Where the weights were named to be: the path given, then the attached model's and dataset's mounts."""
+    places = [reroot(given, root)] if given else []
+    places += model_folders(root, model) if model else []
+    places += dataset_folders(root, dataset) if dataset else []
+    return places
+
+
 def find_model_dir(root: Path, given: str | Path | None = None, *, dataset: str | None = None,
                    model: str | None = None) -> Path:
     """The weights folder: the path given, else the attached model or dataset at its mount path, else a search
     of ``root``. Inside a folder holding several weight folders (an export root has ``adapter/`` and ``merged/``)
     the rule in ``arc_kit.models.weights.choose_weights`` picks one and says which."""
-    places = [reroot(given, root)] if given else []
-    places += model_folders(root, model) if model else []
-    places += dataset_folders(root, dataset) if dataset else []
+    places = named_weight_places(root, given, dataset=dataset, model=model)
     place = next((p for p in places if p.is_dir()), None)
     if place is None and places:
         print(f"weights not at {', '.join(str(p) for p in places)}; searching {root}", file=sys.stderr)

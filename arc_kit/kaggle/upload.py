@@ -9,14 +9,24 @@ whole.
 
 from __future__ import annotations
 
+import bz2
 import fnmatch
+import gzip
+import io
 import json
+import lzma
 import os
 import re
+import shutil
 import sys
+import tarfile
+import tempfile
+import zipfile
+import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import BinaryIO, TextIO
 
 from arc_kit.core.files import atomic_write_text
 from arc_kit.errors import ArcKitError
@@ -184,25 +194,32 @@ def _needs_pattern_scan(name: str) -> bool:
 
 
 def _secret_needles(secrets: list[str]) -> list[bytes]:
-    """Each secret as it would sit in a UTF-8, UTF-16-LE or UTF-16-BE file (Windows editors write UTF-16)."""
+    """Each secret, lower-cased (the scan lower-cases what it reads: a key pasted in upper case is the same
+    key), as it would sit in a UTF-8, UTF-16-LE or UTF-16-BE file (Windows editors write UTF-16)."""
     encodings = ("utf-8", "utf-16-le", "utf-16-be")
-    return sorted({s.encode(enc) for s in secrets if len(s) >= _MIN_SECRET for enc in encodings})
+    return sorted({s.lower().encode(enc) for s in secrets if len(s) >= _MIN_SECRET for enc in encodings})
+
+
+def _is_credential_name(name: str) -> bool:
+    return name in CREDENTIAL_FILE_NAMES or name.startswith(".env.")
 
 
 def find_credential_files(folder: Path, secrets: list[str]) -> list[str]:
     """``"path: reason"`` for each file an upload of ``folder`` would carry that looks like or contains a
-    credential: a credential file name, your configured key/token (any file, any size), or, in a text file
-    named like ``*.json``/``*.env``/``*token*``, anything shaped like a Kaggle key or a Hugging Face token.
-    Reasons never quote the secret."""
+    credential: a credential file name, your configured key/token in any case (any file, any size), or, in a
+    text file named like ``*.json``/``*.env``/``*token*``, anything shaped like a Kaggle key or a Hugging Face
+    token. Archives (zip, tar, gzip, bzip2, xz, nested too) are opened and their members checked the same way;
+    one that cannot be opened (7z, rar, zstd, encrypted, damaged) is refused by name. Reasons never quote the
+    secret."""
     needles = _secret_needles(secrets)
     found = []
     for rel, path in upload_entries(folder):
-        name = rel.rsplit("/", 1)[-1]
-        if name in CREDENTIAL_FILE_NAMES or name.startswith(".env."):
+        if _is_credential_name(rel.rsplit("/", 1)[-1]):
             found.append(f"{rel}: a credential file name")
             continue
         try:
-            reason = _scan_file(path, needles, _needs_pattern_scan(name))
+            with open(path, "rb") as f:
+                reason = _scan_content(f, rel, needles, depth=0)
         except OSError as e:
             reason = f"cannot be read to check it for credentials ({e.strerror or e})"
         if reason:
@@ -210,24 +227,120 @@ def find_credential_files(folder: Path, secrets: list[str]) -> list[str]:
     return found
 
 
-def _scan_file(path: Path, needles: list[bytes], patterns: bool) -> str | None:
-    """Why ``path`` holds a credential, or None. Reads SCAN_CHUNK bytes at a time (weights can be many GB),
-    keeping an overlap so a match across two reads is still found."""
+# Archives the standard library opens, by their first bytes (a renamed archive is still opened), and those it
+# cannot (refused by name: the client would send what nobody checked).
+_ARCHIVE_MAGIC = ((b"PK\x03\x04", "zip"), (b"PK\x05\x06", "zip"), (b"\x1f\x8b", "gzip"), (b"BZh", "bzip2"),
+                  (b"\xfd7zXZ\x00", "xz"), (b"7z\xbc\xaf\x27\x1c", "7z"), (b"Rar!\x1a\x07", "rar"),
+                  (b"\x28\xb5\x2f\xfd", "zstd"))
+_UNOPENED = frozenset({"7z", "rar", "zstd"})
+MAX_ARCHIVE_DEPTH = 4  # archives inside archives opened this deep; deeper ones are refused
+_COMPRESSED_SUFFIXES = {"gzip": (".gz", ".tgz"), "bzip2": (".bz2",), "xz": (".xz",)}
+
+
+def _archive_kind(head: bytes) -> str | None:
+    kind = next((kind for magic, kind in _ARCHIVE_MAGIC if head.startswith(magic)), None)
+    if kind is None and head[257:262] == b"ustar":
+        return "tar"
+    return kind
+
+
+def _peek(f: BinaryIO, n: int = 512) -> bytes:
+    """The first ``n`` bytes of ``f``, which is left where it was."""
+    if hasattr(f, "peek"):
+        head = f.peek(n)[:n]
+        if len(head) >= min(n, 262) or not _seekable(f):
+            return head
+    head = f.read(n)
+    f.seek(-len(head), io.SEEK_CUR)
+    return head
+
+
+def _seekable(f: BinaryIO) -> bool:
+    try:
+        return f.seekable()
+    except (AttributeError, OSError, ValueError):  # a tar member read as a stream cannot even say
+        return False
+
+
+def _scan_content(f: BinaryIO, name: str, needles: list[bytes], depth: int) -> str | None:
+    """Why the file ``name`` read from ``f`` holds a credential, or None: its bytes, or its members when it is
+    an archive."""
+    kind = _archive_kind(_peek(f))
+    if kind is None:
+        return _scan_bytes(f, needles, _needs_pattern_scan(name.rsplit("/", 1)[-1]) and depth == 0)
+    unopened = "it cannot be checked for credentials; unpack it or leave it out"
+    if kind in _UNOPENED:
+        return f"a {kind} archive arc-kit cannot look inside: {unopened}"
+    if depth >= MAX_ARCHIVE_DEPTH:
+        return f"an archive nested more than {MAX_ARCHIVE_DEPTH} deep: {unopened}"
+    try:
+        for member, content in _members(f, kind, name):
+            if _is_credential_name(member.rsplit("/", 1)[-1]):
+                return f"holds {member}, a credential file name"
+            reason = _scan_content(content, member, needles, depth + 1) if content is not None else None
+            if reason:
+                return f"holds {member}: {reason}"
+    except (EOFError, OSError, zipfile.BadZipFile, tarfile.TarError, lzma.LZMAError, zlib.error, RuntimeError,
+            NotImplementedError) as e:  # zipfile says NotImplementedError for a method it lacks
+        return f"a damaged, encrypted or unsupported {kind} archive ({e}): {unopened}"
+    return None
+
+
+def _members(f: BinaryIO, kind: str, name: str) -> Iterator[tuple[str, BinaryIO | None]]:
+    """(member name, its content) of the archive in ``f``; None for a member that is no file (a folder, a link).
+    A compressed file is one member: the tar inside it, or the file itself (``kaggle.json.gz`` holds
+    ``kaggle.json``)."""
+    if kind == "zip":
+        with zipfile.ZipFile(f if _seekable(f) else _seekable_copy(f)) as z:
+            for info in z.infolist():
+                if info.flag_bits & 0x1:
+                    raise NotImplementedError(f"{info.filename} is encrypted")
+                if info.is_dir():
+                    yield info.filename, None
+                    continue
+                with z.open(info) as member:
+                    yield info.filename, member
+    elif kind == "tar":
+        with tarfile.open(fileobj=f, mode="r|") as t:  # streamed: a tar of weights is never held whole
+            for info in t:
+                yield info.name, t.extractfile(info) if info.isfile() else None
+    else:
+        opener = {"gzip": gzip.GzipFile, "bzip2": bz2.BZ2File, "xz": lzma.LZMAFile}[kind]
+        inner = next((name[: -len(s)] for s in _COMPRESSED_SUFFIXES[kind] if name.lower().endswith(s)), name)
+        with opener(fileobj=f) if kind == "gzip" else opener(f) as member:
+            if _archive_kind(_peek(member)) == "tar":
+                yield from _members(member, "tar", inner)
+            else:
+                yield inner.rsplit("/", 1)[-1], member
+
+
+def _seekable_copy(f: BinaryIO) -> BinaryIO:
+    """A zip read from a stream (inside a tar) needs seeking: copied to a temp file, in memory while small."""
+    copy = tempfile.SpooledTemporaryFile(max_size=64 * 2**20)
+    shutil.copyfileobj(f, copy, SCAN_CHUNK)
+    copy.seek(0)
+    return copy
+
+
+def _scan_bytes(f: BinaryIO, needles: list[bytes], patterns: bool) -> str | None:
+    """Why the bytes of ``f`` hold a credential, or None. Reads SCAN_CHUNK bytes at a time (weights can be many
+    GB), keeping an overlap so a match across two reads is still found. Only files at the top of the folder get
+    the pattern scan: inside archives (wheels, checkpoints) hashes in source files would be taken for keys."""
     overlap = max([len(n) for n in needles] + [_PATTERN_OVERLAP])
     tail = b""
-    with open(path, "rb") as f:
+    chunk = f.read(SCAN_CHUNK)
+    patterns = patterns and b"\0" not in chunk[:8192]  # binary, or UTF-16: the exact scan covers those
+    while chunk:
+        buffer = tail + chunk
         chunk = f.read(SCAN_CHUNK)
-        patterns = patterns and b"\0" not in chunk[:8192]  # binary, or UTF-16: the exact scan covers those
-        while chunk:
-            buffer = tail + chunk
-            chunk = f.read(SCAN_CHUNK)
-            if any(n in buffer for n in needles):
-                return "contains your Kaggle key/token"
-            if patterns:
-                reason = _key_like(buffer, start=1 if tail else 0, final=not chunk)
-                if reason:
-                    return reason
-            tail = buffer[-overlap:]
+        lowered = buffer.lower()
+        if any(n in lowered for n in needles):
+            return "contains your Kaggle key/token"
+        if patterns:
+            reason = _key_like(buffer, start=1 if tail else 0, final=not chunk)
+            if reason:
+                return reason
+        tail = buffer[-overlap:]
     return None
 
 
@@ -309,9 +422,16 @@ def describe_folder(folder: Path, intro: str = "") -> str:
 
 
 def write_dataset_metadata(folder: Path, spec: DatasetSpec) -> Path:
-    path = Path(folder) / DATASET_METADATA
-    atomic_write_text(path, json.dumps(spec.metadata(folder), indent=2) + "\n")
-    return path
+    return _write_metadata(folder, {DATASET_METADATA: spec.metadata(folder)})[0]
+
+
+def _write_metadata(folder: Path, files: dict[str, dict]) -> list[Path]:
+    """Metadata files (name -> content), all made and checked before the first is written."""
+    paths = []
+    for name, data in files.items():
+        paths.append(Path(folder) / name)
+        atomic_write_text(paths[-1], json.dumps(data, indent=2) + "\n")
+    return paths
 
 
 @dataclass
@@ -346,11 +466,12 @@ class ModelSpec:
                 "fineTunable": False, "trainingData": []}
 
 
+    def metadata_files(self, folder: Path) -> dict[str, dict]:
+        return {MODEL_METADATA: self.model_metadata(folder), MODEL_INSTANCE_METADATA: self.instance_metadata()}
+
+
 def write_model_metadata(folder: Path, spec: ModelSpec) -> list[Path]:
-    paths = [Path(folder) / MODEL_METADATA, Path(folder) / MODEL_INSTANCE_METADATA]
-    atomic_write_text(paths[0], json.dumps(spec.model_metadata(folder), indent=2) + "\n")
-    atomic_write_text(paths[1], json.dumps(spec.instance_metadata(), indent=2) + "\n")
-    return paths
+    return _write_metadata(folder, spec.metadata_files(folder))
 
 
 @dataclass
@@ -378,25 +499,27 @@ def prepare_upload(folder: Path, ref: str, *, as_model: bool = False, title: str
                    licence: str | None = None, description: str = "", public: bool = False,
                    framework: str = "transformers", instance: str = "default",
                    secrets: list[str] | None = None) -> UploadPlan:
-    """Check ``folder`` (no credentials in anything it would send: checked before anything is written into
-    it), write the dataset or model metadata and return the plan. Sends nothing; ``ValueError`` on bad input.
-    ``secrets`` defaults to the credentials the client would use."""
+    """Check ``folder`` and the ids, write the dataset or model metadata and return the plan. Nothing is written
+    into the folder until the metadata is complete and the credential scan has passed (no credentials in
+    anything it would send). Sends nothing; ``ValueError`` on bad input. ``secrets`` defaults to the credentials
+    the client would use."""
     folder = Path(folder)
     if not folder.is_dir():
         raise KaggleRefError(f"{folder} is not a folder")
-    refuse_credentials(folder, secrets)
     licence_arg = {"licence": licence} if licence else {}
     model = None
     if as_model:
         owner, slug = check_ref(ref, "model")
         model = ModelSpec(owner=owner, model_slug=slug, framework=framework, instance_slug=instance,
                           title=title, description=description, private=not public, **licence_arg)
-        written = write_model_metadata(folder, model)
+        files = model.metadata_files(folder)
         target = f"Kaggle model {model.instance_ref}"
     else:
-        spec = DatasetSpec(ref=ref, title=title, description=description, **licence_arg)
-        written = [write_dataset_metadata(folder, spec)]
+        files = {DATASET_METADATA: DatasetSpec(ref=ref, title=title, description=description,
+                                               **licence_arg).metadata(folder)}
         target = f"Kaggle dataset {ref} ({'public' if public else 'private'})"
+    refuse_credentials(folder, secrets)
+    written = _write_metadata(folder, files)
     entries = upload_entries(folder)
     return UploadPlan(folder, ref, target, written, [rel for rel, _ in entries],
                       sum(path.stat().st_size for _, path in entries), model)

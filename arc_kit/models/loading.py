@@ -95,6 +95,8 @@ def load_model(model_dir: str | Path, config: SolverConfig | None = None) -> Loa
             backend = TRANSFORMERS
     except ModelLoadError:
         raise
+    except TokenizerError as e:  # refused at load: hours of decoding with it would give nothing
+        raise ModelLoadError(f"weights folder {model_dir}: {e}") from e
     except Exception as e:  # transformers raises OSError, ValueError, safetensors errors ... for a bad folder
         raise ModelLoadError(f"cannot load weights from {model_dir}: {type(e).__name__}: {e}") from e
     model.to(device).eval()

@@ -3,28 +3,34 @@ the exit code. ``submission/main.py`` calls ``run_kernel`` and nothing else."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from pathlib import Path
 from typing import Any
 
 from arc_kit.config.run import KernelPlan, SettingsError
-from arc_kit.core.submission import Submission, entry_counts, read_raw_tasks
+from arc_kit.core.submission import Submission, entry_counts, read_raw_tasks, validate_submission
 from arc_kit.core.tasks import TaskFileError
 from arc_kit.run.records import summary_lines
-from arc_kit.run.runner import RunConfig, run_submission
+from arc_kit.run.runner import RunConfig, run_submission, write_reports
 
 log = logging.getLogger(__name__)
 
 
 def kernel_config(plan: KernelPlan, start_time: float, env: dict[str, str] | None = None) -> RunConfig:
-    """Resolve the kernel's settings and Kaggle paths into a RunConfig (a missing model is left to the run)."""
+    """Resolve the kernel's settings and Kaggle paths into a RunConfig (a missing model is left to the run).
+
+    Weights named (a dataset, a model, a folder) but found only by searching elsewhere are another model: an
+    interactive run refuses them (its user fixes the attachment before submitting), a rerun uses them, since
+    they beat placeholders, and both say so in a WARNING."""
     from arc_kit.kaggle.paths import (
         KagglePathError,
         find_challenges,
         find_model_dir,
         input_root,
         is_competition_rerun,
+        named_weight_places,
         output_path,
     )
 
@@ -32,14 +38,27 @@ def kernel_config(plan: KernelPlan, start_time: float, env: dict[str, str] | Non
     root = input_root(env)
     k = plan.kernel
     challenges = find_challenges(root, k.competition, k.challenges)
+    rerun = is_competition_rerun(env)
     model_dir: Path | None = None
-    problem = None
+    problem = warning = None
     try:
         model_dir = find_model_dir(root, k.model_dir, dataset=k.weights_dataset, model=k.weights_model)
     except KagglePathError as e:
         problem = str(e)
         log.error("%s", e)
-    rerun = is_competition_rerun(env)
+    named = named_weight_places(root, k.model_dir, dataset=k.weights_dataset, model=k.weights_model)
+    if model_dir is not None and named and not any(p.is_dir() for p in named):
+        what = ", ".join(f"{kind} {value}" for kind, value in (("dataset", k.weights_dataset),
+                         ("model", k.weights_model), ("model_dir", k.model_dir)) if value)
+        warning = (f"the weights named ({what}) are not attached (not at {', '.join(map(str, named))}); "
+                   f"{model_dir} was found instead")
+        if rerun:
+            warning += ": this rerun uses it"
+        else:
+            warning += (": an interactive run does not use another model; attach the weights named, or name "
+                        "that folder in kernel.model_dir")
+            model_dir, problem = None, warning
+        log.warning("%s", warning)
     return RunConfig(
         model_dir=model_dir,
         challenges=challenges,
@@ -51,30 +70,42 @@ def kernel_config(plan: KernelPlan, start_time: float, env: dict[str, str] | Non
         start_time=start_time,
         progress=not rerun,
         model_problem=problem,
+        warnings=[warning] if warning else [],
     )
 
 
-def _keep_a_placeholder_file(config: RunConfig) -> None:
-    """After bad input the run wrote nothing: make sure the output holds placeholders for every task id that
-    can be read (``{}`` when none can), so Kaggle still finds a valid file."""
+def _keep_a_valid_file(config: RunConfig) -> None:
+    """After a run that ended early (bad input, a fault), make sure the output holds a valid file: when it does
+    not, placeholders for every task id that can be read (``{}`` when none can), so Kaggle still finds one."""
     try:
         counts = entry_counts(read_raw_tasks(config.challenges))
     except TaskFileError:
         counts = {}
-    if counts or not config.output.exists():
+    try:
+        with open(config.output, encoding="utf-8") as f:
+            if not validate_submission(json.load(f), counts):
+                return
+    except (OSError, ValueError):
+        pass
+    try:
         Submission.placeholders(counts).write(config.output)
+    except OSError as e:
+        print(f"arc-kit kernel: cannot write placeholders to {config.output} ({e.strerror or e})", flush=True)
 
 
 def run_kernel(settings: dict[str, Any], start_time: float) -> int:
     """The kernel: resolve paths, run, log a summary; 0 when the submission is valid and the model ran.
 
-    Every failure ends in one line saying why, never a traceback, and leaves the most valid file it can. On a
-    competition rerun a model error still returns 0: the valid placeholder file is then what gets scored, and
-    the loud log says why. On an interactive run it returns 1, so the user hears of it before submitting.
+    Every failure ends in one line saying why and leaves the most valid file it can. On a competition rerun a
+    model error still returns 0: the valid placeholder file is then what gets scored, and the loud log says why.
+    On an interactive run it returns 1, so the user hears of it before submitting: so does a run in which every
+    task failed, or whose last answers could not be written.
     """
     from arc_kit.kaggle.paths import KagglePathError, is_competition_rerun, output_path
     from arc_kit.models.manifest import check_model_requirements
 
+    if not logging.getLogger().handlers:  # the run's warnings, with their level, in the kernel's log
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     rerun = is_competition_rerun()
     try:
         plan = KernelPlan.from_dict(settings)
@@ -94,12 +125,22 @@ def run_kernel(settings: dict[str, Any], start_time: float) -> int:
         report = run_submission(config)
     except TaskFileError as e:
         print(f"arc-kit kernel: cannot read the challenges: {e}", flush=True)
-        _keep_a_placeholder_file(config)
+        _keep_a_valid_file(config)
         return 0 if rerun else 1
+    except Exception as e:  # a fault nobody foresaw: its stack goes to the log, and the file stays valid
+        log.exception("the run failed")
+        _keep_a_valid_file(config)
+        print(f"arc-kit kernel: the run failed ({type(e).__name__}: {e}); {config.output} holds the last valid "
+              "file written, else placeholders", flush=True)
+        return 0 if rerun else 1
+    write_reports(config, report)
     for line in summary_lines(report):
         print(line, flush=True)
     if report.problems:
         return 1
-    if (report.model_error or version_problems) and not rerun:
+    if report.interrupted:
+        return 0 if rerun else 1
+    if (report.model_error or version_problems or report.answers_not_written or report.every_task_failed) \
+            and not rerun:
         return 1
     return 0

@@ -72,7 +72,9 @@ class RunReport:
     tasks_queued: int = 0  # tasks handed to the solver (all, or the quick pass)
     tasks_attempted: int = 0  # tasks the solver returned a result for
     attempted_ids: list[str] = field(default_factory=list)  # those tasks, in the order their first result landed
-    interrupted: bool = False  # stopped by Ctrl-C (SIGINT): the file and the reports hold what finished
+    tasks_failed: int = 0  # attempted tasks whose last result is an error
+    interrupted: bool = False  # stopped by Ctrl-C or SIGTERM: the file and the reports hold what finished
+    terminated: bool = False  # the stop was SIGTERM
     seconds: float = 0.0
     overrun_seconds: float = 0.0  # how far past the deadline the last work ended (0: on time)
     decode_seconds: float = 0.0
@@ -80,6 +82,9 @@ class RunReport:
     workers: int = 1
     deadline_hit: bool = False
     model_error: str | None = None  # weights missing/corrupt: the submission is all placeholders
+    warnings: list[str] = field(default_factory=list)  # what went wrong for the run as a whole, said once each
+    write_failures: int = 0  # writes of the submission that failed (a full disk): the last good file was kept
+    answers_not_written: int = 0  # answered entries that never reached the file (its last write failed)
     errors: dict[str, str] = field(default_factory=dict)  # task id -> what went wrong
     per_task: dict[str, TaskRecord] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)  # from reloading and validating the written file
@@ -90,6 +95,11 @@ class RunReport:
     @property
     def ok(self) -> bool:
         return self.model_error is None and not self.problems
+
+    @property
+    def every_task_failed(self) -> bool:
+        """Tasks were attempted and each one failed: the model or its tokenizer does not suit the solver."""
+        return self.tasks_attempted > 0 and self.tasks_failed == self.tasks_attempted
 
     @property
     def tokens_per_second(self) -> float:
@@ -115,6 +125,8 @@ def summary_lines(report: RunReport) -> Iterator[str]:
                f"(overrun {report.overrun_seconds:.1f} s)")
     if report.model_error:
         yield f"MODEL ERROR: {report.model_error}"
+    for warning in report.warnings:
+        yield f"WARNING: {warning}"
     for tid, why in list(report.errors.items())[:10]:
         yield f"error in task {tid}: {why}"
     if len(report.errors) > 10:

@@ -9,6 +9,7 @@ import base64
 import html
 import io
 import json
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -198,18 +199,25 @@ def write_html_report(
     loss_log: Sequence[Mapping[str, Any]] = (),
     max_pictures: int = 60,
     extra_html: str = "",
+    stop_at: float | None = None,
+    more_tasks: int = 0,
 ) -> Path:
-    """One self-contained HTML page: the summary table, the loss curve and a picture per task (first N)."""
+    """One self-contained HTML page: the summary table, the loss curve and a picture per task (the first
+    ``max_pictures``, fewer when ``stop_at`` (a ``time.time()``) passes while drawing; ``more_tasks`` left out
+    already are counted in the note on what was not drawn)."""
     from arc_kit.core.files import atomic_write_text
 
     rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(_fmt(v))}</td></tr>"
                    for k, v in summary.items())
     pictures = []
     for task in list(tasks)[:max_pictures]:
+        if stop_at is not None and time.time() >= stop_at:
+            break
         attempts = submission.get(task.task_id) if submission else None
         uri = _png_data_uri(draw_task(task, attempts))
         pictures.append(f'<figure><img src="{uri}" alt="task {html.escape(task.task_id)}"></figure>')
-    more = f"<p>{len(tasks) - max_pictures} more tasks not drawn.</p>" if len(tasks) > max_pictures else ""
+    left_out = len(tasks) - len(pictures) + more_tasks
+    more = f"<p>{left_out} more tasks not drawn.</p>" if left_out else ""
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:sans-serif;margin:24px}}table{{border-collapse:collapse}}
 th,td{{border:1px solid #ccc;padding:4px 8px;text-align:left}}figure{{display:inline-block;margin:8px}}</style>
@@ -226,24 +234,30 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def write_run_report(out: str | Path, challenges: Path, solutions: Path | None, submission_path: Path,
-                     report: Any, max_pictures: int = 60) -> Path:
+def write_run_report(out: str | Path, raw_tasks: Mapping[str, Any], solutions: Mapping[str, Any], where: str,
+                     submission_path: Path, report: Any, max_pictures: int = 60,
+                     stop_at: float | None = None) -> Path:
     """The dry run's ``report.html``: its summary and a picture per attempted task (answers beside the truth),
-    the wrong ones first.
+    the wrong ones first, drawn until ``stop_at``.
 
-    Drawn from the files on disk, so it shows what Kaggle would score; tasks that failed to load are listed
-    in the summary, not drawn.
+    ``raw_tasks`` and ``solutions`` are the run's inputs as read (``where`` names their file); only the tasks
+    drawn are parsed again. The answers come from the file on disk, so the page shows what Kaggle would score;
+    tasks that failed to load are listed in the summary, not drawn.
     """
-    from arc_kit.core.tasks import load_tasks, read_json
+    from arc_kit.core.tasks import TaskFileError, parse_task, read_json
 
-    tasks = load_tasks(challenges, solutions, strict=False)
-    attempted = [tasks.tasks[tid] for tid in report.attempted_ids if tid in tasks.tasks]
-
-    def wrong_first(task: Task) -> int:
-        correct = report.per_task[task.task_id].correct
+    def wrong_first(task_id: str) -> int:
+        correct = report.per_task[task_id].correct
         return 1 if correct is None else 2 if all(correct) else 0
 
-    attempted.sort(key=wrong_first)  # stable: within each kind, the order the answers landed
+    # stable: within each kind, the order the answers landed
+    order = sorted((tid for tid in report.attempted_ids if tid in raw_tasks), key=wrong_first)
+    attempted = []
+    for tid in order[:max_pictures]:
+        try:
+            attempted.append(parse_task(tid, raw_tasks[tid], where, solutions.get(tid)))
+        except TaskFileError:  # a solution that does not fit the task: drawn without it
+            attempted.append(parse_task(tid, raw_tasks[tid], where))
     summary: dict[str, Any] = {
         "answered entries": f"{report.answered}/{report.entries}",
         "tasks attempted": f"{report.tasks_attempted} of {report.tasks_queued} queued ({report.tasks} in the file)",
@@ -257,10 +271,13 @@ def write_run_report(out: str | Path, challenges: Path, solutions: Path | None, 
         summary["score (ARC Prize, per task)"] = report.score
     if report.model_error:
         summary["MODEL ERROR"] = report.model_error
+    for n, warning in enumerate(report.warnings):
+        summary[f"WARNING {n + 1}"] = warning
     for tid, why in list(report.errors.items())[:20]:
         summary[f"error in {tid}"] = why
     return write_html_report(out, "arc-kit dry run", summary, attempted, read_json(submission_path),
-                             max_pictures=max_pictures, extra_html=candidates_table(report))
+                             max_pictures=max_pictures, extra_html=candidates_table(report), stop_at=stop_at,
+                             more_tasks=len(order) - len(attempted))
 
 
 def candidates_table(report: Any, max_rows: int = 200) -> str:

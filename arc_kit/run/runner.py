@@ -12,15 +12,19 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from arc_kit.config.run import RunSettings, SolverConfig, TTTConfig
 from arc_kit.core.submission import Submission, entry_counts, read_raw_tasks, validate_submission
-from arc_kit.core.tasks import TaskFileError, parse_tasks, read_json
+from arc_kit.core.tasks import TaskFileError, TaskSet, parse_tasks, read_json
+from arc_kit.errors import Terminated
 from arc_kit.run.records import InputRecord, RunReport, TaskRecord
 from arc_kit.run.schedule import Schedule
 from arc_kit.run.workers import run_in_process, run_in_workers, visible_gpus
@@ -45,6 +49,7 @@ class RunConfig:
     start_time: float | None = None  # time.time() when the run (or the kernel) started; None: now
     progress: bool = True  # tqdm bar
     model_problem: str | None = None  # why no weights folder was found (the kernel's search), for the report
+    warnings: list[str] = field(default_factory=list)  # found before the run (weights found elsewhere), reported
 
 
 SolverFactory = Callable[[RunConfig], Any]  # returns an object with .solve(tasks, stop_at) -> list[TaskResult]
@@ -60,25 +65,46 @@ def load_solver_for(config: RunConfig) -> Any:
     return load_solver(config.model_dir, config.solver, config.ttt)
 
 
-def run_submission(config: RunConfig, solver_factory: SolverFactory | None = None) -> RunReport:
-    """Write ``config.output`` (valid at every moment) and return what happened; never raises for a bad model.
+@dataclass
+class RunInputs:
+    """A run's input files, read once: the challenges as written (counted for placeholders), the tasks parsed
+    from them, and the solutions (``{}`` without)."""
 
-    Bad input writes nothing and raises ``TaskFileError`` (the caller says why in one line): a challenges file that
-    cannot be read, one in which no entry is a valid task (a solutions file given as challenges, say), or a bad
-    solutions file. Ctrl-C ends the run early with what finished written and ``report.interrupted`` set.
-    """
-    start = config.start_time if config.start_time is not None else time.time()
-    deadline = start + config.run.deadline_offset
-    raw = read_raw_tasks(config.challenges)  # read once: counted for placeholders, then parsed
-    counts = entry_counts(raw)
-    # a bad solutions file is said now, not after hours of decoding
+    raw: dict[str, Any]
+    tasks: TaskSet
+    solutions: dict[str, Any]
+
+
+def read_inputs(config: RunConfig) -> RunInputs:
+    """The run's inputs; ``TaskFileError`` for a challenges file that cannot be read, one in which no entry is a
+    valid task (a solutions file given as challenges, say), or a bad solutions file (said now, not after hours of
+    decoding)."""
+    raw = read_raw_tasks(config.challenges)
     solutions = _read_solutions(config.solutions) if config.solutions is not None else {}
     tasks = parse_tasks(raw, str(config.challenges), strict=False)
     if raw and not tasks.tasks:
         raise TaskFileError(_no_valid_task(config.challenges, tasks.errors))
+    return RunInputs(raw, tasks, solutions)
+
+
+def run_submission(config: RunConfig, solver_factory: SolverFactory | None = None,
+                   inputs: RunInputs | None = None) -> RunReport:
+    """Write ``config.output`` (valid at every moment) and return what happened; never raises for a bad model.
+
+    Bad input (``read_inputs``; ``inputs`` when the caller read them already) writes nothing and raises
+    ``TaskFileError``: the caller says why in one line. Ctrl-C ends the run early with what finished written and
+    ``report.interrupted`` set.
+    """
+    start = config.start_time if config.start_time is not None else time.time()
+    deadline = start + config.run.deadline_offset
+    inputs = inputs or read_inputs(config)
+    raw, tasks, solutions = inputs.raw, inputs.tasks, inputs.solutions
+    counts = entry_counts(raw)
     submission = Submission.placeholders(counts)
-    submission.write(config.output)
-    report = RunReport(str(config.output), tasks=len(counts), entries=submission.num_entries)
+    report = RunReport(str(config.output), tasks=len(counts), entries=submission.num_entries,
+                       warnings=list(config.warnings))
+    file = SubmissionFile(submission, config.output, report)
+    file.write_first(counts)
     for tid, why in tasks.errors.items():
         report.errors[tid] = why
     _log_skipped(tasks.errors)
@@ -95,6 +121,7 @@ def run_submission(config: RunConfig, solver_factory: SolverFactory | None = Non
     two_phases = config.run.quick_first and (config.ttt.enabled or config.solver != quick_config(config.solver))
     schedule = Schedule(ordered, config, deadline, workers, two_phases)
     attempted: set[str] = set()
+    failed: dict[str, str] = {}  # attempted tasks whose last result is an error
 
     def land(result: TaskResult, phase: str) -> None:
         """Write a result into the file at once (atomically); a full result replaces the quick pass's answer only
@@ -120,43 +147,106 @@ def run_submission(config: RunConfig, solver_factory: SolverFactory | None = Non
         report.tasks_attempted = len(attempted)
         if result.error:
             report.errors[result.task_id] = result.error
+            failed[result.task_id] = result.error
+        else:
+            failed.pop(result.task_id, None)
         for i, (a1, a2) in enumerate(result.attempts):  # a cut test input comes back as (None, None): kept as is
             submission.set_attempts(result.task_id, i, a1, a2)
-        submission.write(config.output)
+        file.write()
 
     bar = PhaseBars(schedule.phase_tasks, schedule.two_phases, config.progress)
     try:
-        if workers <= 1:
-            run_in_process(config, factory, schedule, deadline, land, report, bar)
-        else:
-            run_in_workers(config, factory, schedule, deadline, land, report, bar, workers)
-    except KeyboardInterrupt:
-        report.interrupted = True
-        log.warning("interrupted: %s holds the answers that landed so far", config.output)
+        with sigterm_interrupts():
+            if workers <= 1:
+                run_in_process(config, factory, schedule, deadline, land, report, bar)
+            else:
+                run_in_workers(config, factory, schedule, deadline, land, report, bar, workers)
+    except KeyboardInterrupt as e:
+        report.interrupted, report.terminated = True, isinstance(e, Terminated)
+        report.warnings.append(f"{'terminated (SIGTERM)' if report.terminated else 'interrupted (Ctrl-C)'}: "
+                               f"{config.output} holds the answers that landed so far")
+        log.warning("%s", report.warnings[-1])
     finally:
         bar.close()
     if report.model_error:
         log.error("MODEL NOT LOADED, every entry keeps its placeholder: %s", report.model_error)
+    report.tasks_failed = len(failed)
+    if report.every_task_failed:
+        first, why = next(iter(failed.items()))
+        report.warnings.append(f"every one of the {len(failed)} attempted tasks failed (task {first}: {why}): the "
+                               "model or its tokenizer does not suit the solver")
     ended = time.time()
     report.deadline_hit = report.deadline_hit or ended >= deadline
     report.overrun_seconds = round(max(0.0, ended - deadline), 3)
-    _finish(config, submission, counts, report, start)
+    _finish(config, file, counts, solutions, report, start)
     return report
 
 
 def dry_run(config: RunConfig, solver_factory: SolverFactory | None = None) -> RunReport:
     """``run_submission`` plus ``report.json`` and ``report.html`` beside the submission (the dry run, the demo);
     an interrupted run writes both for what finished, then raises ``KeyboardInterrupt`` again."""
+    inputs = read_inputs(config)
+    report = run_submission(config, solver_factory=solver_factory, inputs=inputs)
+    write_reports(config, report, inputs)
+    if report.interrupted:
+        raise Terminated if report.terminated else KeyboardInterrupt
+    return report
+
+
+@contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """While solving, SIGTERM raises ``Terminated`` (a ``KeyboardInterrupt``) once, so the run ends as after
+    Ctrl-C: workers stopped, the file valid, the end said; a second one while it stops is ignored. Afterwards the
+    previous handler is back (the file is written atomically: a process killed then still leaves a valid one).
+    Only the main thread can take signals: elsewhere this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    raised = False
+
+    def terminate(signum: int, frame: Any) -> None:
+        nonlocal raised
+        if not raised:
+            raised = True
+            raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+# The pictures of report.html stop this long before the budget ends: the page itself must still be written.
+REPORT_RESERVE_SECONDS = 1.0
+
+
+def write_reports(config: RunConfig, report: RunReport, inputs: RunInputs | None = None) -> None:
+    """``report.json`` beside the submission, and ``report.html`` when the run's ``inputs`` are given (the dry
+    run). They are written in the margin before the budget ends: nothing is read again, and the pictures stop
+    when the budget is nearly spent. A failure (a full disk) is a warning in the report and the log, not an
+    error: the submission is what matters, and it is written already."""
     from arc_kit.core.files import atomic_write_json
     from arc_kit.run.report import write_run_report
 
-    report = run_submission(config, solver_factory=solver_factory)
-    atomic_write_json(config.output.parent / "report.json", report.to_json(), indent=1)
-    write_run_report(config.output.parent / "report.html", config.challenges, config.solutions, config.output,
-                     report)
-    if report.interrupted:
-        raise KeyboardInterrupt
-    return report
+    began = time.time()
+    start = config.start_time if config.start_time is not None else began - report.seconds
+    try:
+        atomic_write_json(config.output.parent / "report.json", report.to_json(), indent=1)
+        if inputs is not None:
+            write_run_report(config.output.parent / "report.html", inputs.raw, inputs.solutions,
+                             str(config.challenges), config.output, report,
+                             stop_at=start + config.run.budget_seconds - REPORT_RESERVE_SECONDS)
+    except OSError as e:
+        report.warnings.append(f"the reports were not written: {e.filename}: {e.strerror or e}")
+        log.warning("%s", report.warnings[-1])
+    ended = time.time()
+    late = ended - (start + config.run.budget_seconds)
+    if late > 0:
+        log.warning("the reports took %.1f s and ended %.1f s after the budget: give the run a larger "
+                    "margin_seconds", ended - began, late)
+    else:
+        log.info("reports written in %.1f s", ended - began)
 
 
 MAX_LOGGED_TASK_ERRORS = 5
@@ -184,29 +274,94 @@ def _correct(attempts: list[tuple[Any, Any]], truths: list[Any]) -> list[bool]:
             for pair, truth in zip(attempts, truths, strict=False)]
 
 
-def _finish(config: RunConfig, submission: Submission, counts: dict[str, int], report: RunReport,
-            start: float) -> None:
+def _finish(config: RunConfig, file: SubmissionFile, counts: dict[str, int], solutions: dict[str, Any],
+            report: RunReport, start: float) -> None:
     """Final write, reload and validate what is on disk, score it when solutions are known."""
-    submission.write(config.output)
-    with open(config.output, encoding="utf-8") as f:
-        on_disk = json.load(f)
-    report.problems = validate_submission(on_disk, counts)
+    submission = file.submission
+    file.write()
+    file.say_failures()
+    try:
+        with open(config.output, encoding="utf-8") as f:
+            on_disk = json.load(f)
+    except (OSError, ValueError) as e:
+        report.problems = [f"{config.output}: cannot be read back ({getattr(e, 'strerror', None) or e})"]
+        on_disk = None
+    else:
+        report.problems = validate_submission(on_disk, counts)
     report.answered = len(submission.answered)
     report.placeholders_left = submission.placeholders_left
     report.seconds = time.time() - start
-    if config.solutions is not None:
+    if config.solutions is not None and on_disk is not None:
         from arc_kit.core.metric import score_submission
 
-        try:
-            solutions = _read_solutions(config.solutions)
-        except TaskFileError as e:
-            report.errors["<solutions>"] = str(e)
-            return
         scored = score_submission(on_disk, {tid: sols for tid, sols in solutions.items() if tid in counts})
         report.score, report.score_per_output = scored.score, scored.score_per_output
         report.correct_outputs = scored.correct_outputs
         for tid, ts in scored.per_task.items():
             report.per_task.setdefault(tid, TaskRecord()).correct = ts.correct
+
+
+class SubmissionFile:
+    """The submission and its file, rewritten atomically after every change.
+
+    A write that fails (a full disk) keeps the last good file and the run goes on: the answers found meanwhile
+    stay in memory and reach the file with the next write that works. The first failure is logged once; the
+    summary says how many writes failed and what the file lacks.
+    """
+
+    def __init__(self, submission: Submission, path: Path, report: RunReport):
+        self.submission, self.path, self.report = submission, path, report
+        self.first_error: str | None = None  # why the first failed write failed
+        self.failing = False  # the last write failed
+        self.answers_written = 0  # answered entries in the file on disk
+
+    def write_first(self, counts: dict[str, int]) -> None:
+        """The placeholders. When they cannot be written and the output holds no valid file for these tasks
+        (a read-only folder), the ``OSError`` is raised: nothing has been done yet, and nothing could be kept."""
+        try:
+            self.submission.write(self.path)
+        except OSError:
+            if not self._holds_a_valid_file(counts):
+                raise
+            self.write()  # said and counted like any other failed write
+
+    def _holds_a_valid_file(self, counts: dict[str, int]) -> bool:
+        try:
+            with open(self.path, encoding="utf-8") as f:
+                return not validate_submission(json.load(f), counts)
+        except (OSError, ValueError):
+            return False
+
+    def write(self) -> None:
+        try:
+            self.submission.write(self.path)
+        except OSError as e:
+            self.report.write_failures += 1
+            if self.first_error is None:
+                self.first_error = e.strerror or str(e)
+                log.warning("cannot write %s (%s): it keeps the last file written (%d answered entries); the run "
+                            "goes on and writes again as answers land", self.path, self.first_error,
+                            self.answers_written)
+            self.failing = True
+            return
+        if self.failing:
+            log.warning("wrote %s again after %d failed writes", self.path, self.report.write_failures)
+            self.failing = False
+        self.answers_written = len(self.submission.answered)
+
+    def say_failures(self) -> None:
+        """The run's warning about failed writes, once, at the end."""
+        if not self.report.write_failures:
+            return
+        answered = len(self.submission.answered)
+        self.report.answers_not_written = answered - self.answers_written if self.failing else 0
+        what = f"{self.report.write_failures} writes of {self.path} failed ({self.first_error})"
+        if self.failing:
+            self.report.warnings.append(
+                f"{what}: it holds the last file written, {self.answers_written} of the {answered} answered "
+                f"entries; {self.report.answers_not_written} answers never reached it")
+        else:
+            self.report.warnings.append(f"{what}; a later write worked: the file holds every answer")
 
 
 def _read_solutions(path: Path) -> dict[str, Any]:

@@ -61,6 +61,15 @@ class Schedule:
         self.two_phases = two_phases
         self.phase_tasks = {"quick": sum(len(g) for g in self.quick), "full": len(ordered)}  # progress bars
 
+    @property
+    def empty(self) -> bool:
+        return not self.quick and not self.full
+
+    def put_back(self, works: list[Work]) -> None:
+        """Work a worker took but will not do (it died) goes to the front of its phase, in order."""
+        for work in reversed(works):
+            (self.quick if work.phase == "quick" else self.full).insert(0, work.tasks)
+
     def next(self, now: float) -> Work | None:
         if self.quick:
             return Work("quick", self.quick.pop(0), self.cap)

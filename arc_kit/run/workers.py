@@ -11,8 +11,11 @@ import logging
 import multiprocessing as mp
 import os
 import queue
+import signal
 import time
+from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from arc_kit.core.tasks import Task
@@ -104,111 +107,240 @@ def _die_with_parent(parent_pid: int) -> None:
 
 
 def _worker_main(env: dict[str, str], config: RunConfig, factory: SolverFactory, tasks_in: Any, results_out: Any,
-                 deadline: float, parent_pid: int) -> None:
-    """One worker process: set the device before any model library loads, then take groups until told to stop."""
+                 deadline: float, parent_pid: int, worker_id: int) -> None:
+    """One worker process: set the device before any model library loads, then take groups from its own queue
+    until told to stop. Every message carries ``worker_id``, so the parent knows who answered."""
     _die_with_parent(parent_pid)
     os.environ.update(env)
     try:
         solver = factory(config)
     except Exception as e:
-        results_out.put(("load_error", f"{type(e).__name__}: {e}"))
+        results_out.put(("load_error", worker_id, f"{type(e).__name__}: {e}"))
         return
-    results_out.put(("ready", None))
+    results_out.put(("ready", worker_id, None))
     while True:
         work: Work | None = tasks_in.get()
         if work is None:
             break
         now = time.time()
         if now >= deadline:
-            results_out.put(("skipped", (work.phase, [t.task_id for t in work.tasks])))
+            results_out.put(("skipped", worker_id, (work.phase, [t.task_id for t in work.tasks])))
             continue
         results = solve_group(solver, work.tasks, min(deadline, now + work.cap_seconds), work.phase)
-        results_out.put(("results", (work.phase, results)))
-    results_out.put(("done", _decode_stats(solver)))
+        results_out.put(("results", worker_id, (work.phase, results)))
+    results_out.put(("done", worker_id, _decode_stats(solver)))
 
 
-# How many groups wait in the task queue per worker: enough that no worker idles, few enough that the queue's
-# feeder thread never holds more than a pipe buffer's worth when the workers stop reading.
+# How many groups wait in a worker's queue: enough that it never idles, few enough that the queue's feeder
+# thread never holds more than a pipe buffer's worth when the worker stops reading.
 GROUPS_AHEAD_PER_WORKER = 2
 # After the deadline the parent waits this long for results already being sent, then stops every worker.
 DRAIN_SECONDS = 2.0
 STOP_SECONDS = 5.0
+# A dead worker is replaced while the time left is at least this many times what loading the model took (a
+# replacement must load it again before it solves anything), and at most this many times per GPU.
+REPLACE_IF_LOADS_LEFT = 2.0
+ASSUMED_LOAD_SECONDS = 60.0  # before any worker has loaded: what a replacement is assumed to need
+MAX_REPLACEMENTS_PER_GPU = 3
+
+
+@dataclass
+class _Worker:
+    """A worker process as the parent sees it: what it was sent and has not answered yet, in order (it takes
+    them in that order, so the first is the one it is on)."""
+
+    id: int
+    slot: int  # which GPU (CUDA_VISIBLE_DEVICES) it runs on
+    env: dict[str, str]
+    process: Any
+    tasks_in: Any  # its own queue: the parent knows what each worker holds when it dies
+    started: float
+    held: deque[Work] = field(default_factory=deque)
+    ready: bool = False  # the model loaded
+    stopping: bool = False  # sent its stop sentinel
+    finished: bool = False  # said "done" or "load_error", or died
+
+
+class _Pool:
+    """The worker processes of a run and the work each holds. A worker that dies (killed, out of memory) is
+    noticed within a second: the group it was on is not tried again (it may be what killed it: that task keeps
+    its earlier answer), the groups it held but had not started go back to the schedule, and a replacement
+    starts on the same GPU while there is time for it to load the model."""
+
+    def __init__(self, config: RunConfig, factory: SolverFactory, schedule: Schedule, deadline: float,
+                 land: Callable[[TaskResult, str], None], report: RunReport, bar: Any, workers: int):
+        self.config, self.factory, self.schedule, self.deadline = config, factory, schedule, deadline
+        self.land, self.report, self.bar = land, report, bar
+        self.ctx = mp.get_context("spawn")
+        self.results_out = self.ctx.Queue()
+        self.results_out.cancel_join_thread()  # never wait for a feeder thread at exit: see run_in_workers
+        self.workers: dict[int, _Worker] = {}
+        self.replacements = [0] * workers
+        self.load_seconds: list[float] = []
+        self.load_errors: list[str] = []
+        gpus = visible_gpus()
+        for slot in range(workers):
+            self.start({"CUDA_VISIBLE_DEVICES": str(slot)} if gpus >= workers else {}, slot)
+
+    def start(self, env: dict[str, str], slot: int) -> None:
+        worker_id = len(self.workers)
+        tasks_in = self.ctx.Queue()
+        tasks_in.cancel_join_thread()
+        process = self.ctx.Process(target=_worker_main, daemon=True, name=f"arc-kit-worker-{worker_id}",
+                                   args=(env, self.config, self.factory, tasks_in, self.results_out,
+                                         self.deadline, os.getpid(), worker_id))
+        process.start()
+        self.workers[worker_id] = _Worker(worker_id, slot, env, process, tasks_in, time.time())
+        self.feed()
+
+    def live(self) -> list[_Worker]:
+        return [w for w in self.workers.values() if not w.finished]
+
+    def feed(self) -> None:
+        """Top every live worker up to GROUPS_AHEAD_PER_WORKER groups; once no work is left (or the deadline has
+        passed) and no worker holds any, tell each to stop. Until then an idle worker waits: a worker that dies
+        may yet hand work back."""
+        for worker in self.live():
+            while not worker.stopping and len(worker.held) < GROUPS_AHEAD_PER_WORKER:
+                work = self.schedule.next(time.time()) if time.time() < self.deadline else None
+                if work is None:
+                    break
+                worker.tasks_in.put(work)
+                worker.held.append(work)
+        if not any(w.held for w in self.live()) and (time.time() >= self.deadline or self.schedule.empty):
+            for worker in self.live():
+                if not worker.stopping:
+                    worker.tasks_in.put(None)
+                    worker.stopping = True
+
+    def handle(self, kind: str, worker_id: int, payload: Any) -> None:
+        worker = self.workers[worker_id]
+        if kind == "ready":
+            worker.ready = True
+            self.load_seconds.append(time.time() - worker.started)
+        elif kind in ("results", "skipped"):
+            phase, done = payload
+            if worker.held:
+                worker.held.popleft()
+            if kind == "skipped":
+                self.report.deadline_hit = True
+            for result in done if kind == "results" else []:
+                self.land(result, phase)
+            self.bar.update(phase, len(done))
+            self.feed()
+        elif kind == "load_error":
+            self.load_errors.append(payload)
+            worker.finished = True
+            self._hand_back(list(worker.held))
+        elif kind == "done":
+            self.report.generated_tokens += payload[0]
+            self.report.decode_seconds += payload[1]
+            worker.finished = True
+
+    def receive(self, timeout: float) -> None:
+        """Handle the next message (waiting up to ``timeout``), then whatever else is already there; then notice
+        workers that died."""
+        try:
+            self.handle(*self.results_out.get(timeout=timeout))
+            while True:
+                self.handle(*self.results_out.get_nowait())
+        except queue.Empty:
+            pass
+        for worker in self.live():
+            if not worker.process.is_alive():
+                try:  # what it sent before it died comes first
+                    while True:
+                        self.handle(*self.results_out.get_nowait())
+                except queue.Empty:
+                    pass
+                if not worker.finished:
+                    self._died(worker)
+
+    def _died(self, worker: _Worker) -> None:
+        worker.finished = True
+        code = worker.process.exitcode
+        if code is not None and code < 0:
+            how = f"killed by {signal.Signals(-code).name if -code in signal.valid_signals() else -code}"
+        else:
+            how = f"exit code {code}"
+        held = list(worker.held)
+        on = held.pop(0) if held and worker.ready else None
+        if on is not None and len(on.tasks) > 1:  # a group goes back one task a group: one that kills costs itself
+            held[:0] = [Work(on.phase, [task], on.cap_seconds) for task in on.tasks]
+            on = None
+        self._hand_back(held)
+        what = f"worker {worker.id} (pid {worker.process.pid}) died ({how})"
+        if on is not None:  # not tried again: it may be what killed the worker
+            task_id = on.tasks[0].task_id
+            if on.phase == "full":
+                what += f" while solving task {task_id}, which keeps what the file holds for it"
+                self.land(TaskResult(task_id, error=f"{what}; not tried again"), on.phase)
+            else:
+                what += f" on task {task_id}'s quick pass (the full solver will try it)"
+            self.bar.update(on.phase, 1)
+        back = sum(len(w.tasks) for w in held)
+        what += f"; {back} task{'' if back == 1 else 's'} it held go{'es' if back == 1 else ''} back to the queue"
+        why_not = self._why_not_replace(worker.slot)
+        what += f"; no replacement ({why_not})" if why_not else "; starting a replacement"
+        log.error("%s", what)
+        self.report.warnings.append(what)
+        if why_not:
+            self.feed()
+        else:
+            self.replacements[worker.slot] += 1
+            self.start(worker.env, worker.slot)
+
+    def _why_not_replace(self, slot: int) -> str | None:
+        """Why a dead worker on ``slot`` gets no replacement, or None when it does."""
+        if self.schedule.empty and not any(w.held for w in self.live()):
+            return "no work left"
+        if self.replacements[slot] >= MAX_REPLACEMENTS_PER_GPU:
+            return f"this GPU's worker was replaced {MAX_REPLACEMENTS_PER_GPU} times already"
+        left = self.deadline - time.time()
+        load = max(self.load_seconds or [ASSUMED_LOAD_SECONDS])
+        if left < REPLACE_IF_LOADS_LEFT * load:
+            return f"{left:.0f} s left, and loading the model takes about {load:.0f} s"
+        return None
+
+    def _hand_back(self, held: list[Work]) -> None:
+        """Work sent to a worker that will not do it goes back to the front of the schedule."""
+        self.schedule.put_back(held)
+        self.feed()
+
+    def stop(self) -> None:
+        _stop_workers([w.process for w in self.workers.values()])
+        for w in self.workers.values():
+            w.tasks_in.close()
+        self.results_out.close()
 
 
 def run_in_workers(config: RunConfig, factory: SolverFactory, schedule: Schedule, deadline: float,
                     land: Callable[[TaskResult, str], None], report: RunReport, bar: Any, workers: int) -> None:
     """Share the groups between worker processes; return by the deadline (plus a few seconds) whatever they do.
 
-    The parent feeds the task queue a few groups at a time (not all up front), and never waits for a queue's
-    feeder thread at exit (``cancel_join_thread``): a 600 KB challenges file pickled into a pipe nobody reads
-    any more once kept the interpreter from exiting after the submission was written.
+    Each worker has its own queue, fed a few groups at a time (not all up front), so the parent knows what a
+    worker that dies was holding. The parent never waits for a queue's feeder thread at exit
+    (``cancel_join_thread``): a 600 KB challenges file pickled into a pipe nobody reads any more once kept the
+    interpreter from exiting after the submission was written.
     """
-    ctx = mp.get_context("spawn")
-    tasks_in, results_out = ctx.Queue(), ctx.Queue()
-    tasks_in.cancel_join_thread()
-    results_out.cancel_join_thread()
-    sentinels_sent = False
-
-    def feed(n: int) -> None:
-        nonlocal sentinels_sent
-        for _ in range(n):
-            work = schedule.next(time.time())
-            if work is not None:
-                tasks_in.put(work)
-            elif not sentinels_sent:
-                for _ in range(workers):
-                    tasks_in.put(None)
-                sentinels_sent = True
-
-    gpus = visible_gpus()
-    procs = []
-    for w in range(workers):
-        env = {"CUDA_VISIBLE_DEVICES": str(w)} if gpus >= workers else {}
-        p = ctx.Process(target=_worker_main,
-                        args=(env, config, factory, tasks_in, results_out, deadline, os.getpid()),
-                        daemon=True, name=f"arc-kit-worker-{w}")
-        p.start()
-        procs.append(p)
-    feed(GROUPS_AHEAD_PER_WORKER * workers)
-    running, load_errors = workers, []
+    pool = _Pool(config, factory, schedule, deadline, land, report, bar, workers)
     try:
-        while running:
+        while pool.live():
             left = deadline - time.time()
             if left <= -DRAIN_SECONDS:
                 break
             if left <= 0:
                 report.deadline_hit = True
-            try:
-                kind, payload = results_out.get(timeout=max(0.05, min(1.0, left if left > 0 else DRAIN_SECONDS)))
-            except queue.Empty:
-                if not any(p.is_alive() for p in procs):
-                    break  # every worker died without a word (killed, out of memory)
-                continue
-            if kind == "results":
-                phase, results = payload
-                for result in results:
-                    land(result, phase)
-                bar.update(phase, len(results))
-                feed(1)
-            elif kind == "skipped":
-                report.deadline_hit = True
-                bar.update(payload[0], len(payload[1]))
-                feed(1)
-            elif kind == "load_error":
-                load_errors.append(payload)
-                running -= 1
-            elif kind == "done":
-                report.generated_tokens += payload[0]
-                report.decode_seconds += payload[1]
-                running -= 1
+            pool.receive(timeout=max(0.05, min(1.0, left if left > 0 else DRAIN_SECONDS)))
     finally:
-        _stop_workers(procs)
-        for q in (tasks_in, results_out):
-            q.close()
-    if load_errors and len(load_errors) == workers:
-        report.model_error = load_errors[0]
-    elif load_errors:
-        log.error("%d of %d workers could not load the model: %s", len(load_errors), workers, load_errors[0])
+        pool.stop()
+    if not schedule.empty and not pool.live() and time.time() < deadline:
+        log.error("no worker left to solve the rest: those tasks keep their answers so far")
+    if pool.load_errors and len(pool.load_errors) == len(pool.workers):
+        report.model_error = pool.load_errors[0]
+    elif pool.load_errors:
+        log.error("%d of %d workers could not load the model: %s", len(pool.load_errors), len(pool.workers),
+                  pool.load_errors[0])
 
 
 def _stop_workers(procs: list[Any]) -> None:

@@ -205,8 +205,11 @@ def _task_ids(tasks: Sequence[Task] | CompactTasks) -> list[str]:
     return list(tasks.ids) if isinstance(tasks, CompactTasks) else [t.task_id for t in tasks]
 
 
-def _plan_rows(sources: Sequence[SourcePlan], ids: set[str]) -> Iterator[dict[str, Any]]:
-    for n, src in enumerate(sources):
+def _plan_rows(sources: Sequence[tuple[int, SourcePlan]], ids: set[str]) -> Iterator[dict[str, Any]]:
+    """One row per task: its record, its source's index in the mix and its views. Each source travels with its
+    index: ``Dataset.from_generator`` shards a list argument (one source per shard), so a count kept here would
+    start again at 0 in every shard."""
+    for n, src in sources:
         for task_id, record in _id_records(src.tasks):
             if task_id in ids:
                 yield {"task": record, "source": n, "augmentations": src.augmentations}
@@ -226,9 +229,9 @@ def _build_split(sources: Sequence[SourcePlan], ids: list[str], tokenizer: Any, 
     if not ids:
         return None, stats
     id_set = set(ids)
-    gen_kwargs = {"sources": sources, "ids": id_set}
+    gen_kwargs = {"sources": list(enumerate(sources)), "ids": id_set}
     if cache_dir is None:  # small, in-memory builds (tests, TTT)
-        plan = Dataset.from_list(list(_plan_rows(sources, id_set)))
+        plan = Dataset.from_list(list(_plan_rows(gen_kwargs["sources"], id_set)))
         keep = {"keep_in_memory": True}
     else:
         plan = Dataset.from_generator(_plan_rows, gen_kwargs=gen_kwargs, cache_dir=cache_dir,
@@ -278,14 +281,20 @@ def hash_seed(text: str) -> int:
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
 
 
+# Part of every cache key: raised when the same inputs build different rows (a fix in the build), so a cache
+# written before is rebuilt rather than read back.
+BUILD_VERSION = 2
+
+
 def build_fingerprint(sources: Sequence[SourcePlan], tokenizer: Any, options: dict[str, Any], seed: int) -> str:
-    """The cache key of a build: every task's exact content, the sources' settings, the options and the tokenizer.
-    Same key, same rows: a second process or a rerun reads the Arrow files instead of rebuilding."""
+    """The cache key of a build: every task's exact content, the sources' settings, the options, the tokenizer
+    and ``BUILD_VERSION``. Same key, same rows: a second process or a rerun reads the Arrow files instead of
+    rebuilding."""
     import hashlib
 
     from arc_kit.training.canonical import exact_digest
 
-    h = hashlib.sha256()
+    h = hashlib.sha256(f"arc-kit-build-{BUILD_VERSION}".encode())
     for src in sources:
         h.update(f"{src.name}|{src.augmentations}|{src.weight}|{len(src.tasks)}".encode())
         if isinstance(src.tasks, CompactTasks):
