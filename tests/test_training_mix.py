@@ -200,13 +200,14 @@ def test_the_held_out_digests_script_rebuilds_the_shipped_list():
 def test_every_source_of_a_mix_reaches_the_arrow_build_of_the_trainer(arc_tokenizer, tmp_path):
     """The trainer builds through the Arrow cache (``datasets`` shards a list of sources one per shard): each
     source's rows must keep their own source index, or every source after the first loses its rows and weight."""
+    from arc_kit.core.formats import ARC_KIT_FORMAT
     from arc_kit.training.trainer import build_training_data, load_task_sets
 
     config = load_config(resolve_config_path("tiny-cpu"), [
         f"train.output_dir={tmp_path / 'run'}", "data.augmentations=1", "data.eval_fraction=0.0",
         "data.held_out=[]", "data.synthetic.rules=[]", "data.sources=[{name = 'a', synthetic = {rules = ['rot180'], n_tasks = 6}}, "
         "{name = 'b', weight = 3.0, synthetic = {rules = ['flip_lr'], n_tasks = 6}}]"])
-    data = build_training_data(config, arc_tokenizer, load_task_sets(config))
+    data = build_training_data(config, arc_tokenizer, ARC_KIT_FORMAT, load_task_sets(config))
     built = {s["name"]: s["train_rows_built"] for s in data.sources}
     taken = {s["name"]: s["train_rows_taken"] for s in data.sources}
     assert built["a"] > 0 and built["b"] > 0, data.sources

@@ -94,7 +94,8 @@ def build_training_data(config: TrainConfig, tokenizer: Any, prompt_format: Any,
     num_tasks = sum(len(s.tasks) for s in sources)
     cache_dir = d.cache_dir or str(Path(config.train.output_dir) / "data-cache")
     return build_datasets(
-        sources, tokenizer, prompt_format=prompt_format, loss_on=d.loss_on, augmentations=d.augmentations, max_length=d.max_length, seed=d.seed,
+        sources, tokenizer, prompt_format=prompt_format, loss_on=d.loss_on, augmentations=d.augmentations,
+        max_length=d.max_length, seed=d.seed,
         eval_fraction=d.eval_fraction, max_eval_examples=d.max_eval_examples, use_test_pairs=d.use_test_pairs,
         leave_one_out=d.leave_one_out, permute_background=d.permute_background, cache_dir=cache_dir,
         num_proc=d.num_proc or auto_num_proc(num_tasks),
