@@ -344,8 +344,8 @@ def test_the_search_prefills_in_the_configured_chunks(loaded: LoadedModel, monke
     from arc_kit.solve import dfs
 
     seen = []
-    real = dfs.dfs_candidates
-    monkeypatch.setattr(dfs, "dfs_candidates", lambda *a, **kw: seen.append(kw["prefill_chunk_tokens"]) or real(*a, **kw))
+    real = dfs.dfs_lockstep
+    monkeypatch.setattr(dfs, "dfs_lockstep", lambda *a, **kw: seen.append(kw["prefill_chunk_tokens"]) or real(*a, **kw))
     config = SolverConfig(mode="dfs", views=1, scoring_views=0, prefill_chunk_tokens=16)
     [result] = ArcSolver(loaded, config).solve([small_task(side=2)])
     assert result.error is None and seen == [16]

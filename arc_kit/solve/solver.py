@@ -86,6 +86,7 @@ class ArcSolver:
         self.tokenizer = loaded.tokenizer
         self.max_length = context_limit(loaded, config)
         self.decoder = GreedyDecoder.for_config(loaded.model, loaded.tokenizer, loaded.device, config)
+        self.search_passes = 0  # batched forward passes of the depth-first search (lock-step), over all tasks
 
     def views(self, task: Task, config: SolverConfig | None = None) -> list[View]:
         config = config or self.config
@@ -135,19 +136,9 @@ class ArcSolver:
     # -- candidates
 
     def _find(self, prompts: list[Prompt], stop_at: float | None, config: SolverConfig) -> dict[Prompt, _Found]:
-        greedy = self._greedy(prompts, stop_at)
         if config.mode == "greedy":
-            return greedy
-        # The search adds every completion at least min_probability likely to each view's greedy one: the greedy
-        # completion stays a candidate even when the model gives it less than p (a small model often does), so the
-        # pool is never smaller than greedy's.
-        for prompt, searched in ((p, self._dfs(p, stop_at, config)) for p in prompts):
-            have = greedy[prompt]
-            known = {ids for ids, _ in have.completions}
-            have.completions += [(ids, nll) for ids, nll in searched.completions if ids not in known]
-            have.cut |= searched.cut
-            have.seconds += searched.seconds
-        return greedy
+            return self._greedy(prompts, stop_at)
+        return self._search(prompts, stop_at, config)
 
     def _greedy(self, prompts: list[Prompt], stop_at: float | None) -> dict[Prompt, _Found]:
         if not prompts:
@@ -159,22 +150,34 @@ class ArcSolver:
         return {g.key: _Found([] if g.timed_out else [(tuple(g.token_ids), g.nll)], g.timed_out, share)
                 for g in generations}
 
-    def _dfs(self, prompt: Prompt, stop_at: float | None, config: SolverConfig) -> _Found:
-        from arc_kit.solve.dfs import answer_token_ids, dfs_candidates
+    def _search(self, prompts: list[Prompt], stop_at: float | None, config: SolverConfig) -> dict[Prompt, _Found]:
+        """Every completion at least ``min_probability`` likely, all prompts searched in lock-step batches
+        (``dfs_lockstep``), plus each prompt's greedy completion (``keep_greedy``: the search follows it to its end
+        whatever its probability), so the pool is never smaller than greedy decoding's and no separate greedy pass
+        is paid for: a small model often gives its greedy answer less than ``p``."""
+        from arc_kit.solve.dfs import answer_token_ids, dfs_lockstep
 
+        if not prompts:
+            return {}
         if stop_at is not None and time.time() >= stop_at:
-            return _Found(cut=True)
+            return {p: _Found(cut=True) for p in prompts}
         began = time.time()
         expand_ids, end_ids = answer_token_ids(self.tokenizer)
-        result = dfs_candidates(self.loaded.model, prompt.token_ids, min_probability=config.min_probability,
-                                expand_ids=expand_ids, end_ids=end_ids, max_new_tokens=prompt.max_new_tokens,
-                                max_candidates_per_view=config.max_candidates_per_view, stop_at=stop_at,
-                                device=self.loaded.device, prefill_chunk_tokens=config.prefill_chunk_tokens,
-                                kv_cache=self.decoder.kv_cache)
+        searched = dfs_lockstep(self.loaded.model, [p.token_ids for p in prompts],
+                                max_new_tokens=[p.max_new_tokens for p in prompts],
+                                min_probability=config.min_probability, expand_ids=expand_ids, end_ids=end_ids,
+                                max_candidates_per_view=config.max_candidates_per_view, device=self.loaded.device,
+                                prefill_chunk_tokens=config.prefill_chunk_tokens, batch_size=config.batch_size,
+                                batch_tokens=config.batch_tokens, kv_cache=self.decoder.kv_cache, keep_greedy=True,
+                                stop_at=stop_at)
+        self.decoder.kv_cache = searched.kv_cache  # a model that refused the in-place cache is not asked again
         seconds = time.time() - began
-        self.decoder.stats.tokens += result.forward_passes  # the decode rate counts the search's steps too
+        self.decoder.stats.tokens += sum(r.forward_passes for r in searched.results)  # tokens the search fed
         self.decoder.stats.seconds += seconds
-        return _Found([(c.token_ids, c.nll) for c in result.candidates], result.timed_out, seconds)
+        self.search_passes += searched.forward_passes
+        share = seconds / len(prompts)
+        return {p: _Found([(c.token_ids, c.nll) for c in r.candidates], r.timed_out, share)
+                for p, r in zip(prompts, searched.results, strict=True)}
 
     # -- from candidates to two attempts
 
