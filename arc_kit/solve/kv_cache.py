@@ -126,6 +126,19 @@ def prepare_rowwise_step(cache: Any, columns: torch.Tensor) -> int:
     return width
 
 
+def copy_rows(cache: Any, index: torch.Tensor, capacity: int) -> Any:
+    """A new in-place cache of ``len(index)`` rows, row r holding a copy of ``cache``'s row ``index[r]`` (rows may
+    repeat), with room for ``capacity`` tokens: several continuations of one prefilled prompt, each in its own
+    row, without running the prompt again. ``cache`` must be ``supports_rowwise`` (every layer in place)."""
+    copy = DynamicCache()
+    copy.layers = []
+    for layer in cache.layers:
+        fresh = InPlaceLayer(capacity)
+        fresh.update(layer.keys.index_select(0, index), layer.values.index_select(0, index))
+        copy.layers.append(fresh)
+    return copy
+
+
 class InPlaceLayer(DynamicLayer):
     """A ``DynamicLayer`` whose keys and values live in buffers allocated once: ``update`` copies the new
     columns in place and ``keys``/``values`` are views of the live prefix ``[:rows, :, :length]``.
