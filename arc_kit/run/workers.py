@@ -47,8 +47,11 @@ def run_in_process(config: RunConfig, factory: SolverFactory, schedule: Schedule
         if now >= deadline:
             report.deadline_hit = True
             break
-        for result in solve_group(solver, work.tasks, min(deadline, now + work.cap_seconds), work.phase):
+        results = solve_group(solver, work.tasks, min(deadline, now + work.cap_seconds), work.phase, work.priors)
+        for result in results:
             land(result, work.phase)
+        for _ in range(len(work.tasks) - len(results)):  # a task that came back without a result
+            schedule.landed(work.phase, None)
         bar.update(work.phase, len(work.tasks))
     tokens, seconds = _decode_stats(solver)
     report.generated_tokens += tokens
@@ -60,16 +63,24 @@ def _decode_stats(solver: Any) -> tuple[int, float]:
     return (decoder.stats.tokens, decoder.stats.seconds) if decoder is not None else (0, 0.0)
 
 
-def solve_group(solver: Any, group: list[Task], stop_at: float, phase: str = "full") -> list[TaskResult]:
+def solve_group(solver: Any, group: list[Task], stop_at: float, phase: str = "full",
+                priors: dict[str, Any] | None = None) -> list[TaskResult]:
     """A solver that raises costs its group nothing more than the failing task: retry one by one.
 
-    ``phase`` "quick" calls the solver's ``quick`` pass when it has one (a stand-in solver may not)."""
-    method = getattr(solver, "quick", solver.solve) if phase == "quick" else solver.solve
+    ``phase`` "quick" calls the solver's ``quick`` pass when it has one (a stand-in solver may not); "spare" its
+    ``revisit`` with ``priors`` (a solver without one revisits nothing)."""
+    if phase == "spare":
+        if not hasattr(solver, "revisit"):
+            return []
+        def method(tasks: list[Task], stop: float) -> list[TaskResult]:
+            return solver.revisit(tasks, stop, priors or {})
+    else:
+        method = getattr(solver, "quick", solver.solve) if phase == "quick" else solver.solve
     try:
         return list(method(group, stop_at))
     except Exception as e:
         if len(group) > 1:
-            return [r for task in group for r in solve_group(solver, [task], stop_at, phase)]
+            return [r for task in group for r in solve_group(solver, [task], stop_at, phase, priors)]
         log.error("task %s failed: %s: %s", group[0].task_id, type(e).__name__, e)
         return [TaskResult(group[0].task_id, error=f"{type(e).__name__}: {e}")]
 
@@ -122,8 +133,8 @@ def _worker_main(env: dict[str, str], config: RunConfig, factory: SolverFactory,
         if now >= deadline:
             results_out.put(("skipped", (work.phase, [t.task_id for t in work.tasks])))
             continue
-        results = solve_group(solver, work.tasks, min(deadline, now + work.cap_seconds), work.phase)
-        results_out.put(("results", (work.phase, results)))
+        results = solve_group(solver, work.tasks, min(deadline, now + work.cap_seconds), work.phase, work.priors)
+        results_out.put(("results", (work.phase, [t.task_id for t in work.tasks], results)))
     results_out.put(("done", _decode_stats(solver)))
 
 
@@ -148,17 +159,24 @@ def run_in_workers(config: RunConfig, factory: SolverFactory, schedule: Schedule
     tasks_in.cancel_join_thread()
     results_out.cancel_join_thread()
     sentinels_sent = False
+    out = 0  # work items sent whose answer (results or skipped) has not come back
+    limit = GROUPS_AHEAD_PER_WORKER * workers
 
-    def feed(n: int) -> None:
-        nonlocal sentinels_sent
-        for _ in range(n):
+    def feed() -> None:
+        """Keep ``limit`` items in the queue or in the workers; send the stop sentinels once the schedule is done
+        (not while it waits for full tasks still out before handing out revisits)."""
+        nonlocal sentinels_sent, out
+        while out < limit and not sentinels_sent:
             work = schedule.next(time.time())
             if work is not None:
                 tasks_in.put(work)
-            elif not sentinels_sent:
+                out += 1
+            elif not schedule.waiting:
                 for _ in range(workers):
                     tasks_in.put(None)
                 sentinels_sent = True
+            else:
+                return
 
     gpus = visible_gpus()
     procs = []
@@ -169,7 +187,7 @@ def run_in_workers(config: RunConfig, factory: SolverFactory, schedule: Schedule
                         daemon=True, name=f"arc-kit-worker-{w}")
         p.start()
         procs.append(p)
-    feed(GROUPS_AHEAD_PER_WORKER * workers)
+    feed()
     running, load_errors = workers, []
     try:
         while running:
@@ -185,15 +203,21 @@ def run_in_workers(config: RunConfig, factory: SolverFactory, schedule: Schedule
                     break  # every worker died without a word (killed, out of memory)
                 continue
             if kind == "results":
-                phase, results = payload
+                phase, task_ids, results = payload
                 for result in results:
                     land(result, phase)
-                bar.update(phase, len(results))
-                feed(1)
+                for _ in range(len(task_ids) - len(results)):  # a task that came back without a result
+                    schedule.landed(phase, None)
+                bar.update(phase, len(task_ids))
+                out -= 1
+                feed()
             elif kind == "skipped":
                 report.deadline_hit = True
+                for _ in payload[1]:
+                    schedule.landed(payload[0], None)
                 bar.update(payload[0], len(payload[1]))
-                feed(1)
+                out -= 1
+                feed()
             elif kind == "load_error":
                 load_errors.append(payload)
                 running -= 1

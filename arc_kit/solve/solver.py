@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,8 @@ class RankedCandidate:
     score: float  # under the run's formula (higher is better); the vote count when not re-scored
     count: int  # generations (over all views) that decoded to this grid
     vote_rank: int  # its place by vote alone, before re-scoring (0 = first)
+    views: dict[str, list[float]] = field(default_factory=dict)  # generation NLLs by the view that produced them
+    scoring_nlls: list[float] = field(default_factory=list)  # one per scoring view (InputResult.scoring_views)
 
 
 @dataclass
@@ -44,6 +46,9 @@ class InputResult:
     rescored: bool = False
     decode_seconds: float = 0.0
     score_seconds: float = 0.0
+    scoring_views: list[str] = field(default_factory=list)  # view keys of the scoring NLLs, in their order
+    formula: str = "vote"  # the formula the candidates were ranked by
+    margin: float | None = None  # selection.margin of the ranking: the chosen grids' lead over the rest
 
 
 @dataclass
@@ -73,6 +78,7 @@ class _Found:
     completions: list[tuple[tuple[int, ...], float]] = field(default_factory=list)
     cut: bool = False
     seconds: float = 0.0
+    tokens: int = 0  # tokens the model ran for it after the prompt (greedy: the completion; search: its passes)
 
 
 class ArcSolver:
@@ -92,18 +98,40 @@ class ArcSolver:
         config = config or self.config
         return views_for_task(task, config.views, config.seed, permute_colours=config.colour_views)
 
+    def spare_views(self, task: Task) -> list[View]:
+        """The views a revisit searches: ``spare_views`` more, drawn after the first search's (the same seeded
+        sequence continued), so no generation is counted twice when the two searches are pooled."""
+        c = self.config
+        every = views_for_task(task, c.views + c.spare_views, c.seed, permute_colours=c.colour_views)
+        return every[c.views :]
+
     def solve(self, tasks: Sequence[Task], stop_at: float | None = None) -> list[TaskResult]:
         """Answer ``tasks`` with the full configured solver: with test-time training, each task is trained on
         (up to ``ttt.time_share`` of its time) and answered alone. An exception fails the whole group: the runner
         then retries task by task, so a bad task costs only itself."""
+        return self._solve(tasks, stop_at, self.config, self.views, {})
+
+    def revisit(self, tasks: Sequence[Task], stop_at: float | None,
+                priors: dict[str, list[InputResult]]) -> list[TaskResult]:
+        """The spare-time phase: answer ``tasks`` again with ``spare_views`` new views searched at
+        ``spare_min_probability``, each test input's new candidates pooled with ``priors[task_id]`` (what the
+        first search found, per test input) and the pool re-scored and ranked as one: the answer changes only
+        where the pool ranks another grid higher. Test-time training runs again as in ``solve`` (same seed)."""
+        config = dataclasses.replace(self.config, views=self.config.spare_views,
+                                     min_probability=self.config.spare_min_probability)
+        return self._solve(tasks, stop_at, config, lambda task, _config: self.spare_views(task), priors)
+
+    def _solve(self, tasks: Sequence[Task], stop_at: float | None, config: SolverConfig,
+               views: Callable[[Task, SolverConfig], list[View]],
+               priors: dict[str, list[InputResult]]) -> list[TaskResult]:
         if not self.ttt.enabled:
-            return self._answer(tasks, stop_at, self.config)
+            return self._answer(tasks, stop_at, config, views, priors)
         results = []
         for task in tasks:
             now = time.time()
             train_until = None if stop_at is None else now + self.ttt.time_share * max(0.0, stop_at - now)
             stats = self.adapter().train(task, train_until)
-            [result] = self._answer([task], stop_at, self.config)
+            [result] = self._answer([task], stop_at, config, views, priors)
             result.ttt = stats.to_dict()
             result.seconds = time.time() - now
             results.append(result)
@@ -114,7 +142,7 @@ class ArcSolver:
         first pass, so every task holds a real answer early."""
         if self._adapter is not None:
             self._adapter.reset()  # the LoRA back at its start, which adds nothing: the base model answers
-        return self._answer(tasks, stop_at, quick_config(self.config))
+        return self._answer(tasks, stop_at, quick_config(self.config), self.views, {})
 
     def adapter(self) -> Any:
         """The one TaskAdapter on this worker's model (it adds its LoRA once, then resets it per task)."""
@@ -124,11 +152,14 @@ class ArcSolver:
             self._adapter = TaskAdapter(self.loaded, self.ttt)
         return self._adapter
 
-    def _answer(self, tasks: Sequence[Task], stop_at: float | None, config: SolverConfig) -> list[TaskResult]:
+    def _answer(self, tasks: Sequence[Task], stop_at: float | None, config: SolverConfig,
+                views: Callable[[Task, SolverConfig], list[View]],
+                priors: dict[str, list[InputResult]]) -> list[TaskResult]:
         began = time.time()
-        prompts = {t.task_id: task_prompts(t, self.tokenizer, self.views(t, config), self.max_length) for t in tasks}
+        prompts = {t.task_id: task_prompts(t, self.tokenizer, views(t, config), self.max_length) for t in tasks}
         found = self._find([p for ps in prompts.values() for p in ps], stop_at, config)
-        results = [self._choose(task, prompts[task.task_id], found, stop_at, config) for task in tasks]
+        results = [self._choose(task, prompts[task.task_id], found, stop_at, config, priors.get(task.task_id))
+                   for task in tasks]
         for result in results:
             result.seconds = time.time() - began
         return results
@@ -147,8 +178,8 @@ class ArcSolver:
         generations = self.decoder.decode([DecodeRequest(p, p.token_ids, p.max_new_tokens) for p in prompts],
                                           stop_at)
         share = (time.time() - began) / len(prompts)
-        return {g.key: _Found([] if g.timed_out else [(tuple(g.token_ids), g.nll)], g.timed_out, share)
-                for g in generations}
+        return {g.key: _Found([] if g.timed_out else [(tuple(g.token_ids), g.nll)], g.timed_out, share,
+                              len(g.token_ids)) for g in generations}
 
     def _search(self, prompts: list[Prompt], stop_at: float | None, config: SolverConfig) -> dict[Prompt, _Found]:
         """Every completion at least ``min_probability`` likely, all prompts searched in lock-step batches
@@ -176,43 +207,50 @@ class ArcSolver:
         self.decoder.stats.seconds += seconds
         self.search_passes += searched.forward_passes
         share = seconds / len(prompts)
-        return {p: _Found([(c.token_ids, c.nll) for c in r.candidates], r.timed_out, share)
+        return {p: _Found([(c.token_ids, c.nll) for c in r.candidates], r.timed_out, share, r.forward_passes)
                 for p, r in zip(prompts, searched.results, strict=True)}
 
     # -- from candidates to two attempts
 
     def _choose(self, task: Task, prompts: list[Prompt], found: dict[Prompt, _Found], stop_at: float | None,
-                config: SolverConfig) -> TaskResult:
-        from arc_kit.solve.selection import FORMULAS, CandidateStats, choose_attempts, rank
+                config: SolverConfig, prior: list[InputResult] | None = None) -> TaskResult:
+        """Pool each test input's generations by grid (after the prior candidates, when revisiting), re-score the
+        pool under shared views, rank it and take two attempts."""
+        from arc_kit.solve.selection import CandidateStats, choose_attempts, margin, rank, score
 
         result = TaskResult(task.task_id, pairs_dropped=sum(p.pairs_dropped for p in prompts))
         pools: list[dict[Grid, CandidateStats]] = [{} for _ in task.test]
+        for index, before in enumerate((prior or [])[: len(task.test)]):
+            for c in before.candidates:
+                pools[index][c.grid] = CandidateStats.from_views(c.grid, c.views, [])
         result.inputs = [InputResult() for _ in task.test]
         for prompt in prompts:
             f = found.get(prompt, _Found(cut=True))
             result.timed_out |= f.cut
             result.inputs[prompt.test_index].decode_seconds += f.seconds
+            result.tokens += f.tokens
             for token_ids, nll in f.completions:
-                result.tokens += len(token_ids)
                 grid = self._grid(token_ids, prompt.view_key)
                 if grid is None:
                     result.unparsed += 1
                     continue
-                pool = pools[prompt.test_index]
-                pool.setdefault(grid, CandidateStats(grid, [], [])).generated_nlls.append(nll)
+                pools[prompt.test_index].setdefault(grid, CandidateStats(grid)).add(prompt.view_key, nll)
+        weights = config.selection
         for index, pool in enumerate(pools):
             report = result.inputs[index]
             candidates = list(pool.values())
-            votes = rank(candidates, "vote")
+            votes = rank(candidates, "vote", weights)
             formula = "vote"
             if config.scoring_views and len(candidates) > 1 and (stop_at is None or time.time() < stop_at):
                 began = time.time()
-                self._rescore(task, index, candidates, config)
+                report.scoring_views = self._rescore(task, index, candidates, config)
                 report.score_seconds, report.rescored, formula = time.time() - began, True, config.formula
-            ranked = rank(candidates, formula) if formula != "vote" else votes
+            ranked = rank(candidates, formula, weights) if formula != "vote" else votes
             vote_place = {id(c): i for i, c in enumerate(votes)}
-            report.candidates = [RankedCandidate(c.grid, FORMULAS[formula](c), len(c.generated_nlls),
-                                                 vote_place[id(c)]) for c in ranked]
+            report.formula = formula
+            report.candidates = [RankedCandidate(c.grid, score(c, formula, weights), c.count, vote_place[id(c)],
+                                                 c.per_view(), list(c.scoring_nlls)) for c in ranked]
+            report.margin = margin([c.score for c in report.candidates])
             result.attempts.append(choose_attempts(ranked))
         return result
 
@@ -223,8 +261,9 @@ class ArcSolver:
         except (ParseError, ValueError, IndexError):
             return None
 
-    def _rescore(self, task: Task, test_index: int, candidates: list[Any], config: SolverConfig) -> None:
-        """Every candidate's NLL under the same ``scoring_views`` augmented views of the task (product of experts)."""
+    def _rescore(self, task: Task, test_index: int, candidates: list[Any], config: SolverConfig) -> list[str]:
+        """Every candidate's NLL under the same ``scoring_views`` augmented views of the task (product of experts);
+        the views' keys, in the order of the NLLs."""
         from arc_kit.solve.rescoring import candidate_nlls, scoring_views
 
         views = scoring_views(task, test_index, self.tokenizer, config.scoring_views,
@@ -233,6 +272,7 @@ class ArcSolver:
                               score_token_budget=config.score_token_budget, device=self.loaded.device)
         for candidate, scores in zip(candidates, nlls, strict=True):
             candidate.scoring_nlls = list(scores)
+        return [v.view_key for v in views]
 
 
 def quick_config(config: SolverConfig) -> SolverConfig:
