@@ -465,8 +465,7 @@ class _LockstepBatch:
                 if row is not None:
                     row.start(lp)
                     live.append(i)
-            lengths = torch.tensor([len(p) for p in self.prompts], dtype=torch.long)
-            padding = self.width - lengths  # columns before each row's prompt
+            lengths = [len(p) for p in self.prompts]
             in_cache = list(range(len(self.rows)))  # the row behind each cache row
             timed_out = False
             while True:
@@ -481,10 +480,11 @@ class _LockstepBatch:
                     keep = torch.tensor([in_cache.index(i) for i in live], dtype=torch.long, device=self.device)
                     cache.batch_select_indices(keep)
                     in_cache = list(live)
-                depth = torch.tensor([len(paths[i]) for i in live], dtype=torch.long)
-                columns = self.width + depth - 1  # where each row's token goes: right after its prefix
-                logprobs = self._step(cache, [paths[i][-1] for i in live], columns, padding[live],
-                                      lengths[live] + depth - 1)
+                depths = [len(paths[i]) for i in live]
+                logprobs = self._step(cache, [paths[i][-1] for i in live],
+                                      [self.width + d - 1 for d in depths],  # right after each row's prefix
+                                      [self.width - lengths[i] for i in live],
+                                      [lengths[i] + d - 1 for i, d in zip(live, depths, strict=True)])
                 for i, lp in zip(live, logprobs, strict=True):
                     self.rows[i].feed(lp)
         return [DfsResult([], False, 0) if row is None
@@ -528,18 +528,23 @@ class _LockstepBatch:
             raise _NotLockstep(f"{type(e).__name__}: {e}") from e
         return cache, self._logprobs(logits)
 
-    def _step(self, cache: Any, tokens: list[int], columns: Any, padding: Any, positions: Any) -> list[list[float]]:
-        """One batched forward pass: each live row's next token at its own column and position."""
+    def _step(self, cache: Any, tokens: list[int], columns: list[int], padding: list[int],
+              positions: list[int]) -> list[list[float]]:
+        """One batched forward pass: each live row's next token at its own column (after ``padding`` columns
+        before its prompt) and its own position."""
         import torch
 
         from arc_kit.solve.kv_cache import prepare_rowwise_step
 
         self.out.forward_passes += 1
         width = prepare_rowwise_step(cache, columns)
-        span = torch.arange(width)
-        mask = ((span[None] >= padding[:, None]) & (span[None] <= columns[:, None])).long()
-        kwargs = {"attention_mask": mask.to(self.device)} if not bool(mask.all()) else {}
+        kwargs = {}
+        if any(padding) or min(columns) != width - 1:  # else every row sees every column: no mask, the fast path
+            span = torch.arange(width)
+            mask = ((span[None] >= torch.tensor(padding)[:, None]) & (span[None] <= torch.tensor(columns)[:, None]))
+            kwargs["attention_mask"] = mask.long().to(self.device)
         ids = torch.tensor(tokens, dtype=torch.long, device=self.device)[:, None]
-        logits = self.model(input_ids=ids, position_ids=positions[:, None].to(self.device), use_cache=True, **kwargs,
+        where = torch.tensor(positions, dtype=torch.long, device=self.device)[:, None]
+        logits = self.model(input_ids=ids, position_ids=where, use_cache=True, **kwargs,
                             **{self.cache_keyword: cache}).logits
         return self._logprobs(logits)

@@ -107,22 +107,25 @@ def supports_rowwise(cache: Any) -> bool:
     return bool(cache.layers) and all(isinstance(layer, InPlaceLayer) for layer in cache.layers)
 
 
-def prepare_rowwise_step(cache: Any, columns: torch.Tensor) -> int:
+def prepare_rowwise_step(cache: Any, columns: list[int]) -> int:
     """Set up the next one-token step of a batch whose rows sit at different depths: row r's token is written at
     column ``columns[r]`` (the row's own crop: whatever it held from there on belonged to a branch it has left),
     and every layer's live view becomes the widest row's columns. Returns the step's width (columns the
     attention mask must cover, ``max(columns) + 1``); the caller's 2-D mask hides, per row, the columns past its
-    own and the padding before its prompt.
+    own and the padding before its prompt. When every row writes the same column this is a plain crop (or
+    extension) of the live view and the write is the usual append.
 
     Why a row-wise write rather than ``crop``: ``crop`` cuts every row to one length, so rows of a lock-step
     search would all have to backtrack together.
     """
-    width = int(columns.max()) + 1
+    width = max(columns) + 1
+    aligned = min(columns) == width - 1
+    where = None if aligned else torch.tensor(columns, dtype=torch.long)
     for layer in cache.layers:
         rows = layer.keys.shape[0]
         layer.keys = layer.key_buffer[:rows, :, : width - 1]
         layer.values = layer.value_buffer[:rows, :, : width - 1]
-        layer.write_columns = columns.to(layer.key_buffer.device)
+        layer.write_columns = None if where is None else where.to(layer.key_buffer.device)
     return width
 
 

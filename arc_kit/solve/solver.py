@@ -230,7 +230,7 @@ class ArcSolver:
             result.inputs[prompt.test_index].decode_seconds += f.seconds
             result.tokens += f.tokens
             for token_ids, nll in f.completions:
-                grid = self._grid(token_ids, prompt.view_key)
+                grid = self.grid_of(token_ids, prompt.view_key)
                 if grid is None:
                     result.unparsed += 1
                     continue
@@ -254,7 +254,7 @@ class ArcSolver:
             result.attempts.append(choose_attempts(ranked))
         return result
 
-    def _grid(self, token_ids: Sequence[int], view_key: str) -> Grid | None:
+    def grid_of(self, token_ids: Sequence[int], view_key: str) -> Grid | None:
         text = self.tokenizer.decode(list(token_ids), skip_special_tokens=False)
         try:
             return View.from_key(view_key).invert_grid(answer_from_generation(text))
