@@ -469,3 +469,20 @@ def test_revisits_wait_for_every_full_answer_and_skip_what_cannot_finish(small_f
     assert revisit.phase == "spare" and revisit.tasks == full[3].tasks and revisit.priors == {full[3].tasks[0].task_id: [3]}
     assert [schedule.next(65.0).tasks for _ in range(3)] == [full[2].tasks, full[1].tasks, full[0].tasks]
     assert schedule.next(65.0) is None and not schedule.waiting
+
+
+def test_attempt_two_is_the_best_other_grid_never_a_copy(small_files, tmp_path):
+    """One grid per test input: attempt 2 is phase 1's answer when the full solver answered, else the test input
+    itself (a grid that can score, where a copy of attempt 1 cannot)."""
+    two = run_submission(config_for(small_files, tmp_path / "two", solver=SolverConfig(batch_size=2),
+                                    spare_time=False), solver_factory=TwoSpeedFactory(small_files[1], delay=0.0))
+    data = read_json(tmp_path / "two" / "submission.json")
+    assert two.score == 1.0 and all(e["attempt_2"] == [[1]] for entries in data.values() for e in entries)
+    one = run_submission(config_for(small_files, tmp_path / "one"), solver_factory=OracleFactory(small_files[1]))
+    data = read_json(tmp_path / "one" / "submission.json")
+    tasks = {t.task_id: t for t in load_tasks(small_files[0])}
+    for tid, entries in data.items():
+        for i, entry in enumerate(entries):
+            assert entry["attempt_1"] != entry["attempt_2"]
+            assert entry["attempt_2"] == [list(row) for row in tasks[tid].test[i].input]
+    assert one.score == 1.0
