@@ -17,7 +17,7 @@ from typing import Any
 
 from arc_kit.config.run import SolverConfig, TTTConfig
 from arc_kit.core.augment import View, views_for_task
-from arc_kit.core.tasks import Grid, Task
+from arc_kit.core.tasks import Grid, Pair, Task
 from arc_kit.core.text import ParseError, answer_from_generation
 from arc_kit.models.loading import UNSLOTH, LoadedModel, context_limit, load_model
 from arc_kit.solve.decoding import DecodeRequest, GreedyDecoder
@@ -282,8 +282,8 @@ def quick_config(config: SolverConfig) -> SolverConfig:
 
 def load_solver(model_dir: str | Path, config: SolverConfig, ttt: TTTConfig | None = None) -> ArcSolver:
     """The solver on the model in ``model_dir``. Unsloth patches the model's forward: before it is trusted with
-    hours of decoding, ``decode_problem`` runs the decoding loop on it once; when that fails the model is loaded
-    again through transformers (a WARNING says why)."""
+    hours of decoding, ``decode_problem`` checks it decodes a left-padded batch as it decodes each prompt alone;
+    when it does not (or raises) the model is loaded again through transformers (a WARNING says why)."""
     loaded = load_model(model_dir, config)
     if loaded.backend == UNSLOTH:
         problem = decode_problem(loaded, config)
@@ -295,18 +295,46 @@ def load_solver(model_dir: str | Path, config: SolverConfig, ttt: TTTConfig | No
     return ArcSolver(loaded, config, ttt)
 
 
+PROBE_TOKENS = 8  # greedy tokens each probe prompt decodes
+PROBE_TASKS = (
+    Task("probe-a", (Pair(((1, 0), (0, 2)), ((2, 0), (0, 1))), Pair(((3, 3, 0),), ((0, 3, 3),))),
+         (Pair(((0, 4), (5, 0))),)),
+    Task("probe-b", (Pair(((7,),), ((7, 7),)),), (Pair(((6,),)),)),
+)
+"""Two small tasks whose prompts differ in length, so decoding them together left-pads one of them."""
+
+
 def decode_problem(loaded: LoadedModel, config: SolverConfig) -> str | None:
-    """Why the decoding loop does not run on ``loaded`` (the exception, in one line), or None when it does: two
-    short prompts of different lengths, two tokens each, decoded as the solver decodes (together, so left-padded,
-    unless ``batch_size`` is 1)."""
+    """Why the model cannot be trusted with the solver's batched decoding, in one line, or None when it can.
+
+    The probe decodes two prompts of different lengths together (left-padded, as the greedy decoder and the
+    lock-step search batch them) and each alone, ``PROBE_TOKENS`` greedy tokens each, and compares them token
+    for token. Unsloth's patched inference has given garbage for the padded rows of such a batch (one position
+    vector for the whole batch, masks dropped in the decode path: unslothai/unsloth#3699, #1638) while decoding
+    each prompt alone fine, so "it runs" is not enough. An exception (a forward that refuses the decoder's
+    arguments) is a problem too. A near tie decided differently by batched bf16 kernels would also show as a
+    mismatch: the fallback is then a slower transformers load, never a wrong answer.
+    """
+    from arc_kit.core.augment import View
+
     tokenizer = loaded.tokenizer
     try:
-        probe = tuple(tokenizer("Input:\n01\n", add_special_tokens=False)["input_ids"])
+        prompts = [task_prompts(task, tokenizer, [View()], 4096)[0].token_ids for task in PROBE_TASKS]
+        if len(prompts[0]) == len(prompts[1]):
+            prompts[1] = prompts[1][1:]
+        requests = [DecodeRequest(i, p, PROBE_TOKENS) for i, p in enumerate(prompts)]
         # With kv_cache = "inplace" a forward that refuses the in-place cache falls back to DynamicCache (a warning).
-        GreedyDecoder.for_config(loaded.model, tokenizer, loaded.device, config).decode(
-            [DecodeRequest(0, probe, 2), DecodeRequest(1, probe[1:], 2)])
+        together = GreedyDecoder.for_config(loaded.model, tokenizer, loaded.device,
+                                            dataclasses.replace(config, batch_size=2)).decode(requests)
+        alone = [GreedyDecoder.for_config(loaded.model, tokenizer, loaded.device,
+                                          dataclasses.replace(config, batch_size=1)).decode([r])[0] for r in requests]
     except Exception as e:  # anything Unsloth's patched forward raises
         return f"{type(e).__name__}: {e}"
+    for i, (batched, single) in enumerate(zip(together, alone, strict=True)):
+        if batched.token_ids != single.token_ids:
+            padded = "the left-padded" if len(prompts[i]) < max(map(len, prompts)) else "the longer"
+            return (f"{padded} prompt of a batch of two decodes {batched.token_ids} but {single.token_ids} alone "
+                    "(batched generation with left padding is broken: unslothai/unsloth#3699)")
     return None
 
 
