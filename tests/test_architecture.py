@@ -86,8 +86,6 @@ def test_packages_import_downwards_only():
 INTERNAL = {
     "arc_kit.core.text.ParseError": "generated text that is not a grid: the solver counts it as unparsed",
     "arc_kit.solve.kv_cache.CacheRejected": "a model that refuses the in-place cache: the decoders fall back",
-    "arc_kit.solve.dfs._NotLockstep": "a model or cache that cannot search in lock-step: one view at a time",
-    "arc_kit.solve.rescoring.PrefixNotShared": "a model that cannot score on a shared prefix: items run whole",
 }
 
 

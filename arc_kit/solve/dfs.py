@@ -365,6 +365,7 @@ def dfs_lockstep(
     memory, a batch is split in half and searched again.
     """
     from arc_kit.solve.decoding import length_batches
+    from arc_kit.solve.kv_cache import CacheRejected
 
     if len(max_new_tokens) != len(prompts):
         raise ValueError(f"{len(prompts)} prompts but {len(max_new_tokens)} answer bounds")
@@ -387,7 +388,7 @@ def dfs_lockstep(
             try:
                 got = _lockstep_split_on_oom(model, [prompts[i] for i in rows], [max_new_tokens[i] for i in rows],
                                              search, out)
-            except _NotLockstep as e:
+            except CacheRejected as e:
                 log.warning("%s cannot be searched in lock-step (%s); searching one prompt at a time",
                             type(model).__name__, e)
                 out.kv_cache = "dynamic"
@@ -400,11 +401,6 @@ def dfs_lockstep(
                                             **search)
             out.forward_passes += out.results[i].forward_passes
     return out
-
-
-class _NotLockstep(RuntimeError):
-    """The model or its cache cannot run a lock-step search (it refused the in-place cache, or a layer of it
-    cannot be cropped per row)."""
 
 
 def _lockstep_split_on_oom(model: Any, prompts: list[Sequence[int]], bounds: list[int], search: dict[str, Any],
@@ -491,41 +487,15 @@ class _LockstepBatch:
                 else row.result(timed_out and i in live) for i, row in enumerate(self.rows)]
 
     def _prefill(self) -> tuple[Any, list[list[float]] | None]:
-        """The prompts, left-padded, run into a fresh in-place cache in chunks; raises ``_NotLockstep`` when the
-        model does not fill it or a layer cannot be cropped per row."""
-        import torch
+        """The prompts, left-padded, run into a fresh in-place cache in chunks (the deadline checked before each);
+        ``CacheRejected`` when the model does not fill it or a layer cannot be written per row."""
+        from arc_kit.solve.kv_cache import prefill_rowwise
 
-        from arc_kit.solve.kv_cache import CacheRejected, check_filled, new_cache, supports_rowwise
-
-        rows = len(self.prompts)
-        ids = torch.zeros((rows, self.width), dtype=torch.long)
-        mask = torch.ones((rows, self.width), dtype=torch.long)
-        for r, prompt in enumerate(self.prompts):
-            ids[r, self.width - len(prompt) :] = torch.tensor(prompt, dtype=torch.long)
-            mask[r, : self.width - len(prompt)] = 0
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        padded = any(len(p) != self.width for p in self.prompts)
-        ids, mask, positions = ids.to(self.device), mask.to(self.device), positions.to(self.device)
-        cache = new_cache("inplace", self.model.config, self.capacity)
-        if not supports_rowwise(cache):
-            raise _NotLockstep("its cache has layers that cannot be cropped per row")
-        logits = None
-        try:
-            for start in range(0, self.width, self.prefill_chunk):
-                if self._deadline_passed():
-                    return cache, None
-                end = min(self.width, start + self.prefill_chunk)
-                self.out.forward_passes += start == 0
-                kwargs = {"attention_mask": mask[:, :end]} if padded else {}
-                logits = self.model(input_ids=ids[:, start:end], position_ids=positions[:, start:end], use_cache=True,
-                                    logits_to_keep=1, **kwargs, **{self.cache_keyword: cache}).logits
-            check_filled(cache, self.width)
-        except torch.OutOfMemoryError:
-            raise
-        except CacheRejected as e:
-            raise _NotLockstep(str(e)) from e
-        except Exception as e:  # a patched forward that refuses the cache
-            raise _NotLockstep(f"{type(e).__name__}: {e}") from e
+        cache, logits = prefill_rowwise(self.model, self.prompts, capacity=self.capacity, device=self.device,
+                                        chunk=self.prefill_chunk, stop=self._deadline_passed)
+        if logits is None:
+            return cache, None
+        self.out.forward_passes += 1
         return cache, self._logprobs(logits)
 
     def _step(self, cache: Any, tokens: list[int], columns: list[int], padding: list[int],

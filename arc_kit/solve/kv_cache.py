@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import torch
@@ -45,7 +45,8 @@ T = TypeVar("T")
 
 
 class CacheRejected(RuntimeError):
-    """The model did not fill the cache it was given (it kept its own, or none)."""
+    """The model did not fill the cache it was given (it kept its own, or none), or refused it, or the cache has
+    layers that cannot be treated row by row (``prefill_rowwise``)."""
 
 
 def cache_keyword(model: Any) -> str:
@@ -127,6 +128,50 @@ def prepare_rowwise_step(cache: Any, columns: list[int]) -> int:
         layer.values = layer.value_buffer[:rows, :, : width - 1]
         layer.write_columns = None if where is None else where.to(layer.key_buffer.device)
     return width
+
+
+def left_padded(prompts: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, bool]:
+    """(ids, attention mask, position ids, whether any row is padded) of ``prompts`` left-padded to the longest:
+    every prompt ends in the last column, each row's positions count from its own first token."""
+    width = max(len(p) for p in prompts)
+    ids = torch.zeros((len(prompts), width), dtype=torch.long)
+    mask = torch.ones((len(prompts), width), dtype=torch.long)
+    for r, prompt in enumerate(prompts):
+        ids[r, width - len(prompt) :] = torch.tensor(list(prompt), dtype=torch.long)
+        mask[r, : width - len(prompt)] = 0
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    return ids, mask, positions, any(len(p) != width for p in prompts)
+
+
+def prefill_rowwise(model: Any, prompts: Sequence[Sequence[int]], *, capacity: int, device: str, chunk: int,
+                    stop: Callable[[], bool]) -> tuple[Any, torch.Tensor | None]:
+    """``prompts`` left-padded and run into a fresh in-place cache of ``capacity`` tokens a row, ``chunk`` columns
+    at a time (``stop()`` is asked before each chunk; True returns no logits); the cache and the last position's
+    logits. For the callers that then treat rows apart (``prepare_rowwise_step``, ``copy_rows``): raises
+    ``CacheRejected`` when a layer of the cache is not in place (sliding window, linear attention) or the model
+    refuses the cache or leaves it unfilled, so they can fall back; out of memory is raised as it is."""
+    ids, mask, positions, padded = left_padded(prompts)
+    width = ids.shape[1]
+    ids, mask, positions = ids.to(device), mask.to(device), positions.to(device)
+    cache = new_cache("inplace", model.config, capacity)
+    if not supports_rowwise(cache):
+        raise CacheRejected("the model's cache has layers that cannot be written or copied per row")
+    keyword = cache_keyword(model)
+    logits = None
+    try:
+        for start in range(0, width, max(1, chunk)):
+            if stop():
+                return cache, None
+            end = min(width, start + max(1, chunk))
+            kwargs = {"attention_mask": mask[:, :end]} if padded else {}
+            logits = model(input_ids=ids[:, start:end], position_ids=positions[:, start:end], use_cache=True,
+                           logits_to_keep=1, **kwargs, **{keyword: cache}).logits
+        check_filled(cache, width)
+    except (torch.OutOfMemoryError, CacheRejected):
+        raise
+    except Exception as e:  # a patched forward that refuses the cache
+        raise CacheRejected(f"{type(e).__name__}: {e}") from e
+    return cache, logits
 
 
 def copy_rows(cache: Any, index: torch.Tensor, capacity: int) -> Any:

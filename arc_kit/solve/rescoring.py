@@ -223,6 +223,8 @@ def candidate_nlls(
     copy of its KV cache (``prefix_nlls``); off, or when the model cannot be given a cache it fills, every
     (grid, view) item runs whole through ``answer_nlls``. Both give the same numbers up to float rounding.
     """
+    from arc_kit.solve.kv_cache import CacheRejected
+
     answers = [[answer_ids(tokenizer, view, grid, check=g == 0) for view in views] for g, grid in enumerate(grids)]
     if shared_prefix and grids and views:
         try:
@@ -230,17 +232,12 @@ def candidate_nlls(
                                    [[answers[g][v] for g in range(len(grids))] for v in range(len(views))],
                                    score_token_budget=score_token_budget, device=device)
             return [[per_view[v][g] for v in range(len(views))] for g in range(len(grids))]
-        except PrefixNotShared as e:
+        except CacheRejected as e:
             log.warning("re-scoring without a shared prefix: %s", e)
     items = [(view.prompt_ids, answers[g][v]) for g in range(len(grids)) for v, view in enumerate(views)]
     flat = answer_nlls(model, items, score_token_budget=score_token_budget, device=device)
     n = len(views)
     return [flat[g * n : (g + 1) * n] for g in range(len(grids))]
-
-
-class PrefixNotShared(RuntimeError):
-    """The model cannot score on a shared prefix: a cache layer that cannot take copied rows, or a forward that
-    does not fill the cache it is given."""
 
 
 def prefix_nlls(
@@ -263,7 +260,8 @@ def prefix_nlls(
     each batch's cache holds a copy of its rows' prompt KV (``copy_rows``: one copy per row, cheap next to the
     compute it saves), and the answers, right-padded (causal attention keeps the padding out of every real
     position), are teacher-forced in one forward pass. The log-softmax runs over the whole vocabulary in float32,
-    one row's span at a time, as in ``answer_nlls``; the numbers match it up to float rounding.
+    one row's span at a time, as in ``answer_nlls``; the numbers match it up to float rounding. Raises
+    ``CacheRejected`` (``arc_kit.solve.kv_cache``) for a model that cannot be given such a cache.
     """
     if score_token_budget < 1:
         raise ValueError(f"score_token_budget must be positive, got {score_token_budget}")
@@ -290,33 +288,13 @@ def prefix_nlls(
 def _score_prompt_group(model: Any, prompts: list[Sequence[int]], answers: list[Sequence[Sequence[int]]],
                         out: list[list[float]], budget: int, device: str) -> None:
     """One prefill of ``prompts``, then their answers in batches; NLLs written into ``out[p][a]``."""
-    import torch
 
-    from arc_kit.solve.kv_cache import CacheRejected, cache_keyword, check_filled, new_cache, supports_rowwise
+    from arc_kit.solve.kv_cache import cache_keyword, prefill_rowwise
 
-    keyword = cache_keyword(model)
     width = max(len(p) for p in prompts)
     padded = any(len(p) != width for p in prompts)
-    ids = torch.zeros((len(prompts), width), dtype=torch.long)
-    mask = torch.ones((len(prompts), width), dtype=torch.long)
-    for r, prompt in enumerate(prompts):
-        ids[r, width - len(prompt) :] = torch.tensor(list(prompt), dtype=torch.long)
-        mask[r, : width - len(prompt)] = 0
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    prefix = new_cache("inplace", model.config, width)
-    if not supports_rowwise(prefix):
-        raise PrefixNotShared("the model's cache has layers whose rows cannot be copied (sliding window, linear)")
-    kwargs = {"attention_mask": mask.to(device)} if padded else {}
-    try:
-        logits = model(input_ids=ids.to(device), position_ids=positions.to(device), use_cache=True, logits_to_keep=1,
-                       **kwargs, **{keyword: prefix}).logits
-        check_filled(prefix, width)
-    except torch.OutOfMemoryError:
-        raise
-    except CacheRejected as e:
-        raise PrefixNotShared(str(e)) from e
-    except Exception as e:  # a patched forward that refuses the cache
-        raise PrefixNotShared(f"{type(e).__name__}: {e}") from e
+    prefix, logits = prefill_rowwise(model, prompts, capacity=width, device=device, chunk=width, stop=lambda: False)
+    keyword = cache_keyword(model)
     first = logits[:, -1].float().log_softmax(-1)  # [prompts, vocab]: every answer's first token
     items = [(p, a) for p, group in enumerate(answers) for a in range(len(group))]
     items.sort(key=lambda item: len(answers[item[0]][item[1]]))  # similar lengths together: less padding
