@@ -106,38 +106,21 @@ def run_submission(config: RunConfig, solver_factory: SolverFactory | None = Non
         first search's candidates too)."""
         truths = solutions.get(result.task_id) or []
         task = tasks_by_id.get(result.task_id)
+        previous = report.per_task.get(result.task_id)
         if phase == "spare" and (result.error or result.timed_out or task is None):
-            record = report.per_task.get(result.task_id)
-            if record is not None:
-                record.spare = {"landed": False, "seconds": round(result.seconds, 3),
-                                "why": result.error or "cut by its cap or the deadline"}
+            if previous is not None:
+                previous.spare = {"landed": False, "seconds": round(result.seconds, 3),
+                                  "why": result.error or "cut by its cap or the deadline"}
             return
         filled = _with_second_attempts(result, task, phase1.get(result.task_id), phase)
+        before = [dict(entry) for entry in submission.entries.get(result.task_id, [])]
         if phase == "quick":
             record = report.per_task.setdefault(result.task_id, TaskRecord())
             record.phase1_seconds = round(result.seconds, 3)
             record.phase1_correct = _correct(result.attempts, truths) if truths else None
             phase1[result.task_id] = list(result.attempts)
         else:
-            record = TaskRecord(result.seconds, result.tokens, result.answered, result.pairs_dropped,
-                                result.unparsed, result.timed_out, result.error)
-            previous = report.per_task.get(result.task_id)
-            if previous is not None:
-                record.phase1_seconds, record.phase1_correct = previous.phase1_seconds, previous.phase1_correct
-            record.inputs = [InputRecord.of(r, truths[i] if i < len(truths) else None)
-                             for i, r in enumerate(result.inputs)]
-            for i, (a1, _a2, source, fallbacks) in enumerate(filled[: len(record.inputs)]):
-                record.inputs[i].landed = a1 is not None
-                record.inputs[i].attempt_2_source = source
-                record.inputs[i].second_choices = [{"source": s, "grid": grid_to_json(g)} for s, g in fallbacks]
-            record.ttt = result.ttt
-            record.confidence = _confidence(result)
-            if phase == "spare":
-                before = [entry.copy() for entry in submission.entries.get(result.task_id, [])]
-                record.spare = {"landed": True, "seconds": round(result.seconds, 3), "changed": False,
-                                "confidence_before": previous.confidence if previous is not None else None}
-                record.seconds = previous.seconds if previous is not None else record.seconds
-            report.per_task[result.task_id] = record
+            record = report.per_task[result.task_id] = _solver_record(result, previous, truths, filled, phase)
         if result.task_id not in attempted:
             attempted.add(result.task_id)
             report.attempted_ids.append(result.task_id)
@@ -146,7 +129,7 @@ def run_submission(config: RunConfig, solver_factory: SolverFactory | None = Non
             report.errors[result.task_id] = result.error
         for i, (a1, a2, _source, _fallbacks) in enumerate(filled):  # a cut input comes back (None, None): kept
             submission.set_attempts(result.task_id, i, a1, a2)
-        if phase == "spare":
+        if phase == "spare" and record.spare is not None:
             record.spare["changed"] = submission.entries.get(result.task_id) != before
             report.spare_revisits += 1
             report.spare_changed += record.spare["changed"]
@@ -206,6 +189,28 @@ def _no_valid_task(path: Path, errors: dict[str, str], show: int = 3) -> str:
     first = "; ".join(why.split(": ", 1)[-1] for why in list(errors.values())[:show])
     return (f"{path}: none of its {len(errors)} entries is a valid task (is it a challenges file?); "
             f"first problems: {first}")
+
+
+def _solver_record(result: TaskResult, previous: TaskRecord | None, truths: list[Any],
+                   filled: list[tuple[Any, Any, str | None, list[tuple[str, Any]]]], phase: str) -> TaskRecord:
+    """The report's record of a full or spare-time result: its inputs' candidate pools, where each attempt 2 came
+    from, the task's confidence; the quick pass's fields carried over, and for a revisit the confidence before."""
+    record = TaskRecord(result.seconds, result.tokens, result.answered, result.pairs_dropped, result.unparsed,
+                        result.timed_out, result.error)
+    if previous is not None:
+        record.phase1_seconds, record.phase1_correct = previous.phase1_seconds, previous.phase1_correct
+    record.inputs = [InputRecord.of(r, truths[i] if i < len(truths) else None) for i, r in enumerate(result.inputs)]
+    for i, (a1, _a2, source, fallbacks) in enumerate(filled[: len(record.inputs)]):
+        record.inputs[i].landed = a1 is not None
+        record.inputs[i].attempt_2_source = source
+        record.inputs[i].second_choices = [{"source": s, "grid": grid_to_json(g)} for s, g in fallbacks]
+    record.ttt = result.ttt
+    record.confidence = _confidence(result)
+    if phase == "spare" and previous is not None:
+        record.seconds = previous.seconds  # the full solve's; the revisit's own go into ``spare``
+        record.spare = {"landed": True, "seconds": round(result.seconds, 3), "changed": False,
+                        "confidence_before": previous.confidence}
+    return record
 
 
 def _with_second_attempts(result: TaskResult, task: Any, phase1: list[tuple[Any, Any]] | None,

@@ -20,6 +20,11 @@ point instead of recomputed.
 With ``p > 0.5`` at most one token per step can stay under the bound, so the search is exactly the greedy
 completion (when it is at least ``p`` likely) or nothing.
 
+``dfs_lockstep`` searches several prompts (the views of a test input) as one batch: one forward pass a step for
+every row still searching, each row with its own stack and its own depth in the cache. ``dfs_candidates`` searches
+one prompt; it is the reference the lock-step search must match, and the fallback for a model whose cache cannot
+be written per row.
+
 torch and transformers are imported inside functions: the runner imports solver modules in worker processes only
 after it has set ``CUDA_VISIBLE_DEVICES``.
 """
