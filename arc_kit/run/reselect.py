@@ -50,8 +50,11 @@ class RunFiles:
 
     @property
     def weights(self) -> SelectionSettings:
+        """The weights the run ranked with (a report that names none: the defaults)."""
+        from arc_kit.config.schema import from_dict
+
         values = {k: v for k, v in self.report.get("selection", {}).items() if k != "formula"}
-        return SelectionSettings(**values)
+        return from_dict(SelectionSettings, values, f"{self.folder}/report.json: selection")
 
 
 def read_run(folder: Path) -> RunFiles:
