@@ -21,7 +21,7 @@ from arc_kit.config.run import SolverConfig
 from arc_kit.core.formats import ARC_KIT_FORMAT
 from arc_kit.core.tasks import Pair
 from arc_kit.solve import dfs as dfs_module
-from arc_kit.solve.dfs import Candidate, DfsResult, answer_token_ids, dfs_candidates
+from arc_kit.solve.dfs import Candidate, DfsResult, answer_token_ids, dfs_candidates, dfs_lockstep
 
 torch = pytest.importorskip("torch")
 
@@ -288,3 +288,137 @@ def test_nothing_to_search(arc: SimpleNamespace) -> None:
         with pytest.raises(ValueError):
             arc_dfs(arc, bad)
     assert Candidate((1,), 0.0).probability == 1.0
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Lock-step: several prompts as one batch, each row its own stack and its own depth in the cache
+
+
+def assert_same_search(got: DfsResult, want: DfsResult) -> None:
+    """The same candidates in the same order, NLLs within 1e-4, and the same number of passes needed."""
+    assert [c.token_ids for c in got.candidates] == [c.token_ids for c in want.candidates]
+    for a, b in zip(got.candidates, want.candidates, strict=True):
+        assert a.nll == pytest.approx(b.nll, abs=1e-4)
+    assert got.forward_passes == want.forward_passes and got.timed_out == want.timed_out
+
+
+def arc_view_prompts(tokenizer: Any) -> list[tuple[int, ...]]:
+    """Prompts of 8 views of one non-square task: two lengths (transposed views are longer), so both a batch
+    without padding and a left-padded one occur."""
+    from arc_kit.core.augment import views_for_task
+    from arc_kit.core.tasks import Task
+    from arc_kit.solve.prompts import task_prompts
+
+    grid = ((1, 2, 0), (0, 3, 4))
+    task = Task("lock", (Pair(grid, grid[::-1]), Pair(((5, 5), (0, 1)), ((0, 1), (5, 5)))),
+                (Pair(((3, 0, 1), (2, 2, 2))),))
+    prompts = [p.token_ids for p in task_prompts(task, tokenizer, views_for_task(task, 8, 0), 8192)]
+    assert len({len(p) for p in prompts}) == 2
+    return prompts
+
+
+def search_both_ways(model: Any, prompts: Sequence[Sequence[int]], bounds: Sequence[int], *, batch_size: int,
+                     **kwargs: Any) -> tuple[list[DfsResult], Any]:
+    common = {"max_candidates_per_view": 10_000, "device": "cpu", "prefill_chunk_tokens": 2048, **kwargs}
+    sequential = [dfs_candidates(model, p, max_new_tokens=n, kv_cache="inplace", **common)
+                  for p, n in zip(prompts, bounds, strict=True)]
+    together = dfs_lockstep(model, prompts, max_new_tokens=bounds, batch_size=batch_size, batch_tokens=1 << 20,
+                            kv_cache="inplace", **common)
+    return sequential, together
+
+
+@pytest.mark.parametrize("keep_greedy", [False, True])
+@pytest.mark.parametrize("batch_size", [1, 3, 8])
+def test_lockstep_equals_the_sequential_search_on_the_arc_model(arc: SimpleNamespace, keep_greedy: bool,
+                                                                 batch_size: int) -> None:
+    prompts = arc_view_prompts(arc.tokenizer)
+    bounds = [3 + i % 3 for i in range(len(prompts))]  # rows hit their bounds at different depths
+    sequential, together = search_both_ways(arc.model, prompts, bounds, batch_size=batch_size, min_probability=2e-3,
+                                            expand_ids=arc.expand, end_ids=arc.end, keep_greedy=keep_greedy)
+    assert together.kv_cache == "inplace" and together.batches == -(-len(prompts) // batch_size)
+    for got, want in zip(together.results, sequential, strict=True):
+        assert_same_search(got, want)
+    assert sum(len(r.candidates) for r in sequential) >= 16, "p too high to test anything"
+    if batch_size == 8:  # one batch: a pass per step of the row that needs the most, not the sum over rows
+        assert together.forward_passes == max(r.forward_passes for r in sequential)
+        assert together.forward_passes * 3 <= sum(r.forward_passes for r in sequential)
+
+
+def test_lockstep_equals_the_sequential_search_on_a_24m_llama() -> None:
+    """A Llama-shaped model of 24M parameters (8 layers, 4:1 grouped KV heads, as ``scripts/bench_inference.py``
+    builds it), sharpened so that completions differ in likelihood, on random prompts of four lengths."""
+    import random
+
+    from arc_kit.models.tiny import TinyModelConfig, build_arc_tokenizer, build_tiny_model
+
+    tokenizer = build_arc_tokenizer()
+    model = build_tiny_model(tokenizer, TinyModelConfig(hidden_size=512, intermediate_size=1536, num_hidden_layers=8,
+                                                        num_attention_heads=8, num_key_value_heads=2)).eval()
+    with torch.no_grad():
+        model.model.norm.weight.mul_(3.0)
+    expand, end = answer_token_ids(tokenizer)
+    rng = random.Random(3)
+    prompts = [tuple(rng.randrange(5, len(tokenizer)) for _ in range(n)) for n in (48, 48, 61, 61, 61, 75)]
+    sequential, together = search_both_ways(model, prompts, [5] * len(prompts), batch_size=8, min_probability=3e-3,
+                                            expand_ids=expand, end_ids=end)
+    for got, want in zip(together.results, sequential, strict=True):
+        assert_same_search(got, want)
+    assert sum(len(r.candidates) for r in sequential) >= 8, "p too high to test anything"
+    assert together.forward_passes == max(r.forward_passes for r in sequential)
+
+
+def test_keep_greedy_adds_the_greedy_completion_whatever_its_probability(arc: SimpleNamespace) -> None:
+    """At p = 1 nothing is likely enough; with ``keep_greedy`` the search still returns the completion that takes
+    the most likely allowed token at every step (computed here from scratch), and at a low p it adds it to the
+    plain search's candidates."""
+    path: list[int] = []
+    allowed = torch.tensor(sorted({*arc.expand, *arc.end}))
+    with torch.inference_mode():
+        while not path or (path[-1] not in arc.end and len(path) < 6):
+            logits = arc.model(input_ids=torch.tensor([[*arc.prompt, *path]])).logits[0, -1]
+            path.append(int(allowed[logits[allowed].argmax()]))
+    kept = arc_dfs(arc, 1.0, 6, keep_greedy=True)
+    if path[-1] in arc.end:
+        assert [c.token_ids for c in kept.candidates] == [tuple(path)]
+        assert kept.candidates[0].nll == pytest.approx(teacher_forced_nll(arc.model, arc.prompt, path), abs=1e-4)
+    else:
+        assert kept.candidates == []
+    assert arc_dfs(arc, 1.0, 6).candidates == []
+    plain, with_greedy = as_dict(arc_dfs(arc, 2e-3, 6)), as_dict(arc_dfs(arc, 2e-3, 6, keep_greedy=True))
+    assert set(plain.items()) <= set(with_greedy.items()) and len(with_greedy) - len(plain) <= 1
+
+
+@pytest.mark.parametrize("passes", [1, 4, 12])
+def test_lockstep_stops_at_the_deadline_with_what_it_found(arc: SimpleNamespace, monkeypatch: pytest.MonkeyPatch,
+                                                            passes: int) -> None:
+    prompts = arc_view_prompts(arc.tokenizer)
+    kwargs = {"min_probability": 2e-3, "expand_ids": arc.expand, "end_ids": arc.end, "max_candidates_per_view": 10_000,
+              "device": "cpu", "prefill_chunk_tokens": 2048, "batch_size": 8, "batch_tokens": 1 << 20,
+              "kv_cache": "inplace"}
+    full = dfs_lockstep(arc.model, prompts, max_new_tokens=[5] * 8, **kwargs)
+    assert full.forward_passes > 12
+    monkeypatch.setattr(dfs_module, "time", _Clock(passes))  # the deadline is read once before each pass
+    cut = dfs_lockstep(arc.model, prompts, max_new_tokens=[5] * 8, stop_at=1.0, **kwargs)
+    assert cut.forward_passes == passes
+    for got, want in zip(cut.results, full.results, strict=True):
+        assert got.timed_out and set(as_dict(got).items()) <= set(as_dict(want).items())
+        assert_sorted(got)
+
+
+def test_lockstep_caps_each_row_and_falls_back_to_one_at_a_time(arc: SimpleNamespace) -> None:
+    prompts = arc_view_prompts(arc.tokenizer)[:4]
+    kwargs = {"min_probability": 2e-3, "expand_ids": arc.expand, "end_ids": arc.end, "device": "cpu",
+              "prefill_chunk_tokens": 2048, "batch_size": 8, "batch_tokens": 1 << 20}
+    capped = dfs_lockstep(arc.model, prompts, max_new_tokens=[5] * 4, max_candidates_per_view=2, kv_cache="inplace",
+                          **kwargs)
+    alone = [dfs_candidates(arc.model, p, max_new_tokens=5, max_candidates_per_view=2, kv_cache="inplace",
+                            **{k: v for k, v in kwargs.items() if not k.startswith("batch")}) for p in prompts]
+    for got, want in zip(capped.results, alone, strict=True):
+        assert len(got.candidates) == 2
+        assert_same_search(got, want)
+    dynamic = dfs_lockstep(arc.model, prompts, max_new_tokens=[5] * 4, max_candidates_per_view=2, kv_cache="dynamic",
+                           **kwargs)
+    assert dynamic.kv_cache == "dynamic"  # DynamicCache cannot crop one row: each prompt alone, same result
+    for got, want in zip(dynamic.results, alone, strict=True):
+        assert_same_search(got, want)
+    assert dynamic.forward_passes == sum(r.forward_passes for r in alone)

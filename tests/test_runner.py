@@ -13,7 +13,7 @@ import pytest
 from arc_kit.cli.main import main as cli_main
 from arc_kit.config.lora import LoraSpec
 from arc_kit.config.run import RunSettings, SolverConfig, TTTConfig
-from arc_kit.core.submission import validate_submission_file
+from arc_kit.core.submission import Submission, validate_submission_file
 from arc_kit.core.tasks import load_tasks, read_json, write_task_files
 from arc_kit.run.runner import RunConfig, dry_run, run_submission
 from arc_kit.run.schedule import task_groups
@@ -305,3 +305,184 @@ def test_a_run_with_test_time_training_reports_each_stage(small_files, tmp_path,
     trained = [r for r in report.per_task.values() if r.ttt is not None]
     assert len(trained) == 2 and all(r.ttt["steps"] > 0 and r.phase1_correct is not None for r in trained)
     assert validate_submission_file(tmp_path / "submission.json", small_files[0]) == []
+
+
+# -- the spare-time phase: revisit the least confident tasks first, pool, replace only on a better ranking ---------
+
+
+class SpareSolver:
+    """quick(): [[1]]; solve(): [[2]] for every test input, with the selection margin ``margins[task id]``;
+    revisit(): the right answer, pooled with what it was given. Each call advances ``clock`` (when given) by its
+    duration instead of sleeping, and a call that would pass its ``stop_at`` comes back cut at it."""
+
+    def __init__(self, solutions: Path, margins: dict[str, float | None], clock=None, full_seconds: float = 0.0,
+                 revisit_seconds: dict[str, float] | None = None):
+        self.solutions, self.margins, self.clock = read_json(solutions), margins, clock
+        self.full_seconds, self.revisit_seconds = full_seconds, revisit_seconds or {}
+        self.revisited: list[str] = []
+        self.priors_seen: dict[str, object] = {}
+
+    def _spend(self, seconds: float, stop_at) -> bool:
+        if self.clock is None:
+            return True
+        if stop_at is not None and self.clock.now + seconds > stop_at:
+            self.clock.now = max(self.clock.now, stop_at)
+            return False
+        self.clock.now += seconds
+        return True
+
+    def quick(self, tasks, stop_at=None):
+        return [TaskResult(t.task_id, [(((1,),), None)] * len(t.test)) for t in tasks]
+
+    def solve(self, tasks, stop_at=None):
+        from arc_kit.solve.solver import InputResult, RankedCandidate
+
+        out = []
+        for t in tasks:
+            if not self._spend(self.full_seconds, stop_at):
+                out.append(TaskResult(t.task_id, [(None, None)] * len(t.test), timed_out=True))
+                continue
+            inputs = [InputResult([RankedCandidate(((2,),), 1.0, 1, 0, {"v": [0.5]}, [])], margin=self.margins[t.task_id])
+                      for _ in t.test]
+            out.append(TaskResult(t.task_id, [(((2,),), None)] * len(t.test), seconds=self.full_seconds,
+                                  inputs=inputs))
+        return out
+
+    def revisit(self, tasks, stop_at, priors):
+        from arc_kit.solve.solver import InputResult, RankedCandidate
+
+        out = []
+        for t in tasks:
+            self.revisited.append(t.task_id)
+            self.priors_seen[t.task_id] = priors[t.task_id]
+            if not self._spend(self.revisit_seconds.get(t.task_id, self.full_seconds), stop_at):
+                out.append(TaskResult(t.task_id, [(None, None)] * len(t.test), timed_out=True))
+                continue
+            sols = [tuple(tuple(r) for r in g) for g in self.solutions[t.task_id]]
+            inputs = [InputResult([RankedCandidate(g, 2.0, 2, 0, {"w": [0.1, 0.2]}, []), *before.candidates],
+                                  margin=1.0) for g, before in zip(sols, priors[t.task_id], strict=True)]
+            out.append(TaskResult(t.task_id, [(g, ((2,),)) for g in sols], inputs=inputs))
+        return out
+
+
+class SpareFactory:
+    def __init__(self, *args, **kwargs):
+        self.args, self.kwargs = args, kwargs
+        self.solver: SpareSolver | None = None
+
+    def __call__(self, config):
+        self.solver = SpareSolver(*self.args, **self.kwargs)
+        return self.solver
+
+
+class FakeClock:
+    """time.time() for the runner, its workers and the schedule: advanced by the solver, never by sleeping."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def time(self) -> float:
+        return self.now
+
+
+def margins_for(files) -> dict[str, float | None]:
+    ids = [t.task_id for t in sorted(load_tasks(files[0]), key=task_cost)]
+    return dict(zip(ids, [0.5, 0.1, None, 2.0, 0.1, 0.3], strict=True))
+
+
+def test_spare_time_revisits_the_least_confident_first_and_lands_better_answers(small_files, tmp_path):
+    margins = margins_for(small_files)
+    factory = SpareFactory(small_files[1], margins)
+    config = config_for(small_files, tmp_path, solver=SolverConfig(batch_size=2))  # dfs: three phases
+    report = run_submission(config, solver_factory=factory)
+    order = sorted(margins, key=lambda tid: (float("inf") if margins[tid] is None else margins[tid],
+                                             list(margins).index(tid)))
+    assert factory.solver.revisited == order  # least confident first; no competitor at all last
+    assert report.score == 1.0 and report.spare_revisits == 6 and report.spare_changed == 6
+    record = report.per_task[order[0]]
+    assert record.spare == {"landed": True, "seconds": 0.0, "changed": True, "confidence_before": 0.1}
+    assert record.confidence == 1.0  # the pooled ranking's margin
+    assert [c.grid for c in factory.solver.priors_seen[order[0]][0].candidates] == [((2,),)]  # the full pool
+    assert record.inputs[0].pool[1]["grid"] == [[2]]  # the report keeps the pooled candidates
+    assert validate_submission_file(tmp_path / "submission.json", small_files[0]) == []
+    off = run_submission(config_for(small_files, tmp_path / "off", solver=SolverConfig(batch_size=2),
+                                    spare_time=False), solver_factory=SpareFactory(small_files[1], margins))
+    assert off.spare_revisits == 0 and off.score == 0.0
+
+
+def test_spare_time_keeps_the_deadline_and_the_file_valid(small_files, tmp_path, monkeypatch):
+    """Mocked clock, deadline at 100 s: six full tasks of 10 s end at 60 s; revisits of 10 s land at 70 and 80 s,
+    the third (25 s, started at 80 s) would pass the deadline and is cut, so its task keeps its answer; the
+    fourth would start at 100 s, the deadline, and does not start."""
+    clock = FakeClock()
+    for module in ("arc_kit.run.runner", "arc_kit.run.workers"):
+        monkeypatch.setattr(f"{module}.time", clock)
+    margins = margins_for(small_files)
+    order = sorted(margins, key=lambda tid: (float("inf") if margins[tid] is None else margins[tid],
+                                             list(margins).index(tid)))
+    factory = SpareFactory(small_files[1], margins, clock=clock, full_seconds=10.0,
+                           revisit_seconds={order[2]: 25.0})
+    seen = []
+    real_write = Submission.write
+
+    def checked_write(self, path):
+        real_write(self, path)
+        seen.append(validate_submission_file(path, small_files[0]))
+
+    monkeypatch.setattr(Submission, "write", checked_write)
+    config = config_for(small_files, tmp_path, solver=SolverConfig(batch_size=2), budget_seconds=100.0,
+                        margin_seconds=0.0, start_time=0.0, task_cap_seconds=1000.0)
+    report = run_submission(config, solver_factory=factory)
+    assert factory.solver.revisited == order[:3]
+    assert report.spare_revisits == 2 and clock.now == 100.0
+    assert report.per_task[order[2]].spare == {"landed": False, "seconds": 0.0, "why": "cut by its cap or the deadline"}
+    data = read_json(tmp_path / "submission.json")
+    truth = read_json(small_files[1])
+    assert [data[t][0]["attempt_1"] == truth[t][0] for t in order] == [True, True, False, False, False, False]
+    assert seen and all(problems == [] for problems in seen)
+
+
+def test_spare_time_with_worker_processes(small_files, tmp_path):
+    margins = margins_for(small_files)
+    report = run_submission(config_for(small_files, tmp_path, workers=2, solver=SolverConfig(batch_size=2)),
+                            solver_factory=SpareFactory(small_files[1], margins))
+    assert report.workers == 2 and report.spare_revisits == 6 and report.score == 1.0
+    assert validate_submission_file(tmp_path / "submission.json", small_files[0]) == []
+
+
+def test_revisits_wait_for_every_full_answer_and_skip_what_cannot_finish(small_files):
+    from arc_kit.run.schedule import Schedule
+
+    tasks = sorted(load_tasks(small_files[0]), key=task_cost)
+    config = config_for(small_files, Path("."), solver=SolverConfig(batch_size=2))
+    schedule = Schedule(tasks, config, deadline=100.0, workers=2, two_phases=True)
+    while (work := schedule.next(0.0)) is not None and work.phase == "quick":
+        pass
+    full = [work] + [schedule.next(0.0) for _ in range(5)]
+    assert [w.phase for w in full] == ["full"] * 6 and schedule.next(0.0) is None and schedule.waiting
+    for i, w in enumerate(full[:5]):
+        schedule.landed("full", w.tasks[0], confidence=float(5 - i), seconds=10.0 * i, inputs=[i])
+    assert schedule.next(0.0) is None and schedule.waiting  # one full task is still out
+    schedule.landed("full", None)  # it came back without an answer: nothing to revisit
+    assert not schedule.waiting
+    revisit = schedule.next(65.0)  # 35 s left: the least confident (40 s full solve) cannot finish, skipped
+    assert revisit.phase == "spare" and revisit.tasks == full[3].tasks and revisit.priors == {full[3].tasks[0].task_id: [3]}
+    assert [schedule.next(65.0).tasks for _ in range(3)] == [full[2].tasks, full[1].tasks, full[0].tasks]
+    assert schedule.next(65.0) is None and not schedule.waiting
+
+
+def test_attempt_two_is_the_best_other_grid_never_a_copy(small_files, tmp_path):
+    """One grid per test input: attempt 2 is phase 1's answer when the full solver answered, else the test input
+    itself (a grid that can score, where a copy of attempt 1 cannot)."""
+    two = run_submission(config_for(small_files, tmp_path / "two", solver=SolverConfig(batch_size=2),
+                                    spare_time=False), solver_factory=TwoSpeedFactory(small_files[1], delay=0.0))
+    data = read_json(tmp_path / "two" / "submission.json")
+    assert two.score == 1.0 and all(e["attempt_2"] == [[1]] for entries in data.values() for e in entries)
+    one = run_submission(config_for(small_files, tmp_path / "one"), solver_factory=OracleFactory(small_files[1]))
+    data = read_json(tmp_path / "one" / "submission.json")
+    tasks = {t.task_id: t for t in load_tasks(small_files[0])}
+    for tid, entries in data.items():
+        for i, entry in enumerate(entries):
+            assert entry["attempt_1"] != entry["attempt_2"]
+            assert entry["attempt_2"] == [list(row) for row in tasks[tid].test[i].input]
+    assert one.score == 1.0

@@ -169,3 +169,70 @@ def test_only_the_answer_span_logits_are_kept(model):
     got = answer_nlls(Spy(), items, score_token_budget=16384, device="cpu")
     assert shapes == [((2, 33), (2, 6))]
     assert got == pytest.approx([reference_nll(model, p, a) for p, a in items], abs=TOL)
+
+
+# -- each prompt prefilled once, every candidate teacher-forced from a copy of its cache
+
+
+def random_groups(seed: int, vocab: int, lengths: list[int], answers: int) -> tuple[list[list[int]], list[list[list[int]]]]:
+    rng = random.Random(seed)
+    prompts = [[rng.randrange(5, vocab) for _ in range(n)] for n in lengths]
+    groups = [[[rng.randrange(5, vocab) for _ in range(rng.randint(1, 14))] for _ in range(answers)] for _ in prompts]
+    return prompts, groups
+
+
+@pytest.mark.parametrize("shape", ["tiny", "24m"])
+def test_prefix_nlls_equal_each_item_alone(arc_tokenizer, shape):
+    """Prompts of three lengths (equal ones share a batch unpadded, the others are left-padded), answers of 1-14
+    tokens; at every budget (1: a prompt and an answer at a time) the numbers are each item's alone."""
+    from arc_kit.models.tiny import TinyModelConfig, build_tiny_model
+    from arc_kit.solve.rescoring import prefix_nlls
+
+    config = TinyModelConfig() if shape == "tiny" else TinyModelConfig(
+        hidden_size=512, intermediate_size=1536, num_hidden_layers=8, num_attention_heads=8, num_key_value_heads=2)
+    model = build_tiny_model(arc_tokenizer, config).eval()
+    prompts, groups = random_groups(4, len(arc_tokenizer), [40, 40, 52, 61], 5)
+    expected = [[reference_nll(model, p, a) for a in group] for p, group in zip(prompts, groups, strict=True)]
+    for budget in (1, 150, 1 << 20):
+        got = prefix_nlls(model, prompts, groups, score_token_budget=budget, device="cpu")
+        for row, want in zip(got, expected, strict=True):
+            assert row == pytest.approx(want, abs=TOL)
+
+
+def test_the_shared_prefix_runs_each_prompt_once(model, arc_tokenizer):
+    tokens: list[int] = []
+    handle = model.register_forward_pre_hook(lambda _m, _a, kw: tokens.append(kw["input_ids"].numel()),
+                                             with_kwargs=True)
+    views = scoring_views(TASK, 0, arc_tokenizer, count=4, seed=1, max_length=4096, colour_views=True)
+    try:
+        shared = candidate_nlls(model, arc_tokenizer, views, GRIDS, score_token_budget=16384, device="cpu")
+        shared_tokens, tokens[:] = sum(tokens), []
+        plain = candidate_nlls(model, arc_tokenizer, views, GRIDS, score_token_budget=16384, device="cpu",
+                               shared_prefix=False)
+    finally:
+        handle.remove()
+    for a, b in zip(shared, plain, strict=True):
+        assert a == pytest.approx(b, abs=TOL)
+    prompt_tokens = sum(len(v.prompt_ids) for v in views)
+    assert shared_tokens < prompt_tokens + len(GRIDS) * len(views) * 12 < sum(tokens)
+
+
+def test_a_forward_without_a_cache_is_scored_whole(model, arc_tokenizer, caplog):
+    class NoCache:
+        """A forward that takes no cache keyword at all: the prompt cannot be shared, every item runs whole."""
+
+        config = model.config
+
+        def forward(self, input_ids, attention_mask, position_ids, use_cache, logits_to_keep=0):
+            return model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                         use_cache=use_cache, logits_to_keep=logits_to_keep)
+
+        __call__ = forward
+
+    views = scoring_views(TASK, 0, arc_tokenizer, count=2, seed=1, max_length=4096, colour_views=True)
+    with caplog.at_level("WARNING"):
+        got = candidate_nlls(NoCache(), arc_tokenizer, views, GRIDS, score_token_budget=16384, device="cpu")
+    assert "without a shared prefix" in caplog.text
+    want = candidate_nlls(model, arc_tokenizer, views, GRIDS, score_token_budget=16384, device="cpu")
+    for a, b in zip(got, want, strict=True):
+        assert a == pytest.approx(b, abs=TOL)

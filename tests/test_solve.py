@@ -305,6 +305,42 @@ def test_an_unsloth_model_that_fails_the_probe_is_loaded_again_with_transformers
     assert "fails the decoding probe" in caplog.text and "patched forward broke" in caplog.text
 
 
+class SharedPositions:
+    """Stands in for Unsloth's left-padding bug (unslothai/unsloth#3699): the forward uses one position vector for
+    the whole batch (the longest row's) and drops the padding mask, so a left-padded row is decoded from the
+    wrong positions while attending to its padding. Each prompt alone decodes right; only batches go wrong."""
+
+    def __init__(self, model):  # noqa: ANN001
+        self.model, self.config, self.generation_config = model, model.config, model.generation_config
+
+    def forward(self, input_ids=None, attention_mask=None, position_ids=None, cache=None, **kwargs):  # noqa: ANN001, ANN003, ANN201
+        if position_ids is not None:
+            position_ids = position_ids.max(dim=0, keepdim=True).values.expand_as(position_ids)
+        return self.model(input_ids=input_ids, position_ids=position_ids, cache=cache, **kwargs)
+
+    __call__ = forward
+
+
+def test_an_unsloth_model_whose_padded_batch_differs_is_loaded_again_with_transformers(
+        loaded: LoadedModel, monkeypatch: pytest.MonkeyPatch, caplog):
+    import arc_kit.solve.solver as solver_module
+
+    broken = _as_unsloth(loaded, SharedPositions(loaded.model))
+    problem = solver_module.decode_problem(broken, SolverConfig(device="cpu"))
+    assert problem is not None and "#3699" in problem and "left-padded" in problem
+    asked: list[SolverConfig] = []
+
+    def fake_load(model_dir, config):  # noqa: ANN001
+        asked.append(config)
+        return broken if config.use_unsloth else loaded
+
+    monkeypatch.setattr(solver_module, "load_model", fake_load)
+    with caplog.at_level("WARNING"):
+        solver = solver_module.load_solver("weights", SolverConfig(device="cpu"))
+    assert [c.use_unsloth for c in asked] == [True, False] and solver.loaded is loaded
+    assert "fails the decoding probe" in caplog.text and "#3699" in caplog.text
+
+
 def test_an_unsloth_model_that_decodes_is_kept(loaded: LoadedModel, monkeypatch: pytest.MonkeyPatch, caplog):
     import arc_kit.solve.solver as solver_module
 
@@ -348,8 +384,8 @@ def test_the_search_prefills_in_the_configured_chunks(loaded: LoadedModel, monke
     from arc_kit.solve import dfs
 
     seen = []
-    real = dfs.dfs_candidates
-    monkeypatch.setattr(dfs, "dfs_candidates", lambda *a, **kw: seen.append(kw["prefill_chunk_tokens"]) or real(*a, **kw))
+    real = dfs.dfs_lockstep
+    monkeypatch.setattr(dfs, "dfs_lockstep", lambda *a, **kw: seen.append(kw["prefill_chunk_tokens"]) or real(*a, **kw))
     config = SolverConfig(mode="dfs", views=1, scoring_views=0, prefill_chunk_tokens=16)
     [result] = ArcSolver(loaded, config).solve([small_task(side=2)])
     assert result.error is None and seen == [16]

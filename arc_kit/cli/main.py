@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from arc_kit.cli import data, demo, dry_run, formats, kaggle, train
+from arc_kit.cli import data, demo, dry_run, formats, kaggle, reselect, train
 from arc_kit.cli.flags import Parser, challenges_file, input_errors, solutions_file
 from arc_kit.errors import Terminated
 
@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
     _add_foundation_commands(sub)
-    for area in (train, dry_run, formats, kaggle, data, demo):
+    for area in (train, dry_run, formats, reselect, kaggle, data, demo):
         area.add_commands(sub)
     return parser
 

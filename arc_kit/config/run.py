@@ -40,6 +40,11 @@ class RunSettings(Settings):
     quick_first: bool = setting(True, help=(
         "phase 1: plain greedy over every task first, so each holds a real answer early; phase 2: the full "
         "solver task by task, each result replacing the quick one (skipped when the solver is plain greedy)"))
+    spare_time: bool = setting(True, help=(
+        "phase 3: once every task holds its full-solver answer, spend the time left revisiting the least "
+        "confident tasks first (smallest selection margin) with solver.spare_views more views at "
+        "solver.spare_min_probability; a revisit's candidates are pooled with the first search's, and the answer "
+        "changes only where the pool ranks another grid higher"))
 
     @property
     def margin(self) -> float:
@@ -73,6 +78,18 @@ LOSS_ON_HELP = ("answer: learn the test output only; all_outputs: every output g
 
 
 @dataclass
+class SelectionSettings(Settings):
+    """The selection formulas' weights (``arc_kit/solve/selection.py``). ``arc-kit select`` takes them as flags
+    to re-rank a run's candidates without decoding again; the run itself reads them from ``[solver.selection]``."""
+
+    vote_weight: float = setting(1.0, help=(
+        "nvarc: what one more generation of a grid is worth against its mean re-scoring NLL, in nats"), ge=0)
+    architects_offset: float = setting(3.0, help=(
+        "architects: a view counts for a grid when its NLL is below this (log p above -offset), against it "
+        "above"), ge=0)
+
+
+@dataclass
 class SolverConfig(Settings):
     """How to load the model, find candidates and choose two attempts; one setting each, kernel and dry run alike.
 
@@ -94,6 +111,13 @@ class SolverConfig(Settings):
     scoring_views: int = setting(8, help=(
         "re-score every distinct candidate under this many augmented views (0: no re-scoring, vote)"), ge=0)
     formula: Formula = setting("nvarc", help="how candidates are ranked (arc_kit/solve/selection.py)")
+    selection: SelectionSettings = setting(help="the formulas' weights", factory=SelectionSettings)
+    spare_views: int = setting(8, help=(
+        "spare-time phase: views a revisited test input gets, new ones (drawn after the first search's), "
+        "pooled with the first search's candidates"), ge=1)
+    spare_min_probability: float = setting(0.03, help=(
+        "spare-time phase: dfs threshold of a revisit (below min_probability: more candidates per view)"),
+        gt=0.0, le=1.0)
     max_length: int = setting(8192, help="context for prompt + answer; capped by the model's "
                                          "max_position_embeddings", ge=1)
     batch_size: int = setting(8, help="greedy: most prompts decoded together", ge=1)

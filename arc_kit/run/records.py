@@ -24,6 +24,15 @@ class InputRecord:
     decode_seconds: float = 0.0
     score_seconds: float = 0.0
     top: list[dict[str, Any]] = field(default_factory=list)  # the best few: grid text, score, count
+    landed: bool = False  # this input's answer in the file came from this record's pool
+    formula: str = "vote"  # what ranked the pool (vote when it was not re-scored)
+    margin: float | None = None  # the chosen grids' lead in score over the best other (None: no other)
+    scoring_views: list[str] = field(default_factory=list)  # view keys, in the order of each scoring_nlls
+    # Every distinct candidate, best first, with the evidence ``arc-kit select`` re-ranks: grid, generation NLLs
+    # by view key, scoring NLLs (full precision: a re-ranking must reproduce the run's bit for bit).
+    pool: list[dict[str, Any]] = field(default_factory=list)
+    attempt_2_source: str | None = None  # ranked (the pool's second grid), phase1, test_input or placeholder
+    second_choices: list[dict[str, Any]] = field(default_factory=list)  # attempt 2's fallbacks: source, grid
 
     @classmethod
     def of(cls, result: Any, truth: Any = None, keep: int = 3) -> InputRecord:
@@ -31,9 +40,12 @@ class InputRecord:
         from arc_kit.core.tasks import grid_to_json, to_grid
 
         record = cls(len(result.candidates), result.rescored, decode_seconds=round(result.decode_seconds, 3),
-                     score_seconds=round(result.score_seconds, 3))
+                     score_seconds=round(result.score_seconds, 3), formula=result.formula,
+                     margin=result.margin, scoring_views=list(result.scoring_views))
         record.top = [{"grid": grid_to_json(c.grid), "score": round(c.score, 4), "count": c.count}
                       for c in result.candidates[:keep]]
+        record.pool = [{"grid": grid_to_json(c.grid), "views": c.views, "scoring_nlls": c.scoring_nlls}
+                       for c in result.candidates]
         try:
             right = to_grid(truth, "solution") if truth is not None else None
         except TaskFileError:
@@ -60,6 +72,8 @@ class TaskRecord:
     phase1_seconds: float | None = None  # the quick greedy pass, when the run had two phases
     phase1_correct: list[bool] | None = None  # right after the quick pass (given solutions)
     ttt: dict[str, Any] | None = None  # test-time training: steps, first and last loss, seconds
+    confidence: float | None = None  # the smallest margin over its test inputs; None: no input has competitors
+    spare: dict[str, Any] | None = None  # the spare-time revisit: seconds, views, changed, landed
 
 
 @dataclass
@@ -91,6 +105,9 @@ class RunReport:
     score: float | None = None  # ARC Prize metric (mean over tasks), when solutions were given
     score_per_output: float | None = None  # mean over test outputs
     correct_outputs: int | None = None
+    selection: dict[str, Any] = field(default_factory=dict)  # the formula and its weights that ranked the pools
+    spare_revisits: int = 0  # tasks revisited in the spare-time phase (results that landed)
+    spare_changed: int = 0  # of those, tasks whose answer changed
 
     @property
     def ok(self) -> bool:

@@ -17,13 +17,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from arc_kit.config.run import RunSettings, SolverConfig, TTTConfig
 from arc_kit.core.submission import Submission, entry_counts, read_raw_tasks, validate_submission
-from arc_kit.core.tasks import TaskFileError, TaskSet, parse_tasks, read_json
+from arc_kit.core.tasks import TaskFileError, TaskSet, grid_to_json, parse_tasks, read_json
 from arc_kit.errors import Terminated
 from arc_kit.run.records import InputRecord, RunReport, TaskRecord
 from arc_kit.run.schedule import Schedule
@@ -123,24 +123,31 @@ def run_submission(config: RunConfig, solver_factory: SolverFactory | None = Non
     attempted: set[str] = set()
     failed: dict[str, str] = {}  # attempted tasks whose last result is an error
 
+    tasks_by_id = {t.task_id: t for t in ordered}
+    phase1: dict[str, list[tuple[Any, Any]]] = {}  # the quick pass's attempts: attempt 2's first fallback
+    report.selection = {"formula": config.solver.formula, **asdict(config.solver.selection)}
+
     def land(result: TaskResult, phase: str) -> None:
         """Write a result into the file at once (atomically); a full result replaces the quick pass's answer only
-        for the test inputs it answered."""
+        for the test inputs it answered, a spare-time revisit only when it finished (its pool then holds the
+        first search's candidates too)."""
         truths = solutions.get(result.task_id) or []
+        task = tasks_by_id.get(result.task_id)
+        previous = report.per_task.get(result.task_id)
+        if phase == "spare" and (result.error or result.timed_out or task is None):
+            if previous is not None:
+                previous.spare = {"landed": False, "seconds": round(result.seconds, 3),
+                                  "why": result.error or "cut by its cap or the deadline"}
+            return
+        filled = _with_second_attempts(result, task, phase1.get(result.task_id), phase)
+        before = [dict(entry) for entry in submission.entries.get(result.task_id, [])]
         if phase == "quick":
             record = report.per_task.setdefault(result.task_id, TaskRecord())
             record.phase1_seconds = round(result.seconds, 3)
             record.phase1_correct = _correct(result.attempts, truths) if truths else None
+            phase1[result.task_id] = list(result.attempts)
         else:
-            record = TaskRecord(result.seconds, result.tokens, result.answered, result.pairs_dropped,
-                                result.unparsed, result.timed_out, result.error)
-            previous = report.per_task.get(result.task_id)
-            if previous is not None:
-                record.phase1_seconds, record.phase1_correct = previous.phase1_seconds, previous.phase1_correct
-            record.inputs = [InputRecord.of(r, truths[i] if i < len(truths) else None)
-                             for i, r in enumerate(result.inputs)]
-            record.ttt = result.ttt
-            report.per_task[result.task_id] = record
+            record = report.per_task[result.task_id] = _solver_record(result, previous, truths, filled, phase)
         if result.task_id not in attempted:
             attempted.add(result.task_id)
             report.attempted_ids.append(result.task_id)
@@ -150,8 +157,16 @@ def run_submission(config: RunConfig, solver_factory: SolverFactory | None = Non
             failed[result.task_id] = result.error
         else:
             failed.pop(result.task_id, None)
-        for i, (a1, a2) in enumerate(result.attempts):  # a cut test input comes back as (None, None): kept as is
+        for i, (a1, a2, _source, _fallbacks) in enumerate(filled):  # a cut input comes back (None, None): kept
             submission.set_attempts(result.task_id, i, a1, a2)
+        if phase == "spare" and record.spare is not None:
+            record.spare["changed"] = submission.entries.get(result.task_id) != before
+            report.spare_revisits += 1
+            report.spare_changed += record.spare["changed"]
+        if phase == "full":
+            eligible = not result.error and not result.timed_out and task is not None
+            schedule.landed("full", task if eligible else None, _key(result) if eligible else None,
+                            result.seconds, result.inputs)
         file.write()
 
     bar = PhaseBars(schedule.phase_tasks, schedule.two_phases, config.progress)
@@ -266,6 +281,62 @@ def _no_valid_task(path: Path, errors: dict[str, str], show: int = 3) -> str:
             f"first problems: {first}")
 
 
+def _solver_record(result: TaskResult, previous: TaskRecord | None, truths: list[Any],
+                   filled: list[tuple[Any, Any, str | None, list[tuple[str, Any]]]], phase: str) -> TaskRecord:
+    """The report's record of a full or spare-time result: its inputs' candidate pools, where each attempt 2 came
+    from, the task's confidence; the quick pass's fields carried over, and for a revisit the confidence before."""
+    record = TaskRecord(result.seconds, result.tokens, result.answered, result.pairs_dropped, result.unparsed,
+                        result.timed_out, result.error)
+    if previous is not None:
+        record.phase1_seconds, record.phase1_correct = previous.phase1_seconds, previous.phase1_correct
+    record.inputs = [InputRecord.of(r, truths[i] if i < len(truths) else None) for i, r in enumerate(result.inputs)]
+    for i, (a1, _a2, source, fallbacks) in enumerate(filled[: len(record.inputs)]):
+        record.inputs[i].landed = a1 is not None
+        record.inputs[i].attempt_2_source = source
+        record.inputs[i].second_choices = [{"source": s, "grid": grid_to_json(g)} for s, g in fallbacks]
+    record.ttt = result.ttt
+    record.confidence = _confidence(result)
+    if phase == "spare" and previous is not None:
+        record.seconds = previous.seconds  # the full solve's; the revisit's own go into ``spare``
+        record.spare = {"landed": True, "seconds": round(result.seconds, 3), "changed": False,
+                        "confidence_before": previous.confidence}
+    return record
+
+
+def _with_second_attempts(result: TaskResult, task: Any, phase1: list[tuple[Any, Any]] | None,
+                          phase: str) -> list[tuple[Any, Any, str | None, list[tuple[str, Any]]]]:
+    """Per test input: (attempt 1, attempt 2, where attempt 2 came from, the fallbacks it was chosen from). When
+    the pool held one grid, attempt 2 is the first fallback that differs (``selection.second_attempt``): phase 1's
+    answer (a full or spare result), the test input itself, the placeholder."""
+    from arc_kit.core.submission import PLACEHOLDER
+    from arc_kit.solve.selection import second_attempt
+
+    out = []
+    for i, (a1, a2) in enumerate(result.attempts):
+        fallbacks: list[tuple[str, Any]] = []
+        if phase != "quick" and phase1 is not None and i < len(phase1) and phase1[i][0] is not None:
+            fallbacks.append(("phase1", phase1[i][0]))
+        if task is not None and i < len(task.test):
+            fallbacks.append(("test_input", task.test[i].input))
+        fallbacks.append(("placeholder", PLACEHOLDER))
+        second, source = second_attempt(a1, a2, fallbacks)
+        out.append((a1, second, source, fallbacks))
+    return out
+
+
+def _confidence(result: TaskResult) -> float | None:
+    """The smallest selection margin over the task's test inputs (None when no input has a competing grid)."""
+    margins = [r.margin for r in result.inputs if r.margin is not None]
+    return round(min(margins), 6) if margins else None
+
+
+def _key(result: TaskResult) -> float:
+    """The revisit order's key: ``selection.confidence_key`` over the task's test inputs."""
+    from arc_kit.solve.selection import confidence_key
+
+    return confidence_key([r.margin for r in result.inputs], [len(r.candidates) for r in result.inputs])
+
+
 def _correct(attempts: list[tuple[Any, Any]], truths: list[Any]) -> list[bool]:
     from arc_kit.core.tasks import grid_to_json
 
@@ -376,7 +447,7 @@ class PhaseBars:
     """One tqdm bar per phase, each counting that phase's tasks once: "phase 1, greedy: 5/5" then
     "phase 2, full solver: 3/5", not one bar counting both phases as if there were twice the tasks."""
 
-    NAMES = {"quick": "phase 1, greedy", "full": "phase 2, full solver"}
+    NAMES = {"quick": "phase 1, greedy", "full": "phase 2, full solver", "spare": "phase 3, spare time"}
 
     def __init__(self, totals: dict[str, int], two_phases: bool, enabled: bool):
         self.totals, self.two_phases, self.enabled = totals, two_phases, enabled

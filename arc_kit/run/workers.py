@@ -50,8 +50,11 @@ def run_in_process(config: RunConfig, factory: SolverFactory, schedule: Schedule
         if now >= deadline:
             report.deadline_hit = True
             break
-        for result in solve_group(solver, work.tasks, min(deadline, now + work.cap_seconds), work.phase):
+        results = solve_group(solver, work.tasks, min(deadline, now + work.cap_seconds), work.phase, work.priors)
+        for result in results:
             land(result, work.phase)
+        for _ in range(len(work.tasks) - len(results)):  # a task that came back without a result
+            schedule.landed(work.phase, None)
         bar.update(work.phase, len(work.tasks))
     tokens, seconds = _decode_stats(solver)
     report.generated_tokens += tokens
@@ -63,16 +66,24 @@ def _decode_stats(solver: Any) -> tuple[int, float]:
     return (decoder.stats.tokens, decoder.stats.seconds) if decoder is not None else (0, 0.0)
 
 
-def solve_group(solver: Any, group: list[Task], stop_at: float, phase: str = "full") -> list[TaskResult]:
+def solve_group(solver: Any, group: list[Task], stop_at: float, phase: str = "full",
+                priors: dict[str, Any] | None = None) -> list[TaskResult]:
     """A solver that raises costs its group nothing more than the failing task: retry one by one.
 
-    ``phase`` "quick" calls the solver's ``quick`` pass when it has one (a stand-in solver may not)."""
-    method = getattr(solver, "quick", solver.solve) if phase == "quick" else solver.solve
+    ``phase`` "quick" calls the solver's ``quick`` pass when it has one (a stand-in solver may not); "spare" its
+    ``revisit`` with ``priors`` (a solver without one revisits nothing)."""
+    if phase == "spare":
+        if not hasattr(solver, "revisit"):
+            return []
+        def method(tasks: list[Task], stop: float) -> list[TaskResult]:
+            return solver.revisit(tasks, stop, priors or {})
+    else:
+        method = getattr(solver, "quick", solver.solve) if phase == "quick" else solver.solve
     try:
         return list(method(group, stop_at))
     except Exception as e:
         if len(group) > 1:
-            return [r for task in group for r in solve_group(solver, [task], stop_at, phase)]
+            return [r for task in group for r in solve_group(solver, [task], stop_at, phase, priors)]
         log.error("task %s failed: %s: %s", group[0].task_id, type(e).__name__, e)
         return [TaskResult(group[0].task_id, error=f"{type(e).__name__}: {e}")]
 
@@ -126,8 +137,8 @@ def _worker_main(env: dict[str, str], config: RunConfig, factory: SolverFactory,
         if now >= deadline:
             results_out.put(("skipped", worker_id, (work.phase, [t.task_id for t in work.tasks])))
             continue
-        results = solve_group(solver, work.tasks, min(deadline, now + work.cap_seconds), work.phase)
-        results_out.put(("results", worker_id, (work.phase, results)))
+        results = solve_group(solver, work.tasks, min(deadline, now + work.cap_seconds), work.phase, work.priors)
+        results_out.put(("results", worker_id, (work.phase, [t.task_id for t in work.tasks], results)))
     results_out.put(("done", worker_id, _decode_stats(solver)))
 
 
@@ -219,14 +230,16 @@ class _Pool:
             worker.ready = True
             self.load_seconds.append(time.time() - worker.started)
         elif kind in ("results", "skipped"):
-            phase, done = payload
+            phase, task_ids, results = payload if kind == "results" else (*payload, [])
             if worker.held:
                 worker.held.popleft()
             if kind == "skipped":
                 self.report.deadline_hit = True
-            for result in done if kind == "results" else []:
+            for result in results:
                 self.land(result, phase)
-            self.bar.update(phase, len(done))
+            for _ in range(len(task_ids) - len(results)):  # a task that came back without a result
+                self.schedule.landed(phase, None)
+            self.bar.update(phase, len(task_ids))
             self.feed()
         elif kind == "load_error":
             self.load_errors.append(payload)
@@ -275,8 +288,10 @@ class _Pool:
             if on.phase == "full":
                 what += f" while solving task {task_id}, which keeps what the file holds for it"
                 self.land(TaskResult(task_id, error=f"{what}; not tried again"), on.phase)
-            else:
+            elif on.phase == "quick":
                 what += f" on task {task_id}'s quick pass (the full solver will try it)"
+            else:
+                what += f" revisiting task {task_id} in spare time (it keeps its full answer)"
             self.bar.update(on.phase, 1)
         back = sum(len(w.tasks) for w in held)
         what += f"; {back} task{'' if back == 1 else 's'} it held go{'es' if back == 1 else ''} back to the queue"

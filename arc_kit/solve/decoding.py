@@ -58,6 +58,26 @@ class DecodeStats:
         return self.tokens / self.seconds if self.seconds else 0.0
 
 
+def length_batches(sizes: Sequence[tuple[int, int]], *, batch_size: int, batch_tokens: int) -> list[list[int]]:
+    """Indices of ``sizes`` ((prompt tokens, answer room) each), shortest prompt first, cut into batches of at most
+    ``batch_size`` rows and ``batch_tokens`` tokens (rows x (widest prompt + largest answer room)); a lone longer
+    one runs alone. Sorting by length puts equal prompts side by side, so a batch of them needs no padding."""
+    order = sorted(range(len(sizes)), key=lambda i: (sizes[i][0], i))
+    batches: list[list[int]] = []
+    current: list[int] = []
+    room = 0
+    for i in order:
+        need = sizes[i][0] + sizes[i][1]
+        if current and (len(current) == max(1, batch_size) or (len(current) + 1) * max(room, need) > batch_tokens):
+            batches.append(current)
+            current, room = [], 0
+        current.append(i)
+        room = max(room, need)
+    if current:
+        batches.append(current)
+    return batches
+
+
 class GreedyDecoder:
     """Greedy decoding with the KV cache, prompts grouped by length, left padding, per-row bounds and end tokens.
 
@@ -78,6 +98,16 @@ class GreedyDecoder:
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.end_ids[0]
         self.kv_cache = kv_cache  # "inplace" or "dynamic"; becomes "dynamic" if the model refuses "inplace"
         self.stats = DecodeStats()
+        self._cache_keyword: str | None = None
+
+    @property
+    def cache_keyword(self) -> str:
+        """The forward's name for the KV cache (``arc_kit.solve.kv_cache.cache_keyword``), read once."""
+        if self._cache_keyword is None:
+            from arc_kit.solve.kv_cache import cache_keyword
+
+            self._cache_keyword = cache_keyword(self.model)
+        return self._cache_keyword
 
     @classmethod
     def for_config(cls, model: Any, tokenizer: Any, device: str, config: SolverConfig) -> GreedyDecoder:
@@ -116,22 +146,8 @@ class GreedyDecoder:
             return [*self._decode_split_on_oom(batch[:half], stop_at), *self._decode_split_on_oom(batch[half:], stop_at)]
 
     def _batches(self, requests: Sequence[DecodeRequest]) -> list[list[int]]:
-        """Request indices, shortest prompt first, cut into batches of at most ``batch_size`` rows and
-        ``batch_tokens`` tokens (rows x (widest prompt + largest answer room)); a lone longer request runs alone."""
-        order = sorted(range(len(requests)), key=lambda i: (len(requests[i].prompt_ids), i))
-        batches: list[list[int]] = []
-        current: list[int] = []
-        room = 0
-        for i in order:
-            need = len(requests[i].prompt_ids) + requests[i].max_new_tokens
-            if current and (len(current) == self.batch_size or (len(current) + 1) * max(room, need) > self.batch_tokens):
-                batches.append(current)
-                current, room = [], 0
-            current.append(i)
-            room = max(room, need)
-        if current:
-            batches.append(current)
-        return batches
+        return length_batches([(len(r.prompt_ids), r.max_new_tokens) for r in requests], batch_size=self.batch_size,
+                              batch_tokens=self.batch_tokens)
 
     def _can_start(self, prefill_tokens: int, stop_at: float) -> bool:
         """Start no batch whose prefill, estimated from the speed measured so far, would cross ``stop_at``: a long
@@ -154,7 +170,7 @@ class GreedyDecoder:
             if start and stop_at is not None and time.time() >= stop_at:
                 return None
             logits = self.model(input_ids=ids[:, start:end], attention_mask=mask[:, :end],
-                                position_ids=positions[:, start:end], past_key_values=cache, use_cache=True,
+                                position_ids=positions[:, start:end], use_cache=True, **{self.cache_keyword: cache},
                                 logits_to_keep=1).logits
         self.stats.prefill_tokens += ids.numel()
         self.stats.prefill_seconds += time.time() - began
@@ -239,7 +255,7 @@ class GreedyDecoder:
                 positions = positions[:, -1:] + 1
                 next_ids = torch.tensor(step, dtype=torch.long, device=full_mask.device)[:, None]
                 logits = self.model(input_ids=next_ids, attention_mask=mask, position_ids=positions,
-                                    past_key_values=cache, use_cache=True).logits
+                                    use_cache=True, **{self.cache_keyword: cache}).logits
         self.stats.seconds += time.time() - began
         self.stats.tokens += sum(len(t) for t in tokens)
         return [

@@ -23,6 +23,11 @@ point instead of recomputed.
 With ``p > 0.5`` at most one token per step can stay under the bound, so the search is exactly the greedy
 completion (when it is at least ``p`` likely) or nothing.
 
+``dfs_lockstep`` searches several prompts (the views of a test input) as one batch: one forward pass a step for
+every row still searching, each row with its own stack and its own depth in the cache. ``dfs_candidates`` searches
+one prompt; it is the reference the lock-step search must match, and the fallback for a model whose cache cannot
+be written per row.
+
 torch and transformers are imported inside functions: the runner imports solver modules in worker processes only
 after it has set ``CUDA_VISIBLE_DEVICES``.
 """
@@ -73,10 +78,12 @@ def dfs_candidates(
     device: str,
     prefill_chunk_tokens: int,
     kv_cache: str,
+    keep_greedy: bool = False,
     stop_at: float | None = None,
     _recompute: bool = False,
 ) -> DfsResult:
-    """Every completion of ``prompt_ids`` at least ``min_probability`` likely that ends in one of ``end_ids``.
+    """Every completion of ``prompt_ids`` at least ``min_probability`` likely that ends in one of ``end_ids``,
+    searched alone (``dfs_lockstep`` searches several prompts at once and finds the same).
 
     A completion is ``expand_ids`` tokens followed by one end token, at most ``max_new_tokens`` tokens in all (end
     token included); one that reaches the bound without an end token is not a candidate. The search stops at
@@ -84,70 +91,133 @@ def dfs_candidates(
     soon as ``time.time() >= stop_at`` (checked before every forward pass); it returns what it found, never
     raises for the deadline.
 
+    ``keep_greedy``: the greedy completion (the most likely allowed token at every step) is followed to its end
+    token whatever its probability and is a candidate even below ``min_probability``: the search then replaces
+    greedy decoding instead of running beside it (the greedy path is the first branch it explores anyway).
     ``prefill_chunk_tokens``: the prompt is prefilled this many tokens at a time (the deadline is checked between chunks).
     ``kv_cache``: ``"inplace"`` or ``"dynamic"`` (``arc_kit.solve.kv_cache``); a model that refuses the in-place
     cache at the prefill is searched with ``DynamicCache``.
     ``_recompute`` is for tests: each step runs the whole prompt + prefix again instead of using the cache, the
     reference the cached search must match.
     """
-    if not 0.0 < min_probability <= 1.0:
-        raise ValueError(f"min_probability must be in (0, 1], got {min_probability}")
+    row = _RowSearch.checked(min_probability, expand_ids, end_ids, max_new_tokens, max_candidates_per_view,
+                             keep_greedy)
     if not prompt_ids:
         raise ValueError("prompt_ids is empty: there is nothing to condition on")
-    bound = -math.log(min_probability) + NLL_TOLERANCE
-    ends = frozenset(int(t) for t in end_ids)
-    allowed = sorted(ends | {int(t) for t in expand_ids})  # a token in both lists ends the answer
-    if max_new_tokens < 1 or max_candidates_per_view < 1 or not ends:
+    if row is None:
         return DfsResult([], False, 0)
 
     import torch
 
-    search = _Search(model, [int(t) for t in prompt_ids], allowed, device, stop_at, max(1, prefill_chunk_tokens), _recompute,
-                     kv_cache, len(prompt_ids) + max_new_tokens)
-    found: list[Candidate] = []
-
+    search = _Search(model, [int(t) for t in prompt_ids], row.allowed, device, stop_at, max(1, prefill_chunk_tokens),
+                     _recompute, kv_cache, len(prompt_ids) + max_new_tokens)
     with torch.inference_mode():
         logprobs = search.prefill()
         if logprobs is None:
             return DfsResult([], True, search.forward_passes)
-        # A frame is a node still being explored: its prefix, and its children under the bound, most likely first.
-        # An explicit stack rather than recursion: answers run to 930 tokens, past Python's recursion limit.
-        stack: list[tuple[tuple[int, ...], list[tuple[float, int]]]] = [((), search.children(0.0, logprobs, bound))]
-        while stack:
-            prefix, children = stack[-1]
-            if not children:
-                stack.pop()
-                continue
-            nll, token = children.pop(0)
-            path = (*prefix, token)
-            if token in ends:
-                found.append(Candidate(path, nll))
-                if len(found) >= max_candidates_per_view:
-                    break
-                continue
-            if len(path) >= max_new_tokens:  # no room left for an end token: not a candidate
-                continue
+        row.start(logprobs)
+        while (path := row.next_path()) is not None:
             logprobs = search.step(path)
             if logprobs is None:
-                return DfsResult(_sorted(found), True, search.forward_passes)
-            stack.append((path, search.children(nll, logprobs, bound)))
-    return DfsResult(_sorted(found), False, search.forward_passes)
+                return row.result(True, search.forward_passes)
+            row.feed(logprobs)
+    return row.result(False, search.forward_passes)
 
 
-def _sorted(found: list[Candidate]) -> list[Candidate]:
-    return sorted(found, key=lambda c: (c.nll, c.token_ids))
+class _RowSearch:
+    """One prompt's search, apart from the model: the explicit stack, the bound, the candidates found.
+
+    The model side asks ``next_path()`` for the next prefix it must run (None when the search is over) and hands
+    the log-probabilities after it to ``feed``; the sequential search and the lock-step one drive the same object,
+    so they explore the same nodes in the same order.
+
+    A frame is a node still being explored: its prefix, its children under the bound (most likely first), and
+    whether it lies on the greedy path (``keep_greedy``). An explicit stack rather than recursion: answers run to
+    930 tokens, past Python's recursion limit.
+    """
+
+    def __init__(self, bound: float, allowed: list[int], ends: frozenset[int], max_new_tokens: int, cap: int,
+                 keep_greedy: bool):
+        self.bound, self.allowed, self.ends = bound, allowed, ends
+        self.max_new_tokens, self.cap, self.keep_greedy = max_new_tokens, cap, keep_greedy
+        self.stack: list[list[Any]] = []  # [prefix, children, on the greedy path and not yet popped]
+        self.found: list[Candidate] = []
+        self.pending: tuple[tuple[int, ...], float, bool] | None = None
+        self.passes = 0  # forward passes this prompt needed, its prefill included
+
+    @classmethod
+    def checked(cls, min_probability: float, expand_ids: Sequence[int], end_ids: Sequence[int], max_new_tokens: int,
+                cap: int, keep_greedy: bool) -> _RowSearch | None:
+        """A search, or None when there is nothing to search (no room, no end token, no candidate allowed)."""
+        if not 0.0 < min_probability <= 1.0:
+            raise ValueError(f"min_probability must be in (0, 1], got {min_probability}")
+        ends = frozenset(int(t) for t in end_ids)
+        allowed = sorted(ends | {int(t) for t in expand_ids})  # a token in both lists ends the answer
+        if max_new_tokens < 1 or cap < 1 or not ends:
+            return None
+        return cls(-math.log(min_probability) + NLL_TOLERANCE, allowed, ends, max_new_tokens, cap, keep_greedy)
+
+    def start(self, logprobs: list[float]) -> None:
+        """The root's children, from the log-probabilities after the prompt."""
+        self.passes += 1
+        self.stack = [[(), self._children(0.0, logprobs, self.keep_greedy), self.keep_greedy]]
+
+    def next_path(self) -> tuple[int, ...] | None:
+        """Walk the stack to the next prefix that needs a forward pass, emitting the candidates met on the way;
+        None when the search is over (every branch explored, or the candidate cap reached)."""
+        while self.stack:
+            frame = self.stack[-1]
+            prefix, children, greedy = frame
+            if not children:
+                self.stack.pop()
+                continue
+            nll, token = children.pop(0)
+            frame[2] = False  # only the first child popped continues the greedy path
+            path = (*prefix, token)
+            if token in self.ends:
+                self.found.append(Candidate(path, nll))
+                if len(self.found) >= self.cap:
+                    self.stack.clear()
+                    return None
+                continue
+            if len(path) >= self.max_new_tokens:  # no room left for an end token: not a candidate
+                continue
+            self.pending = (path, nll, greedy)
+            return path
+        return None
+
+    def feed(self, logprobs: list[float]) -> None:
+        """The log-probabilities after the path ``next_path`` returned: push its children."""
+        path, nll, greedy = self.pending
+        self.passes += 1
+        self.stack.append([path, self._children(nll, logprobs, greedy), greedy])
+
+    def _children(self, nll: float, logprobs: list[float], greedy: bool) -> list[tuple[float, int]]:
+        """(accumulated NLL, token) of every allowed child still under the bound, most likely first; on the greedy
+        path the most likely child is kept even above it."""
+        kids = sorted((nll - lp, t) for t, lp in zip(self.allowed, logprobs, strict=True))
+        under = [k for k in kids if k[0] <= self.bound]
+        if greedy and kids and not under:
+            return kids[:1]
+        return under
+
+    def result(self, timed_out: bool, forward_passes: int | None = None) -> DfsResult:
+        found = sorted(self.found, key=lambda c: (c.nll, c.token_ids))
+        return DfsResult(found, timed_out, self.passes if forward_passes is None else forward_passes)
 
 
 class _Search:
-    """The model side of the search: the cache, the forward passes, the deadline and the pass count."""
+    """The model side of the sequential search: the cache, the forward passes, the deadline and the pass count."""
 
     def __init__(self, model: Any, prompt: list[int], allowed: list[int], device: str, stop_at: float | None,
                  prefill_chunk: int, recompute: bool, kv_cache: str, capacity: int):
         import torch
 
+        from arc_kit.solve.kv_cache import cache_keyword
+
         self.model = model
+        self.cache_keyword = cache_keyword(model)
         self.prompt = prompt
-        self.allowed = allowed
         self.allowed_index = torch.tensor(allowed, dtype=torch.long, device=device)
         self.device = device
         self.stop_at = stop_at
@@ -195,8 +265,8 @@ class _Search:
                 return None
             chunk = ids[:, start : start + self.prefill_chunk]
             positions = torch.arange(start, start + chunk.shape[1], device=self.device)[None]
-            logits = self.model(input_ids=chunk, position_ids=positions, past_key_values=self.cache,
-                                use_cache=True, logits_to_keep=1).logits
+            logits = self.model(input_ids=chunk, position_ids=positions, use_cache=True, logits_to_keep=1,
+                                **{self.cache_keyword: self.cache}).logits
         if kind == "inplace":
             check_filled(self.cache, ids.shape[1])
         if not getattr(self.cache, "is_croppable", True):
@@ -228,12 +298,210 @@ class _Search:
             self.cache.crop(-extra)
         ids = torch.tensor([[path[-1]]], dtype=torch.long, device=self.device)
         positions = torch.tensor([[keep]], dtype=torch.long, device=self.device)
-        logits = self.model(input_ids=ids, position_ids=positions, past_key_values=self.cache,
-                            use_cache=True).logits
+        logits = self.model(input_ids=ids, position_ids=positions, use_cache=True,
+                            **{self.cache_keyword: self.cache}).logits
         return self._logprobs(logits)
 
-    def children(self, nll: float, logprobs: list[float], bound: float) -> list[tuple[float, int]]:
-        """(accumulated NLL, token) of every allowed child still under the bound, most likely first."""
-        kids = [(nll - lp, t) for t, lp in zip(self.allowed, logprobs, strict=True) if nll - lp <= bound]
-        kids.sort()
-        return kids
+
+# ---------------------------------------------------------------------------------------------------------------
+# Lock-step: several prompts searched as one batch
+
+
+@dataclass
+class LockstepResult:
+    results: list[DfsResult]  # one per prompt, in the order given; each as the prompt's search alone would give
+    forward_passes: int  # batched model calls (a batch's prefill counts once), the cost a GPU pays
+    batches: int  # how many batches the prompts were searched in
+    kv_cache: str  # the cache it ran with: "inplace" (lock-step), or "dynamic" when the model refused it
+
+
+def dfs_lockstep(
+    model: Any,
+    prompts: Sequence[Sequence[int]],
+    *,
+    max_new_tokens: Sequence[int],
+    min_probability: float,
+    expand_ids: Sequence[int],
+    end_ids: Sequence[int],
+    max_candidates_per_view: int,
+    device: str,
+    prefill_chunk_tokens: int,
+    batch_size: int,
+    batch_tokens: int,
+    kv_cache: str,
+    keep_greedy: bool = False,
+    stop_at: float | None = None,
+) -> LockstepResult:
+    """``dfs_candidates`` for every prompt (its own ``max_new_tokens``), the prompts searched together.
+
+    Why: a search step feeds one token, and a decoding step reads every weight once whatever the batch, so on
+    a GPU eight rows cost about what one does. Searched one after another the 8 views of a test input pay for
+    every step eight times; in lock-step a batch pays once per step for the row that needs the most steps.
+
+    How: prompts are packed as the greedy decoder packs them (``length_batches``: sorted by length, so views of
+    equal length, which colour permutations and same-shape rotations give, share a batch without padding; the
+    rest are left-padded). Each row keeps its own stack (``_RowSearch``); every step each row still searching
+    feeds the next token of its own branch, written at its own depth of the in-place KV cache
+    (``prepare_rowwise_step``: a per-row crop), and a 2-D attention mask hides, per row, the padding before its
+    prompt and whatever lies past its depth. A row leaves the batch when its search ends. Each row explores the
+    same nodes in the same order as alone, so the candidates and NLLs are the sequential search's (up to the
+    float rounding of batched kernels) and each result's ``forward_passes`` counts the passes it needed alone.
+
+    The lock-step search needs the in-place cache: with ``kv_cache = "dynamic"``, or a model that refuses the
+    in-place cache or has a layer that cannot be cropped per row, each prompt is searched alone. Out of GPU
+    memory, a batch is split in half and searched again.
+    """
+    from arc_kit.solve.decoding import length_batches
+    from arc_kit.solve.kv_cache import CacheRejected
+
+    if len(max_new_tokens) != len(prompts):
+        raise ValueError(f"{len(prompts)} prompts but {len(max_new_tokens)} answer bounds")
+    if any(len(p) == 0 for p in prompts):
+        raise ValueError("a prompt is empty: there is nothing to condition on")
+    out = LockstepResult([DfsResult([], False, 0) for _ in prompts], 0, 0, kv_cache)
+    if _RowSearch.checked(min_probability, expand_ids, end_ids, 1, max_candidates_per_view, keep_greedy) is None:
+        return out  # no end token or no candidate wanted: nothing to search
+    search = dict(min_probability=min_probability, expand_ids=expand_ids, end_ids=end_ids,
+                  max_candidates_per_view=max_candidates_per_view, device=device,
+                  prefill_chunk_tokens=prefill_chunk_tokens, keep_greedy=keep_greedy, stop_at=stop_at)
+    batches = length_batches([(len(p), n) for p, n in zip(prompts, max_new_tokens, strict=True)],
+                             batch_size=batch_size, batch_tokens=batch_tokens)
+    for batch in batches:
+        rows = [i for i in batch if max_new_tokens[i] >= 1]
+        if not rows:
+            continue
+        out.batches += 1
+        if out.kv_cache == "inplace":
+            try:
+                got = _lockstep_split_on_oom(model, [prompts[i] for i in rows], [max_new_tokens[i] for i in rows],
+                                             search, out)
+            except CacheRejected as e:
+                log.warning("%s cannot be searched in lock-step (%s); searching one prompt at a time",
+                            type(model).__name__, e)
+                out.kv_cache = "dynamic"
+            else:
+                for i, result in zip(rows, got, strict=True):
+                    out.results[i] = result
+                continue
+        for i in rows:
+            out.results[i] = dfs_candidates(model, prompts[i], max_new_tokens=max_new_tokens[i], kv_cache="dynamic",
+                                            **search)
+            out.forward_passes += out.results[i].forward_passes
+    return out
+
+
+def _lockstep_split_on_oom(model: Any, prompts: list[Sequence[int]], bounds: list[int], search: dict[str, Any],
+                           out: LockstepResult) -> list[DfsResult]:
+    """One lock-step batch; out of GPU memory, each half again, down to one row, before the error reaches the
+    task."""
+    import torch
+
+    try:
+        return _LockstepBatch(model, prompts, bounds, search, out).run()
+    except torch.OutOfMemoryError:
+        if len(prompts) == 1:
+            raise
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        half = len(prompts) // 2
+        return [*_lockstep_split_on_oom(model, prompts[:half], bounds[:half], search, out),
+                *_lockstep_split_on_oom(model, prompts[half:], bounds[half:], search, out)]
+
+
+class _LockstepBatch:
+    """One batch of a lock-step search: the rows' searches, their cache and the batched forward passes."""
+
+    def __init__(self, model: Any, prompts: list[Sequence[int]], bounds: list[int], search: dict[str, Any],
+                 out: LockstepResult):
+        import torch
+
+        from arc_kit.solve.kv_cache import cache_keyword
+
+        self.model, self.out = model, out
+        self.cache_keyword = cache_keyword(model)
+        self.device = search["device"]
+        self.stop_at = search["stop_at"]
+        self.prefill_chunk = max(1, search["prefill_chunk_tokens"])
+        self.rows = [_RowSearch.checked(search["min_probability"], search["expand_ids"], search["end_ids"], bound,
+                                        search["max_candidates_per_view"], search["keep_greedy"]) for bound in bounds]
+        self.prompts = [[int(t) for t in p] for p in prompts]
+        self.width = max(len(p) for p in self.prompts)  # the prompts' columns; a row's answer starts after them
+        self.capacity = self.width + max(bounds)
+        allowed = next(r.allowed for r in self.rows if r is not None)
+        self.allowed_index = torch.tensor(allowed, dtype=torch.long, device=self.device)
+
+    def _deadline_passed(self) -> bool:
+        return self.stop_at is not None and time.time() >= self.stop_at
+
+    def _logprobs(self, logits: Any) -> list[list[float]]:
+        return logits[:, -1].float().log_softmax(-1)[:, self.allowed_index].tolist()
+
+    def run(self) -> list[DfsResult]:
+        import torch
+
+        with torch.inference_mode():
+            cache, logprobs = self._prefill()
+            if logprobs is None:  # the deadline came first
+                return [DfsResult([], True, 0) for _ in self.rows]
+            live = []  # indices of the rows still searching, in the cache's row order
+            for i, (row, lp) in enumerate(zip(self.rows, logprobs, strict=True)):
+                if row is not None:
+                    row.start(lp)
+                    live.append(i)
+            lengths = [len(p) for p in self.prompts]
+            in_cache = list(range(len(self.rows)))  # the row behind each cache row
+            timed_out = False
+            while True:
+                paths = {i: self.rows[i].next_path() for i in live}
+                live = [i for i in live if paths[i] is not None]
+                if not live:
+                    break
+                if self._deadline_passed():
+                    timed_out = True
+                    break
+                if live != in_cache:
+                    keep = torch.tensor([in_cache.index(i) for i in live], dtype=torch.long, device=self.device)
+                    cache.batch_select_indices(keep)
+                    in_cache = list(live)
+                depths = [len(paths[i]) for i in live]
+                logprobs = self._step(cache, [paths[i][-1] for i in live],
+                                      [self.width + d - 1 for d in depths],  # right after each row's prefix
+                                      [self.width - lengths[i] for i in live],
+                                      [lengths[i] + d - 1 for i, d in zip(live, depths, strict=True)])
+                for i, lp in zip(live, logprobs, strict=True):
+                    self.rows[i].feed(lp)
+        return [DfsResult([], False, 0) if row is None
+                else row.result(timed_out and i in live) for i, row in enumerate(self.rows)]
+
+    def _prefill(self) -> tuple[Any, list[list[float]] | None]:
+        """The prompts, left-padded, run into a fresh in-place cache in chunks (the deadline checked before each);
+        ``CacheRejected`` when the model does not fill it or a layer cannot be written per row."""
+        from arc_kit.solve.kv_cache import prefill_rowwise
+
+        cache, logits = prefill_rowwise(self.model, self.prompts, capacity=self.capacity, device=self.device,
+                                        chunk=self.prefill_chunk, stop=self._deadline_passed)
+        if logits is None:
+            return cache, None
+        self.out.forward_passes += 1
+        return cache, self._logprobs(logits)
+
+    def _step(self, cache: Any, tokens: list[int], columns: list[int], padding: list[int],
+              positions: list[int]) -> list[list[float]]:
+        """One batched forward pass: each live row's next token at its own column (after ``padding`` columns
+        before its prompt) and its own position."""
+        import torch
+
+        from arc_kit.solve.kv_cache import prepare_rowwise_step
+
+        self.out.forward_passes += 1
+        width = prepare_rowwise_step(cache, columns)
+        kwargs = {}
+        if any(padding) or min(columns) != width - 1:  # else every row sees every column: no mask, the fast path
+            span = torch.arange(width)
+            mask = ((span[None] >= torch.tensor(padding)[:, None]) & (span[None] <= torch.tensor(columns)[:, None]))
+            kwargs["attention_mask"] = mask.long().to(self.device)
+        ids = torch.tensor(tokens, dtype=torch.long, device=self.device)[:, None]
+        where = torch.tensor(positions, dtype=torch.long, device=self.device)[:, None]
+        logits = self.model(input_ids=ids, position_ids=where, use_cache=True, **kwargs,
+                            **{self.cache_keyword: cache}).logits
+        return self._logprobs(logits)

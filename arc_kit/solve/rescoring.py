@@ -17,6 +17,7 @@ torch is imported inside functions: the runner imports solver modules in worker 
 from __future__ import annotations
 
 import inspect
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,8 @@ from arc_kit.core.augment import View, views_for_task
 from arc_kit.core.formats import PromptFormat, encode_text, fit_for_tokenizer
 from arc_kit.core.tasks import Grid, Pair, Task
 from arc_kit.core.text import TokenizerError
+
+log = logging.getLogger(__name__)
 
 
 def answer_nlls(
@@ -209,18 +212,135 @@ def candidate_nlls(
     prompt_format: PromptFormat,
     score_token_budget: int,
     device: str,
+    shared_prefix: bool = True,
 ) -> list[list[float]]:
     """For each grid, its NLL under each view (``result[g][v]``), grids given in the task's own frame.
 
-    Every grid is scored under the same views, so the numbers compare across candidates. All (grid, view) items go
-    to ``answer_nlls`` together: batches pack across views, and the scores do not depend on the order of grids or
-    views. The first grid of each view is checked against the tokenization of the full text (one extra
-    tokenization per view).
+    Every grid is scored under the same views, so the numbers compare across candidates, and they do not depend
+    on the order of grids or views. The first grid of each view is checked against the tokenization of the full
+    text (one extra tokenization per view).
+
+    ``shared_prefix`` (the default): each view's prompt is run once and every candidate is teacher-forced from a
+    copy of its KV cache (``prefix_nlls``); off, or when the model cannot be given a cache it fills, every
+    (grid, view) item runs whole through ``answer_nlls``. Both give the same numbers up to float rounding.
     """
-    items = []
-    for g, grid in enumerate(grids):
-        for view in views:
-            items.append((view.prompt_ids, answer_ids(tokenizer, prompt_format, view, grid, check=g == 0)))
+    from arc_kit.solve.kv_cache import CacheRejected
+
+    answers = [[answer_ids(tokenizer, prompt_format, view, grid, check=g == 0) for view in views] for g, grid in enumerate(grids)]
+    if shared_prefix and grids and views:
+        try:
+            per_view = prefix_nlls(model, [v.prompt_ids for v in views],
+                                   [[answers[g][v] for g in range(len(grids))] for v in range(len(views))],
+                                   score_token_budget=score_token_budget, device=device)
+            return [[per_view[v][g] for v in range(len(views))] for g in range(len(grids))]
+        except CacheRejected as e:
+            log.warning("re-scoring without a shared prefix: %s", e)
+    items = [(view.prompt_ids, answers[g][v]) for g in range(len(grids)) for v, view in enumerate(views)]
     flat = answer_nlls(model, items, score_token_budget=score_token_budget, device=device)
     n = len(views)
     return [flat[g * n : (g + 1) * n] for g in range(len(grids))]
+
+
+def prefix_nlls(
+    model: Any,
+    prompts: Sequence[Sequence[int]],
+    answers: Sequence[Sequence[Sequence[int]]],
+    *,
+    score_token_budget: int,
+    device: str,
+) -> list[list[float]]:
+    """``-sum log p(answer | prompt)`` for every answer of every prompt (``result[p][a]``), each prompt run once.
+
+    Why: a test input's candidates share their prompt under a view; teacher-forcing each candidate with its whole
+    prompt computes that prompt once per candidate, and prompts are 10-30x longer than answers. The ARChitects
+    (2025) reuse the prompt's cache instead: 5.8x faster scoring, which paid for 4x the scoring views.
+
+    How: prompts are prefilled together (left-padded when their lengths differ, packed as the decoders pack
+    them, rows x (widest prompt + longest answer) <= ``score_token_budget``) into an in-place KV cache; the last
+    prompt position's logits give every answer's first token. Then the answers run in batches of the same budget:
+    each batch's cache holds a copy of its rows' prompt KV (``copy_rows``: one copy per row, cheap next to the
+    compute it saves), and the answers, right-padded (causal attention keeps the padding out of every real
+    position), are teacher-forced in one forward pass. The log-softmax runs over the whole vocabulary in float32,
+    one row's span at a time, as in ``answer_nlls``; the numbers match it up to float rounding. Raises
+    ``CacheRejected`` (``arc_kit.solve.kv_cache``) for a model that cannot be given such a cache.
+    """
+    if score_token_budget < 1:
+        raise ValueError(f"score_token_budget must be positive, got {score_token_budget}")
+    if len(answers) != len(prompts):
+        raise ValueError(f"{len(prompts)} prompts but answers for {len(answers)}")
+    for p, (prompt, group) in enumerate(zip(prompts, answers, strict=True)):
+        if len(prompt) < 1 or any(len(a) < 1 for a in group):
+            raise ValueError(f"prompt {p}: the prompt and every answer need at least one token")
+    import torch
+
+    from arc_kit.solve.decoding import length_batches
+
+    out: list[list[float]] = [[0.0] * len(group) for group in answers]
+    longest = [max((len(a) for a in group), default=1) for group in answers]
+    groups = length_batches([(len(p), n) for p, n in zip(prompts, longest, strict=True)],
+                            batch_size=len(prompts), batch_tokens=score_token_budget)
+    with torch.inference_mode():
+        for group in groups:
+            _score_prompt_group(model, [prompts[i] for i in group], [answers[i] for i in group],
+                                [out[i] for i in group], score_token_budget, device)
+    return out
+
+
+def _score_prompt_group(model: Any, prompts: list[Sequence[int]], answers: list[Sequence[Sequence[int]]],
+                        out: list[list[float]], budget: int, device: str) -> None:
+    """One prefill of ``prompts``, then their answers in batches; NLLs written into ``out[p][a]``."""
+
+    from arc_kit.solve.kv_cache import cache_keyword, prefill_rowwise
+
+    width = max(len(p) for p in prompts)
+    padded = any(len(p) != width for p in prompts)
+    prefix, logits = prefill_rowwise(model, prompts, capacity=width, device=device, chunk=width, stop=lambda: False)
+    keyword = cache_keyword(model)
+    first = logits[:, -1].float().log_softmax(-1)  # [prompts, vocab]: every answer's first token
+    items = [(p, a) for p, group in enumerate(answers) for a in range(len(group))]
+    items.sort(key=lambda item: len(answers[item[0]][item[1]]))  # similar lengths together: less padding
+    longest = max(len(answers[p][a]) for p, a in items)
+    rows_per_batch = max(1, budget // (width + longest))
+    for start in range(0, len(items), rows_per_batch):
+        batch = items[start : start + rows_per_batch]
+        for (p, a), nll in zip(batch, _answers_on_prefix(model, keyword, prefix, first, prompts, answers, batch, width,
+                                                       padded, device), strict=True):
+            out[p][a] = nll
+
+
+def _answers_on_prefix(model: Any, keyword: str, prefix: Any, first: Any, prompts: list[Sequence[int]],
+                       answers: list[Sequence[Sequence[int]]], batch: list[tuple[int, int]], width: int, padded: bool,
+                       device: str) -> list[float]:
+    """One forward pass teacher-forcing ``batch``'s answers (all but their last token) after copies of their
+    prompts' cache rows; each NLL is its first token's (from the prefill) plus the rest's."""
+    import torch
+
+    from arc_kit.solve.kv_cache import copy_rows
+
+    targets = [list(answers[p][a]) for p, a in batch]
+    rest = max(len(t) for t in targets) - 1  # columns fed: an answer's last token predicts nothing
+    nlls = [-float(first[p, t[0]]) for (p, _), t in zip(batch, targets, strict=True)]
+    if rest < 1:
+        return nlls
+    index = torch.tensor([p for p, _ in batch], dtype=torch.long, device=first.device)
+    cache = copy_rows(prefix, index, width + rest)
+    ids = torch.zeros((len(batch), rest), dtype=torch.long)
+    for r, t in enumerate(targets):
+        ids[r, : len(t) - 1] = torch.tensor(t[:-1], dtype=torch.long)
+    lengths = torch.tensor([len(prompts[p]) for p, _ in batch], dtype=torch.long)
+    positions = lengths[:, None] + torch.arange(rest)[None]
+    kwargs: dict[str, Any] = {}
+    if padded:
+        mask = torch.ones((len(batch), width + rest), dtype=torch.long)
+        for r, (p, _) in enumerate(batch):
+            mask[r, : width - len(prompts[p])] = 0
+        kwargs["attention_mask"] = mask.to(device)
+    logits = model(input_ids=ids.to(device), position_ids=positions.to(device), use_cache=True, **kwargs,
+                   **{keyword: cache}).logits
+    for r, t in enumerate(targets):
+        span = logits[r, : len(t) - 1].float()
+        target = torch.tensor(t[1:], dtype=torch.long, device=span.device)
+        picked = span.gather(-1, target[:, None])[:, 0]
+        nlls[r] += float((torch.logsumexp(span, dim=-1) - picked).sum())
+        del span
+    return nlls

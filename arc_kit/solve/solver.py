@@ -10,14 +10,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from arc_kit.config.run import SolverConfig, TTTConfig
 from arc_kit.core.augment import View, views_for_task
-from arc_kit.core.formats import encode_text
 from arc_kit.core.tasks import Grid, Pair, Task
 from arc_kit.core.text import ParseError
 from arc_kit.models.loading import UNSLOTH, LoadedModel, context_limit, load_model
@@ -35,6 +34,8 @@ class RankedCandidate:
     score: float  # under the run's formula (higher is better); the vote count when not re-scored
     count: int  # generations (over all views) that decoded to this grid
     vote_rank: int  # its place by vote alone, before re-scoring (0 = first)
+    views: dict[str, list[float]] = field(default_factory=dict)  # generation NLLs by the view that produced them
+    scoring_nlls: list[float] = field(default_factory=list)  # one per scoring view (InputResult.scoring_views)
 
 
 @dataclass
@@ -45,6 +46,9 @@ class InputResult:
     rescored: bool = False
     decode_seconds: float = 0.0
     score_seconds: float = 0.0
+    scoring_views: list[str] = field(default_factory=list)  # view keys of the scoring NLLs, in their order
+    formula: str = "vote"  # the formula the candidates were ranked by
+    margin: float | None = None  # selection.margin of the ranking: the chosen grids' lead over the rest
 
 
 @dataclass
@@ -74,6 +78,7 @@ class _Found:
     completions: list[tuple[tuple[int, ...], float]] = field(default_factory=list)
     cut: bool = False
     seconds: float = 0.0
+    tokens: int = 0  # tokens the model ran for it after the prompt (greedy: the completion; search: its passes)
 
 
 class ArcSolver:
@@ -88,23 +93,46 @@ class ArcSolver:
         self.prompt_format = loaded.prompt_format
         self.max_length = context_limit(loaded, config)
         self.decoder = GreedyDecoder.for_config(loaded.model, loaded.tokenizer, loaded.device, config)
+        self.search_passes = 0  # batched forward passes of the depth-first search (lock-step), over all tasks
 
     def views(self, task: Task, config: SolverConfig | None = None) -> list[View]:
         config = config or self.config
         return views_for_task(task, config.views, config.seed, permute_colours=config.colour_views)
 
+    def spare_views(self, task: Task) -> list[View]:
+        """The views a revisit searches: ``spare_views`` more, drawn after the first search's (the same seeded
+        sequence continued), so no generation is counted twice when the two searches are pooled."""
+        c = self.config
+        every = views_for_task(task, c.views + c.spare_views, c.seed, permute_colours=c.colour_views)
+        return every[c.views :]
+
     def solve(self, tasks: Sequence[Task], stop_at: float | None = None) -> list[TaskResult]:
         """Answer ``tasks`` with the full configured solver: with test-time training, each task is trained on
         (up to ``ttt.time_share`` of its time) and answered alone. An exception fails the whole group: the runner
         then retries task by task, so a bad task costs only itself."""
+        return self._solve(tasks, stop_at, self.config, self.views, {})
+
+    def revisit(self, tasks: Sequence[Task], stop_at: float | None,
+                priors: dict[str, list[InputResult]]) -> list[TaskResult]:
+        """The spare-time phase: answer ``tasks`` again with ``spare_views`` new views searched at
+        ``spare_min_probability``, each test input's new candidates pooled with ``priors[task_id]`` (what the
+        first search found, per test input) and the pool re-scored and ranked as one: the answer changes only
+        where the pool ranks another grid higher. Test-time training runs again as in ``solve`` (same seed)."""
+        config = dataclasses.replace(self.config, views=self.config.spare_views,
+                                     min_probability=self.config.spare_min_probability)
+        return self._solve(tasks, stop_at, config, lambda task, _config: self.spare_views(task), priors)
+
+    def _solve(self, tasks: Sequence[Task], stop_at: float | None, config: SolverConfig,
+               views: Callable[[Task, SolverConfig], list[View]],
+               priors: dict[str, list[InputResult]]) -> list[TaskResult]:
         if not self.ttt.enabled:
-            return self._answer(tasks, stop_at, self.config)
+            return self._answer(tasks, stop_at, config, views, priors)
         results = []
         for task in tasks:
             now = time.time()
             train_until = None if stop_at is None else now + self.ttt.time_share * max(0.0, stop_at - now)
             stats = self.adapter().train(task, train_until)
-            [result] = self._answer([task], stop_at, self.config)
+            [result] = self._answer([task], stop_at, config, views, priors)
             result.ttt = stats.to_dict()
             result.seconds = time.time() - now
             results.append(result)
@@ -115,7 +143,7 @@ class ArcSolver:
         first pass, so every task holds a real answer early."""
         if self._adapter is not None:
             self._adapter.reset()  # the LoRA back at its start, which adds nothing: the base model answers
-        return self._answer(tasks, stop_at, quick_config(self.config))
+        return self._answer(tasks, stop_at, quick_config(self.config), self.views, {})
 
     def adapter(self) -> Any:
         """The one TaskAdapter on this worker's model (it adds its LoRA once, then resets it per task)."""
@@ -125,12 +153,15 @@ class ArcSolver:
             self._adapter = TaskAdapter(self.loaded, self.ttt)
         return self._adapter
 
-    def _answer(self, tasks: Sequence[Task], stop_at: float | None, config: SolverConfig) -> list[TaskResult]:
+    def _answer(self, tasks: Sequence[Task], stop_at: float | None, config: SolverConfig,
+                views: Callable[[Task, SolverConfig], list[View]],
+                priors: dict[str, list[InputResult]]) -> list[TaskResult]:
         began = time.time()
-        prompts = {t.task_id: task_prompts(t, self.tokenizer, self.prompt_format, self.views(t, config),
-                                           self.max_length) for t in tasks}
+        prompts = {t.task_id: task_prompts(t, self.tokenizer, self.prompt_format, views(t, config), self.max_length)
+                   for t in tasks}
         found = self._find([p for ps in prompts.values() for p in ps], stop_at, config)
-        results = [self._choose(task, prompts[task.task_id], found, stop_at, config) for task in tasks]
+        results = [self._choose(task, prompts[task.task_id], found, stop_at, config, priors.get(task.task_id))
+                   for task in tasks]
         for result in results:
             result.seconds = time.time() - began
         return results
@@ -138,19 +169,9 @@ class ArcSolver:
     # -- candidates
 
     def _find(self, prompts: list[Prompt], stop_at: float | None, config: SolverConfig) -> dict[Prompt, _Found]:
-        greedy = self._greedy(prompts, stop_at)
         if config.mode == "greedy":
-            return greedy
-        # The search adds every completion at least min_probability likely to each view's greedy one: the greedy
-        # completion stays a candidate even when the model gives it less than p (a small model often does), so the
-        # pool is never smaller than greedy's.
-        for prompt, searched in ((p, self._dfs(p, stop_at, config)) for p in prompts):
-            have = greedy[prompt]
-            known = {ids for ids, _ in have.completions}
-            have.completions += [(ids, nll) for ids, nll in searched.completions if ids not in known]
-            have.cut |= searched.cut
-            have.seconds += searched.seconds
-        return greedy
+            return self._greedy(prompts, stop_at)
+        return self._search(prompts, stop_at, config)
 
     def _greedy(self, prompts: list[Prompt], stop_at: float | None) -> dict[Prompt, _Found]:
         if not prompts:
@@ -159,72 +180,92 @@ class ArcSolver:
         generations = self.decoder.decode([DecodeRequest(p, p.token_ids, p.max_new_tokens) for p in prompts],
                                           stop_at)
         share = (time.time() - began) / len(prompts)
-        return {g.key: _Found([] if g.timed_out else [(tuple(g.token_ids), g.nll)], g.timed_out, share)
-                for g in generations}
+        return {g.key: _Found([] if g.timed_out else [(tuple(g.token_ids), g.nll)], g.timed_out, share,
+                              len(g.token_ids)) for g in generations}
 
-    def _dfs(self, prompt: Prompt, stop_at: float | None, config: SolverConfig) -> _Found:
-        from arc_kit.solve.dfs import answer_token_ids, dfs_candidates
+    def _search(self, prompts: list[Prompt], stop_at: float | None, config: SolverConfig) -> dict[Prompt, _Found]:
+        """Every completion at least ``min_probability`` likely, all prompts searched in lock-step batches
+        (``dfs_lockstep``), plus each prompt's greedy completion (``keep_greedy``: the search follows it to its end
+        whatever its probability), so the pool is never smaller than greedy decoding's and no separate greedy pass
+        is paid for: a small model often gives its greedy answer less than ``p``."""
+        from arc_kit.solve.dfs import answer_token_ids, dfs_lockstep
 
+        if not prompts:
+            return {}
         if stop_at is not None and time.time() >= stop_at:
-            return _Found(cut=True)
+            return {p: _Found(cut=True) for p in prompts}
         began = time.time()
         expand_ids, end_ids = answer_token_ids(self.tokenizer, self.prompt_format)
-        result = dfs_candidates(self.loaded.model, prompt.token_ids, min_probability=config.min_probability,
-                                expand_ids=expand_ids, end_ids=end_ids, max_new_tokens=prompt.max_new_tokens,
-                                max_candidates_per_view=config.max_candidates_per_view, stop_at=stop_at,
-                                device=self.loaded.device, prefill_chunk_tokens=config.prefill_chunk_tokens,
-                                kv_cache=self.decoder.kv_cache)
+        searched = dfs_lockstep(self.loaded.model, [p.token_ids for p in prompts],
+                                max_new_tokens=[p.max_new_tokens for p in prompts],
+                                min_probability=config.min_probability, expand_ids=expand_ids, end_ids=end_ids,
+                                max_candidates_per_view=config.max_candidates_per_view, device=self.loaded.device,
+                                prefill_chunk_tokens=config.prefill_chunk_tokens, batch_size=config.batch_size,
+                                batch_tokens=config.batch_tokens, kv_cache=self.decoder.kv_cache, keep_greedy=True,
+                                stop_at=stop_at)
+        self.decoder.kv_cache = searched.kv_cache  # a model that refused the in-place cache is not asked again
         seconds = time.time() - began
-        self.decoder.stats.tokens += result.forward_passes  # the decode rate counts the search's steps too
+        self.decoder.stats.tokens += sum(r.forward_passes for r in searched.results)  # tokens the search fed
         self.decoder.stats.seconds += seconds
-        return _Found([(c.token_ids, c.nll) for c in result.candidates], result.timed_out, seconds)
+        self.search_passes += searched.forward_passes
+        share = seconds / len(prompts)
+        return {p: _Found([(c.token_ids, c.nll) for c in r.candidates], r.timed_out, share, r.forward_passes)
+                for p, r in zip(prompts, searched.results, strict=True)}
 
     # -- from candidates to two attempts
 
     def _choose(self, task: Task, prompts: list[Prompt], found: dict[Prompt, _Found], stop_at: float | None,
-                config: SolverConfig) -> TaskResult:
-        from arc_kit.solve.selection import FORMULAS, CandidateStats, choose_attempts, rank
+                config: SolverConfig, prior: list[InputResult] | None = None) -> TaskResult:
+        """Pool each test input's generations by grid (after the prior candidates, when revisiting), re-score the
+        pool under shared views, rank it and take two attempts."""
+        from arc_kit.solve.selection import CandidateStats, choose_attempts, margin, rank, score
 
         result = TaskResult(task.task_id, pairs_dropped=sum(p.pairs_dropped for p in prompts))
         pools: list[dict[Grid, CandidateStats]] = [{} for _ in task.test]
+        for index, before in enumerate((prior or [])[: len(task.test)]):
+            for c in before.candidates:
+                pools[index][c.grid] = CandidateStats.from_views(c.grid, c.views, [])
         result.inputs = [InputResult() for _ in task.test]
         for prompt in prompts:
             f = found.get(prompt, _Found(cut=True))
             result.timed_out |= f.cut
             result.inputs[prompt.test_index].decode_seconds += f.seconds
+            result.tokens += f.tokens
             for token_ids, nll in f.completions:
-                result.tokens += len(token_ids)
-                grid = self._grid(token_ids, prompt.view_key)
+                grid = self.grid_of(token_ids, prompt.view_key)
                 if grid is None:
                     result.unparsed += 1
                     continue
-                pool = pools[prompt.test_index]
-                pool.setdefault(grid, CandidateStats(grid, [], [])).generated_nlls.append(nll)
+                pools[prompt.test_index].setdefault(grid, CandidateStats(grid)).add(prompt.view_key, nll)
+        weights = config.selection
         for index, pool in enumerate(pools):
             report = result.inputs[index]
             candidates = list(pool.values())
-            votes = rank(candidates, "vote")
+            votes = rank(candidates, "vote", weights)
             formula = "vote"
             if config.scoring_views and len(candidates) > 1 and (stop_at is None or time.time() < stop_at):
                 began = time.time()
-                self._rescore(task, index, candidates, config)
+                report.scoring_views = self._rescore(task, index, candidates, config)
                 report.score_seconds, report.rescored, formula = time.time() - began, True, config.formula
-            ranked = rank(candidates, formula) if formula != "vote" else votes
+            ranked = rank(candidates, formula, weights) if formula != "vote" else votes
             vote_place = {id(c): i for i, c in enumerate(votes)}
-            report.candidates = [RankedCandidate(c.grid, FORMULAS[formula](c), len(c.generated_nlls),
-                                                 vote_place[id(c)]) for c in ranked]
+            report.formula = formula
+            report.candidates = [RankedCandidate(c.grid, score(c, formula, weights), c.count, vote_place[id(c)],
+                                                 c.per_view(), list(c.scoring_nlls)) for c in ranked]
+            report.margin = margin([c.score for c in report.candidates])
             result.attempts.append(choose_attempts(ranked))
         return result
 
-    def _grid(self, token_ids: Sequence[int], view_key: str) -> Grid | None:
+    def grid_of(self, token_ids: Sequence[int], view_key: str) -> Grid | None:
         text = self.tokenizer.decode(list(token_ids), skip_special_tokens=False)
         try:
             return View.from_key(view_key).invert_grid(self.prompt_format.parse_answer(text))
         except (ParseError, ValueError, IndexError):
             return None
 
-    def _rescore(self, task: Task, test_index: int, candidates: list[Any], config: SolverConfig) -> None:
-        """Every candidate's NLL under the same ``scoring_views`` augmented views of the task (product of experts)."""
+    def _rescore(self, task: Task, test_index: int, candidates: list[Any], config: SolverConfig) -> list[str]:
+        """Every candidate's NLL under the same ``scoring_views`` augmented views of the task (product of experts);
+        the views' keys, in the order of the NLLs."""
         from arc_kit.solve.rescoring import candidate_nlls, scoring_views
 
         views = scoring_views(task, test_index, self.tokenizer, config.scoring_views,
@@ -235,6 +276,7 @@ class ArcSolver:
                               device=self.loaded.device)
         for candidate, scores in zip(candidates, nlls, strict=True):
             candidate.scoring_nlls = list(scores)
+        return [v.view_key for v in views]
 
 
 def quick_config(config: SolverConfig) -> SolverConfig:
@@ -244,8 +286,8 @@ def quick_config(config: SolverConfig) -> SolverConfig:
 
 def load_solver(model_dir: str | Path, config: SolverConfig, ttt: TTTConfig | None = None) -> ArcSolver:
     """The solver on the model in ``model_dir``. Unsloth patches the model's forward: before it is trusted with
-    hours of decoding, ``decode_problem`` runs the decoding loop on it once; when that fails the model is loaded
-    again through transformers (a WARNING says why)."""
+    hours of decoding, ``decode_problem`` checks it decodes a left-padded batch as it decodes each prompt alone;
+    when it does not (or raises) the model is loaded again through transformers (a WARNING says why)."""
     loaded = load_model(model_dir, config)
     if loaded.backend == UNSLOTH:
         problem = decode_problem(loaded, config)
@@ -257,21 +299,46 @@ def load_solver(model_dir: str | Path, config: SolverConfig, ttt: TTTConfig | No
     return ArcSolver(loaded, config, ttt)
 
 
+PROBE_TOKENS = 8  # greedy tokens each probe prompt decodes
+PROBE_TASKS = (
+    Task("probe-a", (Pair(((1, 0), (0, 2)), ((2, 0), (0, 1))), Pair(((3, 3, 0),), ((0, 3, 3),))),
+         (Pair(((0, 4), (5, 0))),)),
+    Task("probe-b", (Pair(((7,),), ((7, 7),)),), (Pair(((6,),)),)),
+)
+"""Two small tasks whose prompts differ in length, so decoding them together left-pads one of them."""
+
+
 def decode_problem(loaded: LoadedModel, config: SolverConfig) -> str | None:
-    """Why the decoding loop does not run on ``loaded`` (the exception, in one line), or None when it does: two
-    short prompts of different lengths (a one-pair task's prompt in the model's format, and the same less its
-    first token), two tokens each, decoded as the solver decodes (together, so left-padded, unless
-    ``batch_size`` is 1)."""
+    """Why the model cannot be trusted with the solver's batched decoding, in one line, or None when it can.
+
+    The probe decodes two prompts of different lengths together (left-padded, as the greedy decoder and the
+    lock-step search batch them) and each alone, ``PROBE_TOKENS`` greedy tokens each, and compares them token
+    for token. Unsloth's patched inference has given garbage for the padded rows of such a batch (one position
+    vector for the whole batch, masks dropped in the decode path: unslothai/unsloth#3699, #1638) while decoding
+    each prompt alone fine, so "it runs" is not enough. An exception (a forward that refuses the decoder's
+    arguments) is a problem too. A near tie decided differently by batched bf16 kernels would also show as a
+    mismatch: the fallback is then a slower transformers load, never a wrong answer.
+    """
+    from arc_kit.core.augment import View
+
     tokenizer = loaded.tokenizer
     try:
-        grid = ((0, 1),)
-        text = loaded.prompt_format.render(tokenizer, [Pair(grid, grid)], grid).prompt
-        probe = tuple(encode_text(tokenizer, text))
+        prompts = [task_prompts(task, tokenizer, loaded.prompt_format, [View()], 4096)[0].token_ids for task in PROBE_TASKS]
+        if len(prompts[0]) == len(prompts[1]):
+            prompts[1] = prompts[1][1:]
+        requests = [DecodeRequest(i, p, PROBE_TOKENS) for i, p in enumerate(prompts)]
         # With kv_cache = "inplace" a forward that refuses the in-place cache falls back to DynamicCache (a warning).
-        GreedyDecoder.for_config(loaded.model, tokenizer, loaded.device, config).decode(
-            [DecodeRequest(0, probe, 2), DecodeRequest(1, probe[1:], 2)])
+        together = GreedyDecoder.for_config(loaded.model, tokenizer, loaded.device,
+                                            dataclasses.replace(config, batch_size=2)).decode(requests)
+        alone = [GreedyDecoder.for_config(loaded.model, tokenizer, loaded.device,
+                                          dataclasses.replace(config, batch_size=1)).decode([r])[0] for r in requests]
     except Exception as e:  # anything Unsloth's patched forward raises
         return f"{type(e).__name__}: {e}"
+    for i, (batched, single) in enumerate(zip(together, alone, strict=True)):
+        if batched.token_ids != single.token_ids:
+            padded = "the left-padded" if len(prompts[i]) < max(map(len, prompts)) else "the longer"
+            return (f"{padded} prompt of a batch of two decodes {batched.token_ids} but {single.token_ids} alone "
+                    "(batched generation with left padding is broken: unslothai/unsloth#3699)")
     return None
 
 
