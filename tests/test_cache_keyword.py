@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from arc_kit.config.run import SolverConfig
+from arc_kit.core.formats import ARC_KIT_FORMAT
 from arc_kit.core.tasks import Pair, Task
-from arc_kit.core.text import render
 from arc_kit.models.loading import LoadedModel, load_model
 from arc_kit.solve.decoding import DecodeRequest, GreedyDecoder
 from arc_kit.solve.dfs import answer_token_ids, dfs_candidates, dfs_lockstep
@@ -32,17 +32,17 @@ def loaded(tiny_model_dir: Path) -> LoadedModel:
 
 
 def prompt_of(loaded: LoadedModel) -> tuple[int, ...]:
-    text = render(loaded.tokenizer, TASK.train, TASK.test[0].input).prompt
+    text = ARC_KIT_FORMAT.render(loaded.tokenizer, TASK.train, TASK.test[0].input).prompt
     return tuple(loaded.tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
 def test_decoding_search_and_rescoring_raise_no_warning(loaded: LoadedModel) -> None:
     """Every model call of the solver with warnings as errors: greedy (both caches), both searches, re-scoring."""
     prompt = prompt_of(loaded)
-    expand, end = answer_token_ids(loaded.tokenizer)
+    expand, end = answer_token_ids(loaded.tokenizer, ARC_KIT_FORMAT)
     search = {"min_probability": 1e-2, "expand_ids": expand, "end_ids": end, "max_candidates_per_view": 8,
               "device": "cpu", "prefill_chunk_tokens": 2048}
-    views = scoring_views(TASK, 0, loaded.tokenizer, 2, 1, 4096, colour_views=True)
+    views = scoring_views(TASK, 0, loaded.tokenizer, 2, 1, 4096, colour_views=True, prompt_format=ARC_KIT_FORMAT)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         for kind in ("inplace", "dynamic"):
@@ -54,8 +54,8 @@ def test_decoding_search_and_rescoring_raise_no_warning(loaded: LoadedModel) -> 
         dfs_lockstep(loaded.model, [prompt, prompt[2:]], max_new_tokens=[4, 4], batch_size=2, batch_tokens=4096,
                      kv_cache="inplace",
                      **search)
-        candidate_nlls(loaded.model, loaded.tokenizer, views, [((0, 3), (3, 0)), ((1,),)], score_token_budget=4096,
-                       device="cpu")
+        candidate_nlls(loaded.model, loaded.tokenizer, views, [((0, 3), (3, 0)), ((1,),)],
+                       prompt_format=ARC_KIT_FORMAT, score_token_budget=4096, device="cpu")
 
 
 class PastKeyValuesOnly:

@@ -312,7 +312,7 @@ def arc_view_prompts(tokenizer: Any) -> list[tuple[int, ...]]:
     grid = ((1, 2, 0), (0, 3, 4))
     task = Task("lock", (Pair(grid, grid[::-1]), Pair(((5, 5), (0, 1)), ((0, 1), (5, 5)))),
                 (Pair(((3, 0, 1), (2, 2, 2))),))
-    prompts = [p.token_ids for p in task_prompts(task, tokenizer, views_for_task(task, 8, 0), 8192)]
+    prompts = [p.token_ids for p in task_prompts(task, tokenizer, ARC_KIT_FORMAT, views_for_task(task, 8, 0), 8192)]
     assert len({len(p) for p in prompts}) == 2
     return prompts
 
@@ -356,7 +356,7 @@ def test_lockstep_equals_the_sequential_search_on_a_24m_llama() -> None:
                                                         num_attention_heads=8, num_key_value_heads=2)).eval()
     with torch.no_grad():
         model.model.norm.weight.mul_(3.0)
-    expand, end = answer_token_ids(tokenizer)
+    expand, end = answer_token_ids(tokenizer, ARC_KIT_FORMAT)
     rng = random.Random(3)
     prompts = [tuple(rng.randrange(5, len(tokenizer)) for _ in range(n)) for n in (48, 48, 61, 61, 61, 75)]
     sequential, together = search_both_ways(model, prompts, [5] * len(prompts), batch_size=8, min_probability=3e-3,

@@ -203,12 +203,12 @@ def test_the_shared_prefix_runs_each_prompt_once(model, arc_tokenizer):
     tokens: list[int] = []
     handle = model.register_forward_pre_hook(lambda _m, _a, kw: tokens.append(kw["input_ids"].numel()),
                                              with_kwargs=True)
-    views = scoring_views(TASK, 0, arc_tokenizer, count=4, seed=1, max_length=4096, colour_views=True)
+    views = scoring_views(TASK, 0, arc_tokenizer, count=4, seed=1, max_length=4096, colour_views=True, prompt_format=ARC_KIT_FORMAT)
     try:
-        shared = candidate_nlls(model, arc_tokenizer, views, GRIDS, score_token_budget=16384, device="cpu")
+        shared = candidate_nlls(model, arc_tokenizer, views, GRIDS, score_token_budget=16384, device="cpu", prompt_format=ARC_KIT_FORMAT)
         shared_tokens, tokens[:] = sum(tokens), []
         plain = candidate_nlls(model, arc_tokenizer, views, GRIDS, score_token_budget=16384, device="cpu",
-                               shared_prefix=False)
+                               shared_prefix=False, prompt_format=ARC_KIT_FORMAT)
     finally:
         handle.remove()
     for a, b in zip(shared, plain, strict=True):
@@ -229,10 +229,11 @@ def test_a_forward_without_a_cache_is_scored_whole(model, arc_tokenizer, caplog)
 
         __call__ = forward
 
-    views = scoring_views(TASK, 0, arc_tokenizer, count=2, seed=1, max_length=4096, colour_views=True)
+    views = scoring_views(TASK, 0, arc_tokenizer, count=2, seed=1, max_length=4096, colour_views=True, prompt_format=ARC_KIT_FORMAT)
     with caplog.at_level("WARNING"):
-        got = candidate_nlls(NoCache(), arc_tokenizer, views, GRIDS, score_token_budget=16384, device="cpu")
+        got = candidate_nlls(NoCache(), arc_tokenizer, views, GRIDS, score_token_budget=16384, device="cpu",
+                             prompt_format=ARC_KIT_FORMAT)
     assert "without a shared prefix" in caplog.text
-    want = candidate_nlls(model, arc_tokenizer, views, GRIDS, score_token_budget=16384, device="cpu")
+    want = candidate_nlls(model, arc_tokenizer, views, GRIDS, score_token_budget=16384, device="cpu", prompt_format=ARC_KIT_FORMAT)
     for a, b in zip(got, want, strict=True):
         assert a == pytest.approx(b, abs=TOL)
