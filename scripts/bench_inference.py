@@ -22,18 +22,20 @@ then one JSON object last.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from arc_kit.models.tiny import TinyModelConfig
+from arc_kit.config.training import ModelSettings
+from arc_kit.models.tiny import TinyModelConfig, tiny_config
 
 # Room for 8k prompts + answers (the tiny model's default of 8,192 positions would draw a warning at 8k + 32).
 MODELS = {
-    "tiny": TinyModelConfig(max_position_embeddings=16384),
+    "tiny": dataclasses.replace(tiny_config(ModelSettings()), max_position_embeddings=16384),
     "25m": TinyModelConfig(hidden_size=512, intermediate_size=1536, num_hidden_layers=8, num_attention_heads=8,
-                           num_key_value_heads=2, max_position_embeddings=16384),
+                           num_key_value_heads=2, seed=0, max_position_embeddings=16384),
 }
 METHODS = ("kit_inplace", "kit_dynamic", "generate_batched", "generate_one_at_a_time")
 

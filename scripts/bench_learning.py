@@ -8,7 +8,7 @@ Task family: ``rot180`` on 3x3 grids. Rotating by 180 degrees commutes with ever
 so the augmented training data still teaches one rule; a tiny model learns it without in-context rule inference
 (which it cannot learn in minutes on 2 CPU cores).
 
-    python scripts/bench_learning.py [--n-tasks 2000] [--eval-tasks 50] [--set train.learning_rate=2e-3 ...]
+    python scripts/bench_learning.py [--n-tasks 4000] [--eval-tasks 50] [--set train.learning_rate=2e-3 ...]
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rule", default="rot180")
-    parser.add_argument("--n-tasks", type=int, help="synthetic training tasks (default: the demo config's 2000)")
+    parser.add_argument("--n-tasks", type=int, help="synthetic training tasks (default: the demo config's)")
     parser.add_argument("--eval-tasks", type=int, default=50)
     parser.add_argument("--out", type=Path, help="keep the run and export here (default: a temp folder)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")

@@ -65,6 +65,21 @@ def test_tiny_model_loads_back_offline(tmp_path):
     assert model.config.hidden_size == 32 and model.config.vocab_size == len(tokenizer)
 
 
+def test_tiny_model_shape_defaults_are_the_training_settings(tmp_path):
+    """`arc-kit tiny-model` and a `name_or_path = "tiny"` run build the same shape: one default, in ModelSettings."""
+    import json
+
+    from arc_kit.config.training import ModelSettings
+
+    defaults = ModelSettings()
+    assert main(["tiny-model", "--out", str(tmp_path / "m"), "--heads", "2"]) == 0
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert config["num_attention_heads"] == 2
+    assert (config["hidden_size"], config["num_hidden_layers"], config["num_key_value_heads"],
+            config["intermediate_size"]) == (defaults.tiny_hidden_size, defaults.tiny_layers,
+                                             defaults.tiny_kv_heads, defaults.tiny_intermediate_size)
+
+
 # ---- bad input: one line naming the file/task/field, exit 2, never a traceback
 
 TASK = {"train": [{"input": [[1, 2]], "output": [[2, 1]]}], "test": [{"input": [[3, 4]]}]}

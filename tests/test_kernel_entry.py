@@ -170,7 +170,8 @@ def run_entry(tmp_path: Path, root: Path, settings: dict, **env: str) -> subproc
 
 SETTINGS = {"kernel": {"competition": SLUG, "quick_tasks": 2, "weights_dataset": "me/arc-weights"},
             "run": {"budget_seconds": 600, "margin_seconds": 10, "task_cap_seconds": 120},
-            "solver": {"mode": "greedy", "scoring_views": 0, "views": 1, "batch_size": 4}}
+            "solver": {"mode": "greedy", "scoring_views": 0, "views": 1, "batch_size": 4},
+            "ttt": {"max_samples": 8}}
 
 
 @pytest.mark.slow

@@ -194,7 +194,7 @@ def test_two_worker_processes_share_the_queue_and_merge(small_files, tmp_path):
 def test_dry_run_with_the_tiny_model(small_files, tmp_path, tiny_model_dir, capsys):
     code = cli_main(["dry-run", "--model", str(tiny_model_dir), "--challenges", str(small_files[0]),
                      "--solutions", str(small_files[1]), "--out", str(tmp_path), "--batch-size", "4",
-                     "--views", "2", "--max-tasks", "4"])
+                     "--views", "2", "--max-tasks", "4", "--ttt-max-samples", "8"])
     assert code == 0
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["score"] is not None and report["generated_tokens"] > 0 and report["tokens_per_second"] > 0

@@ -29,7 +29,7 @@ def test_builtin_configs_load_with_the_recipe_defaults():
     tiny = load_config(resolve_config_path("tiny-cpu.toml"))
     assert tiny.model.name_or_path == "tiny" and tiny.model.full_finetuning
     demo = load_config(resolve_config_path("demo"))
-    assert demo.data.synthetic.rules == ["rot180"] and demo.data.synthetic.n_tasks == 2000
+    assert demo.data.synthetic.rules == ["rot180"] and demo.data.synthetic.n_tasks == 4000
 
 
 def test_overrides_are_typed_and_unknown_fields_named():

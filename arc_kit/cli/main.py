@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
 
 from arc_kit.cli import data, demo, dry_run, formats, kaggle, reselect, train
 from arc_kit.cli.flags import Parser, challenges_file, input_errors, solutions_file
+from arc_kit.config.run import SolverConfig
+from arc_kit.config.training import ModelSettings
 from arc_kit.errors import Terminated
 
 
@@ -46,9 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_foundation_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("tiny-model", help="write the ARC tokenizer and a tiny random causal LM (tests, demo)")
     p.add_argument("--out", required=True, type=Path, help="folder to write (save_pretrained layout)")
-    p.add_argument("--hidden-size", type=int, default=128)
-    p.add_argument("--layers", type=int, default=3)
-    p.add_argument("--seed", type=int, default=0)
+    for name, field in _tiny_fields().items():
+        p.add_argument("--" + name.removeprefix("tiny_").replace("_", "-"), dest=name, type=int, metavar="N",
+                       default=argparse.SUPPRESS, help=f"{field.metadata['help']} (default: {field.default})")
     p.set_defaults(handler=_tiny_model)
 
     p = sub.add_parser("score", help="score a submission against a solutions file (ARC Prize metric)")
@@ -68,17 +71,24 @@ def _add_foundation_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tokenizer", help="tokenizer or weights folder, 'qwen' for Qwen2.5/3's vocabulary or 'nvarc' "
                    "for NVARC's 16 tokens (default: the ARC one)")
     formats.add_format_flag(p, "to count in")
-    p.add_argument("--max-length", type=int, default=8192)
+    solver_max_length = next(f for f in dataclasses.fields(SolverConfig) if f.name == "max_length")
+    p.add_argument("--max-length", type=int, default=solver_max_length.default,
+                   help=f"the solver's max_length: {solver_max_length.metadata['help']} (default: %(default)s)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_tokens)
 
 
+def _tiny_fields() -> dict[str, dataclasses.Field]:
+    """The training settings' ``tiny_*`` fields: the tiny model's shape, whose defaults live there."""
+    return {f.name: f for f in dataclasses.fields(ModelSettings) if f.name.startswith("tiny_")}
+
+
 @input_errors
 def _tiny_model(args: argparse.Namespace) -> int:
-    from arc_kit.models.tiny import TinyModelConfig, write_tiny_model
+    from arc_kit.models.tiny import tiny_config, write_tiny_model
 
-    out = write_tiny_model(args.out, TinyModelConfig(hidden_size=args.hidden_size, num_hidden_layers=args.layers,
-                                                     intermediate_size=2 * args.hidden_size, seed=args.seed))
+    given = {name: getattr(args, name) for name in _tiny_fields() if hasattr(args, name)}
+    out = write_tiny_model(args.out, tiny_config(ModelSettings(**given).check()))
     print(f"tiny model and ARC tokenizer written to {out}")
     return 0
 

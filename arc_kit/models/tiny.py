@@ -60,23 +60,26 @@ def build_arc_tokenizer() -> Any:
 
 @dataclass
 class TinyModelConfig:
-    """A Llama-shaped model (a Qwen2 config beside this tokenizer would make AutoTokenizer swap in Qwen's)."""
+    """A Llama-shaped model (a Qwen2 config beside this tokenizer would make AutoTokenizer swap in Qwen's).
 
-    hidden_size: int = 128
-    intermediate_size: int = 256
-    num_hidden_layers: int = 3
-    num_attention_heads: int = 4
-    num_key_value_heads: int = 2
+    The shape has no defaults here: they are the ``tiny_*`` settings of ``ModelSettings`` (``tiny_config``)."""
+
+    hidden_size: int
+    intermediate_size: int
+    num_hidden_layers: int
+    num_attention_heads: int
+    num_key_value_heads: int
+    seed: int
     max_position_embeddings: int = 8192
     rope_theta: float = 10000.0
-    seed: int = 0
 
 
 def build_tiny_model(tokenizer: Any, config: TinyModelConfig | None = None) -> Any:
+    """The random tiny model; ``config`` None is the shape the settings' defaults give."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    config = config or TinyModelConfig()
+    config = config or tiny_config(ModelSettings())
     torch.manual_seed(config.seed)
     model_config = LlamaConfig(
         vocab_size=len(tokenizer),
