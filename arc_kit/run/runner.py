@@ -125,6 +125,7 @@ def run_submission(config: RunConfig, solver_factory: SolverFactory | None = Non
 
     tasks_by_id = {t.task_id: t for t in ordered}
     phase1: dict[str, list[tuple[Any, Any]]] = {}  # the quick pass's attempts: attempt 2's first fallback
+    solved: set[str] = set()  # tasks whose full or spare-time answer is in the file
     report.selection = {"formula": config.solver.formula, **asdict(config.solver.selection)}
 
     def land(result: TaskResult, phase: str) -> None:
@@ -157,8 +158,14 @@ def run_submission(config: RunConfig, solver_factory: SolverFactory | None = Non
             failed[result.task_id] = result.error
         else:
             failed.pop(result.task_id, None)
+        # With several workers a quick-pass group can come back after the same task's full or spare answer
+        # landed: the quick answer then only serves as attempt 2's fallback and never replaces the better one.
+        late_quick = phase == "quick" and result.task_id in solved
         for i, (a1, a2, _source, _fallbacks) in enumerate(filled):  # a cut input comes back (None, None): kept
-            submission.set_attempts(result.task_id, i, a1, a2)
+            if not late_quick:
+                submission.set_attempts(result.task_id, i, a1, a2)
+        if phase != "quick" and not result.error:
+            solved.add(result.task_id)
         if phase == "spare" and record.spare is not None:
             record.spare["changed"] = submission.entries.get(result.task_id) != before
             report.spare_revisits += 1
