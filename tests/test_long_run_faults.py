@@ -371,12 +371,13 @@ WORKERS_SCRIPT = """
 import json, logging, sys
 from pathlib import Path
 from arc_kit.config.run import RunSettings, SolverConfig
-from arc_kit.run.runner import RunConfig, run_submission
+from arc_kit.run.job import RunJob
+from arc_kit.run.runner import run_submission
 import slow_solvers
 
 if __name__ == "__main__":  # spawned workers import this file again
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    config = RunConfig(model_dir=None, challenges=Path(sys.argv[1]), output=Path(sys.argv[2]),
+    config = RunJob(model_dir=None, challenges=Path(sys.argv[1]), output=Path(sys.argv[2]),
                        run=RunSettings(budget_seconds=90, margin_seconds=1, workers=2),
                        solver=SolverConfig(batch_size=1, views=1), progress=False)
     report = run_submission(config, solver_factory=slow_solvers.SleepyFactory(0.25))
@@ -515,3 +516,4 @@ def test_sigterm_is_logged_and_leaves_a_valid_file_and_the_reports(tmp_path: Pat
     assert report["interrupted"] and report["tasks_attempted"] >= 3
     if entry == "dry-run":
         assert (out / "report.html").is_file()
+
