@@ -12,6 +12,7 @@ from typing import Any
 from arc_kit.config.run import KernelPlan, SettingsError
 from arc_kit.core.submission import Submission, entry_counts, read_raw_tasks, validate_submission
 from arc_kit.core.tasks import TaskFileError
+from arc_kit.run.interrupts import StopSignals
 from arc_kit.run.job import RunJob
 from arc_kit.run.records import summary_lines
 from arc_kit.run.runner import run_submission, write_reports
@@ -122,7 +123,8 @@ def run_kernel(settings: dict[str, Any], start_time: float) -> int:
     version_problems = check_model_requirements(job.model_dir) if job.model_dir is not None else []
     for problem in version_problems:
         print(f"arc-kit kernel: VERSION PROBLEM: {problem}", flush=True)
-    return _run_and_report(job, rerun, version_problems)
+    with StopSignals():  # an interrupt stops the run; later ones wait until the file and report.json are written
+        return _run_and_report(job, rerun, version_problems)
 
 
 def _run_and_report(job: RunJob, rerun: bool, version_problems: list[str]) -> int:

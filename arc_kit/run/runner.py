@@ -11,14 +11,11 @@ This module imports no torch/transformers at import time: worker processes set `
 from __future__ import annotations
 
 import logging
-import signal
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from arc_kit.errors import Terminated
+from arc_kit.run.interrupts import StopSignals
 from arc_kit.run.job import RunInputs, RunJob, SolverFactory, read_inputs
 from arc_kit.run.ledger import Ledger
 from arc_kit.run.progress import PhaseBars
@@ -46,7 +43,7 @@ def run_submission(job: RunJob, solver_factory: SolverFactory | None = None,
 
     Bad input (``read_inputs``; ``inputs`` when the caller read them already) writes nothing and raises
     ``TaskFileError``: the caller says why in one line. Ctrl-C or SIGTERM ends the run early with what finished
-    written and ``report.interrupted`` set.
+    written and ``report.interrupted`` set (``StopSignals``: later ones wait until it is written).
     """
     start = job.start_time if job.start_time is not None else time.time()
     deadline = start + job.run.deadline_offset
@@ -58,18 +55,19 @@ def run_submission(job: RunJob, solver_factory: SolverFactory | None = None,
     ledger = Ledger(job, inputs, queued, schedule, bar, workers)
     ledger.open()
     factory = solver_factory or load_solver_for
-    try:
-        with sigterm_interrupts():
+    with StopSignals() as signals:
+        try:
             if workers <= 1:
                 run_in_process(job, factory, schedule, ledger)
             else:
                 run_in_workers(job, factory, schedule, ledger, workers)
-    except KeyboardInterrupt as e:
-        _say_stopped(job, ledger.report, terminated=isinstance(e, Terminated))
-    finally:
-        bar.close()
-    ended = time.time()
-    report = ledger.close(job)
+        except KeyboardInterrupt as e:
+            _say_stopped(job, ledger.report, terminated=isinstance(e, Terminated))
+        finally:
+            signals.finishing()
+            bar.close()
+        ended = time.time()
+        report = ledger.close(job)
     report.deadline_hit = report.deadline_hit or ended >= deadline
     report.overrun_seconds = round(max(0.0, ended - deadline), 3)
     report.seconds = time.time() - start
@@ -85,37 +83,15 @@ def _say_stopped(job: RunJob, report: RunReport, terminated: bool) -> None:
 
 def dry_run(job: RunJob, solver_factory: SolverFactory | None = None) -> RunReport:
     """``run_submission`` plus ``report.json`` and ``report.html`` beside the submission (the dry run, the demo);
-    an interrupted run writes both for what finished, then raises ``KeyboardInterrupt`` again."""
+    an interrupted run writes both for what finished, however many interrupts arrive meanwhile, then raises
+    ``KeyboardInterrupt`` (``Terminated`` after SIGTERM) again."""
     inputs = read_inputs(job)
-    report = run_submission(job, solver_factory=solver_factory, inputs=inputs)
-    write_reports(job, report, inputs)
+    with StopSignals():
+        report = run_submission(job, solver_factory=solver_factory, inputs=inputs)
+        write_reports(job, report, inputs)
     if report.interrupted:
         raise Terminated if report.terminated else KeyboardInterrupt
     return report
-
-
-@contextmanager
-def sigterm_interrupts() -> Iterator[None]:
-    """While solving, SIGTERM raises ``Terminated`` (a ``KeyboardInterrupt``) once, so the run ends as after
-    Ctrl-C: workers stopped, the file valid, the end said; a second one while it stops is ignored. Afterwards the
-    previous handler is back (the file is written atomically: a process killed then still leaves a valid one).
-    Only the main thread can take signals: elsewhere this does nothing."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    raised = False
-
-    def terminate(signum: int, frame: Any) -> None:
-        nonlocal raised
-        if not raised:
-            raised = True
-            raise Terminated
-
-    previous = signal.signal(signal.SIGTERM, terminate)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 # The pictures of report.html stop this long before the budget ends: the page itself must still be written.

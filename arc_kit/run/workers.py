@@ -133,6 +133,7 @@ def _worker_main(start: WorkerStart) -> None:
     """One worker process: set the device before any model library loads, then take groups from its own queue
     until told to stop. Every message carries the worker's id, so the parent knows who answered."""
     _die_with_parent(start.parent_pid)
+    _leave_stopping_to_the_parent()
     os.environ.update(start.env)
     worker_id, results_out = start.worker_id, start.results_out
     try:
@@ -153,6 +154,20 @@ def _worker_main(start: WorkerStart) -> None:
                               work.priors)
         results_out.put(("results", worker_id, (work.phase, [t.task_id for t in work.tasks], results)))
     results_out.put(("done", worker_id, _decode_stats(solver)))
+
+
+def _leave_stopping_to_the_parent() -> None:
+    """A worker ignores Ctrl-C (the shell sends it to the whole process group: the parent decides what stops, and
+    stops its workers with SIGTERM), and makes no named semaphore that would outlive it when it is stopped or
+    killed. tqdm makes one for its write lock at the first bar (transformers shows one while loading weights):
+    in a spawned process that lock is registered with multiprocessing's resource tracker, which reports it leaked
+    when the worker ends without running its exit handlers. Within one process a thread lock serves as well."""
+    import threading
+
+    from tqdm import tqdm
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    tqdm.set_lock(threading.RLock())
 
 
 # How many groups wait in a worker's queue: enough that it never idles, few enough that the queue's feeder
