@@ -637,3 +637,21 @@ def test_a_replaced_worker_leaks_no_semaphore(tmp_path: Path):
     assert "leaked" not in stderr and "resource_tracker" not in stderr, stderr[-3000:]
     assert validate_submission_file(out / "submission.json", tmp_path / "c.json") == []
 
+
+def test_the_dry_runs_last_line_says_what_a_full_disk_let_it_write(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                   capsys: pytest.CaptureFixture):
+    from arc_kit.run import runner
+
+    challenges = tmp_path / "c.json"
+    write_task_files(generate_tasks(["flip_lr"], 4, seed=3), challenges)
+    disk = Disk(tmp_path / "out", monkeypatch)
+    monkeypatch.setattr(runner, "load_solver_for", lambda config: DiskFillingSolver(disk, fill_at=2))
+    code = cli_main(["dry-run", "--model", str(tmp_path), "--challenges", str(challenges), "--out",
+                     str(tmp_path / "out"), "--mode", "greedy", "--views", "1", "--scoring-views", "0",
+                     "--batch-size", "1", "--no-quick-first", "--workers", "1"])
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert code == 1
+    assert not last.startswith("wrote"), last
+    assert "report.json" in last and "report.html" in last and "not written" in last, last
+    assert "No space left on device" in last and "submission.json" in last, last
+    assert validate_submission_file(tmp_path / "out" / "submission.json", challenges) == []

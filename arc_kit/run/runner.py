@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 from arc_kit.errors import Terminated
@@ -102,21 +103,25 @@ def write_reports(job: RunJob, report: RunReport, inputs: RunInputs | None = Non
     """``report.json`` beside the submission, and ``report.html`` when the run's ``inputs`` are given (the dry
     run). They are written in the margin before the budget ends: nothing is read again, and the pictures stop
     when the budget is nearly spent. A failure (a full disk) is a warning in the report and the log, not an
-    error: the submission is what matters, and it is written already."""
+    error: the submission is what matters, and it is written already. A report that could not be written is in
+    ``report.reports_not_written``, and an older one of that name, which would describe another run, is removed."""
     from arc_kit.core.files import atomic_write_json
     from arc_kit.run.report import write_run_report
 
     began = time.time()
     start = job.start_time if job.start_time is not None else began - report.seconds
-    try:
-        atomic_write_json(job.output.parent / "report.json", report.to_json(), indent=1)
-        if inputs is not None:
-            write_run_report(job.output.parent / "report.html", inputs.raw, inputs.solutions,
-                             str(job.challenges), job.output, report,
-                             stop_at=start + job.run.budget_seconds - REPORT_RESERVE_SECONDS)
-    except OSError as e:
-        report.warnings.append(f"the reports were not written: {e.filename}: {e.strerror or e}")
-        log.warning("%s", report.warnings[-1])
+    folder = job.output.parent
+    steps = [("report.json", lambda: atomic_write_json(folder / "report.json", report.to_json(), indent=1))]
+    if inputs is not None:
+        steps.append(("report.html", lambda: write_run_report(
+            folder / "report.html", inputs.raw, inputs.solutions, str(job.challenges), job.output, report,
+            stop_at=start + job.run.budget_seconds - REPORT_RESERVE_SECONDS)))
+    for n, (_name, write) in enumerate(steps):
+        try:
+            write()
+        except OSError as e:
+            _say_not_written(report, folder, [name for name, _ in steps[n:]], e)
+            break
     ended = time.time()
     late = ended - (start + job.run.budget_seconds)
     if late > 0:
@@ -124,3 +129,20 @@ def write_reports(job: RunJob, report: RunReport, inputs: RunInputs | None = Non
                     "margin_seconds", ended - began, late)
     else:
         log.info("reports written in %.1f s", ended - began)
+
+
+def _say_not_written(report: RunReport, folder: Path, names: list[str], error: OSError) -> None:
+    why = error.strerror or str(error)
+    report.reports_not_written = dict.fromkeys(names, why)
+    removed = []
+    for name in names:
+        try:
+            if (folder / name).is_file():
+                (folder / name).unlink()
+                removed.append(name)
+        except OSError:
+            pass
+    report.warnings.append(f"{' and '.join(names)} {'was' if len(names) == 1 else 'were'} not written: "
+                           f"{error.filename}: {why}" + (f" (the older {' and '.join(removed)} of another run "
+                                                         "removed)" if removed else ""))
+    log.warning("%s", report.warnings[-1])
