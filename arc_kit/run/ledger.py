@@ -68,6 +68,7 @@ class Ledger:
 
     def __init__(self, job: RunJob, inputs: RunInputs, queued: list[Task], schedule: Schedule, bar: PhaseBars,
                  workers: int):
+        self.job = job
         self.counts = entry_counts(inputs.raw)
         self.submission = Submission.placeholders(self.counts)
         self.report = RunReport(str(job.output), tasks=len(self.counts), entries=self.submission.num_entries,
@@ -192,10 +193,10 @@ class Ledger:
 
     # -- at the end --------------------------------------------------------------------------------------------
 
-    def close(self, job: RunJob) -> RunReport:
+    def close(self) -> RunReport:
         """The final write; the file read back, validated, and scored when solutions are known; the run's
         warnings about failed writes and failed tasks."""
-        report = self.report
+        report, job = self.report, self.job
         self.file.write()
         self.file.say_failures()
         if report.model_error:

@@ -68,7 +68,7 @@ def run_submission(job: RunJob, solver_factory: SolverFactory | None = None,
             signals.finishing()
             bar.close()
         ended = time.time()
-        report = ledger.close(job)
+        report = ledger.close()
     report.deadline_hit = report.deadline_hit or ended >= deadline
     report.overrun_seconds = round(max(0.0, ended - deadline), 3)
     report.seconds = time.time() - start
