@@ -196,8 +196,8 @@ def _dry_run(model: Path, challenges: Path, solutions: Path | None, out: Path, s
     from arc_kit.run.runner import dry_run
 
     report = dry_run(RunJob(model_dir=model, challenges=challenges, output=out / "submission.json",
-                               solutions=solutions, run=RunSettings(budget_seconds=budget), solver=solver,
-                               ttt=TTTConfig(enabled=False)))
+                            solutions=solutions, run=RunSettings(budget_seconds=budget), solver=solver,
+                            ttt=TTTConfig(enabled=False)))
     per_task = {tid: (sum(r.correct) / len(r.correct) if r.correct else 0.0) for tid, r in report.per_task.items()}
     return {"score": report.score if report.score is not None else 0.0, "tasks": report.tasks, "per_task": per_task}
 

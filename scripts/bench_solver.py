@@ -63,9 +63,9 @@ def run_once(name: str, model: Path, challenges: Path, solutions: Path, out: Pat
 
     cpu = time.process_time()
     report = run_submission(RunJob(model_dir=model, challenges=challenges, output=out / name / "submission.json",
-                                      solutions=solutions, solver=solver, ttt=TTTConfig(enabled=False),
-                                      run=RunSettings(workers=1, quick_first=False, spare_time=False),
-                                      progress=False))
+                                   solutions=solutions, solver=solver, ttt=TTTConfig(enabled=False),
+                                   run=RunSettings(workers=1, quick_first=False, spare_time=False),
+                                   progress=False))
     return report, time.process_time() - cpu
 
 

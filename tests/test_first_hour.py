@@ -92,9 +92,9 @@ class ListedSolver:
 
 def run_config(files: tuple[Path, Path], out: Path, **kwargs) -> RunJob:
     return RunJob(model_dir=None, challenges=files[0], solutions=files[1], output=out / "submission.json",
-                     run=RunSettings(workers=1, quick_first=kwargs.pop("quick_first", False)),
-                     solver=SolverConfig(mode="greedy", views=1, scoring_views=0, batch_size=1),
-                     ttt=TTTConfig(enabled=False), **kwargs)
+                  run=RunSettings(workers=1, quick_first=kwargs.pop("quick_first", False)),
+                  solver=SolverConfig(mode="greedy", views=1, scoring_views=0, batch_size=1),
+                  ttt=TTTConfig(enabled=False), **kwargs)
 
 
 def test_the_report_draws_the_attempted_tasks_wrong_ones_first(tmp_path, synthetic_files):

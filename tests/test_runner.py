@@ -80,7 +80,7 @@ def config_for(files: tuple[Path, Path], out: Path, **kwargs) -> RunJob:
     kwargs.setdefault("workers", 1)  # workers=None would import torch to count GPUs: seconds these tests time
     run = RunSettings(**{k: kwargs.pop(k) for k in list(kwargs) if k in {f.name for f in fields(RunSettings)}})
     return RunJob(model_dir=kwargs.pop("model_dir", None), challenges=files[0], output=out / "submission.json",
-                     solutions=files[1], progress=False, solver=solver, run=run, **kwargs)
+                  solutions=files[1], progress=False, solver=solver, run=run, **kwargs)
 
 
 def test_groups_fill_a_batch_and_tasks_run_shortest_first(small_files):
@@ -218,8 +218,8 @@ def test_two_cpu_workers_with_the_tiny_model(small_files, tmp_path, tiny_model_d
 def test_the_deadline_stops_the_real_decoder_mid_batch(arc_files, tmp_path, tiny_model_dir):
     began = time.time()
     config = RunJob(model_dir=tiny_model_dir, challenges=arc_files("arc-agi-1/evaluation")[0],
-                       output=tmp_path / "submission.json", run=RunSettings(budget_seconds=8, margin_seconds=1),
-                       start_time=began, progress=False, solver=SolverConfig(batch_size=8, device="cpu", views=1))
+                    output=tmp_path / "submission.json", run=RunSettings(budget_seconds=8, margin_seconds=1),
+                    start_time=began, progress=False, solver=SolverConfig(batch_size=8, device="cpu", views=1))
     report = run_submission(config)
     assert time.time() - began < 8.5
     assert report.deadline_hit and report.ok and report.placeholders_left > 0

@@ -37,8 +37,8 @@ RUN_SCRIPT = textwrap.dedent("""
         challenges, out, kind, budget = sys.argv[1], Path(sys.argv[2]), sys.argv[3], float(sys.argv[4])
         factory = slow_solvers.SleepyFactory(0.5) if kind == "sleepy" else slow_solvers.FailingFactory()
         config = RunJob(model_dir=None, challenges=Path(challenges), output=out,
-                           run=RunSettings(budget_seconds=budget, margin_seconds=0.5, workers=2),
-                           solver=SolverConfig(batch_size=1, views=1), progress=False)
+                        run=RunSettings(budget_seconds=budget, margin_seconds=0.5, workers=2),
+                        solver=SolverConfig(batch_size=1, views=1), progress=False)
         report = run_submission(config, solver_factory=factory)
         print("wrote", out, report.tasks_attempted, report.tasks_queued, report.model_error, flush=True)
 """)
@@ -199,7 +199,7 @@ def test_a_bad_challenges_file_is_one_line_and_the_kernel_keeps_the_most_valid_f
         challenges.write_text(content)
     output = tmp_path / "out" / "submission.json"
     config = RunJob(model_dir=None, challenges=challenges, output=output, run=RunSettings(workers=1),
-                       progress=False)
+                    progress=False)
     with pytest.raises(TaskFileError, match="c.json"):
         run_submission(config)
     assert not output.exists()

@@ -403,8 +403,8 @@ def test_a_search_out_of_time_keeps_what_it_found_and_the_file_stays_valid(tmp_p
     challenges = tmp_path / "c.json"
     write_task_files(tasks, challenges)
     config = RunJob(model_dir=tiny_model_dir, challenges=challenges, output=tmp_path / "submission.json",
-                       run=RunSettings(budget_seconds=4, margin_seconds=0.5, workers=1), progress=False,
-                       solver=SolverConfig(device="cpu", mode="dfs", min_probability=1e-6, max_candidates_per_view=500,
+                    run=RunSettings(budget_seconds=4, margin_seconds=0.5, workers=1), progress=False,
+                    solver=SolverConfig(device="cpu", mode="dfs", min_probability=1e-6, max_candidates_per_view=500,
                                            views=2, scoring_views=2))
     began = time.time()
     report = run_submission(config)
