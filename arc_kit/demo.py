@@ -192,11 +192,12 @@ def _dry_run(model: Path, challenges: Path, solutions: Path | None, out: Path, s
              budget: float) -> dict[str, Any]:
     """A dry run without test-time training: what the model knows by itself."""
     from arc_kit.config.run import RunSettings
-    from arc_kit.run.runner import RunConfig, dry_run
+    from arc_kit.run.job import RunJob
+    from arc_kit.run.runner import dry_run
 
-    report = dry_run(RunConfig(model_dir=model, challenges=challenges, output=out / "submission.json",
-                               solutions=solutions, run=RunSettings(budget_seconds=budget), solver=solver,
-                               ttt=TTTConfig(enabled=False)))
+    report = dry_run(RunJob(model_dir=model, challenges=challenges, output=out / "submission.json",
+                            solutions=solutions, run=RunSettings(budget_seconds=budget), solver=solver,
+                            ttt=TTTConfig(enabled=False)))
     per_task = {tid: (sum(r.correct) / len(r.correct) if r.correct else 0.0) for tid, r in report.per_task.items()}
     return {"score": report.score if report.score is not None else 0.0, "tasks": report.tasks, "per_task": per_task}
 

@@ -58,13 +58,14 @@ def say(part: dict[str, Any]) -> None:
 def run_once(name: str, model: Path, challenges: Path, solutions: Path, out: Path, solver: Any) -> tuple[Any, float]:
     """One run of a solver row through the runner: its report and the process CPU seconds it took."""
     from arc_kit.config.run import RunSettings, TTTConfig
-    from arc_kit.run.runner import RunConfig, run_submission
+    from arc_kit.run.job import RunJob
+    from arc_kit.run.runner import run_submission
 
     cpu = time.process_time()
-    report = run_submission(RunConfig(model_dir=model, challenges=challenges, output=out / name / "submission.json",
-                                      solutions=solutions, solver=solver, ttt=TTTConfig(enabled=False),
-                                      run=RunSettings(workers=1, quick_first=False, spare_time=False),
-                                      progress=False))
+    report = run_submission(RunJob(model_dir=model, challenges=challenges, output=out / name / "submission.json",
+                                   solutions=solutions, solver=solver, ttt=TTTConfig(enabled=False),
+                                   run=RunSettings(workers=1, quick_first=False, spare_time=False),
+                                   progress=False))
     return report, time.process_time() - cpu
 
 

@@ -113,10 +113,11 @@ def _group_score(report: object, ids: list[str]) -> float:
 def run_row(name: str, model: Path, data: tuple[Path, Path], groups: dict[str, list[str]], out: Path,
             solver: object, ttt: object) -> dict:
     from arc_kit.config.run import RunSettings
-    from arc_kit.run.runner import RunConfig, run_submission
+    from arc_kit.run.job import RunJob
+    from arc_kit.run.runner import run_submission
 
     began = time.time()
-    report = run_submission(RunConfig(
+    report = run_submission(RunJob(
         model_dir=model, challenges=data[0], output=out / name.replace(" ", "_") / "submission.json",
         solutions=data[1], run=RunSettings(workers=1, quick_first=False), solver=solver, ttt=ttt, progress=False))
     trained = [r.ttt for r in report.per_task.values() if r.ttt and r.ttt.get("steps")]

@@ -12,7 +12,8 @@ import pytest
 from arc_kit.cli.main import main as cli_main
 from arc_kit.config.run import RunSettings, SolverConfig, TTTConfig
 from arc_kit.core.synthetic import write_synthetic
-from arc_kit.run.runner import RunConfig, dry_run
+from arc_kit.run.job import RunJob
+from arc_kit.run.runner import dry_run
 from arc_kit.solve.solver import TaskResult
 
 
@@ -89,11 +90,11 @@ class ListedSolver:
         return results
 
 
-def run_config(files: tuple[Path, Path], out: Path, **kwargs) -> RunConfig:
-    return RunConfig(model_dir=None, challenges=files[0], solutions=files[1], output=out / "submission.json",
-                     run=RunSettings(workers=1, quick_first=kwargs.pop("quick_first", False)),
-                     solver=SolverConfig(mode="greedy", views=1, scoring_views=0, batch_size=1),
-                     ttt=TTTConfig(enabled=False), **kwargs)
+def run_config(files: tuple[Path, Path], out: Path, **kwargs) -> RunJob:
+    return RunJob(model_dir=None, challenges=files[0], solutions=files[1], output=out / "submission.json",
+                  run=RunSettings(workers=1, quick_first=kwargs.pop("quick_first", False)),
+                  solver=SolverConfig(mode="greedy", views=1, scoring_views=0, batch_size=1),
+                  ttt=TTTConfig(enabled=False), **kwargs)
 
 
 def test_the_report_draws_the_attempted_tasks_wrong_ones_first(tmp_path, synthetic_files):

@@ -15,7 +15,8 @@ from arc_kit.config.lora import LoraSpec
 from arc_kit.config.run import RunSettings, SolverConfig, TTTConfig
 from arc_kit.core.submission import Submission, validate_submission_file
 from arc_kit.core.tasks import load_tasks, read_json, write_task_files
-from arc_kit.run.runner import RunConfig, dry_run, run_submission
+from arc_kit.run.job import RunJob
+from arc_kit.run.runner import dry_run, run_submission
 from arc_kit.run.schedule import task_groups
 from arc_kit.solve.prompts import task_cost
 from arc_kit.solve.solver import TaskResult
@@ -68,18 +69,18 @@ class OracleFactory:
         self.solutions, self.kwargs = solutions, kwargs
         self.solver: OracleSolver | None = None
 
-    def __call__(self, config: RunConfig) -> OracleSolver:
+    def __call__(self, config: RunJob) -> OracleSolver:
         self.solver = OracleSolver(self.solutions, **self.kwargs)
         return self.solver
 
 
-def config_for(files: tuple[Path, Path], out: Path, **kwargs) -> RunConfig:
+def config_for(files: tuple[Path, Path], out: Path, **kwargs) -> RunJob:
     solver = kwargs.pop("solver", SolverConfig(mode="greedy", scoring_views=0, batch_size=2, views=1))
     kwargs.setdefault("ttt", TTTConfig(enabled=False))  # one phase unless a test asks for two
     kwargs.setdefault("workers", 1)  # workers=None would import torch to count GPUs: seconds these tests time
     run = RunSettings(**{k: kwargs.pop(k) for k in list(kwargs) if k in {f.name for f in fields(RunSettings)}})
-    return RunConfig(model_dir=kwargs.pop("model_dir", None), challenges=files[0], output=out / "submission.json",
-                     solutions=files[1], progress=False, solver=solver, run=run, **kwargs)
+    return RunJob(model_dir=kwargs.pop("model_dir", None), challenges=files[0], output=out / "submission.json",
+                  solutions=files[1], progress=False, solver=solver, run=run, **kwargs)
 
 
 def test_groups_fill_a_batch_and_tasks_run_shortest_first(small_files):
@@ -216,9 +217,9 @@ def test_two_cpu_workers_with_the_tiny_model(small_files, tmp_path, tiny_model_d
 @pytest.mark.slow
 def test_the_deadline_stops_the_real_decoder_mid_batch(arc_files, tmp_path, tiny_model_dir):
     began = time.time()
-    config = RunConfig(model_dir=tiny_model_dir, challenges=arc_files("arc-agi-1/evaluation")[0],
-                       output=tmp_path / "submission.json", run=RunSettings(budget_seconds=8, margin_seconds=1),
-                       start_time=began, progress=False, solver=SolverConfig(batch_size=8, device="cpu", views=1))
+    config = RunJob(model_dir=tiny_model_dir, challenges=arc_files("arc-agi-1/evaluation")[0],
+                    output=tmp_path / "submission.json", run=RunSettings(budget_seconds=8, margin_seconds=1),
+                    start_time=began, progress=False, solver=SolverConfig(batch_size=8, device="cpu", views=1))
     report = run_submission(config)
     assert time.time() - began < 8.5
     assert report.deadline_hit and report.ok and report.placeholders_left > 0
@@ -486,3 +487,36 @@ def test_attempt_two_is_the_best_other_grid_never_a_copy(small_files, tmp_path):
             assert entry["attempt_1"] != entry["attempt_2"]
             assert entry["attempt_2"] == [list(row) for row in tasks[tid].test[i].input]
     assert one.score == 1.0
+
+
+class EmptySolver:
+    """Parses no grid for any test input (an untrained model's output): every pool is empty, in both phases."""
+
+    def quick(self, tasks, stop_at=None):
+        return self.solve(tasks, stop_at)
+
+    def solve(self, tasks, stop_at=None):
+        from arc_kit.solve.solver import InputResult
+
+        return [TaskResult(t.task_id, [(None, None)] * len(t.test), unparsed=len(t.test),
+                           inputs=[InputResult() for _ in t.test]) for t in tasks]
+
+
+@pytest.mark.parametrize("two_phases", [False, True])
+def test_attempt_two_is_never_a_copy_when_no_grid_was_parsed(small_files, tmp_path, two_phases):
+    """Nothing parsed is no answer (the placeholder stays attempt 1, the entry counts as unanswered), yet attempt 2
+    is the test input, as the report says: a grid that can score, where a second [[0]] cannot."""
+    solver = SolverConfig(batch_size=2) if two_phases else SolverConfig(mode="greedy", scoring_views=0, views=1)
+    report = run_submission(config_for(small_files, tmp_path, solver=solver, max_tasks=4),
+                            solver_factory=lambda config: EmptySolver())
+    assert report.tasks_attempted == 4 and report.answered == 0 and report.placeholders_left == report.entries
+    data = read_json(tmp_path / "submission.json")
+    tasks = {t.task_id: t for t in load_tasks(small_files[0])}
+    for tid in report.attempted_ids:
+        for i, entry in enumerate(data[tid]):
+            assert entry["attempt_1"] == [[0]]
+            assert entry["attempt_2"] == [list(row) for row in tasks[tid].test[i].input]
+            assert report.per_task[tid].inputs[i].attempt_2_source == "test_input"
+    untouched = set(data) - set(report.attempted_ids)
+    assert len(untouched) == 2 and all(e == {"attempt_1": [[0]], "attempt_2": [[0]]} for t in untouched for e in data[t])
+    assert validate_submission_file(tmp_path / "submission.json", small_files[0]) == []

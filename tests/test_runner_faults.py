@@ -19,7 +19,8 @@ from arc_kit.config.run import RunSettings, SolverConfig
 from arc_kit.core.submission import validate_submission_file
 from arc_kit.core.tasks import load_tasks, write_task_files
 from arc_kit.models.loading import load_model
-from arc_kit.run.runner import RunConfig, run_submission
+from arc_kit.run.job import RunJob
+from arc_kit.run.runner import run_submission
 from arc_kit.solve.decoding import DecodeRequest, GreedyDecoder
 
 TESTS = Path(__file__).resolve().parent
@@ -27,16 +28,17 @@ TESTS = Path(__file__).resolve().parent
 RUN_SCRIPT = textwrap.dedent("""
     import sys
     from pathlib import Path
-    from arc_kit.run.runner import RunConfig, run_submission
+    from arc_kit.run.job import RunJob
+    from arc_kit.run.runner import run_submission
     from arc_kit.config.run import SolverConfig, RunSettings
     import slow_solvers
 
     if __name__ == "__main__":  # spawned workers import this file again
         challenges, out, kind, budget = sys.argv[1], Path(sys.argv[2]), sys.argv[3], float(sys.argv[4])
         factory = slow_solvers.SleepyFactory(0.5) if kind == "sleepy" else slow_solvers.FailingFactory()
-        config = RunConfig(model_dir=None, challenges=Path(challenges), output=out,
-                           run=RunSettings(budget_seconds=budget, margin_seconds=0.5, workers=2),
-                           solver=SolverConfig(batch_size=1, views=1), progress=False)
+        config = RunJob(model_dir=None, challenges=Path(challenges), output=out,
+                        run=RunSettings(budget_seconds=budget, margin_seconds=0.5, workers=2),
+                        solver=SolverConfig(batch_size=1, views=1), progress=False)
         report = run_submission(config, solver_factory=factory)
         print("wrote", out, report.tasks_attempted, report.tasks_queued, report.model_error, flush=True)
 """)
@@ -196,8 +198,8 @@ def test_a_bad_challenges_file_is_one_line_and_the_kernel_keeps_the_most_valid_f
     if content is not None:
         challenges.write_text(content)
     output = tmp_path / "out" / "submission.json"
-    config = RunConfig(model_dir=None, challenges=challenges, output=output, run=RunSettings(workers=1),
-                       progress=False)
+    config = RunJob(model_dir=None, challenges=challenges, output=output, run=RunSettings(workers=1),
+                    progress=False)
     with pytest.raises(TaskFileError, match="c.json"):
         run_submission(config)
     assert not output.exists()

@@ -396,14 +396,15 @@ def test_a_search_out_of_time_keeps_what_it_found_and_the_file_stays_valid(tmp_p
     from arc_kit.config.run import RunSettings
     from arc_kit.core.submission import validate_submission_file
     from arc_kit.core.tasks import load_tasks, write_task_files
-    from arc_kit.run.runner import RunConfig, run_submission
+    from arc_kit.run.job import RunJob
+    from arc_kit.run.runner import run_submission
 
     tasks = sorted(load_tasks(arc_files("arc-agi-1/evaluation")[0]), key=lambda t: len(str(t)))[:3]
     challenges = tmp_path / "c.json"
     write_task_files(tasks, challenges)
-    config = RunConfig(model_dir=tiny_model_dir, challenges=challenges, output=tmp_path / "submission.json",
-                       run=RunSettings(budget_seconds=4, margin_seconds=0.5, workers=1), progress=False,
-                       solver=SolverConfig(device="cpu", mode="dfs", min_probability=1e-6, max_candidates_per_view=500,
+    config = RunJob(model_dir=tiny_model_dir, challenges=challenges, output=tmp_path / "submission.json",
+                    run=RunSettings(budget_seconds=4, margin_seconds=0.5, workers=1), progress=False,
+                    solver=SolverConfig(device="cpu", mode="dfs", min_probability=1e-6, max_candidates_per_view=500,
                                            views=2, scoring_views=2))
     began = time.time()
     report = run_submission(config)

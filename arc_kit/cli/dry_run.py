@@ -42,8 +42,9 @@ def _dry_run(args: argparse.Namespace) -> int:
     from arc_kit.cli.flags import plan_from_args
     from arc_kit.config.run import SettingsError
     from arc_kit.core.files import check_folder_path
+    from arc_kit.run.job import RunJob
     from arc_kit.run.records import summary_lines
-    from arc_kit.run.runner import RunConfig, dry_run
+    from arc_kit.run.runner import dry_run
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     check_folder_path(args.out, "--out")  # the folder for submission.json and the reports
@@ -54,17 +55,33 @@ def _dry_run(args: argparse.Namespace) -> int:
         from arc_kit.models.loading import inference_tokenizer, weights_folder
 
         inference_tokenizer(weights_folder(args.model), plan.solver)
-    config = RunConfig(model_dir=args.model, challenges=args.challenges, output=args.out / "submission.json",
-                       solutions=args.solutions, run=plan.run, solver=plan.solver, ttt=plan.ttt, max_tasks=args.max_tasks,
-                       start_time=start)
-    report = dry_run(config)
+    job = RunJob(model_dir=args.model, challenges=args.challenges, output=args.out / "submission.json",
+                 solutions=args.solutions, run=plan.run, solver=plan.solver, ttt=plan.ttt, max_tasks=args.max_tasks,
+                 start_time=start)
+    report = dry_run(job)
     _print_table(report)
     for line in summary_lines(report):
         print(line)
-    print(f"wrote {config.output}, report.json and report.html in {args.out}")
+    print(_what_was_written(report, job.output))
     if report.model_error or report.problems or report.answers_not_written or report.every_task_failed:
         return 1
     return 0
+
+
+def _what_was_written(report, submission: Path) -> str:  # noqa: ANN001 - a RunReport, as in _print_table
+    """The last line: the files the run wrote, and those it could not (a full disk), never more than happened."""
+    reports = [name for name in ("report.json", "report.html") if name not in report.reports_not_written]
+    if report.answers_not_written:
+        said = (f"{submission} holds the last file written ({report.answers_not_written} answers never reached "
+                "it)")
+        said += f"; wrote {' and '.join(reports)}" if reports else ""
+    else:
+        said = f"wrote {submission}" + (f", {' and '.join(reports)} in {submission.parent}" if reports else "")
+    if report.reports_not_written:
+        missing = list(report.reports_not_written)
+        said += (f"; {' and '.join(missing)} {'was' if len(missing) == 1 else 'were'} not written "
+                 f"({next(iter(report.reports_not_written.values()))})")
+    return said
 
 
 def _print_table(report) -> None:  # noqa: ANN001 - a RunReport; typed loosely to keep imports lazy

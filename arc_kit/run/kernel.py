@@ -12,14 +12,16 @@ from typing import Any
 from arc_kit.config.run import KernelPlan, SettingsError
 from arc_kit.core.submission import Submission, entry_counts, read_raw_tasks, validate_submission
 from arc_kit.core.tasks import TaskFileError
+from arc_kit.run.interrupts import StopSignals
+from arc_kit.run.job import RunJob
 from arc_kit.run.records import summary_lines
-from arc_kit.run.runner import RunConfig, run_submission, write_reports
+from arc_kit.run.runner import run_submission, write_reports
 
 log = logging.getLogger(__name__)
 
 
-def kernel_config(plan: KernelPlan, start_time: float, env: dict[str, str] | None = None) -> RunConfig:
-    """Resolve the kernel's settings and Kaggle paths into a RunConfig (a missing model is left to the run).
+def kernel_job(plan: KernelPlan, start_time: float, env: dict[str, str] | None = None) -> RunJob:
+    """Resolve the kernel's settings and Kaggle paths into a RunJob (a missing model is left to the run).
 
     Weights named (a dataset, a model, a folder) but found only by searching elsewhere are another model: an
     interactive run refuses them (its user fixes the attachment before submitting), a rerun uses them, since
@@ -59,7 +61,7 @@ def kernel_config(plan: KernelPlan, start_time: float, env: dict[str, str] | Non
                         "that folder in kernel.model_dir")
             model_dir, problem = None, warning
         log.warning("%s", warning)
-    return RunConfig(
+    return RunJob(
         model_dir=model_dir,
         challenges=challenges,
         output=output_path(env),
@@ -74,23 +76,23 @@ def kernel_config(plan: KernelPlan, start_time: float, env: dict[str, str] | Non
     )
 
 
-def _keep_a_valid_file(config: RunConfig) -> None:
+def _keep_a_valid_file(job: RunJob) -> None:
     """After a run that ended early (bad input, a fault), make sure the output holds a valid file: when it does
     not, placeholders for every task id that can be read (``{}`` when none can), so Kaggle still finds one."""
     try:
-        counts = entry_counts(read_raw_tasks(config.challenges))
+        counts = entry_counts(read_raw_tasks(job.challenges))
     except TaskFileError:
         counts = {}
     try:
-        with open(config.output, encoding="utf-8") as f:
+        with open(job.output, encoding="utf-8") as f:
             if not validate_submission(json.load(f), counts):
                 return
     except (OSError, ValueError):
         pass
     try:
-        Submission.placeholders(counts).write(config.output)
+        Submission.placeholders(counts).write(job.output)
     except OSError as e:
-        print(f"arc-kit kernel: cannot write placeholders to {config.output} ({e.strerror or e})", flush=True)
+        print(f"arc-kit kernel: cannot write placeholders to {job.output} ({e.strerror or e})", flush=True)
 
 
 def run_kernel(settings: dict[str, Any], start_time: float) -> int:
@@ -109,31 +111,37 @@ def run_kernel(settings: dict[str, Any], start_time: float) -> int:
     rerun = is_competition_rerun()
     try:
         plan = KernelPlan.from_dict(settings)
-        config = kernel_config(plan, start_time)
+        job = kernel_job(plan, start_time)
     except (SettingsError, KagglePathError) as e:
         print(f"arc-kit kernel: {e}", flush=True)
         if not output_path().exists():
             Submission.placeholders({}).write(output_path())
         return 1
-    print(f"arc-kit kernel: {'competition rerun' if rerun else 'interactive run'}; challenges {config.challenges}; "
-          f"weights {config.model_dir}; output {config.output}; "
-          f"{'all tasks' if config.max_tasks is None else f'quick pass on {config.max_tasks} tasks'}", flush=True)
-    version_problems = check_model_requirements(config.model_dir) if config.model_dir is not None else []
+    print(f"arc-kit kernel: {'competition rerun' if rerun else 'interactive run'}; challenges {job.challenges}; "
+          f"weights {job.model_dir}; output {job.output}; "
+          f"{'all tasks' if job.max_tasks is None else f'quick pass on {job.max_tasks} tasks'}", flush=True)
+    version_problems = check_model_requirements(job.model_dir) if job.model_dir is not None else []
     for problem in version_problems:
         print(f"arc-kit kernel: VERSION PROBLEM: {problem}", flush=True)
+    with StopSignals():  # an interrupt stops the run; later ones wait until the file and report.json are written
+        return _run_and_report(job, rerun, version_problems)
+
+
+def _run_and_report(job: RunJob, rerun: bool, version_problems: list[str]) -> int:
+    """The run, ``report.json``, the summary in the log, and the kernel's exit code (see ``run_kernel``)."""
     try:
-        report = run_submission(config)
+        report = run_submission(job)
     except TaskFileError as e:
         print(f"arc-kit kernel: cannot read the challenges: {e}", flush=True)
-        _keep_a_valid_file(config)
+        _keep_a_valid_file(job)
         return 0 if rerun else 1
     except Exception as e:  # a fault nobody foresaw: its stack goes to the log, and the file stays valid
         log.exception("the run failed")
-        _keep_a_valid_file(config)
-        print(f"arc-kit kernel: the run failed ({type(e).__name__}: {e}); {config.output} holds the last valid "
+        _keep_a_valid_file(job)
+        print(f"arc-kit kernel: the run failed ({type(e).__name__}: {e}); {job.output} holds the last valid "
               "file written, else placeholders", flush=True)
         return 0 if rerun else 1
-    write_reports(config, report)
+    write_reports(job, report)
     for line in summary_lines(report):
         print(line, flush=True)
     if report.problems:

@@ -108,6 +108,9 @@ class RunReport:
     selection: dict[str, Any] = field(default_factory=dict)  # the formula and its weights that ranked the pools
     spare_revisits: int = 0  # tasks revisited in the spare-time phase (results that landed)
     spare_changed: int = 0  # of those, tasks whose answer changed
+    # Report files that could not be written (a full disk) -> why. Known only once report.json has been written,
+    # so never in it: it is what the dry run's last line says.
+    reports_not_written: dict[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -124,6 +127,7 @@ class RunReport:
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
+        del out["reports_not_written"]
         out["tokens_per_second"] = self.tokens_per_second
         return out
 

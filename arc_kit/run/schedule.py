@@ -9,12 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from arc_kit.core.tasks import Task
-
-if TYPE_CHECKING:
-    from arc_kit.run.runner import RunConfig
+from arc_kit.run.job import RunJob
 
 
 def task_groups(tasks: Sequence[Task], prompts_per_group: int, views: int) -> list[list[Task]]:
@@ -75,13 +73,13 @@ class Schedule:
     took longer than the time left is skipped (it would be cut, and a cut revisit changes nothing).
     """
 
-    def __init__(self, ordered: list[Task], config: RunConfig, deadline: float, workers: int, two_phases: bool):
-        solver = config.solver
-        self.deadline, self.workers, self.cap = deadline, workers, config.run.task_cap_seconds
+    def __init__(self, ordered: list[Task], job: RunJob, deadline: float, workers: int, two_phases: bool):
+        solver = job.solver
+        self.deadline, self.workers, self.cap = deadline, workers, job.run.task_cap_seconds
         self.quick = task_groups(ordered, solver.batch_size, 1) if two_phases else []
         self.full = [[t] for t in ordered] if two_phases else task_groups(ordered, solver.batch_size, solver.views)
         self.two_phases = two_phases
-        self.spare_time = config.run.spare_time
+        self.spare_time = job.run.spare_time
         self.revisits: list[Revisit] = []
         self.full_out = 0  # full-phase tasks handed out whose results have not come back
         self.position = {t.task_id: i for i, t in enumerate(ordered)}
