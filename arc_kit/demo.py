@@ -86,22 +86,26 @@ def peak_memory_mb() -> float:
 
 
 def run_demo(cfg: DemoConfig, plan: KernelPlan | None = None) -> dict[str, Any]:
+    from arc_kit.config.training import load_config, resolve_config_path
+
+    out = cfg.out.resolve()
+    # Read first: a bad training setting is refused before anything is made.
+    config = load_config(resolve_config_path(cfg.train_config), [*cfg.overrides, f"train.output_dir={out / 'run'}"])
+
     import torch
 
     from arc_kit.core.metric import score_submission
     from arc_kit.core.synthetic import colour_map_tasks, generate_tasks
     from arc_kit.core.tasks import load_tasks, read_json, write_task_files
-    from arc_kit.training import export_model, load_config, resolve_config_path, run_training
+    from arc_kit.training import export_model, run_training
 
     plan = plan or demo_plan()
     # Measured here: the tiny model steps several times faster on one thread than on two contended ones.
     torch.set_num_threads(plan.solver.cpu_threads or 1)
-    out = cfg.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     times = StageTimes()
     started = time.time()
 
-    config = load_config(resolve_config_path(cfg.train_config), [*cfg.overrides, f"train.output_dir={out / 'run'}"])
     if (out / "run").exists():
         shutil.rmtree(out / "run")  # a demo always starts fresh; a real run resumes instead
     synth = config.data.synthetic

@@ -55,7 +55,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     q.set_defaults(handler=_image_freeze)
 
     from arc_kit.cli.flags import add_settings_file, settings_parent
-    from arc_kit.config.run import KernelRuntime, RunSettings, SolverConfig, TTTConfig
+    from arc_kit.config.run import KernelPlan, KernelRuntime, RunSettings, SolverConfig, TTTConfig
     from arc_kit.kaggle.kernel_build import MACHINE_SHAPES, KernelSettings
 
     kernel = sub.add_parser("kernel", help="build, check, push and follow the submission kernel")
@@ -71,7 +71,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--wheelhouse", type=Path, default=None,
                    help="the local wheelhouse folder you upload: checked now, and again by kernel push")
     p.add_argument("--image", type=Path, default=None, help="image TOML the wheelhouse must resolve against")
-    add_settings_file(p)
+    add_settings_file(p, KernelPlan)
     p.set_defaults(handler=_kernel_build)
 
     p = ksub.add_parser("check", help="what the built kernel will attach and run, and whether its wheelhouse "
