@@ -134,6 +134,22 @@ def test_the_nvarc_settings_hold_nvarcs_inference_and_ttt_and_build_a_kernel(tmp
     assert read_plan(tmp_path / "k") == plan
 
 
+def test_weights_named_twice_are_refused_not_one_silently_ignored(tmp_path: Path, capsys) -> None:
+    """A settings file naming a Kaggle Model (nvarc.toml) and a flag naming a dataset: the kernel would load the
+    model and ignore the dataset, so the build is refused in one line saying how to keep one."""
+    nvarc = str(ROOT / "arc_kit" / "configs" / "nvarc.toml")
+    base = ["kernel", "build", "--owner", "tester", "--settings", nvarc, "--out", str(tmp_path / "k")]
+    assert run_standalone(base, ["--weights-dataset", "you/my-weights"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "weights_dataset" in err[0] and "weights_model" in err[0] and "kernel.weights_model=" in err[0]
+    assert not (tmp_path / "k").exists()
+    assert run_standalone(base, ["--weights-dataset", "you/my-weights", "--set", "kernel.weights_model="]) == 0
+    meta = json.loads((tmp_path / "k" / "kernel-metadata.json").read_text())
+    assert meta["model_sources"] == [] and meta["dataset_sources"] == ["you/my-weights"]
+    with pytest.raises(SettingsError, match="weights_model"):
+        KernelPlan.from_dict({"kernel": {"weights_dataset": "a/b", "weights_model": "a/m/t/v/1"}})
+
+
 @pytest.mark.parametrize("bad,says", [(dict(slug="ab"), "slug"), (dict(weights_dataset="no-owner"), "no-owner"),
                                       (dict(weights_model="tester/m/transformers/default"), "weights model"),
                                       (dict(kernel_type="rmd"), "kernel_type"),
