@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -42,8 +43,9 @@ def _dry_run(args: argparse.Namespace) -> int:
     from arc_kit.cli.flags import plan_from_args
     from arc_kit.config.run import SettingsError
     from arc_kit.core.files import check_folder_path
+    from arc_kit.core.metric import solutions_cover
     from arc_kit.run.records import summary_lines
-    from arc_kit.run.runner import RunConfig, dry_run
+    from arc_kit.run.runner import RunConfig, dry_run, read_inputs
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     check_folder_path(args.out, "--out")  # the folder for submission.json and the reports
@@ -57,10 +59,16 @@ def _dry_run(args: argparse.Namespace) -> int:
     config = RunConfig(model_dir=args.model, challenges=args.challenges, output=args.out / "submission.json",
                        solutions=args.solutions, run=plan.run, solver=plan.solver, ttt=plan.ttt, max_tasks=args.max_tasks,
                        start_time=start)
+    coverage = None
+    if args.solutions is not None:  # solutions of another set are refused before the run, not scored 0 after it
+        inputs = read_inputs(config)
+        coverage = solutions_cover(inputs.raw, inputs.solutions, str(args.solutions), str(args.challenges))
     report = dry_run(config)
     _print_table(report)
     for line in summary_lines(report):
         print(line)
+    if coverage:
+        print(f"warning: {coverage}", file=sys.stderr)
     print(f"wrote {config.output}, report.json and report.html in {args.out}")
     if report.model_error or report.problems or report.answers_not_written or report.every_task_failed:
         return 1

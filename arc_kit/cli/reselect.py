@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from dataclasses import asdict
 from pathlib import Path
 
@@ -42,19 +43,27 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 def _select(args: argparse.Namespace) -> int:
     from arc_kit.cli.flags import settings_from_args
     from arc_kit.config.run import FORMULAS, SelectionSettings
+    from arc_kit.core.metric import solutions_cover
     from arc_kit.core.tasks import read_json
-    from arc_kit.run.reselect import check_out_folder, read_run, reselect, write_selection
+    from arc_kit.run.reselect import SelectError, check_out_folder, read_run, reselect, write_selection
 
     runs = [read_run(folder) for folder in args.runs]
     weights = settings_from_args(args, SelectionSettings, base=runs[0].weights)
     own = runs[0].formula
     formulas = list(dict.fromkeys(args.formula or [own, *FORMULAS]))
     solutions = read_json(args.solutions) if args.solutions is not None else None
+    coverage = None
+    if solutions is not None:
+        if not isinstance(solutions, dict):
+            raise SelectError(f"{args.solutions}: must map task ids to lists of output grids")
+        coverage = solutions_cover(runs[0].submission, solutions, str(args.solutions), f"{runs[0].folder}")
     if args.out is not None:
         check_out_folder(args.out)
     results = [reselect(runs, f, weights, solutions) for f in formulas]
     if args.out is not None:
         write_selection(args.out, results[0], runs, weights)
+    if coverage:
+        print(f"warning: {coverage}", file=sys.stderr)
     if args.json:
         print(json.dumps({"runs": [str(r.folder) for r in runs], "weights": asdict(weights), "choices": [
             {k: v for k, v in r.__dict__.items() if k not in ("submission", "per_task")} for r in results]}))
