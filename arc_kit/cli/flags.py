@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 from arc_kit.config.run import KernelPlan, TTTConfig, load_plan
-from arc_kit.config.schema import SettingsError, parse_override, validate
+from arc_kit.config.schema import SettingsError, check_bounds, parse_override, validate
 from arc_kit.errors import ArcKitError
 
 T = TypeVar("T")
@@ -171,6 +171,28 @@ def add_set_flag(parser: argparse.ArgumentParser, *schemas: type, help: str) -> 
     names them, so its handler and the tests know which tables a value may name)."""
     parser.add_argument("--set", action="append", default=[], metavar="TABLE.FIELD=VALUE", help=help)
     parser.set_defaults(**{SET_SCHEMAS: schemas})
+
+
+def setting_value(cls: type, name: str) -> Callable[[str], Any]:
+    """argparse ``type=`` for a flag that takes setting ``name`` of ``cls`` outside a plan (``arc-kit prompt
+    --max-length``): the value read as the setting's type and held to its bounds, so the flag refuses what the
+    setting refuses, in argparse's one line."""
+    field = next(f for f in dataclasses.fields(cls) if f.name == name)
+    kind = typing.get_type_hints(cls)[name]
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {kind.__name__}, got {text!r}") from None
+        try:
+            check_bounds(field, value, "")
+        except SettingsError as e:
+            raise argparse.ArgumentTypeError(str(e).strip()) from None
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its own messages
+    return parse
 
 
 def challenges_file(value: str) -> Path:

@@ -76,17 +76,22 @@ def validate(obj: Any, where: str = "") -> None:
                 validate(item, f"{name}[{i}]")
             continue
         _check_choice(value, hints[f.name], name)
-        if value is None:
-            continue
-        for key, bound in f.metadata.get("bounds", {}).items():
-            symbol, holds = BOUNDS[key]
-            if not holds(value, bound):
-                meaning = f.metadata.get("meaning")
-                raise SettingsError(f"{name} must be {symbol} {bound}{f' ({meaning})' if meaning else ''}, "
-                                    f"got {value!r}")
+        check_bounds(f, value, name)
     cross_check = getattr(obj, "cross_check", None)
     if cross_check is not None:
         cross_check(where)
+
+
+def check_bounds(f: dataclasses.Field, value: Any, name: str) -> None:
+    """``SettingsError`` when ``value`` breaks a bound of setting ``f`` (None, an unset optional, keeps them all);
+    ``name`` is how the message calls it (``solver.views``, ``--max-length``)."""
+    if value is None:
+        return
+    for key, bound in f.metadata.get("bounds", {}).items():
+        symbol, holds = BOUNDS[key]
+        if not holds(value, bound):
+            meaning = f.metadata.get("meaning")
+            raise SettingsError(f"{name} must be {symbol} {bound}{f' ({meaning})' if meaning else ''}, got {value!r}")
 
 
 def _literal_choices(hint: Any) -> tuple[Any, ...] | None:
