@@ -22,13 +22,11 @@ from typing import Any, TypeVar
 from arc_kit import COMPETITION_SLUG
 from arc_kit.config.run import KernelPlan, SolverConfig, TTTConfig, load_plan
 from arc_kit.config.schema import Settings, setting
-from arc_kit.errors import ArcKitError
 
 T = TypeVar("T")
 
 DEMO_OWNER = "demo-user"
 WEIGHTS_SLUG = "arc-kit-demo-weights"
-KERNEL_ENTRY = Path(__file__).resolve().parents[1] / "submission" / "main.py"
 DEMO_SETTINGS = Path(__file__).resolve().parent / "configs" / "demo-settings.toml"
 READ_RULE = "swap"  # the colour map hidden in the demo's second held-out set
 
@@ -220,13 +218,11 @@ def _export_as_dataset(export_model: Callable[..., Path], run_dir: Path, out: Pa
 
 def _build_kernel(out: Path, competition: str, solver: SolverConfig, ttt: TTTConfig) -> Path:
     from arc_kit.config.run import KernelPlan, KernelRuntime
-    from arc_kit.kaggle.kernel_build import KernelSettings, build_kernel
+    from arc_kit.kaggle.kernel_build import KernelSettings, build_kernel, kernel_entry
 
-    if not KERNEL_ENTRY.is_file():
-        raise ArcKitError(f"{KERNEL_ENTRY} not found: run the demo from an arc-kit checkout (pip install -e .)")
     plan = KernelPlan(KernelRuntime(competition=competition, weights_dataset=f"{DEMO_OWNER}/{WEIGHTS_SLUG}"),
                       solver=solver, ttt=ttt)
-    build_kernel(KERNEL_ENTRY, out, KernelSettings(owner=DEMO_OWNER), plan)
+    build_kernel(kernel_entry("submission"), out, KernelSettings(owner=DEMO_OWNER), plan)
     return out
 
 
