@@ -9,6 +9,7 @@ import typing
 from pathlib import Path
 
 import pytest
+from test_cli import one_error_line
 
 from arc_kit.core.examples import IGNORE_INDEX, tokenize_example
 from arc_kit.core.formats import (
@@ -223,15 +224,6 @@ def test_a_format_flag_the_weights_contradict_is_refused_in_one_line(nvarc_publi
 
 
 # ---- bad input to `arc-kit prompt`: one line naming the file or flag, exit 2, never a traceback
-
-
-def one_error_line(capsys, *names: str) -> str:
-    err = capsys.readouterr().err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
-    for name in names:
-        assert name in lines[0], (name, lines[0])
-    return lines[0]
 
 
 @pytest.mark.parametrize("damage", ["truncated", "missing", "not json", "empty vocabulary"])

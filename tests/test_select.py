@@ -9,6 +9,7 @@ import math
 from pathlib import Path
 
 import pytest
+from test_cli import one_error_line
 
 from arc_kit.cli.main import main as cli_main
 from arc_kit.core.submission import validate_submission_file
@@ -158,15 +159,6 @@ def test_scoring_views_that_differ_are_combined_column_by_column(tmp_path):
 
 POOL = [{"grid": [[1]], "views": {"v1": [0.1]}, "scoring_nlls": [1.0]},
         {"grid": [[2]], "views": {"v2": [0.2]}, "scoring_nlls": [0.5]}]
-
-
-def one_error_line(capsys, *names: str) -> str:
-    err = capsys.readouterr().err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
-    for name in names:
-        assert name in lines[0], (name, lines[0])
-    return lines[0]
 
 
 def test_select_never_writes_over_another_runs_files(tmp_path, capsys):
