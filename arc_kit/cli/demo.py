@@ -76,6 +76,7 @@ def _demo(args: argparse.Namespace) -> int:
     if args.settings is None:
         args.settings = DEMO_SETTINGS
     plan = plan_from_args(args)
-    cfg = dataclasses.replace(settings_from_args(args, DemoConfig), overrides=set_overrides(args, TrainConfig))
+    training = set_overrides(args, TrainConfig)
+    cfg = dataclasses.replace(settings_from_args(args, DemoConfig), overrides=training)
     summary = run_demo(cfg, plan)["summary"]
     return 0 if summary["score after (held-out)"] > summary["score before (held-out)"] else 1

@@ -60,7 +60,7 @@ def _dry_run(args: argparse.Namespace) -> int:
                        solutions=args.solutions, run=plan.run, solver=plan.solver, ttt=plan.ttt, max_tasks=args.max_tasks,
                        start_time=start)
     coverage = None
-    if args.solutions is not None:  # solutions of another set are refused before the run, not scored 0 after it
+    if args.solutions is not None:  # another set's solutions are refused before the run, not scored 0 after it
         inputs = read_inputs(config)
         coverage = solutions_cover(inputs.raw, inputs.solutions, str(args.solutions), str(args.challenges))
     report = dry_run(config)

@@ -31,7 +31,7 @@ T = TypeVar("T")
 # command line: TTTConfig.learning_rate is --ttt-learning-rate.
 FLAG_PREFIX: dict[type, str] = {TTTConfig: "ttt_"}
 SETTINGS_CLASSES = "_settings_classes"  # the namespace attribute naming the dataclasses a command has flags for
-SET_SCHEMAS = "_set_schemas"  # the namespace attribute naming the settings classes whose tables --set may name
+SET_SCHEMAS = "_set_schemas"  # the namespace attribute naming the settings classes --set may name tables of
 PLAN_TABLES: dict[type, str] = {hint: name for name, hint in typing.get_type_hints(KernelPlan).items()}
 
 
@@ -137,13 +137,13 @@ def plan_from_args(args: argparse.Namespace) -> KernelPlan:
 
 
 def set_overrides(args: argparse.Namespace, schema: type) -> list[str]:
-    """The ``--set`` values for ``schema``'s tables. A command whose ``--set`` fills one settings class gives it
-    every value (its loader refuses a table it lacks); one that fills several (the demo: the plan and the training
-    config) sends each value to the class holding its table, and refuses a table none of them holds."""
+    """The ``--set`` values for ``schema``'s tables. A command whose ``--set`` fills one settings class gives
+    it every value (its loader refuses a table it lacks); one that fills several (the demo: the plan and the
+    training config) sends each value to the class holding its table, and refuses a table none of them holds."""
     schemas = getattr(args, SET_SCHEMAS, None) or (schema,)
     texts = getattr(args, "set", None) or []
     if len(schemas) == 1:
-        return list(texts)
+        return list(texts) if schemas[0] is schema else []
     tables = {cls: set(typing.get_type_hints(cls)) for cls in schemas}
     mine = []
     for text in texts:
@@ -162,13 +162,13 @@ def add_settings_file(parser: argparse.ArgumentParser, *schemas: type) -> None:
     parser.add_argument("--settings", type=Path, default=None, metavar="TOML",
                         help="a settings file with [kernel], [run], [solver] and [ttt] tables; flags given "
                              "override it")
-    add_set_flag(parser, *schemas, help="set one setting, e.g. --set solver.views=4 (repeatable; after --settings, "
-                                        "before flags)")
+    add_set_flag(parser, *schemas, help="set one setting, e.g. --set solver.views=4 (repeatable; after "
+                                        "--settings, before flags)")
 
 
 def add_set_flag(parser: argparse.ArgumentParser, *schemas: type, help: str) -> None:
-    """``--set TABLE.FIELD=VALUE``, for the tables of the settings classes ``schemas`` (the command's namespace
-    names them, so its handler and the tests know which tables a value may name)."""
+    """``--set TABLE.FIELD=VALUE``, for the tables of the settings classes ``schemas`` (the command's
+    namespace names them, so its handler and the tests know which tables a value may name)."""
     parser.add_argument("--set", action="append", default=[], metavar="TABLE.FIELD=VALUE", help=help)
     parser.set_defaults(**{SET_SCHEMAS: schemas})
 

@@ -62,7 +62,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     ksub = kernel.add_subparsers(title="kernel commands", metavar="ACTION")
     p = ksub.add_parser("build", parents=[settings_parent(KernelSettings, KernelRuntime, RunSettings,
                                                           SolverConfig, TTTConfig)],
-                        help="write kernel-metadata.json and the code file from the kernel entry (submission/main.py)",
+                        help="write kernel-metadata.json and the code file from the kernel entry "
+                        "(submission/main.py)",
                         description="Every flag below is a field of a settings dataclass (arc_kit/config/run.py, "
                         "arc_kit/kaggle/kernel_build.py) with the kernel's one default. Nonsense values are refused.")
     p.add_argument("--main", type=Path, default=None, help="kernel entry to copy (default: the kit's own, "

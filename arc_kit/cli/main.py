@@ -72,7 +72,8 @@ def _add_foundation_commands(sub: argparse._SubParsersAction) -> None:
                    "for NVARC's 16 tokens (default: the ARC one)")
     formats.add_format_flag(p, "to count in")
     solver_max_length = next(f for f in dataclasses.fields(SolverConfig) if f.name == "max_length")
-    p.add_argument("--max-length", type=setting_value(SolverConfig, "max_length"), default=solver_max_length.default,
+    p.add_argument("--max-length", type=setting_value(SolverConfig, "max_length"),
+                   default=solver_max_length.default,
                    help=f"the solver's max_length: {solver_max_length.metadata['help']} (default: %(default)s)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_tokens)

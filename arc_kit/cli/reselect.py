@@ -33,8 +33,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--formula", nargs="+", choices=FORMULAS, metavar="F",
                    help=f"formulas to compare ({', '.join(FORMULAS)}); the first is written with --out "
                         "(default: the first run's formula, then the others)")
-    p.add_argument("--out", type=Path, help="folder for the new submission.json and selection.json (how it was "
-                   "chosen); never a run folder, nor a folder holding a submission.json select did not write")
+    p.add_argument("--out", type=Path, help="folder for the new submission.json and selection.json (how it "
+                   "was chosen); never a run folder, nor a folder holding a submission.json select did not write")
     p.add_argument("--json", action="store_true", help="print the comparison as one JSON object")
     p.set_defaults(handler=_select)
 

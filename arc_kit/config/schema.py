@@ -83,15 +83,16 @@ def validate(obj: Any, where: str = "") -> None:
 
 
 def check_bounds(f: dataclasses.Field, value: Any, name: str) -> None:
-    """``SettingsError`` when ``value`` breaks a bound of setting ``f`` (None, an unset optional, keeps them all);
-    ``name`` is how the message calls it (``solver.views``, ``--max-length``)."""
+    """``SettingsError`` when ``value`` breaks a bound of setting ``f`` (None, an unset optional, keeps them
+    all); ``name`` is how the message calls it (``solver.views``)."""
     if value is None:
         return
     for key, bound in f.metadata.get("bounds", {}).items():
         symbol, holds = BOUNDS[key]
         if not holds(value, bound):
             meaning = f.metadata.get("meaning")
-            raise SettingsError(f"{name} must be {symbol} {bound}{f' ({meaning})' if meaning else ''}, got {value!r}")
+            raise SettingsError(f"{name} must be {symbol} {bound}{f' ({meaning})' if meaning else ''}, "
+                                f"got {value!r}")
 
 
 def _literal_choices(hint: Any) -> tuple[Any, ...] | None:
@@ -129,8 +130,8 @@ def fill(cls: type[T], raw: Any, where: str) -> T:
     hints = _field_hints(cls)
     unknown = sorted(set(raw) - set(hints))
     if unknown:
-        raise SettingsError(f"{where + ': ' if where else ''}unknown {_kind(hints)}(s) {', '.join(unknown)}; known: "
-                            f"{', '.join(hints)}")
+        raise SettingsError(f"{where + ': ' if where else ''}unknown {_kind(hints)}(s) {', '.join(unknown)}; "
+                            f"known: {', '.join(hints)}")
     return cls(**{name: _typed(value, hints[name], field_path(where, name)) for name, value in raw.items()})
 
 
@@ -199,7 +200,8 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str], cls: type) -> dic
                 raise SettingsError(f"--set {text!r}: {field_path(where, part)} is a setting, not a table")
             table = table.setdefault(part, {})
             if not isinstance(table, dict):
-                raise SettingsError(f"--set {text!r}: {field_path(where, part)} is not a table in the settings file")
+                raise SettingsError(f"--set {text!r}: {field_path(where, part)} is not a table in the settings "
+                                    "file")
             hints, where = _field_hints(hints[part]), field_path(where, part)
         name = path[-1]
         _known(hints, name, where, text)
@@ -217,7 +219,8 @@ def _known(hints: dict[str, Any], name: str, where: str, text: str) -> None:
     """Refuse ``--set text`` when ``name`` is no table or field at ``where``, listing the ones there are."""
     if name not in hints:
         place = f" in {where}" if where else ""
-        raise SettingsError(f"--set {text!r}: unknown {_kind(hints)} {name}{place}; known: {', '.join(hints)}")
+        raise SettingsError(f"--set {text!r}: unknown {_kind(hints)} {name}{place}; known: "
+                            f"{', '.join(hints)}")
 
 
 def read_toml(path: Path) -> dict[str, Any]:
@@ -243,7 +246,7 @@ def load(cls: type[T], path: Path | None = None, overrides: list[str] | None = N
     try:
         settings = fill(cls, raw, "")
         validate(settings)
-    except SettingsError as e:  # a bound or a rule between fields, over the file and the --set values together
+    except SettingsError as e:  # a bound or a rule between fields, over the file and the --set values
         source = " + ".join([str(path)] * (path is not None) + ["--set"] * bool(overrides))
         raise SettingsError(f"{source}: {e}" if source else str(e)) from None
     return settings
