@@ -22,13 +22,11 @@ from typing import Any, TypeVar
 from arc_kit import COMPETITION_SLUG
 from arc_kit.config.run import KernelPlan, SolverConfig, TTTConfig, load_plan
 from arc_kit.config.schema import Settings, setting
-from arc_kit.errors import ArcKitError
 
 T = TypeVar("T")
 
 DEMO_OWNER = "demo-user"
 WEIGHTS_SLUG = "arc-kit-demo-weights"
-KERNEL_ENTRY = Path(__file__).resolve().parents[1] / "submission" / "main.py"
 DEMO_SETTINGS = Path(__file__).resolve().parent / "configs" / "demo-settings.toml"
 READ_RULE = "swap"  # the colour map hidden in the demo's second held-out set
 
@@ -86,22 +84,26 @@ def peak_memory_mb() -> float:
 
 
 def run_demo(cfg: DemoConfig, plan: KernelPlan | None = None) -> dict[str, Any]:
+    from arc_kit.config.training import load_config, resolve_config_path
+
+    out = cfg.out.resolve()
+    # Read first: a bad training setting is refused before anything is made.
+    config = load_config(resolve_config_path(cfg.train_config), [*cfg.overrides, f"train.output_dir={out / 'run'}"])
+
     import torch
 
     from arc_kit.core.metric import score_submission
     from arc_kit.core.synthetic import colour_map_tasks, generate_tasks
     from arc_kit.core.tasks import load_tasks, read_json, write_task_files
-    from arc_kit.training import export_model, load_config, resolve_config_path, run_training
+    from arc_kit.training import export_model, run_training
 
     plan = plan or demo_plan()
     # Measured here: the tiny model steps several times faster on one thread than on two contended ones.
     torch.set_num_threads(plan.solver.cpu_threads or 1)
-    out = cfg.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     times = StageTimes()
     started = time.time()
 
-    config = load_config(resolve_config_path(cfg.train_config), [*cfg.overrides, f"train.output_dir={out / 'run'}"])
     if (out / "run").exists():
         shutil.rmtree(out / "run")  # a demo always starts fresh; a real run resumes instead
     synth = config.data.synthetic
@@ -217,13 +219,11 @@ def _export_as_dataset(export_model: Callable[..., Path], run_dir: Path, out: Pa
 
 def _build_kernel(out: Path, competition: str, solver: SolverConfig, ttt: TTTConfig) -> Path:
     from arc_kit.config.run import KernelPlan, KernelRuntime
-    from arc_kit.kaggle.kernel_build import KernelSettings, build_kernel
+    from arc_kit.kaggle.kernel_build import KernelSettings, build_kernel, kernel_entry
 
-    if not KERNEL_ENTRY.is_file():
-        raise ArcKitError(f"{KERNEL_ENTRY} not found: run the demo from an arc-kit checkout (pip install -e .)")
     plan = KernelPlan(KernelRuntime(competition=competition, weights_dataset=f"{DEMO_OWNER}/{WEIGHTS_SLUG}"),
                       solver=solver, ttt=ttt)
-    build_kernel(KERNEL_ENTRY, out, KernelSettings(owner=DEMO_OWNER), plan)
+    build_kernel(kernel_entry("submission"), out, KernelSettings(owner=DEMO_OWNER), plan)
     return out
 
 

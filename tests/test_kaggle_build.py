@@ -4,6 +4,7 @@ No network and no ``kaggle`` import here (the client tests are in test_kaggle_cl
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import zipfile
@@ -134,8 +135,40 @@ def test_the_nvarc_settings_hold_nvarcs_inference_and_ttt_and_build_a_kernel(tmp
     assert read_plan(tmp_path / "k") == plan
 
 
+def test_kernel_build_works_outside_the_source_tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The entry is found in the installed package, wherever the command runs; --main still overrides it."""
+    monkeypatch.chdir(tmp_path)
+    assert run_standalone(["kernel", "build", "--owner", "tester", "--out", "k"], []) == 0
+    code = (tmp_path / "k" / "main.py").read_text()
+    assert code == render_code((ROOT / "submission" / "main.py").read_text(), KernelPlan().to_dict())
+    from arc_kit.kaggle.kernel_build import kernel_entry
+
+    assert kernel_entry("submission").read_text() == (ROOT / "submission" / "main.py").read_text()
+    with pytest.raises(KernelBuildError, match="no kernel entry 'evaluation'.*submission"):
+        kernel_entry("evaluation")
+    (tmp_path / "mine.py").write_text(STAND_IN_MAIN)
+    assert run_standalone(["kernel", "build", "--owner", "tester", "--out", "k2", "--main", "mine.py"], []) == 0
+    assert "Stand-in kernel entry" in (tmp_path / "k2" / "main.py").read_text()
+
+
+def test_weights_named_twice_are_refused_not_one_silently_ignored(tmp_path: Path, capsys) -> None:
+    """A settings file naming a Kaggle Model (nvarc.toml) and a flag naming a dataset: the kernel would load the
+    model and ignore the dataset, so the build is refused in one line saying how to keep one."""
+    nvarc = str(ROOT / "arc_kit" / "configs" / "nvarc.toml")
+    base = ["kernel", "build", "--owner", "tester", "--settings", nvarc, "--out", str(tmp_path / "k")]
+    assert run_standalone(base, ["--weights-dataset", "you/my-weights"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and all(word in err[0] for word in ("weights_dataset", "weights_model", "--set kernel.weights_model="))
+    assert not (tmp_path / "k").exists()
+    assert run_standalone(base, ["--weights-dataset", "you/my-weights", "--set", "kernel.weights_model="]) == 0
+    meta = json.loads((tmp_path / "k" / "kernel-metadata.json").read_text())
+    assert meta["model_sources"] == [] and meta["dataset_sources"] == ["you/my-weights"]
+    with pytest.raises(SettingsError, match="weights_model"):
+        KernelPlan.from_dict({"kernel": {"weights_dataset": "a/b", "weights_model": "a/m/t/v/1"}})
+
+
 @pytest.mark.parametrize("bad,says", [(dict(slug="ab"), "slug"), (dict(weights_dataset="no-owner"), "no-owner"),
-                                      (dict(weights_model="tester/m/transformers/default"), "weights model"),
+                                      (dict(weights_model="tester/m/transformers/default", weights_dataset=None), "weights model"),
                                       (dict(kernel_type="rmd"), "kernel_type"),
                                       (dict(machine_shape="NvidiaL4x4"), "machine_shape"),
                                       (dict(machine_shape="nvidial4"), "machine_shape"),
@@ -464,6 +497,17 @@ def test_wheelhouse_builds_offline_and_kernel_check_refuses_one_that_does_not_re
         names = wheel.namelist()
     assert "arc_kit/kaggle/client.py" in names and "arc_kit/configs/kaggle-image.toml" in names
     assert not any(name.startswith(("tests/", "kernels/", "submission/")) for name in names)
+    # the kernel entry ships inside the package, so a pip-installed kit builds kernels: unpacked as pip installs
+    # it, away from the source tree, the kit finds submission/main.py's text there
+    site = tmp_path / "site"
+    with zipfile.ZipFile(result.arc_kit_wheel) as wheel:
+        wheel.extractall(site)
+    found = subprocess.run([sys.executable, "-c", "from arc_kit.kaggle.kernel_build import kernel_entry; "
+                            "import arc_kit; print(arc_kit.__file__); print(kernel_entry('submission'))"],
+                           cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(site)}, capture_output=True, text=True)
+    package, entry = found.stdout.split()
+    assert Path(package).is_relative_to(site) and Path(entry).is_relative_to(site), found.stderr
+    assert Path(entry).read_text() == (ROOT / "submission" / "main.py").read_text()
     assert check_wheelhouse(dest, image).ok
     assert json.loads((dest / "wheelhouse.json").read_text())["problems"] == []
 

@@ -165,6 +165,17 @@ def test_an_unknown_name_is_one_line_and_exit_2(argv: list[str], capsys):
     one_error_line(capsys, "arc-agi-3/", "arc-kit data list")
 
 
+def test_a_cache_that_cannot_be_written_is_one_line_naming_it(tmp_path: Path, monkeypatch, capsys):
+    """A read-only (or misplaced) ARC_KIT_DATA_CACHE: the command says where it tried to write and how to move it.
+    (Tests may run as root, whom a read-only folder does not stop: a cache below a file fails alike.)"""
+    (tmp_path / "a-file").write_text("x")
+    monkeypatch.setenv("ARC_KIT_DATA_CACHE", str(tmp_path / "a-file" / "cache"))
+    assert main(["prompt", "arc-agi-1/evaluation", "00576224"]) == 2
+    one_error_line(capsys, str(tmp_path / "a-file" / "cache"), "ARC_KIT_DATA_CACHE")
+    with pytest.raises(TaskFileError, match="ARC_KIT_DATA_CACHE"):
+        named_files("arc-agi-1/evaluation")
+
+
 def test_show_draws_a_task_of_a_named_set(tmp_path: Path, capsys):
     task_id = next(iter(json.loads(named_files("arc-agi-1/evaluation")[0].read_text())))
     out = tmp_path / "t.png"

@@ -21,7 +21,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_show)
 
     from arc_kit.cli.flags import add_settings_file, settings_parent
-    from arc_kit.config.run import SolverConfig, TTTConfig
+    from arc_kit.config.run import KernelPlan, SolverConfig, TTTConfig
+    from arc_kit.config.training import TrainConfig
     from arc_kit.demo import DemoConfig  # settings only: torch loads when the demo runs
 
     p = sub.add_parser("demo", parents=[settings_parent(DemoConfig, SolverConfig, TTTConfig)],
@@ -29,7 +30,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                        description="Every flag is a field of arc_kit.demo.DemoConfig or of the kernel's settings. "
                        "--set takes training settings (train.learning_rate=...) as well as the plan's "
                        "(solver.views=...); --settings replaces arc_kit/configs/demo-settings.toml.")
-    add_settings_file(p)
+    add_settings_file(p, KernelPlan, TrainConfig)
     p.set_defaults(handler=_demo)
 
 
@@ -68,13 +69,14 @@ def _demo(args: argparse.Namespace) -> int:
     import os
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # before torch loads: one thread is fastest for the tiny model
-    from arc_kit.cli.flags import plan_from_args, plan_overrides, settings_from_args
+    from arc_kit.cli.flags import plan_from_args, set_overrides, settings_from_args
+    from arc_kit.config.training import TrainConfig
     from arc_kit.demo import DEMO_SETTINGS, DemoConfig, run_demo
 
     if args.settings is None:
         args.settings = DEMO_SETTINGS
     plan = plan_from_args(args)
-    training = [text for text in args.set if text not in plan_overrides(args)]
+    training = set_overrides(args, TrainConfig)
     cfg = dataclasses.replace(settings_from_args(args, DemoConfig), overrides=training)
     summary = run_demo(cfg, plan)["summary"]
     return 0 if summary["score after (held-out)"] > summary["score before (held-out)"] else 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from arc_kit.cli.flags import challenges_file, input_errors, solutions_file
 def add_commands(sub: argparse._SubParsersAction) -> None:
     """Register this area's sub-commands on the top-level parser."""
     from arc_kit.cli.flags import add_settings_file, settings_parent
-    from arc_kit.config.run import RunSettings, SolverConfig, TTTConfig
+    from arc_kit.config.run import KernelPlan, RunSettings, SolverConfig, TTTConfig
 
     p = sub.add_parser(
         "dry-run",
@@ -30,7 +31,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    help="*_solutions.json or a data set name: score the run by both metrics")
     p.add_argument("--out", required=True, type=Path, help="folder for submission.json, report.json, report.html")
     p.add_argument("--max-tasks", type=int, default=None, help="decode only the N shortest tasks")
-    add_settings_file(p)
+    add_settings_file(p, KernelPlan)
     p.set_defaults(handler=_dry_run)
 
 

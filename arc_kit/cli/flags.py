@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 from arc_kit.config.run import KernelPlan, TTTConfig, load_plan
-from arc_kit.config.schema import validate
+from arc_kit.config.schema import SettingsError, check_bounds, parse_override, validate
 from arc_kit.errors import ArcKitError
 
 T = TypeVar("T")
@@ -31,6 +31,7 @@ T = TypeVar("T")
 # command line: TTTConfig.learning_rate is --ttt-learning-rate.
 FLAG_PREFIX: dict[type, str] = {TTTConfig: "ttt_"}
 SETTINGS_CLASSES = "_settings_classes"  # the namespace attribute naming the dataclasses a command has flags for
+SET_SCHEMAS = "_set_schemas"  # the namespace attribute naming the settings classes --set may name tables of
 PLAN_TABLES: dict[type, str] = {hint: name for name, hint in typing.get_type_hints(KernelPlan).items()}
 
 
@@ -128,26 +129,70 @@ def settings_from_args(args: argparse.Namespace, cls: type[T], base: T | None = 
 def plan_from_args(args: argparse.Namespace) -> KernelPlan:
     """The settings a command runs with: the defaults, then ``--settings FILE`` and ``--set table.field=value``,
     then the flags given; checked, so a nonsense value is one line naming its field."""
-    plan = load_plan(getattr(args, "settings", None), plan_overrides(args))
+    plan = load_plan(getattr(args, "settings", None), set_overrides(args, KernelPlan))
     flagged = getattr(args, SETTINGS_CLASSES, ())
     plan = _replace(plan, {table: given_flags(args, cls) for cls, table in PLAN_TABLES.items() if cls in flagged})
     plan.check()
     return plan
 
 
-def plan_overrides(args: argparse.Namespace) -> list[str]:
-    """The ``--set`` values that name a table of the plan (``solver.views=4``); a command that also takes a
-    training config (the demo) keeps the rest for it."""
-    return [text for text in getattr(args, "set", None) or [] if text.split(".", 1)[0].strip() in PLAN_TABLES.values()]
+def set_overrides(args: argparse.Namespace, schema: type) -> list[str]:
+    """The ``--set`` values for ``schema``'s tables. A command whose ``--set`` fills one settings class gives
+    it every value (its loader refuses a table it lacks); one that fills several (the demo: the plan and the
+    training config) sends each value to the class holding its table, and refuses a table none of them holds."""
+    schemas = getattr(args, SET_SCHEMAS, None) or (schema,)
+    texts = getattr(args, "set", None) or []
+    if len(schemas) == 1:
+        return list(texts) if schemas[0] is schema else []
+    tables = {cls: set(typing.get_type_hints(cls)) for cls in schemas}
+    mine = []
+    for text in texts:
+        table = parse_override(text)[0][0]
+        owner = next((cls for cls in schemas if table in tables[cls]), None)
+        if owner is None:
+            known = "; ".join(f"{', '.join(tables[cls])} ({cls.__name__})" for cls in schemas)
+            raise SettingsError(f"--set {text!r}: unknown table {table}; known: {known}")
+        if owner is schema:
+            mine.append(text)
+    return mine
 
 
-def add_settings_file(parser: argparse.ArgumentParser) -> None:
+def add_settings_file(parser: argparse.ArgumentParser, *schemas: type) -> None:
+    """``--settings FILE`` (a ``KernelPlan`` TOML) and ``--set`` for the tables of ``schemas``."""
     parser.add_argument("--settings", type=Path, default=None, metavar="TOML",
                         help="a settings file with [kernel], [run], [solver] and [ttt] tables; flags given "
                              "override it")
-    parser.add_argument("--set", action="append", default=[], metavar="TABLE.FIELD=VALUE",
-                        help="set one setting, e.g. --set solver.views=4 (repeatable; after --settings, before "
-                             "flags)")
+    add_set_flag(parser, *schemas, help="set one setting, e.g. --set solver.views=4 (repeatable; after "
+                                        "--settings, before flags)")
+
+
+def add_set_flag(parser: argparse.ArgumentParser, *schemas: type, help: str) -> None:
+    """``--set TABLE.FIELD=VALUE``, for the tables of the settings classes ``schemas`` (the command's
+    namespace names them, so its handler and the tests know which tables a value may name)."""
+    parser.add_argument("--set", action="append", default=[], metavar="TABLE.FIELD=VALUE", help=help)
+    parser.set_defaults(**{SET_SCHEMAS: schemas})
+
+
+def setting_value(cls: type, name: str) -> Callable[[str], Any]:
+    """argparse ``type=`` for a flag that takes setting ``name`` of ``cls`` outside a plan (``arc-kit prompt
+    --max-length``): the value read as the setting's type and held to its bounds, so the flag refuses what the
+    setting refuses, in argparse's one line."""
+    field = next(f for f in dataclasses.fields(cls) if f.name == name)
+    kind = typing.get_type_hints(cls)[name]
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {kind.__name__}, got {text!r}") from None
+        try:
+            check_bounds(field, value, "")
+        except SettingsError as e:
+            raise argparse.ArgumentTypeError(str(e).strip()) from None
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its own messages
+    return parse
 
 
 def challenges_file(value: str) -> Path:

@@ -8,7 +8,7 @@ import sys
 import typing
 from pathlib import Path
 
-from arc_kit.cli.flags import challenges_file, input_errors, solutions_file
+from arc_kit.cli.flags import challenges_file, input_errors, setting_value, solutions_file
 from arc_kit.config.run import FormatChoice, SolverConfig
 
 FORMAT_CHOICES = typing.get_args(FormatChoice)
@@ -38,7 +38,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--answer", action="store_true",
                    help="append the answer's completion: the training text (the solution must be known)")
     p.add_argument("--solutions", type=solutions_file, help="solutions file or data set name (for --answer)")
-    p.add_argument("--max-length", type=int, default=SolverConfig.max_length,
+    p.add_argument("--max-length", type=setting_value(SolverConfig, "max_length"),
+                   default=SolverConfig.max_length,
                    help="context the prompt must fit, answer room included (default: %(default)s, the solver's)")
     p.set_defaults(handler=_prompt)
 

@@ -14,7 +14,6 @@ from arc_kit.cli.flags import input_errors
 from arc_kit.config.schema import SettingsError
 
 DEFAULT_KERNEL_DIR = Path("kernels/arc-kit-submission")
-DEFAULT_MAIN = Path("submission/main.py")
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -55,7 +54,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     q.set_defaults(handler=_image_freeze)
 
     from arc_kit.cli.flags import add_settings_file, settings_parent
-    from arc_kit.config.run import KernelRuntime, RunSettings, SolverConfig, TTTConfig
+    from arc_kit.config.run import KernelPlan, KernelRuntime, RunSettings, SolverConfig, TTTConfig
     from arc_kit.kaggle.kernel_build import MACHINE_SHAPES, KernelSettings
 
     kernel = sub.add_parser("kernel", help="build, check, push and follow the submission kernel")
@@ -63,15 +62,17 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     ksub = kernel.add_subparsers(title="kernel commands", metavar="ACTION")
     p = ksub.add_parser("build", parents=[settings_parent(KernelSettings, KernelRuntime, RunSettings,
                                                           SolverConfig, TTTConfig)],
-                        help="write kernel-metadata.json and the code file from submission/main.py",
+                        help="write kernel-metadata.json and the code file from the kernel entry "
+                        "(submission/main.py)",
                         description="Every flag below is a field of a settings dataclass (arc_kit/config/run.py, "
                         "arc_kit/kaggle/kernel_build.py) with the kernel's one default. Nonsense values are refused.")
-    p.add_argument("--main", type=Path, default=DEFAULT_MAIN, help="kernel entry to copy (default: %(default)s)")
+    p.add_argument("--main", type=Path, default=None, help="kernel entry to copy (default: the kit's own, "
+                   "submission/main.py, installed with it)")
     p.add_argument("--out", type=Path, default=DEFAULT_KERNEL_DIR, help="kernel folder (default: %(default)s)")
     p.add_argument("--wheelhouse", type=Path, default=None,
                    help="the local wheelhouse folder you upload: checked now, and again by kernel push")
     p.add_argument("--image", type=Path, default=None, help="image TOML the wheelhouse must resolve against")
-    add_settings_file(p)
+    add_settings_file(p, KernelPlan)
     p.set_defaults(handler=_kernel_build)
 
     p = ksub.add_parser("check", help="what the built kernel will attach and run, and whether its wheelhouse "
@@ -231,14 +232,14 @@ def _image_freeze(args: argparse.Namespace) -> int:
 @_guarded
 def _kernel_build(args: argparse.Namespace) -> int:
     from arc_kit.cli.flags import plan_from_args, settings_from_args
-    from arc_kit.kaggle.kernel_build import KernelSettings, build_kernel
+    from arc_kit.kaggle.kernel_build import KernelSettings, build_kernel, kernel_entry
 
     settings = settings_from_args(args, KernelSettings)
     settings.owner = _owner(settings.owner or None)
     plan = plan_from_args(args)
     info = {"wheelhouse": str(args.wheelhouse.resolve()) if args.wheelhouse else None,
             "image": str(args.image.resolve()) if args.image else None}
-    paths = build_kernel(args.main, args.out, settings, plan, build_info=info)
+    paths = build_kernel(args.main or kernel_entry("submission"), args.out, settings, plan, build_info=info)
     print(f"kernel {settings.ref} built in {args.out}: {paths['code'].name}, {paths['metadata'].name}")
     return _report_check(args.out, args.wheelhouse, args.image)
 

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from arc_kit.cli import data, demo, dry_run, formats, kaggle, reselect, train
-from arc_kit.cli.flags import Parser, challenges_file, input_errors, solutions_file
+from arc_kit.cli.flags import Parser, challenges_file, input_errors, setting_value, solutions_file
 from arc_kit.config.run import SolverConfig
 from arc_kit.config.training import ModelSettings
 from arc_kit.errors import Terminated
@@ -72,7 +72,8 @@ def _add_foundation_commands(sub: argparse._SubParsersAction) -> None:
                    "for NVARC's 16 tokens (default: the ARC one)")
     formats.add_format_flag(p, "to count in")
     solver_max_length = next(f for f in dataclasses.fields(SolverConfig) if f.name == "max_length")
-    p.add_argument("--max-length", type=int, default=solver_max_length.default,
+    p.add_argument("--max-length", type=setting_value(SolverConfig, "max_length"),
+                   default=solver_max_length.default,
                    help=f"the solver's max_length: {solver_max_length.metadata['help']} (default: %(default)s)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_tokens)

@@ -11,8 +11,9 @@ import argparse
 import json
 from pathlib import Path
 
-from arc_kit.cli.flags import input_errors
+from arc_kit.cli.flags import add_set_flag, input_errors
 from arc_kit.config.schema import SettingsError
+from arc_kit.config.training import TrainConfig
 from arc_kit.models.precision import DTYPE_NAMES, EXPORT_DTYPE
 
 
@@ -41,8 +42,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
     """Shared by `arc-kit train` and scripts/pretrain.py so both take the same flags."""
     p.add_argument("--config", required=True, help="a TOML file or a built-in name (tiny-cpu, gpu-qwen)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a field, e.g. --set train.learning_rate=2e-4 (repeatable)")
+    add_set_flag(p, TrainConfig, help="override a field, e.g. --set train.learning_rate=2e-4 (repeatable)")
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in train.output_dir")
 
 

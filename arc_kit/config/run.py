@@ -189,10 +189,11 @@ class KernelRuntime(Settings):
     """What only the Kaggle kernel needs: the competition, the attached sources it looks for, the quick pass."""
 
     competition: str = setting(COMPETITION_SLUG, help="competition slug")
-    weights_dataset: str | None = setting(None, help="owner/slug of the weights dataset")
+    weights_dataset: str | None = setting(None, help="owner/slug of the weights dataset (or weights_model, not "
+                                                      "both)")
     weights_model: str | None = setting(None, help=(
         "owner/model/framework/variation/N of the weights as a Kaggle Model (e.g. NVARC's "
-        "sorokin/qwen3_4b_grids15_sft139/Transformers/bfloat16/1)"))
+        "sorokin/qwen3_4b_grids15_sft139/Transformers/bfloat16/1; or weights_dataset, not both)"))
     wheelhouse_dataset: str | None = setting(None, help="owner/slug of the wheelhouse dataset")
     model_dir: str | None = setting(None, help="weights folder inside the kernel (default: found from the "
                                                "attached source, else searched)")
@@ -204,6 +205,12 @@ class KernelRuntime(Settings):
     def cross_check(self, where: str) -> None:
         if not self.competition:
             raise SettingsError(f"{field_path(where, 'competition')} must be a competition slug")
+        if self.weights_dataset and self.weights_model:  # the kernel would load the model, ignore the dataset
+            dataset, model = field_path(where, "weights_dataset"), field_path(where, "weights_model")
+            raise SettingsError(
+                f"{dataset} ({self.weights_dataset}) and {model} ({self.weights_model}) are both set: the "
+                f"kernel loads one set of weights. Keep one: --set {model}= clears the model a settings file "
+                f"names (--set {dataset}= the dataset)")
 
 
 @dataclass

@@ -1,5 +1,6 @@
 """Build the submission kernel folder: ``kernel-metadata.json`` and a code file generated from
-``submission/main.py``. Pure file work, no ``kaggle`` client, so a build can be checked offline.
+``submission/main.py`` (installed with the package, ``kernel_entry``). Pure file work, no ``kaggle`` client, so a
+build can be checked offline.
 
 The code file is never hand-kept: it is ``submission/main.py`` with exactly one line rewritten,
 ``KERNEL_SETTINGS = ...``, so the kernel carries its settings (competition, mount paths, budget) as a literal.
@@ -21,6 +22,9 @@ from arc_kit.core.files import atomic_write_text
 from arc_kit.errors import ArcKitError
 from arc_kit.kaggle.upload import check_ref, title_from_slug
 
+KERNEL_ENTRIES = {"submission": "main.py"}
+"""Each kind of kernel and its entry in ``submission/``, which ships inside the package as ``ENTRIES_PACKAGE``."""
+ENTRIES_PACKAGE = "arc_kit.kernel_entries"
 SETTINGS_PREFIX = "KERNEL_SETTINGS = "
 KERNEL_METADATA = "kernel-metadata.json"
 BUILD_INFO = "arc-kit-build.json"  # beside the metadata, never pushed: what `kernel check` and `push` verify
@@ -75,6 +79,23 @@ class KernelSettings(Settings):
                                    "keeps a rerun on the weights you tested)")
         if model and not _MODEL_SOURCE.match(model):
             raise KernelBuildError(f"weights model {model!r} must be owner/model/framework/variation/N")
+
+
+def kernel_entry(kind: str) -> Path:
+    """The entry file of a kind of kernel (``submission``), from the installed package: the same file whether
+    the kit runs from a checkout (an editable install maps ``submission/``) or from a wheel."""
+    from importlib import resources
+
+    if kind not in KERNEL_ENTRIES:
+        raise KernelBuildError(f"no kernel entry {kind!r} (known: {', '.join(KERNEL_ENTRIES)})")
+    try:
+        entry = resources.files(ENTRIES_PACKAGE) / KERNEL_ENTRIES[kind]
+    except ModuleNotFoundError:
+        entry = None
+    if entry is None or not entry.is_file():
+        raise KernelBuildError(f"the {kind} kernel's entry ({KERNEL_ENTRIES[kind]}) is not installed with arc_kit: "
+                               "reinstall arc-kit (pip install .), or give the file with --main")
+    return Path(str(entry))
 
 
 def kernel_metadata(settings: KernelSettings, plan: KernelPlan) -> dict:

@@ -220,6 +220,7 @@ def local_wheel_command(project: Path, dest: Path, isolated: bool = False) -> li
 
 # What setuptools needs to build the arc_kit wheel; nothing else of the tree (runs/, data, build/) is copied.
 SOURCE_FILES = ("pyproject.toml", "README.md", "LICENSE", "setup.cfg", "setup.py", "MANIFEST.in")
+SOURCE_FOLDERS = ("arc_kit", "submission")  # the package, and the kernel entries setup.py maps into it
 
 
 def stage_source(project: Path, into: Path) -> Path:
@@ -228,7 +229,8 @@ def stage_source(project: Path, into: Path) -> Path:
     if not (project / "pyproject.toml").is_file() or not (project / "arc_kit").is_dir():
         raise WheelhouseError(f"{project} is not the arc-kit source tree (no pyproject.toml + arc_kit/)")
     staged = into / "src"
-    shutil.copytree(project / "arc_kit", staged / "arc_kit", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for package in SOURCE_FOLDERS:
+        shutil.copytree(project / package, staged / package, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     for name in SOURCE_FILES:
         if (project / name).is_file():
             shutil.copy2(project / name, staged / name)

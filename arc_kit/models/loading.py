@@ -28,11 +28,19 @@ from typing import Any
 
 from arc_kit.config.run import SolverConfig
 from arc_kit.config.training import TrainConfig
-from arc_kit.core.formats import FormatError, PromptFormat, check_format, detect_format, get_format
+from arc_kit.core.formats import (
+    FORMAT_NAMES,
+    FormatError,
+    PromptFormat,
+    check_format,
+    detect_format,
+    format_token_ids,
+    get_format,
+)
 from arc_kit.core.text import TokenizerError, check_tokenizer
 from arc_kit.errors import ArcKitError
 from arc_kit.models.lora import add_lora
-from arc_kit.models.manifest import recorded_format
+from arc_kit.models.manifest import MANIFEST_FILE, read_manifest, recorded_format
 from arc_kit.models.offline import set_offline_env
 from arc_kit.models.precision import choose_dtype, upcast_trainable
 from arc_kit.models.tiny import TINY, resolve_base
@@ -130,15 +138,39 @@ def resolve_format(requested: str, folder: str | Path, tokenizer: Any) -> Prompt
         raise FormatError(f"{folder}: format {requested!r} contradicts the weights' manifest, which records "
                           f"{recorded!r} (leave format at auto)")
     name = requested if requested != "auto" else recorded or detect_format(tokenizer) or "arc-kit"
+    cut = cut_format(Path(folder), tokenizer)
+    if cut is not None and cut != name:
+        said = "its manifest records" if name == recorded else "the format asked for is"
+        raise FormatError(f"{folder}: its vocabulary was cut to the {cut} format's tokens (arc-kit shrink-vocab), "
+                          f"but {said} {name}: the weights speak {cut} (set prompt_format in {MANIFEST_FILE})")
     prompt_format = get_format(name)
     check_format(tokenizer, prompt_format, str(folder))
     return prompt_format
+
+
+def cut_format(folder: Path, tokenizer: Any) -> str | None:
+    """The format a vocabulary cut by ``arc-kit shrink-vocab`` was cut to: the one whose tokens are the whole
+    vocabulary. None for a folder that is no cut (its manifest records no vocabulary cut) or that no format fills.
+    Why: a cut keeps only its format's tokens, so the tokenizer itself says which format the weights learnt, even
+    when the manifest was edited or copied from another folder."""
+    manifest = read_manifest(folder) if folder.is_dir() else None
+    if not manifest or "vocabulary" not in manifest:
+        return None
+    for name in FORMAT_NAMES:
+        try:
+            if len(set(format_token_ids(tokenizer, get_format(name)))) == len(tokenizer):
+                return name
+        except FormatError:  # the vocabulary cannot write this format at all
+            continue
+    return None
 
 
 def weights_folder(folder: Path) -> Path:
     """The weights folder at or below ``folder``, by the kernel's rule (``weights.choose_weights``): the folder
     itself, else the one holding the kit's manifest, else ``merged/`` (so an export root with ``adapter/`` and
     ``merged/`` loads its merged model, as the kernel and ``upload-weights`` take it), else the only one."""
+    if folder.is_file():
+        raise ModelLoadError(f"weights folder {folder} is a file; give the folder holding it ({folder.parent})")
     if not folder.is_dir():
         raise ModelLoadError(f"weights folder {folder} does not exist")
     try:
@@ -274,11 +306,43 @@ def load_tokenizer(source: str | Path, local_only: bool) -> Any:
     ``PreTrainedTokenizerFast``, which ``AutoTokenizer`` reads right.)
     """
     folder = Path(source)
-    if _is_word_level(folder):
-        return prepare_tokenizer(_word_level_tokenizer(folder))
-    from transformers import AutoTokenizer
+    if folder.is_dir():
+        _check_tokenizer_files(folder)
+    try:
+        if _is_word_level(folder):
+            tokenizer = _word_level_tokenizer(folder)
+        else:
+            from transformers import AutoTokenizer
 
-    return prepare_tokenizer(AutoTokenizer.from_pretrained(source, local_files_only=local_only))
+            tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local_only)
+    except Exception as e:  # transformers and tokenizers raise OSError, ValueError, KeyError ... for bad files
+        first = (str(e).strip().splitlines() or [""])[0]
+        raise ModelLoadError(f"cannot load the tokenizer of {source}: {type(e).__name__}: {first}") from e
+    return prepare_tokenizer(tokenizer)
+
+
+VOCABULARY_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt", "spiece.model")
+"""The files a tokenizer's vocabulary can come from; a folder with none of them has no tokenizer."""
+
+
+def _check_tokenizer_files(folder: Path) -> None:
+    """Refuse, naming the file, a folder whose tokenizer cannot load: no vocabulary file at all, or a
+    ``tokenizer.json`` that is not a JSON object (an upload or a copy cut short). transformers would say so in a
+    traceback, or in a paragraph about converting slow tokenizers."""
+    path = folder / "tokenizer.json"
+    if not any((folder / name).is_file() for name in VOCABULARY_FILES):
+        raise ModelLoadError(f"{folder}: no tokenizer (none of {', '.join(VOCABULARY_FILES)}): copy the tokenizer "
+                             "files beside the weights")
+    if not path.is_file():
+        return
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ModelLoadError(f"{path}: not a JSON file ({e}); the tokenizer is damaged (a copy cut short?)") from None
+    except OSError as e:
+        raise ModelLoadError(f"{path}: cannot be read ({e.strerror or e})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("model"), dict):
+        raise ModelLoadError(f"{path}: not a tokenizer file (no model table)")
 
 
 READS_TOKENIZER_JSON = ("PreTrainedTokenizerFast", "TokenizersBackend")

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from arc_kit.config.run import RunSettings, SolverConfig, TTTConfig
+from arc_kit.core.metric import solutions_cover
 from arc_kit.core.submission import read_raw_tasks
 from arc_kit.core.tasks import TaskFileError, TaskSet, parse_tasks, read_json
 from arc_kit.solve.solver import quick_config
@@ -53,18 +54,22 @@ class RunInputs:
     raw: dict[str, Any]
     tasks: TaskSet
     solutions: dict[str, Any]
+    coverage: str | None = None  # when the solutions cover only some of the tasks: what the score leaves out
 
 
 def read_inputs(job: RunJob) -> RunInputs:
     """The run's inputs; ``TaskFileError`` for a challenges file that cannot be read, one in which no entry is a
-    valid task (a solutions file given as challenges, say), or a bad solutions file (said now, not after hours of
-    decoding)."""
+    valid task (a solutions file given as challenges, say), a bad solutions file, or solutions for none of the
+    tasks (another set's, whose score of 0 would say nothing): said now, not after hours of decoding."""
     raw = read_raw_tasks(job.challenges)
     solutions = _read_solutions(job.solutions) if job.solutions is not None else {}
     tasks = parse_tasks(raw, str(job.challenges), strict=False)
     if raw and not tasks.tasks:
         raise TaskFileError(_no_valid_task(job.challenges, tasks.errors))
-    return RunInputs(raw, tasks, solutions)
+    coverage = None
+    if job.solutions is not None:
+        coverage = solutions_cover(list(raw), solutions, str(job.solutions), str(job.challenges))
+    return RunInputs(raw, tasks, solutions, coverage)
 
 
 def _read_solutions(path: Path) -> dict[str, Any]:

@@ -72,7 +72,7 @@ class Ledger:
         self.counts = entry_counts(inputs.raw)
         self.submission = Submission.placeholders(self.counts)
         self.report = RunReport(str(job.output), tasks=len(self.counts), entries=self.submission.num_entries,
-                                tasks_queued=len(queued), workers=workers, warnings=list(job.warnings),
+                                tasks_queued=len(queued), workers=workers, warnings=[*job.warnings, *filter(None, [inputs.coverage])],
                                 selection={"formula": job.solver.formula, **asdict(job.solver.selection)})
         self.file = SubmissionFile(self.submission, job.output, self.report)
         self.solutions = inputs.solutions
