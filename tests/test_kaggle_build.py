@@ -16,7 +16,7 @@ from slugify import slugify  # python-slugify: what the kaggle client uses to ch
 
 from arc_kit import COMPETITION_SLUG
 from arc_kit.cli.flags import settings_from_args
-from arc_kit.cli.kaggle import run_standalone
+from arc_kit.cli.main import run_standalone
 from arc_kit.config.run import KernelPlan, KernelRuntime, RunSettings, SettingsError, SolverConfig
 from arc_kit.kaggle.kernel_build import (
     KernelBuildError,
@@ -371,7 +371,7 @@ def test_the_kit_works_without_the_client_imported(tmp_path: Path) -> None:
     script = (
         "import sys\n"
         "from arc_kit.cli.main import build_parser\n"
-        "from arc_kit.cli.kaggle import run_standalone\n"
+        "from arc_kit.cli.main import run_standalone\n"
         "build_parser()\n"
         f"assert run_standalone(['upload-weights'], [{str(folder)!r}, '--id', 'u/arc-kit-weights', '--dry-run']) == 0\n"
         "assert not [m for m in sys.modules if m.split('.')[0] in ('kaggle', 'kagglesdk')], 'client imported'\n"

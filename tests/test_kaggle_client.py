@@ -23,7 +23,7 @@ import pytest
 from kaggle_fake_server import LOOPBACK, FakeKaggle
 
 from arc_kit import COMPETITION_SLUG
-from arc_kit.cli.kaggle import run_standalone
+from arc_kit.cli.main import run_standalone
 from arc_kit.config.run import KernelPlan, KernelRuntime
 from arc_kit.kaggle import client as kaggle_client
 from arc_kit.kaggle.kernel_build import KernelSettings, build_kernel, render_code

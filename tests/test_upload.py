@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from arc_kit.cli.kaggle import run_standalone
+from arc_kit.cli.main import run_standalone
 from arc_kit.kaggle import upload
 from arc_kit.kaggle.upload import (
     CredentialFileError,

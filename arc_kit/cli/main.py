@@ -34,6 +34,12 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def run_standalone(command: list[str], argv: list[str] | None = None) -> int:
+    """Run an ``arc-kit`` command from a script (the scripts/ wrappers): ``command`` then ``argv`` (default: the
+    script's own arguments)."""
+    return main([*command, *(sys.argv[1:] if argv is None else argv)])
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="arc-kit",
