@@ -16,10 +16,11 @@ from arc_kit.config.lora import LoraSpec
 from arc_kit.config.run import SolverConfig, TTTConfig
 from arc_kit.config.training import TrainConfig, load_config, resolve_config_path
 from arc_kit.core.files import NotAFolderError, check_folder_path
-from arc_kit.models.loading import LoadedModel, load_model, load_training_model
+from arc_kit.models.loading import LoadedModel, load_model
 from arc_kit.models.lora import LoraTargetError, lora_config, present_targets
 from arc_kit.models.offline import NO_HUB, NO_STATISTICS, set_offline_env
 from arc_kit.models.precision import choose_dtype, upcast_trainable
+from arc_kit.models.training_model import load_training_model
 
 REPO = Path(__file__).resolve().parents[1]
 OFFLINE_NAMES = (*NO_HUB, *NO_STATISTICS)

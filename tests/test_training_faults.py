@@ -20,12 +20,12 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture
 def no_model(monkeypatch):
     """Fail the test if training gets as far as loading a model."""
-    import arc_kit.models.loading as loading
+    import arc_kit.models.training_model as training_model
 
     def refuse(*args, **kwargs):
         raise AssertionError("the model was loaded before the input was checked")
 
-    monkeypatch.setattr(loading, "load_training_model", refuse)
+    monkeypatch.setattr(training_model, "load_training_model", refuse)
 
 
 def one_line_error(capsys, *names: str) -> str:

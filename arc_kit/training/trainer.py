@@ -421,7 +421,7 @@ def prepare_run(config: TrainConfig, task_sets: list[Any] | None = None) -> Prep
 
     The tasks are loaded and checked before the model, so a bad file fails in seconds.
     """
-    from arc_kit.models.loading import load_training_model
+    from arc_kit.models.training_model import load_training_model
     from arc_kit.training.distributed import launch, main_process_first, training_device
 
     config.check()
