@@ -134,21 +134,17 @@ def schedule_kwargs(num_examples: int, config: TrainConfig, num_processes: int =
 
 def sft_config(config: TrainConfig, run_dir: Path, num_train: int, has_eval: bool, backend: str = "peft",
                num_processes: int = 1) -> Any:
-    """TRL's SFTConfig for the recipe. ``use_cpu`` on a machine without CUDA is what lets a torchrun/accelerate
-    launch of several CPU processes run DDP over gloo (see ``distributed.py``)."""
-    import torch
+    """TRL's SFTConfig for the recipe; the precision, device and checkpointing rules are the ones test-time training
+    shares (``models.training_args``)."""
     from trl import SFTConfig
 
     from arc_kit.models.precision import choose_dtype
+    from arc_kit.models.training_args import training_arguments
     from arc_kit.training.distributed import training_device
 
     t = config.train
     device = training_device()
-    cpu = device == "cpu"
-    cuda = not cpu
-    dtype = choose_dtype(config.model.dtype, device)  # what load_training_model loaded the weights in
-    bf16 = cuda and dtype == torch.bfloat16
-    fp16 = cuda and dtype == torch.float16
+    cuda = device != "cpu"
     grad_ckpt = cuda if t.gradient_checkpointing is None else t.gradient_checkpointing
     if backend == "unsloth" and not config.model.full_finetuning:
         grad_ckpt = False  # Unsloth's own checkpointing is set in get_peft_model; the Trainer's would double it
@@ -160,18 +156,13 @@ def sft_config(config: TrainConfig, run_dir: Path, num_train: int, has_eval: boo
         learning_rate=t.learning_rate,
         per_device_train_batch_size=t.per_device_train_batch_size,
         per_device_eval_batch_size=t.per_device_eval_batch_size,
-        gradient_accumulation_steps=1,
         num_train_epochs=t.num_train_epochs,
         max_steps=t.max_steps,
         lr_scheduler_type="warmup_stable_decay",
         lr_scheduler_kwargs=schedule_kwargs(num_train, config, num_processes),
-        warmup_steps=0,
         weight_decay=t.weight_decay,
         optim=t.optim,
         max_grad_norm=t.max_grad_norm,
-        bf16=bf16,
-        fp16=fp16,
-        gradient_checkpointing=grad_ckpt,
         max_length=config.data.max_length,
         padding_free=t.padding_free,
         save_strategy="steps",
@@ -187,14 +178,15 @@ def sft_config(config: TrainConfig, run_dir: Path, num_train: int, has_eval: boo
         dataloader_pin_memory=cuda,
         remove_unused_columns=True,
         dataset_text_field="text",
-        use_cpu=cpu,
         ddp_find_unused_parameters=False,  # LoRA and full fine-tuning use every trainable weight in each step
     )
     if t.fsdp:
         kwargs["fsdp"] = True
         if t.fsdp_config:
             kwargs["fsdp_config"] = t.fsdp_config
-    return SFTConfig(**kwargs)
+    # The dtype load_training_model loaded the weights in; no warmup: the schedule is flat, then cosine.
+    return training_arguments(SFTConfig, device=device, dtype=choose_dtype(config.model.dtype, device),
+                              checkpointing=grad_ckpt, warmup_ratio=0.0, **kwargs)
 
 
 # ---------------------------------------------------------------------------------------------------------------
