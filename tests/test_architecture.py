@@ -186,3 +186,16 @@ def test_every_error_the_kit_defines_is_an_arc_kit_error():
                     and not issubclass(obj, ArcKitError) and f"{module.__name__}.{name}" not in INTERNAL):
                 outside.append(f"{module.__name__}.{name}")
     assert not outside, "\n".join(outside)
+
+
+def test_classes_are_defined_at_module_level():
+    """A class made inside a function is invisible to go-to-definition, type checkers and ``isinstance``; where a
+    base class must not be imported early (torch, transformers, trl, the kaggle client), the class goes in a module
+    that imports it at its top, itself imported lazily."""
+    nested = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                nested += [f"{_module_name(path)}.{node.name} defines {inner.name} (line {inner.lineno})"
+                           for inner in ast.walk(node) if isinstance(inner, ast.ClassDef)]
+    assert not nested, "\n".join(nested)
