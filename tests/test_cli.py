@@ -189,17 +189,17 @@ def test_no_traceback_from_the_real_command(tmp_path):
     assert "missing.json" in out.stderr
 
 
-def test_load_tokenizer_picks_by_name_or_folder(tiny_model_dir, tmp_path):
+def test_the_counting_tokenizer_picks_by_name_or_folder(tiny_model_dir, tmp_path):
     from arc_kit.core.text import check_tokenizer
-    from arc_kit.models.token_stats import load_tokenizer
+    from arc_kit.models.token_stats import counting_tokenizer
 
-    check_tokenizer(load_tokenizer(None))
-    assert load_tokenizer(str(tiny_model_dir)).name_or_path == str(tiny_model_dir)
+    check_tokenizer(counting_tokenizer(None))
+    assert counting_tokenizer(str(tiny_model_dir)).name_or_path == str(tiny_model_dir)
     with pytest.raises(ValueError, match="does not exist"):
-        load_tokenizer(str(tmp_path / "nope"))
+        counting_tokenizer(str(tmp_path / "nope"))
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="empty"):
-        load_tokenizer(str(tmp_path / "empty"))
+        counting_tokenizer(str(tmp_path / "empty"))
 
 
 def _all_parsers(parser, path=("arc-kit",)):

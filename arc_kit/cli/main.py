@@ -129,10 +129,10 @@ def _validate(args: argparse.Namespace) -> int:
 @input_errors
 def _tokens(args: argparse.Namespace) -> int:
     from arc_kit.core.tasks import load_tasks
-    from arc_kit.models.token_stats import load_tokenizer, token_format, token_stats
+    from arc_kit.models.token_stats import counting_tokenizer, token_format, token_stats
 
     tasks = load_tasks(args.challenges, args.solutions)  # before the tokenizer: a bad file fails fast
-    tokenizer = load_tokenizer(args.tokenizer)
+    tokenizer = counting_tokenizer(args.tokenizer)
     stats = token_stats(tasks, tokenizer, token_format(args.tokenizer, tokenizer, args.prompt_format),
                         args.max_length)
     if args.json:
