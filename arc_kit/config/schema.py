@@ -117,12 +117,16 @@ def _check_choice(value: Any, hint: Any, where: str) -> None:
 
 
 def fill(cls: type[T], raw: Any, where: str) -> T:
-    """Build dataclass ``cls`` from a table, type-checking each value and naming any unknown field (``validate``
-    is the caller's next step)."""
+    """Build dataclass ``cls`` from a table, type-checking each value and naming any unknown field, or any field the
+    class lists in ``RETIRED`` with why it is gone (``validate`` is the caller's next step)."""
     if not isinstance(raw, dict):
         raise SettingsError(f"{where}: must be a table, got {raw!r}")
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls) if f.init]
+    why_retired: dict[str, str] = getattr(cls, "RETIRED", {})  # settings an older config may hold, each with why
+    retired = sorted(set(raw) & set(why_retired))
+    if retired:
+        raise SettingsError(f"{field_path(where, retired[0])}: {why_retired[retired[0]]}")
     unknown = sorted(set(raw) - set(names))
     if unknown:
         raise SettingsError(f"{where}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(names)}")
