@@ -199,3 +199,17 @@ def test_classes_are_defined_at_module_level():
                 nested += [f"{_module_name(path)}.{node.name} defines {inner.name} (line {inner.lineno})"
                            for inner in ast.walk(node) if isinstance(inner, ast.ClassDef)]
     assert not nested, "\n".join(nested)
+
+
+def test_the_library_reports_notices_through_logging():
+    """Outside the CLI, a notice is a ``logging`` record (the CLI prints them, the kernel logs them, a test or a
+    notebook decides): a bare print to stderr cannot be filtered, captured or told from an error."""
+    printed = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if _module_name(path).startswith("arc_kit.cli"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "print"
+                    and any(k.arg == "file" and "stderr" in ast.unparse(k.value) for k in node.keywords)):
+                printed.append(f"{_module_name(path)} line {node.lineno}")
+    assert not printed, "\n".join(printed)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
+import logging
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from arc_kit.cli import data, demo, dry_run, formats, kaggle, reselect, train
@@ -25,13 +28,35 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.handler(args) or 0)
+        with notices_on_stderr():
+            return int(args.handler(args) or 0)
     except Terminated:
         print("terminated (SIGTERM)", file=sys.stderr)
         return 143
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+NOTICE_FORMAT = "%(levelname)s %(name)s: %(message)s"  # as the kernel's log writes them (arc_kit.run.kernel)
+
+
+@contextlib.contextmanager
+def notices_on_stderr() -> Iterator[None]:
+    """While a command runs, the library's notices (it reports them through ``logging`` only) are printed on stderr:
+    the kit's from INFO up (the training data's size, a weights folder picked among several), other libraries'
+    from WARNING. The handler is removed afterwards, so a command run from a test or a script leaves none behind."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(NOTICE_FORMAT))
+    root, kit = logging.getLogger(), logging.getLogger("arc_kit")
+    kit_level = kit.level
+    root.addHandler(handler)
+    kit.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        kit.setLevel(kit_level)
 
 
 def run_standalone(command: list[str], argv: list[str] | None = None) -> int:

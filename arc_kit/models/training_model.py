@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
-import sys
+import logging
 from pathlib import Path
 
 from arc_kit.config.training import TrainConfig
@@ -19,6 +19,8 @@ from arc_kit.models.lora import add_lora
 from arc_kit.models.offline import set_offline_env
 from arc_kit.models.precision import choose_dtype, upcast_trainable
 from arc_kit.models.tiny import TINY, resolve_base
+
+log = logging.getLogger(__name__)
 
 
 def load_training_model(config: TrainConfig, run_dir: Path, device: str) -> LoadedModel:
@@ -45,7 +47,7 @@ def load_training_model(config: TrainConfig, run_dir: Path, device: str) -> Load
         model, _ = unsloth_backend.load_for_training(settings, config.lora, dtype, config.train.seed)
     else:
         if m.load_in_4bit:
-            print("model.load_in_4bit is ignored on the transformers+peft path", file=sys.stderr)
+            log.warning("model.load_in_4bit is ignored on the transformers+peft path")
         model = load_causal_lm(base, dtype, local_only=local_only)
         if not m.full_finetuning:
             model = add_lora(model, config.lora)

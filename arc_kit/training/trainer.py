@@ -25,9 +25,9 @@ and gives each process its own share of every epoch's batches; only the main pro
 from __future__ import annotations
 
 import json
+import logging
 import math
 import shutil
-import sys
 import time
 import warnings
 from dataclasses import dataclass
@@ -38,6 +38,8 @@ from arc_kit.config.training import TrainConfig
 from arc_kit.core.files import atomic_write_json, atomic_write_text, check_folder_path
 from arc_kit.errors import ArcKitError
 from arc_kit.training.debug_batches import DEBUG_DIR, record_final_weights
+
+log = logging.getLogger(__name__)
 
 LOG_FILE = "train_log.jsonl"
 RUN_INFO_FILE = "run_info.json"
@@ -246,12 +248,12 @@ def prepare_run(config: TrainConfig, task_sets: list[Any] | None = None) -> Prep
         data = build_training_data(config, loaded.tokenizer, loaded.prompt_format, task_sets)
     if here.is_main:
         b = config.train.per_device_train_batch_size
-        print(f"data: {len(data.train)} train examples from {data.train_stats.tasks} tasks, "
-              f"{0 if data.eval is None else len(data.eval)} eval examples from {data.eval_stats.tasks} held-out "
-              f"tasks; {data.train_stats.skipped_too_long} too long, backend {loaded.backend}; "
-              f"{here.num_processes} process(es) ({here.distributed_type}{', FSDP' if config.train.fsdp else ''}): "
-              f"effective batch {b} x {here.num_processes} = {b * here.num_processes} rows per step, "
-              f"{steps_per_epoch(len(data.train), b, here.num_processes)} steps per epoch", file=sys.stderr)
+        log.info(f"data: {len(data.train)} train examples from {data.train_stats.tasks} tasks, "
+                 f"{0 if data.eval is None else len(data.eval)} eval examples from {data.eval_stats.tasks} held-out "
+                 f"tasks; {data.train_stats.skipped_too_long} too long, backend {loaded.backend}; "
+                 f"{here.num_processes} process(es) ({here.distributed_type}{', FSDP' if config.train.fsdp else ''}): "
+                 f"effective batch {b} x {here.num_processes} = {b * here.num_processes} rows per step, "
+                 f"{steps_per_epoch(len(data.train), b, here.num_processes)} steps per epoch")
     # Only now: trl must be imported after the model is loaded (Unsloth patches it when it is imported).
     from arc_kit.training.sft_trainer import ArcSFTTrainer, JsonlLogger, PaddingMeter
 
@@ -270,9 +272,9 @@ def prepare_run(config: TrainConfig, task_sets: list[Any] | None = None) -> Prep
     )
     if config.train.fsdp and not trainer.is_fsdp_enabled and here.is_main:
         # accelerate shards only over GPUs (and other accelerators): a CPU launch runs DDP, one process no sharding
-        print(f"train.fsdp: not in effect on this launch ({here.num_processes} process(es), "
-              f"{trainer.accelerator.distributed_type.value}); FSDP needs several GPU processes, training "
-              "with a full copy per process instead", file=sys.stderr)
+        log.warning(f"train.fsdp: not in effect on this launch ({here.num_processes} process(es), "
+                    f"{trainer.accelerator.distributed_type.value}); FSDP needs several GPU processes, training "
+                    "with a full copy per process instead")
     return PreparedRun(trainer, loaded, data, run_dir, log_path)
 
 
@@ -296,7 +298,7 @@ def run_training(config: TrainConfig, resume: bool = False) -> TrainResult:
                              "or choose a new train.output_dir")
     here = launch()
     if resume and not checkpoint and here.is_main:
-        print(f"--resume: no complete checkpoint in {run_dir} yet, starting from step 0", file=sys.stderr)
+        log.warning(f"--resume: no complete checkpoint in {run_dir} yet, starting from step 0")
     if here.is_main:
         restart_log(run_dir / LOG_FILE, Path(checkpoint) if resume and checkpoint else None)
         debug_dir = run_dir / DEBUG_DIR
@@ -402,8 +404,7 @@ def restart_log(path: Path, checkpoint: Path | None) -> None:
             record = None
         if not isinstance(record, dict):
             if number == len(lines):
-                print(f"{path}: dropped a torn last line {number} (the run was killed while writing it)",
-                      file=sys.stderr)
+                log.warning(f"{path}: dropped a torn last line {number} (the run was killed while writing it)")
                 continue
             raise RunFolderError(f"{path} line {number}: not a JSON object ({line[:60]!r}); fix or remove that line "
                                  "to resume")
