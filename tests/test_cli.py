@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import one_error_line
 
 from arc_kit.cli.main import main
 from arc_kit.core.submission import Submission, raw_test_counts
@@ -83,15 +84,6 @@ def test_tiny_model_shape_defaults_are_the_training_settings(tmp_path):
 # ---- bad input: one line naming the file/task/field, exit 2, never a traceback
 
 TASK = {"train": [{"input": [[1, 2]], "output": [[2, 1]]}], "test": [{"input": [[3, 4]]}]}
-
-
-def one_error_line(capsys, *names: str) -> str:
-    err = capsys.readouterr().err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
-    for name in names:
-        assert name in lines[0], (name, lines[0])
-    return lines[0]
 
 
 def test_score_with_a_task_value_that_is_not_a_list(tmp_path, capsys):

@@ -11,6 +11,7 @@ from dataclasses import fields, replace
 from pathlib import Path
 
 import pytest
+from conftest import make_export
 from packaging.requirements import Requirement
 from slugify import slugify  # python-slugify: what the kaggle client uses to check titles
 
@@ -273,15 +274,6 @@ def test_dry_run_flags_default_to_the_kernel_settings() -> None:
 
 
 # ---- upload metadata and credential refusal
-
-
-def make_export(folder: Path) -> Path:
-    (folder / "tokenizer").mkdir(parents=True)
-    (folder / "config.json").write_text('{"model_type": "llama"}')
-    (folder / "model.safetensors").write_bytes(b"\0weights" * 100)
-    (folder / "tokenizer" / "tokenizer.json").write_text('{"version": "1.0"}')
-    (folder / "arc_kit_manifest.json").write_text('{"base_model": "tiny", "steps": 3}')
-    return folder
 
 
 def test_dataset_metadata_has_manifest_and_valid_fields(tmp_path: Path) -> None:
