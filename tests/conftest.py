@@ -102,6 +102,18 @@ def qwen_tokenizer():
     return build_qwen_tokenizer()
 
 
+def all_grids(arc_files: Callable[[str], tuple[Path, Path]]):
+    """Every grid of the public ARC-AGI-1 and -2 training and evaluation sets (inputs and outputs)."""
+    from arc_kit.core.tasks import load_tasks
+
+    for version in ("arc-agi-1", "arc-agi-2"):
+        for split in ("training", "evaluation"):
+            for task in load_tasks(*arc_files(f"{version}/{split}")):
+                for pair in (*task.train, *task.test):
+                    yield pair.input
+                    yield pair.output
+
+
 def tiny_config(out: Path, overrides: list[str]):
     """The ``tiny-cpu`` training config with ``overrides`` (``table.field=value``), training into ``out``."""
     from arc_kit.config.training import load_config, resolve_config_path
