@@ -1,4 +1,7 @@
-"""Shared fixtures: the public ARC sets by name and a tiny model written once per test session."""
+"""Shared fixtures and helpers: the public ARC sets by name, a tiny model written once per test session (and loaded
+once per module), a training config on it, a stand-in export folder, and the one-line error check.
+
+The helpers are plain functions, imported by the tests that use them (``from conftest import one_error_line``)."""
 
 from __future__ import annotations
 
@@ -66,6 +69,16 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_tiny_model(tmp_path_factory.mktemp("tiny-model"))
 
 
+@pytest.fixture(scope="module")
+def loaded(tiny_model_dir: Path):
+    """The tiny model loaded for inference on the CPU, once per test module (a module's tests may change it in
+    place, as a TTT adapter does, so modules do not share it)."""
+    from arc_kit.config.run import SolverConfig
+    from arc_kit.models.loading import load_model
+
+    return load_model(tiny_model_dir, SolverConfig(device="cpu"))
+
+
 @pytest.fixture(scope="session")
 def nvarc_published_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random Qwen3 laid out exactly like NVARC's published checkpoint (tests/qwen3_models.py)."""
@@ -87,3 +100,47 @@ def qwen_tokenizer():
     from arc_kit.models.qwen_vocab import build_qwen_tokenizer
 
     return build_qwen_tokenizer()
+
+
+def all_grids(arc_files: Callable[[str], tuple[Path, Path]]):
+    """Every grid of the public ARC-AGI-1 and -2 training and evaluation sets (inputs and outputs)."""
+    from arc_kit.core.tasks import load_tasks
+
+    for version in ("arc-agi-1", "arc-agi-2"):
+        for split in ("training", "evaluation"):
+            for task in load_tasks(*arc_files(f"{version}/{split}")):
+                for pair in (*task.train, *task.test):
+                    yield pair.input
+                    yield pair.output
+
+
+def tiny_config(out: Path, overrides: list[str]):
+    """The ``tiny-cpu`` training config with ``overrides`` (``table.field=value``), training into ``out``."""
+    from arc_kit.config.training import load_config, resolve_config_path
+
+    return load_config(resolve_config_path("tiny-cpu"), [*overrides, f"train.output_dir={out}"])
+
+
+def make_export(folder: Path, *, manifest: bool = True, adapter: bool = False) -> Path:
+    """A stand-in for an exported model folder (what uploads and the kernel are given): ``config.json``, weights and a
+    tokenizer in a sub-folder; with ``manifest`` the kit's manifest, with ``adapter`` an adapter two folders down."""
+    (folder / "tokenizer").mkdir(parents=True)
+    (folder / "config.json").write_text('{"model_type": "llama"}')
+    (folder / "model.safetensors").write_bytes(b"\0weights" * 100)
+    (folder / "tokenizer" / "tokenizer.json").write_text('{"version": "1.0"}')
+    if adapter:
+        (folder / "adapter" / "nested").mkdir(parents=True)
+        (folder / "adapter" / "nested" / "adapter_model.safetensors").write_bytes(b"\0adapter" * 60)
+    if manifest:
+        (folder / "arc_kit_manifest.json").write_text('{"base_model": "tiny", "steps": 3}')
+    return folder
+
+
+def one_error_line(capsys: pytest.CaptureFixture, *names: str) -> str:
+    """The one line a command wrote to stderr: ``error: ...``, no traceback, naming each of ``names``."""
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
+    for name in names:
+        assert name in lines[0], (name, lines[0])
+    return lines[0]

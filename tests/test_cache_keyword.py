@@ -14,7 +14,7 @@ import pytest
 from arc_kit.config.run import SolverConfig
 from arc_kit.core.formats import ARC_KIT_FORMAT
 from arc_kit.core.tasks import Pair, Task
-from arc_kit.models.loading import LoadedModel, load_model
+from arc_kit.models.loading import LoadedModel
 from arc_kit.solve.decoding import DecodeRequest, GreedyDecoder
 from arc_kit.solve.dfs import answer_token_ids, dfs_candidates, dfs_lockstep
 from arc_kit.solve.kv_cache import cache_keyword
@@ -24,11 +24,6 @@ torch = pytest.importorskip("torch")
 
 TASK = Task("kw", (Pair(((1, 0), (0, 1)), ((0, 1), (1, 0))), Pair(((2, 2, 0), (0, 0, 0)), ((0, 0, 0), (2, 2, 0)))),
             (Pair(((3, 0), (0, 3)), ((0, 3), (3, 0))),))
-
-
-@pytest.fixture(scope="module")
-def loaded(tiny_model_dir: Path) -> LoadedModel:
-    return load_model(tiny_model_dir, SolverConfig(device="cpu"))
 
 
 def prompt_of(loaded: LoadedModel) -> tuple[int, ...]:

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import one_error_line
 
 from arc_kit.cli.main import main
 from arc_kit.core.submission import Submission, raw_test_counts
@@ -83,15 +84,6 @@ def test_tiny_model_shape_defaults_are_the_training_settings(tmp_path):
 # ---- bad input: one line naming the file/task/field, exit 2, never a traceback
 
 TASK = {"train": [{"input": [[1, 2]], "output": [[2, 1]]}], "test": [{"input": [[3, 4]]}]}
-
-
-def one_error_line(capsys, *names: str) -> str:
-    err = capsys.readouterr().err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
-    for name in names:
-        assert name in lines[0], (name, lines[0])
-    return lines[0]
 
 
 def test_score_with_a_task_value_that_is_not_a_list(tmp_path, capsys):
@@ -189,17 +181,17 @@ def test_no_traceback_from_the_real_command(tmp_path):
     assert "missing.json" in out.stderr
 
 
-def test_load_tokenizer_picks_by_name_or_folder(tiny_model_dir, tmp_path):
+def test_the_counting_tokenizer_picks_by_name_or_folder(tiny_model_dir, tmp_path):
     from arc_kit.core.text import check_tokenizer
-    from arc_kit.models.token_stats import load_tokenizer
+    from arc_kit.models.token_stats import counting_tokenizer
 
-    check_tokenizer(load_tokenizer(None))
-    assert load_tokenizer(str(tiny_model_dir)).name_or_path == str(tiny_model_dir)
+    check_tokenizer(counting_tokenizer(None))
+    assert counting_tokenizer(str(tiny_model_dir)).name_or_path == str(tiny_model_dir)
     with pytest.raises(ValueError, match="does not exist"):
-        load_tokenizer(str(tmp_path / "nope"))
+        counting_tokenizer(str(tmp_path / "nope"))
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="empty"):
-        load_tokenizer(str(tmp_path / "empty"))
+        counting_tokenizer(str(tmp_path / "empty"))
 
 
 def _all_parsers(parser, path=("arc-kit",)):

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import one_error_line
 
 from arc_kit.cli.main import main as cli_main
 from arc_kit.config.run import RunSettings, SolverConfig, TTTConfig
@@ -21,12 +22,6 @@ from arc_kit.solve.solver import TaskResult
 def synthetic_files(tmp_path: Path) -> tuple[Path, Path]:
     """Five tiny rot180 tasks, challenges and solutions in the competition layout."""
     return write_synthetic(tmp_path / "data", ["rot180"], 5, 0, [3], 2, 1, "five")
-
-
-def one_error_line(capsys: pytest.CaptureFixture) -> str:
-    err = capsys.readouterr().err.strip()
-    assert "Traceback" not in err and len(err.splitlines()) == 1, err
-    return err
 
 
 def test_a_missing_vocabulary_package_is_one_line_naming_the_install(monkeypatch, synthetic_files, capsys):

@@ -12,12 +12,13 @@ from dataclasses import fields, replace
 from pathlib import Path
 
 import pytest
+from conftest import make_export
 from packaging.requirements import Requirement
 from slugify import slugify  # python-slugify: what the kaggle client uses to check titles
 
 from arc_kit import COMPETITION_SLUG
 from arc_kit.cli.flags import settings_from_args
-from arc_kit.cli.kaggle import run_standalone
+from arc_kit.cli.main import run_standalone
 from arc_kit.config.run import KernelPlan, KernelRuntime, RunSettings, SettingsError, SolverConfig
 from arc_kit.kaggle.kernel_build import (
     KernelBuildError,
@@ -308,15 +309,6 @@ def test_dry_run_flags_default_to_the_kernel_settings() -> None:
 # ---- upload metadata and credential refusal
 
 
-def make_export(folder: Path) -> Path:
-    (folder / "tokenizer").mkdir(parents=True)
-    (folder / "config.json").write_text('{"model_type": "llama"}')
-    (folder / "model.safetensors").write_bytes(b"\0weights" * 100)
-    (folder / "tokenizer" / "tokenizer.json").write_text('{"version": "1.0"}')
-    (folder / "arc_kit_manifest.json").write_text('{"base_model": "tiny", "steps": 3}')
-    return folder
-
-
 def test_dataset_metadata_has_manifest_and_valid_fields(tmp_path: Path) -> None:
     folder = make_export(tmp_path / "export")
     meta = json.loads(write_dataset_metadata(folder, DatasetSpec("tester/arc-kit-weights")).read_text())
@@ -404,7 +396,7 @@ def test_the_kit_works_without_the_client_imported(tmp_path: Path) -> None:
     script = (
         "import sys\n"
         "from arc_kit.cli.main import build_parser\n"
-        "from arc_kit.cli.kaggle import run_standalone\n"
+        "from arc_kit.cli.main import run_standalone\n"
         "build_parser()\n"
         f"assert run_standalone(['upload-weights'], [{str(folder)!r}, '--id', 'u/arc-kit-weights', '--dry-run']) == 0\n"
         "assert not [m for m in sys.modules if m.split('.')[0] in ('kaggle', 'kagglesdk')], 'client imported'\n"

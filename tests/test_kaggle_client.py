@@ -20,10 +20,11 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from conftest import make_export
 from kaggle_fake_server import LOOPBACK, FakeKaggle
 
 from arc_kit import COMPETITION_SLUG
-from arc_kit.cli.kaggle import run_standalone
+from arc_kit.cli.main import run_standalone
 from arc_kit.config.run import KernelPlan, KernelRuntime
 from arc_kit.kaggle import client as kaggle_client
 from arc_kit.kaggle.kernel_build import KernelSettings, build_kernel, render_code
@@ -205,24 +206,13 @@ def test_submit_sends_code_submission(fake: FakeKaggle, tmp_path: Path) -> None:
 # ---- uploads
 
 
-def make_export(folder: Path) -> Path:
-    (folder / "tokenizer").mkdir(parents=True)
-    (folder / "adapter" / "nested").mkdir(parents=True)
-    (folder / "config.json").write_text('{"model_type": "llama"}')
-    (folder / "model.safetensors").write_bytes(os.urandom(3000))
-    (folder / "tokenizer" / "tokenizer.json").write_text('{"version": "1.0"}')
-    (folder / "adapter" / "nested" / "adapter_model.safetensors").write_bytes(os.urandom(500))
-    (folder / "arc_kit_manifest.json").write_text('{"base_model": "tiny", "steps": 3}')
-    return folder
-
-
 def expected_files(folder: Path) -> dict[str, bytes]:
     return {rel: (folder / rel).read_bytes() for rel in [rel for rel, _ in upload_entries(folder)]}
 
 
 def test_new_dataset_upload_sends_every_file(fake: FakeKaggle, tmp_path: Path,
                                              capsys: pytest.CaptureFixture) -> None:
-    folder = make_export(tmp_path / "export")
+    folder = make_export(tmp_path / "export", adapter=True)
     assert run_standalone(["upload-weights"], [str(folder), "--id", "tester/arc-kit-weights"]) == 0
     assert fake.methods()[0] == "GetDatasetStatus" and fake.methods()[-1] == "CreateDataset"
     assert "CreateDatasetVersion" not in fake.methods()
@@ -239,7 +229,7 @@ def test_new_dataset_upload_sends_every_file(fake: FakeKaggle, tmp_path: Path,
 
 def test_existing_dataset_gets_a_new_version(fake: FakeKaggle, tmp_path: Path) -> None:
     fake.datasets.add("tester/arc-kit-weights")
-    folder = make_export(tmp_path / "export")
+    folder = make_export(tmp_path / "export", adapter=True)
     assert run_standalone(["upload-weights"], [str(folder), "--id", "tester/arc-kit-weights", "--dry-run"]) == 0
     assert fake.calls == []  # the dry run wrote metadata and sent nothing
     result = kaggle_client.publish_dataset(folder, "tester/arc-kit-weights", "second")
@@ -253,7 +243,7 @@ def test_existing_dataset_gets_a_new_version(fake: FakeKaggle, tmp_path: Path) -
 
 def test_planted_kaggle_json_is_refused_and_nothing_sent(fake: FakeKaggle, tmp_path: Path,
                                                          capsys: pytest.CaptureFixture) -> None:
-    folder = make_export(tmp_path / "export")
+    folder = make_export(tmp_path / "export", adapter=True)
     (folder / "adapter" / "kaggle.json").write_text(json.dumps({"username": "tester", "key": FAKE_KEY}))
     assert run_standalone(["upload-weights"], [str(folder), "--id", "tester/arc-kit-weights"]) == 2
     err = capsys.readouterr().err
@@ -263,7 +253,7 @@ def test_planted_kaggle_json_is_refused_and_nothing_sent(fake: FakeKaggle, tmp_p
 
 def test_file_holding_the_configured_key_is_refused(fake: FakeKaggle, tmp_path: Path,
                                                     capsys: pytest.CaptureFixture) -> None:
-    folder = make_export(tmp_path / "export")
+    folder = make_export(tmp_path / "export", adapter=True)
     (folder / "tokenizer" / "train_log.txt").write_text(f"env KAGGLE_KEY={FAKE_KEY}\n")
     assert run_standalone(["upload-weights"], [str(folder), "--id", "tester/arc-kit-weights"]) == 2
     err = capsys.readouterr().err
@@ -274,7 +264,7 @@ def test_file_holding_the_configured_key_is_refused(fake: FakeKaggle, tmp_path: 
 def test_failed_blob_upload_publishes_nothing(fake: FakeKaggle, tmp_path: Path,
                                               capsys: pytest.CaptureFixture) -> None:
     fake.fail_uploads.add("model.safetensors")
-    folder = make_export(tmp_path / "export")
+    folder = make_export(tmp_path / "export", adapter=True)
     assert run_standalone(["upload-weights"], [str(folder), "--id", "tester/arc-kit-weights"]) == 1
     err = capsys.readouterr().err
     assert "upload of model.safetensors failed" in err and "stopped before creating" in err
@@ -283,7 +273,7 @@ def test_failed_blob_upload_publishes_nothing(fake: FakeKaggle, tmp_path: Path,
 
 def test_slug_taken_is_a_clear_error(fake: FakeKaggle, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     fake.taken_slugs.add("arc-kit-weights")
-    folder = make_export(tmp_path / "export")
+    folder = make_export(tmp_path / "export", adapter=True)
     assert run_standalone(["upload-weights"], [str(folder), "--id", "tester/arc-kit-weights"]) == 1
     err = capsys.readouterr().err
     assert "already in use" in err and "nothing was published" in err
@@ -291,7 +281,7 @@ def test_slug_taken_is_a_clear_error(fake: FakeKaggle, tmp_path: Path, capsys: p
 
 def test_someone_elses_namespace_is_refused(fake: FakeKaggle, tmp_path: Path,
                                             capsys: pytest.CaptureFixture) -> None:
-    folder = make_export(tmp_path / "export")
+    folder = make_export(tmp_path / "export", adapter=True)
     assert run_standalone(["upload-weights"], [str(folder), "--id", "someone/arc-kit-weights"]) == 1
     assert "belongs to 'someone'" in capsys.readouterr().err
     assert fake.calls == []
@@ -300,7 +290,7 @@ def test_someone_elses_namespace_is_refused(fake: FakeKaggle, tmp_path: Path,
 def test_status_403_is_not_taken_as_a_free_slug(fake: FakeKaggle, tmp_path: Path,
                                                  capsys: pytest.CaptureFixture) -> None:
     fake.fail["GetDatasetStatus"] = 403
-    folder = make_export(tmp_path / "export")
+    folder = make_export(tmp_path / "export", adapter=True)
     assert run_standalone(["upload-weights"], [str(folder), "--id", "tester/arc-kit-weights"]) == 1
     assert "HTTP 403" in capsys.readouterr().err
     assert fake.methods() == ["GetDatasetStatus"]
@@ -308,7 +298,7 @@ def test_status_403_is_not_taken_as_a_free_slug(fake: FakeKaggle, tmp_path: Path
 
 def test_upload_as_model_creates_model_and_instance(fake: FakeKaggle, tmp_path: Path,
                                                     capsys: pytest.CaptureFixture) -> None:
-    folder = make_export(tmp_path / "export")
+    folder = make_export(tmp_path / "export", adapter=True)
     assert run_standalone(["upload-weights"], [str(folder), "--id", "tester/arc-kit-model", "--as-model"]) == 0
     methods = [m for m in fake.methods() if m not in ("StartBlobUpload", "PUT")]
     assert methods == ["GetModel", "CreateModel", "GetModelInstance", "CreateModelInstance", "GetModelInstance"]
@@ -323,7 +313,7 @@ def test_upload_as_model_creates_model_and_instance(fake: FakeKaggle, tmp_path: 
 def test_failed_model_upload_mentions_the_empty_model(fake: FakeKaggle, tmp_path: Path,
                                                       capsys: pytest.CaptureFixture) -> None:
     fake.fail_uploads.add("model.safetensors")  # top-level files go up one by one, sub-folders as archives
-    folder = make_export(tmp_path / "export")
+    folder = make_export(tmp_path / "export", adapter=True)
     assert run_standalone(["upload-weights"], [str(folder), "--id", "tester/arc-kit-model", "--as-model"]) == 1
     err = capsys.readouterr().err
     assert "upload of model.safetensors failed" in err and "model tester/arc-kit-model was created" in err
@@ -333,7 +323,7 @@ def test_failed_model_upload_mentions_the_empty_model(fake: FakeKaggle, tmp_path
 def test_second_model_upload_is_a_new_instance_version(fake: FakeKaggle, tmp_path: Path) -> None:
     fake.models.add("tester/arc-kit-model")
     fake.instances["tester/arc-kit-model/transformers/default"] = 1
-    folder = make_export(tmp_path / "export")
+    folder = make_export(tmp_path / "export", adapter=True)
     assert run_standalone(["upload-weights"], [str(folder), "--id", "tester/arc-kit-model", "--as-model"]) == 0
     assert "CreateModel" not in fake.methods() and "CreateModelInstance" not in fake.methods()
     (version,) = fake.bodies("CreateModelInstanceVersion")
@@ -456,7 +446,7 @@ def test_linked_folder_is_listed_as_the_client_sends_it(fake: FakeKaggle, tmp_pa
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "extra.bin").write_bytes(os.urandom(200))
-    folder = make_export(tmp_path / "export")
+    folder = make_export(tmp_path / "export", adapter=True)
     (folder / "linked").symlink_to(outside, target_is_directory=True)
     (folder / "tokenizer" / "vocab_link.json").symlink_to(folder / "tokenizer" / "tokenizer.json")
     assert {"linked/extra.bin", "tokenizer/vocab_link.json"} <= set([rel for rel, _ in upload_entries(folder)])
@@ -469,7 +459,7 @@ def test_linked_kaggle_folder_is_refused_and_nothing_sent(fake: FakeKaggle, tmp_
                                                           capsys: pytest.CaptureFixture) -> None:
     home = Path(os.environ["HOME"])
     (home / ".kaggle" / "kaggle.json").write_text(json.dumps({"username": "tester", "key": FAKE_KEY}))
-    folder = make_export(tmp_path / "export")
+    folder = make_export(tmp_path / "export", adapter=True)
     (folder / "creds").symlink_to(home / ".kaggle", target_is_directory=True)
     assert run_standalone(["upload-weights"], [str(folder), "--id", "tester/arc-kit-weights"]) != 0
     err = capsys.readouterr().err

@@ -124,13 +124,13 @@ def test_weights_are_found_from_the_attached_source_on_either_layout(tmp_path: P
     assert find_model_dir(tmp_path, model="sorokin/qwen3_2b/Transformers/bfloat16/1") == classic
 
 
-def test_an_export_root_uploaded_whole_loads_its_merged_folder(tmp_path: Path, capsys):
-    """The export holds adapter/ and merged/: merged is picked by rule and the pick is said."""
+def test_an_export_root_uploaded_whole_loads_its_merged_folder(tmp_path: Path, caplog):
+    """The export holds adapter/ and merged/: merged is picked by rule and the pick is said (in the kernel's log)."""
     export = tmp_path / "datasets" / "me" / "arc-weights"
     _touch(export / "adapter" / "adapter_config.json")
     merged = _touch(export / "merged" / "config.json").parent
     assert find_model_dir(tmp_path, dataset="me/arc-weights") == merged
-    assert "merged" in capsys.readouterr().err
+    assert "merged" in caplog.text
     _touch(export / "merged" / "arc_kit_manifest.json")
     assert find_model_dir(tmp_path, "/kaggle/input/datasets/me/arc-weights") == merged
     empty = tmp_path / "empty"

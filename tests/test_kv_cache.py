@@ -7,7 +7,6 @@ running the whole sequence again, and its buffers must stay where they were allo
 from __future__ import annotations
 
 import random
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,7 +14,7 @@ import pytest
 from arc_kit.config.run import SettingsError, SolverConfig
 from arc_kit.core.formats import ARC_KIT_FORMAT
 from arc_kit.core.tasks import Pair
-from arc_kit.models.loading import LoadedModel, load_model
+from arc_kit.models.loading import LoadedModel
 from arc_kit.solve.decoding import DecodeRequest, GreedyDecoder
 from arc_kit.solve.dfs import answer_token_ids, dfs_candidates
 from arc_kit.solve.kv_cache import CacheRejected, InPlaceLayer, check_filled, new_cache
@@ -29,11 +28,6 @@ def one_thread() -> Any:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def loaded(tiny_model_dir: Path) -> LoadedModel:
-    return load_model(tiny_model_dir, SolverConfig(device="cpu"))
 
 
 def random_prompt(seed: int, length: int) -> tuple[int, ...]:

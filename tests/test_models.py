@@ -3,6 +3,7 @@ added by training and TTT alike, and the one ``LoadedModel`` both loaders return
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import os
 import re
@@ -16,10 +17,11 @@ from arc_kit.config.lora import LoraSpec
 from arc_kit.config.run import SolverConfig, TTTConfig
 from arc_kit.config.training import TrainConfig, load_config, resolve_config_path
 from arc_kit.core.files import NotAFolderError, check_folder_path
-from arc_kit.models.loading import LoadedModel, load_model, load_training_model
+from arc_kit.models.loading import LoadedModel, load_model
 from arc_kit.models.lora import LoraTargetError, lora_config, present_targets
 from arc_kit.models.offline import NO_HUB, NO_STATISTICS, set_offline_env
 from arc_kit.models.precision import choose_dtype, upcast_trainable
+from arc_kit.models.training_model import load_training_model
 
 REPO = Path(__file__).resolve().parents[1]
 OFFLINE_NAMES = (*NO_HUB, *NO_STATISTICS)
@@ -61,6 +63,40 @@ def test_float16_training_keeps_float32_master_weights():
     model[0].requires_grad_(False)
     assert upcast_trainable(model) == 2  # the second layer's weight and bias
     assert model[0].weight.dtype == torch.float16 and model[1].weight.dtype == torch.float32
+
+
+@dataclasses.dataclass
+class ArgumentsBeforeTheRenames:
+    """The names a transformers 4 ``TrainingArguments`` takes (no activation_checkpointing, a warmup_ratio)."""
+
+    output_dir: str
+    bf16: bool = False
+    fp16: bool = False
+    use_cpu: bool = False
+    gradient_checkpointing: bool = False
+    gradient_checkpointing_kwargs: dict | None = None
+    warmup_ratio: float = 0.0
+    gradient_accumulation_steps: int = 1
+
+
+def test_both_trainers_arguments_take_the_shared_rules_under_the_installed_names(tmp_path: Path):
+    """Training and TTT build their TrainingArguments through one helper: mixed precision in the loaded dtype on
+    CUDA only, use_cpu off CUDA, non-reentrant checkpointing and a warmup share under whichever names the installed
+    transformers takes, no accumulation."""
+    from transformers import TrainingArguments
+
+    from arc_kit.models.training_args import training_arguments
+
+    args = training_arguments(TrainingArguments, device="cpu", dtype=torch.bfloat16, checkpointing=True,
+                              warmup_ratio=0.25, output_dir=str(tmp_path))
+    assert args.use_cpu and not args.bf16 and not args.fp16 and args.gradient_accumulation_steps == 1
+    assert args.activation_checkpointing and args.activation_checkpointing_kwargs == {"use_reentrant": False}
+    assert args.warmup_steps == 0.25  # transformers 5 reads a float below 1 as a share of the steps
+    old = training_arguments(ArgumentsBeforeTheRenames, device="cuda:1", dtype=torch.float16, checkpointing=True,
+                             warmup_ratio=0.1, output_dir=str(tmp_path))
+    assert old == ArgumentsBeforeTheRenames(str(tmp_path), bf16=False, fp16=True, use_cpu=False,
+                                            gradient_checkpointing=True,
+                                            gradient_checkpointing_kwargs={"use_reentrant": False}, warmup_ratio=0.1)
 
 
 def test_both_loaders_load_in_the_rule_s_dtype_on_a_cpu(tiny_model_dir: Path, tmp_path: Path,

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import one_error_line
 
 from arc_kit.cli.main import build_parser, main
 from arc_kit.config.training import load_config
@@ -40,15 +41,6 @@ def fresh_cache(tmp_path_factory):
         cache = tmp_path_factory.mktemp("data-cache")
         mp.setenv("ARC_KIT_DATA_CACHE", str(cache))
         yield cache
-
-
-def one_error_line(capsys, *words: str) -> str:
-    err = capsys.readouterr().err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
-    for word in words:
-        assert word in lines[0], (word, lines[0])
-    return lines[0]
 
 
 # -- the library -------------------------------------------------------------------------------------------------

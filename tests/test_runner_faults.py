@@ -18,7 +18,6 @@ from arc_kit.cli.main import main as cli_main
 from arc_kit.config.run import RunSettings, SolverConfig
 from arc_kit.core.submission import validate_submission_file
 from arc_kit.core.tasks import load_tasks, write_task_files
-from arc_kit.models.loading import load_model
 from arc_kit.run.job import RunJob
 from arc_kit.run.runner import run_submission
 from arc_kit.solve.decoding import DecodeRequest, GreedyDecoder
@@ -125,11 +124,6 @@ def test_killing_the_parent_kills_its_workers(tmp_path: Path, many_tasks: Path):
 
 
 # -- answers and budgets ---------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def loaded(tiny_model_dir: Path):
-    return load_model(tiny_model_dir, SolverConfig(device="cpu"))
 
 
 def test_chunked_prefill_decodes_exactly_like_one_prefill(loaded):

@@ -107,7 +107,9 @@ def test_dry_run_refuses_solutions_of_another_set_and_says_when_only_part_is_sco
     (tmp_path / "s.json").write_text(json.dumps({"t1": [[[2]]]}))
     assert main([*base, "--out", str(tmp_path / "o"), "--solutions", str(tmp_path / "s.json")]) == 0
     out, err = capsys.readouterr()
-    assert "score " in out and "1 of 2 tasks scored" in err and "t2" in err
+    assert "score " in out and "1 of 2 tasks scored" in out + err and "t2" in out + err
+    warnings = json.loads((tmp_path / "o" / "report.json").read_text())["warnings"]
+    assert any("1 of 2 tasks scored" in w for w in warnings)  # the report keeps what the score leaves out
 
 
 def test_select_refuses_solutions_of_another_set_and_says_when_only_part_is_scored(tmp_path, arc_files, capsys):

@@ -25,11 +25,6 @@ B = ((5, 5), (5, 5))
 C = ((7,),)
 
 
-@pytest.fixture(scope="module")
-def loaded(tiny_model_dir: Path) -> LoadedModel:
-    return load_model(tiny_model_dir, SolverConfig(device="cpu"))
-
-
 def small_task(task_id: str = "t1", pairs: int = 2, side: int = 3) -> Task:
     grid = tuple(tuple((r + c) % 10 for c in range(side)) for r in range(side))
     flipped = tuple(row[::-1] for row in grid)

@@ -10,8 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-
-from arc_kit.config.training import load_config, resolve_config_path
+from conftest import tiny_config
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
@@ -24,10 +23,6 @@ OVERRIDES = [
 ]
 
 
-def config_for(out: Path):
-    return load_config(resolve_config_path("tiny-cpu"), [*OVERRIDES, f"train.output_dir={out}"])
-
-
 @pytest.fixture(scope="module")
 def lora_run(tmp_path_factory):
     import torch
@@ -37,7 +32,7 @@ def lora_run(tmp_path_factory):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a tiny model runs several times faster on one thread when the cores are shared
     try:
-        return run_training(config_for(tmp_path_factory.mktemp("lora-run") / "run"))
+        return run_training(tiny_config(tmp_path_factory.mktemp("lora-run") / "run", OVERRIDES))
     finally:
         torch.set_num_threads(threads)
 
@@ -135,7 +130,7 @@ def test_killed_run_resumes_to_the_same_step_count(lora_run, tmp_path):
     assert int(Path(killed_at).name.split("-")[1]) < lora_run.steps
 
     with pytest.raises(RunFolderError, match="--resume"):
-        run_training(config_for(out))  # a second run into the same folder must not start silently
+        run_training(tiny_config(out, OVERRIDES))  # a second run into the same folder must not start silently
 
     done = _pretrain(out, "--resume", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     stdout, stderr = done.communicate(timeout=300)

@@ -21,6 +21,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
+from transformers import HfArgumentParser
+
 from arc_kit.config.run import KernelPlan, TTTConfig, load_plan
 from arc_kit.config.schema import SettingsError, check_bounds, parse_override, validate
 from arc_kit.errors import ArcKitError
@@ -85,15 +87,16 @@ def _hyphens_only(names: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(n for n in names if not (n.startswith("--") and "_" in n and n.replace("_", "-") in names))
 
 
+class HyphenParser(HfArgumentParser):
+    """``HfArgumentParser`` offering each flag with hyphens only (``--batch-size``, not also ``--batch_size``)."""
+
+    def add_argument(self, *names: str, **kwargs: Any) -> argparse.Action:
+        return super().add_argument(*_hyphens_only(names), **kwargs)
+
+
 def settings_parent(*classes: type) -> argparse.ArgumentParser:
     """A parent parser holding the flags of ``classes`` (pass it as ``parents=[...]`` to ``add_parser``); the
     namespace it fills holds only the flags given, plus which classes the command has flags for."""
-    from transformers import HfArgumentParser
-
-    class HyphenParser(HfArgumentParser):
-        def add_argument(self, *names: str, **kwargs: Any) -> argparse.Action:
-            return super().add_argument(*_hyphens_only(names), **kwargs)
-
     parser = HyphenParser([_flag_class(cls) for cls in classes], add_help=False)
     for action in parser._actions:
         action.default = argparse.SUPPRESS

@@ -117,19 +117,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def add_data_download(dsub: argparse._SubParsersAction) -> None:
-    """`arc-kit data download`, registered by the `data` command (arc_kit/cli_data.py)."""
+    """`arc-kit data download`, registered by the `data` command (``arc_kit.cli.data``)."""
     p = dsub.add_parser("download", help="fetch and unzip the competition files (Kaggle credentials)")
     p.add_argument("--competition", default=COMPETITION_SLUG)
     p.add_argument("--out", type=Path, required=True)
     p.set_defaults(handler=_data_download)
-
-
-def run_standalone(command: list[str], argv: list[str] | None = None) -> int:
-    """Run an ``arc-kit`` command from a script (the scripts/ wrappers): ``command`` then ``argv`` (default: the
-    script's own arguments)."""
-    from arc_kit.cli.main import main
-
-    return main([*command, *(sys.argv[1:] if argv is None else argv)])
 
 
 def _fail(message: str) -> int:

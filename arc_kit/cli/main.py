@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
+import logging
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from arc_kit.cli import data, demo, dry_run, formats, kaggle, reselect, train
@@ -25,13 +28,41 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.handler(args) or 0)
+        with notices_on_stderr():
+            return int(args.handler(args) or 0)
     except Terminated:
         print("terminated (SIGTERM)", file=sys.stderr)
         return 143
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+NOTICE_FORMAT = "%(levelname)s %(name)s: %(message)s"  # as the kernel's log writes them (arc_kit.run.kernel)
+
+
+@contextlib.contextmanager
+def notices_on_stderr() -> Iterator[None]:
+    """While a command runs, the library's notices (it reports them through ``logging`` only) are printed on stderr:
+    the kit's from INFO up (the training data's size, a weights folder picked among several), other libraries'
+    from WARNING. The handler is removed afterwards, so a command run from a test or a script leaves none behind."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(NOTICE_FORMAT))
+    root, kit = logging.getLogger(), logging.getLogger("arc_kit")
+    kit_level = kit.level
+    root.addHandler(handler)
+    kit.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        kit.setLevel(kit_level)
+
+
+def run_standalone(command: list[str], argv: list[str] | None = None) -> int:
+    """Run an ``arc-kit`` command from a script (the scripts/ wrappers): ``command`` then ``argv`` (default: the
+    script's own arguments)."""
+    return main([*command, *(sys.argv[1:] if argv is None else argv)])
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -124,10 +155,10 @@ def _validate(args: argparse.Namespace) -> int:
 @input_errors
 def _tokens(args: argparse.Namespace) -> int:
     from arc_kit.core.tasks import load_tasks
-    from arc_kit.models.token_stats import load_tokenizer, token_format, token_stats
+    from arc_kit.models.token_stats import counting_tokenizer, token_format, token_stats
 
     tasks = load_tasks(args.challenges, args.solutions)  # before the tokenizer: a bad file fails fast
-    tokenizer = load_tokenizer(args.tokenizer)
+    tokenizer = counting_tokenizer(args.tokenizer)
     stats = token_stats(tasks, tokenizer, token_format(args.tokenizer, tokenizer, args.prompt_format),
                         args.max_length)
     if args.json:

@@ -123,11 +123,15 @@ def _check_choice(value: Any, hint: Any, where: str) -> None:
 
 
 def fill(cls: type[T], raw: Any, where: str) -> T:
-    """Build dataclass ``cls`` from a table, type-checking each value and naming any unknown field (``validate``
-    is the caller's next step)."""
+    """Build dataclass ``cls`` from a table, type-checking each value and naming any unknown field, or any field the
+    class lists in ``RETIRED`` with why it is gone (``validate`` is the caller's next step)."""
     if not isinstance(raw, dict):
         raise SettingsError(f"{where or 'the settings'}: must be a table, got {raw!r}")
     hints = _field_hints(cls)
+    why_retired: dict[str, str] = getattr(cls, "RETIRED", {})  # settings an older config may hold, each with why
+    retired = sorted(set(raw) & set(why_retired))
+    if retired:
+        raise SettingsError(f"{field_path(where, retired[0])}: {why_retired[retired[0]]}")
     unknown = sorted(set(raw) - set(hints))
     if unknown:
         raise SettingsError(f"{where + ': ' if where else ''}unknown {_kind(hints)}(s) {', '.join(unknown)}; "
@@ -193,7 +197,7 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str], cls: type) -> dic
     value of the wrong type, is refused in a message that quotes the ``--set`` it came from."""
     for text in overrides:
         path, value = parse_override(text)
-        table, hints, where = raw, _field_hints(cls), ""
+        table, table_cls, hints, where = raw, cls, _field_hints(cls), ""
         for part in path[:-1]:
             _known(hints, part, where, text)
             if not dataclasses.is_dataclass(hints[part]):
@@ -202,8 +206,12 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str], cls: type) -> dic
             if not isinstance(table, dict):
                 raise SettingsError(f"--set {text!r}: {field_path(where, part)} is not a table in the settings "
                                     "file")
-            hints, where = _field_hints(hints[part]), field_path(where, part)
+            table_cls, where = hints[part], field_path(where, part)
+            hints = _field_hints(table_cls)
         name = path[-1]
+        why_retired: dict[str, str] = getattr(table_cls, "RETIRED", {})
+        if name in why_retired:
+            raise SettingsError(f"--set {text!r}: {field_path(where, name)}: {why_retired[name]}")
         _known(hints, name, where, text)
         if typing.get_origin(hints[name]) is list and not isinstance(value, list):
             value = [value]

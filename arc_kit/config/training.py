@@ -18,7 +18,7 @@ import json
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from arc_kit.config.lora import LoraSpec
 from arc_kit.config.run import FORMAT_HELP, LOSS_ON_HELP, FormatChoice, LossOn
@@ -137,7 +137,6 @@ class TrainSettings(Settings):
     learning_rate: float = setting(1e-4, help="peak learning rate", gt=0)
     per_device_train_batch_size: int = setting(16, help="rows per step on each process", ge=1)
     per_device_eval_batch_size: int = setting(16, help="eval rows per step on each process", ge=1)
-    gradient_accumulation_steps: int = setting(1, help="must stay 1: the recipe refuses accumulation")
     num_train_epochs: int = setting(2, help="passes over the rows; the last decays, earlier ones are flat", ge=1)
     min_lr_ratio: float = setting(0.01, help=(
         "the last epoch decays (cosine) from the LR to LR * min_lr_ratio; earlier epochs are flat"), ge=0.0, le=1.0)
@@ -181,13 +180,15 @@ class TrainSettings(Settings):
         "each process writes what it trained on to debug/rank-<i>.jsonl in the run folder (a digest of each row "
         "per step, and its final weights' sums), so a test can see that the processes shared out the data"))
 
+    RETIRED: ClassVar[dict[str, str]] = {
+        "gradient_accumulation_steps": (
+            "the recipe does not use gradient accumulation (it would change the effective batch, the step count the "
+            "schedule is built on and the per-step checkpoints): remove the setting, and lower "
+            "train.per_device_train_batch_size (or the sequence length) to fit memory instead, or add GPUs"),
+    }
+    """Settings an older config may still hold, refused with why (``schema.fill``) rather than silently ignored."""
+
     def cross_check(self, where: str) -> None:
-        if self.gradient_accumulation_steps != 1:
-            raise SettingsError(
-                f"{field_path(where, 'gradient_accumulation_steps')} = {self.gradient_accumulation_steps}: the "
-                "recipe does not use gradient accumulation. It changes the effective batch, the step count the "
-                "schedule is built on (flat epoch, then cosine over the last), and the per-step checkpoints. Lower "
-                "train.per_device_train_batch_size (or the sequence length) to fit memory instead, or add GPUs.")
         if self.max_steps != -1 and self.max_steps < 1:
             raise SettingsError(f"{field_path(where, 'max_steps')} must be >= 1, or -1 for the whole run, got "
                                 f"{self.max_steps}")

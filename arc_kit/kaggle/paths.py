@@ -8,14 +8,16 @@ is how the tests run the kernel entry on a fake ``/kaggle/input``.
 
 from __future__ import annotations
 
+import logging
 import os
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 
 from arc_kit.core.files import folders_below
 from arc_kit.errors import ArcKitError
 from arc_kit.models.weights import SEARCH_DEPTH, WeightsFolderError, choose_weights
+
+log = logging.getLogger(__name__)
 
 INPUT_ROOT_ENV = "ARC_KIT_INPUT_ROOT"
 OUTPUT_ENV = "ARC_KIT_OUTPUT"
@@ -105,7 +107,7 @@ def find_model_dir(root: Path, given: str | Path | None = None, *, dataset: str 
     places = named_weight_places(root, given, dataset=dataset, model=model)
     place = next((p for p in places if p.is_dir()), None)
     if place is None and places:
-        print(f"weights not at {', '.join(str(p) for p in places)}; searching {root}", file=sys.stderr)
+        log.warning(f"weights not at {', '.join(str(p) for p in places)}; searching {root}")
     try:
         return choose_weights(place or root)
     except WeightsFolderError as e:

@@ -3,8 +3,7 @@
 - Inference (``load_model``): a weights folder, a merged model or a LoRA adapter (merged into its base at load),
   never online; Unsloth on CUDA when asked for and it loads, transformers otherwise. Whether Unsloth's patched
   forward decodes right is the solver's check (``arc_kit.solve.solver.load_solver``), made after loading.
-- Training (``load_training_model``): the configured base (the tiny model written into the run folder, a local
-  folder or a hub id), through Unsloth or transformers + peft, with LoRA unless full fine-tuning.
+- Training (``arc_kit.models.training_model.load_training_model``): built on the shared pieces here.
 
 Both share the tokenizer (a pad token, one token per cell; a word-level tokenizer read as it is written), the
 prompt format the weights speak (``resolve_format``: the manifest, the tokenizer or the setting), ``from_pretrained``
@@ -17,17 +16,13 @@ has set ``CUDA_VISIBLE_DEVICES``.
 
 from __future__ import annotations
 
-import dataclasses
-import importlib.util
 import json
 import logging
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from arc_kit.config.run import SolverConfig
-from arc_kit.config.training import TrainConfig
 from arc_kit.core.formats import (
     FORMAT_NAMES,
     FormatError,
@@ -39,11 +34,9 @@ from arc_kit.core.formats import (
 )
 from arc_kit.core.text import TokenizerError, check_tokenizer
 from arc_kit.errors import ArcKitError
-from arc_kit.models.lora import add_lora
 from arc_kit.models.manifest import MANIFEST_FILE, read_manifest, recorded_format
 from arc_kit.models.offline import set_offline_env
-from arc_kit.models.precision import choose_dtype, upcast_trainable
-from arc_kit.models.tiny import TINY, resolve_base
+from arc_kit.models.precision import choose_dtype
 from arc_kit.models.weights import WeightsFolderError, choose_weights
 
 log = logging.getLogger(__name__)
@@ -226,70 +219,6 @@ def _try_unsloth(model_dir: Path, config: SolverConfig, device: str, dtype: Any,
 def context_limit(loaded: LoadedModel, config: SolverConfig) -> int:
     limit = getattr(loaded.model.config, "max_position_embeddings", None) or config.max_length
     return min(config.max_length, int(limit))
-
-
-# ------------------------------------------------------------------------------------------------------------
-# Training
-
-
-def load_training_model(config: TrainConfig, run_dir: Path, device: str) -> LoadedModel:
-    """Load the base for training on ``device``, add LoRA (unless full fine-tuning), check the tokenizer gives one
-    token per cell and writes the base's prompt format. The tiny base is written into ``run_dir`` first
-    (``tiny.resolve_base``); with ``model.shrink_vocab`` the base's vocabulary is cut to its format's tokens into
-    ``run_dir`` once (``CUT_BASE_DIR``), and training starts from that."""
-    set_offline_env(hub=False)  # the base may come from the hub
-    m = config.model
-    backend = choose_backend(m.backend, config.train.fsdp, device)
-    base = resolve_base(m, run_dir)
-    local_only = m.local_files_only or m.name_or_path == TINY or Path(base).is_dir()
-    if m.shrink_vocab:
-        base, local_only = cut_base(base, m.format, run_dir, local_only), True
-    tokenizer = load_tokenizer(base, local_only=local_only)
-    prompt_format = resolve_format(m.format, base, tokenizer)
-    dtype = choose_dtype(m.dtype, device)
-    if backend == UNSLOTH:
-        from arc_kit.models import unsloth_backend
-
-        settings = dataclasses.replace(m, name_or_path=base, local_files_only=local_only)
-        # The kit's tokenizer, not Unsloth's: rows are tokenized by the kit, and Unsloth's AutoTokenizer misreads a
-        # word-level vocabulary (NVARC's).
-        model, _ = unsloth_backend.load_for_training(settings, config.lora, dtype, config.train.seed)
-    else:
-        if m.load_in_4bit:
-            print("model.load_in_4bit is ignored on the transformers+peft path", file=sys.stderr)
-        model = load_causal_lm(base, dtype, local_only=local_only)
-        if not m.full_finetuning:
-            model = add_lora(model, config.lora)
-        upcast_trainable(model)  # float16 training keeps float32 master weights
-    return LoadedModel(model, tokenizer, device, backend, base, dtype, has_lora=not m.full_finetuning,
-                       prompt_format=prompt_format)
-
-
-CUT_BASE_DIR = "base-model-cut"
-"""Where a run with ``model.shrink_vocab`` writes its base with the vocabulary cut (the export merges onto it)."""
-
-
-def cut_base(base: str, requested_format: str, run_dir: Path, local_only: bool) -> str:
-    """``base`` with its vocabulary cut to its format's tokens, written into ``run_dir`` once (a resumed run and
-    the export reuse it)."""
-    out = run_dir / CUT_BASE_DIR
-    if not (out / "config.json").exists():
-        from arc_kit.models.vocab import shrink_vocabulary
-
-        shrink_vocabulary(base, out, requested_format, local_only=local_only)
-    return str(out)
-
-
-def choose_backend(requested: str, fsdp: bool, device: str) -> str:
-    """``auto``: Unsloth when training on a CUDA GPU with the package installed, else transformers + peft.
-
-    With ``train.fsdp`` auto means transformers + peft: Unsloth runs data-parallel (one full copy per GPU) only.
-    """
-    if requested != "auto":
-        return requested
-    if not fsdp and device.startswith("cuda") and importlib.util.find_spec("unsloth") is not None:
-        return UNSLOTH
-    return PEFT
 
 
 # ------------------------------------------------------------------------------------------------------------

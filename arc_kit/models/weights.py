@@ -4,12 +4,14 @@ adapter), found at or below a folder the user or the kernel names, by one rule f
 
 from __future__ import annotations
 
-import sys
+import logging
 from pathlib import Path
 
 from arc_kit.core.files import folders_below
 from arc_kit.errors import ArcKitError
 from arc_kit.models.manifest import MANIFEST_FILE, MERGED_DIR, has_manifest
+
+log = logging.getLogger(__name__)
 
 SEARCH_DEPTH = 7
 """Folders searched below the one named: /kaggle/input/models/owner/model/framework/variation/version/ is 6 below
@@ -42,7 +44,7 @@ def choose_weights(folder: Path) -> Path:
                          (f"the export's {MERGED_DIR}/ folder", [f for f in found if f.name == MERGED_DIR])):
         if len(picked) == 1:
             others = ", ".join(str(f) for f in found if f != picked[0])
-            print(f"weights: using {picked[0]} ({rule}); also seen: {others}", file=sys.stderr)
+            log.warning(f"weights: using {picked[0]} ({rule}); also seen: {others}")
             return picked[0]
     names = ", ".join(str(f) for f in found[:5])
     raise WeightsFolderError(f"several weights folders under {folder} ({names}); name one with model_dir")

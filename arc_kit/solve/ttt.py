@@ -256,40 +256,27 @@ class TaskAdapter:
     def _trainer(self, rows: Sequence[dict[str, Any]], stats: TTTStats, stop_at: float | None) -> Any:
         import tempfile
 
-        import torch
-        from transformers import (
-            PrinterCallback,
-            ProgressCallback,
-            Trainer,
-            TrainerCallback,
-            TrainingArguments,
-        )
+        from transformers import PrinterCallback, ProgressCallback, TrainingArguments
+
+        from arc_kit.models.training_args import training_arguments
+        from arc_kit.solve.ttt_trainer import SequentialTrainer, Watch
 
         c = self.config
         device = str(self.loaded.device)
-        cuda = device.startswith("cuda")
-        dtype = self.loaded.dtype  # mixed precision in the type the weights were loaded in
-        # Names that moved between the transformers versions the kit allows (>= 4.56; Unsloth pins <= 5.17): a
-        # float warmup_steps below 1 is a share of the steps where warmup_ratio is gone; checkpointing was renamed.
-        ratio = "warmup_ratio" if _takes(TrainingArguments, "warmup_ratio") else "warmup_steps"
-        ckpt = "activation_checkpointing" if _takes(TrainingArguments, "activation_checkpointing") else (
-            "gradient_checkpointing")
-        versioned = {ratio: c.warmup_ratio, ckpt: cuda and c.gradient_checkpointing,
-                     f"{ckpt}_kwargs": {"use_reentrant": False}}
-        args = TrainingArguments(
+        args = training_arguments(
+            TrainingArguments,
+            device=device,
+            dtype=self.loaded.dtype,  # mixed precision in the type the weights were loaded in
+            checkpointing=device.startswith("cuda") and c.gradient_checkpointing,
+            warmup_ratio=c.warmup_ratio,
             output_dir=tempfile.gettempdir(),  # nothing is saved (save_strategy "no"); the argument is required
             per_device_train_batch_size=c.batch_size,
-            gradient_accumulation_steps=1,
             num_train_epochs=c.epochs,
             learning_rate=c.learning_rate,
             lr_scheduler_type=c.lr_scheduler,
-            **versioned,
             weight_decay=c.weight_decay,
             optim=c.optim,
             max_grad_norm=c.max_grad_norm,
-            bf16=cuda and dtype == torch.bfloat16,
-            fp16=cuda and dtype == torch.float16,
-            use_cpu=not cuda,
             seed=c.seed,
             data_seed=c.seed,
             logging_steps=1,
@@ -302,50 +289,15 @@ class TaskAdapter:
             remove_unused_columns=False,
             label_names=["labels"],
         )
-
-        class Watch(TrainerCallback):
-            """Record each step's loss; stop at ``stop_at``."""
-
-            def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None,
-                       **kw: Any) -> None:
-                if logs and "loss" in logs:
-                    loss = float(logs["loss"])
-                    stats.loss_first = loss if stats.loss_first is None else stats.loss_first
-                    stats.loss_last = loss
-
-            def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
-                stats.steps = state.global_step
-                if stop_at is not None and _now() >= stop_at:
-                    control.should_training_stop = True
-
         pad_id = self.loaded.tokenizer.pad_token_id
-        trainer = _sequential_trainer_class(Trainer)(
+        trainer = SequentialTrainer(
             model=self.peft_model, args=args, train_dataset=[{k: r[k] for k in ROW_KEYS} for r in rows],
-            data_collator=lambda batch: collate(batch, pad_id if pad_id is not None else 0), callbacks=[Watch()],
+            data_collator=lambda batch: collate(batch, pad_id if pad_id is not None else 0),
+            callbacks=[Watch(stats, stop_at, _now)],
         )
         trainer.remove_callback(PrinterCallback)  # a kernel log line per step per task is noise
         trainer.remove_callback(ProgressCallback)
         return trainer
-
-
-def _takes(cls: type, name: str) -> bool:
-    """Whether a dataclass-style class (``TrainingArguments``) takes the keyword ``name``."""
-    import inspect
-
-    return name in inspect.signature(cls).parameters
-
-
-def _sequential_trainer_class(base: type) -> type:
-    """A ``Trainer`` that reads the rows in the order given: ``ttt_examples`` already shuffled them from the task id
-    and seed, so the order cannot depend on the global RNG (and so on what ran before)."""
-
-    class SequentialTrainer(base):  # type: ignore[misc, valid-type]
-        def _get_train_sampler(self, train_dataset: Any = None) -> Any:
-            from torch.utils.data import SequentialSampler
-
-            return SequentialSampler(self.train_dataset if train_dataset is None else train_dataset)
-
-    return SequentialTrainer
 
 
 def collate(batch: Sequence[dict[str, Any]], pad_id: int) -> dict[str, Any]:

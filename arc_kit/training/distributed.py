@@ -33,10 +33,6 @@ class Launch:
     def is_main(self) -> bool:
         return self.process_index == 0
 
-    @property
-    def is_distributed(self) -> bool:
-        return self.num_processes > 1
-
 
 def use_cpu() -> bool:
     """Train on the CPU: no CUDA device, or ``accelerate launch --cpu``."""

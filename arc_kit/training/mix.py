@@ -10,8 +10,8 @@ The mix needs no model or tokenizer, so a run loads and checks it before loading
 
 from __future__ import annotations
 
+import logging
 import random
-import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from importlib import resources
@@ -33,6 +33,8 @@ from arc_kit.core.tasks import (
 from arc_kit.errors import ArcKitError
 from arc_kit.training.canonical import answer_digests, pair_digests, task_digest
 from arc_kit.training.dataset import CompactTasks, auto_num_proc
+
+log = logging.getLogger(__name__)
 
 BUILTIN_HELD_OUT = {"arc-agi-2-evaluation": "arc-agi-2-evaluation.txt"}
 
@@ -277,9 +279,9 @@ def load_mix(d: DataSettings, *, quiet: bool = False) -> list[Source]:
             owner[task.task_id] = (name, digest)
             src.tasks.append(task)
         if not quiet and (src.refused_held_out or src.duplicates):
-            print(f"data source {name}: {len(src.refused_held_out)} held-out task(s) refused "
-                  f"({', '.join(src.refused_held_out[:5])}{', ...' if len(src.refused_held_out) > 5 else ''}), "
-                  f"{src.duplicates} duplicate(s) dropped, {len(src.tasks)} of {src.loaded} kept", file=sys.stderr)
+            log.info(f"data source {name}: {len(src.refused_held_out)} held-out task(s) refused "
+                     f"({', '.join(src.refused_held_out[:5])}{', ...' if len(src.refused_held_out) > 5 else ''}), "
+                     f"{src.duplicates} duplicate(s) dropped, {len(src.tasks)} of {src.loaded} kept")
         out.append(src)
     if not any(s.tasks for s in out):
         raise MixError("data: no training tasks left after the held-out refusal and de-duplication")

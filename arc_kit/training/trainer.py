@@ -25,9 +25,9 @@ and gives each process its own share of every epoch's batches; only the main pro
 from __future__ import annotations
 
 import json
+import logging
 import math
 import shutil
-import sys
 import time
 import warnings
 from dataclasses import dataclass
@@ -37,11 +37,13 @@ from typing import Any
 from arc_kit.config.training import TrainConfig
 from arc_kit.core.files import atomic_write_json, atomic_write_text, check_folder_path
 from arc_kit.errors import ArcKitError
+from arc_kit.training.debug_batches import DEBUG_DIR, record_final_weights
+
+log = logging.getLogger(__name__)
 
 LOG_FILE = "train_log.jsonl"
 RUN_INFO_FILE = "run_info.json"
 FINAL_DIR = "final"
-EMBEDDING_NAMES = ("embed_tokens", "lm_head", "wte", "embed_out")
 
 
 @dataclass
@@ -103,7 +105,7 @@ def build_training_data(config: TrainConfig, tokenizer: Any, prompt_format: Any,
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Schedule and optimiser
+# Schedule
 
 
 def steps_per_epoch(num_examples: int, batch_size: int, num_processes: int = 1) -> int:
@@ -132,206 +134,19 @@ def schedule_kwargs(num_examples: int, config: TrainConfig, num_processes: int =
     }
 
 
-def is_embedding_param(name: str) -> bool:
-    return any(part in name for part in EMBEDDING_NAMES)
-
-
-def optimizer_groups(model: Any, decay_names: set[str], config: TrainConfig) -> list[dict[str, Any]]:
-    """Three groups: embeddings (their own decay, optional LR), other weights (decay), biases/norms (no decay).
-
-    Why our own groups: the recipe decays the embeddings (ARChitects trained them with weight decay while the LoRA
-    weights had none by default), which Trainer's single decay value cannot express.
-    """
-    t = config.train
-    groups: dict[str, dict[str, Any]] = {
-        "embeddings": {"params": [], "weight_decay": t.embedding_weight_decay, "name": "embeddings"},
-        "decay": {"params": [], "weight_decay": t.weight_decay, "name": "decay"},
-        "no_decay": {"params": [], "weight_decay": 0.0, "name": "no_decay"},
-    }
-    if t.embedding_learning_rate is not None:
-        groups["embeddings"]["lr"] = t.embedding_learning_rate
-    for name, param in model.named_parameters():
-        if not param.requires_grad:
-            continue
-        key = "embeddings" if is_embedding_param(name) else "decay" if name in decay_names else "no_decay"
-        groups[key]["params"].append(param)
-    return [g for g in groups.values() if g["params"]]
-
-
-def make_trainer_class() -> type:
-    """SFTTrainer with the recipe's optimiser groups, length-grouped batches and a padding count (built lazily:
-    Unsloth must patch trl before the import)."""
-    from trl import SFTTrainer
-
-    class ArcSFTTrainer(SFTTrainer):
-        def __init__(self, *args: Any, arc_config: TrainConfig, padding_meter: Any, **kwargs: Any) -> None:
-            """``arc_config``: the run's settings; ``padding_meter``: the PaddingMeter callback (also given in
-            ``callbacks``) the training steps feed."""
-            self.arc_config, self.padding_meter = arc_config, padding_meter
-            super().__init__(*args, **kwargs)
-
-        def _get_train_sampler(self, train_dataset: Any = None) -> Any:
-            if not self.arc_config.train.group_by_length:
-                return super()._get_train_sampler(train_dataset)
-            from arc_kit.training.dataset import LengthGroupedSampler
-
-            dataset = self.train_dataset if train_dataset is None else train_dataset
-            lengths = [len(ids) for ids in dataset["input_ids"]]
-            # The dataloader cuts the sampler's index stream into batches of this same size, so they are its batches.
-            return LengthGroupedSampler(lengths, self._train_batch_size, seed=self.args.seed,
-                                        mega_batches=self.arc_config.train.length_group_batches)
-
-        def training_step(self, model: Any, inputs: dict[str, Any], num_items_in_batch: Any = None) -> Any:
-            self.padding_meter.add(inputs)
-            if self.arc_config.train.debug_batches:
-                record_batch(Path(self.args.output_dir), self.args.process_index, self.state.global_step, inputs)
-            return super().training_step(model, inputs, num_items_in_batch)
-
-        def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-            if "loss" in logs:  # a training row: the padding of the batches since the previous one
-                fraction = self.padding_meter.take_interval()
-                if fraction is not None:
-                    logs["padding_fraction"] = round(fraction, 4)
-            if "train_loss" in logs:  # the end of training: the whole run's
-                logs["train_padding_fraction"] = round(self.padding_meter.fraction(), 4)
-            super().log(logs, start_time)
-
-        def create_optimizer(self, model: Any = None) -> Any:
-            if self.optimizer is None:
-                opt_model = self.model if model is None else model
-                decay_names = set(self.get_decay_parameter_names(opt_model))
-                groups = optimizer_groups(opt_model, decay_names, self.arc_config)
-                optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, opt_model)
-                self.optimizer = optimizer_cls(groups, **optimizer_kwargs)
-            return self.optimizer
-
-    return ArcSFTTrainer
-
-
-def padding_meter() -> Any:
-    """A callback counting real and padded tokens of the batches trained on (the trainer feeds it every batch).
-
-    Why a callback: the Trainer saves the state of ``ExportableState`` callbacks in each checkpoint's
-    ``trainer_state.json``, so a resumed run goes on counting from the checkpoint. With several GPUs it counts this
-    process's batches.
-    """
-    from transformers import TrainerCallback
-    from transformers.trainer_callback import ExportableState
-
-    class PaddingMeter(TrainerCallback, ExportableState):
-        def __init__(self, batches: int = 0, real_tokens: int = 0, all_tokens: int = 0) -> None:
-            self.batches, self.real_tokens, self.all_tokens = batches, real_tokens, all_tokens
-            self._interval = [0, 0]  # real, all tokens since the last training log row
-
-        def add(self, inputs: dict[str, Any]) -> None:
-            """Count one collated batch: ``attention_mask`` marks real tokens; padding-free batches have none."""
-            ids = inputs["input_ids"]
-            mask = inputs.get("attention_mask")
-            real = int(mask.sum()) if mask is not None else ids.numel()
-            self.batches += 1
-            self.real_tokens += real
-            self.all_tokens += ids.numel()
-            self._interval[0] += real
-            self._interval[1] += ids.numel()
-
-        def take_interval(self) -> float | None:
-            real, total = self._interval
-            self._interval = [0, 0]
-            return (total - real) / total if total else None
-
-        def fraction(self) -> float:
-            return (self.all_tokens - self.real_tokens) / self.all_tokens if self.all_tokens else 0.0
-
-        def summary(self) -> dict[str, Any]:
-            return {"batches": self.batches, "real_tokens": self.real_tokens, "all_tokens": self.all_tokens,
-                    "padding_fraction": round(self.fraction(), 4)}
-
-        def state(self) -> dict[str, Any]:
-            return {"args": {"batches": self.batches, "real_tokens": self.real_tokens,
-                             "all_tokens": self.all_tokens}, "attributes": {}}
-
-        def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
-            """On --resume the Trainer has loaded the checkpoint's state by now: count on from its figures (a fresh
-            run finds this meter's own zeros there)."""
-            saved = (state.stateful_callbacks or {}).get(type(self).__name__)
-            counts = saved.get("args") if isinstance(saved, dict) else None
-            if isinstance(counts, dict):
-                self.batches = int(counts.get("batches", 0))
-                self.real_tokens = int(counts.get("real_tokens", 0))
-                self.all_tokens = int(counts.get("all_tokens", 0))
-            self._interval = [0, 0]
-
-    return PaddingMeter()
-
-
-DEBUG_DIR = "debug"
-
-
-def row_digest(ids: Any, mask: Any = None) -> str:
-    """A short digest of one row's real tokens (padding left out), to tell rows apart across processes."""
-    import hashlib
-
-    tokens = ids[mask.bool()] if mask is not None else ids
-    return hashlib.sha1(",".join(map(str, tokens.tolist())).encode()).hexdigest()[:16]
-
-
-def record_batch(run_dir: Path, rank: int, step: int, inputs: dict[str, Any]) -> None:
-    """train.debug_batches: append this process's batch (one digest per row) to ``debug/rank-<rank>.jsonl``."""
-    ids, mask = inputs["input_ids"].cpu(), inputs.get("attention_mask")
-    rows = [row_digest(ids[i], None if mask is None else mask[i].cpu()) for i in range(ids.shape[0])]
-    path = run_dir / DEBUG_DIR / f"rank-{rank}.jsonl"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(json.dumps({"step": step, "rows": rows}) + "\n")
-
-
-def record_final_weights(run_dir: Path, rank: int, model: Any) -> None:
-    """train.debug_batches: the sums of this process's final weights (equal on every process under DDP)."""
-    import torch
-
-    with torch.no_grad():
-        params = [p.detach().float() for p in model.parameters()]
-        total = float(sum(p.sum() for p in params))
-        absolute = float(sum(p.abs().sum() for p in params))
-    path = run_dir / DEBUG_DIR / f"rank-{rank}.jsonl"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(json.dumps({"final": {"param_sum": total, "param_abs_sum": absolute}}) + "\n")
-
-
-def jsonl_logger(path: Path) -> Any:
-    from transformers import TrainerCallback
-
-    class JsonlLogger(TrainerCallback):
-        """Append each log event (loss, learning_rate, eval_loss, ...) as one JSON line, tagged with the step."""
-
-        def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any) -> None:
-            if not state.is_world_process_zero or not logs:
-                return
-            record = {"step": state.global_step, "epoch": state.epoch, "time": round(time.time(), 3), **logs}
-            with open(path, "a", encoding="utf-8") as f:
-                f.write(json.dumps(record) + "\n")
-
-    return JsonlLogger()
-
-
 def sft_config(config: TrainConfig, run_dir: Path, num_train: int, has_eval: bool, backend: str = "peft",
                num_processes: int = 1) -> Any:
-    """TRL's SFTConfig for the recipe. ``use_cpu`` on a machine without CUDA is what lets a torchrun/accelerate
-    launch of several CPU processes run DDP over gloo (see ``distributed.py``)."""
-    import torch
+    """TRL's SFTConfig for the recipe; the precision, device and checkpointing rules are the ones test-time training
+    shares (``models.training_args``)."""
     from trl import SFTConfig
 
     from arc_kit.models.precision import choose_dtype
+    from arc_kit.models.training_args import training_arguments
     from arc_kit.training.distributed import training_device
 
     t = config.train
     device = training_device()
-    cpu = device == "cpu"
-    cuda = not cpu
-    dtype = choose_dtype(config.model.dtype, device)  # what load_training_model loaded the weights in
-    bf16 = cuda and dtype == torch.bfloat16
-    fp16 = cuda and dtype == torch.float16
+    cuda = device != "cpu"
     grad_ckpt = cuda if t.gradient_checkpointing is None else t.gradient_checkpointing
     if backend == "unsloth" and not config.model.full_finetuning:
         grad_ckpt = False  # Unsloth's own checkpointing is set in get_peft_model; the Trainer's would double it
@@ -343,18 +158,13 @@ def sft_config(config: TrainConfig, run_dir: Path, num_train: int, has_eval: boo
         learning_rate=t.learning_rate,
         per_device_train_batch_size=t.per_device_train_batch_size,
         per_device_eval_batch_size=t.per_device_eval_batch_size,
-        gradient_accumulation_steps=1,
         num_train_epochs=t.num_train_epochs,
         max_steps=t.max_steps,
         lr_scheduler_type="warmup_stable_decay",
         lr_scheduler_kwargs=schedule_kwargs(num_train, config, num_processes),
-        warmup_steps=0,
         weight_decay=t.weight_decay,
         optim=t.optim,
         max_grad_norm=t.max_grad_norm,
-        bf16=bf16,
-        fp16=fp16,
-        gradient_checkpointing=grad_ckpt,
         max_length=config.data.max_length,
         padding_free=t.padding_free,
         save_strategy="steps",
@@ -370,14 +180,15 @@ def sft_config(config: TrainConfig, run_dir: Path, num_train: int, has_eval: boo
         dataloader_pin_memory=cuda,
         remove_unused_columns=True,
         dataset_text_field="text",
-        use_cpu=cpu,
         ddp_find_unused_parameters=False,  # LoRA and full fine-tuning use every trainable weight in each step
     )
     if t.fsdp:
         kwargs["fsdp"] = True
         if t.fsdp_config:
             kwargs["fsdp_config"] = t.fsdp_config
-    return SFTConfig(**kwargs)
+    # The dtype load_training_model loaded the weights in; no warmup: the schedule is flat, then cosine.
+    return training_arguments(SFTConfig, device=device, dtype=choose_dtype(config.model.dtype, device),
+                              checkpointing=grad_ckpt, warmup_ratio=0.0, **kwargs)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -421,7 +232,7 @@ def prepare_run(config: TrainConfig, task_sets: list[Any] | None = None) -> Prep
 
     The tasks are loaded and checked before the model, so a bad file fails in seconds.
     """
-    from arc_kit.models.loading import load_training_model
+    from arc_kit.models.training_model import load_training_model
     from arc_kit.training.distributed import launch, main_process_first, training_device
 
     config.check()
@@ -437,30 +248,33 @@ def prepare_run(config: TrainConfig, task_sets: list[Any] | None = None) -> Prep
         data = build_training_data(config, loaded.tokenizer, loaded.prompt_format, task_sets)
     if here.is_main:
         b = config.train.per_device_train_batch_size
-        print(f"data: {len(data.train)} train examples from {data.train_stats.tasks} tasks, "
-              f"{0 if data.eval is None else len(data.eval)} eval examples from {data.eval_stats.tasks} held-out "
-              f"tasks; {data.train_stats.skipped_too_long} too long, backend {loaded.backend}; "
-              f"{here.num_processes} process(es) ({here.distributed_type}{', FSDP' if config.train.fsdp else ''}): "
-              f"effective batch {b} x {here.num_processes} = {b * here.num_processes} rows per step, "
-              f"{steps_per_epoch(len(data.train), b, here.num_processes)} steps per epoch", file=sys.stderr)
+        log.info(f"data: {len(data.train)} train examples from {data.train_stats.tasks} tasks, "
+                 f"{0 if data.eval is None else len(data.eval)} eval examples from {data.eval_stats.tasks} held-out "
+                 f"tasks; {data.train_stats.skipped_too_long} too long, backend {loaded.backend}; "
+                 f"{here.num_processes} process(es) ({here.distributed_type}{', FSDP' if config.train.fsdp else ''}): "
+                 f"effective batch {b} x {here.num_processes} = {b * here.num_processes} rows per step, "
+                 f"{steps_per_epoch(len(data.train), b, here.num_processes)} steps per epoch")
+    # Only now: trl must be imported after the model is loaded (Unsloth patches it when it is imported).
+    from arc_kit.training.sft_trainer import ArcSFTTrainer, JsonlLogger, PaddingMeter
+
     log_path = run_dir / LOG_FILE
-    meter = padding_meter()
-    trainer = make_trainer_class()(
+    meter = PaddingMeter()
+    trainer = ArcSFTTrainer(
         model=loaded.model,
         args=sft_config(config, run_dir, len(data.train), data.eval is not None, loaded.backend,
                         here.num_processes),
         train_dataset=data.train,
         eval_dataset=data.eval,
         processing_class=loaded.tokenizer,
-        callbacks=[meter, jsonl_logger(log_path)],
+        callbacks=[meter, JsonlLogger(log_path)],
         arc_config=config,
         padding_meter=meter,
     )
     if config.train.fsdp and not trainer.is_fsdp_enabled and here.is_main:
         # accelerate shards only over GPUs (and other accelerators): a CPU launch runs DDP, one process no sharding
-        print(f"train.fsdp: not in effect on this launch ({here.num_processes} process(es), "
-              f"{trainer.accelerator.distributed_type.value}); FSDP needs several GPU processes, training "
-              "with a full copy per process instead", file=sys.stderr)
+        log.warning(f"train.fsdp: not in effect on this launch ({here.num_processes} process(es), "
+                    f"{trainer.accelerator.distributed_type.value}); FSDP needs several GPU processes, training "
+                    "with a full copy per process instead")
     return PreparedRun(trainer, loaded, data, run_dir, log_path)
 
 
@@ -484,7 +298,7 @@ def run_training(config: TrainConfig, resume: bool = False) -> TrainResult:
                              "or choose a new train.output_dir")
     here = launch()
     if resume and not checkpoint and here.is_main:
-        print(f"--resume: no complete checkpoint in {run_dir} yet, starting from step 0", file=sys.stderr)
+        log.warning(f"--resume: no complete checkpoint in {run_dir} yet, starting from step 0")
     if here.is_main:
         restart_log(run_dir / LOG_FILE, Path(checkpoint) if resume and checkpoint else None)
         debug_dir = run_dir / DEBUG_DIR
@@ -590,8 +404,7 @@ def restart_log(path: Path, checkpoint: Path | None) -> None:
             record = None
         if not isinstance(record, dict):
             if number == len(lines):
-                print(f"{path}: dropped a torn last line {number} (the run was killed while writing it)",
-                      file=sys.stderr)
+                log.warning(f"{path}: dropped a torn last line {number} (the run was killed while writing it)")
                 continue
             raise RunFolderError(f"{path} line {number}: not a JSON object ({line[:60]!r}); fix or remove that line "
                                  "to resume")
