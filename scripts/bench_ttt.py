@@ -59,7 +59,7 @@ from arc_kit.models.offline import set_offline_env
 set_offline_env(hub=True)  # no hub lookups: every model here is local; set before anything imports the hub
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # the tiny model is fastest on one thread
 
-from bench_models import cached_model  # noqa: E402 - scripts/ sibling, after the environment is set
+from bench_models import cached_model, default_cache, warn_learned_nothing  # noqa: E402 - scripts/ sibling, after the environment is set
 
 PRETRAIN = ["identity", "swap", "recolour"]  # identity teaches the model to carry a cell's colour to the output
 SEEN = ["swap", "recolour"]
@@ -67,6 +67,8 @@ UNSEEN = ["fill"]
 SIZES = [3]
 N_TRAIN = 3
 PRETRAIN_TASKS = 2000
+SMOKE_PRETRAIN_TASKS = 16
+SMOKE_ARGS = ["--tasks", "3", "--ttt-samples", "4", "--views", "2", "--scoring-views", "2"]
 GENERATOR = "colour-maps-v3"  # change when the rules change, so the cached model is retrained
 TRAIN_OVERRIDES = ("data.synthetic.rules=[]", "data.synthetic.n_tasks=0", "train.length_group_batches=64",
                    "train.max_steps=700")
@@ -88,16 +90,18 @@ def write_tasks(tasks: list, folder: Path, prefix: str) -> tuple[Path, Path]:
     return challenges, solutions
 
 
-def trained_model(cache: Path, max_steps: int | None = None) -> Path:
-    """The exported merged model, pre-trained once per (rules, overrides) and kept in ``cache``."""
+def trained_model(cache: Path, max_steps: int | None = None, smoke: bool = False) -> Path:
+    """The exported merged model, pre-trained once per (rules, overrides) and kept in ``cache``; ``smoke``: the
+    smoke recipe's on a few tasks."""
     overrides = list(TRAIN_OVERRIDES) + ([f"train.max_steps={max_steps}"] if max_steps else [])
+    count = SMOKE_PRETRAIN_TASKS if smoke else PRETRAIN_TASKS
 
     def prepare(folder: Path) -> list[str]:
-        challenges, solutions = write_tasks(make_tasks(PRETRAIN, PRETRAIN_TASKS, 0, "pre"), folder / "data", "pre")
+        challenges, solutions = write_tasks(make_tasks(PRETRAIN, count, 0, "pre"), folder / "data", "pre")
         return [f"data.challenges={json.dumps([str(challenges)])}", f"data.solutions={json.dumps([str(solutions)])}"]
 
-    spec = "\n".join([GENERATOR, json.dumps([PRETRAIN, SIZES, N_TRAIN, PRETRAIN_TASKS])])
-    return cached_model(cache, "ttt-bench", overrides, key_extra=spec, prepare=prepare)
+    spec = "\n".join([GENERATOR, json.dumps([PRETRAIN, SIZES, N_TRAIN, count])])
+    return cached_model(cache, "ttt-bench", overrides, key_extra=spec, prepare=prepare, smoke=smoke)
 
 
 def _group_score(report: object, ids: list[str]) -> float:
@@ -141,7 +145,8 @@ def run_row(name: str, model: Path, data: tuple[Path, Path], groups: dict[str, l
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=12, help="held-out tasks, the rules taken in turn")
-    parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "arc-kit-bench")
+    parser.add_argument("--cache", type=Path, default=default_cache(),
+                        help="trained bench models (default: %(default)s)")
     parser.add_argument("--model", type=Path, help="use this weights folder instead of pre-training one")
     parser.add_argument("--pretrain-steps", type=int, help="override the pre-training's max_steps (700)")
     parser.add_argument("--ttt-lr", type=float, default=1e-3)
@@ -156,12 +161,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scoring-views", type=int, default=4, help="row 3: re-scoring views")
     parser.add_argument("--p", type=float, default=0.1, help="row 3: DFS probability threshold")
     parser.add_argument("--rows", default="1,2,3", help="which rows to run (comma-separated numbers)")
-    args = parser.parse_args(argv)
+    parser.add_argument("--smoke", action="store_true",
+                        help=f"CI: every row on a model trained a few steps (cached in --cache), {' '.join(SMOKE_ARGS)}")
+    argv = sys.argv[1:] if argv is None else argv
+    args = parser.parse_args([*SMOKE_ARGS, *argv] if "--smoke" in argv else argv)  # flags given still win
 
     from arc_kit.config.lora import LoraSpec
     from arc_kit.config.run import SolverConfig, TTTConfig
 
-    model = args.model or trained_model(args.cache, args.pretrain_steps)
+    model = args.model or trained_model(args.cache, args.pretrain_steps, smoke=args.smoke)
     out = Path(tempfile.mkdtemp(prefix="arc-kit-bench-ttt-"))
     tasks = make_tasks(SEEN + UNSEEN, args.tasks, 4321, "heldout")
     groups = {"seen": [t.task_id for t in tasks if t.task_id.split("-")[1] in SEEN],
@@ -182,12 +190,17 @@ def main(argv: list[str] | None = None) -> int:
     by_name = {r["row"]: r for r in rows}
     summary = {
         "model": str(model), "pretrain_rules": PRETRAIN,
-        "pretrain_steps": None if args.model else args.pretrain_steps or int(TRAIN_OVERRIDES[-1].split("=")[1]),
+        "pretrain_steps": None if args.model or args.smoke else args.pretrain_steps or int(TRAIN_OVERRIDES[-1].split("=")[1]),
         "colour_views": args.colour_views, "tasks": args.tasks, "seen_rules": SEEN, "unseen_rules": UNSEEN, "sizes": SIZES,
         "ttt": {"learning_rate": ttt.learning_rate, "max_samples": ttt.max_samples, "epochs": ttt.epochs,
                 "lora_rank": ttt.lora.r, "train_embeddings": ttt.lora.train_embeddings},
         "views": args.views, "scoring_views": args.scoring_views, "p": args.p, "rows": rows,
+        "smoke": args.smoke,
+        "model_learned": any(r["top2_score"] > 0 for r in rows),
+        "goal_ttt_rows_score": all(r["top2_score"] > 0 for r in rows if r["row"].startswith("TTT")),
     }
+    if not summary["model_learned"]:
+        warn_learned_nothing(model, "every row scores 0, with TTT too")
     if "greedy, no TTT" in by_name and "TTT + greedy" in by_name:
         gain = by_name["TTT + greedy"]["top2_score"] - by_name["greedy, no TTT"]["top2_score"]
         summary["ttt_gain_points"] = round(100 * gain, 1)
