@@ -19,20 +19,16 @@ colour), a rule never seen. Every colour of a test input appears in a demonstrat
 changes, so the demonstrations decide the answer and copying the input is wrong. TTT and the solver use geometric
 views only (``colour_views`` off): a colour permutation would change the very map TTT is teaching.
 
-What the tiny model can read in context depends on how long it was pre-trained. On one draw of these rules its
-training loss dropped at about step 900-1100 (0.6 -> 0.02): there it learnt to look a colour up in the
-demonstrations in context (an induction head), and from then on greedy alone solved the held-out tasks. Before
-that it carries each cell's colour to the right place but cannot read the map: greedy is near zero and TTT
-writes the map into the LoRA. The default of 700 steps stays before that point. Measured on 2 shared cores:
+What the tiny model can read in context depends on how long it was pre-trained: once it learns to look a colour
+up in the demonstrations (an induction head), greedy alone solves the held-out tasks and TTT has nothing to add.
+Before that it carries each cell's colour to the right place but cannot read the map: greedy is near zero and TTT
+writes the map into the LoRA. With the benchmarks' recipe (``bench_models.BENCH_RECIPE``: 4 layers, 8 heads, the
+loss on every output) the training loss sits at 0.65-0.9 from step 100 to step 1500, so the default of 700 steps
+is well before that point. Measured on 2 shared cores (load average 5-8), 24 tasks:
 
-- 700 steps (default), 24 tasks: greedy 0.0, TTT + greedy 1.0, TTT + DFS + re-scoring 1.0; 3.8 / 4.5 s a task
-  (TTT's loss 0.85 -> 0.011 over 128 rows).
-- 1500 steps (``--pretrain-steps 1500``), 24 tasks: this draw had not made the jump (loss 0.53): greedy 0.0,
-  TTT + greedy 0.917; 3.1 s a task.
-- An earlier draw of the same rules, 12 tasks: 700 steps 0.083 / 0.917 / 1.0; 1500 steps, after the jump, greedy
-  1.0 already, and TTT neither helped nor hurt (1.0).
-- Pre-trained on ``recolour`` alone (no identity): greedy 0.0, TTT + greedy 0.17 (fill only): without identity
-  tasks the model never learns to carry a cell's colour, so a LoRA has no colour to map.
+- 700 steps (default): greedy 0.0, TTT + greedy 1.0, TTT + DFS + re-scoring 1.0; 0.24 / 16.7 / 12.2 s a task
+  wall time on the loaded machine (TTT's loss 0.81 -> 0.010 over 128 rows).
+- 1500 steps (a checkpoint of one run): greedy 0.04.
 
 That is the ARC story in small: TTT pays where the model cannot yet read the rule from the prompt.
 
@@ -41,6 +37,9 @@ TTT settings (``TTTConfig``'s defaults are for Qwen-class models, LR 5e-5): the 
 1e-3 (3e-3 was worse) on 128 rows, one epoch.
 
     python scripts/bench_ttt.py [--tasks 24] [--pretrain-steps 1500] [--ttt-lr 1e-3] [--cache DIR] [--model DIR]
+    python scripts/bench_ttt.py --smoke --cache DIR    # CI: a model trained two steps, 3 tasks, seconds
+
+Goal keys (booleans) in the JSON; ``model_learned`` is false, and a WARNING line says so, when every row scores 0.
 """
 
 from __future__ import annotations
@@ -205,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         gain = by_name["TTT + greedy"]["top2_score"] - by_name["greedy, no TTT"]["top2_score"]
         summary["ttt_gain_points"] = round(100 * gain, 1)
         summary["goal_ttt_plus_40_points"] = gain >= 0.4
-        summary["goal_at_most_60_cpu_seconds_per_task"] = all(r["seconds_per_task"] <= 60 for r in rows)
+        summary["goal_at_most_60_seconds_per_task"] = all(r["seconds_per_task"] <= 60 for r in rows)
     shutil.rmtree(out, ignore_errors=True)
     print(json.dumps(summary))
     return 0
