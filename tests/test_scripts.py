@@ -144,7 +144,7 @@ def check_inference(run: Run, shared: Shared, tmp: Path) -> None:
 def check_vocab(run: Run, shared: Shared, tmp: Path) -> None:
     report = run.result
     assert report["model"]["vocab_full"] == 151936 and report["model"]["vocab_cut"] < 32
-    assert [row["tokens"] for row in report["ttt"]] == [256, 512]
+    assert [row["tokens"] for row in report["ttt"]] == [128, 256]
     for row in report["ttt"]:
         assert row["full"]["row_tokens"] == row["cut"]["row_tokens"] <= row["tokens"]
         assert row["full"]["steps"] == row["cut"]["steps"] == 2
