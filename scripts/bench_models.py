@@ -1,6 +1,7 @@
 """The benchmarks' pre-trained tiny models: trained once with the demo recipe plus overrides, cached by their hash.
 
-Not a benchmark itself: ``bench_solver.py`` and ``bench_ttt.py`` import it (scripts/ is on the path of a script).
+Not a benchmark itself: ``bench_solver.py`` and ``bench_ttt.py`` train through it, ``bench_learning.py`` takes its
+smoke recipe and its warning (scripts/ is on the path of a script).
 """
 
 from __future__ import annotations
