@@ -263,15 +263,14 @@ def wheelhouse_offline(shared: Shared, tmp: Path) -> Run:
 def push_refused(shared: Shared, tmp: Path) -> Run:
     """push_kernel.py on a kernel whose wheelhouse cannot install arc-kit: the check runs offline and refuses it
     before any call to Kaggle (push = that check + the upload, which needs credentials and the network)."""
-    from arc_kit.cli.kaggle import run_standalone
+    from arc_kit.cli.main import main
 
     empty = tmp / "empty-wheelhouse"
     empty.mkdir()
     kernel = tmp / "kernel"
-    run_standalone(["kernel", "build"], [
-        "--main", str(REPO / "submission" / "main.py"), "--out", str(kernel), "--owner", "someone",
-        "--weights-dataset", "someone/arc-kit-weights", "--wheelhouse-dataset", "someone/arc-kit-wheels",
-        "--wheelhouse", str(empty)])
+    main(["kernel", "build", "--main", str(REPO / "submission" / "main.py"), "--out", str(kernel),
+          "--owner", "someone", "--weights-dataset", "someone/arc-kit-weights",
+          "--wheelhouse-dataset", "someone/arc-kit-wheels", "--wheelhouse", str(empty)])
     assert (kernel / "kernel-metadata.json").is_file()
     return run_script("push_kernel.py", [str(kernel)], env={"HOME": str(tmp), "KAGGLE_USERNAME": "",
                                                             "KAGGLE_KEY": ""})
