@@ -82,13 +82,14 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--sizes", default="50000,200000", help="comma-separated example counts")
     p.add_argument("--quick", action="store_true", help="5k and 20k examples")
+    p.add_argument("--smoke", action="store_true", help="CI: 200 and 400 examples")
     p.add_argument("--num-proc", type=int, default=min(8, os.cpu_count() or 1))
     p.add_argument("--one", type=int, help=argparse.SUPPRESS)  # internal: build this many in this process
     args = p.parse_args(argv)
     if args.one:
         print(json.dumps(build_once(args.one, args.num_proc)), flush=True)
         return 0
-    sizes = [5000, 20000] if args.quick else [int(s) for s in args.sizes.split(",")]
+    sizes = [200, 400] if args.smoke else [5000, 20000] if args.quick else [int(s) for s in args.sizes.split(",")]
     results = []
     for n in sizes:
         env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "HF_DATASETS_OFFLINE": "1"}

@@ -1,7 +1,7 @@
 """The README's GPU plan, measured: one short run on one GPU, a Qwen3-4B-shaped model with random bf16 weights.
 
     python scripts/bench_gpu.py                # on a GPU: Qwen3-4B shape, prompts of 2.8k and 8k tokens, ~4 min
-    python scripts/bench_gpu.py --cpu-smoke    # the same code on a tiny config, on the CPU, in seconds (a test)
+    python scripts/bench_gpu.py --cpu-smoke    # (or --smoke) the same code on a tiny config, on the CPU, in seconds
 
 Nothing is downloaded: the model is built from ``QWEN3_4B`` (Qwen3-4B's published shape) with random weights, once
 with Qwen's full 151,936-token vocabulary and once cut to NVARC's 16 tokens; the prompts are random grids written
@@ -216,7 +216,8 @@ def l4_seconds(stage: dict[str, float], here: Device) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cpu-smoke", action="store_true", help="a tiny config on the CPU (seconds): the code runs")
+    parser.add_argument("--cpu-smoke", "--smoke", dest="cpu_smoke", action="store_true",
+                        help="a tiny config on the CPU (seconds): the code runs")
     args = parser.parse_args(argv)
 
     from arc_kit.models.offline import set_offline_env

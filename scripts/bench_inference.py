@@ -192,12 +192,16 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--new-tokens", type=int, default=32)
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     parser.add_argument("--quick", action="store_true", help="defaults: tiny model, 256 and 512 tokens, 8 new tokens")
+    parser.add_argument("--smoke", action="store_true", help="CI: the tiny model, 48 tokens, a batch of 3, 4 new "
+                                                             "tokens")
     parser.add_argument("--repeats", type=int, default=1, help="runs per method, side by side; the fastest counts")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     if args.quick:  # new defaults; flags given explicitly still win
         parser.set_defaults(models=["tiny"], contexts=[256, 512], new_tokens=8)
-        args = parser.parse_args(argv)
+    if args.smoke:
+        parser.set_defaults(models=["tiny"], contexts=[48], batch=3, new_tokens=4)
+    args = parser.parse_args(argv)
 
     import torch
 

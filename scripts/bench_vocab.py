@@ -324,6 +324,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--new-tokens", type=int, default=16)
     parser.add_argument("--format", default="arc-kit", choices=["arc-kit", "nvarc"], help="the format cut to")
     parser.add_argument("--quick", action="store_true", help="hidden 64, 2 layers, TTT at 256/512, decode at 256")
+    parser.add_argument("--smoke", action="store_true", help="CI: one layer of 32, TTT at 128/256, decode at 128")
     parser.add_argument("--measure", nargs=6, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.measure:  # a child: one model's measurements, JSON on stdout
@@ -332,9 +333,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                int(batch), int(new_tokens))
         print(json.dumps(result))
         return result
-    if args.quick:
+    if args.quick or args.smoke:  # new defaults; flags given explicitly still win
         parser.set_defaults(hidden=64, layers=2, ttt_tokens=[256, 512], decode_tokens=256, batch=2, new_tokens=4,
                             ttt_steps=2)
+        if args.smoke:
+            parser.set_defaults(hidden=32, layers=1, ttt_tokens=[128, 256], decode_tokens=128)
         args = parser.parse_args(argv)
 
     from arc_kit.models.vocab import shrink_vocabulary

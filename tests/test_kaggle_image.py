@@ -14,6 +14,7 @@ venv cannot be built (no network and no cache) or ``unshare -rn`` is not allowed
 from __future__ import annotations
 
 import ast
+import contextlib
 import json
 import os
 import re
@@ -51,13 +52,12 @@ def offline() -> None:
 @pytest.fixture(scope="session")
 def image_venv(offline) -> Path:
     """The cached image venv, in the image state, held (locked) for this session."""
-    try:
-        venv = ki.ensure_image_venv()
-    except ki.ImageUnavailable as e:
-        pytest.skip(f"cannot build the Kaggle image stand-in (no network and no cache?):\n{ki.tail(str(e), 1500)}")
-    with ki.file_lock(venv.parent / (venv.name + ".use.lock")):
+    with contextlib.ExitStack() as stack:
+        try:
+            venv = stack.enter_context(ki.held_image_venv())
+        except ki.ImageUnavailable as e:
+            pytest.skip(f"cannot build the Kaggle image stand-in (no network and no cache?):\n{ki.tail(str(e), 1500)}")
         yield venv
-        ki.restore_image(venv)  # leave the cache as the image, for the next session
 
 
 @pytest.fixture(scope="session")

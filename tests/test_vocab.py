@@ -163,3 +163,41 @@ def test_training_continues_in_nvarc_format_and_the_export_keeps_it(start: str, 
     solver = load_solver(merged, SolverConfig(device="cpu"))
     assert solver.prompt_format is NVARC_FORMAT and solver.loaded.model.config.vocab_size == 16
     assert solver.tokenizer.get_vocab() == NVARC_VOCAB
+
+
+def test_the_kits_own_tiny_model_cuts_and_runs_a_dry_run(tiny_model_dir: Path, tmp_path: Path,
+                                                         caplog: pytest.LogCaptureFixture):
+    """The kit's tokenizer holds its special tokens at the lowest ids: in the cut they must keep ids of their own,
+    not land on the words' (a tokenizer whose ``<|im_end|>`` reads as ``assistant`` splits the format apart)."""
+    from transformers import AutoTokenizer
+
+    from arc_kit.core.tasks import write_task_files
+
+    cut = tmp_path / "cut"
+    assert main(["shrink-vocab", str(tiny_model_dir), "--out", str(cut)]) == 0
+    tokenizer = AutoTokenizer.from_pretrained(cut, local_files_only=True)
+    ids = tokenizer.get_vocab()
+    assert sorted(ids.values()) == list(range(len(ids))), ids  # every token its own id, none shared
+    assert {"<|im_start|>", "<|im_end|>", "input", "assistant"} <= set(ids)
+    source = AutoTokenizer.from_pretrained(tiny_model_dir, local_files_only=True)
+    kept = format_token_ids(source, ARC_KIT_FORMAT)
+    text = ARC_KIT_FORMAT.render(source, TASKS[0].train, TASKS[0].test[0].input, TASKS[0].test[0].output).text
+    assert [kept[i] for i in tokenizer(text, add_special_tokens=False)["input_ids"]] == \
+        source(text, add_special_tokens=False)["input_ids"]
+
+    challenges, solutions = tmp_path / "c.json", tmp_path / "s.json"
+    write_task_files(TASKS[:2], challenges, solutions)
+    out = tmp_path / "run"
+    assert main(["dry-run", "--model", str(cut), "--challenges", str(challenges), "--solutions", str(solutions),
+                 "--out", str(out), "--mode", "dfs", "--views", "2", "--scoring-views", "2",
+                 "--ttt-max-samples", "2", "--no-spare-time"]) == 0
+    submission = json.loads((out / "submission.json").read_text())
+    assert set(submission) == {t.task_id for t in TASKS[:2]}
+    report = json.loads((out / "report.json").read_text())
+    assert report.get("model_error") is None, report.get("model_error")
+
+    # Cutting the cut again: nothing left to drop, so a valid copy of the same vocabulary (and a line saying so).
+    again = tmp_path / "again"
+    assert main(["shrink-vocab", str(cut), "--out", str(again)]) == 0
+    assert "already holds only the arc-kit format's 24 tokens" in caplog.text
+    assert AutoTokenizer.from_pretrained(again, local_files_only=True).get_vocab() == ids

@@ -24,6 +24,7 @@ ones, and tokenizers has no way to drop tokens from a model.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,8 @@ from arc_kit.core.formats import (
 from arc_kit.errors import ArcKitError
 from arc_kit.models.manifest import read_manifest, write_cut_manifest
 from arc_kit.models.qwen_vocab import QWEN_SPLIT_PATTERN
+
+log = logging.getLogger(__name__)
 
 TOKENIZER_CLASS = "PreTrainedTokenizerFast"  # known to transformers 4 and 5; reads tokenizer.json as written
 
@@ -125,7 +128,10 @@ def cut_tokenizer(tokenizer: Any, kept: list[int], prompt_format: PromptFormat) 
         new_id = {old: new for new, old in enumerate(kept)}
         added = {a["id"]: a for a in spec.get("added_tokens", [])}
         names = tokenizer.convert_ids_to_tokens(kept)
-        words = {name: new_id[old] for old, name in zip(kept, names, strict=True) if old not in added}
+        # Every kept token, the special ones too, is a word of the model: an added token absent from the model's
+        # vocabulary is numbered after it whatever id it names, so specials kept from low source ids (the kit's
+        # own tokenizer holds them first) would take the ids of the last words.
+        words = {name: new_id[old] for old, name in zip(kept, names, strict=True)}
         specials = [dict(added[old], id=new_id[old]) for old in kept if old in added]
         unknown = tokenizer.pad_token if tokenizer.pad_token_id in new_id else specials[0]["content"]
         spec.update(model={"type": "WordLevel", "vocab": words, "unk_token": unknown}, added_tokens=specials,
@@ -167,9 +173,13 @@ def _check_same_tokens(source: Any, cut: Any, kept: list[int], prompt_format: Pr
     except Exception as e:  # the tokenizers library raises a bare Exception for a word outside the vocabulary
         raise FormatError(f"the cut tokenizer cannot read the {prompt_format.name} format ({e}): a word of it is "
                           "several tokens in the source tokenizer") from None
-    if [new_id.get(t) for t in before] != after:
+    expected = [new_id.get(t) for t in before]
+    if expected != after:
+        at = next(i for i in range(max(len(expected), len(after)))
+                  if i >= len(expected) or i >= len(after) or expected[i] != after[i])
+        word = repr(source.convert_ids_to_tokens(before[at])) if at < len(before) else "the end"
         raise FormatError(f"the cut tokenizer splits the {prompt_format.name} format differently from the source "
-                          "tokenizer (a word of it is several tokens there)")
+                          f"tokenizer, from token {at} on ({word})")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -245,6 +255,9 @@ def shrink_vocabulary(source: str | Path, out_dir: str | Path, requested_format:
     source_size = int(model.config.get_text_config().vocab_size)
     if max(kept) >= source_size:
         raise VocabCutError(f"{source}: the tokenizer's id {max(kept)} has no row in the model ({source_size} rows)")
+    if kept == list(range(source_size)):
+        log.warning("%s already holds only the %s format's %d tokens: nothing to cut, %s is a copy", source,
+                    prompt_format.name, len(kept), out_dir)
     tied = cut_embeddings(model, kept)
     new_id = {old: new for new, old in enumerate(kept)}
     fallback = {"bos_token_id": cut.bos_token_id, "eos_token_id": cut.eos_token_id, "pad_token_id": cut.pad_token_id}
