@@ -30,26 +30,47 @@ OFFLINE_NAMES = (*NO_HUB, *NO_STATISTICS)
 # -- the dtype rule ------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("bf16, device, expected", [
-    (True, "cuda", torch.bfloat16),  # A100, L4, H100
-    (False, "cuda", torch.float16),  # T4, P100
-    (True, "cuda:1", torch.bfloat16),
-    (False, "cuda:1", torch.float16),
-    (True, "cpu", torch.float32),
-    (False, "cpu", torch.float32),
+def fake_gpu(monkeypatch: pytest.MonkeyPatch, capability: tuple[int, int] | None) -> None:
+    """A machine whose CUDA device computes at ``capability`` (None: no CUDA). ``is_bf16_supported`` says True on
+    every GPU, as torch's does by default (``including_emulation=True``: a T4 or P100 emulates bfloat16)."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: capability is not None)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: capability is not None)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.version, "hip", None)
+
+
+@pytest.mark.parametrize("capability, device, expected", [
+    ((7, 5), "cuda", torch.float16),  # T4: bfloat16 only emulated
+    ((6, 0), "cuda", torch.float16),  # P100
+    ((7, 0), "cuda:1", torch.float16),  # V100
+    ((8, 0), "cuda", torch.bfloat16),  # A100
+    ((8, 9), "cuda:1", torch.bfloat16),  # L4
+    ((9, 0), "cuda", torch.bfloat16),  # H100
+    ((8, 9), "cpu", torch.float32),  # a GPU machine told to run on its CPU
+    (None, "cpu", torch.float32),
 ])
-def test_auto_dtype_follows_the_device(monkeypatch: pytest.MonkeyPatch, bf16: bool, device: str,
-                                       expected: torch.dtype):
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: device.startswith("cuda"))
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bf16)
+def test_auto_dtype_is_what_the_gpu_computes_in(monkeypatch: pytest.MonkeyPatch, capability: tuple[int, int] | None,
+                                              device: str, expected: torch.dtype):
+    fake_gpu(monkeypatch, capability)
     assert choose_dtype(None, device) == expected
     assert choose_dtype("auto", device) == expected
 
 
+def test_the_rule_asks_the_device_it_is_given(monkeypatch: pytest.MonkeyPatch):
+    """On a machine with a T4 and an L4, each device gets its own type."""
+    fake_gpu(monkeypatch, (7, 5))
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: {0: (7, 5), 1: (8, 9)}[device])
+    assert choose_dtype(None, "cuda:0") == torch.float16
+    assert choose_dtype(None, "cuda:1") == torch.bfloat16
+    assert choose_dtype(None, "cuda") == torch.float16  # the current device, 0
+
+
 @pytest.mark.parametrize("name", ["bfloat16", "float16", "float32"])
-@pytest.mark.parametrize("bf16, device", [(True, "cuda"), (False, "cuda"), (False, "cpu")])
-def test_a_named_dtype_is_honoured_everywhere(monkeypatch: pytest.MonkeyPatch, name: str, bf16: bool, device: str):
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bf16)
+@pytest.mark.parametrize("capability, device", [((8, 9), "cuda"), ((7, 5), "cuda"), (None, "cpu")])
+def test_a_named_dtype_is_honoured_everywhere(monkeypatch: pytest.MonkeyPatch, name: str,
+                                              capability: tuple[int, int] | None, device: str):
+    fake_gpu(monkeypatch, capability)
     assert choose_dtype(name, device) == getattr(torch, name)
 
 
@@ -97,6 +118,24 @@ def test_both_trainers_arguments_take_the_shared_rules_under_the_installed_names
     assert old == ArgumentsBeforeTheRenames(str(tmp_path), bf16=False, fp16=True, use_cpu=False,
                                             gradient_checkpointing=True,
                                             gradient_checkpointing_kwargs={"use_reentrant": False}, warmup_ratio=0.1)
+
+
+@pytest.mark.parametrize("capability, fp16, bf16", [((7, 5), True, False), ((8, 9), False, True)])
+def test_a_t4_trains_in_float16_under_the_scaler_an_l4_in_bfloat16(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                                   capability: tuple[int, int], fp16: bool,
+                                                                   bf16: bool):
+    """The run's SFTConfig on a faked GPU: a T4 (bfloat16 only emulated) gets fp16 mixed precision, which the
+    Trainer runs under a gradient scaler; an L4 gets bf16."""
+    import trl
+
+    from arc_kit.training.trainer import sft_config
+
+    fake_gpu(monkeypatch, capability)
+    recorded: dict = {}
+    monkeypatch.setattr(trl, "SFTConfig", lambda **kwargs: recorded.update(kwargs))
+    config = load_config(resolve_config_path("tiny-cpu"), ["model.dtype=auto", f"train.output_dir={tmp_path}"])
+    sft_config(config, tmp_path, num_train=64, has_eval=False)
+    assert (recorded["fp16"], recorded["bf16"], recorded["use_cpu"]) == (fp16, bf16, False)
 
 
 def test_both_loaders_load_in_the_rule_s_dtype_on_a_cpu(tiny_model_dir: Path, tmp_path: Path,

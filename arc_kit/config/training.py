@@ -34,7 +34,8 @@ class ModelSettings(Settings):
         "auto: Unsloth on CUDA when installed, transformers + peft elsewhere"))
     max_seq_length: int = setting(2048, help="the longest row the model is loaded for", ge=1)
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = setting("auto", help=(
-        "auto: bfloat16 on a GPU that has it, float16 on other GPUs, float32 on CPU"))
+        "auto: bfloat16 on a GPU that computes in it (compute capability >= 8.0: A100, L4, H100), float16 on "
+        "other GPUs (T4, P100, V100: trained under a gradient scaler), float32 on CPU"))
     load_in_4bit: bool = setting(False, help="load the base in 4 bits (Unsloth only)")
     full_finetuning: bool = setting(False, help=(
         "train every weight (the tiny model from scratch needs it); the [lora] table is then unused"))

@@ -51,7 +51,7 @@ def load_training_model(config: TrainConfig, run_dir: Path, device: str) -> Load
         model = load_causal_lm(base, dtype, local_only=local_only)
         if not m.full_finetuning:
             model = add_lora(model, config.lora)
-        upcast_trainable(model)  # float16 training keeps float32 master weights
+    upcast_trainable(model)  # float16 training keeps float32 master weights (the gradient scaler needs them)
     return LoadedModel(model, tokenizer, device, backend, base, dtype, has_lora=not m.full_finetuning,
                        prompt_format=prompt_format)
 
