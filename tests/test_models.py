@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import fake_gpu
 
 from arc_kit.cli.main import main as cli_main
 from arc_kit.config.lora import LoraSpec
@@ -28,16 +29,6 @@ OFFLINE_NAMES = (*NO_HUB, *NO_STATISTICS)
 
 
 # -- the dtype rule ------------------------------------------------------------------------------------------------
-
-
-def fake_gpu(monkeypatch: pytest.MonkeyPatch, capability: tuple[int, int] | None) -> None:
-    """A machine whose CUDA device computes at ``capability`` (None: no CUDA). ``is_bf16_supported`` says True on
-    every GPU, as torch's does by default (``including_emulation=True``: a T4 or P100 emulates bfloat16)."""
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: capability is not None)
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: capability is not None)
-    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
-    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
-    monkeypatch.setattr(torch.version, "hip", None)
 
 
 @pytest.mark.parametrize("capability, device, expected", [

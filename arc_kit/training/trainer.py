@@ -251,10 +251,14 @@ def prepare_run(config: TrainConfig, task_sets: list[Any] | None = None, started
         loaded = load_training_model(config, run_dir, training_device())
         data = build_training_data(config, loaded.tokenizer, loaded.prompt_format, task_sets)
     if here.is_main:
+        from arc_kit.models.training_model import backend_choice
+
         b = config.train.per_device_train_batch_size
+        _, why = backend_choice(config.model.backend, config.train.fsdp, training_device(), here.num_processes)
         log.info(f"data: {len(data.train)} train examples from {data.train_stats.tasks} tasks, "
                  f"{0 if data.eval is None else len(data.eval)} eval examples from {data.eval_stats.tasks} held-out "
-                 f"tasks; {data.train_stats.skipped_too_long} too long, backend {loaded.backend}; "
+                 f"tasks; {data.train_stats.skipped_too_long} too long; backend {loaded.backend} ({why}), "
+                 f"{loaded.dtype} weights; "
                  f"{here.num_processes} process(es) ({here.distributed_type}{', FSDP' if config.train.fsdp else ''}): "
                  f"effective batch {b} x {here.num_processes} = {b * here.num_processes} rows per step, "
                  f"{steps_per_epoch(len(data.train), b, here.num_processes)} steps per epoch")
