@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import json
 import os
 import re
 from pathlib import Path
@@ -212,6 +213,64 @@ def test_every_command_refuses_an_output_that_is_a_file_alike(tmp_path: Path, ca
     err = capsys.readouterr().err.strip()
     assert err == f"error: {flag} {out}: {out} is a file, not a folder (nothing written)"
     assert out.read_text() == "mine"
+
+
+# -- an export, or a run's checkpoints -----------------------------------------------------------------------------
+
+
+def _run_folder(run: Path, *, steps: tuple[int, ...] = (3,), complete: bool = True) -> Path:
+    """A training run's folder as the Trainer leaves it: checkpoints (LoRA adapters) and the tiny base model."""
+    (run / "base-model").mkdir(parents=True)
+    (run / "base-model" / "config.json").write_text("{}")
+    for step in steps:
+        checkpoint = run / f"checkpoint-{step}"
+        checkpoint.mkdir()
+        (checkpoint / "adapter_config.json").write_text("{}")
+        if complete:
+            (checkpoint / "trainer_state.json").write_text(json.dumps({"global_step": step}))
+    return run
+
+
+def test_a_run_with_only_checkpoints_is_no_export(tmp_path: Path):
+    from arc_kit.models.weights import CHECKPOINTS, WeightsFolderError, choose_weights, training_output
+
+    run = _run_folder(tmp_path / "out" / "run", steps=(2, 4))
+    found = training_output(tmp_path / "out")
+    assert (found.kind, found.run_dir, found.checkpoint) == (CHECKPOINTS, run, run / "checkpoint-4")
+    with pytest.raises(WeightsFolderError, match="holds checkpoint-4 but no export: the training kernel stopped at "
+                                                 "its budget; run it again to resume"):
+        choose_weights(tmp_path / "out")  # neither a checkpoint nor the run's base model is taken
+
+
+def test_an_export_wins_over_checkpoints_wherever_it_was_written(tmp_path: Path):
+    from conftest import make_export
+
+    from arc_kit.models.weights import EXPORT, choose_weights, export_weights, training_output
+
+    run = _run_folder(tmp_path / "run")
+    merged = make_export(run / "export" / "merged")  # exported into the run folder itself
+    (run / "final").mkdir()
+    (run / "final" / "adapter_config.json").write_text("{}")
+    assert training_output(run).kind == EXPORT and training_output(run).weights == merged
+    assert choose_weights(run) == merged == export_weights(run)
+
+
+def test_a_finished_run_s_final_adapter_is_its_weights_and_a_cut_checkpoint_is_nothing(tmp_path: Path):
+    from arc_kit.models.weights import (
+        NOTHING,
+        WeightsFolderError,
+        choose_weights,
+        export_weights,
+        training_output,
+    )
+
+    run = _run_folder(tmp_path / "run", complete=False)  # killed while saving its only checkpoint
+    assert training_output(tmp_path).kind == NOTHING
+    with pytest.raises(WeightsFolderError, match="no export .* and no training checkpoint"):
+        export_weights(tmp_path)
+    (run / "final").mkdir()
+    (run / "final" / "adapter_config.json").write_text("{}")
+    assert choose_weights(tmp_path) == run / "final"
 
 
 # -- one LoRA for training and TTT -----------------------------------------------------------------------------------

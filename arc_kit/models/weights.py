@@ -79,11 +79,13 @@ def is_run_folder(folder: Path) -> bool:
 
 
 def _inside_run(folder: Path, root: Path) -> bool:
-    """``folder`` (at or below ``root``) is a training run's working copy: a checkpoint, or anything in a run
-    folder but its ``final/`` (the base model a run writes beside its checkpoints, say)."""
+    """``folder`` (at or below ``root``) is a training run's working copy: a checkpoint, or a folder in a run folder
+    other than its ``final/`` or an export (the base model a run writes beside its checkpoints, say)."""
     path = [folder, *[p for p in folder.parents if p == root or root in p.parents]]  # folder up to root
-    if any(checkpoint_step(p) is not None for p in path[:-1] if p != root):
+    if any(checkpoint_step(p) is not None for p in path[:-1]):
         return True
+    if has_manifest(folder):  # an export, even one written into the run folder
+        return False
     return any(is_run_folder(parent) and child.name != FINAL_DIR for child, parent in zip(path, path[1:], strict=False))
 
 

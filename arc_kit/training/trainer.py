@@ -54,10 +54,6 @@ from arc_kit.training.run_folder import (
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FINAL_DIR", "LOG_FILE", "RUN_INFO_FILE", "RunFolderError", "TrainResult", "last_checkpoint",
-           "run_training"]
-
-
 def _now() -> float:
     """The clock ``train.max_seconds`` is counted on (unix seconds); a name of its own so a test can move it."""
     return time.time()
