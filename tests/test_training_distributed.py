@@ -195,3 +195,17 @@ def test_a_stopped_run_resumed_on_two_processes_ends_at_the_same_weights(ddp_run
     losses = [[(r["step"], round(r["loss"], 5)) for r in map(json.loads, (d / "train_log.jsonl").read_text()
                .splitlines()) if "loss" in r] for d in (run_dir, tmp_path / "run")]
     assert losses[0] == losses[1]
+
+
+@pytest.mark.slow
+def test_two_processes_stop_together_at_the_budget(tmp_path):
+    """A budget already spent when training starts (half a second: loading takes longer): both processes take the
+    stop after the first step together (no process left waiting at a collective), one checkpoint is saved and the
+    run says it did not finish."""
+    proc = torchrun(tmp_path / "run", "train.max_seconds=0.5", "train.stop_margin_seconds=0")
+    summary = json.loads(next(line for line in proc.stdout.splitlines() if line.startswith('{"output_dir"')))
+    assert (summary["finished"], summary["stopped"], summary["steps"]) == (False, "max_seconds", 1)
+    assert sorted(p.name for p in (tmp_path / "run").glob("checkpoint-*")) == ["checkpoint-1"]
+    assert not (tmp_path / "run" / "final").exists()
+    info = json.loads((tmp_path / "run" / "run_info.json").read_text())
+    assert (info["finished"], info["stopped"], info["parallel"]["num_processes"]) == (False, "max_seconds", 2)
