@@ -22,7 +22,13 @@ Every stage runs the kit's own code, as a task in the kernel does:
 Each stage reports seconds and peak GPU memory, the plan's figure for one L4, and the measured time converted to
 an L4: compute-bound parts (prefills, training, re-scoring) scaled by the ratio of dense bf16 throughput, decoding
 steps by the ratio of memory bandwidth (a decoding step reads every weight once). ``DEVICES`` holds the peak
-figures assumed for each GPU. Prints a table, then one JSON object last.
+figures assumed for each GPU. The weights are in the type the kit picks for the GPU (``models.precision``:
+float16 on a T4).
+
+The JSON also holds ``memory``: the token budgets a worker fits to a T4 and an L4 for Qwen3-4B with the full and
+the cut vocabulary (``arc_kit.models.memory.card_budgets``, the figures of ``docs/gpu-memory.md``), and on a GPU
+the budgets this card's free memory gives after each model's weights, beside the stages' measured peaks.
+Prints a table, then one JSON object last.
 """
 
 from __future__ import annotations
@@ -104,10 +110,9 @@ class Clock:
 
 
 def build_model(torch: Any, shape: dict[str, Any], vocab: int, device: str, dtype: Any) -> Any:
-    from transformers import Qwen3Config, Qwen3ForCausalLM
+    from transformers import Qwen3ForCausalLM
 
-    config = Qwen3Config(vocab_size=vocab, pad_token_id=min(13, vocab - 1), eos_token_id=min(15, vocab - 1),
-                         bos_token_id=None, **shape)
+    config = qwen3_config(shape, vocab)
     torch.manual_seed(0)
     previous = torch.get_default_dtype()
     torch.set_default_dtype(dtype)
@@ -209,6 +214,39 @@ def bench_model(torch: Any, model: Any, tokenizer: Any, device: str, context: in
     return stages
 
 
+def card_memory(vocabs: dict[str, int]) -> dict[str, dict[str, dict[str, int]]]:
+    """The budgets a worker on each of Kaggle's cards would choose for Qwen3-4B (float16 or bfloat16 weights), by
+    card and vocabulary, with the free memory they start from."""
+    from arc_kit.models.memory import CARDS, card_budgets, model_shape
+
+    out: dict[str, dict[str, dict[str, int]]] = {}
+    for card in CARDS.values():
+        for vocab_name, vocab in vocabs.items():
+            shape = model_shape(qwen3_config(QWEN3_4B, vocab), dtype_bytes=2)
+            out.setdefault(card.name, {})[vocab_name] = {"free_bytes": card.free_after_weights(shape),
+                                                         **card_budgets(card, shape).to_dict()}
+    return out
+
+
+def qwen3_config(shape: dict[str, Any], vocab: int) -> Any:
+    from transformers import Qwen3Config
+
+    return Qwen3Config(vocab_size=vocab, pad_token_id=min(13, vocab - 1), eos_token_id=min(15, vocab - 1),
+                       bos_token_id=None, **shape)
+
+
+def budgets_here(model: Any, device: str, dtype: Any) -> dict[str, int] | None:
+    """The budgets this GPU's free memory gives now, with ``model`` loaded (None on a CPU)."""
+    from arc_kit.config.run import SolverConfig, TTTConfig
+    from arc_kit.models.memory import budgets_for
+
+    fitted = budgets_for(model, device, dtype, SolverConfig(), TTTConfig())
+    if fitted is None:
+        return None
+    budgets, _, free = fitted
+    return {"free_bytes": free, **budgets.to_dict()}
+
+
 def l4_seconds(stage: dict[str, float], here: Device) -> float:
     return (stage["compute"] * here.bf16_tflops / L4.bf16_tflops
             + stage["decode"] * here.bandwidth_gbs / L4.bandwidth_gbs)
@@ -225,13 +263,15 @@ def main(argv: list[str] | None = None) -> int:
     set_offline_env(hub=True)
     import torch
 
+    from arc_kit.models.precision import choose_dtype
     from arc_kit.models.vocab import nvarc_tokenizer
 
     cuda = torch.cuda.is_available() and not args.cpu_smoke
     if not cuda and not args.cpu_smoke:
         print("no GPU: run with --cpu-smoke to check the code on a tiny config", file=sys.stderr)
         return 2
-    device, dtype = ("cuda", torch.bfloat16) if cuda else ("cpu", torch.float32)
+    device = "cuda" if cuda else "cpu"
+    dtype = choose_dtype(None, device)  # what the kit would run in: bfloat16 on an L4, float16 on a T4
     name = torch.cuda.get_device_name(0) if cuda else "cpu"
     here = device_figures(name) if cuda else L4
     shape, sizes = (QWEN3_4B, GPU_SIZES) if cuda else (SMOKE, SMOKE_SIZES)
@@ -239,8 +279,10 @@ def main(argv: list[str] | None = None) -> int:
     tokenizer = nvarc_tokenizer()
     began = time.time()
     rows = []
+    here_budgets = {}
     for vocab_name, vocab in VOCABS.items():
         model = build_model(torch, shape, vocab, device, dtype)
+        here_budgets[vocab_name] = budgets_here(model, device, dtype)
         for context in sizes.contexts:
             for stage, measured in bench_model(torch, model, tokenizer, device, context, sizes, clock).items():
                 seconds = measured["compute"] + measured["decode"]
@@ -256,10 +298,12 @@ def main(argv: list[str] | None = None) -> int:
         del model
         if cuda:
             torch.cuda.empty_cache()
-    print(json.dumps({"device": name, "shape": "qwen3-4b" if cuda else "smoke", "assumed_peaks": {
+    print(json.dumps({"device": name, "shape": "qwen3-4b" if cuda else "smoke", "dtype": str(dtype).split(".")[-1],
+                      "assumed_peaks": {
         "here": here.__dict__, "L4": L4.__dict__}, "steps": {"greedy": GREEDY_STEPS, "search": SEARCH_STEPS,
                                                               "ttt_rows": TTT_ROWS},
-        "seconds": round(time.time() - began, 1), "rows": rows}))
+        "seconds": round(time.time() - began, 1), "rows": rows,
+        "memory": {"cards": card_memory(VOCABS), "here": here_budgets if cuda else None}}))
     return 0
 
 

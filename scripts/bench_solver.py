@@ -146,7 +146,7 @@ def bench_search(loaded: Any, tasks: list[Any], views: int, p: float) -> tuple[d
             began = time.process_time()
             together = dfs_lockstep(loaded.model, [q.token_ids for q in group],
                                     max_new_tokens=[q.max_new_tokens for q in group], batch_size=config.batch_size,
-                                    batch_tokens=config.batch_tokens, kv_cache="inplace", **search)
+                                    batch_tokens=solver.config.batch_tokens, kv_cache="inplace", **search)
             totals["lockstep_cpu"] += time.process_time() - began
             totals["lockstep_passes"] += together.forward_passes
             for a, b in zip(alone, together.results, strict=True):
@@ -189,7 +189,8 @@ def bench_rescoring(loaded: Any, tasks: list[Any], pools: dict[Any, list[Any]], 
     from arc_kit.solve.solver import SCORING_SEED_OFFSET, ArcSolver
 
     config = SolverConfig(device="cpu")
-    max_length = ArcSolver(loaded, config).max_length
+    solver = ArcSolver(loaded, config)  # fits the budgets left unset (solver.config)
+    max_length = solver.max_length
     cpu = {"whole": 0.0, "shared_prefix": 0.0}
     inputs, worst = 0, 0.0
     for task in tasks:
@@ -204,7 +205,7 @@ def bench_rescoring(loaded: Any, tasks: list[Any], pools: dict[Any, list[Any]], 
                 began = time.process_time()
                 numbers[name] = candidate_nlls(loaded.model, loaded.tokenizer, views, grids,
                                                prompt_format=loaded.prompt_format,
-                                               score_token_budget=config.score_token_budget, device="cpu",
+                                               score_token_budget=solver.config.score_token_budget, device="cpu",
                                                shared_prefix=shared)
                 cpu[name] += time.process_time() - began
             worst = max(worst, max(abs(a - b) for ra, rb in zip(numbers["whole"], numbers["shared_prefix"],

@@ -114,6 +114,18 @@ def all_grids(arc_files: Callable[[str], tuple[Path, Path]]):
                     yield pair.output
 
 
+def fake_gpu(monkeypatch: pytest.MonkeyPatch, capability: tuple[int, int] | None) -> None:
+    """A machine whose CUDA device computes at ``capability`` (None: no CUDA). ``is_bf16_supported`` says True on
+    every GPU, as torch's does by default (``including_emulation=True``: a T4 or P100 emulates bfloat16)."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: capability is not None)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: capability is not None)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.version, "hip", None)
+
+
 def tiny_config(out: Path, overrides: list[str]):
     """The ``tiny-cpu`` training config with ``overrides`` (``table.field=value``), training into ``out``."""
     from arc_kit.config.training import load_config, resolve_config_path

@@ -127,6 +127,20 @@ def check_gpu(run: Run, shared: Shared, tmp: Path) -> None:
     assert all(row["seconds"] > 0 for row in result["rows"])
     planned = [row for row in result["rows"] if row["plan_l4_seconds"] is not None]
     assert len(planned) == len(stages) and all(row["l4_over_plan"] is not None for row in planned)
+    # The budgets a worker fits to Kaggle's cards for Qwen3-4B (docs/gpu-memory.md), whatever machine runs this.
+    from arc_kit.models.memory import CARDS, ModelShape, card_budgets
+
+    cards = result["memory"]["cards"]
+    assert result["memory"]["here"] is None and result["dtype"] == "float32"
+    for card in ("T4", "L4"):
+        for name, vocab in (("full", 151_936), ("cut", 16)):
+            qwen3_4b = ModelShape(layers=36, hidden=2560, intermediate=9728, heads=32, kv_heads=8, head_dim=128,
+                                  vocab=vocab, dtype_bytes=2)
+            want = card_budgets(CARDS[card], qwen3_4b)
+            got = cards[card][name]
+            assert (got["batch_tokens"], got["score_token_budget"], got["ttt_max_length"]) == (
+                want.batch_tokens, want.score_token_budget, want.ttt_max_length)
+    assert cards["T4"]["full"]["free_bytes"] < cards["L4"]["full"]["free_bytes"]
 
 
 def check_inference(run: Run, shared: Shared, tmp: Path) -> None:

@@ -60,8 +60,9 @@ def test_config_defaults_follow_nvarc_and_every_field_is_a_flag() -> None:
     c = TTTConfig()
     assert (c.enabled, c.lora.r, c.lora.alpha, c.lora.use_rslora, c.lora.train_embeddings) == (True, 32, 32, True, False)
     assert (c.max_samples, c.epochs, c.batch_size, c.learning_rate, c.warmup_ratio) == (128, 1, 1, 5e-5, 0.1)
-    assert (c.lr_scheduler, c.max_grad_norm, c.weight_decay, c.optim, c.seed, c.max_length) == (
-        "cosine", 1.0, 0.0, "adamw_torch", 0, 8192)
+    assert (c.lr_scheduler, c.max_grad_norm, c.weight_decay, c.optim, c.seed) == (
+        "cosine", 1.0, 0.0, "adamw_torch", 0)
+    assert c.max_length is None  # fitted to the GPU's free memory (arc_kit.models.memory), 8192 on a CPU
     assert c.lora.target_modules == ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
     for f in dataclasses.fields(TTTConfig):
         assert f.metadata.get("help"), f.name

@@ -61,6 +61,14 @@ class RunSettings(Settings):
                                 f"({self.budget_seconds}), got {self.margin_seconds}")
 
 
+CPU_BATCH_TOKENS = 32768
+"""``solver.batch_tokens`` on a CPU when it is left unset (on a GPU it comes from the free memory)."""
+CPU_SCORE_TOKEN_BUDGET = 16384
+"""``solver.score_token_budget`` on a CPU when it is left unset."""
+CPU_TTT_MAX_LENGTH = 8192
+"""``ttt.max_length`` on a CPU when it is left unset."""
+MEMORY_RULE = "arc_kit/models/memory.py, docs/gpu-memory.md"
+
 SolverMode = Literal["greedy", "dfs"]
 Formula = Literal["nvarc", "poe", "architects", "vote"]  # arc_kit.solve.selection.FORMULAS (a test checks)
 KvCache = Literal["inplace", "dynamic"]  # arc_kit.solve.kv_cache.new_cache
@@ -121,11 +129,14 @@ class SolverConfig(Settings):
     max_length: int = setting(8192, help="context for prompt + answer; capped by the model's "
                                          "max_position_embeddings", ge=1)
     batch_size: int = setting(8, help="greedy: most prompts decoded together", ge=1)
-    batch_tokens: int = setting(32768, help=(
-        "greedy: most tokens (rows x (prompt + answer room)) in one batch; see solve/decoding.py for the memory "
-        "arithmetic"), ge=1)
-    score_token_budget: int = setting(16384, help="re-scoring: most tokens in one teacher-forced batch (see "
-                                                  "solve/rescoring.py for the memory arithmetic)", ge=1)
+    batch_tokens: int | None = setting(None, help=(
+        "greedy and search: most tokens (rows x (prompt + answer room)) in one batch. Unset: what the GPU's free "
+        "memory holds after the weights, from the model's KV bytes and activations per token "
+        f"({MEMORY_RULE}); {CPU_BATCH_TOKENS} on a CPU"), ge=1)
+    score_token_budget: int | None = setting(None, help=(
+        "re-scoring: most tokens in one teacher-forced batch. Unset: what the GPU's free memory holds after the "
+        f"weights, from the model's KV, activation and logits bytes per token ({MEMORY_RULE}); "
+        f"{CPU_SCORE_TOKEN_BUDGET} on a CPU"), ge=1)
     seed: int = setting(0, help="chooses the views (same seed, same views, in any process)")
     format: FormatChoice = setting("auto", help=FORMAT_HELP)
     use_unsloth: bool = setting(True, help="on CUDA only; falls back to transformers when Unsloth is missing or "
@@ -133,8 +144,9 @@ class SolverConfig(Settings):
     base_model: str | None = setting(None, help="base weights folder for a LoRA adapter whose recorded base is "
                                                 "not here")
     device: str | None = setting(None, help="cuda or cpu (default: cuda when available)")
-    dtype: Dtype | None = setting(None, help="default: bfloat16 on a GPU that has it, float16 on other GPUs, "
-                                             "float32 on cpu")
+    dtype: Dtype | None = setting(None, help=(
+        "default: bfloat16 on a GPU that computes in it (compute capability >= 8.0: A100, L4, H100), float16 on "
+        "other GPUs (T4, P100, V100), float32 on cpu"))
     cpu_threads: int | None = setting(1, help="torch threads on cpu (unset: torch's default); small models "
                                               "decode faster on one thread", ge=0)
     prefill_chunk_tokens: int = setting(2048, help=(
@@ -175,8 +187,11 @@ class TTTConfig(Settings):
     optim: str = setting("adamw_torch", help="transformers optimiser name (AdamW)")
     seed: int = setting(0, help="chooses the LoRA's initial weights, the views and the row order (same seed, "
                                 "same training)")
-    max_length: int = setting(8192, help="context for one training row; demonstration pairs are dropped "
-                                         "(largest first) to fit", ge=1)
+    max_length: int | None = setting(None, help=(
+        "context for one training row; demonstration pairs are dropped (largest first) to fit. Unset: the "
+        "longest row the GPU's free memory trains on after the weights and the adapter (its memory per token with "
+        f"activation checkpointing, the logits at the model's vocabulary; {MEMORY_RULE}), at most "
+        f"solver.max_length; {CPU_TTT_MAX_LENGTH} on a CPU"), ge=1)
     loss_on: LossOn = setting("answer", help=LOSS_ON_HELP)
     gradient_checkpointing: bool = setting(True, help="recompute activations in the backward pass (CUDA only; "
                                                       "CPU runs never checkpoint)")

@@ -34,7 +34,8 @@ class ModelSettings(Settings):
         "auto: Unsloth on CUDA when installed, transformers + peft elsewhere"))
     max_seq_length: int = setting(2048, help="the longest row the model is loaded for", ge=1)
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = setting("auto", help=(
-        "auto: bfloat16 on a GPU that has it, float16 on other GPUs, float32 on CPU"))
+        "auto: bfloat16 on a GPU that computes in it (compute capability >= 8.0: A100, L4, H100), float16 on "
+        "other GPUs (T4, P100, V100: trained under a gradient scaler), float32 on CPU"))
     load_in_4bit: bool = setting(False, help="load the base in 4 bits (Unsloth only)")
     full_finetuning: bool = setting(False, help=(
         "train every weight (the tiny model from scratch needs it); the [lora] table is then unused"))
@@ -164,6 +165,14 @@ class TrainSettings(Settings):
                               meaning="0: at the end of each epoch")
     max_steps: int = setting(-1, help="stop early after this many steps (the schedule is still the full run's); "
                                       "-1: the whole run")
+    max_seconds: float | None = setting(None, help=(
+        "a wall-clock budget for this run, counted from its start (model loading included): training stops "
+        "cleanly before it ends, saving a checkpoint (checkpoint-<step>/, which --resume or --resume-from "
+        "continues) and writing no final/ (so no export); the learning-rate schedule stays the full run's. "
+        "Unset: no budget"), gt=0)
+    stop_margin_seconds: float = setting(300.0, help=(
+        "with max_seconds: seconds kept free at its end for the checkpoint and what follows (a kernel's export); "
+        "no optimiser step starts that would end later than max_seconds - stop_margin_seconds"), ge=0)
     seed: int = setting(0, help="the trainer's seed")
     gradient_checkpointing: bool | None = setting(None, help="unset: on for CUDA, off for CPU")
     dataloader_num_workers: int = setting(0, help="dataloader worker processes", ge=0)
@@ -192,6 +201,9 @@ class TrainSettings(Settings):
         if self.max_steps != -1 and self.max_steps < 1:
             raise SettingsError(f"{field_path(where, 'max_steps')} must be >= 1, or -1 for the whole run, got "
                                 f"{self.max_steps}")
+        if self.max_seconds is not None and self.stop_margin_seconds >= self.max_seconds:
+            raise SettingsError(f"{field_path(where, 'stop_margin_seconds')} ({self.stop_margin_seconds}) must be "
+                                f"less than max_seconds ({self.max_seconds})")
         if not self.output_dir.strip():
             raise SettingsError(f"{field_path(where, 'output_dir')} must be a folder path")
         if self.fsdp_config:

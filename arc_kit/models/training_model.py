@@ -51,7 +51,7 @@ def load_training_model(config: TrainConfig, run_dir: Path, device: str) -> Load
         model = load_causal_lm(base, dtype, local_only=local_only)
         if not m.full_finetuning:
             model = add_lora(model, config.lora)
-        upcast_trainable(model)  # float16 training keeps float32 master weights
+    upcast_trainable(model)  # float16 training keeps float32 master weights (the gradient scaler needs them)
     return LoadedModel(model, tokenizer, device, backend, base, dtype, has_lora=not m.full_finetuning,
                        prompt_format=prompt_format)
 
@@ -75,9 +75,22 @@ def choose_backend(requested: str, fsdp: bool, device: str) -> str:
     """``auto``: Unsloth when training on a CUDA GPU with the package installed, else transformers + peft.
 
     With ``train.fsdp`` auto means transformers + peft: Unsloth runs data-parallel (one full copy per GPU) only.
+    Several processes (DDP) keep Unsloth: its releases the kit allows (2026.x) train under ``torchrun``/``accelerate
+    launch`` with one copy per GPU (each placed on its process's GPU, ``unsloth_backend.load_for_training``).
     """
+    return backend_choice(requested, fsdp, device)[0]
+
+
+def backend_choice(requested: str, fsdp: bool, device: str, num_processes: int = 1) -> tuple[str, str]:
+    """The backend ``choose_backend`` picks and why, in words (the run's log line says it)."""
     if requested != "auto":
-        return requested
-    if not fsdp and device.startswith("cuda") and importlib.util.find_spec("unsloth") is not None:
-        return UNSLOTH
-    return PEFT
+        return requested, "model.backend"
+    if not device.startswith("cuda"):
+        return PEFT, "auto: no CUDA GPU"
+    if fsdp:
+        return PEFT, "auto: train.fsdp shards the model, which Unsloth does not"
+    if importlib.util.find_spec("unsloth") is None:
+        return PEFT, "auto: Unsloth is not installed"
+    if num_processes > 1:
+        return UNSLOTH, f"auto: Unsloth, data-parallel over {num_processes} GPUs (a full copy on each)"
+    return UNSLOTH, "auto: Unsloth on a CUDA GPU"

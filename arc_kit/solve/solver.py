@@ -85,13 +85,22 @@ class ArcSolver:
     """Solves groups of tasks with one loaded model."""
 
     def __init__(self, loaded: LoadedModel, config: SolverConfig, ttt: TTTConfig | None = None):
+        """Budgets left unset in ``config`` and ``ttt`` are fitted to the memory the model's device has free now
+        (``models.memory.fit_settings``, one log line): build the solver once the weights are loaded."""
+        from arc_kit.models.memory import fit_settings
+
         self.loaded = loaded
-        self.config = config
-        self.ttt = ttt if ttt is not None else TTTConfig(enabled=False)
+        self.max_length = context_limit(loaded, config)
+        self.config, self.ttt = fit_settings(config, ttt if ttt is not None else TTTConfig(enabled=False), loaded,
+                                             context=self.max_length)
+        config = self.config
+        if self.ttt.enabled:
+            from arc_kit.solve.ttt import check_precision
+
+            check_precision(loaded.dtype, self.ttt)  # at load, not at every task
         self._adapter: Any = None  # the TaskAdapter, made at the first task that trains
         self.tokenizer = loaded.tokenizer
         self.prompt_format = loaded.prompt_format
-        self.max_length = context_limit(loaded, config)
         self.decoder = GreedyDecoder.for_config(loaded.model, loaded.tokenizer, loaded.device, config)
         self.search_passes = 0  # batched forward passes of the depth-first search (lock-step), over all tasks
 

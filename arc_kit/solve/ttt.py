@@ -29,6 +29,7 @@ only after it has set ``CUDA_VISIBLE_DEVICES``.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import random
@@ -37,7 +38,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from arc_kit.config.run import TTTConfig
+from arc_kit.config.run import CPU_TTT_MAX_LENGTH, TTTConfig
 from arc_kit.core.augment import View, views_for_task
 from arc_kit.core.examples import IGNORE_INDEX, tokenize_example
 from arc_kit.core.formats import PromptFormat, fit_for_tokenizer
@@ -82,11 +83,14 @@ def ttt_examples(task: Task, tokenizer: Any, prompt_format: PromptFormat,
       ``hash()``), the first being the task as given, the rest a D8 element, a colour permutation (0 kept; none
       without ``colour_views``) and a shuffled demo order, so the same task gets the same rows in any process;
     - each prompt is fitted to ``max_length`` by dropping context pairs (largest first) with the real answer length
-      reserved; a row that cannot fit even one context pair is left out;
+      reserved; a row that cannot fit even one context pair is left out. ``max_length`` unset (a ``TaskAdapter``
+      fits it to its GPU first): ``CPU_TTT_MAX_LENGTH``;
     - the rows are shuffled with a seeded generator, so the cut at ``max_samples`` and the sequential training
       order mix views and queries.
     """
     config = config or TTTConfig()
+    if config.max_length is None:
+        config = dataclasses.replace(config, max_length=CPU_TTT_MAX_LENGTH)
     demos = task.train
     if len(demos) < 2:
         return []
@@ -141,6 +145,17 @@ class TTTStats:
         return asdict(self)
 
 
+def check_precision(dtype: Any, config: TTTConfig) -> None:
+    """Refuse trained embeddings on a model held in float16 (a GPU without bfloat16: T4, P100, V100): the gradient
+    scaler needs them in float32, and a float32 embedding copy would then feed float32 activations into the
+    float16 layers when the solver decodes (no autocast there). LoRA matrices are float32 already (peft)."""
+    import torch
+
+    if config.enabled and config.lora.train_embeddings and dtype == torch.float16:
+        raise TTTError("ttt.lora.train_embeddings needs a GPU that computes in bfloat16 (compute capability >= 8.0: "
+                       "L4, A100, H100); this model is held in float16: set ttt.lora.train_embeddings = false")
+
+
 class TaskAdapter:
     """One LoRA on a loaded model, trained afresh for each task.
 
@@ -157,10 +172,16 @@ class TaskAdapter:
 
     def __init__(self, loaded: Any, config: TTTConfig | None = None) -> None:
         """``loaded``: an ``arc_kit.models.loading.LoadedModel``; its ``model`` gets the LoRA in place (the same
-        object, so solvers already built on it see the adapter too)."""
+        object, so solvers already built on it see the adapter too). ``config.max_length`` unset is fitted to the
+        memory the model's device has free now (``models.memory.fit_settings``; a solver passes it set)."""
+        from arc_kit.models.memory import fit_settings
+
         self.loaded = loaded
-        self.config = config or TTTConfig()
-        self.config.check()
+        config = (config or TTTConfig()).check()
+        check_precision(loaded.dtype, config)
+        if config.max_length is None:
+            _, config = fit_settings(None, config, loaded)
+        self.config = config
         self.peft_model = self._add_lora()
         self._snapshot = self.adapter_state()
         self.peft_model.eval()
