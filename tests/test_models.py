@@ -160,6 +160,16 @@ def test_loading_for_inference_sets_the_offline_environment(tiny_model_dir: Path
     assert {name: os.environ.get(name) for name in OFFLINE_NAMES} == {**NO_HUB, **NO_STATISTICS}
 
 
+def test_the_offline_environment_reaches_os_environ_after_a_library_replaced_it(monkeypatch: pytest.MonkeyPatch):
+    """``datasets``' ``map(num_proc=...)`` swaps ``os.environ`` for a copy; the switches must land in the one
+    the process reads afterwards."""
+    from arc_kit.models.offline import set_offline_env
+
+    monkeypatch.setattr(os, "environ", {k: v for k, v in os.environ.items() if k not in OFFLINE_NAMES})
+    set_offline_env(hub=True)
+    assert {name: os.environ.get(name) for name in OFFLINE_NAMES} == {**NO_HUB, **NO_STATISTICS}
+
+
 def test_the_kernel_entry_sets_the_offline_environment_before_the_kit_runs(tmp_path: Path,
                                                                            monkeypatch: pytest.MonkeyPatch):
     import arc_kit.run.kernel as kernel
