@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 import zipfile
-from dataclasses import fields, replace
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
@@ -19,6 +19,7 @@ from slugify import slugify  # python-slugify: what the kaggle client uses to ch
 from arc_kit import COMPETITION_SLUG
 from arc_kit.cli.flags import settings_from_args
 from arc_kit.cli.main import run_standalone
+from arc_kit.config.kernels import kernel_literal, plan_from_literal
 from arc_kit.config.run import KernelPlan, KernelRuntime, RunSettings, SettingsError, SolverConfig
 from arc_kit.kaggle.kernel_build import (
     KernelBuildError,
@@ -141,12 +142,13 @@ def test_kernel_build_works_outside_the_source_tree(tmp_path: Path, monkeypatch:
     monkeypatch.chdir(tmp_path)
     assert run_standalone(["kernel", "build", "--owner", "tester", "--out", "k"], []) == 0
     code = (tmp_path / "k" / "main.py").read_text()
-    assert code == render_code((ROOT / "submission" / "main.py").read_text(), KernelPlan().to_dict())
+    assert code == render_code((ROOT / "submission" / "main.py").read_text(), kernel_literal("submission", KernelPlan()))
     from arc_kit.kaggle.kernel_build import kernel_entry
 
     assert kernel_entry("submission").read_text() == (ROOT / "submission" / "main.py").read_text()
-    with pytest.raises(KernelBuildError, match="no kernel entry 'evaluation'.*submission"):
+    with pytest.raises(KernelBuildError, match="no kernel entry 'evaluation'.*submission, evaluate, train"):
         kernel_entry("evaluation")
+    assert kernel_entry("train") == kernel_entry("evaluate") == kernel_entry("submission")  # one entry, every kind
     (tmp_path / "mine.py").write_text(STAND_IN_MAIN)
     assert run_standalone(["kernel", "build", "--owner", "tester", "--out", "k2", "--main", "mine.py"], []) == 0
     assert "Stand-in kernel entry" in (tmp_path / "k2" / "main.py").read_text()
@@ -192,8 +194,8 @@ def test_build_rewrites_exactly_the_settings_line(stand_in_main: Path, tmp_path:
     assert [original[i] for i in changed] == ['KERNEL_SETTINGS = {"competition": None}  # replaced by arc-kit kernel build']
     namespace: dict = {}
     exec(compile(code, "main.py", "exec"), namespace)  # the generated file is valid Python holding the settings
-    assert namespace["KERNEL_SETTINGS"] == plan.to_dict()
-    assert KernelPlan.from_dict(namespace["KERNEL_SETTINGS"]) == plan
+    assert namespace["KERNEL_SETTINGS"] == {"kind": "submission", **plan.to_dict()}
+    assert plan_from_literal(namespace["KERNEL_SETTINGS"]) == ("submission", plan)
     assert read_plan(tmp_path / "kernel") == plan
     meta = json.loads(paths["metadata"].read_text())
     assert (tmp_path / "kernel" / meta["code_file"]).is_file()
@@ -219,7 +221,7 @@ def test_notebook_is_generated_from_the_script(stand_in_main: Path, tmp_path: Pa
     assert not (out / "main.py").exists(), "a stale script would be a second, drifting copy"
     notebook = json.loads(paths["code"].read_text())
     source = "".join(notebook["cells"][0]["source"])
-    assert source == render_code(STAND_IN_MAIN, full_settings()[1].to_dict())
+    assert source == render_code(STAND_IN_MAIN, kernel_literal("submission", full_settings()[1]))
     assert json.loads(paths["metadata"].read_text())["code_file"] == "main.ipynb"
     assert read_plan(out) == full_settings()[1]
 
@@ -252,19 +254,20 @@ def test_real_entry_builds_and_its_literal_is_empty(tmp_path: Path) -> None:
 
 
 def test_every_file_a_build_writes_is_ignored_in_the_kernels_folder(tmp_path: Path) -> None:
-    """The kernel folder in the tree holds generated files only: each one ``kernel build`` writes (code, metadata,
-    the local build record with its absolute paths) is git-ignored there, so none can be committed and drift."""
-    main = ROOT / "submission" / "main.py"
-    ignored = {line.strip() for line in (ROOT / "kernels" / "arc-kit-submission" / ".gitignore").read_text()
-               .splitlines() if line.strip() and not line.startswith("#")}
-    written = set()
-    for notebook in (False, True):
-        settings, plan = full_settings()
-        settings = replace(settings, kernel_type="notebook" if notebook else "script")
-        paths = build_kernel(main, tmp_path / f"k{notebook}", settings, plan, build_info={"wheelhouse": "/abs"})
-        written |= {path.name for path in paths.values()}
-    assert written == {"main.py", "main.ipynb", "kernel-metadata.json", "arc-kit-build.json"}
-    assert written <= ignored, f"not ignored: {sorted(written - ignored)}"
+    """The kernel folders in the tree hold generated files only: each one ``kernel build`` writes for any kind (code,
+    metadata, the local build record with its absolute paths, the training config for the reader) is git-ignored
+    in that kind's folder, so none can be committed and drift."""
+    written: set[tuple[str, str]] = set()
+    for kind, more in (("submission", []), ("submission", ["--kernel-type", "notebook"]), ("evaluate", []),
+                       ("train", ["--config", "tiny-cpu"])):
+        out = tmp_path / f"{kind}-{len(more)}"
+        assert run_standalone(["kernel", "build"], ["--owner", "tester", "--kind", kind, "--out", str(out), *more]) == 0
+        written |= {(kind, path.name) for path in out.iterdir()}
+    assert {name for _, name in written} == {"main.py", "main.ipynb", "kernel-metadata.json", "arc-kit-build.json",
+                                             "train-config.toml"}
+    paths = [f"kernels/arc-kit-{kind}/{name}" for kind, name in sorted(written)]
+    check = subprocess.run(["git", "check-ignore", "--no-index", *paths], capture_output=True, text=True, cwd=ROOT)
+    assert sorted(check.stdout.split()) == sorted(paths), f"not ignored: {sorted(set(paths) - set(check.stdout.split()))}"
 
 
 def test_cli_kernel_build_defaults_are_the_dataclasses(stand_in_main: Path, tmp_path: Path,

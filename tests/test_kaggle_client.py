@@ -25,6 +25,7 @@ from kaggle_fake_server import LOOPBACK, FakeKaggle
 
 from arc_kit import COMPETITION_SLUG
 from arc_kit.cli.main import run_standalone
+from arc_kit.config.kernels import kernel_literal
 from arc_kit.config.run import KernelPlan, KernelRuntime
 from arc_kit.kaggle import client as kaggle_client
 from arc_kit.kaggle.kernel_build import KernelSettings, build_kernel, render_code
@@ -121,7 +122,7 @@ def test_push_sends_offline_gpu_kernel_with_sources(fake: FakeKaggle, tmp_path: 
     assert body["slug"] == "tester/arc-kit-submission" and body["newTitle"] == "ARC Kit Submission"
     assert body["language"] == "python" and body["kernelType"] == "script"
     assert body["dockerImagePinningType"] == "original"
-    assert body["text"] == render_code(STAND_IN_MAIN, settings_and_plan()[1].to_dict())
+    assert body["text"] == render_code(STAND_IN_MAIN, kernel_literal("submission", settings_and_plan()[1]))
     out = capsys.readouterr()
     assert "version 3" in out.out and FAKE_KEY not in out.out + out.err
 
@@ -136,7 +137,8 @@ def test_push_with_model_source_and_notebook(fake: FakeKaggle, tmp_path: Path) -
     assert body["datasetDataSources"] == ["tester/arc-kit-wheels"] and body["machineShape"] == "NvidiaL4"
     assert body["kernelType"] == "notebook"
     notebook = json.loads(body["text"])
-    assert "KERNEL_SETTINGS = {'kernel': {'competition': 'arc-prize-2026-arc-agi-2'" in notebook["cells"][0]["source"]
+    assert "KERNEL_SETTINGS = {'kind': 'submission', 'kernel': {'competition': 'arc-prize-2026-arc-agi-2'" in \
+        notebook["cells"][0]["source"]
 
 
 def test_push_401_is_a_clear_error(fake: FakeKaggle, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
