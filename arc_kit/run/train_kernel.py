@@ -66,7 +66,7 @@ def kernel_training_config(plan: TrainKernelPlan, root: Path, working: Path, sec
     """The config the run reads: ``plan``'s, with the output folder, the attached base model, the input paths and
     the budget set as the kernel sets them (see the module's docstring)."""
     from arc_kit.kaggle.kernel_build import KAGGLE_INPUT
-    from arc_kit.kaggle.paths import KagglePathError, find_model_dir, reroot
+    from arc_kit.kaggle.paths import reroot
     from arc_kit.training.stand_ins import RUN_DIR
 
     k = plan.kernel
@@ -74,12 +74,7 @@ def kernel_training_config(plan: TrainKernelPlan, root: Path, working: Path, sec
     model, data, train = raw["model"], raw["data"], raw["train"]
     train["output_dir"] = str(working / RUN_DIR)
     if k.base_model_source:
-        as_model = k.base_model_source.count("/") >= 2
-        try:
-            base = find_model_dir(root, **{"model" if as_model else "dataset": k.base_model_source})
-        except KagglePathError as e:
-            raise KagglePathError(f"kernel.base_model_source {k.base_model_source}: {e}") from None
-        model["name_or_path"], model["local_files_only"] = str(base), True
+        model["name_or_path"], model["local_files_only"] = str(attached_base_model(k.base_model_source, root)), True
     elif model["name_or_path"].startswith(KAGGLE_INPUT):
         model["name_or_path"], model["local_files_only"] = str(reroot(model["name_or_path"], root)), True
 
@@ -98,6 +93,23 @@ def kernel_training_config(plan: TrainKernelPlan, root: Path, working: Path, sec
                                 f"{k.budget_seconds:.0f} s")
         train["max_seconds"] = round(left, 1)
     return from_dict(TrainConfig, raw, "the training kernel's config")
+
+
+def attached_base_model(ref: str, root: Path) -> Path:
+    """The weights folder of the base model attached as ``ref`` (a Kaggle Model or a dataset), at its mount: never
+    another folder found by searching, since training from another base than the one named is never wanted."""
+    from arc_kit.kaggle.paths import KagglePathError, named_weight_places
+    from arc_kit.models.weights import WeightsFolderError, choose_weights
+
+    places = named_weight_places(root, **{"model" if ref.count("/") >= 2 else "dataset": ref})
+    place = next((p for p in places if p.is_dir()), None)
+    if place is None:
+        raise KagglePathError(f"kernel.base_model_source {ref} is not attached (not at "
+                              f"{', '.join(map(str, places))})")
+    try:
+        return choose_weights(place)
+    except WeightsFolderError as e:
+        raise KagglePathError(f"kernel.base_model_source {ref}: {e}") from None
 
 
 def keep_newest_checkpoint(run_dir: Path) -> str | None:
