@@ -40,6 +40,8 @@ _MODEL_SOURCE = re.compile(r"^[^/]+/[^/]+/[^/]+/[^/]+/\d+$")
 MachineShape = Literal["NvidiaL4", "NvidiaL4X1", "NvidiaTeslaT4", "NvidiaTeslaP100", "NvidiaTeslaA100", "NvidiaH100",
                        "Tpu1VmV38"]
 MACHINE_SHAPES: tuple[str, ...] = typing.get_args(MachineShape)
+QUOTA_WEIGHT = {"NvidiaL4": 2.0}
+"""How many hours of the weekly GPU quota an hour on a machine costs, where it is not one (L4 x4 counts double)."""
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from arc_kit.config.run import KAGGLE_SESSION_SECONDS
 from arc_kit.kaggle.kernel_build import (
     KAGGLE_INPUT,
     KIND_DEFAULTS,
     MACHINE_SHAPES,
+    QUOTA_WEIGHT,
     read_build_info,
     read_metadata,
     read_settings,
@@ -89,11 +91,25 @@ def _submission(check: KernelCheck, meta: dict, plan: Any) -> None:
         check.warnings.append(NO_WEIGHTS)
 
 
+def quota_line(meta: dict, budget_seconds: float) -> str:
+    """The most of the weekly GPU quota a run of ``budget_seconds`` on the metadata's machine costs."""
+    shape = meta.get("machine_shape") or "NvidiaTeslaT4"
+    weight = QUOTA_WEIGHT.get(shape, 1.0)
+    return (f"  costs at most {budget_seconds / 3600 * weight:.1f} GPU-quota hours (a {budget_seconds / 3600:.1f} h "
+            f"budget on {shape}, which counts {weight:g}x)")
+
+
 def _evaluate(check: KernelCheck, meta: dict, plan: Any) -> None:
     e = plan.evaluate
     check.lines.append(f"  decodes {e.data} ({f'the {e.max_tasks} shortest tasks' if e.max_tasks else 'every task'})"
                        ", scores it and writes submission.json, report.json, report.html and score.json to its "
                        "output (arc-kit kernel output --kind evaluate, then arc-kit select)")
+    check.lines.append(quota_line(meta, plan.run.budget_seconds))
+    if plan.run.budget_seconds >= KAGGLE_SESSION_SECONDS:
+        check.warnings.append(
+            "the budget is the whole session: the run ends once every task is solved and revisited, but a run "
+            "slower than planned spends up to all of it; bound it with --budget-seconds (12 h x your tasks / 240 "
+            "gives each task the submission's share of time)")
     if meta.get("enable_internet"):
         check.warnings.append("internet is on: the submission runs offline, so this evaluation may not test "
                               "what it will run")
@@ -108,6 +124,7 @@ def _train(check: KernelCheck, meta: dict, plan: Any) -> None:
     check.lines.append(f"  trains {plan.model.name_or_path if not k.base_model_source else k.base_model_source} "
                        f"{budget}; its output holds run/ (checkpoints), and export/ once training finished"
                        + (f"; resumes from {k.resume_kernel}'s output" if k.resume_kernel else ""))
+    check.lines.append(quota_line(meta, k.budget_seconds))
     check.problems += train_source_problems(plan)
     if not meta.get("enable_internet") and not k.base_model_source and plan.model.name_or_path != "tiny" \
             and not plan.model.name_or_path.startswith(KAGGLE_INPUT):
