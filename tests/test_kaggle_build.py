@@ -393,6 +393,21 @@ def test_a_setting_another_kind_takes_is_refused_in_one_line(tmp_path: Path, cap
     assert says in one_error_line(capsys) and not out.exists()
 
 
+def test_check_says_the_most_quota_hours_a_kernel_costs(tmp_path: Path) -> None:
+    """L4 x4 hours count double against the weekly quota; an evaluation bounded to 2 h costs at most 4 of them."""
+    from arc_kit.kaggle.kernel_check import check_kernel
+
+    build_kind(tmp_path, "evaluate", "--budget-seconds", "7200")
+    check = check_kernel(tmp_path / "evaluate")
+    assert "  costs at most 4.0 GPU-quota hours (a 2.0 h budget on NvidiaL4, which counts 2x)" in check.lines
+    assert not any("budget is the whole session" in w for w in check.warnings)
+    build_kind(tmp_path, "train", "--config", "tiny-cpu")
+    check = check_kernel(tmp_path / "train")
+    assert "  costs at most 12.0 GPU-quota hours (a 12.0 h budget on NvidiaTeslaT4, which counts 1x)" in check.lines
+    build_kind(tmp_path, "evaluate")
+    assert any("budget is the whole session" in w for w in check_kernel(tmp_path / "evaluate").warnings)
+
+
 def test_the_train_kernel_check_names_what_the_kernel_cannot_reach(tmp_path: Path, capsys) -> None:
     config = tmp_path / "mine.toml"
     config.write_text('[model]\nname_or_path = "unsloth/Qwen3-4B"\n[data]\nchallenges = ["data/my_tasks.json", '
