@@ -385,6 +385,10 @@ def test_the_train_kernel_carries_its_config_and_attaches_what_it_names(tmp_path
      "kernel.weights_dataset (tester/arc-kit-weights) and kernel.weights_kernel"),
     ("train", ["--config", "tiny-cpu", "--base-model-source", "qwen-lm/qwen-3/transformers/4b"], "names no version"),
     ("train", ["--config", "tiny-cpu", "--export-seconds", "50000"], "kernel.export_seconds must be <"),
+    ("train", ["--config", "tiny-cpu", "--set", "kernel.export_secs=5"], "unknown setting export_secs in kernel"),
+    ("train", ["--config", "tiny-cpu", "--set", "solver.views=2"], "unknown table solver"),
+    ("evaluate", ["--set", "evaluate.dat=x"], "unknown setting dat in evaluate"),
+    ("evaluate", ["--set", "evaluate.max_tasks=many"], "evaluate.max_tasks: expected int"),
 ])
 def test_a_setting_another_kind_takes_is_refused_in_one_line(tmp_path: Path, capsys, kind: str, flags: list[str],
                                                              says: str) -> None:

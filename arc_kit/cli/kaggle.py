@@ -62,7 +62,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
     from arc_kit.cli.flags import add_set_flag, settings_parent
     from arc_kit.config.kernels import KINDS, EvaluateSettings, TrainKernelRuntime
-    from arc_kit.config.run import KernelRuntime, RunSettings, SolverConfig, TTTConfig
+    from arc_kit.config.run import KernelPlan, KernelRuntime, RunSettings, SolverConfig, TTTConfig
     from arc_kit.kaggle.kernel_build import MACHINE_SHAPES, KernelSettings
 
     kernel = sub.add_parser("kernel", help="build, check, push and follow a kernel: submission, evaluate or train")
@@ -90,8 +90,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", default=None, metavar="TOML", help="train: the training config (a file or a "
                    "built-in name, as arc-kit train --config takes), copied into the kernel; a [kernel] table may "
                    "hold the training kernel's settings")
-    add_set_flag(p, help="set one setting of the kind's tables, e.g. --set solver.views=4 or, for train, --set "
-                         "train.learning_rate=2e-4 (repeatable; after --settings/--config, before flags)")
+    # --set fills the kind's plan (arc_kit.config.kernels.KIND_PLANS); declared: the default kind's
+    add_set_flag(p, KernelPlan, help="set one setting of the kind's tables, e.g. --set solver.views=4 or, for "
+                 "train, --set train.learning_rate=2e-4 (repeatable; after --settings/--config, before flags)")
     p.set_defaults(handler=_kernel_build)
 
     def kind_and_folder(p: argparse.ArgumentParser) -> None:
