@@ -355,11 +355,11 @@ def test_evaluate_on_t4s_with_a_training_kernels_output_as_weights(tmp_path: Pat
 def test_the_train_kernel_carries_its_config_and_attaches_what_it_names(tmp_path: Path) -> None:
     meta, (_, plan) = build_kind(tmp_path, "train", "--config", "tiny-cpu", "--set", "train.learning_rate=3e-4",
                                  "--resume-kernel", "tester/arc-kit-train", "--budget-seconds", "3600",
-                                 "--export-seconds", "600")
+                                 "--set", "train.stop_margin_seconds=600")
     assert meta["enable_internet"] is False  # the tiny model is built in code: nothing to fetch
     assert meta["kernel_sources"] == ["tester/arc-kit-train"] and meta["machine_shape"] == "NvidiaTeslaT4"
     assert plan.train.learning_rate == 3e-4 and plan.model.name_or_path == "tiny"
-    assert (plan.kernel.budget_seconds, plan.kernel.export_seconds) == (3600.0, 600.0)
+    assert (plan.kernel.budget_seconds, plan.train.stop_margin_seconds) == (3600.0, 600.0)
     reader = (tmp_path / "train" / "train-config.toml").read_text()
     assert "--set train.learning_rate=3e-4" in reader and reader.endswith(resolve_config_path("tiny-cpu").read_text())
     base = "qwen-lm/qwen-3/transformers/4b/1"
@@ -384,8 +384,8 @@ def test_the_train_kernel_carries_its_config_and_attaches_what_it_names(tmp_path
     ("evaluate", ["--weights-kernel", "tester/arc-kit-train", "--weights-dataset", "tester/arc-kit-weights"],
      "kernel.weights_dataset (tester/arc-kit-weights) and kernel.weights_kernel"),
     ("train", ["--config", "tiny-cpu", "--base-model-source", "qwen-lm/qwen-3/transformers/4b"], "names no version"),
-    ("train", ["--config", "tiny-cpu", "--export-seconds", "50000"], "kernel.export_seconds must be <"),
-    ("train", ["--config", "tiny-cpu", "--set", "kernel.export_secs=5"], "unknown setting export_secs in kernel"),
+    ("train", ["--config", "tiny-cpu", "--budget-seconds", "0"], "kernel.budget_seconds must be > 0"),
+    ("train", ["--config", "tiny-cpu", "--set", "kernel.budget_secs=5"], "unknown setting budget_secs in kernel"),
     ("train", ["--config", "tiny-cpu", "--set", "solver.views=2"], "unknown table solver"),
     ("evaluate", ["--set", "evaluate.dat=x"], "unknown setting dat in evaluate"),
     ("evaluate", ["--set", "evaluate.max_tasks=many"], "evaluate.max_tasks: expected int"),

@@ -331,19 +331,19 @@ def test_the_training_kernels_config_points_at_its_output_mounts_and_budget(tmp_
 
     base = _touch(tmp_path / "models" / "qwen-lm" / "qwen-3" / "transformers" / "4b" / "1" / "config.json").parent
     plan = TrainKernelPlan.from_dict({
-        "kernel": {"base_model_source": "qwen-lm/qwen-3/transformers/4b/1", "budget_seconds": 3600,
-                   "export_seconds": 600},
+        "kernel": {"base_model_source": "qwen-lm/qwen-3/transformers/4b/1", "budget_seconds": 3600},
+        "train": {"stop_margin_seconds": 600},
         "model": {"name_or_path": "unsloth/Qwen3-4B"},
         "data": {"challenges": ["arc-agi-2/training", "/kaggle/input/datasets/me/more/x_challenges.json"]}})
     config = kernel_training_config(plan, tmp_path, tmp_path / "working", 100.0)
     assert config.train.output_dir == str(tmp_path / "working" / "run")
     assert (config.model.name_or_path, config.model.local_files_only) == (str(base), True)
     assert config.data.challenges == ["arc-agi-2/training", str(tmp_path / "datasets/me/more/x_challenges.json")]
-    assert config.train.max_seconds == 3600 - 600 - 100  # what is left before the export's share
-    plan.train.max_seconds = 60.0
-    assert kernel_training_config(plan, tmp_path, tmp_path / "working", 100.0).train.max_seconds == 60.0
+    assert config.train.max_seconds == 3600 - 100  # what is left; the run keeps stop_margin_seconds of it
+    plan.train.max_seconds = 900.0  # the config's own budget is kept
+    assert kernel_training_config(plan, tmp_path, tmp_path / "working", 100.0).train.max_seconds == 900.0
     plan.train.max_seconds = None
-    with pytest.raises(SettingsError, match="no time left to train: 3100 s spent"):
+    with pytest.raises(SettingsError, match="no time left to train: 3100 s spent .*train.stop_margin_seconds 600 s"):
         kernel_training_config(plan, tmp_path, tmp_path / "working", 3100.0)
     plan.kernel.base_model_source = "qwen-lm/other/transformers/4b/1"
     with pytest.raises(KagglePathError, match="kernel.base_model_source qwen-lm/other/transformers/4b/1 is not attached"):
@@ -359,7 +359,7 @@ def test_a_resumed_training_kernel_needs_a_run_stopped_at_its_budget(tmp_path: P
         resume_source(k, tmp_path)
     output = tmp_path / "notebooks" / "me" / "arc-kit-train"
     _touch(output / "train-kernel.json")
-    with pytest.raises(KagglePathError, match="holds no training output"):
+    with pytest.raises(KagglePathError, match="holds no training output to resume"):
         resume_source(k, tmp_path)
     training_output(output, export=False)
     assert resume_source(k, tmp_path) == output

@@ -77,7 +77,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                         "flag of a table the kind does not have is refused, as are nonsense values. submission and "
                         "evaluate take the run's settings (--settings, the [run]/[solver]/[ttt] flags; evaluate adds "
                         "--data, --solutions, --max-tasks); train takes a training config (--config) and the "
-                        "[kernel] flags --base-model-source, --resume-kernel, --budget-seconds, --export-seconds.")
+                        "[kernel] flags --base-model-source, --resume-kernel, --budget-seconds.")
     p.add_argument("--main", type=Path, default=None, help="kernel entry to copy (default: the kit's own, "
                    "submission/main.py, installed with it)")
     p.add_argument("--out", type=Path, default=None, help=f"kernel folder (default: {kernel_dir('<kind>')})")

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 from arc_kit.config.run import BUDGET_HELP, KAGGLE_SESSION_SECONDS, WHEELHOUSE_HELP, KernelPlan
-from arc_kit.config.schema import Settings, SettingsError, field_path, from_dict, setting
+from arc_kit.config.schema import Settings, SettingsError, from_dict, setting
 from arc_kit.config.training import TrainConfig
 
 KernelKind = Literal["submission", "evaluate", "train"]
@@ -63,7 +63,9 @@ class EvaluatePlan(KernelPlan):
 @dataclass
 class TrainKernelRuntime(Settings):
     """What only the training kernel needs: the wheelhouse, where the base model and an earlier run come from,
-    and how its session's time is shared between training and the export."""
+    and its session's budget (one flag, ``--budget-seconds``, with the other kinds'). ``train.max_seconds``, when
+    the config leaves it unset, is what remains of the budget once arc-kit is installed; the run keeps
+    ``train.stop_margin_seconds`` of it for the checkpoint and the export."""
 
     wheelhouse_dataset: str | None = setting(None, help=WHEELHOUSE_HELP)
     base_model_source: str | None = setting(None, help=(
@@ -74,15 +76,6 @@ class TrainKernelRuntime(Settings):
         "owner/slug of a training kernel (usually this one) whose output holds a run stopped at its budget: "
         "attached, and training resumes from its newest checkpoint"))
     budget_seconds: float = setting(KAGGLE_SESSION_SECONDS, help=BUDGET_HELP, gt=0)
-    export_seconds: float = setting(1800.0, help=(
-        "seconds kept after training for the export (merging and writing the weights) and the output; "
-        "train.max_seconds, when the config leaves it unset, is what remains of budget_seconds before them"),
-        ge=0)
-
-    def cross_check(self, where: str) -> None:
-        if self.export_seconds >= self.budget_seconds:
-            raise SettingsError(f"{field_path(where, 'export_seconds')} must be < budget_seconds "
-                                f"({self.budget_seconds}), got {self.export_seconds}")
 
 
 @dataclass

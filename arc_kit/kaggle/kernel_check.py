@@ -119,8 +119,9 @@ def _evaluate(check: KernelCheck, meta: dict, plan: Any) -> None:
 
 def _train(check: KernelCheck, meta: dict, plan: Any) -> None:
     k, t = plan.kernel, plan.train
-    budget = (f"train.max_seconds={t.max_seconds}" if getattr(t, "max_seconds", None) is not None else
-              f"until {k.export_seconds:.0f} s before the {k.budget_seconds:.0f} s budget ends")
+    budget = (f"for train.max_seconds={t.max_seconds:.0f} s" if t.max_seconds is not None else
+              f"for what is left of its {k.budget_seconds:.0f} s budget")
+    budget += f", stopping {t.stop_margin_seconds:.0f} s before the end for the checkpoint and the export"
     check.lines.append(f"  trains {plan.model.name_or_path if not k.base_model_source else k.base_model_source} "
                        f"{budget}; its output holds run/ (checkpoints), and export/ once training finished"
                        + (f"; resumes from {k.resume_kernel}'s output" if k.resume_kernel else ""))

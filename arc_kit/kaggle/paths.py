@@ -18,7 +18,7 @@ from pathlib import Path
 from arc_kit.core.files import folders_below
 from arc_kit.errors import ArcKitError
 from arc_kit.models.weights import SEARCH_DEPTH, WeightsFolderError, choose_weights
-from arc_kit.training.stand_ins import training_output_state
+from arc_kit.training.stand_ins import export_weights
 
 log = logging.getLogger(__name__)
 
@@ -139,12 +139,9 @@ def find_model_dir(root: Path, given: str | Path | None = None, *, dataset: str 
     place = next((p for p in places if p.is_dir()), None)
     if place is None and places:
         log.warning(f"weights not at {', '.join(str(p) for p in places)}; searching {root}")
-    if place is not None and kernel and place in kernel_output_folders(root, kernel):
-        state = training_output_state(place)
-        if state.kind != "export":
-            raise KagglePathError(state.refusal(place))
-        place = state.folder
     try:
+        if place is not None and kernel and place in kernel_output_folders(root, kernel):
+            return export_weights(place)
         return choose_weights(place or root)
     except WeightsFolderError as e:
         raise KagglePathError(str(e)) from None

@@ -1,14 +1,14 @@
 """The training kernel: the kit's training on Kaggle's GPUs, within one notebook session, resumable.
 
 The config travels inside the code file (``TrainKernelPlan``'s literal); the kernel writes it to
-``train-config.json`` in its output and runs ``arc-kit train`` on it, one process per visible GPU (DDP through
-``accelerate launch`` on T4 x2; the precision follows the GPU). What the kernel sets in the config:
+``train-config.json`` in its output and runs ``arc-kit train`` on it, one process per visible GPU (DDP on T4 x2,
+``launch_command``; the precision follows the GPU). What the kernel sets in the config:
 
 - ``train.output_dir``: ``<working>/run`` (``/kaggle/working``, ``ARC_KIT_WORKING``: the notebook's output);
 - ``model.name_or_path``: the attached base model's mount (``kernel.base_model_source``), read offline;
-- ``train.max_seconds``, when the config leaves it unset: what remains of ``kernel.budget_seconds`` once the time
-  already spent and ``kernel.export_seconds`` are taken off, so the run saves a checkpoint and stops before the
-  session ends (its learning-rate schedule still the full run's);
+- ``train.max_seconds``, when the config leaves it unset: what remains of ``kernel.budget_seconds`` once arc-kit
+  is installed, so the run saves a checkpoint and stops ``train.stop_margin_seconds`` before the session ends,
+  leaving that time for the export (its learning-rate schedule still the full run's);
 - every ``/kaggle/input/...`` path read below the input root (``ARC_KIT_INPUT_ROOT``).
 
 A finished run is exported (``<working>/export/``: ``merged/`` with its manifest, and ``adapter/``), which the
@@ -37,13 +37,15 @@ log = logging.getLogger(__name__)
 
 CONFIG_FILE = "train-config.json"  # the config the run read, in the output
 SUMMARY_FILE = "train-kernel.json"  # what happened: finished or stopped, steps, the export, the next step
+RUN_DIR = "run"  # the run folder (train.output_dir): the newest checkpoint, run_info.json, the log, final/
+EXPORT_DIR = "export"  # once training finished: merged/ (with the manifest) and adapter/
 
 
 def resume_source(k: TrainKernelRuntime, root: Path) -> Path | None:
     """The attached output of ``kernel.resume_kernel``, when it holds a run stopped at its budget; one that holds
     a finished run or no run is refused in one line."""
     from arc_kit.kaggle.paths import KagglePathError, kernel_output_folders
-    from arc_kit.training.stand_ins import training_output_state
+    from arc_kit.training.stand_ins import CHECKPOINTS, EXPORT, training_output
 
     if not k.resume_kernel:
         return None
@@ -52,13 +54,13 @@ def resume_source(k: TrainKernelRuntime, root: Path) -> Path | None:
     if place is None:
         raise KagglePathError(f"kernel.resume_kernel {k.resume_kernel}: its output is not attached (not at "
                               f"{', '.join(map(str, places))})")
-    state = training_output_state(place)
-    if state.kind == "export":
-        raise KagglePathError(f"{place} holds a finished run (its export, {state.folder}): nothing to resume; "
+    output = training_output(place)
+    if output.kind == EXPORT:
+        raise KagglePathError(f"{place} holds a finished run (its export, {output.weights}): nothing to resume; "
                               "build the kernel without --resume-kernel to train afresh, or load the export with "
                               "--weights-kernel")
-    if state.kind == "nothing":
-        raise KagglePathError(state.refusal(place))
+    if output.kind != CHECKPOINTS:
+        raise KagglePathError(f"{place} holds no training output to resume (no checkpoint-<step>/)")
     return place
 
 
@@ -67,7 +69,6 @@ def kernel_training_config(plan: TrainKernelPlan, root: Path, working: Path, sec
     the budget set as the kernel sets them (see the module's docstring)."""
     from arc_kit.kaggle.kernel_build import KAGGLE_INPUT
     from arc_kit.kaggle.paths import reroot
-    from arc_kit.training.stand_ins import RUN_DIR
 
     k = plan.kernel
     raw = plan.training_config().to_dict()
@@ -86,11 +87,11 @@ def kernel_training_config(plan: TrainKernelPlan, root: Path, working: Path, sec
     for source in data["sources"]:
         source["path"], source["solutions"] = inside(source["path"]), inside(source["solutions"])
     if train["max_seconds"] is None:
-        left = k.budget_seconds - k.export_seconds - seconds_spent
-        if left <= 0:
-            raise SettingsError(f"no time left to train: {seconds_spent:.0f} s spent before training, "
-                                f"kernel.export_seconds {k.export_seconds:.0f} s kept of kernel.budget_seconds "
-                                f"{k.budget_seconds:.0f} s")
+        left = k.budget_seconds - seconds_spent
+        if left <= train["stop_margin_seconds"]:
+            raise SettingsError(f"no time left to train: {seconds_spent:.0f} s spent before training of "
+                                f"kernel.budget_seconds {k.budget_seconds:.0f} s, and train.stop_margin_seconds "
+                                f"{train['stop_margin_seconds']:.0f} s kept for the checkpoint and the export")
         train["max_seconds"] = round(left, 1)
     return from_dict(TrainConfig, raw, "the training kernel's config")
 
@@ -114,9 +115,9 @@ def attached_base_model(ref: str, root: Path) -> Path:
 
 def keep_newest_checkpoint(run_dir: Path) -> str | None:
     """Remove all but the newest complete checkpoint (a notebook's output holds 20 GB); its name, or None."""
-    from arc_kit.training.stand_ins import newest_checkpoint
+    from arc_kit.training.stand_ins import newest_run
 
-    newest = newest_checkpoint(run_dir)
+    newest = newest_run(run_dir)
     for folder in run_dir.glob("checkpoint-*"):
         if newest is not None and folder != newest and folder.is_dir():
             shutil.rmtree(folder, ignore_errors=True)
@@ -152,13 +153,13 @@ def _train(config: TrainConfig, working: Path, resume_from: Path | None) -> dict
     """Run the training command, then export a finished run; what happened, as ``train-kernel.json`` says it."""
     from arc_kit.core.files import atomic_write_json
     from arc_kit.run.workers import visible_gpus
-    from arc_kit.training.stand_ins import EXPORT_DIR, launch_command
+    from arc_kit.training.stand_ins import launch_command
 
     run_dir = Path(config.train.output_dir)
     working.mkdir(parents=True, exist_ok=True)
     config_path = working / CONFIG_FILE
     atomic_write_json(config_path, config.to_dict(), indent=1)
-    args = ["--config", str(config_path), *(["--resume-from", str(resume_from)] if resume_from else [])]
+    args = ["train", "--config", str(config_path), *(["--resume-from", str(resume_from)] if resume_from else [])]
     command = launch_command(max(1, visible_gpus()), args)
     summary: dict[str, Any] = {"command": command, "resumed_from": None if resume_from is None else str(resume_from),
                                "max_seconds": config.train.max_seconds, "finished": False, "export": None}

@@ -3,8 +3,8 @@ command until the training library stops a run at a wall-clock budget and resume
 
 ``python -m arc_kit.training.budget_stand_in --config C [--resume-from D]``: the newest checkpoint found below D
 is copied into ``train.output_dir`` and resumed; with ``train.max_seconds`` the run saves a checkpoint and stops
-once the next step would end past the budget; ``run_info.json`` then says ``"finished": false`` and
-``"stopped": "max_seconds"``, and no ``final/`` is left. Imports transformers at its top: run it, never import it
+once the next step would end past ``start + max_seconds - stop_margin_seconds``; ``run_info.json`` then says
+``"finished": false``, ``"stopped": "max_seconds"`` and ``"checkpoint"``, and no ``final/`` is left. Imports transformers at its top: run it, never import it
 from the kernel's path search.
 """
 
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
-from arc_kit.training.stand_ins import newest_checkpoint
+from arc_kit.training.stand_ins import newest_run
 
 
 class WallClockBudget(TrainerCallback):
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     run_dir = Path(config.train.output_dir)
     resume = False
     if args.resume_from is not None:
-        checkpoint = newest_checkpoint(args.resume_from)
+        checkpoint = newest_run(args.resume_from)
         if checkpoint is None:
             raise SystemExit(f"error: {args.resume_from} holds no checkpoint-N/ to resume from")
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -70,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
             elif source.is_file():
                 shutil.copy2(source, run_dir / name)
         resume = True
-    budget = WallClockBudget(started + config.train.max_seconds) if config.train.max_seconds else None
+    t = config.train
+    budget = WallClockBudget(started + t.max_seconds - t.stop_margin_seconds) if t.max_seconds else None
     prepare = trainer.prepare_run
 
     def prepare_with_budget(*a, **k):  # noqa: ANN002, ANN003, ANN202
@@ -84,8 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     info_path = run_dir / trainer.RUN_INFO_FILE
     info = json.loads(info_path.read_text(encoding="utf-8"))
     info["finished"] = not (budget is not None and budget.stopped)
+    info["stopped"] = None if info["finished"] else "max_seconds"
+    info["checkpoint"] = None if info["finished"] else f"checkpoint-{info['steps']}"
     if not info["finished"]:
-        info["stopped"] = "max_seconds"
         shutil.rmtree(run_dir / trainer.FINAL_DIR, ignore_errors=True)
     info_path.write_text(json.dumps(info, indent=1), encoding="utf-8")
     print(json.dumps({"output_dir": str(run_dir), "finished": info["finished"], "steps": info["steps"]}))
