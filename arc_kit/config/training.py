@@ -174,12 +174,6 @@ class TrainSettings(Settings):
         "with max_seconds: seconds kept free at its end for the checkpoint and what follows (a kernel's export); "
         "no optimiser step starts that would end later than max_seconds - stop_margin_seconds"), ge=0)
     seed: int = setting(0, help="the trainer's seed")
-    max_seconds: float | None = setting(None, help=(
-        "a wall-clock budget for this run, counted from its start: the run saves a checkpoint and stops before it "
-        "ends, the schedule still the full run's; unset: no budget"), gt=0)
-    stop_margin_seconds: float = setting(300.0, help=(
-        "with max_seconds: seconds kept free at its end for the checkpoint and what follows (a kernel's export)"),
-        ge=0)
     gradient_checkpointing: bool | None = setting(None, help="unset: on for CUDA, off for CPU")
     dataloader_num_workers: int = setting(0, help="dataloader worker processes", ge=0)
     report_to: str = setting("none", help="transformers' report_to (none, wandb, tensorboard ...)")

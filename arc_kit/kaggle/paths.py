@@ -17,8 +17,7 @@ from pathlib import Path
 
 from arc_kit.core.files import folders_below
 from arc_kit.errors import ArcKitError
-from arc_kit.models.weights import SEARCH_DEPTH, WeightsFolderError, choose_weights
-from arc_kit.training.stand_ins import export_weights
+from arc_kit.models.weights import SEARCH_DEPTH, WeightsFolderError, choose_weights, export_weights
 
 log = logging.getLogger(__name__)
 

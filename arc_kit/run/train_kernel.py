@@ -45,7 +45,7 @@ def resume_source(k: TrainKernelRuntime, root: Path) -> Path | None:
     """The attached output of ``kernel.resume_kernel``, when it holds a run stopped at its budget; one that holds
     a finished run or no run is refused in one line."""
     from arc_kit.kaggle.paths import KagglePathError, kernel_output_folders
-    from arc_kit.training.stand_ins import CHECKPOINTS, EXPORT, training_output
+    from arc_kit.models.weights import CHECKPOINTS, EXPORT, training_output
 
     if not k.resume_kernel:
         return None
@@ -115,7 +115,7 @@ def attached_base_model(ref: str, root: Path) -> Path:
 
 def keep_newest_checkpoint(run_dir: Path) -> str | None:
     """Remove all but the newest complete checkpoint (a notebook's output holds 20 GB); its name, or None."""
-    from arc_kit.training.stand_ins import newest_run
+    from arc_kit.models.weights import newest_run
 
     newest = newest_run(run_dir)
     for folder in run_dir.glob("checkpoint-*"):
@@ -153,7 +153,7 @@ def _train(config: TrainConfig, working: Path, resume_from: Path | None) -> dict
     """Run the training command, then export a finished run; what happened, as ``train-kernel.json`` says it."""
     from arc_kit.core.files import atomic_write_json
     from arc_kit.run.workers import visible_gpus
-    from arc_kit.training.stand_ins import launch_command
+    from arc_kit.training.distributed import launch_command
 
     run_dir = Path(config.train.output_dir)
     working.mkdir(parents=True, exist_ok=True)
