@@ -5,8 +5,9 @@ The helpers are plain functions, imported by the tests that use them (``from con
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -156,3 +157,46 @@ def one_error_line(capsys: pytest.CaptureFixture, *names: str) -> str:
     for name in names:
         assert name in lines[0], (name, lines[0])
     return lines[0]
+
+
+@contextlib.contextmanager
+def environment(**values: str | None) -> Iterator[None]:
+    """``os.environ`` with ``values`` set (None: unset) for the block, as it was afterwards (for session fixtures,
+    which cannot use ``monkeypatch``)."""
+    before = {name: os.environ.get(name) for name in values}
+    try:
+        for name, value in values.items():
+            os.environ.pop(name, None) if value is None else os.environ.__setitem__(name, value)
+        yield
+    finally:
+        for name, value in before.items():
+            os.environ.pop(name, None) if value is None else os.environ.__setitem__(name, value)
+
+
+EVALUATION_SETTINGS = {
+    "kind": "evaluate",
+    "kernel": {"weights_dataset": "me/arc-weights"},
+    "evaluate": {"data": "arc-agi-1/evaluation", "max_tasks": 2},
+    "run": {"budget_seconds": 600.0, "margin_seconds": 10.0, "task_cap_seconds": 120.0},
+    "solver": {"device": "cpu", "views": 2, "min_probability": 1e-4, "max_candidates_per_view": 2,
+               "scoring_views": 2, "spare_views": 2},
+    "ttt": {"max_samples": 2},
+}
+"""The evaluation kernel's literal for a quick CPU run: two tasks of a named set, the full solver made small."""
+
+
+@pytest.fixture(scope="session")
+def evaluation_output(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Path:
+    """The evaluation kernel's output folder (what Kaggle keeps of /kaggle/working), from its entry's run in this
+    process: ``EVALUATION_SETTINGS``, the tiny model attached as the dataset ``me/arc-weights`` (2026 mount)."""
+    import shutil
+    import time
+
+    from arc_kit.run.entry import run_kernel_kind
+
+    root = tmp_path_factory.mktemp("evaluate") / "input"
+    shutil.copytree(tiny_model_dir, root / "datasets" / "me" / "arc-weights")
+    working = root.parent / "working"
+    with environment(ARC_KIT_INPUT_ROOT=str(root), ARC_KIT_WORKING=str(working), ARC_KIT_DATA_CACHE=None):
+        assert run_kernel_kind(EVALUATION_SETTINGS, time.time()) == 0
+    return working

@@ -8,24 +8,28 @@ import os
 import subprocess
 import sys
 import zipfile
-from dataclasses import fields, replace
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
-from conftest import make_export
+from conftest import make_export, one_error_line
 from packaging.requirements import Requirement
 from slugify import slugify  # python-slugify: what the kaggle client uses to check titles
 
 from arc_kit import COMPETITION_SLUG
 from arc_kit.cli.flags import settings_from_args
 from arc_kit.cli.main import run_standalone
+from arc_kit.config.kernels import KIND_PLANS, TrainKernelRuntime, kernel_literal, plan_from_literal
 from arc_kit.config.run import KernelPlan, KernelRuntime, RunSettings, SettingsError, SolverConfig
+from arc_kit.config.training import load_config, resolve_config_path
 from arc_kit.kaggle.kernel_build import (
+    KIND_DEFAULTS,
     KernelBuildError,
     KernelSettings,
     build_kernel,
     kernel_metadata,
     read_plan,
+    read_settings,
     render_code,
 )
 from arc_kit.kaggle.upload import (
@@ -141,12 +145,13 @@ def test_kernel_build_works_outside_the_source_tree(tmp_path: Path, monkeypatch:
     monkeypatch.chdir(tmp_path)
     assert run_standalone(["kernel", "build", "--owner", "tester", "--out", "k"], []) == 0
     code = (tmp_path / "k" / "main.py").read_text()
-    assert code == render_code((ROOT / "submission" / "main.py").read_text(), KernelPlan().to_dict())
+    assert code == render_code((ROOT / "submission" / "main.py").read_text(), kernel_literal("submission", KernelPlan()))
     from arc_kit.kaggle.kernel_build import kernel_entry
 
     assert kernel_entry("submission").read_text() == (ROOT / "submission" / "main.py").read_text()
-    with pytest.raises(KernelBuildError, match="no kernel entry 'evaluation'.*submission"):
+    with pytest.raises(KernelBuildError, match="no kernel entry 'evaluation'.*submission, evaluate, train"):
         kernel_entry("evaluation")
+    assert kernel_entry("train") == kernel_entry("evaluate") == kernel_entry("submission")  # one entry, every kind
     (tmp_path / "mine.py").write_text(STAND_IN_MAIN)
     assert run_standalone(["kernel", "build", "--owner", "tester", "--out", "k2", "--main", "mine.py"], []) == 0
     assert "Stand-in kernel entry" in (tmp_path / "k2" / "main.py").read_text()
@@ -192,8 +197,8 @@ def test_build_rewrites_exactly_the_settings_line(stand_in_main: Path, tmp_path:
     assert [original[i] for i in changed] == ['KERNEL_SETTINGS = {"competition": None}  # replaced by arc-kit kernel build']
     namespace: dict = {}
     exec(compile(code, "main.py", "exec"), namespace)  # the generated file is valid Python holding the settings
-    assert namespace["KERNEL_SETTINGS"] == plan.to_dict()
-    assert KernelPlan.from_dict(namespace["KERNEL_SETTINGS"]) == plan
+    assert namespace["KERNEL_SETTINGS"] == {"kind": "submission", **plan.to_dict()}
+    assert plan_from_literal(namespace["KERNEL_SETTINGS"]) == ("submission", plan)
     assert read_plan(tmp_path / "kernel") == plan
     meta = json.loads(paths["metadata"].read_text())
     assert (tmp_path / "kernel" / meta["code_file"]).is_file()
@@ -219,7 +224,7 @@ def test_notebook_is_generated_from_the_script(stand_in_main: Path, tmp_path: Pa
     assert not (out / "main.py").exists(), "a stale script would be a second, drifting copy"
     notebook = json.loads(paths["code"].read_text())
     source = "".join(notebook["cells"][0]["source"])
-    assert source == render_code(STAND_IN_MAIN, full_settings()[1].to_dict())
+    assert source == render_code(STAND_IN_MAIN, kernel_literal("submission", full_settings()[1]))
     assert json.loads(paths["metadata"].read_text())["code_file"] == "main.ipynb"
     assert read_plan(out) == full_settings()[1]
 
@@ -252,19 +257,20 @@ def test_real_entry_builds_and_its_literal_is_empty(tmp_path: Path) -> None:
 
 
 def test_every_file_a_build_writes_is_ignored_in_the_kernels_folder(tmp_path: Path) -> None:
-    """The kernel folder in the tree holds generated files only: each one ``kernel build`` writes (code, metadata,
-    the local build record with its absolute paths) is git-ignored there, so none can be committed and drift."""
-    main = ROOT / "submission" / "main.py"
-    ignored = {line.strip() for line in (ROOT / "kernels" / "arc-kit-submission" / ".gitignore").read_text()
-               .splitlines() if line.strip() and not line.startswith("#")}
-    written = set()
-    for notebook in (False, True):
-        settings, plan = full_settings()
-        settings = replace(settings, kernel_type="notebook" if notebook else "script")
-        paths = build_kernel(main, tmp_path / f"k{notebook}", settings, plan, build_info={"wheelhouse": "/abs"})
-        written |= {path.name for path in paths.values()}
-    assert written == {"main.py", "main.ipynb", "kernel-metadata.json", "arc-kit-build.json"}
-    assert written <= ignored, f"not ignored: {sorted(written - ignored)}"
+    """The kernel folders in the tree hold generated files only: each one ``kernel build`` writes for any kind (code,
+    metadata, the local build record with its absolute paths, the training config for the reader) is git-ignored
+    in that kind's folder, so none can be committed and drift."""
+    written: set[tuple[str, str]] = set()
+    for kind, more in (("submission", []), ("submission", ["--kernel-type", "notebook"]), ("evaluate", []),
+                       ("train", ["--config", "tiny-cpu"])):
+        out = tmp_path / f"{kind}-{len(more)}"
+        assert run_standalone(["kernel", "build"], ["--owner", "tester", "--kind", kind, "--out", str(out), *more]) == 0
+        written |= {(kind, path.name) for path in out.iterdir()}
+    assert {name for _, name in written} == {"main.py", "main.ipynb", "kernel-metadata.json", "arc-kit-build.json",
+                                             "train-config.toml"}
+    paths = [f"kernels/arc-kit-{kind}/{name}" for kind, name in sorted(written)]
+    check = subprocess.run(["git", "check-ignore", "--no-index", *paths], capture_output=True, text=True, cwd=ROOT)
+    assert sorted(check.stdout.split()) == sorted(paths), f"not ignored: {sorted(set(paths) - set(check.stdout.split()))}"
 
 
 def test_cli_kernel_build_defaults_are_the_dataclasses(stand_in_main: Path, tmp_path: Path,
@@ -295,6 +301,129 @@ def test_cli_kernel_build_defaults_are_the_dataclasses(stand_in_main: Path, tmp_
     assert run_standalone(["kernel", "build"], ["--main", str(stand_in_main), "--out", str(out),
                                                 "--margin-seconds", "50000"]) == 2
     assert "margin_seconds" in capsys.readouterr().err
+
+
+# ---- kernel kinds
+
+
+def build_kind(tmp_path: Path, kind: str, *flags: str) -> tuple[dict, object]:
+    """``arc-kit kernel build --kind KIND`` with the real entry; the metadata and the plan the code file carries."""
+    out = tmp_path / kind
+    code = run_standalone(["kernel", "build"], ["--owner", "tester", "--kind", kind, "--out", str(out),
+                                                "--wheelhouse-dataset", "tester/arc-kit-wheels", *flags])
+    assert code == 0
+    return json.loads((out / "kernel-metadata.json").read_text()), read_settings(out)
+
+
+@pytest.mark.parametrize("kind,machine,internet,competition", [
+    ("submission", "NvidiaL4", False, [COMPETITION_SLUG]),
+    ("evaluate", "NvidiaL4", False, []),
+    ("train", "NvidiaTeslaT4", True, []),  # gpu-qwen's base comes from the hub
+])
+def test_each_kind_has_its_own_defaults(tmp_path: Path, kind: str, machine: str, internet: bool,
+                                        competition: list[str]) -> None:
+    flags = ["--config", "gpu-qwen"] if kind == "train" else []
+    meta, (read_kind, plan) = build_kind(tmp_path, kind, *flags)
+    assert read_kind == kind and meta["id"] == f"tester/arc-kit-{kind}" and slugify(meta["title"]) == f"arc-kit-{kind}"
+    assert (meta["machine_shape"], meta["enable_internet"], meta["competition_sources"]) == (machine, internet,
+                                                                                           competition)
+    assert meta["enable_gpu"] is True and meta["dataset_sources"] == ["tester/arc-kit-wheels"]
+    assert type(plan) is KIND_PLANS[kind] and plan == KIND_PLANS[kind](**(
+        {"kernel": TrainKernelRuntime(wheelhouse_dataset="tester/arc-kit-wheels"),
+         **{t: getattr(load_config(resolve_config_path("gpu-qwen")), t) for t in ("model", "lora", "data", "train")}}
+        if kind == "train" else {"kernel": KernelRuntime(wheelhouse_dataset="tester/arc-kit-wheels")}))
+    assert (tmp_path / kind / "main.py").read_text().count("KERNEL_SETTINGS = {'kind': " + repr(kind)) == 1
+
+
+def test_the_machine_flag_says_each_kinds_default() -> None:
+    help_text = " ".join(f.metadata["help"] for f in fields(KernelSettings) if f.name == "machine_shape")
+    assert all(f"{kind} {d.machine_shape}" in help_text for kind, d in KIND_DEFAULTS.items())
+
+
+def test_evaluate_on_t4s_with_a_training_kernels_output_as_weights(tmp_path: Path) -> None:
+    meta, (_, plan) = build_kind(tmp_path, "evaluate", "--machine-shape", "NvidiaTeslaT4", "--weights-kernel",
+                                 "tester/arc-kit-train", "--data", "arc-agi-1/evaluation", "--max-tasks", "20",
+                                 "--views", "4")
+    assert meta["machine_shape"] == "NvidiaTeslaT4" and meta["kernel_sources"] == ["tester/arc-kit-train"]
+    assert meta["model_sources"] == [] and meta["enable_internet"] is False
+    assert (plan.evaluate.data, plan.evaluate.max_tasks, plan.solver.views) == ("arc-agi-1/evaluation", 20, 4)
+    assert plan.kernel.weights_kernel == "tester/arc-kit-train"
+    meta, _ = build_kind(tmp_path, "submission", "--weights-kernel", "tester/arc-kit-train")
+    assert meta["kernel_sources"] == ["tester/arc-kit-train"] and meta["enable_internet"] is False
+
+
+def test_the_train_kernel_carries_its_config_and_attaches_what_it_names(tmp_path: Path) -> None:
+    meta, (_, plan) = build_kind(tmp_path, "train", "--config", "tiny-cpu", "--set", "train.learning_rate=3e-4",
+                                 "--resume-kernel", "tester/arc-kit-train", "--budget-seconds", "3600",
+                                 "--set", "train.stop_margin_seconds=600")
+    assert meta["enable_internet"] is False  # the tiny model is built in code: nothing to fetch
+    assert meta["kernel_sources"] == ["tester/arc-kit-train"] and meta["machine_shape"] == "NvidiaTeslaT4"
+    assert plan.train.learning_rate == 3e-4 and plan.model.name_or_path == "tiny"
+    assert (plan.kernel.budget_seconds, plan.train.stop_margin_seconds) == (3600.0, 600.0)
+    reader = (tmp_path / "train" / "train-config.toml").read_text()
+    assert "--set train.learning_rate=3e-4" in reader and reader.endswith(resolve_config_path("tiny-cpu").read_text())
+    base = "qwen-lm/qwen-3/transformers/4b/1"
+    meta, (_, plan) = build_kind(tmp_path, "train", "--config", "gpu-qwen", "--base-model-source", base)
+    assert meta["model_sources"] == [base] and meta["enable_internet"] is False
+    meta, _ = build_kind(tmp_path, "train", "--config", "gpu-qwen", "--base-model-source", "tester/qwen3-4b-base")
+    assert meta["dataset_sources"] == ["tester/arc-kit-wheels", "tester/qwen3-4b-base"] and not meta["model_sources"]
+    meta, _ = build_kind(tmp_path, "train", "--config", "gpu-qwen", "--base-model-source", "tester/qwen3-4b-base",
+                         "--internet", "true", "--machine-shape", "NvidiaL4")
+    assert meta["enable_internet"] is True and meta["machine_shape"] == "NvidiaL4"  # the flags win
+
+
+@pytest.mark.parametrize("kind,flags,says", [
+    ("train", ["--config", "tiny-cpu", "--views", "2"], "--views does not apply to the train kernel"),
+    ("train", ["--config", "tiny-cpu", "--weights-dataset", "tester/arc-kit-weights"], "--weights-dataset"),
+    ("train", ["--settings", "x.toml"], "--settings does not apply to the train kernel"),
+    ("train", [], "needs its training config: --config"),
+    ("submission", ["--max-tasks", "3"], "--max-tasks does not apply to the submission kernel"),
+    ("submission", ["--config", "tiny-cpu"], "--config does not apply to the submission kernel"),
+    ("evaluate", ["--quick-tasks", "3"], "--quick-tasks does not apply to the evaluate kernel"),
+    ("evaluate", ["--base-model-source", "a/b"], "--base-model-source does not apply"),
+    ("evaluate", ["--weights-kernel", "tester/arc-kit-train", "--weights-dataset", "tester/arc-kit-weights"],
+     "kernel.weights_dataset (tester/arc-kit-weights) and kernel.weights_kernel"),
+    ("train", ["--config", "tiny-cpu", "--base-model-source", "qwen-lm/qwen-3/transformers/4b"], "names no version"),
+    ("train", ["--config", "tiny-cpu", "--budget-seconds", "0"], "kernel.budget_seconds must be > 0"),
+    ("train", ["--config", "tiny-cpu", "--set", "kernel.budget_secs=5"], "unknown setting budget_secs in kernel"),
+    ("train", ["--config", "tiny-cpu", "--set", "solver.views=2"], "unknown table solver"),
+    ("evaluate", ["--set", "evaluate.dat=x"], "unknown setting dat in evaluate"),
+    ("evaluate", ["--set", "evaluate.max_tasks=many"], "evaluate.max_tasks: expected int"),
+])
+def test_a_setting_another_kind_takes_is_refused_in_one_line(tmp_path: Path, capsys, kind: str, flags: list[str],
+                                                             says: str) -> None:
+    out = tmp_path / "k"
+    assert run_standalone(["kernel", "build"], ["--owner", "tester", "--kind", kind, "--out", str(out), *flags]) == 2
+    assert says in one_error_line(capsys) and not out.exists()
+
+
+def test_check_says_the_most_quota_hours_a_kernel_costs(tmp_path: Path) -> None:
+    """L4 x4 hours count double against the weekly quota; an evaluation bounded to 2 h costs at most 4 of them."""
+    from arc_kit.kaggle.kernel_check import check_kernel
+
+    build_kind(tmp_path, "evaluate", "--budget-seconds", "7200")
+    check = check_kernel(tmp_path / "evaluate")
+    assert "  costs at most 4.0 GPU-quota hours (a 2.0 h budget on NvidiaL4, which counts 2x)" in check.lines
+    assert not any("budget is the whole session" in w for w in check.warnings)
+    build_kind(tmp_path, "train", "--config", "tiny-cpu")
+    check = check_kernel(tmp_path / "train")
+    assert "  costs at most 12.0 GPU-quota hours (a 12.0 h budget on NvidiaTeslaT4, which counts 1x)" in check.lines
+    build_kind(tmp_path, "evaluate")
+    assert any("budget is the whole session" in w for w in check_kernel(tmp_path / "evaluate").warnings)
+
+
+def test_the_train_kernel_check_names_what_the_kernel_cannot_reach(tmp_path: Path, capsys) -> None:
+    config = tmp_path / "mine.toml"
+    config.write_text('[model]\nname_or_path = "unsloth/Qwen3-4B"\n[data]\nchallenges = ["data/my_tasks.json", '
+                      '"arc-agi-2/training", "/kaggle/input/datasets/tester/more/x_challenges.json"]\n')
+    out = tmp_path / "k"
+    assert run_standalone(["kernel", "build"], ["--owner", "tester", "--kind", "train", "--out", str(out),
+                                                "--config", str(config), "--internet", "false"]) == 1
+    err = capsys.readouterr().err
+    assert "data.challenges[0] 'data/my_tasks.json' is a file of this machine" in err
+    assert "data.challenges[1]" not in err and "data.challenges[2]" not in err  # a named set, an attached file
+    assert "internet is off but model.name_or_path 'unsloth/Qwen3-4B' comes from the hub" in err
+    assert run_standalone(["kernel", "push"], ["--kind", "train", str(out)]) == 1  # refused before any client call
 
 
 def test_dry_run_flags_default_to_the_kernel_settings() -> None:

@@ -401,7 +401,8 @@ def test_spare_time_revisits_the_least_confident_first_and_lands_better_answers(
     assert factory.solver.revisited == order  # least confident first; no competitor at all last
     assert report.score == 1.0 and report.spare_revisits == 6 and report.spare_changed == 6
     record = report.per_task[order[0]]
-    assert record.spare == {"landed": True, "seconds": 0.0, "changed": True, "confidence_before": 0.1}
+    assert record.spare == {"landed": True, "seconds": 0.0, "changed": True, "confidence_before": 0.1,
+                            "stages": {"ttt": 0.0, "search": 0.0, "rescore": 0.0, "other": 0.0}}
     assert record.confidence == 1.0  # the pooled ranking's margin
     assert [c.grid for c in factory.solver.priors_seen[order[0]][0].candidates] == [((2,),)]  # the full pool
     assert record.inputs[0].pool[1]["grid"] == [[2]]  # the report keeps the pooled candidates

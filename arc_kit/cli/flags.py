@@ -23,8 +23,8 @@ from typing import Any, NoReturn, TypeVar
 
 from transformers import HfArgumentParser
 
-from arc_kit.config.run import KernelPlan, TTTConfig, load_plan
-from arc_kit.config.schema import SettingsError, check_bounds, parse_override, validate
+from arc_kit.config.run import KernelPlan, TTTConfig
+from arc_kit.config.schema import SettingsError, check_bounds, load, parse_override, validate
 from arc_kit.errors import ArcKitError
 
 T = TypeVar("T")
@@ -65,12 +65,22 @@ def _flat_fields(cls: type, prefix: str = "", path: tuple[str, ...] = ()) -> Ite
             yield prefix + f.name, (*path, f.name), f, hints[f.name]
 
 
-def _flag_class(cls: type) -> type:
+def _flag_class(cls: type, seen: dict[str, tuple] | None = None) -> type:
     """A flat dataclass holding one field per flag of ``cls`` (its prefix included), with the field's default and
-    help only: what ``HfArgumentParser`` reads."""
+    help only: what ``HfArgumentParser`` reads. A flag already in ``seen`` (another class on the same parser has a
+    setting of that name, e.g. every kernel kind's ``wheelhouse_dataset``) is left out: one flag fills both, which
+    must then be the same setting (type, default, help, bounds), else a ``TypeError`` names it."""
     specs = []
+    seen = {} if seen is None else seen
     for name, _path, f, hint in _flat_fields(cls, FLAG_PREFIX.get(cls, "")):
         value = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        same = (hint, value, f.metadata.get("help"), f.metadata.get("bounds"))
+        if name in seen:
+            if seen[name] != same:
+                raise TypeError(f"--{name.replace('_', '-')} would fill two different settings ({cls.__name__}'s "
+                                "and another class's): give one of them another name or a FLAG_PREFIX")
+            continue
+        seen[name] = same
         shown = " ".join(map(str, value)) if isinstance(value, list) else "unset" if value is None else value
         text = (f.metadata.get("help") or "").replace("%", "%%")
         metadata = {"help": f"{text} (default: {shown})"}
@@ -97,11 +107,17 @@ class HyphenParser(HfArgumentParser):
 def settings_parent(*classes: type) -> argparse.ArgumentParser:
     """A parent parser holding the flags of ``classes`` (pass it as ``parents=[...]`` to ``add_parser``); the
     namespace it fills holds only the flags given, plus which classes the command has flags for."""
-    parser = HyphenParser([_flag_class(cls) for cls in classes], add_help=False)
+    seen: dict[str, tuple] = {}
+    parser = HyphenParser([_flag_class(cls, seen) for cls in classes], add_help=False)
     for action in parser._actions:
         action.default = argparse.SUPPRESS
     parser.set_defaults(**{SETTINGS_CLASSES: classes})
     return parser
+
+
+def flag_names(cls: type) -> set[str]:
+    """The flags (their argparse names: ``ttt_learning_rate``) of every setting of ``cls``."""
+    return {name for name, *_ in _flat_fields(cls, FLAG_PREFIX.get(cls, ""))}
 
 
 def given_flags(args: argparse.Namespace, cls: type) -> dict[str, Any]:
@@ -129,13 +145,23 @@ def settings_from_args(args: argparse.Namespace, cls: type[T], base: T | None = 
     return settings
 
 
-def plan_from_args(args: argparse.Namespace) -> KernelPlan:
-    """The settings a command runs with: the defaults, then ``--settings FILE`` and ``--set table.field=value``,
-    then the flags given; checked, so a nonsense value is one line naming its field."""
-    plan = load_plan(getattr(args, "settings", None), set_overrides(args, KernelPlan))
+def plan_tables(plan_class: type) -> dict[type, str]:
+    """{settings class: its table's name} of a plan class (``KernelPlan``: ``RunSettings`` -> ``run``, ...)."""
+    return {hint: name for name, hint in typing.get_type_hints(plan_class).items() if dataclasses.is_dataclass(hint)}
+
+
+def plan_from_args(args: argparse.Namespace, plan_class: type[T] = KernelPlan, path: Path | None = None,
+                   overrides: list[str] | None = None) -> T:
+    """The settings a command runs with: the defaults, then ``--settings FILE`` (or ``path``) and ``--set
+    table.field=value`` (or ``overrides``), then the flags given; checked, so a nonsense value is one line naming
+    its field. ``plan_class``: ``KernelPlan``, or another kind's plan (``arc_kit.config.kernels``)."""
+    path = path if path is not None else getattr(args, "settings", None)
+    overrides = overrides if overrides is not None else set_overrides(args, plan_class)
+    plan = load(plan_class, path, overrides)
     flagged = getattr(args, SETTINGS_CLASSES, ())
-    plan = _replace(plan, {table: given_flags(args, cls) for cls, table in PLAN_TABLES.items() if cls in flagged})
-    plan.check()
+    plan = _replace(plan, {table: given_flags(args, cls) for cls, table in plan_tables(plan_class).items()
+                           if cls in flagged})
+    validate(plan)
     return plan
 
 

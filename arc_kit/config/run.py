@@ -26,12 +26,17 @@ from arc_kit import COMPETITION_SLUG
 from arc_kit.config.lora import LoraSpec
 from arc_kit.config.schema import Settings, SettingsError, field_path, from_dict, load, setting
 
+KAGGLE_SESSION_SECONDS = 12 * 3600.0
+"""How long Kaggle lets a notebook session (and a competition rerun) run: every kernel kind's default budget."""
+BUDGET_HELP = "seconds for the whole run (Kaggle: 12 h)"
+WHEELHOUSE_HELP = "owner/slug of the wheelhouse dataset"
+
 
 @dataclass
 class RunSettings(Settings):
     """How a run spends its time; the 12 h Kaggle limit is the default budget."""
 
-    budget_seconds: float = setting(12 * 3600.0, help="seconds for the whole run (Kaggle: 12 h)", gt=0)
+    budget_seconds: float = setting(KAGGLE_SESSION_SECONDS, help=BUDGET_HELP, gt=0)
     margin_seconds: float | None = setting(
         None, help="seconds kept free before the budget ends (unset: 5% of it, at most 900)", ge=0)
     task_cap_seconds: float = setting(
@@ -209,7 +214,10 @@ class KernelRuntime(Settings):
     weights_model: str | None = setting(None, help=(
         "owner/model/framework/variation/N of the weights as a Kaggle Model (e.g. NVARC's "
         "sorokin/qwen3_4b_grids15_sft139/Transformers/bfloat16/1; or weights_dataset, not both)"))
-    wheelhouse_dataset: str | None = setting(None, help="owner/slug of the wheelhouse dataset")
+    weights_kernel: str | None = setting(None, help=(
+        "owner/slug of a notebook whose output holds the weights (the training kernel's export/), attached as "
+        "its output; instead of weights_dataset or weights_model"))
+    wheelhouse_dataset: str | None = setting(None, help=WHEELHOUSE_HELP)
     model_dir: str | None = setting(None, help="weights folder inside the kernel (default: found from the "
                                                "attached source, else searched)")
     challenges: str | None = setting(None, help="challenges file inside the kernel (default: the "
@@ -220,12 +228,14 @@ class KernelRuntime(Settings):
     def cross_check(self, where: str) -> None:
         if not self.competition:
             raise SettingsError(f"{field_path(where, 'competition')} must be a competition slug")
-        if self.weights_dataset and self.weights_model:  # the kernel would load the model, ignore the dataset
-            dataset, model = field_path(where, "weights_dataset"), field_path(where, "weights_model")
-            raise SettingsError(
-                f"{dataset} ({self.weights_dataset}) and {model} ({self.weights_model}) are both set: the "
-                f"kernel loads one set of weights. Keep one: --set {model}= clears the model a settings file "
-                f"names (--set {dataset}= the dataset)")
+        named = [(name, value) for name, value in (("weights_dataset", self.weights_dataset),
+                                                   ("weights_model", self.weights_model),
+                                                   ("weights_kernel", self.weights_kernel)) if value]
+        if len(named) > 1:  # the kernel would load one and silently ignore the other
+            said = " and ".join(f"{field_path(where, name)} ({value})" for name, value in named)
+            clear = ", ".join(f"--set {field_path(where, name)}=" for name, _ in named)
+            raise SettingsError(f"{said} are both set: the kernel loads one set of weights. Keep one: {clear} "
+                                "clears one a settings file names")
 
 
 @dataclass
