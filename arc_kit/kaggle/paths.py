@@ -14,6 +14,7 @@ import logging
 import os
 from collections.abc import Mapping, MutableMapping
 from pathlib import Path
+from typing import Any
 
 from arc_kit.core.files import folders_below
 from arc_kit.errors import ArcKitError
@@ -35,32 +36,40 @@ class KagglePathError(ArcKitError, FileNotFoundError):
     """A required input was not found; the message lists where we looked."""
 
 
-def input_root(env: Mapping[str, str] = os.environ) -> Path:
-    return Path(env.get(INPUT_ROOT_ENV) or DEFAULT_INPUT_ROOT)
+def _environment(env: Any) -> Any:
+    """``env``, or ``os.environ`` as it is now: looked up at each call, never bound as a default (``datasets``
+    replaces the object during a multi-process ``map``, and a default bound at import would read a stale copy)."""
+    return os.environ if env is None else env
 
 
-def working_dir(env: Mapping[str, str] = os.environ) -> Path:
+def input_root(env: Mapping[str, str] | None = None) -> Path:
+    return Path(_environment(env).get(INPUT_ROOT_ENV) or DEFAULT_INPUT_ROOT)
+
+
+def working_dir(env: Mapping[str, str] | None = None) -> Path:
     """Where a kernel writes what it leaves (Kaggle keeps ``/kaggle/working`` as the notebook's output)."""
-    return Path(env.get(WORKING_ENV) or DEFAULT_WORKING)
+    return Path(_environment(env).get(WORKING_ENV) or DEFAULT_WORKING)
 
 
-def output_path(env: Mapping[str, str] = os.environ) -> Path:
+def output_path(env: Mapping[str, str] | None = None) -> Path:
     """The submission file: ``ARC_KIT_OUTPUT``, else ``submission.json`` in the working folder."""
+    env = _environment(env)
     return Path(env.get(OUTPUT_ENV) or working_dir(env) / SUBMISSION_FILE)
 
 
-def use_working_data_cache(env: MutableMapping[str, str] = os.environ) -> Path:
+def use_working_data_cache(env: MutableMapping[str, str] | None = None) -> Path:
     """Write named data sets below the working folder (``ARC_KIT_DATA_CACHE``, unless set): the one place a kernel
     may write, and the output then holds the very files a run read."""
     from arc_kit.core.named_data import CACHE_ENV
 
+    env = _environment(env)
     env.setdefault(CACHE_ENV, str(working_dir(env) / DATA_CACHE))
     return Path(env[CACHE_ENV])
 
 
-def is_competition_rerun(env: Mapping[str, str] = os.environ) -> bool:
+def is_competition_rerun(env: Mapping[str, str] | None = None) -> bool:
     """Kaggle sets KAGGLE_IS_COMPETITION_RERUN when it reruns the kernel on the hidden test set."""
-    return bool(env.get("KAGGLE_IS_COMPETITION_RERUN"))
+    return bool(_environment(env).get("KAGGLE_IS_COMPETITION_RERUN"))
 
 
 def find_challenges(root: Path, slug: str, given: str | Path | None = None) -> Path:
