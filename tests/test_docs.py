@@ -30,7 +30,7 @@ import runpy
 import shlex
 import sys
 import typing
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -49,7 +49,7 @@ DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md")), REPO / "kerne
         REPO / "submission" / "README.md"]
 SHELL_LANGUAGES = {"bash", "sh", "shell", "console", ""}
 REPO_FOLDERS = ("arc_kit/", "scripts/", "tests/", "docs/", "submission/", ".ci/")
-# A page another branch adds; linked from the README's contents already. Accepted only while it is absent.
+# Linked from the README's contents before it is written: accepted while it is absent, checked once it exists.
 PENDING_PAGES = {"docs/corpora.md"}
 
 DEMO_COMMAND = ("python -m pip install torch==2.13.0 && python -m pip install -e . -c constraints.txt && "
@@ -535,7 +535,7 @@ def test_the_readme_keeps_its_two_commands_and_they_install_what_ci_installs():
 
 # --- the checks can fail ----------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("command, problem", [
+SHELL_WRONG = [
     ("arc-kit kernel biuld --owner you", "no command 'biuld'"),
     ("arc-kit dry-run --model DIR --challenges arc-agi-2/evaluation --out DIR --scoring-veiws 4",
      "no flag --scoring-veiws"),
@@ -554,13 +554,8 @@ def test_the_readme_keeps_its_two_commands_and_they_install_what_ci_installs():
     ("python scripts/export.py runs/x --out DIR --dtyp bfloat16", "no flag --dtyp"),
     ("python scripts/bench_solver.py --taks 3", "no flag --taks"),
     ("python scripts/push_kernel.py --kind trian", "invalid choice"),
-])
-def test_a_wrong_command_is_refused(command: str, problem: str):
-    problems = check_shell(command)
-    assert any(problem in p for p in problems), problems
-
-
-@pytest.mark.parametrize("span, problem", [
+]
+INLINE_WRONG = [  # a span may be a fragment: only its names are checked
     ("arc-kit kernel output --kindd evaluate", "no flag --kindd"),
     ("arc-kit shrink-vocb MODEL_DIR --out DIR", "no command"),
     ("python scripts/bench_inference.py --model 25m", "no flag --model"),
@@ -571,9 +566,13 @@ def test_a_wrong_command_is_refused(command: str, problem: str):
     ("[solver.selektion]", "no such setting"),
     ("[ttt] los_on", "no such setting"),
     ("--set train.outptu_dir=runs/x", "no such setting"),
-])
-def test_a_wrong_inline_command_or_path_is_refused(span: str, problem: str):
-    problems = check_inline(span)
+]
+
+
+@pytest.mark.parametrize("check, text, problem", [(check_shell, *case) for case in SHELL_WRONG]
+                         + [(check_inline, *case) for case in INLINE_WRONG], ids=lambda x: getattr(x, "__name__", x))
+def test_a_wrong_command_or_name_is_refused(check: Callable[[str], list[str]], text: str, problem: str):
+    problems = check(text)
     assert any(problem in p for p in problems), problems
 
 
