@@ -263,7 +263,7 @@ def kit_parser() -> argparse.ArgumentParser:
 def script_parser(name: str) -> tuple[argparse.ArgumentParser, tuple[str, ...]]:
     """The parser ``scripts/<name>`` parses its arguments with, and the arguments it puts before the user's (a
     wrapper over ``arc-kit`` puts its command: ``("kernel", "push")``). The script runs as ``__main__`` with no
-    arguments until its first ``parse_args``, which stops it."""
+    arguments until it first parses them (``parse_args`` or ``parse_known_args``), which stops it."""
     path = REPO / "scripts" / name
 
     def stop(self: argparse.ArgumentParser, args: list[str] | None = None, namespace: Any = None) -> None:
@@ -272,7 +272,8 @@ def script_parser(name: str) -> tuple[argparse.ArgumentParser, tuple[str, ...]]:
     environ, sys_path, argv = dict(os.environ), list(sys.path), list(sys.argv)
     sys.argv, sys.path[:0] = [str(path)], [str(path.parent)]
     try:
-        with mock.patch.object(argparse.ArgumentParser, "parse_args", stop):
+        with mock.patch.object(argparse.ArgumentParser, "parse_args", stop), \
+                mock.patch.object(argparse.ArgumentParser, "parse_known_args", stop):
             runpy.run_path(str(path), run_name="__main__")
     except _Parsed as parsed:
         return lenient(parsed.parser), tuple(parsed.args)
