@@ -1,4 +1,4 @@
-"""The README's GPU plan, measured: one short run on one GPU, a Qwen3-4B-shaped model with random bf16 weights.
+"""The GPU plan (docs/gpu-plan.md), measured: one short run on one GPU, a Qwen3-4B-shaped model with random bf16 weights.
 
     python scripts/bench_gpu.py                # on a GPU: Qwen3-4B shape, prompts of 2.8k and 8k tokens, ~4 min
     python scripts/bench_gpu.py --cpu-smoke    # (or --smoke) the same code on a tiny config, on the CPU, in seconds
@@ -52,7 +52,7 @@ SMOKE = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "n
          "rms_norm_eps": 1e-6, "tie_word_embeddings": True}
 VOCABS = {"full": 151_936, "cut": 16}  # Qwen's vocabulary; NVARC's cut (arc_kit.models.vocab)
 
-# The README's GPU plan for Qwen3-4B on one L4, seconds a task (one test input), at 2.8k-token prompts.
+# The GPU plan (docs/gpu-plan.md) for Qwen3-4B on one L4, seconds a task (one test input), at 2.8k-token prompts.
 PLAN = {"phase-1 greedy": 10.0, "test-time training (128 rows)": 105.0, "search, 8 views one after another": 95.0,
         "search, 8 views in lock-step": 21.0, "re-scoring, 8 views x 4 candidates": 4.5}
 GREEDY_STEPS = 200  # the plan's median answer
