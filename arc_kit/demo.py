@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from arc_kit import COMPETITION_SLUG
-from arc_kit.config.run import KernelPlan, SolverConfig, TTTConfig, load_plan
+from arc_kit.config.run import SolverSettings, SubmissionConfig, TTTSettings, load_submission_config
 from arc_kit.config.schema import Settings, setting
 
 T = TypeVar("T")
@@ -31,15 +31,15 @@ DEMO_SETTINGS = Path(__file__).resolve().parent / "configs" / "demo-settings.tom
 READ_RULE = "swap"  # the colour map hidden in the demo's second held-out set
 
 
-def demo_plan(path: Path = DEMO_SETTINGS) -> KernelPlan:
+def demo_config(path: Path = DEMO_SETTINGS) -> SubmissionConfig:
     """The demo's solver and TTT settings: the kit's defaults with ``demo-settings.toml``'s changes."""
-    return load_plan(path)
+    return load_submission_config(path)
 
 
 @dataclass
-class DemoConfig(Settings):
+class DemoSettings(Settings):
     """What the demo does besides answering: its folder, training config, held-out sets, optional real files.
-    How it answers (solver and TTT) is a ``KernelPlan``, ``DEMO_SETTINGS`` unless another is given."""
+    How it answers (solver and TTT) is a ``SubmissionConfig``, ``DEMO_SETTINGS`` unless another is given."""
 
     out: Path = setting(Path("demo-out"), help="folder for every artefact")
     train_config: str = setting("demo", help=(
@@ -83,7 +83,7 @@ def peak_memory_mb() -> float:
     return max(own, children) / 1024
 
 
-def run_demo(cfg: DemoConfig, plan: KernelPlan | None = None) -> dict[str, Any]:
+def run_demo(cfg: DemoSettings, plan: SubmissionConfig | None = None) -> dict[str, Any]:
     from arc_kit.config.training import load_config, resolve_config_path
 
     out = cfg.out.resolve()
@@ -97,7 +97,7 @@ def run_demo(cfg: DemoConfig, plan: KernelPlan | None = None) -> dict[str, Any]:
     from arc_kit.core.tasks import load_tasks, read_json, write_task_files
     from arc_kit.training import export_model, run_training
 
-    plan = plan or demo_plan()
+    plan = plan or demo_config()
     # Measured here: the tiny model steps several times faster on one thread than on two contended ones.
     torch.set_num_threads(plan.solver.cpu_threads or 1)
     out.mkdir(parents=True, exist_ok=True)
@@ -124,9 +124,9 @@ def run_demo(cfg: DemoConfig, plan: KernelPlan | None = None) -> dict[str, Any]:
     groups = {"same rule": set(heldout.tasks) - read_ids, "rule read from the demos": read_ids}
 
     def base_model() -> Path:
-        from arc_kit.models.tiny import BASE_MODEL_DIR, tiny_config, write_tiny_model
+        from arc_kit.models.tiny import BASE_MODEL_DIR, tiny_shape, write_tiny_model
 
-        return write_tiny_model(out / BASE_MODEL_DIR, tiny_config(config.model))
+        return write_tiny_model(out / BASE_MODEL_DIR, tiny_shape(config.model))
 
     base_dir = times.run("tiny model", base_model)
     config.model.name_or_path = str(base_dir)
@@ -190,7 +190,7 @@ def run_demo(cfg: DemoConfig, plan: KernelPlan | None = None) -> dict[str, Any]:
     return out_json
 
 
-def _dry_run(model: Path, challenges: Path, solutions: Path | None, out: Path, solver: SolverConfig, *,
+def _dry_run(model: Path, challenges: Path, solutions: Path | None, out: Path, solver: SolverSettings, *,
              budget: float) -> dict[str, Any]:
     """A dry run without test-time training: what the model knows by itself."""
     from arc_kit.config.run import RunSettings
@@ -199,7 +199,7 @@ def _dry_run(model: Path, challenges: Path, solutions: Path | None, out: Path, s
 
     report = dry_run(RunJob(model_dir=model, challenges=challenges, output=out / "submission.json",
                             solutions=solutions, run=RunSettings(budget_seconds=budget), solver=solver,
-                            ttt=TTTConfig(enabled=False)))
+                            ttt=TTTSettings(enabled=False)))
     per_task = {tid: (sum(r.correct) / len(r.correct) if r.correct else 0.0) for tid, r in report.per_task.items()}
     return {"score": report.score if report.score is not None else 0.0, "tasks": report.tasks, "per_task": per_task}
 
@@ -217,13 +217,13 @@ def _export_as_dataset(export_model: Callable[..., Path], run_dir: Path, out: Pa
     return merged
 
 
-def _build_kernel(out: Path, competition: str, solver: SolverConfig, ttt: TTTConfig) -> Path:
-    from arc_kit.config.run import KernelPlan, KernelRuntime
-    from arc_kit.kaggle.kernel_build import KernelSettings, build_kernel, kernel_entry
+def _build_kernel(out: Path, competition: str, solver: SolverSettings, ttt: TTTSettings) -> Path:
+    from arc_kit.config.run import KernelSettings, SubmissionConfig
+    from arc_kit.kaggle.kernel_build import KernelMetadataSettings, build_kernel, kernel_entry
 
-    plan = KernelPlan(KernelRuntime(competition=competition, weights_dataset=f"{DEMO_OWNER}/{WEIGHTS_SLUG}"),
-                      solver=solver, ttt=ttt)
-    build_kernel(kernel_entry("submission"), out, KernelSettings(owner=DEMO_OWNER), plan)
+    plan = SubmissionConfig(KernelSettings(competition=competition, weights_dataset=f"{DEMO_OWNER}/{WEIGHTS_SLUG}"),
+                            solver=solver, ttt=ttt)
+    build_kernel(kernel_entry("submission"), out, KernelMetadataSettings(owner=DEMO_OWNER), plan)
     return out
 
 

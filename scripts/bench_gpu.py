@@ -154,8 +154,8 @@ def bench_model(torch: Any, model: Any, tokenizer: Any, device: str, context: in
     """Every stage of one task at one prompt length: measured seconds split into compute and decoding, peak GB."""
     import random
 
-    from arc_kit.config.lora import LoraSpec
-    from arc_kit.config.run import SolverConfig, TTTConfig
+    from arc_kit.config.lora import LoraSettings
+    from arc_kit.config.run import SolverSettings, TTTSettings
     from arc_kit.core.formats import NVARC_FORMAT
     from arc_kit.models.loading import LoadedModel
     from arc_kit.solve.decoding import GreedyDecoder
@@ -168,8 +168,8 @@ def bench_model(torch: Any, model: Any, tokenizer: Any, device: str, context: in
 
     def decoder(rows: int) -> Any:
         room = rows * (context + max(sizes.greedy_steps, sizes.search_steps) + 1)
-        d = GreedyDecoder.for_config(model, tokenizer, device, SolverConfig(batch_size=rows, batch_tokens=room,
-                                                                            prefill_chunk_tokens=8192))
+        d = GreedyDecoder.for_config(model, tokenizer, device, SolverSettings(batch_size=rows, batch_tokens=room,
+                                                                              prefill_chunk_tokens=8192))
         d.end_ids = []  # every row runs every step: the time is the model's, not the answer's
         return d
 
@@ -199,8 +199,8 @@ def bench_model(torch: Any, model: Any, tokenizer: Any, device: str, context: in
                                                        "peak_gb": clock.peak_gb()}
     loaded = LoadedModel(model, tokenizer, device, "transformers", "bench", next(model.parameters()).dtype,
                          False, NVARC_FORMAT)
-    ttt = TTTConfig(max_samples=sizes.ttt_rows + 1, lora=LoraSpec(r=32, alpha=32), max_length=context + 1024,
-                    colour_views=False)
+    ttt = TTTSettings(max_samples=sizes.ttt_rows + 1, lora=LoraSettings(r=32, alpha=32), max_length=context + 1024,
+                      colour_views=False)
     adapter = TaskAdapter(loaded, ttt)
     task = random_grid_task(context, seed=context)
     adapter.train(random_grid_task(min(context, 256), seed=1))  # the Trainer's first-use costs, not timed
@@ -237,10 +237,10 @@ def qwen3_config(shape: dict[str, Any], vocab: int) -> Any:
 
 def budgets_here(model: Any, device: str, dtype: Any) -> dict[str, int] | None:
     """The budgets this GPU's free memory gives now, with ``model`` loaded (None on a CPU)."""
-    from arc_kit.config.run import SolverConfig, TTTConfig
+    from arc_kit.config.run import SolverSettings, TTTSettings
     from arc_kit.models.memory import budgets_for
 
-    fitted = budgets_for(model, device, dtype, SolverConfig(), TTTConfig())
+    fitted = budgets_for(model, device, dtype, SolverSettings(), TTTSettings())
     if fitted is None:
         return None
     budgets, _, free = fitted

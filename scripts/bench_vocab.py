@@ -120,10 +120,10 @@ def measure_model(model_dir: str, ttt_tokens: list[int], steps: int, decode_toke
                   new_tokens: int) -> dict[str, Any]:
     """Decoding, then test-time training at each length, on one model folder (decoding first: TTT leaves its
     LoRA in the model)."""
-    from arc_kit.config.run import SolverConfig
+    from arc_kit.config.run import SolverSettings
     from arc_kit.models.loading import load_model
 
-    loaded = load_model(model_dir, SolverConfig(device="cpu", cpu_threads=1))
+    loaded = load_model(model_dir, SolverSettings(device="cpu", cpu_threads=1))
     out = {"vocab_rows": int(loaded.model.config.vocab_size),
            "decode": measure_decode(loaded, decode_tokens, batch, new_tokens), "ttt": []}
     out["ttt"] = measure_ttt(loaded, ttt_tokens, steps)
@@ -134,10 +134,10 @@ def measure_ttt(loaded: Any, lengths: list[int], steps: int) -> list[dict[str, A
     """``steps`` rows of each length through ``TaskAdapter.train``, timing each optimiser step."""
     from transformers import TrainerCallback
 
-    from arc_kit.config.run import TTTConfig
+    from arc_kit.config.run import TTTSettings
     from arc_kit.solve.ttt import TaskAdapter
 
-    adapter = TaskAdapter(loaded, TTTConfig(max_samples=steps, max_length=max(lengths) + 8))
+    adapter = TaskAdapter(loaded, TTTSettings(max_samples=steps, max_length=max(lengths) + 8))
     stamps: list[float] = []
 
     class StepTimer(TrainerCallback):
@@ -176,7 +176,7 @@ def measure_decode(loaded: Any, tokens: int, batch: int, new_tokens: int) -> dic
 
     from bench_inference import timed  # scripts/ sibling: the forward-hook timing bench_inference uses
 
-    from arc_kit.config.run import SolverConfig
+    from arc_kit.config.run import SolverSettings
     from arc_kit.core.formats import answer_token_ids
     from arc_kit.solve.decoding import DecodeRequest, GreedyDecoder
 
@@ -184,7 +184,7 @@ def measure_decode(loaded: Any, tokens: int, batch: int, new_tokens: int) -> dic
     rng = random.Random(0)
     requests = [DecodeRequest(row, tuple(rng.choice(digits) for _ in range(tokens - row)), new_tokens)
                 for row in range(batch)]
-    config = SolverConfig(device="cpu", batch_size=batch, batch_tokens=batch * (tokens + new_tokens))
+    config = SolverSettings(device="cpu", batch_size=batch, batch_tokens=batch * (tokens + new_tokens))
     decoder = GreedyDecoder.for_config(loaded.model, loaded.tokenizer, "cpu", config)
     decoder.end_ids = []  # every row runs every step
     decoder.decode([DecodeRequest("warm-up", requests[0].prompt_ids[:64], 2)])  # first calls pay lazy set-up
@@ -199,7 +199,7 @@ def measure_outputs(full_dir: str, cut_dir: str, tokens: int) -> dict[str, Any]:
     with every other token masked."""
     import torch
 
-    from arc_kit.config.run import SolverConfig
+    from arc_kit.config.run import SolverSettings
     from arc_kit.core.augment import views_for_task
     from arc_kit.core.formats import format_token_ids
     from arc_kit.core.synthetic import generate_tasks
@@ -207,8 +207,8 @@ def measure_outputs(full_dir: str, cut_dir: str, tokens: int) -> dict[str, Any]:
     from arc_kit.solve.decoding import DecodeRequest, GreedyDecoder
     from arc_kit.solve.prompts import task_prompts
 
-    full = load_model(full_dir, SolverConfig(device="cpu", cpu_threads=1))
-    cut = load_model(cut_dir, SolverConfig(device="cpu", cpu_threads=1))
+    full = load_model(full_dir, SolverSettings(device="cpu", cpu_threads=1))
+    cut = load_model(cut_dir, SolverSettings(device="cpu", cpu_threads=1))
     kept = format_token_ids(full.tokenizer, full.prompt_format)
     tasks = generate_tasks(["rot90", "flip_lr", "recolour", "gravity_down"], 4, seed=3, sizes=[4, 6], n_train=3)
 
@@ -235,7 +235,7 @@ def measure_outputs(full_dir: str, cut_dir: str, tokens: int) -> dict[str, Any]:
     full.model.register_forward_hook(kept_only)
 
     def greedy(loaded: Any, ps: list[Any]) -> list[str]:
-        decoder = GreedyDecoder.for_config(loaded.model, loaded.tokenizer, "cpu", SolverConfig(device="cpu"))
+        decoder = GreedyDecoder.for_config(loaded.model, loaded.tokenizer, "cpu", SolverSettings(device="cpu"))
         return [loaded.tokenizer.decode(g.token_ids, skip_special_tokens=False)
                 for g in decoder.decode([DecodeRequest(i, p.token_ids, 16) for i, p in enumerate(ps)])]
 

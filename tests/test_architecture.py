@@ -12,7 +12,7 @@ import typing
 from pathlib import Path
 
 import arc_kit
-from arc_kit.config.run import KernelPlan
+from arc_kit.config.run import SubmissionConfig
 
 PACKAGE = Path(arc_kit.__file__).parent
 # Lower layers first: a module may import its own layer and the ones before it, never one after it.
@@ -41,7 +41,7 @@ def _modules(prefixes: tuple[str, ...]) -> list:
 def test_no_solver_signature_shadows_a_setting_with_a_default_of_its_own():
     """A parameter named after a run setting takes its value from the caller (who has the settings), never from
     a default written beside the function: such a default silently differs from the setting one day."""
-    settings = set().union(*(_setting_names(t) for t in typing.get_type_hints(KernelPlan).values()))
+    settings = set().union(*(_setting_names(t) for t in typing.get_type_hints(SubmissionConfig).values()))
     shadowed = []
     for module in _modules(("arc_kit.solve", "arc_kit.core.augment", "arc_kit.run")):
         for obj in vars(module).values():

@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 
 from arc_kit.core.submission import validate_submission_file
-from arc_kit.demo import DemoConfig, run_demo
+from arc_kit.demo import DemoSettings, run_demo
 
 
 @pytest.mark.slow
 def test_demo_runs_every_stage_and_leaves_valid_artefacts(tmp_path: Path):
-    result = run_demo(DemoConfig(out=tmp_path / "demo", heldout_tasks=3, read_tasks=2,
-                                 overrides=["train.max_steps=4", "train.logging_steps=1", "data.synthetic.n_tasks=24"]))
+    result = run_demo(DemoSettings(out=tmp_path / "demo", heldout_tasks=3, read_tasks=2,
+                                   overrides=["train.max_steps=4", "train.logging_steps=1", "data.synthetic.n_tasks=24"]))
     summary, artefacts = result["summary"], {k: Path(v) for k, v in result["artefacts"].items()}
     assert summary["train steps"] == 4 and summary["held-out tasks"] == 5
     # An untrained model scores nothing (a placeholder or a copied input counted as right would show here), and the

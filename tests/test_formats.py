@@ -178,11 +178,11 @@ def test_tokens_counts_in_the_folders_format(nvarc_published_dir: Path, capsys):
 
 
 def test_ttt_rows_in_nvarc_learn_every_output(nvarc_tokenizer):
-    from arc_kit.config.run import TTTConfig
+    from arc_kit.config.run import TTTSettings
     from arc_kit.solve.ttt import ttt_examples
 
     task = Task("t", (*TASK.train, Pair(((3,),), ((4,),))), TASK.test)
-    rows = ttt_examples(task, nvarc_tokenizer, NVARC_FORMAT, TTTConfig(max_samples=6, loss_on="all_outputs"))
+    rows = ttt_examples(task, nvarc_tokenizer, NVARC_FORMAT, TTTSettings(max_samples=6, loss_on="all_outputs"))
     assert len(rows) == 6
     for row in rows:
         runs = learnt_text(nvarc_tokenizer, row)
@@ -195,10 +195,10 @@ def test_dry_run_answers_with_a_published_layout_folder(nvarc_published_dir: Pat
     """No manifest, NVARC's 16 tokens: the folder is recognised as nvarc and every task gets an answer with the
     kit's TTT, search and re-scoring (a random model's answers are wrong, not errors)."""
     from arc_kit.cli.main import main
-    from arc_kit.config.run import SolverConfig
+    from arc_kit.config.run import SolverSettings
     from arc_kit.solve.solver import load_solver
 
-    solver = load_solver(nvarc_published_dir, SolverConfig(device="cpu"))
+    solver = load_solver(nvarc_published_dir, SolverSettings(device="cpu"))
     assert solver.prompt_format is NVARC_FORMAT and solver.tokenizer.eos_token_id == 15
     code = main(["dry-run", "--model", str(nvarc_published_dir), "--challenges", str(arc2_eval[0]),
                  "--solutions", str(arc2_eval[1]), "--out", str(tmp_path / "out"), "--max-tasks", "2",

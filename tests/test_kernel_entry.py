@@ -325,12 +325,12 @@ def test_the_evaluation_kernel_leaves_a_scored_report_with_seconds_per_stage(eva
 
 
 def test_the_training_kernels_config_points_at_its_output_mounts_and_budget(tmp_path: Path):
-    from arc_kit.config.kernels import TrainKernelPlan
+    from arc_kit.config.kernels import TrainKernelConfig
     from arc_kit.config.run import SettingsError
     from arc_kit.run.train_kernel import kernel_training_config
 
     base = _touch(tmp_path / "models" / "qwen-lm" / "qwen-3" / "transformers" / "4b" / "1" / "config.json").parent
-    plan = TrainKernelPlan.from_dict({
+    plan = TrainKernelConfig.from_dict({
         "kernel": {"base_model_source": "qwen-lm/qwen-3/transformers/4b/1", "budget_seconds": 3600},
         "train": {"stop_margin_seconds": 600},
         "model": {"name_or_path": "unsloth/Qwen3-4B"},
@@ -351,10 +351,10 @@ def test_the_training_kernels_config_points_at_its_output_mounts_and_budget(tmp_
 
 
 def test_a_resumed_training_kernel_needs_a_run_stopped_at_its_budget(tmp_path: Path):
-    from arc_kit.config.kernels import TrainKernelRuntime
+    from arc_kit.config.kernels import TrainKernelSettings
     from arc_kit.run.train_kernel import resume_source
 
-    k = TrainKernelRuntime(resume_kernel="me/arc-kit-train")
+    k = TrainKernelSettings(resume_kernel="me/arc-kit-train")
     with pytest.raises(KagglePathError, match="its output is not attached"):
         resume_source(k, tmp_path)
     output = tmp_path / "notebooks" / "me" / "arc-kit-train"
@@ -366,4 +366,4 @@ def test_a_resumed_training_kernel_needs_a_run_stopped_at_its_budget(tmp_path: P
     training_output(output, export=True)
     with pytest.raises(KagglePathError, match="holds a finished run .*build the kernel without --resume-kernel"):
         resume_source(k, tmp_path)
-    assert resume_source(TrainKernelRuntime(), tmp_path) is None
+    assert resume_source(TrainKernelSettings(), tmp_path) is None

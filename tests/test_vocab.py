@@ -12,7 +12,7 @@ import pytest
 from qwen3_models import write_qwen3_model
 
 from arc_kit.cli.main import main
-from arc_kit.config.run import SolverConfig
+from arc_kit.config.run import SolverSettings
 from arc_kit.core.augment import views_for_task
 from arc_kit.core.formats import ARC_KIT_FORMAT, NVARC_FORMAT, NVARC_VOCAB, format_token_ids
 from arc_kit.core.synthetic import generate_tasks
@@ -43,8 +43,8 @@ def test_the_cut_model_gives_the_full_models_logits_and_answers(tmp_path: Path, 
     out = tmp_path / "cut"
     full_dir = write_qwen3_model(tmp_path / "full", tie=tie)
     assert main(["shrink-vocab", str(full_dir), "--out", str(out), "--format", name]) == 0
-    full = load_model(full_dir, SolverConfig(device="cpu", format=name))
-    cut = load_model(out, SolverConfig(device="cpu"))  # the manifest says which format
+    full = load_model(full_dir, SolverSettings(device="cpu", format=name))
+    cut = load_model(out, SolverSettings(device="cpu"))  # the manifest says which format
     assert cut.prompt_format is prompt_format
     kept = format_token_ids(full.tokenizer, prompt_format)
     assert cut.model.config.vocab_size == len(cut.tokenizer) == len(kept)
@@ -62,7 +62,7 @@ def test_the_cut_model_gives_the_full_models_logits_and_answers(tmp_path: Path, 
         assert torch.allclose(got, want, atol=1e-5, rtol=0), (got - want).abs().max()
 
     def greedy(model, tokenizer, prompts):  # noqa: ANN001, ANN202
-        decoder = GreedyDecoder.for_config(model, tokenizer, "cpu", SolverConfig(device="cpu"))
+        decoder = GreedyDecoder.for_config(model, tokenizer, "cpu", SolverSettings(device="cpu"))
         generations = decoder.decode([DecodeRequest(i, p.token_ids, 12) for i, p in enumerate(prompts)])
         return [tokenizer.decode(g.token_ids, skip_special_tokens=False) for g in generations]
 
@@ -107,14 +107,14 @@ class KeptOnly:
 
 
 def test_search_rescoring_and_ttt_run_on_a_cut_model(tmp_path: Path):
-    from arc_kit.config.lora import LoraSpec
-    from arc_kit.config.run import TTTConfig
+    from arc_kit.config.lora import LoraSettings
+    from arc_kit.config.run import TTTSettings
     from arc_kit.solve.solver import load_solver
 
     full = write_qwen3_model(tmp_path / "full", tie=True)
     assert main(["shrink-vocab", str(full), "--out", str(tmp_path / "cut")]) == 0
-    config = SolverConfig(device="cpu", mode="dfs", views=2, scoring_views=2, min_probability=0.05)
-    ttt = TTTConfig(max_samples=2, lora=LoraSpec(r=4, alpha=8, train_embeddings=True), loss_on="all_outputs")
+    config = SolverSettings(device="cpu", mode="dfs", views=2, scoring_views=2, min_probability=0.05)
+    ttt = TTTSettings(max_samples=2, lora=LoraSettings(r=4, alpha=8, train_embeddings=True), loss_on="all_outputs")
     solver = load_solver(tmp_path / "cut", config, ttt)
     assert solver.prompt_format is ARC_KIT_FORMAT and solver.loaded.model.config.vocab_size < 32
     results = solver.solve(TASKS[:2])
@@ -160,7 +160,7 @@ def test_training_continues_in_nvarc_format_and_the_export_keeps_it(start: str, 
     merged = export_model(result.output_dir, tmp_path / "export")
     manifest = read_manifest(merged)
     assert (manifest["prompt_format"], manifest["loss_on"]) == ("nvarc", "all_outputs")
-    solver = load_solver(merged, SolverConfig(device="cpu"))
+    solver = load_solver(merged, SolverSettings(device="cpu"))
     assert solver.prompt_format is NVARC_FORMAT and solver.loaded.model.config.vocab_size == 16
     assert solver.tokenizer.get_vocab() == NVARC_VOCAB
 

@@ -9,14 +9,14 @@ import typing
 from pathlib import Path
 
 from arc_kit.cli.flags import challenges_file, input_errors, setting_value, solutions_file
-from arc_kit.config.run import FormatChoice, SolverConfig
+from arc_kit.config.run import FormatChoice, SolverSettings
 
 FORMAT_CHOICES = typing.get_args(FormatChoice)
 
 
 def add_format_flag(parser: argparse.ArgumentParser, what: str) -> None:
-    """``--format``, with the solver's default (``SolverConfig.format``: auto)."""
-    parser.add_argument("--format", dest="prompt_format", choices=FORMAT_CHOICES, default=SolverConfig.format,
+    """``--format``, with the solver's default (``SolverSettings.format``: auto)."""
+    parser.add_argument("--format", dest="prompt_format", choices=FORMAT_CHOICES, default=SolverSettings.format,
                         help=f"the prompt format {what} (default: %(default)s: the manifest's, else nvarc for "
                              "NVARC's 16-token tokenizer, else arc-kit)")
 
@@ -38,8 +38,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--answer", action="store_true",
                    help="append the answer's completion: the training text (the solution must be known)")
     p.add_argument("--solutions", type=solutions_file, help="solutions file or data set name (for --answer)")
-    p.add_argument("--max-length", type=setting_value(SolverConfig, "max_length"),
-                   default=SolverConfig.max_length,
+    p.add_argument("--max-length", type=setting_value(SolverSettings, "max_length"),
+                   default=SolverSettings.max_length,
                    help="context the prompt must fit, answer room included (default: %(default)s, the solver's)")
     p.set_defaults(handler=_prompt)
 

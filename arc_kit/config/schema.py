@@ -108,7 +108,7 @@ def _literal_choices(hint: Any) -> tuple[Any, ...] | None:
 
 
 def choices_of(cls: type, name: str) -> tuple[Any, ...]:
-    """The allowed values of a ``Literal`` field (e.g. ``choices_of(SolverConfig, "formula")``)."""
+    """The allowed values of a ``Literal`` field (e.g. ``choices_of(SolverSettings, "formula")``)."""
     return tuple(c for c in _literal_choices(typing.get_type_hints(cls)[name]) or () if c is not None)
 
 

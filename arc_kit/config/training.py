@@ -20,7 +20,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from arc_kit.config.lora import LoraSpec
+from arc_kit.config.lora import LoraSettings
 from arc_kit.config.run import FORMAT_HELP, LOSS_ON_HELP, FormatChoice, LossOn
 from arc_kit.config.schema import Settings, SettingsError, field_path, load, setting
 from arc_kit.core.tasks import MAX_SIDE
@@ -219,7 +219,7 @@ class TrainSettings(Settings):
 @dataclass
 class TrainConfig(Settings):
     model: ModelSettings = setting(help="the base model and how it is loaded", factory=ModelSettings)
-    lora: LoraSpec = setting(help="the adapter (unused with model.full_finetuning)", factory=LoraSpec)
+    lora: LoraSettings = setting(help="the adapter (unused with model.full_finetuning)", factory=LoraSettings)
     data: DataSettings = setting(help="what the model trains on", factory=DataSettings)
     train: TrainSettings = setting(help="the trainer's settings", factory=TrainSettings)
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from arc_kit.config.kernels import DEFAULT_KIND, KINDS, KernelKind, kernel_literal, plan_from_literal
+from arc_kit.config.kernels import DEFAULT_KIND, KINDS, KernelKind, config_from_literal, kernel_literal
 from arc_kit.config.schema import Settings, SettingsError, setting, validate
 from arc_kit.core.files import atomic_write_text
 from arc_kit.errors import ArcKitError
@@ -68,9 +68,9 @@ class KernelBuildError(ArcKitError, ValueError):
 
 
 @dataclass
-class KernelSettings(Settings):
+class KernelMetadataSettings(Settings):
     """The kernel as Kaggle sees it: its kind, id, the machine, extra sources. What it runs is its plan
-    (``arc_kit.config.kernels.KIND_PLANS``)."""
+    (``arc_kit.config.kernels.KIND_CONFIGS``)."""
 
     kind: KernelKind = setting(DEFAULT_KIND, help="; ".join(f"{k}: {d.what}" for k, d in KIND_DEFAULTS.items()))
     owner: str = setting("", help="Kaggle user name (empty: KAGGLE_USERNAME or kaggle.json)")
@@ -86,7 +86,7 @@ class KernelSettings(Settings):
         "original: the image the kernel was first run on, so a rerun cannot meet new package versions"))
     private: bool = setting(True, help="keep the kernel private")
 
-    def resolved(self) -> KernelSettings:
+    def resolved(self) -> KernelMetadataSettings:
         """These settings with the kind's defaults filled in where they are unset (``KIND_DEFAULTS``)."""
         return dataclasses.replace(self, slug=self.slug or default_slug(self.kind),
                                    machine_shape=self.machine_shape or KIND_DEFAULTS[self.kind].machine_shape)
@@ -108,7 +108,7 @@ class KernelSettings(Settings):
     def check_with(self, plan: Any) -> None:
         try:
             check_ref(self.ref, "kernel")
-            sources = plan_sources(self.kind, plan)
+            sources = config_sources(self.kind, plan)
             for ref in (*sources.datasets, *self.extra_datasets):
                 check_ref(ref, "dataset")
             for ref in sources.kernels:
@@ -141,7 +141,7 @@ class Sources:
     named_models: list[tuple[str, str]]  # (the setting, its value) of every model source, for the version check
 
 
-def plan_sources(kind: str, plan: Any) -> Sources:
+def config_sources(kind: str, plan: Any) -> Sources:
     """The sources a kind's plan names: weights (a dataset, a model or a notebook's output), the wheelhouse, the
     competition (submission only), the base model and the run to resume (train)."""
     if kind == "train":
@@ -187,12 +187,12 @@ def kernel_entry(kind: str) -> Path:
     return Path(str(entry))
 
 
-def kernel_metadata(settings: KernelSettings, plan: Any) -> dict:
+def kernel_metadata(settings: KernelMetadataSettings, plan: Any) -> dict:
     """``kernel-metadata.json``: GPU on, private, the kind's sources attached, its machine named, internet as the
     kind says (off for submission and evaluate)."""
     settings = settings.resolved()
     settings.check_with(plan)
-    sources = plan_sources(settings.kind, plan)
+    sources = config_sources(settings.kind, plan)
     return {
         "id": settings.ref,
         "title": title_from_slug(settings.slug),
@@ -237,7 +237,7 @@ def script_to_notebook(code: str) -> str:
     return json.dumps(notebook, indent=1) + "\n"
 
 
-def build_kernel(main_py: Path, out_dir: Path, settings: KernelSettings, plan: Any = None,
+def build_kernel(main_py: Path, out_dir: Path, settings: KernelMetadataSettings, plan: Any = None,
                  build_info: dict | None = None, for_the_reader: dict[str, str] | None = None) -> dict[str, Path]:
     """Write the kernel folder; returns the paths written (``metadata``, ``code``, and any others by name).
 
@@ -246,10 +246,10 @@ def build_kernel(main_py: Path, out_dir: Path, settings: KernelSettings, plan: A
     beside it too. ``kaggle kernels push`` sends only the code file and the metadata, never those files: what
     the kernel needs is in the code file's literal.
     """
-    from arc_kit.config.kernels import KIND_PLANS
+    from arc_kit.config.kernels import KIND_CONFIGS
 
     main_py, out_dir = Path(main_py), Path(out_dir)
-    plan = plan if plan is not None else KIND_PLANS[settings.kind]()
+    plan = plan if plan is not None else KIND_CONFIGS[settings.kind]()
     if not main_py.is_file():
         raise KernelBuildError(f"kernel entry {main_py} not found")
     meta = kernel_metadata(settings, plan)
@@ -286,7 +286,7 @@ def read_metadata(folder: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def read_plan(folder: Path) -> Any:
+def read_kernel_config(folder: Path) -> Any:
     """The settings a built kernel carries, read back from its code file (its kind's plan class)."""
     return read_settings(folder)[1]
 
@@ -301,7 +301,7 @@ def read_settings(folder: Path) -> tuple[str, Any]:
     line = next((ln for ln in text.splitlines() if ln.startswith(SETTINGS_PREFIX)), None)
     if line is None:
         raise KernelBuildError(f"{code_path}: no {SETTINGS_PREFIX!r} line")
-    return plan_from_literal(ast.literal_eval(line[len(SETTINGS_PREFIX):]))
+    return config_from_literal(ast.literal_eval(line[len(SETTINGS_PREFIX):]))
 
 
 def read_build_info(folder: Path) -> dict:

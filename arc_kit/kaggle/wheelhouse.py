@@ -188,14 +188,14 @@ def resolve(roots: Sequence[Requirement], image: KaggleImage, find: WheelFinder,
 
 
 @dataclass
-class WheelhouseConfig:
+class WheelhouseOptions:
     image: KaggleImage = field(default_factory=KaggleImage.load)
     extras: tuple[str, ...] = ()  # optional requirements, e.g. "unsloth": left out with a reason if they do not fit
     find_links: tuple[Path, ...] = ()  # local folders of wheels pip may take from
     index: bool = True  # False: pip looks only in find_links (offline builds, tests)
 
 
-def pip_download_command(config: WheelhouseConfig, requirement: str, dest: Path) -> list[str]:
+def pip_download_command(config: WheelhouseOptions, requirement: str, dest: Path) -> list[str]:
     """``pip download`` of one requirement, no dependencies, for the kernel's interpreter and platform."""
     image = config.image
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--dest", str(dest),
@@ -237,7 +237,7 @@ def stage_source(project: Path, into: Path) -> Path:
     return staged
 
 
-def download_finder(config: WheelhouseConfig, dest: Path) -> WheelFinder:
+def download_finder(config: WheelhouseOptions, dest: Path) -> WheelFinder:
     """Fetch the newest wheel meeting a requirement into ``dest`` (pip picks it; we read what arrived)."""
 
     def find(req: Requirement) -> WheelInfo | None:
@@ -285,11 +285,11 @@ class WheelhouseResult:
     resolution: Resolution
 
 
-def build_wheelhouse(project: Path, dest: Path, config: WheelhouseConfig | None = None,
+def build_wheelhouse(project: Path, dest: Path, config: WheelhouseOptions | None = None,
                      run: Callable[[Sequence[str]], None] | None = None) -> WheelhouseResult:
     """The arc_kit wheel plus every wheel it needs that the image lacks; raises ``WheelhouseError`` when the set
     does not resolve. Wheels no longer needed are removed; ``wheelhouse.json`` records the plan."""
-    config = config or WheelhouseConfig()
+    config = config or WheelhouseOptions()
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     for old in dest.glob("arc_kit-*.whl"):

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from arc_kit.config.run import SolverConfig
+from arc_kit.config.run import SolverSettings
 from arc_kit.core.formats import (
     FORMAT_NAMES,
     FormatError,
@@ -70,10 +70,10 @@ class LoadedModel:
 # Inference
 
 
-def load_model(model_dir: str | Path, config: SolverConfig | None = None) -> LoadedModel:
+def load_model(model_dir: str | Path, config: SolverSettings | None = None) -> LoadedModel:
     """Load a merged model folder (config.json) or a LoRA adapter folder (adapter_config.json), never online."""
     set_offline_env(hub=True)
-    config = config or SolverConfig()
+    config = config or SolverSettings()
     model_dir = weights_folder(Path(model_dir))
 
     import torch
@@ -105,7 +105,7 @@ def load_model(model_dir: str | Path, config: SolverConfig | None = None) -> Loa
                        prompt_format=prompt_format)
 
 
-def inference_tokenizer(model_dir: Path, config: SolverConfig) -> tuple[Any, PromptFormat]:
+def inference_tokenizer(model_dir: Path, config: SolverSettings) -> tuple[Any, PromptFormat]:
     """The weights folder's tokenizer (an adapter without one takes its base's) and the prompt format the weights
     speak (``resolve_format`` with ``config.format``): cheap, so a command can check them before a long run."""
     try:
@@ -176,7 +176,7 @@ def _has_tokenizer(folder: Path) -> bool:
     return any((folder / n).exists() for n in ("tokenizer.json", "tokenizer_config.json"))
 
 
-def _adapter_base(adapter_dir: Path, config: SolverConfig) -> Path:
+def _adapter_base(adapter_dir: Path, config: SolverSettings) -> Path:
     """The base model folder of a LoRA adapter, offline: ``base_model`` if set, else the recorded one (as given,
     below the adapter, or beside it)."""
     recorded = json.loads((adapter_dir / "adapter_config.json").read_text()).get("base_model_name_or_path")
@@ -191,7 +191,7 @@ def _adapter_base(adapter_dir: Path, config: SolverConfig) -> Path:
     return base
 
 
-def _load_adapter(adapter_dir: Path, config: SolverConfig, dtype: Any) -> Any:
+def _load_adapter(adapter_dir: Path, config: SolverSettings, dtype: Any) -> Any:
     """Base model + adapter, merged so decoding runs at the base model's speed."""
     from peft import PeftModel
 
@@ -200,7 +200,7 @@ def _load_adapter(adapter_dir: Path, config: SolverConfig, dtype: Any) -> Any:
     return model.merge_and_unload()
 
 
-def _try_unsloth(model_dir: Path, config: SolverConfig, device: str, dtype: Any, tokenizer: Any,
+def _try_unsloth(model_dir: Path, config: SolverSettings, device: str, dtype: Any, tokenizer: Any,
                  prompt_format: PromptFormat) -> LoadedModel | None:
     """Unsloth's fast path on CUDA; a failure to load logs and returns None so transformers takes over. The
     tokenizer is the kit's (``load_tokenizer``), not Unsloth's: the kit tokenizes and pads every prompt itself,
@@ -216,7 +216,7 @@ def _try_unsloth(model_dir: Path, config: SolverConfig, device: str, dtype: Any,
         return None
 
 
-def context_limit(loaded: LoadedModel, config: SolverConfig) -> int:
+def context_limit(loaded: LoadedModel, config: SolverSettings) -> int:
     limit = getattr(loaded.model.config, "max_position_embeddings", None) or config.max_length
     return min(config.max_length, int(limit))
 

@@ -59,10 +59,10 @@ def build_arc_tokenizer() -> Any:
 
 
 @dataclass
-class TinyModelConfig:
+class TinyModelShape:
     """A Llama-shaped model (a Qwen2 config beside this tokenizer would make AutoTokenizer swap in Qwen's).
 
-    The shape has no defaults here: they are the ``tiny_*`` settings of ``ModelSettings`` (``tiny_config``)."""
+    The shape has no defaults here: they are the ``tiny_*`` settings of ``ModelSettings`` (``tiny_shape``)."""
 
     hidden_size: int
     intermediate_size: int
@@ -74,12 +74,12 @@ class TinyModelConfig:
     rope_theta: float = 10000.0
 
 
-def build_tiny_model(tokenizer: Any, config: TinyModelConfig | None = None) -> Any:
+def build_tiny_model(tokenizer: Any, config: TinyModelShape | None = None) -> Any:
     """The random tiny model; ``config`` None is the shape the settings' defaults give."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    config = config or tiny_config(ModelSettings())
+    config = config or tiny_shape(ModelSettings())
     torch.manual_seed(config.seed)
     model_config = LlamaConfig(
         vocab_size=len(tokenizer),
@@ -101,7 +101,7 @@ def build_tiny_model(tokenizer: Any, config: TinyModelConfig | None = None) -> A
     return model
 
 
-def write_tiny_model(out: str | Path, config: TinyModelConfig | None = None) -> Path:
+def write_tiny_model(out: str | Path, config: TinyModelShape | None = None) -> Path:
     """Write tokenizer + model to ``out`` with ``save_pretrained``; load it back with ``from_pretrained``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -112,9 +112,9 @@ def write_tiny_model(out: str | Path, config: TinyModelConfig | None = None) -> 
     return out
 
 
-def tiny_config(model: ModelSettings) -> TinyModelConfig:
+def tiny_shape(model: ModelSettings) -> TinyModelShape:
     """The tiny model's shape from the training settings' ``tiny_*`` fields."""
-    return TinyModelConfig(
+    return TinyModelShape(
         hidden_size=model.tiny_hidden_size,
         intermediate_size=model.tiny_intermediate_size,
         num_hidden_layers=model.tiny_layers,
@@ -131,5 +131,5 @@ def resolve_base(model: ModelSettings, run_dir: Path) -> str:
         return model.name_or_path
     out = run_dir / BASE_MODEL_DIR
     if not (out / "config.json").exists():
-        write_tiny_model(out, tiny_config(model))
+        write_tiny_model(out, tiny_shape(model))
     return str(out)

@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from arc_kit.config.kernels import EvaluatePlan, EvaluateSettings
+from arc_kit.config.kernels import EvaluateConfig, EvaluateSettings
 from arc_kit.config.run import SettingsError
 from arc_kit.core.tasks import TaskFileError
 from arc_kit.run.interrupts import StopSignals
@@ -52,7 +52,7 @@ def evaluation_files(e: EvaluateSettings, root: Path) -> tuple[Path, Path]:
     return challenges, solutions
 
 
-def evaluate_job(plan: EvaluatePlan, start_time: float, env: dict[str, str] | None = None) -> RunJob:
+def evaluate_job(plan: EvaluateConfig, start_time: float, env: dict[str, str] | None = None) -> RunJob:
     """Resolve the evaluation kernel's settings and Kaggle paths into a RunJob (a missing model is left to the run,
     which then reports it)."""
     from arc_kit.kaggle.paths import SUBMISSION_FILE, input_root, working_dir
@@ -78,7 +78,7 @@ def evaluate_job(plan: EvaluatePlan, start_time: float, env: dict[str, str] | No
     )
 
 
-def score_record(plan: EvaluatePlan, job: RunJob, report: RunReport) -> dict[str, Any]:
+def score_record(plan: EvaluateConfig, job: RunJob, report: RunReport) -> dict[str, Any]:
     """``score.json``: the score, where the time went, and what ran (data, weights, settings, versions)."""
     from arc_kit.models.manifest import library_versions
 
@@ -113,7 +113,7 @@ def run_evaluate_kernel(settings: dict[str, Any], start_time: float) -> int:
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     use_working_data_cache()
     try:
-        plan = EvaluatePlan.from_dict(settings)
+        plan = EvaluateConfig.from_dict(settings)
         job = evaluate_job(plan, start_time)
     except (SettingsError, KagglePathError, TaskFileError) as e:
         print(f"arc-kit evaluate: {e}", flush=True)

@@ -17,7 +17,7 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from arc_kit.config.run import SolverConfig
+from arc_kit.config.run import SolverSettings
 from arc_kit.models.tokens import end_token_ids
 
 
@@ -109,7 +109,7 @@ class GreedyDecoder:
         return self._cache_keyword
 
     @classmethod
-    def for_config(cls, model: Any, tokenizer: Any, device: str, config: SolverConfig) -> GreedyDecoder:
+    def for_config(cls, model: Any, tokenizer: Any, device: str, config: SolverSettings) -> GreedyDecoder:
         """The decoder the solver settings describe (batch size, batch tokens, prefill chunk, KV cache); unset batch
         tokens are fitted to the device's free memory (``models.memory.decoding_budget``; a solver fits its
         settings once and passes them set)."""
