@@ -53,7 +53,7 @@ def generate_batched(model: Any, tokenizer: Any, requests: Sequence[Any], end_id
 
 
 def _generate(model: Any, tokenizer: Any, requests: Sequence[Any], end_ids: Sequence[int]) -> list[Any]:
-    """``generate`` on ``requests`` as one left-padded batch; each row cut at its first end token."""
+    """``generate`` on ``requests`` as one left-padded batch; each row truncated after its first end token."""
     import torch
     from transformers import GenerationConfig
 
@@ -75,8 +75,9 @@ def _generate(model: Any, tokenizer: Any, requests: Sequence[Any], end_ids: Sequ
     out = []
     for row, r in enumerate(requests):
         tokens = seq[row, width:].tolist()[: max(1, r.max_new_tokens)]
-        cut = next((k for k, t in enumerate(tokens) if t in set(end_ids)), None)
-        out.append(Generation(r.key, tokens[: cut + 1] if cut is not None else tokens, cut is not None))
+        first_end = next((k for k, t in enumerate(tokens) if t in set(end_ids)), None)
+        finished = first_end is not None
+        out.append(Generation(r.key, tokens[: first_end + 1] if finished else tokens, finished))
     return out
 
 

@@ -1,7 +1,7 @@
 """The solver's search and re-scoring on CPU: what the lock-step search and the shared-prefix re-scoring save, that
 they find and score exactly what the one-at-a-time versions do, and what each solver configuration scores.
 
-CPU, the tiny model trained on the kit's synthetic rules (trained here once with the demo recipe, cut short, then
+CPU, the tiny model trained on the kit's synthetic rules (trained here once with the demo recipe, shortened, then
 cached), held-out synthetic tasks of the same rules; ``--model`` takes any weights folder instead. Three parts:
 
 - search: for each test input, its ``--views`` prompts searched one after another (``dfs_candidates``, what the

@@ -267,10 +267,10 @@ def test_a_deadline_after_n_passes_keeps_what_was_found(arc: SimpleNamespace, mo
     full = arc_dfs(arc, 1e-3)
     assert full.forward_passes > 40
     monkeypatch.setattr(dfs_module, "time", _Clock(passes))  # the deadline is read once before each pass
-    cut = arc_dfs(arc, 1e-3, stop_at=1.0)
-    assert cut.timed_out and cut.forward_passes == passes
-    assert set(as_dict(cut).items()) <= set(as_dict(full).items())
-    assert_sorted(cut)
+    stopped = arc_dfs(arc, 1e-3, stop_at=1.0)
+    assert stopped.timed_out and stopped.forward_passes == passes
+    assert set(as_dict(stopped).items()) <= set(as_dict(full).items())
+    assert_sorted(stopped)
 
 
 def test_the_candidate_cap_keeps_the_first_found(arc: SimpleNamespace) -> None:
@@ -399,9 +399,9 @@ def test_lockstep_stops_at_the_deadline_with_what_it_found(arc: SimpleNamespace,
     full = dfs_lockstep(arc.model, prompts, max_new_tokens=[5] * 8, **kwargs)
     assert full.forward_passes > 12
     monkeypatch.setattr(dfs_module, "time", _Clock(passes))  # the deadline is read once before each pass
-    cut = dfs_lockstep(arc.model, prompts, max_new_tokens=[5] * 8, stop_at=1.0, **kwargs)
-    assert cut.forward_passes == passes
-    for got, want in zip(cut.results, full.results, strict=True):
+    stopped = dfs_lockstep(arc.model, prompts, max_new_tokens=[5] * 8, stop_at=1.0, **kwargs)
+    assert stopped.forward_passes == passes
+    for got, want in zip(stopped.results, full.results, strict=True):
         assert got.timed_out and set(as_dict(got).items()) <= set(as_dict(want).items())
         assert_sorted(got)
 

@@ -260,9 +260,9 @@ def test_prompt_names_a_file_given_for_the_weights_folder_and_refuses_a_nonsense
     assert capsys.readouterr().out == ""
 
 
-def test_a_cut_model_whose_manifest_names_another_format_is_refused(nvarc_published_dir: Path, qwen_tokenizer,
-                                                                      tmp_path: Path, capsys):
-    """A vocabulary cut to one format's tokens, with a manifest (edited, or copied from another folder) that names
+def test_a_shrunk_model_whose_manifest_names_another_format_is_refused(nvarc_published_dir: Path, qwen_tokenizer,
+                                                                         tmp_path: Path, capsys):
+    """A vocabulary shrunk to one format's tokens, with a manifest (edited, or copied from another folder) that names
     the other: the weights learnt one format, and prompts in the other would be answered with nonsense."""
     import shutil
 
@@ -272,18 +272,18 @@ def test_a_cut_model_whose_manifest_names_another_format_is_refused(nvarc_publis
     from arc_kit.models.loading import load_tokenizer, resolve_format
     from arc_kit.models.manifest import MANIFEST_FILE
 
-    arc_kit_cut = tmp_path / "arc-kit"  # a real cut: its few dozen tokens can write nvarc's layout too
+    arc_kit_shrunk = tmp_path / "arc-kit"  # really shrunk: its few dozen tokens can write nvarc's layout too
     full = write_qwen3_model(tmp_path / "full", hidden_size=16, layers=1, tokenizer=qwen_tokenizer)
-    assert main(["shrink-vocab", str(full), "--out", str(arc_kit_cut), "--format", "arc-kit"]) == 0
-    nvarc_cut = shutil.copytree(nvarc_published_dir, tmp_path / "nvarc")  # NVARC's 16 tokens, as a cut leaves them
-    (nvarc_cut / MANIFEST_FILE).write_text(json.dumps({"prompt_format": "nvarc", "vocabulary": {"kept": 16}}))
-    for out, cut, other in ((arc_kit_cut, "arc-kit", "nvarc"), (nvarc_cut, "nvarc", "arc-kit")):
+    assert main(["shrink-vocab", str(full), "--out", str(arc_kit_shrunk), "--format", "arc-kit"]) == 0
+    nvarc_shrunk = shutil.copytree(nvarc_published_dir, tmp_path / "nvarc")  # NVARC's 16 tokens, shrunk
+    (nvarc_shrunk / MANIFEST_FILE).write_text(json.dumps({"prompt_format": "nvarc", "vocabulary": {"kept": 16}}))
+    for out, shrunk_to, other in ((arc_kit_shrunk, "arc-kit", "nvarc"), (nvarc_shrunk, "nvarc", "arc-kit")):
         tokenizer = load_tokenizer(out, local_only=True)
-        assert resolve_format("auto", out, tokenizer).name == cut
+        assert resolve_format("auto", out, tokenizer).name == shrunk_to
         manifest = json.loads((out / MANIFEST_FILE).read_text())
         (out / MANIFEST_FILE).write_text(json.dumps({**manifest, "prompt_format": other}))
-        with pytest.raises(FormatError, match=f"cut to the {cut} format's tokens.*manifest records {other}"):
+        with pytest.raises(FormatError, match=f"shrunk to the {shrunk_to} format's tokens.*manifest records {other}"):
             resolve_format("auto", out, tokenizer)
         capsys.readouterr()
         assert main(["prompt", "arc-agi-1/training", "007bbfb7", "--model", str(out)]) == 2
-        one_error_line(capsys, str(out), cut, other)
+        one_error_line(capsys, str(out), shrunk_to, other)

@@ -25,7 +25,7 @@ from arc_kit.models.memory import CARDS, GIB, ModelShape, card_budgets, fit_budg
 
 REPO = Path(__file__).resolve().parents[1]
 QWEN3_4B = dict(layers=36, hidden=2560, intermediate=9728, heads=32, kv_heads=8, head_dim=128, dtype_bytes=2)
-FULL, CUT = 151_936, 16  # Qwen's vocabulary; NVARC's cut
+FULL, SHRUNK = 151_936, 16  # Qwen's vocabulary; NVARC's shrunk one
 
 
 def qwen3_4b(vocab: int) -> ModelShape:
@@ -54,8 +54,8 @@ def test_a_transformers_config_gives_the_same_shape():
 FIGURES = {
     ("T4", FULL): (22528, 5120, 1792),
     ("L4", FULL): (54272, 12800, 4608),
-    ("T4", CUT): (25600, 15872, 8192),
-    ("L4", CUT): (57344, 35328, 8192),
+    ("T4", SHRUNK): (25600, 15872, 8192),
+    ("L4", SHRUNK): (57344, 35328, 8192),
 }
 
 
@@ -78,15 +78,15 @@ def test_qwen3_4b_budgets_on_a_t4_and_an_l4_fit_the_free_memory(card: str, vocab
         got.ttt_bytes_per_token > ttt_room
 
 
-def test_the_larger_card_and_the_cut_vocabulary_buy_more_tokens():
-    for vocab in (FULL, CUT):
+def test_the_larger_card_and_the_shrunk_vocabulary_buy_more_tokens():
+    for vocab in (FULL, SHRUNK):
         t4, l4 = (card_budgets(CARDS[c], qwen3_4b(vocab)) for c in ("T4", "L4"))
         assert t4.batch_tokens < l4.batch_tokens and t4.score_token_budget < l4.score_token_budget
         assert t4.ttt_max_length <= l4.ttt_max_length
     for card in ("T4", "L4"):
-        full, cut = (card_budgets(CARDS[card], qwen3_4b(v)) for v in (FULL, CUT))
-        assert cut.score_token_budget > 2 * full.score_token_budget  # the logits dominate teacher forcing
-        assert cut.ttt_max_length > full.ttt_max_length
+        full, shrunk = (card_budgets(CARDS[card], qwen3_4b(v)) for v in (FULL, SHRUNK))
+        assert shrunk.score_token_budget > 2 * full.score_token_budget  # the logits dominate teacher forcing
+        assert shrunk.ttt_max_length > full.ttt_max_length
 
 
 def test_a_t4_with_the_full_vocabulary_cannot_train_the_default_rows():
@@ -96,7 +96,7 @@ def test_a_t4_with_the_full_vocabulary_cannot_train_the_default_rows():
 
 
 def test_ttt_rank_and_rows_per_step_shorten_the_rows():
-    shape, free = qwen3_4b(CUT), CARDS["T4"].free_after_weights(qwen3_4b(CUT))
+    shape, free = qwen3_4b(SHRUNK), CARDS["T4"].free_after_weights(qwen3_4b(SHRUNK))
     r32 = fit_budgets(shape, free, ttt_lora=LoraSettings(r=32, alpha=32), ttt_length_cap=65536)
     r256 = fit_budgets(shape, free, ttt_lora=LoraSettings(r=256, alpha=32), ttt_length_cap=65536)
     two_rows = fit_budgets(shape, free, ttt_lora=LoraSettings(r=32, alpha=32), ttt_batch_size=2, ttt_length_cap=65536)

@@ -265,7 +265,7 @@ def test_an_export_wins_over_checkpoints_wherever_it_was_written(tmp_path: Path)
     assert choose_weights(run) == merged == export_weights(run)
 
 
-def test_a_finished_run_s_final_adapter_is_its_weights_and_a_cut_checkpoint_is_nothing(tmp_path: Path):
+def test_a_finished_run_s_final_adapter_is_its_weights_and_an_interrupted_checkpoint_is_nothing(tmp_path: Path):
     from arc_kit.models.weights import (
         NOTHING,
         WeightsFolderError,

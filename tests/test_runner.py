@@ -223,7 +223,7 @@ def test_the_deadline_stops_the_real_decoder_mid_batch(arc_files, tmp_path, tiny
     report = run_submission(config)
     assert time.time() - began < 8.5
     assert report.deadline_hit and report.ok and report.placeholders_left > 0
-    # work was cut: a batch mid-decode, or one not started because its prefill would cross the deadline
+    # work timed out: a batch mid-decode, or one not started because its prefill would cross the deadline
     assert any(r.timed_out for r in report.per_task.values()) or report.tasks_attempted < report.tasks_queued
     assert validate_submission_file(tmp_path / "submission.json", config.challenges) == []
 
@@ -232,7 +232,8 @@ def test_the_deadline_stops_the_real_decoder_mid_batch(arc_files, tmp_path, tiny
 
 
 class TwoSpeedSolver:
-    """quick(): a wrong but valid answer at once; solve(): the right answer after ``delay`` (or cut at stop_at)."""
+    """quick(): a wrong but valid answer at once; solve(): the right answer after ``delay`` (or times out at
+    stop_at)."""
 
     def __init__(self, solutions: Path, delay: float):
         self.solutions, self.delay = read_json(solutions), delay
@@ -314,7 +315,7 @@ def test_a_run_with_test_time_training_reports_each_stage(small_files, tmp_path,
 class SpareSolver:
     """quick(): [[1]]; solve(): [[2]] for every test input, with the selection margin ``margins[task id]``;
     revisit(): the right answer, pooled with what it was given. Each call advances ``clock`` (when given) by its
-    duration instead of sleeping, and a call that would pass its ``stop_at`` comes back cut at it."""
+    duration instead of sleeping, and a call that would pass its ``stop_at`` comes back timed out at it."""
 
     def __init__(self, solutions: Path, margins: dict[str, float | None], clock=None, full_seconds: float = 0.0,
                  revisit_seconds: dict[str, float] | None = None):
@@ -414,7 +415,7 @@ def test_spare_time_revisits_the_least_confident_first_and_lands_better_answers(
 
 def test_spare_time_keeps_the_deadline_and_the_file_valid(small_files, tmp_path, monkeypatch):
     """Mocked clock, deadline at 100 s: six full tasks of 10 s end at 60 s; revisits of 10 s land at 70 and 80 s,
-    the third (25 s, started at 80 s) would pass the deadline and is cut, so its task keeps its answer; the
+    the third (25 s, started at 80 s) would pass the deadline and times out, so its task keeps its answer; the
     fourth would start at 100 s, the deadline, and does not start."""
     clock = FakeClock()
     for module in ("arc_kit.run.runner", "arc_kit.run.workers"):
@@ -437,7 +438,7 @@ def test_spare_time_keeps_the_deadline_and_the_file_valid(small_files, tmp_path,
     report = run_submission(config, solver_factory=factory)
     assert factory.solver.revisited == order[:3]
     assert report.spare_revisits == 2 and clock.now == 100.0
-    assert report.per_task[order[2]].spare == {"landed": False, "seconds": 0.0, "why": "cut by its cap or the deadline"}
+    assert report.per_task[order[2]].spare == {"landed": False, "seconds": 0.0, "why": "timed out (its cap or the deadline)"}
     data = read_json(tmp_path / "submission.json")
     truth = read_json(small_files[1])
     assert [data[t][0]["attempt_1"] == truth[t][0] for t in order] == [True, True, False, False, False, False]

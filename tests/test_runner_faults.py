@@ -150,8 +150,8 @@ def test_no_prefill_starts_that_would_cross_the_deadline(loaded):
     assert gens[0].timed_out and gens[0].token_ids == []
 
 
-def test_finished_test_inputs_are_kept_when_another_is_cut(arc_tokenizer):
-    """A deadline that cuts one test input's generation costs that input only: the finished one keeps its answer."""
+def test_finished_test_inputs_are_kept_when_another_times_out(arc_tokenizer):
+    """A deadline that stops one test input's generation costs that input only: the finished one keeps its answer."""
     from types import SimpleNamespace
 
     from arc_kit.core.augment import View
@@ -170,7 +170,7 @@ def test_finished_test_inputs_are_kept_when_another_is_cut(arc_tokenizer):
                        SolverSettings(mode="greedy", scoring_views=0, views=1))
     prompts = task_prompts(task, arc_tokenizer, ARC_KIT_FORMAT, [View()], 8192)
     answer = tuple(arc_tokenizer("2\n<|im_end|>", add_special_tokens=False)["input_ids"])
-    found = {prompts[0]: _Found([(answer, 0.5)]), prompts[1]: _Found(cut=True)}
+    found = {prompts[0]: _Found([(answer, 0.5)]), prompts[1]: _Found(timed_out=True)}
     result = solver._choose(task, prompts, found, None, solver.config)
     assert result.attempts[0][0] == ((2,),) and result.attempts[1] == (None, None) and result.timed_out
 

@@ -123,7 +123,7 @@ def test_each_row_stops_at_its_bound_or_its_end_token(loaded: LoadedModel):
     assert decoder.stats.tokens == 8  # finished rows stop counting
 
 
-def test_a_passed_deadline_cuts_rows_and_marks_them(loaded: LoadedModel):
+def test_a_passed_deadline_stops_rows_and_marks_them_timed_out(loaded: LoadedModel):
     requests = _requests(loaded, 3, bound=50)
     decoder = GreedyDecoder.for_config(loaded.model, loaded.tokenizer, "cpu", SolverSettings(batch_size=2))
     gens = decoder.decode(requests, stop_at=time.time() - 1)

@@ -131,21 +131,21 @@ def resolve_format(requested: str, folder: str | Path, tokenizer: Any) -> Prompt
         raise FormatError(f"{folder}: format {requested!r} contradicts the weights' manifest, which records "
                           f"{recorded!r} (leave format at auto)")
     name = requested if requested != "auto" else recorded or detect_format(tokenizer) or "arc-kit"
-    cut = cut_format(Path(folder), tokenizer)
-    if cut is not None and cut != name:
+    shrunk = shrunk_format(Path(folder), tokenizer)
+    if shrunk is not None and shrunk != name:
         said = "its manifest records" if name == recorded else "the format asked for is"
-        raise FormatError(f"{folder}: its vocabulary was cut to the {cut} format's tokens (arc-kit shrink-vocab), "
-                          f"but {said} {name}: the weights speak {cut} (set prompt_format in {MANIFEST_FILE})")
+        raise FormatError(f"{folder}: its vocabulary was shrunk to the {shrunk} format's tokens (arc-kit shrink-vocab), "
+                          f"but {said} {name}: the weights speak {shrunk} (set prompt_format in {MANIFEST_FILE})")
     prompt_format = get_format(name)
     check_format(tokenizer, prompt_format, str(folder))
     return prompt_format
 
 
-def cut_format(folder: Path, tokenizer: Any) -> str | None:
-    """The format a vocabulary cut by ``arc-kit shrink-vocab`` was cut to: the one whose tokens are the whole
-    vocabulary. None for a folder that is no cut (its manifest records no vocabulary cut) or that no format fills.
-    Why: a cut keeps only its format's tokens, so the tokenizer itself says which format the weights learnt, even
-    when the manifest was edited or copied from another folder."""
+def shrunk_format(folder: Path, tokenizer: Any) -> str | None:
+    """The format ``arc-kit shrink-vocab`` shrank a vocabulary to: the one whose tokens are the whole vocabulary.
+    None for a folder that was not shrunk (its manifest has no ``vocabulary`` entry) or that no format fills.
+    Why: a shrunk vocabulary keeps only its format's tokens, so the tokenizer itself says which format the weights
+    learnt, even when the manifest was edited or copied from another folder."""
     manifest = read_manifest(folder) if folder.is_dir() else None
     if not manifest or "vocabulary" not in manifest:
         return None
@@ -256,7 +256,7 @@ VOCABULARY_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.tx
 
 def _check_tokenizer_files(folder: Path) -> None:
     """Refuse, naming the file, a folder whose tokenizer cannot load: no vocabulary file at all, or a
-    ``tokenizer.json`` that is not a JSON object (an upload or a copy cut short). transformers would say so in a
+    ``tokenizer.json`` that is not a JSON object (a truncated upload or copy). transformers would say so in a
     traceback, or in a paragraph about converting slow tokenizers."""
     path = folder / "tokenizer.json"
     if not any((folder / name).is_file() for name in VOCABULARY_FILES):
@@ -267,7 +267,7 @@ def _check_tokenizer_files(folder: Path) -> None:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as e:
-        raise ModelLoadError(f"{path}: not a JSON file ({e}); the tokenizer is damaged (a copy cut short?)") from None
+        raise ModelLoadError(f"{path}: not a JSON file ({e}); the tokenizer is damaged (a truncated copy?)") from None
     except OSError as e:
         raise ModelLoadError(f"{path}: cannot be read ({e.strerror or e})") from None
     if not isinstance(data, dict) or not isinstance(data.get("model"), dict):

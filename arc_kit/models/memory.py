@@ -22,7 +22,7 @@ The arithmetic (``docs/gpu-memory.md`` has the figures for a T4 and an L4):
   weights, gradients and Adam moments (float32); per token, with activation checkpointing, each layer's input
   plus one layer's activations and their gradients being recomputed, without it every layer's; and the logits
   (the model's dtype, a float32 copy, its softmax and gradient: ``TRAIN_LOGITS_EXTRA_BYTES`` + the dtype's bytes,
-  at the whole vocabulary: why a cut vocabulary, ``model.shrink_vocab``, matters most here).
+  at the whole vocabulary: why a shrunk vocabulary, ``model.shrink_vocab``, matters most here).
 
 Every figure is an estimate on the safe side; the decoders also split a batch that still runs out of memory.
 Nothing here imports torch at module level (``free_bytes`` imports it inside).
@@ -277,7 +277,7 @@ def fit_settings(solver: SolverSettings | None, ttt: TTTSettings, loaded: Any,
                "adapter")
         if "ttt.max_length" in unset and ttt.enabled and budgets.ttt_max_length < TTT_TOO_SHORT:
             log.warning(f"memory: test-time training rows fit only {budgets.ttt_max_length} tokens on "
-                        f"{loaded.device}; most tasks will train on few demonstration pairs or none. A cut "
+                        f"{loaded.device}; most tasks will train on few demonstration pairs or none. A shrunk "
                         "vocabulary (model.shrink_vocab) or a lower ttt.lora.r frees the most")
     if solver is not None:
         solver = dataclasses.replace(solver, **{k: chosen[k] for k in unset if k != "ttt.max_length"})

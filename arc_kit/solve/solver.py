@@ -61,7 +61,7 @@ class TaskResult:
     seconds: float = 0.0
     pairs_dropped: int = 0  # over all prompts of the task
     unparsed: int = 0  # generations that were not a grid
-    timed_out: bool = False  # some generation was cut by the deadline or the cap
+    timed_out: bool = False  # some generation was stopped by the deadline or the cap
     error: str | None = None
     inputs: list[InputResult] = field(default_factory=list)
     ttt: dict[str, Any] | None = None  # test-time training: steps, first and last loss, seconds
@@ -73,10 +73,10 @@ class TaskResult:
 
 @dataclass
 class _Found:
-    """The completions of one prompt: (token ids, NLL) each; ``cut`` when the deadline stopped its search."""
+    """The completions of one prompt: (token ids, NLL) each; ``timed_out`` when the deadline stopped its search."""
 
     completions: list[tuple[tuple[int, ...], float]] = field(default_factory=list)
-    cut: bool = False
+    timed_out: bool = False
     seconds: float = 0.0
     tokens: int = 0  # tokens the model ran for it after the prompt (greedy: the completion; search: its passes)
 
@@ -202,7 +202,7 @@ class ArcSolver:
         if not prompts:
             return {}
         if stop_at is not None and time.time() >= stop_at:
-            return {p: _Found(cut=True) for p in prompts}
+            return {p: _Found(timed_out=True) for p in prompts}
         began = time.time()
         expand_ids, end_ids = answer_token_ids(self.tokenizer, self.prompt_format)
         searched = dfs_lockstep(self.loaded.model, [p.token_ids for p in prompts],
@@ -236,8 +236,8 @@ class ArcSolver:
                 pools[index][c.grid] = CandidateStats.from_views(c.grid, c.views, [])
         result.inputs = [InputResult() for _ in task.test]
         for prompt in prompts:
-            f = found.get(prompt, _Found(cut=True))
-            result.timed_out |= f.cut
+            f = found.get(prompt, _Found(timed_out=True))
+            result.timed_out |= f.timed_out
             result.inputs[prompt.test_index].decode_seconds += f.seconds
             result.tokens += f.tokens
             for token_ids, nll in f.completions:

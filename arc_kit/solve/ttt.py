@@ -85,8 +85,8 @@ def ttt_examples(task: Task, tokenizer: Any, prompt_format: PromptFormat,
     - each prompt is fitted to ``max_length`` by dropping context pairs (largest first) with the real answer length
       reserved; a row that cannot fit even one context pair is left out. ``max_length`` unset (a ``TaskAdapter``
       fits it to its GPU first): ``CPU_TTT_MAX_LENGTH``;
-    - the rows are shuffled with a seeded generator, so the cut at ``max_samples`` and the sequential training
-      order mix views and queries.
+    - the rows are shuffled with a seeded generator, so the first ``max_samples`` rows and the
+      sequential training order mix views and queries.
     """
     config = config or TTTSettings()
     if config.max_length is None:
