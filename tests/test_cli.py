@@ -238,8 +238,8 @@ def test_a_flag_given_on_the_command_line_beats_the_settings_file_even_at_its_de
     path.write_text("[solver]\ncolour_views = false\nviews = 3\n[ttt]\ncolour_views = false\n")
     base = ["dry-run", "--model", "m", "--challenges", "arc-agi-1/evaluation", "--out", "o", "--settings", str(path)]
     assert SolverSettings().colour_views is True and SolverSettings().views == 8
-    plan = config_from_args(build_parser().parse_args([*base, "--colour-views", "true", "--views", "8"]))
-    assert plan.solver.colour_views is True and plan.solver.views == 8
-    assert plan.ttt.colour_views is False  # not given: the file's value stands
-    plan = config_from_args(build_parser().parse_args([*base, "--ttt-colour-views"]))
-    assert plan.ttt.colour_views is True and plan.solver.colour_views is False
+    config = config_from_args(build_parser().parse_args([*base, "--colour-views", "true", "--views", "8"]))
+    assert config.solver.colour_views is True and config.solver.views == 8
+    assert config.ttt.colour_views is False  # not given: the file's value stands
+    config = config_from_args(build_parser().parse_args([*base, "--ttt-colour-views"]))
+    assert config.ttt.colour_views is True and config.solver.colour_views is False

@@ -107,24 +107,24 @@ def test_kernel_metadata_is_offline_gpu_private_on_the_l4_box() -> None:
 
 
 def test_kernel_metadata_with_model_source_and_default_competition() -> None:
-    plan = SubmissionConfig(KernelSettings(weights_model="tester/arc-kit/transformers/default/2"))
-    meta = kernel_metadata(KernelMetadataSettings(owner="tester"), plan)
+    config = SubmissionConfig(KernelSettings(weights_model="tester/arc-kit/transformers/default/2"))
+    meta = kernel_metadata(KernelMetadataSettings(owner="tester"), config)
     assert meta["model_sources"] == ["tester/arc-kit/transformers/default/2"]
     assert meta["competition_sources"] == [COMPETITION_SLUG]
 
 
 def test_a_weights_model_without_a_version_is_refused_saying_how_to_fix_it() -> None:
-    plan = SubmissionConfig(KernelSettings(weights_model="sorokin/qwen3_4b_grids15_sft139/Transformers/bfloat16"))
+    config = SubmissionConfig(KernelSettings(weights_model="sorokin/qwen3_4b_grids15_sft139/Transformers/bfloat16"))
     with pytest.raises(KernelBuildError, match=r"names no version: add it \(sorokin/qwen3_4b_grids15_sft139/"
                                                r"Transformers/bfloat16/1 for version 1"):
-        kernel_metadata(KernelMetadataSettings(owner="tester"), plan)
+        kernel_metadata(KernelMetadataSettings(owner="tester"), config)
 
 
 def test_the_nvarc_settings_hold_nvarcs_inference_and_ttt_and_build_a_kernel(tmp_path: Path) -> None:
     from arc_kit.config.run import load_submission_config
 
-    plan = load_submission_config(ROOT / "arc_kit" / "configs" / "nvarc.toml")
-    s, t = plan.solver, plan.ttt
+    config = load_submission_config(ROOT / "arc_kit" / "configs" / "nvarc.toml")
+    s, t = config.solver, config.ttt
     assert (s.format, s.mode, s.min_probability, s.scoring_views, s.formula) == ("nvarc", "dfs", 0.2, 8, "nvarc")
     assert (t.lora.r, t.lora.alpha, t.lora.use_rslora, t.lora.train_embeddings) == (256, 32, True, True)
     assert set(t.lora.target_modules) == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
@@ -137,7 +137,7 @@ def test_the_nvarc_settings_hold_nvarcs_inference_and_ttt_and_build_a_kernel(tmp
     assert code == 0
     meta = json.loads((tmp_path / "k" / "kernel-metadata.json").read_text())
     assert meta["model_sources"] == ["sorokin/qwen3_4b_grids15_sft139/Transformers/bfloat16/1"]
-    assert read_kernel_config(tmp_path / "k") == plan
+    assert read_kernel_config(tmp_path / "k") == config
 
 
 def test_kernel_build_works_outside_the_source_tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -189,17 +189,17 @@ def test_kernel_settings_rejected(bad: dict, says: str) -> None:
 
 
 def test_build_rewrites_exactly_the_settings_line(stand_in_main: Path, tmp_path: Path) -> None:
-    settings, plan = full_settings()
-    paths = build_kernel(stand_in_main, tmp_path / "kernel", settings, plan)
+    settings, config = full_settings()
+    paths = build_kernel(stand_in_main, tmp_path / "kernel", settings, config)
     code = paths["code"].read_text()
     original, built = STAND_IN_MAIN.splitlines(), code.splitlines()
     changed = [i for i, (a, b) in enumerate(zip(original, built, strict=True)) if a != b]
     assert [original[i] for i in changed] == ['KERNEL_SETTINGS = {"competition": None}  # replaced by arc-kit kernel build']
     namespace: dict = {}
     exec(compile(code, "main.py", "exec"), namespace)  # the generated file is valid Python holding the settings
-    assert namespace["KERNEL_SETTINGS"] == {"kind": "submission", **plan.to_dict()}
-    assert config_from_literal(namespace["KERNEL_SETTINGS"]) == ("submission", plan)
-    assert read_kernel_config(tmp_path / "kernel") == plan
+    assert namespace["KERNEL_SETTINGS"] == {"kind": "submission", **config.to_dict()}
+    assert config_from_literal(namespace["KERNEL_SETTINGS"]) == ("submission", config)
+    assert read_kernel_config(tmp_path / "kernel") == config
     meta = json.loads(paths["metadata"].read_text())
     assert (tmp_path / "kernel" / meta["code_file"]).is_file()
 
@@ -281,8 +281,8 @@ def test_cli_kernel_build_defaults_are_the_dataclasses(stand_in_main: Path, tmp_
     monkeypatch.setenv("KAGGLE_USERNAME", "someone")
     out = tmp_path / "k"
     assert run_standalone(["kernel", "build"], ["--main", str(stand_in_main), "--out", str(out)]) == 0
-    plan = read_kernel_config(out)
-    assert plan == SubmissionConfig() and plan.kernel.quick_tasks == 8
+    config = read_kernel_config(out)
+    assert config == SubmissionConfig() and config.kernel.quick_tasks == 8
     assert json.loads((out / "kernel-metadata.json").read_text())["machine_shape"] == "NvidiaL4"
     err = capsys.readouterr().err
     assert "no wheelhouse dataset attached" in err and "no weights attached" in err
@@ -291,8 +291,8 @@ def test_cli_kernel_build_defaults_are_the_dataclasses(stand_in_main: Path, tmp_
                                                 "--competition", "arc-prize-2025", "--quick-tasks", "3",
                                                 "--views", "2", "--budget-seconds", "600"])
     assert code == 0
-    plan = read_kernel_config(out)
-    assert (plan.kernel.quick_tasks, plan.solver.views, plan.run.budget_seconds) == (3, 2, 600.0)
+    config = read_kernel_config(out)
+    assert (config.kernel.quick_tasks, config.solver.views, config.run.budget_seconds) == (3, 2, 600.0)
     meta = json.loads((out / "kernel-metadata.json").read_text())
     assert meta["id"] == "someone/arc-kit-submission" and meta["competition_sources"] == ["arc-prize-2025"]
     (tmp_path / "bad.py").write_text("print('no settings line')\n")
@@ -307,7 +307,7 @@ def test_cli_kernel_build_defaults_are_the_dataclasses(stand_in_main: Path, tmp_
 
 
 def build_kind(tmp_path: Path, kind: str, *flags: str) -> tuple[dict, object]:
-    """``arc-kit kernel build --kind KIND`` with the real entry; the metadata and the plan the code file carries."""
+    """``arc-kit kernel build --kind KIND`` with the real entry; the metadata and the config the code file carries."""
     out = tmp_path / kind
     code = run_standalone(["kernel", "build"], ["--owner", "tester", "--kind", kind, "--out", str(out),
                                                 "--wheelhouse-dataset", "tester/arc-kit-wheels", *flags])
@@ -323,12 +323,12 @@ def build_kind(tmp_path: Path, kind: str, *flags: str) -> tuple[dict, object]:
 def test_each_kind_has_its_own_defaults(tmp_path: Path, kind: str, machine: str, internet: bool,
                                         competition: list[str]) -> None:
     flags = ["--config", "gpu-qwen"] if kind == "train" else []
-    meta, (read_kind, plan) = build_kind(tmp_path, kind, *flags)
+    meta, (read_kind, config) = build_kind(tmp_path, kind, *flags)
     assert read_kind == kind and meta["id"] == f"tester/arc-kit-{kind}" and slugify(meta["title"]) == f"arc-kit-{kind}"
     assert (meta["machine_shape"], meta["enable_internet"], meta["competition_sources"]) == (machine, internet,
                                                                                            competition)
     assert meta["enable_gpu"] is True and meta["dataset_sources"] == ["tester/arc-kit-wheels"]
-    assert type(plan) is KIND_CONFIGS[kind] and plan == KIND_CONFIGS[kind](**(
+    assert type(config) is KIND_CONFIGS[kind] and config == KIND_CONFIGS[kind](**(
         {"kernel": TrainKernelSettings(wheelhouse_dataset="tester/arc-kit-wheels"),
          **{t: getattr(load_config(resolve_config_path("gpu-qwen")), t) for t in ("model", "lora", "data", "train")}}
         if kind == "train" else {"kernel": KernelSettings(wheelhouse_dataset="tester/arc-kit-wheels")}))
@@ -341,29 +341,29 @@ def test_the_machine_flag_says_each_kinds_default() -> None:
 
 
 def test_evaluate_on_t4s_with_a_training_kernels_output_as_weights(tmp_path: Path) -> None:
-    meta, (_, plan) = build_kind(tmp_path, "evaluate", "--machine-shape", "NvidiaTeslaT4", "--weights-kernel",
+    meta, (_, config) = build_kind(tmp_path, "evaluate", "--machine-shape", "NvidiaTeslaT4", "--weights-kernel",
                                  "tester/arc-kit-train", "--data", "arc-agi-1/evaluation", "--max-tasks", "20",
                                  "--views", "4")
     assert meta["machine_shape"] == "NvidiaTeslaT4" and meta["kernel_sources"] == ["tester/arc-kit-train"]
     assert meta["model_sources"] == [] and meta["enable_internet"] is False
-    assert (plan.evaluate.data, plan.evaluate.max_tasks, plan.solver.views) == ("arc-agi-1/evaluation", 20, 4)
-    assert plan.kernel.weights_kernel == "tester/arc-kit-train"
+    assert (config.evaluate.data, config.evaluate.max_tasks, config.solver.views) == ("arc-agi-1/evaluation", 20, 4)
+    assert config.kernel.weights_kernel == "tester/arc-kit-train"
     meta, _ = build_kind(tmp_path, "submission", "--weights-kernel", "tester/arc-kit-train")
     assert meta["kernel_sources"] == ["tester/arc-kit-train"] and meta["enable_internet"] is False
 
 
 def test_the_train_kernel_carries_its_config_and_attaches_what_it_names(tmp_path: Path) -> None:
-    meta, (_, plan) = build_kind(tmp_path, "train", "--config", "tiny-cpu", "--set", "train.learning_rate=3e-4",
+    meta, (_, config) = build_kind(tmp_path, "train", "--config", "tiny-cpu", "--set", "train.learning_rate=3e-4",
                                  "--resume-kernel", "tester/arc-kit-train", "--budget-seconds", "3600",
                                  "--set", "train.stop_margin_seconds=600")
     assert meta["enable_internet"] is False  # the tiny model is built in code: nothing to fetch
     assert meta["kernel_sources"] == ["tester/arc-kit-train"] and meta["machine_shape"] == "NvidiaTeslaT4"
-    assert plan.train.learning_rate == 3e-4 and plan.model.name_or_path == "tiny"
-    assert (plan.kernel.budget_seconds, plan.train.stop_margin_seconds) == (3600.0, 600.0)
+    assert config.train.learning_rate == 3e-4 and config.model.name_or_path == "tiny"
+    assert (config.kernel.budget_seconds, config.train.stop_margin_seconds) == (3600.0, 600.0)
     reader = (tmp_path / "train" / "train-config.toml").read_text()
     assert "--set train.learning_rate=3e-4" in reader and reader.endswith(resolve_config_path("tiny-cpu").read_text())
     base = "qwen-lm/qwen-3/transformers/4b/1"
-    meta, (_, plan) = build_kind(tmp_path, "train", "--config", "gpu-qwen", "--base-model-source", base)
+    meta, (_, config) = build_kind(tmp_path, "train", "--config", "gpu-qwen", "--base-model-source", base)
     assert meta["model_sources"] == [base] and meta["enable_internet"] is False
     meta, _ = build_kind(tmp_path, "train", "--config", "gpu-qwen", "--base-model-source", "tester/qwen3-4b-base")
     assert meta["dataset_sources"] == ["tester/arc-kit-wheels", "tester/qwen3-4b-base"] and not meta["model_sources"]
@@ -583,8 +583,8 @@ def test_a_requirement_the_image_does_not_meet_is_a_problem_not_a_downgrade(tmp_
 
 
 def test_pip_download_command_targets_the_image_interpreter(tmp_path: Path) -> None:
-    config = WheelhouseOptions(image=IMAGE, find_links=(tmp_path,), index=False)
-    cmd = pip_download_command(config, "trl>=1.15", tmp_path)
+    options = WheelhouseOptions(image=IMAGE, find_links=(tmp_path,), index=False)
+    cmd = pip_download_command(options, "trl>=1.15", tmp_path)
     assert cmd[1:4] == ["-m", "pip", "download"] and "--no-deps" in cmd and "--only-binary=:all:" in cmd
     assert cmd[cmd.index("--python-version") + 1] == "3.12" and "cp312" in cmd and "manylinux2014_x86_64" in cmd
     assert "--no-index" in cmd and cmd[cmd.index("--find-links") + 1] == str(tmp_path) and cmd[-1] == "trl>=1.15"

@@ -107,8 +107,9 @@ def build(tmp_path: Path, **overrides) -> Path:
 def settings_and_config(**overrides) -> tuple[KernelMetadataSettings, SubmissionConfig]:
     sources = dict(competition="arc-prize-2026-arc-agi-2", weights_dataset="tester/arc-kit-weights",
                    wheelhouse_dataset="tester/arc-kit-wheels")
-    runtime = {k: overrides.pop(k) for k in list(overrides) if k in {f.name for f in fields(KernelSettings)}}
-    return KernelMetadataSettings(owner="tester", **overrides), SubmissionConfig(KernelSettings(**{**sources, **runtime}))
+    kernel = {k: overrides.pop(k) for k in list(overrides) if k in {f.name for f in fields(KernelSettings)}}
+    return (KernelMetadataSettings(owner="tester", **overrides),
+            SubmissionConfig(KernelSettings(**{**sources, **kernel})))
 
 
 def test_push_sends_offline_gpu_kernel_with_sources(fake: FakeKaggle, tmp_path: Path,

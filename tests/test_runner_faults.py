@@ -145,7 +145,8 @@ def test_no_prefill_starts_that_would_cross_the_deadline(loaded):
     gens = decoder.decode([DecodeRequest(0, ids, 5)], stop_at=time.time() + 2.0)  # needs ~6.6 s: not started
     assert time.time() - began < 1.0 and gens[0].timed_out and decoder.stats.skipped_batches == 1
     # and a prefill already under way stops between chunks when the deadline passes
-    fresh = GreedyDecoder.for_config(loaded.model, tokenizer, "cpu", SolverSettings(prefill_chunk_tokens=8, batch_size=1))
+    fresh = GreedyDecoder.for_config(loaded.model, tokenizer, "cpu",
+                                     SolverSettings(prefill_chunk_tokens=8, batch_size=1))
     gens = fresh.decode([DecodeRequest(0, ids, 5)], stop_at=time.time() + 0.02)
     assert gens[0].timed_out and gens[0].token_ids == []
 

@@ -45,7 +45,7 @@ def leaves(cls: type, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...],
     for name, hint in typing.get_type_hints(cls).items():
         if dataclasses.is_dataclass(hint):
             out += leaves(hint, (*path, name))
-        elif path:  # a top-level field of a plan is a table; --set needs TABLE.FIELD
+        elif path:  # a top-level field of a config is a table; --set needs TABLE.FIELD
             out.append(((*path, name), hint))
     return out
 
@@ -209,8 +209,8 @@ def test_the_demo_sends_each_set_to_the_settings_holding_its_table(monkeypatch, 
 
     seen = {}
 
-    def fake_run_demo(cfg, plan):  # noqa: ANN001, ANN202
-        seen.update(overrides=cfg.overrides, views=plan.solver.views)
+    def fake_run_demo(demo, config):  # noqa: ANN001, ANN202
+        seen.update(overrides=demo.overrides, views=config.solver.views)
         return {"summary": {"score before (held-out)": 0.0, "score after (held-out)": 1.0}}
 
     monkeypatch.setattr(arc_kit.demo, "run_demo", fake_run_demo)

@@ -418,8 +418,8 @@ def test_a_settings_file_sets_the_defaults_and_flags_override_it(tmp_path: Path)
     assert load_submission_config(path).solver.views == 3 and load_submission_config(path).run.budget_seconds == 100
     args = build_parser().parse_args(["dry-run", "--model", "m", "--challenges", "arc-agi-1/evaluation",
                                       "--out", "o", "--settings", str(path), "--views", "5"])
-    plan = config_from_args(args)
-    assert (plan.solver.mode, plan.solver.views, plan.run.budget_seconds) == ("greedy", 5, 100)
+    config = config_from_args(args)
+    assert (config.solver.mode, config.solver.views, config.run.budget_seconds) == ("greedy", 5, 100)
     path.write_text('[solver]\nformula = "best"\n')
     with pytest.raises(SettingsError, match="formula"):
         load_submission_config(path)

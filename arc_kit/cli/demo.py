@@ -28,7 +28,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", parents=[settings_parent(DemoSettings, SolverSettings, TTTSettings)],
                        help="the whole kit end to end, offline, on a CPU, on synthetic tasks (~10 min)",
                        description="Every flag is a field of arc_kit.demo.DemoSettings or of the kernel's settings. "
-                       "--set takes training settings (train.learning_rate=...) as well as the plan's "
+                       "--set takes training settings (train.learning_rate=...) as well as the run's "
                        "(solver.views=...); --settings replaces arc_kit/configs/demo-settings.toml.")
     add_settings_file(p, SubmissionConfig, TrainConfig)
     p.set_defaults(handler=_demo)
@@ -75,8 +75,8 @@ def _demo(args: argparse.Namespace) -> int:
 
     if args.settings is None:
         args.settings = DEMO_SETTINGS
-    plan = config_from_args(args)
-    training = set_overrides(args, TrainConfig)
-    cfg = dataclasses.replace(settings_from_args(args, DemoSettings), overrides=training)
-    summary = run_demo(cfg, plan)["summary"]
+    config = config_from_args(args)
+    train_overrides = set_overrides(args, TrainConfig)
+    demo = dataclasses.replace(settings_from_args(args, DemoSettings), overrides=train_overrides)
+    summary = run_demo(demo, config)["summary"]
     return 0 if summary["score after (held-out)"] > summary["score before (held-out)"] else 1

@@ -50,14 +50,14 @@ def _dry_run(args: argparse.Namespace) -> int:
     check_folder_path(args.out, "--out")  # the folder for submission.json and the reports
     if args.max_tasks is not None and args.max_tasks < 0:
         raise SettingsError(f"--max-tasks must be >= 0, got {args.max_tasks}")
-    plan = config_from_args(args)
-    if plan.solver.format != "auto":  # a format the weights contradict is bad input: one line, before the run
+    config = config_from_args(args)
+    if config.solver.format != "auto":  # a format the weights contradict is bad input: one line, before the run
         from arc_kit.models.loading import inference_tokenizer, weights_folder
 
-        inference_tokenizer(weights_folder(args.model), plan.solver)
+        inference_tokenizer(weights_folder(args.model), config.solver)
     job = RunJob(model_dir=args.model, challenges=args.challenges, output=args.out / "submission.json",
-                 solutions=args.solutions, run=plan.run, solver=plan.solver, ttt=plan.ttt, max_tasks=args.max_tasks,
-                 start_time=start)
+                 solutions=args.solutions, run=config.run, solver=config.solver, ttt=config.ttt,
+                 max_tasks=args.max_tasks, start_time=start)
     report = dry_run(job)
     _print_table(report)
     for line in summary_lines(report):

@@ -146,7 +146,7 @@ def settings_from_args(args: argparse.Namespace, cls: type[T], base: T | None = 
 
 
 def config_tables(config_class: type) -> dict[type, str]:
-    """{settings class: its table's name} of a plan class (``SubmissionConfig``: ``RunSettings`` -> ``run``, ...)."""
+    """{settings class: its table's name} of a config class (``SubmissionConfig``: ``RunSettings`` -> ``run``, ...)."""
     return {hint: name for name, hint in typing.get_type_hints(config_class).items() if dataclasses.is_dataclass(hint)}
 
 
@@ -154,21 +154,22 @@ def config_from_args(args: argparse.Namespace, config_class: type[T] = Submissio
                      overrides: list[str] | None = None) -> T:
     """The settings a command runs with: the defaults, then ``--settings FILE`` (or ``path``) and ``--set
     table.field=value`` (or ``overrides``), then the flags given; checked, so a nonsense value is one line naming
-    its field. ``config_class``: ``SubmissionConfig``, or another kind's plan (``arc_kit.config.kernels``)."""
+    its field. ``config_class``: ``SubmissionConfig``, or another kind's config (``arc_kit.config.kernels``)."""
     path = path if path is not None else getattr(args, "settings", None)
     overrides = overrides if overrides is not None else set_overrides(args, config_class)
-    plan = load(config_class, path, overrides)
+    config = load(config_class, path, overrides)
     flagged = getattr(args, SETTINGS_CLASSES, ())
-    plan = _replace(plan, {table: given_flags(args, cls) for cls, table in config_tables(config_class).items()
-                           if cls in flagged})
-    validate(plan)
-    return plan
+    config = _replace(config, {table: given_flags(args, cls) for cls, table in config_tables(config_class).items()
+                               if cls in flagged})
+    validate(config)
+    return config
 
 
 def set_overrides(args: argparse.Namespace, schema: type) -> list[str]:
     """The ``--set`` values for ``schema``'s tables. A command whose ``--set`` fills one settings class gives
-    it every value (its loader refuses a table it lacks); one that fills several (the demo: the plan and the
-    training config) sends each value to the class holding its table, and refuses a table none of them holds."""
+    it every value (its loader refuses a table it lacks); one that fills several (the demo: the submission
+    config and the training config) sends each value to the class holding its table, and refuses a table none of
+    them holds."""
     schemas = getattr(args, SET_SCHEMAS, None) or (schema,)
     texts = getattr(args, "set", None) or []
     if len(schemas) == 1:
@@ -203,7 +204,7 @@ def add_set_flag(parser: argparse.ArgumentParser, *schemas: type, help: str) -> 
 
 
 def setting_value(cls: type, name: str) -> Callable[[str], Any]:
-    """argparse ``type=`` for a flag that takes setting ``name`` of ``cls`` outside a plan (``arc-kit prompt
+    """argparse ``type=`` for a flag that takes setting ``name`` of ``cls`` outside a config (``arc-kit prompt
     --max-length``): the value read as the setting's type and held to its bounds, so the flag refuses what the
     setting refuses, in argparse's one line."""
     field = next(f for f in dataclasses.fields(cls) if f.name == name)

@@ -68,8 +68,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     kernel = sub.add_parser("kernel", help="build, check, push and follow a kernel: submission, evaluate or train")
     kernel.set_defaults(handler=lambda _args: kernel.print_help() or 2)
     ksub = kernel.add_subparsers(title="kernel commands", metavar="ACTION")
-    p = ksub.add_parser("build", parents=[settings_parent(KernelMetadataSettings, KernelSettings, RunSettings, SolverSettings,
-                                                          TTTSettings, EvaluateSettings, TrainKernelSettings)],
+    p = ksub.add_parser("build", parents=[settings_parent(KernelMetadataSettings, KernelSettings, RunSettings,
+                                                          SolverSettings, TTTSettings, EvaluateSettings,
+                                                          TrainKernelSettings)],
                         help="write kernel-metadata.json and the code file from the kernel entry "
                         "(submission/main.py) for a kind of kernel (--kind)",
                         description="Every flag below is a field of a settings dataclass (arc_kit/config/run.py, "
@@ -90,7 +91,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", default=None, metavar="TOML", help="train: the training config (a file or a "
                    "built-in name, as arc-kit train --config takes), copied into the kernel; a [kernel] table may "
                    "hold the training kernel's settings")
-    # --set fills the kind's plan (arc_kit.config.kernels.KIND_CONFIGS); declared: the default kind's
+    # --set fills the kind's config (arc_kit.config.kernels.KIND_CONFIGS); declared: the default kind's
     add_set_flag(p, SubmissionConfig, help="set one setting of the kind's tables, e.g. --set solver.views=4 or, for "
                  "train, --set train.learning_rate=2e-4 (repeatable; after --settings/--config, before flags)")
     p.set_defaults(handler=_kernel_build)
@@ -226,17 +227,17 @@ def _upload_weights(args: argparse.Namespace) -> int:
 def _wheelhouse(args: argparse.Namespace) -> int:
     from arc_kit.kaggle.wheelhouse import KaggleImage, WheelhouseOptions, build_wheelhouse
 
-    config = WheelhouseOptions(image=KaggleImage.load(args.image), extras=tuple(args.extras),
-                               find_links=tuple(args.find_links), index=not args.no_index)
-    result = build_wheelhouse(args.project, args.out, config)
-    print(f"wheelhouse {result.folder}: {len(result.wheels)} wheels for Python {config.image.python} "
-          f"({config.image.source})")
+    options = WheelhouseOptions(image=KaggleImage.load(args.image), extras=tuple(args.extras),
+                                find_links=tuple(args.find_links), index=not args.no_index)
+    result = build_wheelhouse(args.project, args.out, options)
+    print(f"wheelhouse {result.folder}: {len(result.wheels)} wheels for Python {options.image.python} "
+          f"({options.image.source})")
     for r in result.resolution.plan:
         print(f"  {r.name} {r.version}  from the {r.source}  (for {r.needed_by})")
     for why in result.resolution.left_out:
         print(f"  left out: {why}")
     print(f"publish it: arc-kit upload-weights {result.folder} --id OWNER/arc-kit-wheelhouse "
-          f"--description 'Offline wheels for arc-kit kernels (Python {config.image.python})'")
+          f"--description 'Offline wheels for arc-kit kernels (Python {options.image.python})'")
     return 0
 
 
@@ -258,18 +259,18 @@ def _kernel_build(args: argparse.Namespace) -> int:
 
     settings = settings_from_args(args, KernelMetadataSettings)
     settings.owner = _owner(settings.owner or None)
-    plan, for_the_reader = _kind_config(args, settings.kind)
+    config, for_the_reader = _kind_config(args, settings.kind)
     out = args.out or kernel_dir(settings.kind)
     info = {"wheelhouse": str(args.wheelhouse.resolve()) if args.wheelhouse else None,
             "image": str(args.image.resolve()) if args.image else None}
-    paths = build_kernel(args.main or kernel_entry(settings.kind), out, settings, plan, build_info=info,
+    paths = build_kernel(args.main or kernel_entry(settings.kind), out, settings, config, build_info=info,
                          for_the_reader=for_the_reader)
     print(f"{settings.kind} kernel {settings.ref} built in {out}: {paths['code'].name}, {paths['metadata'].name}")
     return _report_check(out, args.wheelhouse, args.image)
 
 
 def _kind_config(args: argparse.Namespace, kind: str) -> tuple[object, dict[str, str]]:
-    """The kind's plan from its settings file, ``--set`` and flags; a flag, file or option another kind takes is
+    """The kind's config from its settings file, ``--set`` and flags; a flag, file or option another kind takes is
     refused in one line. Also the files written beside the code for the reader (train: the config as given)."""
     from arc_kit.cli.flags import SETTINGS_CLASSES, config_from_args, config_tables, flag_names
     from arc_kit.config.kernels import KIND_CONFIGS
@@ -295,11 +296,11 @@ def _kind_config(args: argparse.Namespace, kind: str) -> tuple[object, dict[str,
         raise SettingsError("the train kernel needs its training config: --config FILE (or a built-in name, e.g. "
                             "gpu-qwen)")
     path = resolve_config_path(args.config)
-    plan = config_from_args(args, config_class, path=path, overrides=list(args.set))
+    config = config_from_args(args, config_class, path=path, overrides=list(args.set))
     sets = "".join(f"#   --set {text}\n" for text in args.set)
     header = (f"# {path.name} as given to arc-kit kernel build, for the reader: the kernel runs the settings in its "
               "code file\n" + (f"# with these overrides:\n{sets}" if sets else ""))
-    return plan, {"train-config.toml": header + path.read_text(encoding="utf-8")}
+    return config, {"train-config.toml": header + path.read_text(encoding="utf-8")}
 
 
 @_guarded

@@ -1,6 +1,6 @@
 """The settings of each kind of Kaggle kernel, as its code file carries them (the ``KERNEL_SETTINGS`` literal).
 
-Three kinds, one entry file (``submission/main.py``), one plan class each:
+Three kinds, one entry file (``submission/main.py``), one config class each:
 
 - ``submission``: ``SubmissionConfig`` (``arc_kit.config.run``): the competition's test file, answered within 12 h.
 - ``evaluate``: ``EvaluateConfig``: the same run (the same ``[run]``, ``[solver]``, ``[ttt]`` tables, the same
@@ -10,7 +10,7 @@ Three kinds, one entry file (``submission/main.py``), one plan class each:
   ``arc-kit train --config`` takes) plus the kernel's own table (``[kernel]``: the wheelhouse, an attached base
   model, the run to resume, the session's budget).
 
-The literal is ``{"kind": ..., **plan.to_dict()}`` (``kernel_literal``); ``config_from_literal`` reads it back with
+The literal is ``{"kind": ..., **config.to_dict()}`` (``kernel_literal``); ``config_from_literal`` reads it back with
 the kind's class, which refuses unknown keys. Imports nothing heavy: the kernel reads this before torch.
 """
 
@@ -94,18 +94,18 @@ class TrainKernelConfig(TrainConfig):
 
 
 KIND_CONFIGS: dict[str, type] = {"submission": SubmissionConfig, "evaluate": EvaluateConfig, "train": TrainKernelConfig}
-"""Each kind's settings: what its literal holds and its settings file may hold."""
+"""Each kind's config class: what its literal holds and its settings file may hold."""
 
 
-def kernel_literal(kind: str, plan: Any) -> dict[str, Any]:
-    """The dict written into the code file: the kind, then the plan's tables."""
-    if not isinstance(plan, KIND_CONFIGS[kind]):
-        raise SettingsError(f"a {kind} kernel takes a {KIND_CONFIGS[kind].__name__}, got {type(plan).__name__}")
-    return {KIND_KEY: kind, **dataclasses.asdict(plan)}
+def kernel_literal(kind: str, config: Any) -> dict[str, Any]:
+    """The dict written into the code file: the kind, then the config's tables."""
+    if not isinstance(config, KIND_CONFIGS[kind]):
+        raise SettingsError(f"a {kind} kernel takes a {KIND_CONFIGS[kind].__name__}, got {type(config).__name__}")
+    return {KIND_KEY: kind, **dataclasses.asdict(config)}
 
 
 def config_from_literal(values: Any) -> tuple[str, Any]:
-    """(kind, plan) from a code file's literal; an unknown kind or key is a ``SettingsError`` naming it."""
+    """(kind, config) from a code file's literal; an unknown kind or key is a ``SettingsError`` naming it."""
     if not isinstance(values, dict):
         raise SettingsError(f"kernel settings: must be a table, got {values!r}")
     rest = dict(values)

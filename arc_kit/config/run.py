@@ -9,7 +9,7 @@ Four tables, ``SubmissionConfig``'s fields:
 - ``[ttt]`` ``TTTSettings``: per-task test-time training (a fresh LoRA on each task's demonstration pairs);
 - ``[kernel]`` ``KernelSettings``: what only the Kaggle kernel needs (competition, attached sources, quick pass).
 
-``kernel build`` writes the plan into the kernel's code as one dict literal (``SubmissionConfig.to_dict``); the kernel
+``kernel build`` writes the config into the kernel's code as one dict literal (``SubmissionConfig.to_dict``); the kernel
 reads it back with ``SubmissionConfig.from_dict``, which refuses unknown keys, so a setting cannot silently drift. This
 module imports nothing heavy: the kernel entry and the workers import it before torch.
 """

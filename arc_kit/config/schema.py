@@ -147,7 +147,7 @@ def _field_hints(cls: type) -> dict[str, Any]:
 
 
 def _kind(hints: dict[str, Any]) -> str:
-    """What the names at one level are, for a message: tables (a plan's top level) or settings."""
+    """What the names at one level are, for a message: tables (a config's top level) or settings."""
     return "table" if hints and all(dataclasses.is_dataclass(h) for h in hints.values()) else "setting"
 
 

@@ -74,22 +74,22 @@ class TinyModelShape:
     rope_theta: float = 10000.0
 
 
-def build_tiny_model(tokenizer: Any, config: TinyModelShape | None = None) -> Any:
-    """The random tiny model; ``config`` None is the shape the settings' defaults give."""
+def build_tiny_model(tokenizer: Any, shape: TinyModelShape | None = None) -> Any:
+    """The random tiny model; ``shape`` None is the shape the settings' defaults give."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    config = config or tiny_shape(ModelSettings())
-    torch.manual_seed(config.seed)
+    shape = shape or tiny_shape(ModelSettings())
+    torch.manual_seed(shape.seed)
     model_config = LlamaConfig(
         vocab_size=len(tokenizer),
-        hidden_size=config.hidden_size,
-        intermediate_size=config.intermediate_size,
-        num_hidden_layers=config.num_hidden_layers,
-        num_attention_heads=config.num_attention_heads,
-        num_key_value_heads=config.num_key_value_heads,
-        max_position_embeddings=config.max_position_embeddings,
-        rope_theta=config.rope_theta,
+        hidden_size=shape.hidden_size,
+        intermediate_size=shape.intermediate_size,
+        num_hidden_layers=shape.num_hidden_layers,
+        num_attention_heads=shape.num_attention_heads,
+        num_key_value_heads=shape.num_key_value_heads,
+        max_position_embeddings=shape.max_position_embeddings,
+        rope_theta=shape.rope_theta,
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id,
         bos_token_id=None,
@@ -101,12 +101,12 @@ def build_tiny_model(tokenizer: Any, config: TinyModelShape | None = None) -> An
     return model
 
 
-def write_tiny_model(out: str | Path, config: TinyModelShape | None = None) -> Path:
+def write_tiny_model(out: str | Path, shape: TinyModelShape | None = None) -> Path:
     """Write tokenizer + model to ``out`` with ``save_pretrained``; load it back with ``from_pretrained``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = build_arc_tokenizer()
-    model = build_tiny_model(tokenizer, config)
+    model = build_tiny_model(tokenizer, shape)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out

@@ -64,14 +64,15 @@ def resume_source(k: TrainKernelSettings, root: Path) -> Path | None:
     return place
 
 
-def kernel_training_config(plan: TrainKernelConfig, root: Path, working: Path, seconds_spent: float) -> TrainConfig:
-    """The config the run reads: ``plan``'s, with the output folder, the attached base model, the input paths and
-    the budget set as the kernel sets them (see the module's docstring)."""
+def kernel_training_config(kernel_config: TrainKernelConfig, root: Path, working: Path,
+                           seconds_spent: float) -> TrainConfig:
+    """The config the run reads: ``kernel_config``'s training config, with the output folder, the attached base
+    model, the input paths and the budget set as the kernel sets them (see the module's docstring)."""
     from arc_kit.kaggle.kernel_build import KAGGLE_INPUT
     from arc_kit.kaggle.paths import reroot
 
-    k = plan.kernel
-    raw = plan.training_config().to_dict()
+    k = kernel_config.kernel
+    raw = kernel_config.training_config().to_dict()
     model, data, train = raw["model"], raw["data"], raw["train"]
     train["output_dir"] = str(working / RUN_DIR)
     if k.base_model_source:
@@ -136,13 +137,13 @@ def run_train_kernel(settings: dict[str, Any], start_time: float) -> int:
     root, working = input_root(), working_dir()
     use_working_data_cache()
     try:
-        plan = TrainKernelConfig.from_dict(settings)
-        resume_from = resume_source(plan.kernel, root)
-        config = kernel_training_config(plan, root, working, time.time() - start_time)
+        kernel_config = TrainKernelConfig.from_dict(settings)
+        resume_from = resume_source(kernel_config.kernel, root)
+        config = kernel_training_config(kernel_config, root, working, time.time() - start_time)
     except (SettingsError, KagglePathError) as e:
         print(f"arc-kit train kernel: {e}", flush=True)
         return 1
-    set_offline_env(hub=not train_needs_internet(plan))  # before anything imports the hub's client
+    set_offline_env(hub=not train_needs_internet(kernel_config))  # before anything imports the hub's client
     summary = _train(config, working, resume_from)
     atomic_write_json(working / SUMMARY_FILE, summary, indent=1)
     print(f"arc-kit train kernel: {summary['said']}", flush=True)
