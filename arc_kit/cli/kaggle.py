@@ -61,15 +61,16 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     q.set_defaults(handler=_image_freeze)
 
     from arc_kit.cli.flags import add_set_flag, settings_parent
-    from arc_kit.config.kernels import KINDS, EvaluateSettings, TrainKernelRuntime
-    from arc_kit.config.run import KernelPlan, KernelRuntime, RunSettings, SolverConfig, TTTConfig
-    from arc_kit.kaggle.kernel_build import MACHINE_SHAPES, KernelSettings
+    from arc_kit.config.kernels import KINDS, EvaluateSettings, TrainKernelSettings
+    from arc_kit.config.run import KernelSettings, RunSettings, SolverSettings, SubmissionConfig, TTTSettings
+    from arc_kit.kaggle.kernel_build import MACHINE_SHAPES, KernelMetadataSettings
 
     kernel = sub.add_parser("kernel", help="build, check, push and follow a kernel: submission, evaluate or train")
     kernel.set_defaults(handler=lambda _args: kernel.print_help() or 2)
     ksub = kernel.add_subparsers(title="kernel commands", metavar="ACTION")
-    p = ksub.add_parser("build", parents=[settings_parent(KernelSettings, KernelRuntime, RunSettings, SolverConfig,
-                                                          TTTConfig, EvaluateSettings, TrainKernelRuntime)],
+    p = ksub.add_parser("build", parents=[settings_parent(KernelMetadataSettings, KernelSettings, RunSettings,
+                                                          SolverSettings, TTTSettings, EvaluateSettings,
+                                                          TrainKernelSettings)],
                         help="write kernel-metadata.json and the code file from the kernel entry "
                         "(submission/main.py) for a kind of kernel (--kind)",
                         description="Every flag below is a field of a settings dataclass (arc_kit/config/run.py, "
@@ -90,8 +91,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", default=None, metavar="TOML", help="train: the training config (a file or a "
                    "built-in name, as arc-kit train --config takes), copied into the kernel; a [kernel] table may "
                    "hold the training kernel's settings")
-    # --set fills the kind's plan (arc_kit.config.kernels.KIND_PLANS); declared: the default kind's
-    add_set_flag(p, KernelPlan, help="set one setting of the kind's tables, e.g. --set solver.views=4 or, for "
+    # --set fills the kind's config (arc_kit.config.kernels.KIND_CONFIGS); declared: the default kind's
+    add_set_flag(p, SubmissionConfig, help="set one setting of the kind's tables, e.g. --set solver.views=4 or, for "
                  "train, --set train.learning_rate=2e-4 (repeatable; after --settings/--config, before flags)")
     p.set_defaults(handler=_kernel_build)
 
@@ -224,19 +225,19 @@ def _upload_weights(args: argparse.Namespace) -> int:
 
 @_guarded
 def _wheelhouse(args: argparse.Namespace) -> int:
-    from arc_kit.kaggle.wheelhouse import KaggleImage, WheelhouseConfig, build_wheelhouse
+    from arc_kit.kaggle.wheelhouse import KaggleImage, WheelhouseOptions, build_wheelhouse
 
-    config = WheelhouseConfig(image=KaggleImage.load(args.image), extras=tuple(args.extras),
-                              find_links=tuple(args.find_links), index=not args.no_index)
-    result = build_wheelhouse(args.project, args.out, config)
-    print(f"wheelhouse {result.folder}: {len(result.wheels)} wheels for Python {config.image.python} "
-          f"({config.image.source})")
+    options = WheelhouseOptions(image=KaggleImage.load(args.image), extras=tuple(args.extras),
+                                find_links=tuple(args.find_links), index=not args.no_index)
+    result = build_wheelhouse(args.project, args.out, options)
+    print(f"wheelhouse {result.folder}: {len(result.wheels)} wheels for Python {options.image.python} "
+          f"({options.image.source})")
     for r in result.resolution.plan:
         print(f"  {r.name} {r.version}  from the {r.source}  (for {r.needed_by})")
     for why in result.resolution.left_out:
         print(f"  left out: {why}")
     print(f"publish it: arc-kit upload-weights {result.folder} --id OWNER/arc-kit-wheelhouse "
-          f"--description 'Offline wheels for arc-kit kernels (Python {config.image.python})'")
+          f"--description 'Offline wheels for arc-kit kernels (Python {options.image.python})'")
     return 0
 
 
@@ -254,32 +255,32 @@ def _image_freeze(args: argparse.Namespace) -> int:
 @_guarded
 def _kernel_build(args: argparse.Namespace) -> int:
     from arc_kit.cli.flags import settings_from_args
-    from arc_kit.kaggle.kernel_build import KernelSettings, build_kernel, kernel_entry
+    from arc_kit.kaggle.kernel_build import KernelMetadataSettings, build_kernel, kernel_entry
 
-    settings = settings_from_args(args, KernelSettings)
+    settings = settings_from_args(args, KernelMetadataSettings)
     settings.owner = _owner(settings.owner or None)
-    plan, for_the_reader = _kind_plan(args, settings.kind)
+    config, for_the_reader = _kind_config(args, settings.kind)
     out = args.out or kernel_dir(settings.kind)
     info = {"wheelhouse": str(args.wheelhouse.resolve()) if args.wheelhouse else None,
             "image": str(args.image.resolve()) if args.image else None}
-    paths = build_kernel(args.main or kernel_entry(settings.kind), out, settings, plan, build_info=info,
+    paths = build_kernel(args.main or kernel_entry(settings.kind), out, settings, config, build_info=info,
                          for_the_reader=for_the_reader)
     print(f"{settings.kind} kernel {settings.ref} built in {out}: {paths['code'].name}, {paths['metadata'].name}")
     return _report_check(out, args.wheelhouse, args.image)
 
 
-def _kind_plan(args: argparse.Namespace, kind: str) -> tuple[object, dict[str, str]]:
-    """The kind's plan from its settings file, ``--set`` and flags; a flag, file or option another kind takes is
+def _kind_config(args: argparse.Namespace, kind: str) -> tuple[object, dict[str, str]]:
+    """The kind's config from its settings file, ``--set`` and flags; a flag, file or option another kind takes is
     refused in one line. Also the files written beside the code for the reader (train: the config as given)."""
-    from arc_kit.cli.flags import SETTINGS_CLASSES, flag_names, plan_from_args, plan_tables
-    from arc_kit.config.kernels import KIND_PLANS
+    from arc_kit.cli.flags import SETTINGS_CLASSES, config_from_args, config_tables, flag_names
+    from arc_kit.config.kernels import KIND_CONFIGS
     from arc_kit.config.training import resolve_config_path
-    from arc_kit.kaggle.kernel_build import KernelSettings
+    from arc_kit.kaggle.kernel_build import KernelMetadataSettings
 
-    plan_class = KIND_PLANS[kind]
-    mine = [KernelSettings, *plan_tables(plan_class)]
+    config_class = KIND_CONFIGS[kind]
+    mine = [KernelMetadataSettings, *config_tables(config_class)]
     allowed = set().union(*(flag_names(cls) for cls in mine))
-    ignored = {key.split(".")[-1]: why for key, why in getattr(plan_class, "IGNORED", {}).items()}
+    ignored = {key.split(".")[-1]: why for key, why in getattr(config_class, "IGNORED", {}).items()}
     for cls in getattr(args, SETTINGS_CLASSES, ()):
         for name in sorted(flag_names(cls) & set(vars(args))):
             if name not in allowed or name in ignored:
@@ -290,16 +291,16 @@ def _kind_plan(args: argparse.Namespace, kind: str) -> tuple[object, dict[str, s
         raise SettingsError(f"--{wrong_file} does not apply to the {kind} kernel: give its settings with "
                             f"--{given_file}")
     if kind != "train":
-        return plan_from_args(args, plan_class, overrides=list(args.set)), {}
+        return config_from_args(args, config_class, overrides=list(args.set)), {}
     if args.config is None:
         raise SettingsError("the train kernel needs its training config: --config FILE (or a built-in name, e.g. "
                             "gpu-qwen)")
     path = resolve_config_path(args.config)
-    plan = plan_from_args(args, plan_class, path=path, overrides=list(args.set))
+    config = config_from_args(args, config_class, path=path, overrides=list(args.set))
     sets = "".join(f"#   --set {text}\n" for text in args.set)
     header = (f"# {path.name} as given to arc-kit kernel build, for the reader: the kernel runs the settings in its "
               "code file\n" + (f"# with these overrides:\n{sets}" if sets else ""))
-    return plan, {"train-config.toml": header + path.read_text(encoding="utf-8")}
+    return config, {"train-config.toml": header + path.read_text(encoding="utf-8")}
 
 
 @_guarded

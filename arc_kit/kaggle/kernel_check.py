@@ -34,7 +34,7 @@ def check_kernel(folder: Path, wheelhouse: Path | str | None = None, image: Path
 
     folder = Path(folder)
     meta, info = read_metadata(folder), read_build_info(folder)
-    kind, plan = read_settings(folder)
+    kind, config = read_settings(folder)
     check = KernelCheck()
     shape = meta.get("machine_shape")
     check.lines += [
@@ -46,14 +46,14 @@ def check_kernel(folder: Path, wheelhouse: Path | str | None = None, image: Path
         f"  models: {', '.join(meta.get('model_sources') or []) or 'none'}",
         f"  notebook outputs: {', '.join(meta.get('kernel_sources') or []) or 'none'}",
     ]
-    for group, values in dataclasses.asdict(plan).items():
+    for group, values in dataclasses.asdict(config).items():
         check.lines.append(f"  {group}: " + ", ".join(f"{k}={v}" for k, v in values.items()))
     if not meta.get("enable_gpu"):
         check.problems.append("the GPU is off")
     if shape and shape not in MACHINE_SHAPES:
         check.problems.append(f"machine_shape {shape!r} is not one of {', '.join(MACHINE_SHAPES)}")
-    {"submission": _submission, "evaluate": _evaluate, "train": _train}[kind](check, meta, plan)
-    wheelhouse_dataset = plan.kernel.wheelhouse_dataset
+    {"submission": _submission, "evaluate": _evaluate, "train": _train}[kind](check, meta, config)
+    wheelhouse_dataset = config.kernel.wheelhouse_dataset
     if not wheelhouse_dataset:
         check.warnings.append("no wheelhouse dataset attached (--wheelhouse-dataset): the kernel can install "
                               "arc-kit only if some attached dataset holds its wheel")
@@ -69,8 +69,8 @@ def check_kernel(folder: Path, wheelhouse: Path | str | None = None, image: Path
     return check
 
 
-def _weights_named(plan: Any) -> bool:
-    k = plan.kernel
+def _weights_named(config: Any) -> bool:
+    k = config.kernel
     return bool(k.weights_dataset or k.weights_model or k.weights_kernel or k.model_dir)
 
 
@@ -78,8 +78,8 @@ NO_WEIGHTS = ("no weights attached (--weights-dataset, --weights-model or --weig
               "a placeholder")
 
 
-def _submission(check: KernelCheck, meta: dict, plan: Any) -> None:
-    quick = plan.kernel.quick_tasks
+def _submission(check: KernelCheck, meta: dict, config: Any) -> None:
+    quick = config.kernel.quick_tasks
     check.lines.append(f"  an interactive run decodes {f'the {quick} shortest tasks' if quick else 'every task'}; "
                        "the competition rerun decodes all")
     if meta.get("enable_internet"):
@@ -87,7 +87,7 @@ def _submission(check: KernelCheck, meta: dict, plan: Any) -> None:
     shape = meta.get("machine_shape")
     if shape in MACHINE_SHAPES and shape != KIND_DEFAULTS["submission"].machine_shape:
         check.warnings.append(f"machine {shape}: the competition box is NvidiaL4 (4x L4)")
-    if not _weights_named(plan):
+    if not _weights_named(config):
         check.warnings.append(NO_WEIGHTS)
 
 
@@ -99,13 +99,13 @@ def quota_line(meta: dict, budget_seconds: float) -> str:
             f"budget on {shape}, which counts {weight:g}x)")
 
 
-def _evaluate(check: KernelCheck, meta: dict, plan: Any) -> None:
-    e = plan.evaluate
+def _evaluate(check: KernelCheck, meta: dict, config: Any) -> None:
+    e = config.evaluate
     check.lines.append(f"  decodes {e.data} ({f'the {e.max_tasks} shortest tasks' if e.max_tasks else 'every task'})"
                        ", scores it and writes submission.json, report.json, report.html and score.json to its "
                        "output (arc-kit kernel output --kind evaluate, then arc-kit select)")
-    check.lines.append(quota_line(meta, plan.run.budget_seconds))
-    if plan.run.budget_seconds >= KAGGLE_SESSION_SECONDS:
+    check.lines.append(quota_line(meta, config.run.budget_seconds))
+    if config.run.budget_seconds >= KAGGLE_SESSION_SECONDS:
         check.warnings.append(
             "the budget is the whole session: the run ends once every task is solved and revisited, but a run "
             "slower than planned spends up to all of it; bound it with --budget-seconds (12 h x your tasks / 240 "
@@ -113,36 +113,36 @@ def _evaluate(check: KernelCheck, meta: dict, plan: Any) -> None:
     if meta.get("enable_internet"):
         check.warnings.append("internet is on: the submission runs offline, so this evaluation may not test "
                               "what it will run")
-    if not _weights_named(plan):
+    if not _weights_named(config):
         check.warnings.append(NO_WEIGHTS + ", and the score 0")
 
 
-def _train(check: KernelCheck, meta: dict, plan: Any) -> None:
-    k, t = plan.kernel, plan.train
+def _train(check: KernelCheck, meta: dict, config: Any) -> None:
+    k, t = config.kernel, config.train
     budget = (f"for train.max_seconds={t.max_seconds:.0f} s" if t.max_seconds is not None else
               f"for what is left of its {k.budget_seconds:.0f} s budget")
     budget += f", stopping {t.stop_margin_seconds:.0f} s before the end for the checkpoint and the export"
-    check.lines.append(f"  trains {plan.model.name_or_path if not k.base_model_source else k.base_model_source} "
+    check.lines.append(f"  trains {config.model.name_or_path if not k.base_model_source else k.base_model_source} "
                        f"{budget}; its output holds run/ (checkpoints), and export/ once training finished"
                        + (f"; resumes from {k.resume_kernel}'s output" if k.resume_kernel else ""))
     check.lines.append(quota_line(meta, k.budget_seconds))
-    check.problems += train_source_problems(plan)
-    if not meta.get("enable_internet") and not k.base_model_source and plan.model.name_or_path != "tiny" \
-            and not plan.model.name_or_path.startswith(KAGGLE_INPUT):
-        check.problems.append(f"internet is off but model.name_or_path {plan.model.name_or_path!r} comes from the "
+    check.problems += train_source_problems(config)
+    if not meta.get("enable_internet") and not k.base_model_source and config.model.name_or_path != "tiny" \
+            and not config.model.name_or_path.startswith(KAGGLE_INPUT):
+        check.problems.append(f"internet is off but model.name_or_path {config.model.name_or_path!r} comes from the "
                               "hub: attach the base (--base-model-source) or turn the internet on (--internet)")
     if meta.get("machine_shape") == "NvidiaL4":
         check.warnings.append("machine NvidiaL4: its hours count double against the GPU quota; NvidiaTeslaT4 "
                               "(T4 x2) trains in fp16 at half the quota cost")
 
 
-def train_source_problems(plan: Any) -> list[str]:
+def train_source_problems(config: Any) -> list[str]:
     """Paths in a training kernel's config that name files of this machine: the kernel cannot read them. Data
     comes by name (``arc-kit data list``) or from an attached dataset's mount (``/kaggle/input/...``)."""
     from arc_kit.core.named_data import NAMED_SETS
     from arc_kit.training.mix import BUILTIN_HELD_OUT
 
-    d = plan.data
+    d = config.data
     named = [(f"data.challenges[{i}]", v) for i, v in enumerate(d.challenges)]
     named += [(f"data.solutions[{i}]", v) for i, v in enumerate(d.solutions)]
     named += [(f"data.sources[{i}].path", s.path) for i, s in enumerate(d.sources)]
@@ -152,8 +152,8 @@ def train_source_problems(plan: Any) -> list[str]:
                 f"dataset (--extra-datasets) and name its mount ({KAGGLE_INPUT}/datasets/<owner>/<slug>/...), or "
                 "use a named set (arc-kit data list)"
                 for where, value in named if value and value not in NAMED_SETS and not value.startswith(KAGGLE_INPUT)]
-    name = plan.model.name_or_path
-    if not plan.kernel.base_model_source and (name.startswith(("/", ".")) or Path(name).exists()) \
+    name = config.model.name_or_path
+    if not config.kernel.base_model_source and (name.startswith(("/", ".")) or Path(name).exists()) \
             and not name.startswith(KAGGLE_INPUT):
         problems.append(f"model.name_or_path {name!r} is a folder of this machine: attach the base weights "
                         "(--base-model-source owner/slug or a Kaggle Model) or name a hub id")

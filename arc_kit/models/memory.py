@@ -22,7 +22,7 @@ The arithmetic (``docs/gpu-memory.md`` has the figures for a T4 and an L4):
   weights, gradients and Adam moments (float32); per token, with activation checkpointing, each layer's input
   plus one layer's activations and their gradients being recomputed, without it every layer's; and the logits
   (the model's dtype, a float32 copy, its softmax and gradient: ``TRAIN_LOGITS_EXTRA_BYTES`` + the dtype's bytes,
-  at the whole vocabulary: why a cut vocabulary, ``model.shrink_vocab``, matters most here).
+  at the whole vocabulary: why a shrunk vocabulary, ``model.shrink_vocab``, matters most here).
 
 Every figure is an estimate on the safe side; the decoders also split a batch that still runs out of memory.
 Nothing here imports torch at module level (``free_bytes`` imports it inside).
@@ -35,13 +35,13 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from arc_kit.config.lora import LoraSpec
+from arc_kit.config.lora import LoraSettings
 from arc_kit.config.run import (
     CPU_BATCH_TOKENS,
     CPU_SCORE_TOKEN_BUDGET,
     CPU_TTT_MAX_LENGTH,
-    SolverConfig,
-    TTTConfig,
+    SolverSettings,
+    TTTSettings,
 )
 
 log = logging.getLogger(__name__)
@@ -109,7 +109,7 @@ class ModelShape:
         embeddings = self.vocab * self.hidden * (1 if self.tied_embeddings else 2)
         return (self.layers * layer + embeddings) * self.dtype_bytes
 
-    def lora_params(self, lora: LoraSpec) -> int:
+    def lora_params(self, lora: LoraSettings) -> int:
         """Trainable parameters of ``lora`` on this model: rank x (in + out) per targeted projection and layer, and
         the embedding copies with ``train_embeddings`` (one when the head is tied to them)."""
         sizes = {"hidden": self.hidden, "q": self.heads * self.head_dim, "kv": self.kv_heads * self.head_dim,
@@ -180,7 +180,7 @@ class Budgets:
         return dataclasses.asdict(self)
 
 
-def fit_budgets(shape: ModelShape, free_bytes: int, *, ttt_lora: LoraSpec | None, ttt_batch_size: int = 1,
+def fit_budgets(shape: ModelShape, free_bytes: int, *, ttt_lora: LoraSettings | None, ttt_batch_size: int = 1,
                 ttt_checkpointing: bool = True, decode_rows: int = 8, ttt_length_cap: int | None = None) -> Budgets:
     """The budgets that fit ``free_bytes`` (free once the weights are loaded) for a model of ``shape``: a pure
     function of its arguments (see the module's docstring for the arithmetic).
@@ -211,12 +211,12 @@ def _tokens(room: int, per_token: int, step: int) -> int:
     return max(MIN_TOKENS, (max(0, room) // max(1, per_token)) // step * step)
 
 
-def card_budgets(card: Card, shape: ModelShape, ttt: TTTConfig | None = None,
-                 solver: SolverConfig | None = None) -> Budgets:
+def card_budgets(card: Card, shape: ModelShape, ttt: TTTSettings | None = None,
+                 solver: SolverSettings | None = None) -> Budgets:
     """The budgets a worker on ``card`` would choose for a model of ``shape`` (``shape.dtype_bytes`` should be the
     card's: 2 on a GPU): the figures of ``docs/gpu-memory.md`` and ``scripts/bench_gpu.py``."""
-    ttt = ttt or TTTConfig()
-    solver = solver or SolverConfig()
+    ttt = ttt or TTTSettings()
+    solver = solver or SolverSettings()
     return fit_budgets(shape, card.free_after_weights(shape), ttt_lora=ttt.lora if ttt.enabled else None,
                        ttt_batch_size=ttt.batch_size, ttt_checkpointing=ttt.gradient_checkpointing,
                        decode_rows=solver.batch_size, ttt_length_cap=solver.max_length)
@@ -231,7 +231,7 @@ def free_bytes(device: str) -> int | None:
     return int(torch.cuda.mem_get_info(torch.device(device))[0])
 
 
-def budgets_for(model: Any, device: str, dtype: Any, solver: SolverConfig, ttt: TTTConfig,
+def budgets_for(model: Any, device: str, dtype: Any, solver: SolverSettings, ttt: TTTSettings,
                 context: int | None = None) -> tuple[Budgets, ModelShape, int] | None:
     """``fit_budgets`` for ``model`` (weights of torch ``dtype``) on ``device`` as it is now, with the shape,
     and the free bytes it saw; None on a CPU. ``context``: the longest row the model takes (default
@@ -248,8 +248,8 @@ def budgets_for(model: Any, device: str, dtype: Any, solver: SolverConfig, ttt: 
     return budgets, shape, free
 
 
-def fit_settings(solver: SolverConfig | None, ttt: TTTConfig, loaded: Any,
-                 context: int | None = None) -> tuple[SolverConfig | None, TTTConfig]:
+def fit_settings(solver: SolverSettings | None, ttt: TTTSettings, loaded: Any,
+                 context: int | None = None) -> tuple[SolverSettings | None, TTTSettings]:
     """``solver`` and ``ttt`` with every budget left unset filled for the model ``loaded`` (a ``LoadedModel``)
     on its device: from ``fit_budgets`` on a GPU, the ``CPU_*`` figures on a CPU. Logs one INFO line saying which
     were chosen and why; settings the user gave are kept, and when none is unset nothing is logged.
@@ -261,7 +261,7 @@ def fit_settings(solver: SolverConfig | None, ttt: TTTConfig, loaded: Any,
     unset = [name for name, value in current.items() if value is None]
     if not unset:
         return solver, ttt
-    fitted = budgets_for(loaded.model, loaded.device, loaded.dtype, solver or SolverConfig(), ttt, context)
+    fitted = budgets_for(loaded.model, loaded.device, loaded.dtype, solver or SolverSettings(), ttt, context)
     if fitted is None:
         chosen = {"batch_tokens": CPU_BATCH_TOKENS, "score_token_budget": CPU_SCORE_TOKEN_BUDGET,
                   "ttt.max_length": CPU_TTT_MAX_LENGTH}
@@ -277,7 +277,7 @@ def fit_settings(solver: SolverConfig | None, ttt: TTTConfig, loaded: Any,
                "adapter")
         if "ttt.max_length" in unset and ttt.enabled and budgets.ttt_max_length < TTT_TOO_SHORT:
             log.warning(f"memory: test-time training rows fit only {budgets.ttt_max_length} tokens on "
-                        f"{loaded.device}; most tasks will train on few demonstration pairs or none. A cut "
+                        f"{loaded.device}; most tasks will train on few demonstration pairs or none. A shrunk "
                         "vocabulary (model.shrink_vocab) or a lower ttt.lora.r frees the most")
     if solver is not None:
         solver = dataclasses.replace(solver, **{k: chosen[k] for k in unset if k != "ttt.max_length"})
@@ -294,5 +294,5 @@ def decoding_budget(model: Any, device: str) -> int:
     from the free memory on a GPU, ``CPU_BATCH_TOKENS`` on a CPU."""
     if not str(device).startswith("cuda"):
         return CPU_BATCH_TOKENS
-    fitted = budgets_for(model, device, next(model.parameters()).dtype, SolverConfig(), TTTConfig(enabled=False))
+    fitted = budgets_for(model, device, next(model.parameters()).dtype, SolverSettings(), TTTSettings(enabled=False))
     return fitted[0].batch_tokens if fitted is not None else CPU_BATCH_TOKENS

@@ -1,9 +1,9 @@
 """Load the base a training run starts from: the configured model (the tiny model written into the run folder, a
-local folder or a hub id), its vocabulary cut first with ``model.shrink_vocab``, through Unsloth or transformers +
+local folder or a hub id), its vocabulary shrunk first with ``model.shrink_vocab``, through Unsloth or transformers +
 peft, with LoRA unless full fine-tuning.
 
-It builds on ``loading`` (the tokenizer, the prompt format, ``from_pretrained``) and on ``vocab`` (the cut), which
-itself loads through ``loading``; so this sits above both. torch and transformers are imported inside functions.
+It builds on ``loading`` (the tokenizer, the prompt format, ``from_pretrained``) and on ``vocab`` (the shrinking),
+which itself loads through ``loading``; so this sits above both. torch and transformers are imported inside functions.
 """
 
 from __future__ import annotations
@@ -26,15 +26,15 @@ log = logging.getLogger(__name__)
 def load_training_model(config: TrainConfig, run_dir: Path, device: str) -> LoadedModel:
     """Load the base for training on ``device``, add LoRA (unless full fine-tuning), check the tokenizer gives one
     token per cell and writes the base's prompt format. The tiny base is written into ``run_dir`` first
-    (``tiny.resolve_base``); with ``model.shrink_vocab`` the base's vocabulary is cut to its format's tokens into
-    ``run_dir`` once (``CUT_BASE_DIR``), and training starts from that."""
+    (``tiny.resolve_base``); with ``model.shrink_vocab`` the base's vocabulary is shrunk to its format's tokens
+    into ``run_dir`` once (``SHRUNK_BASE_DIR``), and training starts from that."""
     set_offline_env(hub=False)  # the base may come from the hub
     m = config.model
     backend = choose_backend(m.backend, config.train.fsdp, device)
     base = resolve_base(m, run_dir)
     local_only = m.local_files_only or m.name_or_path == TINY or Path(base).is_dir()
     if m.shrink_vocab:
-        base, local_only = cut_base(base, m.format, run_dir, local_only), True
+        base, local_only = shrunk_base(base, m.format, run_dir, local_only), True
     tokenizer = load_tokenizer(base, local_only=local_only)
     prompt_format = resolve_format(m.format, base, tokenizer)
     dtype = choose_dtype(m.dtype, device)
@@ -56,14 +56,15 @@ def load_training_model(config: TrainConfig, run_dir: Path, device: str) -> Load
                        prompt_format=prompt_format)
 
 
-CUT_BASE_DIR = "base-model-cut"
-"""Where a run with ``model.shrink_vocab`` writes its base with the vocabulary cut (the export merges onto it)."""
+SHRUNK_BASE_DIR = "base-model-shrunk"
+"""Where a run with ``model.shrink_vocab`` writes its base with the vocabulary shrunk (the export merges onto it,
+and a resumed run, one from an earlier kernel version's output included, finds it by this name)."""
 
 
-def cut_base(base: str, requested_format: str, run_dir: Path, local_only: bool) -> str:
-    """``base`` with its vocabulary cut to its format's tokens, written into ``run_dir`` once (a resumed run and
+def shrunk_base(base: str, requested_format: str, run_dir: Path, local_only: bool) -> str:
+    """``base`` with its vocabulary shrunk to its format's tokens, written into ``run_dir`` once (a resumed run and
     the export reuse it)."""
-    out = run_dir / CUT_BASE_DIR
+    out = run_dir / SHRUNK_BASE_DIR
     if not (out / "config.json").exists():
         from arc_kit.models.vocab import shrink_vocabulary
 

@@ -31,7 +31,7 @@ class WeightsFolderError(ArcKitError, FileNotFoundError):
 
 CHECKPOINT = re.compile(r"checkpoint-(\d+)")
 TRAINER_STATE = "trainer_state.json"
-"""What the Trainer writes last into a checkpoint: a folder without it was cut while saving."""
+"""What the Trainer writes last into a checkpoint: a folder without it was interrupted while saving."""
 RUN_INFO_FILE = "run_info.json"
 FINAL_DIR = "final"
 """A training run's folder (``arc_kit.training``): its ``run_info.json``, and ``final/``, the one weights folder

@@ -14,7 +14,7 @@ KIND_RUNS: dict[str, tuple[str, str]] = {
     "evaluate": ("arc_kit.run.evaluate", "run_evaluate_kernel"),
     "train": ("arc_kit.run.train_kernel", "run_train_kernel"),
 }
-"""Each kind's run: (module, function taking the plan's tables and the kernel's start time, returning the exit
+"""Each kind's run: (module, function taking the config's tables and the kernel's start time, returning the exit
 code)."""
 
 

@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from arc_kit.config.kernels import EvaluatePlan, EvaluateSettings
+from arc_kit.config.kernels import EvaluateConfig, EvaluateSettings
 from arc_kit.config.run import SettingsError
 from arc_kit.core.tasks import TaskFileError
 from arc_kit.run.interrupts import StopSignals
@@ -52,7 +52,7 @@ def evaluation_files(e: EvaluateSettings, root: Path) -> tuple[Path, Path]:
     return challenges, solutions
 
 
-def evaluate_job(plan: EvaluatePlan, start_time: float, env: dict[str, str] | None = None) -> RunJob:
+def evaluate_job(config: EvaluateConfig, start_time: float, env: dict[str, str] | None = None) -> RunJob:
     """Resolve the evaluation kernel's settings and Kaggle paths into a RunJob (a missing model is left to the run,
     which then reports it)."""
     from arc_kit.kaggle.paths import SUBMISSION_FILE, input_root, working_dir
@@ -60,17 +60,17 @@ def evaluate_job(plan: EvaluatePlan, start_time: float, env: dict[str, str] | No
 
     env = dict(os.environ) if env is None else env
     root = input_root(env)
-    challenges, solutions = evaluation_files(plan.evaluate, root)
-    weights = find_kernel_weights(plan.kernel, root, rerun=False)
+    challenges, solutions = evaluation_files(config.evaluate, root)
+    weights = find_kernel_weights(config.kernel, root, rerun=False)
     return RunJob(
         model_dir=weights.model_dir,
         challenges=challenges,
         output=working_dir(env) / SUBMISSION_FILE,
         solutions=solutions,
-        run=plan.run,
-        solver=plan.solver,
-        ttt=plan.ttt,
-        max_tasks=plan.evaluate.max_tasks or None,
+        run=config.run,
+        solver=config.solver,
+        ttt=config.ttt,
+        max_tasks=config.evaluate.max_tasks or None,
         start_time=start_time,
         progress=True,
         model_problem=weights.problem,
@@ -78,7 +78,7 @@ def evaluate_job(plan: EvaluatePlan, start_time: float, env: dict[str, str] | No
     )
 
 
-def score_record(plan: EvaluatePlan, job: RunJob, report: RunReport) -> dict[str, Any]:
+def score_record(config: EvaluateConfig, job: RunJob, report: RunReport) -> dict[str, Any]:
     """``score.json``: the score, where the time went, and what ran (data, weights, settings, versions)."""
     from arc_kit.models.manifest import library_versions
 
@@ -90,7 +90,7 @@ def score_record(plan: EvaluatePlan, job: RunJob, report: RunReport) -> dict[str
         "entries": report.entries,
         "tasks": report.tasks,
         "tasks_attempted": report.tasks_attempted,
-        "data": plan.evaluate.data,
+        "data": config.evaluate.data,
         "challenges": str(job.challenges),
         "weights": None if job.model_dir is None else str(job.model_dir),
         "model_error": report.model_error,
@@ -99,7 +99,7 @@ def score_record(plan: EvaluatePlan, job: RunJob, report: RunReport) -> dict[str
         "deadline_hit": report.deadline_hit,
         "stage_seconds": report.stage_seconds,
         "worker_seconds_per_task": report.worker_seconds_per_task,
-        "settings": plan.to_dict(),
+        "settings": config.to_dict(),
         "versions": library_versions(),
     }
 
@@ -113,13 +113,13 @@ def run_evaluate_kernel(settings: dict[str, Any], start_time: float) -> int:
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     use_working_data_cache()
     try:
-        plan = EvaluatePlan.from_dict(settings)
-        job = evaluate_job(plan, start_time)
+        config = EvaluateConfig.from_dict(settings)
+        job = evaluate_job(config, start_time)
     except (SettingsError, KagglePathError, TaskFileError) as e:
         print(f"arc-kit evaluate: {e}", flush=True)
         return 1
     working_dir().mkdir(parents=True, exist_ok=True)
-    print(f"arc-kit evaluate: {plan.evaluate.data} ({job.challenges}); weights {job.model_dir}; output "
+    print(f"arc-kit evaluate: {config.evaluate.data} ({job.challenges}); weights {job.model_dir}; output "
           f"{job.output.parent}; {f'the {job.max_tasks} shortest tasks' if job.max_tasks else 'every task'}",
           flush=True)
     with StopSignals():
@@ -129,7 +129,7 @@ def run_evaluate_kernel(settings: dict[str, Any], start_time: float) -> int:
             print(f"arc-kit evaluate: cannot read the tasks: {e}", flush=True)
             return 1
         try:
-            atomic_write_json(job.output.parent / SCORE_FILE, score_record(plan, job, report), indent=1)
+            atomic_write_json(job.output.parent / SCORE_FILE, score_record(config, job, report), indent=1)
         except OSError as e:
             report.warnings.append(f"{SCORE_FILE} was not written: {e.filename}: {e.strerror or e}")
     for line in summary_lines(report):

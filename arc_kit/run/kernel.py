@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from arc_kit.config.run import KernelPlan, KernelRuntime, SettingsError
+from arc_kit.config.run import KernelSettings, SettingsError, SubmissionConfig
 from arc_kit.core.submission import Submission, entry_counts, read_raw_tasks, validate_submission
 from arc_kit.core.tasks import TaskFileError
 from arc_kit.run.interrupts import StopSignals
@@ -31,7 +31,7 @@ class FoundWeights:
     warning: str | None = None
 
 
-def find_kernel_weights(k: KernelRuntime, root: Path, rerun: bool) -> FoundWeights:
+def find_kernel_weights(k: KernelSettings, root: Path, rerun: bool) -> FoundWeights:
     """The weights the kernel's settings name (a dataset, a model, a notebook's output or a folder), found below
     ``root``; a missing model is left to the run (its report says why).
 
@@ -62,13 +62,13 @@ def find_kernel_weights(k: KernelRuntime, root: Path, rerun: bool) -> FoundWeigh
     return FoundWeights(None, warning, warning)
 
 
-def kernel_job(plan: KernelPlan, start_time: float, env: dict[str, str] | None = None) -> RunJob:
+def kernel_job(config: SubmissionConfig, start_time: float, env: dict[str, str] | None = None) -> RunJob:
     """Resolve the kernel's settings and Kaggle paths into a RunJob (a missing model is left to the run)."""
     from arc_kit.kaggle.paths import find_challenges, input_root, is_competition_rerun, output_path
 
     env = dict(os.environ) if env is None else env
     root = input_root(env)
-    k = plan.kernel
+    k = config.kernel
     challenges = find_challenges(root, k.competition, k.challenges)
     rerun = is_competition_rerun(env)
     weights = find_kernel_weights(k, root, rerun)
@@ -76,9 +76,9 @@ def kernel_job(plan: KernelPlan, start_time: float, env: dict[str, str] | None =
         model_dir=weights.model_dir,
         challenges=challenges,
         output=output_path(env),
-        run=plan.run,
-        solver=plan.solver,
-        ttt=plan.ttt,
+        run=config.run,
+        solver=config.solver,
+        ttt=config.ttt,
         max_tasks=None if rerun or not k.quick_tasks else k.quick_tasks,
         start_time=start_time,
         progress=not rerun,
@@ -121,8 +121,8 @@ def run_kernel(settings: dict[str, Any], start_time: float) -> int:
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     rerun = is_competition_rerun()
     try:
-        plan = KernelPlan.from_dict(settings)
-        job = kernel_job(plan, start_time)
+        config = SubmissionConfig.from_dict(settings)
+        job = kernel_job(config, start_time)
     except (SettingsError, KagglePathError) as e:
         print(f"arc-kit kernel: {e}", flush=True)
         if not output_path().exists():

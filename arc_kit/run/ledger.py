@@ -112,7 +112,7 @@ class Ledger:
         if phase == "spare" and (result.error or result.timed_out or task is None):
             if previous is not None:
                 previous.spare = {"landed": False, "seconds": round(result.seconds, 3),
-                                  "why": result.error or "cut by its cap or the deadline"}
+                                  "why": result.error or "timed out (its cap or the deadline)"}
             return
         before = [dict(entry) for entry in self.submission.entries.get(result.task_id, [])]
         truths = self.solutions.get(result.task_id) or []

@@ -65,7 +65,7 @@ class TaskRecord:
     answered: int = 0
     pairs_dropped: int = 0
     unparsed: int = 0
-    timed_out: bool = False  # some generation was cut: its test input keeps the placeholder
+    timed_out: bool = False  # some generation was stopped: its test input keeps the placeholder
     error: str | None = None
     correct: list[bool] | None = None  # per test input, when solutions were given
     inputs: list[InputRecord] = field(default_factory=list)  # per test input: candidates, ranks, seconds

@@ -1,6 +1,6 @@
 """The training kernel: the kit's training on Kaggle's GPUs, within one notebook session, resumable.
 
-The config travels inside the code file (``TrainKernelPlan``'s literal); the kernel writes it to
+The config travels inside the code file (``TrainKernelConfig``'s literal); the kernel writes it to
 ``train-config.json`` in its output and runs ``arc-kit train`` on it, one process per visible GPU (DDP on T4 x2,
 ``launch_command``; the precision follows the GPU). What the kernel sets in the config:
 
@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from arc_kit.config.kernels import TrainKernelPlan, TrainKernelRuntime
+from arc_kit.config.kernels import TrainKernelConfig, TrainKernelSettings
 from arc_kit.config.run import SettingsError
 from arc_kit.config.schema import from_dict
 from arc_kit.config.training import TrainConfig
@@ -41,7 +41,7 @@ RUN_DIR = "run"  # the run folder (train.output_dir): the newest checkpoint, run
 EXPORT_DIR = "export"  # once training finished: merged/ (with the manifest) and adapter/
 
 
-def resume_source(k: TrainKernelRuntime, root: Path) -> Path | None:
+def resume_source(k: TrainKernelSettings, root: Path) -> Path | None:
     """The attached output of ``kernel.resume_kernel``, when it holds a run stopped at its budget; one that holds
     a finished run or no run is refused in one line."""
     from arc_kit.kaggle.paths import KagglePathError, kernel_output_folders
@@ -64,14 +64,15 @@ def resume_source(k: TrainKernelRuntime, root: Path) -> Path | None:
     return place
 
 
-def kernel_training_config(plan: TrainKernelPlan, root: Path, working: Path, seconds_spent: float) -> TrainConfig:
-    """The config the run reads: ``plan``'s, with the output folder, the attached base model, the input paths and
-    the budget set as the kernel sets them (see the module's docstring)."""
+def kernel_training_config(kernel_config: TrainKernelConfig, root: Path, working: Path,
+                           seconds_spent: float) -> TrainConfig:
+    """The config the run reads: ``kernel_config``'s training config, with the output folder, the attached base
+    model, the input paths and the budget set as the kernel sets them (see the module's docstring)."""
     from arc_kit.kaggle.kernel_build import KAGGLE_INPUT
     from arc_kit.kaggle.paths import reroot
 
-    k = plan.kernel
-    raw = plan.training_config().to_dict()
+    k = kernel_config.kernel
+    raw = kernel_config.training_config().to_dict()
     model, data, train = raw["model"], raw["data"], raw["train"]
     train["output_dir"] = str(working / RUN_DIR)
     if k.base_model_source:
@@ -136,13 +137,13 @@ def run_train_kernel(settings: dict[str, Any], start_time: float) -> int:
     root, working = input_root(), working_dir()
     use_working_data_cache()
     try:
-        plan = TrainKernelPlan.from_dict(settings)
-        resume_from = resume_source(plan.kernel, root)
-        config = kernel_training_config(plan, root, working, time.time() - start_time)
+        kernel_config = TrainKernelConfig.from_dict(settings)
+        resume_from = resume_source(kernel_config.kernel, root)
+        config = kernel_training_config(kernel_config, root, working, time.time() - start_time)
     except (SettingsError, KagglePathError) as e:
         print(f"arc-kit train kernel: {e}", flush=True)
         return 1
-    set_offline_env(hub=not train_needs_internet(plan))  # before anything imports the hub's client
+    set_offline_env(hub=not train_needs_internet(kernel_config))  # before anything imports the hub's client
     summary = _train(config, working, resume_from)
     atomic_write_json(working / SUMMARY_FILE, summary, indent=1)
     print(f"arc-kit train kernel: {summary['said']}", flush=True)

@@ -17,7 +17,7 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from arc_kit.config.run import SolverConfig
+from arc_kit.config.run import SolverSettings
 from arc_kit.models.tokens import end_token_ids
 
 
@@ -33,7 +33,7 @@ class Generation:
     key: Hashable
     token_ids: list[int]  # up to and including the end token
     finished: bool  # stopped at an end token
-    timed_out: bool = False  # cut by the deadline before its end token or bound
+    timed_out: bool = False  # stopped by the deadline before its end token or bound
     nll: float = 0.0  # -sum of the chosen tokens' log-probabilities (softmax over the whole vocabulary)
 
 
@@ -58,7 +58,7 @@ class DecodeStats:
 
 
 def length_batches(sizes: Sequence[tuple[int, int]], *, batch_size: int, batch_tokens: int) -> list[list[int]]:
-    """Indices of ``sizes`` ((prompt tokens, answer room) each), shortest prompt first, cut into batches of at most
+    """Indices of ``sizes`` ((prompt tokens, answer room) each), shortest prompt first, split into batches of at most
     ``batch_size`` rows and ``batch_tokens`` tokens (rows x (widest prompt + largest answer room)); a lone longer
     one runs alone. Sorting by length puts equal prompts side by side, so a batch of them needs no padding."""
     order = sorted(range(len(sizes)), key=lambda i: (sizes[i][0], i))
@@ -109,7 +109,7 @@ class GreedyDecoder:
         return self._cache_keyword
 
     @classmethod
-    def for_config(cls, model: Any, tokenizer: Any, device: str, config: SolverConfig) -> GreedyDecoder:
+    def for_config(cls, model: Any, tokenizer: Any, device: str, config: SolverSettings) -> GreedyDecoder:
         """The decoder the solver settings describe (batch size, batch tokens, prefill chunk, KV cache); unset batch
         tokens are fitted to the device's free memory (``models.memory.decoding_budget``; a solver fits its
         settings once and passes them set)."""
@@ -121,7 +121,7 @@ class GreedyDecoder:
                    kv_cache=config.kv_cache)
 
     def decode(self, requests: Sequence[DecodeRequest], stop_at: float | None = None) -> list[Generation]:
-        """Generations in the order of ``requests``; ``stop_at`` (time.time()) cuts every row still running."""
+        """Generations in the order of ``requests``; ``stop_at`` (time.time()) stops every row still running."""
         out: dict[int, Generation] = {}
         for chunk in self._batches(requests):
             width = len(requests[chunk[-1]].prompt_ids)  # sorted by length: the last is the widest
@@ -155,7 +155,7 @@ class GreedyDecoder:
 
     def _can_start(self, prefill_tokens: int, stop_at: float) -> bool:
         """Start no batch whose prefill, estimated from the speed measured so far, would cross ``stop_at``: a long
-        prompt's prefill cannot be cut midway except between chunks, and a budget is a promise."""
+        prompt's prefill cannot be stopped midway except between chunks, and a budget is a promise."""
         now = time.time()
         estimate = self.stats.prefill_estimate(prefill_tokens)
         if now >= stop_at or (estimate is not None and now + estimate > stop_at):

@@ -66,7 +66,7 @@ class ArcSFTTrainer(SFTTrainer):
 
         dataset = self.train_dataset if train_dataset is None else train_dataset
         lengths = [len(ids) for ids in dataset["input_ids"]]
-        # The dataloader cuts the sampler's index stream into batches of this same size, so they are its batches.
+        # The dataloader splits the sampler's index stream into batches of this same size, so they are its batches.
         return LengthGroupedSampler(lengths, self._train_batch_size, seed=self.args.seed,
                                     mega_batches=self.arc_config.train.length_group_batches)
 
