@@ -62,9 +62,11 @@ def add_export_arguments(p: argparse.ArgumentParser) -> None:
 def train_from_args(args: argparse.Namespace) -> int:
     """Run training; bad input (settings, task files, run folder) is one `error:` line and exit 2."""
     from arc_kit.training import load_config, resolve_config_path, run_training
+    from arc_kit.training.distributed import end_processes
 
     config = load_config(resolve_config_path(args.config), args.set)
     result = run_training(config, resume=args.resume, resume_from=args.resume_from)
+    end_processes()  # every process has passed run_training's last barrier
     if result.is_main_process:  # one summary per run, not one per process
         print(json.dumps({"output_dir": str(result.output_dir),
                           "final_dir": None if result.final_dir is None else str(result.final_dir),

@@ -78,6 +78,16 @@ def wait_for_everyone() -> None:
     state().wait_for_everyone()
 
 
+def end_processes() -> None:
+    """Take the process group down before the interpreter exits. Left to the interpreter's shutdown, gloo's threads
+    can be torn down while still running, and a busy machine then aborts a finished process ("terminate called
+    without an active exception", exit -6), which fails the whole launch. A no-op in a single-process run."""
+    import torch.distributed
+
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        state().destroy_process_group()
+
+
 def launch_command(n_gpus: int, argv: Sequence[str], python: str = sys.executable) -> list[str]:
     """The command that runs ``arc-kit <argv>`` (e.g. ``["train", "--config", "run.toml"]``) on ``n_gpus`` GPUs of
     this machine: one process per GPU through torchrun (``python -m torch.distributed.run --standalone``, so no
