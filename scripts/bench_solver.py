@@ -4,10 +4,12 @@ they find and score exactly what the one-at-a-time versions do, and what each so
 CPU, the tiny model trained on the kit's synthetic rules (trained here once with the demo recipe, cut short, then
 cached), held-out synthetic tasks of the same rules; ``--model`` takes any weights folder instead. Three parts:
 
-- search: for each test input, its ``--views`` prompts searched one after another (``dfs_candidates``, what the
-  solver did before) and in lock-step (``dfs_lockstep``, what it does now), both at ``--p`` with the greedy
-  path kept: model calls (forward passes) and process CPU seconds per test input, and whether both found the same
-  candidates with the same NLLs (to 1e-4). The greedy decoder on the same prompts is the reference speed.
+- search: for each test input, its ``--views`` prompts searched one after another (``dfs_candidates``, one node a
+  pass) and in lock-step (``dfs_lockstep``, what the solver runs: the views in one batch, each view's pending
+  branches side by side in spare rows), both at ``--p`` with the greedy path kept: model calls (forward passes)
+  and process CPU seconds per test input, the lock-step passes' mean rows (nodes run per pass after the
+  prefill), and whether both found the same candidates with the same NLLs (to 1e-4). The greedy decoder on the
+  same prompts is the reference speed.
 - re-scoring: for each test input, ``--candidates`` grids (the search's, topped up with one-cell edits of them)
   under ``--scoring-views`` views, every (grid, view) run whole (``shared_prefix=False``, as before) and on a
   shared prefix: CPU seconds and the largest NLL difference.
@@ -126,6 +128,7 @@ def bench_search(loaded: Any, tasks: list[Any], views: int, p: float) -> tuple[d
               "prefill_chunk_tokens": config.prefill_chunk_tokens, "keep_greedy": True}
     totals = {"sequential_passes": 0, "lockstep_passes": 0, "greedy_passes": 0, "sequential_cpu": 0.0,
               "lockstep_cpu": 0.0, "greedy_cpu": 0.0}
+    lockstep_nodes = lockstep_steps = 0  # nodes the lock-step passes ran, and those passes (prefills apart)
     inputs, same, worst = 0, True, 0.0
     pools: dict[Any, list[Any]] = {}
     for task in tasks:
@@ -149,6 +152,8 @@ def bench_search(loaded: Any, tasks: list[Any], views: int, p: float) -> tuple[d
                                     batch_tokens=config.batch_tokens, kv_cache="inplace", **search)
             totals["lockstep_cpu"] += time.process_time() - began
             totals["lockstep_passes"] += together.forward_passes
+            lockstep_nodes += together.nodes
+            lockstep_steps += together.forward_passes - together.batches
             for a, b in zip(alone, together.results, strict=True):
                 equal, diff = same_candidates(a, b)
                 same &= equal
@@ -161,6 +166,7 @@ def bench_search(loaded: Any, tasks: list[Any], views: int, p: float) -> tuple[d
         "part": "search", "test_inputs": inputs, "views": views, "p": p,
         "passes_per_input": {k[:-7]: round(v / n, 2) for k, v in totals.items() if k.endswith("_passes")},
         "cpu_seconds_per_input": {k[:-4]: round(v / n, 4) for k, v in totals.items() if k.endswith("_cpu")},
+        "lockstep_rows_per_pass": round(lockstep_nodes / max(1, lockstep_steps), 2),
         "pass_reduction": round(totals["sequential_passes"] / max(1, totals["lockstep_passes"]), 2),
         "cpu_speedup": round(totals["sequential_cpu"] / max(1e-9, totals["lockstep_cpu"]), 2),
         "same_candidates": same, "max_nll_difference": worst,
