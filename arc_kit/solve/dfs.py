@@ -148,10 +148,11 @@ class _Branch:
     """A part of one prompt's search that one cache row explores depth first: its pending nodes, in decreasing
     ``key`` (the last is the next to run: popping it is the depth-first step), and the node it is running.
 
-    Every pending node's parent is on the branch's current path (the prefix its cache row holds): a branch only
-    ever runs its own most urgent node, and the nodes it skips past are in another branch's subtree. So a row
-    never needs a prefix it has overwritten, and a branch handed to a new row starts from a copy of its donor's
-    row. ``cache_row`` is the model side's bookkeeping (which row of the batch's cache holds it).
+    Every pending node's parent is on the branch's current path (the prefix its cache row holds), because a
+    branch only ever runs its own most urgent node: the part of its old path that running a node overwrites (an
+    earlier sibling's subtree) has no pending node left, as any would have come first. So a row never needs a prefix it
+    has overwritten, and a node handed to a new branch starts from a copy of its donor's row. ``cache_row`` is
+    the model side's bookkeeping (which row of the batch's cache holds it).
     """
 
     __slots__ = ("stack", "running", "cache_row")
