@@ -138,8 +138,18 @@ def select_rows(cache: Any, sources: Sequence[int], reserve: int = 0) -> None:
     the live view. Only the rows that change are copied, and only their live columns. When the buffers hold
     fewer rows than ``len(sources)`` they grow to ``max(len(sources), reserve)`` rows (a reallocation: the caller
     asks for room ahead, so that it grows rarely). ``cache`` must be ``supports_rowwise``."""
+    moves = _row_moves(sources, cache.layers[0].key_buffer.device) if cache.layers[0].is_initialized else None
     for layer in cache.layers:
-        layer.select_rows(sources, reserve)
+        layer.select_rows(sources, reserve, moves)
+
+
+def _row_moves(sources: Sequence[int], device: Any) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """(rows written, rows read) of ``select_rows``: only the rows whose source is another row; None if none."""
+    moved = [r for r, s in enumerate(sources) if r != s]
+    if not moved:
+        return None
+    return (torch.tensor(moved, dtype=torch.long, device=device),
+            torch.tensor([sources[r] for r in moved], dtype=torch.long, device=device))
 
 
 def left_padded(prompts: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, bool]:
@@ -280,21 +290,23 @@ class InPlaceLayer(DynamicLayer):
         """Keep the rows ``indices``, moved to the front of the buffers (``select_rows``)."""
         self.select_rows([int(i) for i in indices.tolist()])
 
-    def select_rows(self, sources: Sequence[int], reserve: int = 0) -> None:
-        """Row r becomes a copy of row ``sources[r]`` (see the module's ``select_rows``): only the rows that
-        change are copied, through a temporary, and only the live columns, never the empty tail."""
+    def select_rows(self, sources: Sequence[int], reserve: int = 0,
+                    moves: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
+        """Row r becomes a copy of row ``sources[r]`` (see the module's ``select_rows``, which passes ``moves``
+        computed once for every layer): only the rows that change are copied, through a temporary, and only the
+        live columns, never the empty tail."""
         if not self.is_initialized:
             return
         rows, length = len(sources), self.keys.shape[-2]
         if rows > self.key_buffer.shape[0]:
             self._grow_rows(max(rows, reserve))
-        moved = [r for r, s in enumerate(sources) if r != s]
-        if moved:
-            device = self.key_buffer.device
-            into = torch.tensor(moved, dtype=torch.long, device=device)
-            start = torch.tensor([sources[r] for r in moved], dtype=torch.long, device=device)
+        if moves is None:
+            moves = _row_moves(sources, self.key_buffer.device)
+        if moves is not None:
+            into, start = moves
             for buffer in (self.key_buffer, self.value_buffer):
-                buffer[into, :, :length] = buffer[start, :, :length]  # the right side is a copy: overlaps are safe
+                live = buffer[:, :, :length]
+                live.index_copy_(0, into, live.index_select(0, start))  # a copy first: overlaps are safe
         self.keys = self.key_buffer[:rows, :, :length]
         self.values = self.value_buffer[:rows, :, :length]
 
