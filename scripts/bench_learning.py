@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from arc_kit.config.run import SolverConfig
+    from arc_kit.config.run import SolverSettings
     from arc_kit.core.formats import ARC_KIT_FORMAT
     from arc_kit.core.synthetic import generate_tasks
     from arc_kit.models.tiny import resolve_base
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     base = AutoModelForCausalLM.from_pretrained(base_dir, local_files_only=True)
     tokenizer = AutoTokenizer.from_pretrained(base_dir, local_files_only=True)
     params = sum(p.numel() for p in base.parameters())
-    before = exact_accuracy(base, tokenizer, ARC_KIT_FORMAT, held_out, SolverConfig(max_length=config.data.max_length, batch_size=16))
+    before = exact_accuracy(base, tokenizer, ARC_KIT_FORMAT, held_out, SolverSettings(max_length=config.data.max_length, batch_size=16))
     print(f"before training: {before:.1%} exact on {len(held_out)} held-out tasks ({params} parameters)",
           file=sys.stderr)
 
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     merged = export_model(result.output_dir, work / "export")
     model = AutoModelForCausalLM.from_pretrained(merged, local_files_only=True)
     tokenizer = AutoTokenizer.from_pretrained(merged, local_files_only=True)
-    after = exact_accuracy(model, tokenizer, ARC_KIT_FORMAT, held_out, SolverConfig(max_length=config.data.max_length, batch_size=16))
+    after = exact_accuracy(model, tokenizer, ARC_KIT_FORMAT, held_out, SolverSettings(max_length=config.data.max_length, batch_size=16))
     print(f"after training + export + reload: {after:.1%} exact", file=sys.stderr)
     if after <= before:
         warn_learned_nothing(merged, f"held-out exact {after:.1%} after training, {before:.1%} before")

@@ -10,7 +10,7 @@ counts padded tokens / all tokens in the collated batches (``attention_mask``). 
 - ``random``: ``train.group_by_length = false`` (the Trainer's random sampler).
 
 ``kit_sampler_padding_fraction`` is the kit sampler's own ``batches()`` counted without the trainer: the dataloader
-figure must equal it (if it is higher, the trainer is re-cutting the sampler's batches). Goal: ``kit`` <= 5%.
+figure must equal it (if it is higher, the trainer is re-splitting the sampler's batches). Goal: ``kit`` <= 5%.
 The model is the kit's tiny one (it does not take part; the tokenizer is the ARC one, one token per cell).
 Prints one JSON object last on stdout. About 4 minutes on 2 CPU cores for all 1,000 tasks.
 

@@ -1,7 +1,7 @@
 """The solver's search and re-scoring on CPU: what the lock-step search and the shared-prefix re-scoring save, that
 they find and score exactly what the one-at-a-time versions do, and what each solver configuration scores.
 
-CPU, the tiny model trained on the kit's synthetic rules (trained here once with the demo recipe, cut short, then
+CPU, the tiny model trained on the kit's synthetic rules (trained here once with the demo recipe, shortened, then
 cached), held-out synthetic tasks of the same rules; ``--model`` takes any weights folder instead. Three parts:
 
 - search: for each test input, its ``--views`` prompts searched one after another (``dfs_candidates``, one node a
@@ -66,13 +66,13 @@ def say(part: dict[str, Any]) -> None:
 
 def run_once(name: str, model: Path, challenges: Path, solutions: Path, out: Path, solver: Any) -> tuple[Any, float]:
     """One run of a solver row through the runner: its report and the process CPU seconds it took."""
-    from arc_kit.config.run import RunSettings, TTTConfig
+    from arc_kit.config.run import RunSettings, TTTSettings
     from arc_kit.run.job import RunJob
     from arc_kit.run.runner import run_submission
 
     cpu = time.process_time()
     report = run_submission(RunJob(model_dir=model, challenges=challenges, output=out / name / "submission.json",
-                                   solutions=solutions, solver=solver, ttt=TTTConfig(enabled=False),
+                                   solutions=solutions, solver=solver, ttt=TTTSettings(enabled=False),
                                    run=RunSettings(workers=1, quick_first=False, spare_time=False),
                                    progress=False))
     return report, time.process_time() - cpu
@@ -114,13 +114,13 @@ def same_candidates(a: Any, b: Any) -> tuple[bool, float]:
 
 def bench_search(loaded: Any, tasks: list[Any], views: int, p: float) -> tuple[dict[str, Any], dict[Any, list[Any]]]:
     """Sequential against lock-step search per test input; the lock-step candidates' grids, for re-scoring."""
-    from arc_kit.config.run import SolverConfig
+    from arc_kit.config.run import SolverSettings
     from arc_kit.solve.decoding import DecodeRequest, GreedyDecoder
     from arc_kit.solve.dfs import answer_token_ids, dfs_candidates, dfs_lockstep
     from arc_kit.solve.prompts import task_prompts
     from arc_kit.solve.solver import ArcSolver
 
-    config = SolverConfig(device="cpu", views=views, min_probability=p)
+    config = SolverSettings(device="cpu", views=views, min_probability=p)
     solver = ArcSolver(loaded, config)
     expand, end = answer_token_ids(loaded.tokenizer, loaded.prompt_format)
     search = {"min_probability": p, "expand_ids": expand, "end_ids": end,
@@ -149,7 +149,7 @@ def bench_search(loaded: Any, tasks: list[Any], views: int, p: float) -> tuple[d
             began = time.process_time()
             together = dfs_lockstep(loaded.model, [q.token_ids for q in group],
                                     max_new_tokens=[q.max_new_tokens for q in group], batch_size=config.batch_size,
-                                    batch_tokens=config.batch_tokens, kv_cache="inplace", **search)
+                                    batch_tokens=solver.config.batch_tokens, kv_cache="inplace", **search)
             totals["lockstep_cpu"] += time.process_time() - began
             totals["lockstep_passes"] += together.forward_passes
             lockstep_nodes += together.nodes
@@ -190,12 +190,13 @@ def edits(grid: Any, count: int) -> list[Any]:
 
 def bench_rescoring(loaded: Any, tasks: list[Any], pools: dict[Any, list[Any]], scoring: int,
                     candidates: int) -> dict[str, Any]:
-    from arc_kit.config.run import SolverConfig
+    from arc_kit.config.run import SolverSettings
     from arc_kit.solve.rescoring import candidate_nlls, scoring_views
     from arc_kit.solve.solver import SCORING_SEED_OFFSET, ArcSolver
 
-    config = SolverConfig(device="cpu")
-    max_length = ArcSolver(loaded, config).max_length
+    config = SolverSettings(device="cpu")
+    solver = ArcSolver(loaded, config)  # fits the budgets left unset (solver.config)
+    max_length = solver.max_length
     cpu = {"whole": 0.0, "shared_prefix": 0.0}
     inputs, worst = 0, 0.0
     for task in tasks:
@@ -210,7 +211,7 @@ def bench_rescoring(loaded: Any, tasks: list[Any], pools: dict[Any, list[Any]], 
                 began = time.process_time()
                 numbers[name] = candidate_nlls(loaded.model, loaded.tokenizer, views, grids,
                                                prompt_format=loaded.prompt_format,
-                                               score_token_budget=config.score_token_budget, device="cpu",
+                                               score_token_budget=solver.config.score_token_budget, device="cpu",
                                                shared_prefix=shared)
                 cpu[name] += time.process_time() - began
             worst = max(worst, max(abs(a - b) for ra, rb in zip(numbers["whole"], numbers["shared_prefix"],
@@ -243,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from arc_kit.config.run import SolverConfig
+    from arc_kit.config.run import SolverSettings
     from arc_kit.core.synthetic import write_synthetic
     from arc_kit.core.tasks import load_tasks
     from arc_kit.models.loading import load_model
@@ -254,18 +255,18 @@ def main(argv: list[str] | None = None) -> int:
     challenges, solutions = write_synthetic(out / "data", RULES, args.tasks, seed=4321,
                                             sizes=SIZES, n_train=2, n_test=1, prefix="heldout")
     tasks = list(load_tasks(challenges))
-    loaded = load_model(model, SolverConfig(device="cpu", cpu_threads=1))
+    loaded = load_model(model, SolverSettings(device="cpu", cpu_threads=1))
     with torch.inference_mode():
         search, pools = bench_search(loaded, tasks, args.views, args.p)
         rescoring = bench_rescoring(loaded, tasks, pools, args.scoring_views, args.candidates)
     common = dict(views=args.views, device="cpu", cpu_threads=1)
     rows = run_rows({
-        "greedy + vote": SolverConfig(mode="greedy", scoring_views=0, **common),
-        "dfs + vote": SolverConfig(mode="dfs", min_probability=args.p, scoring_views=0, **common),
-        "dfs + re-scoring (nvarc)": SolverConfig(mode="dfs", min_probability=args.p,
-                                                 scoring_views=args.scoring_views, formula="nvarc", **common),
-        "dfs + re-scoring (poe)": SolverConfig(mode="dfs", min_probability=args.p, scoring_views=args.scoring_views,
-                                               formula="poe", **common),
+        "greedy + vote": SolverSettings(mode="greedy", scoring_views=0, **common),
+        "dfs + vote": SolverSettings(mode="dfs", min_probability=args.p, scoring_views=0, **common),
+        "dfs + re-scoring (nvarc)": SolverSettings(mode="dfs", min_probability=args.p,
+                                                   scoring_views=args.scoring_views, formula="nvarc", **common),
+        "dfs + re-scoring (poe)": SolverSettings(mode="dfs", min_probability=args.p, scoring_views=args.scoring_views,
+                                                 formula="poe", **common),
     }, model, challenges, solutions, out, args.repeats)
     by_name = {r["row"]: r for r in rows}
     dfs_over_greedy = by_name["dfs + vote"]["cpu_seconds_per_task"] / max(

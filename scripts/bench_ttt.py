@@ -32,7 +32,7 @@ is well before that point. Measured on 2 shared cores (load average 5-8), 24 tas
 
 That is the ARC story in small: TTT pays where the model cannot yet read the rule from the prompt.
 
-TTT settings (``TTTConfig``'s defaults are for Qwen-class models, LR 5e-5): the tiny model was pre-trained at
+TTT settings (``TTTSettings``'s defaults are for Qwen-class models, LR 5e-5): the tiny model was pre-trained at
 1e-3 with full fine-tuning and a rank-32 LoRA at 5e-5 does not move it in a hundred steps, so the bench trains at
 1e-3 (3e-3 was worse) on 128 rows, one epoch.
 
@@ -166,8 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args([*SMOKE_ARGS, *argv] if "--smoke" in argv else argv)  # flags given still win
 
-    from arc_kit.config.lora import LoraSpec
-    from arc_kit.config.run import SolverConfig, TTTConfig
+    from arc_kit.config.lora import LoraSettings
+    from arc_kit.config.run import SolverSettings, TTTSettings
 
     model = args.model or trained_model(args.cache, args.pretrain_steps, smoke=args.smoke)
     out = Path(tempfile.mkdtemp(prefix="arc-kit-bench-ttt-"))
@@ -176,15 +176,15 @@ def main(argv: list[str] | None = None) -> int:
               "unseen": [t.task_id for t in tasks if t.task_id.split("-")[1] in UNSEEN]}
     data = write_tasks(tasks, out / "data", "heldout")
     common = dict(device="cpu", cpu_threads=1, colour_views=args.colour_views)
-    ttt = TTTConfig(learning_rate=args.ttt_lr, max_samples=args.ttt_samples, epochs=args.ttt_epochs,
-                    lora=LoraSpec(r=args.ttt_rank, alpha=args.ttt_rank, train_embeddings=args.ttt_embeddings),
-                    max_length=512, colour_views=args.colour_views)
+    ttt = TTTSettings(learning_rate=args.ttt_lr, max_samples=args.ttt_samples, epochs=args.ttt_epochs,
+                      lora=LoraSettings(r=args.ttt_rank, alpha=args.ttt_rank, train_embeddings=args.ttt_embeddings),
+                      max_length=512, colour_views=args.colour_views)
     plan = {
-        "1": ("greedy, no TTT", SolverConfig(mode="greedy", scoring_views=0, views=1, **common),
-              TTTConfig(enabled=False)),
-        "2": ("TTT + greedy", SolverConfig(mode="greedy", scoring_views=0, views=1, **common), ttt),
-        "3": ("TTT + dfs + re-scoring", SolverConfig(mode="dfs", views=args.views, min_probability=args.p,
-                                                     scoring_views=args.scoring_views, **common), ttt),
+        "1": ("greedy, no TTT", SolverSettings(mode="greedy", scoring_views=0, views=1, **common),
+              TTTSettings(enabled=False)),
+        "2": ("TTT + greedy", SolverSettings(mode="greedy", scoring_views=0, views=1, **common), ttt),
+        "3": ("TTT + dfs + re-scoring", SolverSettings(mode="dfs", views=args.views, min_probability=args.p,
+                                                       scoring_views=args.scoring_views, **common), ttt),
     }
     rows = [run_row(*plan[k][:1], model, data, groups, out, *plan[k][1:]) for k in args.rows.split(",")]
     by_name = {r["row"]: r for r in rows}

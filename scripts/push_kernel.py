@@ -1,4 +1,4 @@
-"""Push the built submission kernel to Kaggle (see arc-kit kernel push --help)."""
+"""Push a built kernel to Kaggle, the submission kernel by default (see arc-kit kernel push --help)."""
 
 import sys
 

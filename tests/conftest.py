@@ -5,8 +5,9 @@ The helpers are plain functions, imported by the tests that use them (``from con
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -73,10 +74,10 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def loaded(tiny_model_dir: Path):
     """The tiny model loaded for inference on the CPU, once per test module (a module's tests may change it in
     place, as a TTT adapter does, so modules do not share it)."""
-    from arc_kit.config.run import SolverConfig
+    from arc_kit.config.run import SolverSettings
     from arc_kit.models.loading import load_model
 
-    return load_model(tiny_model_dir, SolverConfig(device="cpu"))
+    return load_model(tiny_model_dir, SolverSettings(device="cpu"))
 
 
 @pytest.fixture(scope="session")
@@ -114,6 +115,18 @@ def all_grids(arc_files: Callable[[str], tuple[Path, Path]]):
                     yield pair.output
 
 
+def fake_gpu(monkeypatch: pytest.MonkeyPatch, capability: tuple[int, int] | None) -> None:
+    """A machine whose CUDA device computes at ``capability`` (None: no CUDA). ``is_bf16_supported`` says True on
+    every GPU, as torch's does by default (``including_emulation=True``: a T4 or P100 emulates bfloat16)."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: capability is not None)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: capability is not None)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.version, "hip", None)
+
+
 def tiny_config(out: Path, overrides: list[str]):
     """The ``tiny-cpu`` training config with ``overrides`` (``table.field=value``), training into ``out``."""
     from arc_kit.config.training import load_config, resolve_config_path
@@ -144,3 +157,46 @@ def one_error_line(capsys: pytest.CaptureFixture, *names: str) -> str:
     for name in names:
         assert name in lines[0], (name, lines[0])
     return lines[0]
+
+
+@contextlib.contextmanager
+def environment(**values: str | None) -> Iterator[None]:
+    """``os.environ`` with ``values`` set (None: unset) for the block, as it was afterwards (for session fixtures,
+    which cannot use ``monkeypatch``)."""
+    before = {name: os.environ.get(name) for name in values}
+    try:
+        for name, value in values.items():
+            os.environ.pop(name, None) if value is None else os.environ.__setitem__(name, value)
+        yield
+    finally:
+        for name, value in before.items():
+            os.environ.pop(name, None) if value is None else os.environ.__setitem__(name, value)
+
+
+EVALUATION_SETTINGS = {
+    "kind": "evaluate",
+    "kernel": {"weights_dataset": "me/arc-weights"},
+    "evaluate": {"data": "arc-agi-1/evaluation", "max_tasks": 2},
+    "run": {"budget_seconds": 600.0, "margin_seconds": 10.0, "task_cap_seconds": 120.0},
+    "solver": {"device": "cpu", "views": 2, "min_probability": 1e-4, "max_candidates_per_view": 2,
+               "scoring_views": 2, "spare_views": 2},
+    "ttt": {"max_samples": 2},
+}
+"""The evaluation kernel's literal for a quick CPU run: two tasks of a named set, the full solver made small."""
+
+
+@pytest.fixture(scope="session")
+def evaluation_output(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Path:
+    """The evaluation kernel's output folder (what Kaggle keeps of /kaggle/working), from its entry's run in this
+    process: ``EVALUATION_SETTINGS``, the tiny model attached as the dataset ``me/arc-weights`` (2026 mount)."""
+    import shutil
+    import time
+
+    from arc_kit.run.entry import run_kernel_kind
+
+    root = tmp_path_factory.mktemp("evaluate") / "input"
+    shutil.copytree(tiny_model_dir, root / "datasets" / "me" / "arc-weights")
+    working = root.parent / "working"
+    with environment(ARC_KIT_INPUT_ROOT=str(root), ARC_KIT_WORKING=str(working), ARC_KIT_DATA_CACHE=None):
+        assert run_kernel_kind(EVALUATION_SETTINGS, time.time()) == 0
+    return working

@@ -395,7 +395,7 @@ def offline_command(cmd: Sequence[str | os.PathLike], readonly: Sequence[Path] =
 
 # -- the Kaggle input tree -----------------------------------------------------------------------------------------
 
-LAYOUTS = ("classic", "2026-datasets", "2026-models")
+LAYOUTS = ("classic", "2026-datasets", "2026-models", "2026-notebooks")
 
 
 @dataclass
@@ -416,6 +416,12 @@ def competition_mount(root: Path, slug: str, layout: str) -> Path:
     return root / slug if layout == "classic" else root / "competitions" / slug
 
 
+def notebook_mount(root: Path, ref: str, layout: str) -> Path:
+    """A notebook's output (``kernel_sources``): ``notebooks/<owner>/<slug>`` in 2026, ``<slug>`` before."""
+    owner, slug = ref.split("/")
+    return root / slug if layout == "classic" else root / "notebooks" / owner / slug
+
+
 def model_mount(root: Path, ref: str) -> Path:
     """Kaggle mounts a model's framework in lower case, whatever the handle's spelling (``Transformers``)."""
     owner, model, framework, variation, version = ref.split("/")
@@ -425,7 +431,8 @@ def model_mount(root: Path, ref: str) -> Path:
 def make_input_tree(root: Path, metadata: Mapping, layout: str, competition_files: Mapping[str, Path],
                     weights: Path, wheelhouse: Path, weights_ref: str, wheelhouse_ref: str) -> KaggleTree:
     """Mount what the kernel's metadata attaches, where Kaggle would: the competition's files, the weights
-    (a dataset, or a Kaggle Model in the models layout) and the wheelhouse dataset."""
+    (a dataset, a Kaggle Model in the models layout, a notebook's output in the notebooks layout) and the
+    wheelhouse dataset."""
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {LAYOUTS}")
     competitions = list(metadata.get("competition_sources") or [])
@@ -440,6 +447,10 @@ def make_input_tree(root: Path, metadata: Mapping, layout: str, competition_file
     if layout == "2026-models":
         assert weights_ref in models, f"the weights model {weights_ref} is not attached: {models}"
         weights_dir = model_mount(root, weights_ref)
+    elif layout == "2026-notebooks":
+        notebooks = list(metadata.get("kernel_sources") or [])
+        assert weights_ref in notebooks, f"the weights notebook {weights_ref} is not attached: {notebooks}"
+        weights_dir = notebook_mount(root, weights_ref, layout)
     else:
         assert weights_ref in datasets, f"the weights dataset {weights_ref} is not attached: {datasets}"
         weights_dir = dataset_mount(root, weights_ref, layout)
@@ -447,6 +458,21 @@ def make_input_tree(root: Path, metadata: Mapping, layout: str, competition_file
     wheels_dir = dataset_mount(root, wheelhouse_ref, "classic" if layout == "classic" else "2026")
     shutil.copytree(wheelhouse, wheels_dir)
     return KaggleTree(root, comp / "arc-agi_test_challenges.json", weights_dir, wheels_dir, layout)
+
+
+def make_kernel_inputs(root: Path, metadata: Mapping, wheelhouse: Path, wheelhouse_ref: str,
+                       outputs: Mapping[str, Path] = ()) -> KaggleTree:
+    """The 2026 input tree of a kernel that attaches no competition (evaluate, train): the wheelhouse dataset and
+    each notebook output its metadata names (``outputs``: ref -> the folder that run left)."""
+    assert not metadata.get("competition_sources"), metadata
+    datasets, notebooks = list(metadata.get("dataset_sources") or []), list(metadata.get("kernel_sources") or [])
+    assert wheelhouse_ref in datasets, f"the wheelhouse dataset {wheelhouse_ref} is not attached: {datasets}"
+    assert sorted(notebooks) == sorted(outputs), f"attached outputs {notebooks}, given {sorted(outputs)}"
+    wheels_dir = dataset_mount(root, wheelhouse_ref, "2026")
+    shutil.copytree(wheelhouse, wheels_dir)
+    for ref, folder in dict(outputs).items():
+        shutil.copytree(folder, notebook_mount(root, ref, "2026"))
+    return KaggleTree(root, root / "none", root / "none", wheels_dir, "2026-notebooks")
 
 
 # -- the kernel run ------------------------------------------------------------------------------------------------
@@ -457,6 +483,7 @@ class KernelRun:
     proc: subprocess.CompletedProcess
     seconds: float
     submission: Path
+    working: Path  # /kaggle/working: what the run left (its output)
     before: dict[str, str]
     after: dict[str, str]
     pip_check: subprocess.CompletedProcess
@@ -484,7 +511,7 @@ def run_kernel(venv: Path, main_py: Path, tree: KaggleTree, work: Path, rerun: b
     submission = working / "submission.json"
     env = clean_env({
         "ARC_KIT_INPUT_ROOT": str(tree.root),
-        "ARC_KIT_OUTPUT": str(submission),
+        "ARC_KIT_WORKING": str(working),
         "PATH": f"{python.parent}:/usr/local/bin:/usr/bin:/bin",
         "KAGGLE_KERNEL_RUN_TYPE": "Batch",
         "PYTHONUNBUFFERED": "1",
@@ -502,7 +529,7 @@ def run_kernel(venv: Path, main_py: Path, tree: KaggleTree, work: Path, rerun: b
     seconds = time.time() - t0
     after = pip_list(python)
     pip_check = run([python, "-m", "pip", "check"], env=clean_env())
-    return KernelRun(proc, seconds, submission, before, after, pip_check)
+    return KernelRun(proc, seconds, submission, working, before, after, pip_check)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@
 ``sorokin/qwen3_4b_grids15_sft139``): the 16-token tokenizer files as they publish them, a Qwen3 config with
 ``vocab_size`` 16, tied embeddings, Qwen's eos/bos ids still in the config, no arc_kit manifest.
 ``write_qwen3_model``: Qwen's real 151,936-row vocabulary (the tokenizer from ``arc_kit.models.qwen_vocab``), small
-dimensions: what a vocabulary cut starts from.
+dimensions: what shrinking a vocabulary starts from.
 
 The tokenizer files are written here as literal JSON, not by the kit's own builder (``arc_kit.models.vocab``), so a
 test that loads this folder checks the kit against the published layout, not against itself. Their

@@ -1,5 +1,5 @@
-"""The architecture as rules a test can hold: settings have one default (in their dataclass), the packages import
-downwards only, and the kit's own errors share one base."""
+"""The architecture as rules a test can hold: settings have one default (in their dataclass) and names that say
+what they hold, the packages import downwards only, and the kit's own errors share one base."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import typing
 from pathlib import Path
 
 import arc_kit
-from arc_kit.config.run import KernelPlan
+from arc_kit.config.run import SubmissionConfig
 
 PACKAGE = Path(arc_kit.__file__).parent
 # Lower layers first: a module may import its own layer and the ones before it, never one after it.
@@ -41,7 +41,7 @@ def _modules(prefixes: tuple[str, ...]) -> list:
 def test_no_solver_signature_shadows_a_setting_with_a_default_of_its_own():
     """A parameter named after a run setting takes its value from the caller (who has the settings), never from
     a default written beside the function: such a default silently differs from the setting one day."""
-    settings = set().union(*(_setting_names(t) for t in typing.get_type_hints(KernelPlan).values()))
+    settings = set().union(*(_setting_names(t) for t in typing.get_type_hints(SubmissionConfig).values()))
     shadowed = []
     for module in _modules(("arc_kit.solve", "arc_kit.core.augment", "arc_kit.run")):
         for obj in vars(module).values():
@@ -183,6 +183,38 @@ def test_every_error_the_kit_defines_is_an_arc_kit_error():
                     and not issubclass(obj, ArcKitError) and f"{module.__name__}.{name}" not in INTERNAL):
                 outside.append(f"{module.__name__}.{name}")
     assert not outside, "\n".join(outside)
+
+
+def _tables(cls: type) -> list[str]:
+    """The fields of settings class ``cls`` that are settings tables themselves."""
+    from arc_kit.config.schema import Settings
+
+    hints = typing.get_type_hints(cls)
+    return [f.name for f in dataclasses.fields(cls) if inspect.isclass(hints[f.name])
+            and issubclass(hints[f.name], Settings)]
+
+
+def test_settings_types_are_named_by_what_they_hold():
+    """The naming rule (``arc_kit/config/__init__.py``): a settings type that is one TOML table or part of one is
+    ``...Settings``, one that is a whole settings file (two tables or more) is ``...Config``, and no other class
+    takes either suffix, so a name says whether a user writes it down and how much of a file it is."""
+    from arc_kit.config.schema import Settings
+
+    wrong = []
+    for module in _modules(("arc_kit",)):
+        for name, obj in vars(module).items():
+            if not inspect.isclass(obj) or obj.__module__ != module.__name__ or obj is Settings:
+                continue
+            where = f"{module.__name__}.{name}"
+            if not issubclass(obj, Settings):
+                if name.endswith(("Settings", "Config")):
+                    wrong.append(f"{where} is no settings type: runtime state takes another word")
+            elif name.endswith("Config") and len(_tables(obj)) < 2:
+                wrong.append(f"{where} holds {len(_tables(obj))} table(s): a whole file holds two or more, a table "
+                             "is ...Settings")
+            elif not name.endswith(("Settings", "Config")):
+                wrong.append(f"{where} is a settings type: ...Settings (a table) or ...Config (a whole file)")
+    assert not wrong, "\n".join(wrong)
 
 
 def test_classes_are_defined_at_module_level():

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from arc_kit.config.run import SolverConfig
+from arc_kit.config.run import SolverSettings
 from arc_kit.core.formats import ARC_KIT_FORMAT
 from arc_kit.core.tasks import Pair, Task
 from arc_kit.models.loading import LoadedModel
@@ -42,7 +42,7 @@ def test_decoding_search_and_rescoring_raise_no_warning(loaded: LoadedModel) -> 
         warnings.simplefilter("error")
         for kind in ("inplace", "dynamic"):
             decoder = GreedyDecoder.for_config(loaded.model, loaded.tokenizer, "cpu",
-                                               SolverConfig(batch_size=2, kv_cache=kind))
+                                               SolverSettings(batch_size=2, kv_cache=kind))
             decoder.decode([DecodeRequest(0, prompt, 4), DecodeRequest(1, prompt[2:], 4)])
             assert decoder.kv_cache == kind
             dfs_candidates(loaded.model, prompt, max_new_tokens=4, kv_cache=kind, **search)
@@ -86,8 +86,8 @@ def test_the_keyword_follows_the_forwards_signature(loaded: LoadedModel, tiny_mo
     assert cache_keyword(wrapped) == "cache"  # peft's forward hides it in **kwargs: the base model's decides
     # The old keyword still carries the cache: same tokens as the model itself.
     prompt = prompt_of(loaded)
-    decoder = GreedyDecoder.for_config(old, loaded.tokenizer, "cpu", SolverConfig(batch_size=1))
-    want = GreedyDecoder.for_config(loaded.model, loaded.tokenizer, "cpu", SolverConfig(batch_size=1))
+    decoder = GreedyDecoder.for_config(old, loaded.tokenizer, "cpu", SolverSettings(batch_size=1))
+    want = GreedyDecoder.for_config(loaded.model, loaded.tokenizer, "cpu", SolverSettings(batch_size=1))
     request = [DecodeRequest(0, prompt, 6)]
     assert [g.token_ids for g in decoder.decode(request)] == [g.token_ids for g in want.decode(request)]
     assert old.cache_given > 1 and decoder.kv_cache == "inplace"

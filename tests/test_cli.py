@@ -230,16 +230,16 @@ def test_an_abbreviated_flag_is_refused_in_one_line(capsys):
 
 
 def test_a_flag_given_on_the_command_line_beats_the_settings_file_even_at_its_default(tmp_path):
-    from arc_kit.cli.flags import plan_from_args
+    from arc_kit.cli.flags import config_from_args
     from arc_kit.cli.main import build_parser
-    from arc_kit.config.run import SolverConfig
+    from arc_kit.config.run import SolverSettings
 
     path = tmp_path / "s.toml"
     path.write_text("[solver]\ncolour_views = false\nviews = 3\n[ttt]\ncolour_views = false\n")
     base = ["dry-run", "--model", "m", "--challenges", "arc-agi-1/evaluation", "--out", "o", "--settings", str(path)]
-    assert SolverConfig().colour_views is True and SolverConfig().views == 8
-    plan = plan_from_args(build_parser().parse_args([*base, "--colour-views", "true", "--views", "8"]))
-    assert plan.solver.colour_views is True and plan.solver.views == 8
-    assert plan.ttt.colour_views is False  # not given: the file's value stands
-    plan = plan_from_args(build_parser().parse_args([*base, "--ttt-colour-views"]))
-    assert plan.ttt.colour_views is True and plan.solver.colour_views is False
+    assert SolverSettings().colour_views is True and SolverSettings().views == 8
+    config = config_from_args(build_parser().parse_args([*base, "--colour-views", "true", "--views", "8"]))
+    assert config.solver.colour_views is True and config.solver.views == 8
+    assert config.ttt.colour_views is False  # not given: the file's value stands
+    config = config_from_args(build_parser().parse_args([*base, "--ttt-colour-views"]))
+    assert config.ttt.colour_views is True and config.solver.colour_views is False

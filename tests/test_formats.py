@@ -178,11 +178,11 @@ def test_tokens_counts_in_the_folders_format(nvarc_published_dir: Path, capsys):
 
 
 def test_ttt_rows_in_nvarc_learn_every_output(nvarc_tokenizer):
-    from arc_kit.config.run import TTTConfig
+    from arc_kit.config.run import TTTSettings
     from arc_kit.solve.ttt import ttt_examples
 
     task = Task("t", (*TASK.train, Pair(((3,),), ((4,),))), TASK.test)
-    rows = ttt_examples(task, nvarc_tokenizer, NVARC_FORMAT, TTTConfig(max_samples=6, loss_on="all_outputs"))
+    rows = ttt_examples(task, nvarc_tokenizer, NVARC_FORMAT, TTTSettings(max_samples=6, loss_on="all_outputs"))
     assert len(rows) == 6
     for row in rows:
         runs = learnt_text(nvarc_tokenizer, row)
@@ -195,10 +195,10 @@ def test_dry_run_answers_with_a_published_layout_folder(nvarc_published_dir: Pat
     """No manifest, NVARC's 16 tokens: the folder is recognised as nvarc and every task gets an answer with the
     kit's TTT, search and re-scoring (a random model's answers are wrong, not errors)."""
     from arc_kit.cli.main import main
-    from arc_kit.config.run import SolverConfig
+    from arc_kit.config.run import SolverSettings
     from arc_kit.solve.solver import load_solver
 
-    solver = load_solver(nvarc_published_dir, SolverConfig(device="cpu"))
+    solver = load_solver(nvarc_published_dir, SolverSettings(device="cpu"))
     assert solver.prompt_format is NVARC_FORMAT and solver.tokenizer.eos_token_id == 15
     code = main(["dry-run", "--model", str(nvarc_published_dir), "--challenges", str(arc2_eval[0]),
                  "--solutions", str(arc2_eval[1]), "--out", str(tmp_path / "out"), "--max-tasks", "2",
@@ -260,9 +260,9 @@ def test_prompt_names_a_file_given_for_the_weights_folder_and_refuses_a_nonsense
     assert capsys.readouterr().out == ""
 
 
-def test_a_cut_model_whose_manifest_names_another_format_is_refused(nvarc_published_dir: Path, qwen_tokenizer,
-                                                                      tmp_path: Path, capsys):
-    """A vocabulary cut to one format's tokens, with a manifest (edited, or copied from another folder) that names
+def test_a_shrunk_model_whose_manifest_names_another_format_is_refused(nvarc_published_dir: Path, qwen_tokenizer,
+                                                                         tmp_path: Path, capsys):
+    """A vocabulary shrunk to one format's tokens, with a manifest (edited, or copied from another folder) that names
     the other: the weights learnt one format, and prompts in the other would be answered with nonsense."""
     import shutil
 
@@ -272,18 +272,18 @@ def test_a_cut_model_whose_manifest_names_another_format_is_refused(nvarc_publis
     from arc_kit.models.loading import load_tokenizer, resolve_format
     from arc_kit.models.manifest import MANIFEST_FILE
 
-    arc_kit_cut = tmp_path / "arc-kit"  # a real cut: its few dozen tokens can write nvarc's layout too
+    arc_kit_shrunk = tmp_path / "arc-kit"  # really shrunk: its few dozen tokens can write nvarc's layout too
     full = write_qwen3_model(tmp_path / "full", hidden_size=16, layers=1, tokenizer=qwen_tokenizer)
-    assert main(["shrink-vocab", str(full), "--out", str(arc_kit_cut), "--format", "arc-kit"]) == 0
-    nvarc_cut = shutil.copytree(nvarc_published_dir, tmp_path / "nvarc")  # NVARC's 16 tokens, as a cut leaves them
-    (nvarc_cut / MANIFEST_FILE).write_text(json.dumps({"prompt_format": "nvarc", "vocabulary": {"kept": 16}}))
-    for out, cut, other in ((arc_kit_cut, "arc-kit", "nvarc"), (nvarc_cut, "nvarc", "arc-kit")):
+    assert main(["shrink-vocab", str(full), "--out", str(arc_kit_shrunk), "--format", "arc-kit"]) == 0
+    nvarc_shrunk = shutil.copytree(nvarc_published_dir, tmp_path / "nvarc")  # NVARC's 16 tokens, shrunk
+    (nvarc_shrunk / MANIFEST_FILE).write_text(json.dumps({"prompt_format": "nvarc", "vocabulary": {"kept": 16}}))
+    for out, shrunk_to, other in ((arc_kit_shrunk, "arc-kit", "nvarc"), (nvarc_shrunk, "nvarc", "arc-kit")):
         tokenizer = load_tokenizer(out, local_only=True)
-        assert resolve_format("auto", out, tokenizer).name == cut
+        assert resolve_format("auto", out, tokenizer).name == shrunk_to
         manifest = json.loads((out / MANIFEST_FILE).read_text())
         (out / MANIFEST_FILE).write_text(json.dumps({**manifest, "prompt_format": other}))
-        with pytest.raises(FormatError, match=f"cut to the {cut} format's tokens.*manifest records {other}"):
+        with pytest.raises(FormatError, match=f"shrunk to the {shrunk_to} format's tokens.*manifest records {other}"):
             resolve_format("auto", out, tokenizer)
         capsys.readouterr()
         assert main(["prompt", "arc-agi-1/training", "007bbfb7", "--model", str(out)]) == 2
-        one_error_line(capsys, str(out), cut, other)
+        one_error_line(capsys, str(out), shrunk_to, other)

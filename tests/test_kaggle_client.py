@@ -25,9 +25,10 @@ from kaggle_fake_server import LOOPBACK, FakeKaggle
 
 from arc_kit import COMPETITION_SLUG
 from arc_kit.cli.main import run_standalone
-from arc_kit.config.run import KernelPlan, KernelRuntime
+from arc_kit.config.kernels import kernel_literal
+from arc_kit.config.run import KernelSettings, SubmissionConfig
 from arc_kit.kaggle import client as kaggle_client
-from arc_kit.kaggle.kernel_build import KernelSettings, build_kernel, render_code
+from arc_kit.kaggle.kernel_build import KernelMetadataSettings, build_kernel, render_code
 from arc_kit.kaggle.upload import upload_entries
 
 FAKE_KEY = "fake-key-0123456789abcdef"
@@ -99,15 +100,16 @@ def build(tmp_path: Path, **overrides) -> Path:
     main = tmp_path / "main.py"
     main.write_text(STAND_IN_MAIN)
     folder = tmp_path / "kernel"
-    build_kernel(main, folder, *settings_and_plan(**overrides))
+    build_kernel(main, folder, *settings_and_config(**overrides))
     return folder
 
 
-def settings_and_plan(**overrides) -> tuple[KernelSettings, KernelPlan]:
+def settings_and_config(**overrides) -> tuple[KernelMetadataSettings, SubmissionConfig]:
     sources = dict(competition="arc-prize-2026-arc-agi-2", weights_dataset="tester/arc-kit-weights",
                    wheelhouse_dataset="tester/arc-kit-wheels")
-    runtime = {k: overrides.pop(k) for k in list(overrides) if k in {f.name for f in fields(KernelRuntime)}}
-    return KernelSettings(owner="tester", **overrides), KernelPlan(KernelRuntime(**{**sources, **runtime}))
+    kernel = {k: overrides.pop(k) for k in list(overrides) if k in {f.name for f in fields(KernelSettings)}}
+    return (KernelMetadataSettings(owner="tester", **overrides),
+            SubmissionConfig(KernelSettings(**{**sources, **kernel})))
 
 
 def test_push_sends_offline_gpu_kernel_with_sources(fake: FakeKaggle, tmp_path: Path,
@@ -121,7 +123,7 @@ def test_push_sends_offline_gpu_kernel_with_sources(fake: FakeKaggle, tmp_path: 
     assert body["slug"] == "tester/arc-kit-submission" and body["newTitle"] == "ARC Kit Submission"
     assert body["language"] == "python" and body["kernelType"] == "script"
     assert body["dockerImagePinningType"] == "original"
-    assert body["text"] == render_code(STAND_IN_MAIN, settings_and_plan()[1].to_dict())
+    assert body["text"] == render_code(STAND_IN_MAIN, kernel_literal("submission", settings_and_config()[1]))
     out = capsys.readouterr()
     assert "version 3" in out.out and FAKE_KEY not in out.out + out.err
 
@@ -136,7 +138,8 @@ def test_push_with_model_source_and_notebook(fake: FakeKaggle, tmp_path: Path) -
     assert body["datasetDataSources"] == ["tester/arc-kit-wheels"] and body["machineShape"] == "NvidiaL4"
     assert body["kernelType"] == "notebook"
     notebook = json.loads(body["text"])
-    assert "KERNEL_SETTINGS = {'kernel': {'competition': 'arc-prize-2026-arc-agi-2'" in notebook["cells"][0]["source"]
+    assert "KERNEL_SETTINGS = {'kind': 'submission', 'kernel': {'competition': 'arc-prize-2026-arc-agi-2'" in \
+        notebook["cells"][0]["source"]
 
 
 def test_push_401_is_a_clear_error(fake: FakeKaggle, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -201,6 +204,65 @@ def test_submit_sends_code_submission(fake: FakeKaggle, tmp_path: Path) -> None:
     (body,) = fake.bodies("CreateCodeSubmission")
     assert body == {"competitionName": COMPETITION_SLUG, "kernelOwner": "tester", "kernelSlug": "arc-kit-submission",
                     "kernelVersion": 3, "fileName": "submission.json", "submissionDescription": "first"}
+
+
+# ---- kernel kinds: what each sends, and the evaluation kernel's output per version
+
+
+KIND_FLAGS = {
+    "submission": ["--weights-kernel", "tester/arc-kit-train"],
+    "evaluate": ["--weights-kernel", "tester/arc-kit-train", "--machine-shape", "NvidiaTeslaT4", "--max-tasks", "30"],
+    "train": ["--config", "gpu-qwen", "--base-model-source", "qwen-lm/qwen-3/transformers/4b/1",
+              "--resume-kernel", "tester/arc-kit-train"],
+}
+KIND_SENT = {  # (machineShape, enableInternet, competitionDataSources, kernelDataSources, modelDataSources)
+    "submission": ("NvidiaL4", False, [COMPETITION_SLUG], ["tester/arc-kit-train"], []),
+    "evaluate": ("NvidiaTeslaT4", False, [], ["tester/arc-kit-train"], []),
+    "train": ("NvidiaTeslaT4", False, [], ["tester/arc-kit-train"], ["qwen-lm/qwen-3/transformers/4b/1"]),
+}
+
+
+@pytest.mark.parametrize("kind", list(KIND_FLAGS))
+def test_each_kind_is_built_pushed_and_followed(fake: FakeKaggle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture, kind: str) -> None:
+    """The real entry built as each kind, from its default folder (kernels/arc-kit-<kind>), pushed with the
+    kind's metadata, its status followed by --kind."""
+    monkeypatch.chdir(tmp_path)
+    assert run_standalone(["kernel", "build"], ["--kind", kind, "--wheelhouse-dataset", "tester/arc-kit-wheels",
+                                                *KIND_FLAGS[kind]]) == 0
+    assert (tmp_path / "kernels" / f"arc-kit-{kind}" / "main.py").is_file()
+    assert run_standalone(["kernel", "push"], ["--kind", kind]) == 0
+    (body,) = fake.bodies("SaveKernel")
+    sent = (body["machineShape"], body["enableInternet"], *(body.get(f"{name}DataSources", [])  # [] is left out
+                                                           for name in ("competition", "kernel", "model")))
+    assert sent == KIND_SENT[kind] and body["enableGpu"] is True and body["slug"] == f"tester/arc-kit-{kind}"
+    assert body["datasetDataSources"] == ["tester/arc-kit-wheels"]
+    settings_line = next(x for x in body["text"].splitlines() if x.startswith("KERNEL_SETTINGS = "))
+    assert settings_line.startswith(f"KERNEL_SETTINGS = {{'kind': '{kind}'")  # what the kernel needs is in the code
+    out = capsys.readouterr().out
+    assert f"pushed {kind} kernel tester/arc-kit-{kind} version 3" in out
+    assert run_standalone(["kernel", "status"], ["--kind", kind, "--once"]) == 0
+    assert fake.bodies("GetKernelSessionStatus") == [{"userName": "tester", "kernelSlug": f"arc-kit-{kind}"}]
+
+
+def test_each_version_of_the_evaluation_output_is_fetched_into_its_folder_and_select_pools_them(
+        fake: FakeKaggle, tmp_path: Path, evaluation_output: Path, capsys: pytest.CaptureFixture) -> None:
+    """Two versions (seeds) of the evaluation kernel: each version's output fetched by --version into its own
+    folder, which `arc-kit select` reads as it is, pooled."""
+    served = {p.name: p.read_bytes() for p in evaluation_output.iterdir() if p.is_file()}
+    fake.outputs = {"v1": served, "v2": served}
+    folders = [tmp_path / f"v{n}" for n in (1, 2)]
+    for n, folder in enumerate(folders, 1):
+        assert run_standalone(["kernel", "output"], ["tester/arc-kit-evaluate", "--version", str(n), "--out",
+                                                     str(folder)]) == 0
+        assert {p.name for p in folder.iterdir()} >= {"submission.json", "report.json", "report.html", "score.json"}
+    assert [b["versionLabel"] for b in fake.bodies("ListKernelSessionOutput")] == ["v1", "v2"]
+    assert "arc-kit select" in capsys.readouterr().out
+    assert run_standalone(["select"], [*map(str, folders), "--solutions", "arc-agi-1/evaluation"]) == 0
+    assert "2 run(s)" in capsys.readouterr().out
+    assert run_standalone(["kernel", "output"], ["tester/arc-kit-evaluate", "--version", "7", "--out",
+                                                 str(tmp_path / "v7")]) == 1
+    assert "HTTP 404" in capsys.readouterr().err
 
 
 # ---- uploads

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from arc_kit.config.run import RunSettings, SolverConfig, TTTConfig
+from arc_kit.config.run import RunSettings, SolverSettings, TTTSettings
 from arc_kit.run.job import RunJob, read_inputs
 from arc_kit.run.ledger import Ledger
 from arc_kit.run.progress import PhaseBars
@@ -23,7 +23,7 @@ def open_ledger(tmp_path: Path) -> Ledger:
     tmp_path.mkdir(exist_ok=True)
     (tmp_path / "c.json").write_text(json.dumps(TASKS))
     job = RunJob(model_dir=None, challenges=tmp_path / "c.json", output=tmp_path / "submission.json",
-                 run=RunSettings(workers=2), solver=SolverConfig(), ttt=TTTConfig(enabled=False), progress=False)
+                 run=RunSettings(workers=2), solver=SolverSettings(), ttt=TTTSettings(enabled=False), progress=False)
     inputs = read_inputs(job)
     queued = list(inputs.tasks)
     schedule = Schedule(queued, job, deadline=1e12, workers=2, two_phases=True)

@@ -373,7 +373,7 @@ def test_weights_missing_where_named_fail_the_interactive_run_and_are_said_on_th
 WORKERS_SCRIPT = """
 import json, logging, sys
 from pathlib import Path
-from arc_kit.config.run import RunSettings, SolverConfig
+from arc_kit.config.run import RunSettings, SolverSettings
 from arc_kit.run.job import RunJob
 from arc_kit.run.runner import run_submission
 import slow_solvers
@@ -382,7 +382,7 @@ if __name__ == "__main__":  # spawned workers import this file again
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     config = RunJob(model_dir=None, challenges=Path(sys.argv[1]), output=Path(sys.argv[2]),
                     run=RunSettings(budget_seconds=90, margin_seconds=1, workers=2),
-                    solver=SolverConfig(batch_size=1, views=1), progress=False)
+                    solver=SolverSettings(batch_size=1, views=1), progress=False)
     report = run_submission(config, solver_factory=slow_solvers.SleepyFactory(0.25))
     full = [tid for tid, r in report.per_task.items() if r.inputs is not None and r.seconds]
     print(json.dumps({"attempted": report.tasks_attempted, "queued": report.tasks_queued, "errors": report.errors,

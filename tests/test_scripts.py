@@ -79,7 +79,7 @@ class Shared:
         return self.root / "export"
 
     def pretrain(self) -> Run:
-        """pretrain.py on the built-in tiny-cpu config, cut to the smoke size: a real training run, 2 steps."""
+        """pretrain.py on the built-in tiny-cpu config, scaled down to the smoke size: a real training run, 2 steps."""
         if self._pretrain is None:
             sets = [f"train.output_dir={self.run_dir}", "data.synthetic.n_tasks=8", *smoke_recipe()]
             self._pretrain = run_script("pretrain.py", ["--config", "tiny-cpu",
@@ -123,10 +123,24 @@ def check_gpu(run: Run, shared: Shared, tmp: Path) -> None:
     assert result["shape"] == "smoke" and len(result["rows"]) == 2 * 2 * len(stages)
     assert {row["stage"] for row in result["rows"]} == stages
     assert {(row["vocab"], row["context"]) for row in result["rows"]} == {
-        (v, c) for v in ("full", "cut") for c in (96, 160)}
+        (v, c) for v in ("full", "shrunk") for c in (96, 160)}
     assert all(row["seconds"] > 0 for row in result["rows"])
     planned = [row for row in result["rows"] if row["plan_l4_seconds"] is not None]
     assert len(planned) == len(stages) and all(row["l4_over_plan"] is not None for row in planned)
+    # The budgets a worker fits to Kaggle's cards for Qwen3-4B (docs/gpu-memory.md), whatever machine runs this.
+    from arc_kit.models.memory import CARDS, ModelShape, card_budgets
+
+    cards = result["memory"]["cards"]
+    assert result["memory"]["here"] is None and result["dtype"] == "float32"
+    for card in ("T4", "L4"):
+        for name, vocab in (("full", 151_936), ("shrunk", 16)):
+            qwen3_4b = ModelShape(layers=36, hidden=2560, intermediate=9728, heads=32, kv_heads=8, head_dim=128,
+                                  vocab=vocab, dtype_bytes=2)
+            want = card_budgets(CARDS[card], qwen3_4b)
+            got = cards[card][name]
+            assert (got["batch_tokens"], got["score_token_budget"], got["ttt_max_length"]) == (
+                want.batch_tokens, want.score_token_budget, want.ttt_max_length)
+    assert cards["T4"]["full"]["free_bytes"] < cards["L4"]["full"]["free_bytes"]
 
 
 def check_inference(run: Run, shared: Shared, tmp: Path) -> None:
@@ -143,14 +157,14 @@ def check_inference(run: Run, shared: Shared, tmp: Path) -> None:
 
 def check_vocab(run: Run, shared: Shared, tmp: Path) -> None:
     report = run.result
-    assert report["model"]["vocab_full"] == 151936 and report["model"]["vocab_cut"] < 32
+    assert report["model"]["vocab_full"] == 151936 and report["model"]["vocab_shrunk"] < 32
     assert [row["tokens"] for row in report["ttt"]] == [128, 256]
     for row in report["ttt"]:
-        assert row["full"]["row_tokens"] == row["cut"]["row_tokens"] <= row["tokens"]
-        assert row["full"]["steps"] == row["cut"]["steps"] == 2
-        assert row["full"]["step_seconds"] > 0 and row["cut"]["step_seconds"] > 0
-        assert row["full"]["peak_rss_mb"] > row["cut"]["peak_rss_mb"] > 0  # the logits alone see to that
-    assert report["decode"]["full"]["decode_ms_per_step"] > 0 and report["decode"]["cut"]["decode_ms_per_step"] > 0
+        assert row["full"]["row_tokens"] == row["shrunk"]["row_tokens"] <= row["tokens"]
+        assert row["full"]["steps"] == row["shrunk"]["steps"] == 2
+        assert row["full"]["step_seconds"] > 0 and row["shrunk"]["step_seconds"] > 0
+        assert row["full"]["peak_rss_mb"] > row["shrunk"]["peak_rss_mb"] > 0  # the logits alone see to that
+    assert report["decode"]["full"]["decode_ms_per_step"] > 0 and report["decode"]["shrunk"]["decode_ms_per_step"] > 0
     outputs = report["outputs"]
     assert outputs["same_tokens_renumbered"] and outputs["greedy_identical"]
     assert outputs["max_logit_difference"] <= 1e-5 and report["goal_outputs_identical"]

@@ -45,7 +45,7 @@ def leaves(cls: type, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...],
     for name, hint in typing.get_type_hints(cls).items():
         if dataclasses.is_dataclass(hint):
             out += leaves(hint, (*path, name))
-        elif path:  # a top-level field of a plan is a table; --set needs TABLE.FIELD
+        elif path:  # a top-level field of a config is a table; --set needs TABLE.FIELD
             out.append(((*path, name), hint))
     return out
 
@@ -186,22 +186,22 @@ def test_every_misspelt_or_mistyped_set_is_refused_in_one_line(kind, tmp_path, m
     ("[solver]\nviews = 'four'\n", "s.toml: solver.views: expected int, got 'four'"),
 ])
 def test_a_settings_file_with_a_misspelt_name_or_a_wrong_type_is_named_in_one_line(tmp_path, text, says):
-    from arc_kit.config.run import SettingsError, load_plan
+    from arc_kit.config.run import SettingsError, load_submission_config
 
     (tmp_path / "s.toml").write_text(text)
     with pytest.raises(SettingsError) as refused:
-        load_plan(tmp_path / "s.toml", ["solver.views=2"])  # an override does not hide the file's mistake
+        load_submission_config(tmp_path / "s.toml", ["solver.views=2"])  # an override does not hide the file's mistake
     assert says in str(refused.value) and ": :" not in str(refused.value)
     assert str(refused.value).startswith(str(tmp_path / "s.toml"))
 
 
 def test_a_set_value_that_breaks_a_bound_names_the_field_and_where_it_came_from(tmp_path):
-    from arc_kit.config.run import SettingsError, load_plan
+    from arc_kit.config.run import SettingsError, load_submission_config
 
     (tmp_path / "s.toml").write_text("[solver]\nviews = 4\n")
     with pytest.raises(SettingsError, match=r"s\.toml \+ --set: solver\.views must be >= 1, got 0"):
-        load_plan(tmp_path / "s.toml", ["solver.views=0"])
-    assert load_plan(tmp_path / "s.toml", ["solver.views=2", "ttt.lora.r=8"]).solver.views == 2
+        load_submission_config(tmp_path / "s.toml", ["solver.views=0"])
+    assert load_submission_config(tmp_path / "s.toml", ["solver.views=2", "ttt.lora.r=8"]).solver.views == 2
 
 
 def test_the_demo_sends_each_set_to_the_settings_holding_its_table(monkeypatch, tmp_path):
@@ -209,8 +209,8 @@ def test_the_demo_sends_each_set_to_the_settings_holding_its_table(monkeypatch, 
 
     seen = {}
 
-    def fake_run_demo(cfg, plan):  # noqa: ANN001, ANN202
-        seen.update(overrides=cfg.overrides, views=plan.solver.views)
+    def fake_run_demo(demo, config):  # noqa: ANN001, ANN202
+        seen.update(overrides=demo.overrides, views=config.solver.views)
         return {"summary": {"score before (held-out)": 0.0, "score after (held-out)": 1.0}}
 
     monkeypatch.setattr(arc_kit.demo, "run_demo", fake_run_demo)

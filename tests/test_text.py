@@ -45,7 +45,7 @@ def test_parser_refuses_with_a_reason(text, why):
         text_to_grid(text)
 
 
-def test_answer_is_cut_at_the_end_marker():
+def test_answer_ends_at_the_end_marker():
     assert answer_from_generation("01\n23\n<|im_end|>\n45\n") == ((0, 1), (2, 3))
 
 

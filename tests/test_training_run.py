@@ -62,7 +62,7 @@ def test_export_reloads_offline_with_the_same_logits_and_answers(lora_run, tmp_p
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from arc_kit.config.run import SolverConfig
+    from arc_kit.config.run import SolverSettings
     from arc_kit.core.formats import ARC_KIT_FORMAT
     from arc_kit.core.synthetic import generate_tasks
     from arc_kit.models.manifest import MANIFEST_FILE
@@ -79,13 +79,13 @@ def test_export_reloads_offline_with_the_same_logits_and_answers(lora_run, tmp_p
     base_logits = _logits(base, tokenizer, text)
     before = PeftModel.from_pretrained(base, lora_run.final_dir)
     before_logits = _logits(before, tokenizer, text)
-    before_answers = greedy_answers(before, tokenizer, ARC_KIT_FORMAT, tasks, SolverConfig(max_length=2048, batch_size=16))
+    before_answers = greedy_answers(before, tokenizer, ARC_KIT_FORMAT, tasks, SolverSettings(max_length=2048, batch_size=16))
     assert not torch.allclose(before_logits, base_logits, atol=1e-3)  # the adapter learnt something
 
     merged = AutoModelForCausalLM.from_pretrained(merged_dir, local_files_only=True)
     merged_tok = AutoTokenizer.from_pretrained(merged_dir, local_files_only=True)
     assert torch.allclose(_logits(merged, merged_tok, text), before_logits, atol=1e-4)
-    assert greedy_answers(merged, merged_tok, ARC_KIT_FORMAT, tasks, SolverConfig(max_length=2048, batch_size=16)) == before_answers
+    assert greedy_answers(merged, merged_tok, ARC_KIT_FORMAT, tasks, SolverSettings(max_length=2048, batch_size=16)) == before_answers
 
     fresh = AutoModelForCausalLM.from_pretrained(run_dir / "base-model", local_files_only=True)
     adapter = PeftModel.from_pretrained(fresh, tmp_path / "export" / "adapter", local_files_only=True)

@@ -233,13 +233,13 @@ def test_archives_that_cannot_be_opened_are_refused_by_name(tmp_path: Path) -> N
     folder = make_export(tmp_path / "export", manifest=False)
     (folder / "weights.7z").write_bytes(b"7z\xbc\xaf\x27\x1c" + b"\0" * 100)
     good = _archive(tmp_path / "good.tar.gz", "tar.gz", {"config.json": b"{}" * 1000})
-    (folder / "cut.tar.gz").write_bytes(good.read_bytes()[:40])  # cut short: cannot be read to the end
+    (folder / "broken.tar.gz").write_bytes(good.read_bytes()[:40])  # truncated: cannot be read to the end
     locked = bytearray(_archive(tmp_path / "locked.zip", "zip", {"notes.txt": b"hello"}).read_bytes())
     central = locked.index(b"PK\x01\x02")
     locked[central + 8] |= 0x1  # the member marked encrypted, as a password-protected zip has it
     (folder / "locked.zip").write_bytes(bytes(locked))
     found = find_credential_files(folder, [KEY])
-    assert [f.split(":")[0] for f in found] == ["cut.tar.gz", "locked.zip", "weights.7z"]
+    assert [f.split(":")[0] for f in found] == ["broken.tar.gz", "locked.zip", "weights.7z"]
     assert all("cannot be checked" in f for f in found) and "encrypted" in found[1] and "7z" in found[2]
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from arc_kit.cli import data, demo, dry_run, formats, kaggle, reselect, train
 from arc_kit.cli.flags import Parser, challenges_file, input_errors, setting_value, solutions_file
-from arc_kit.config.run import SolverConfig
+from arc_kit.config.run import SolverSettings
 from arc_kit.config.training import ModelSettings
 from arc_kit.errors import Terminated
 
@@ -102,8 +102,8 @@ def _add_foundation_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tokenizer", help="tokenizer or weights folder, 'qwen' for Qwen2.5/3's vocabulary or 'nvarc' "
                    "for NVARC's 16 tokens (default: the ARC one)")
     formats.add_format_flag(p, "to count in")
-    solver_max_length = next(f for f in dataclasses.fields(SolverConfig) if f.name == "max_length")
-    p.add_argument("--max-length", type=setting_value(SolverConfig, "max_length"),
+    solver_max_length = next(f for f in dataclasses.fields(SolverSettings) if f.name == "max_length")
+    p.add_argument("--max-length", type=setting_value(SolverSettings, "max_length"),
                    default=solver_max_length.default,
                    help=f"the solver's max_length: {solver_max_length.metadata['help']} (default: %(default)s)")
     p.add_argument("--json", action="store_true")
@@ -117,10 +117,10 @@ def _tiny_fields() -> dict[str, dataclasses.Field]:
 
 @input_errors
 def _tiny_model(args: argparse.Namespace) -> int:
-    from arc_kit.models.tiny import tiny_config, write_tiny_model
+    from arc_kit.models.tiny import tiny_shape, write_tiny_model
 
     given = {name: getattr(args, name) for name in _tiny_fields() if hasattr(args, name)}
-    out = write_tiny_model(args.out, tiny_config(ModelSettings(**given).check()))
+    out = write_tiny_model(args.out, tiny_shape(ModelSettings(**given).check()))
     print(f"tiny model and ARC tokenizer written to {out}")
     return 0
 

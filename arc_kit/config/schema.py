@@ -10,6 +10,7 @@ fields (``arc_kit.cli.flags``), so a default, a bound or a help text is written 
 from __future__ import annotations
 
 import dataclasses
+import json
 import operator
 import typing
 from collections.abc import Callable
@@ -107,7 +108,7 @@ def _literal_choices(hint: Any) -> tuple[Any, ...] | None:
 
 
 def choices_of(cls: type, name: str) -> tuple[Any, ...]:
-    """The allowed values of a ``Literal`` field (e.g. ``choices_of(SolverConfig, "formula")``)."""
+    """The allowed values of a ``Literal`` field (e.g. ``choices_of(SolverSettings, "formula")``)."""
     return tuple(c for c in _literal_choices(typing.get_type_hints(cls)[name]) or () if c is not None)
 
 
@@ -146,7 +147,7 @@ def _field_hints(cls: type) -> dict[str, Any]:
 
 
 def _kind(hints: dict[str, Any]) -> str:
-    """What the names at one level are, for a message: tables (a plan's top level) or settings."""
+    """What the names at one level are, for a message: tables (a config's top level) or settings."""
     return "table" if hints and all(dataclasses.is_dataclass(h) for h in hints.values()) else "setting"
 
 
@@ -231,13 +232,17 @@ def _known(hints: dict[str, Any], name: str, where: str, text: str) -> None:
                             f"{', '.join(hints)}")
 
 
-def read_toml(path: Path) -> dict[str, Any]:
+def read_settings_file(path: Path) -> dict[str, Any]:
+    """A settings file's tables: TOML, or JSON for a ``.json`` file (what a kernel writes from the settings literal
+    it carries; the same tables, and Python's standard library writes no TOML)."""
+    json_file = Path(path).suffix == ".json"
     try:
-        return tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        text = Path(path).read_text(encoding="utf-8")
+        return json.loads(text) if json_file else tomllib.loads(text)
     except FileNotFoundError:
         raise SettingsError(f"{path}: settings file not found") from None
-    except tomllib.TOMLDecodeError as e:
-        raise SettingsError(f"{path}: not valid TOML ({e})") from None
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as e:
+        raise SettingsError(f"{path}: not valid {'JSON' if json_file else 'TOML'} ({e})") from None
     except (OSError, UnicodeDecodeError) as e:  # a folder, no permission, not text
         raise SettingsError(f"{path}: cannot read the settings file ({getattr(e, 'strerror', None) or e})") from None
 
@@ -245,7 +250,7 @@ def read_toml(path: Path) -> dict[str, Any]:
 def load(cls: type[T], path: Path | None = None, overrides: list[str] | None = None) -> T:
     """``cls`` from a TOML file (or its defaults when None) with ``--set`` overrides, typed and validated; any
     error names the file."""
-    raw = read_toml(path) if path is not None else {}
+    raw = read_settings_file(path) if path is not None else {}
     try:
         fill(cls, raw, "")  # the file alone first: an unknown name or a wrong type in it names the file
     except SettingsError as e:

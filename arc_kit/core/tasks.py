@@ -330,6 +330,6 @@ def write_task_files(tasks: Iterable[Task], challenges: Path, solutions: Path | 
 
 
 def _short(value: Any, limit: int = 60) -> str:
-    """A value in an error message: cut short, however large or deeply nested (``reprlib`` bounds both)."""
+    """A value in an error message: kept short, however large or deeply nested (``reprlib`` bounds both)."""
     text = reprlib.repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -277,13 +277,15 @@ def wait_for_kernel(ref: str, poll_seconds: float = 30.0, timeout_seconds: float
         sleep(poll_seconds)
 
 
-def kernel_output(ref: str, out_dir: Path, api: Any = None) -> list[Path]:
-    """Download the run's output files and its log (``<slug>.log``) into ``out_dir``."""
+def kernel_output(ref: str, out_dir: Path, version: int | None = None, api: Any = None) -> list[Path]:
+    """Download a run's output files and its log (``<slug>.log``) into ``out_dir``: the latest run's, or version
+    ``version``'s (the client asks for ``owner/slug/N`` as the API's version label ``vN``)."""
     api = api or client()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    with _kaggle_call(f"downloading output of kernel {ref}"), contextlib.redirect_stdout(io.StringIO()):
-        files, _ = api.kernels_output(ref, str(out_dir), force=True, quiet=True)
+    which = ref if version is None else f"{ref}/{version}"
+    with _kaggle_call(f"downloading output of kernel {which}"), contextlib.redirect_stdout(io.StringIO()):
+        files, _ = api.kernels_output(which, str(out_dir), force=True, quiet=True)
     resolved = [Path(f).resolve() for f in files]
     outside = [str(p) for p in resolved if out_dir.resolve() not in p.parents]
     if outside:

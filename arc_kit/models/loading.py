@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from arc_kit.config.run import SolverConfig
+from arc_kit.config.run import SolverSettings
 from arc_kit.core.formats import (
     FORMAT_NAMES,
     FormatError,
@@ -70,10 +70,10 @@ class LoadedModel:
 # Inference
 
 
-def load_model(model_dir: str | Path, config: SolverConfig | None = None) -> LoadedModel:
+def load_model(model_dir: str | Path, config: SolverSettings | None = None) -> LoadedModel:
     """Load a merged model folder (config.json) or a LoRA adapter folder (adapter_config.json), never online."""
     set_offline_env(hub=True)
-    config = config or SolverConfig()
+    config = config or SolverSettings()
     model_dir = weights_folder(Path(model_dir))
 
     import torch
@@ -105,7 +105,7 @@ def load_model(model_dir: str | Path, config: SolverConfig | None = None) -> Loa
                        prompt_format=prompt_format)
 
 
-def inference_tokenizer(model_dir: Path, config: SolverConfig) -> tuple[Any, PromptFormat]:
+def inference_tokenizer(model_dir: Path, config: SolverSettings) -> tuple[Any, PromptFormat]:
     """The weights folder's tokenizer (an adapter without one takes its base's) and the prompt format the weights
     speak (``resolve_format`` with ``config.format``): cheap, so a command can check them before a long run."""
     try:
@@ -131,21 +131,21 @@ def resolve_format(requested: str, folder: str | Path, tokenizer: Any) -> Prompt
         raise FormatError(f"{folder}: format {requested!r} contradicts the weights' manifest, which records "
                           f"{recorded!r} (leave format at auto)")
     name = requested if requested != "auto" else recorded or detect_format(tokenizer) or "arc-kit"
-    cut = cut_format(Path(folder), tokenizer)
-    if cut is not None and cut != name:
+    shrunk = shrunk_format(Path(folder), tokenizer)
+    if shrunk is not None and shrunk != name:
         said = "its manifest records" if name == recorded else "the format asked for is"
-        raise FormatError(f"{folder}: its vocabulary was cut to the {cut} format's tokens (arc-kit shrink-vocab), "
-                          f"but {said} {name}: the weights speak {cut} (set prompt_format in {MANIFEST_FILE})")
+        raise FormatError(f"{folder}: its vocabulary was shrunk to the {shrunk} format's tokens (arc-kit shrink-vocab), "
+                          f"but {said} {name}: the weights speak {shrunk} (set prompt_format in {MANIFEST_FILE})")
     prompt_format = get_format(name)
     check_format(tokenizer, prompt_format, str(folder))
     return prompt_format
 
 
-def cut_format(folder: Path, tokenizer: Any) -> str | None:
-    """The format a vocabulary cut by ``arc-kit shrink-vocab`` was cut to: the one whose tokens are the whole
-    vocabulary. None for a folder that is no cut (its manifest records no vocabulary cut) or that no format fills.
-    Why: a cut keeps only its format's tokens, so the tokenizer itself says which format the weights learnt, even
-    when the manifest was edited or copied from another folder."""
+def shrunk_format(folder: Path, tokenizer: Any) -> str | None:
+    """The format ``arc-kit shrink-vocab`` shrank a vocabulary to: the one whose tokens are the whole vocabulary.
+    None for a folder that was not shrunk (its manifest has no ``vocabulary`` entry) or that no format fills.
+    Why: a shrunk vocabulary keeps only its format's tokens, so the tokenizer itself says which format the weights
+    learnt, even when the manifest was edited or copied from another folder."""
     manifest = read_manifest(folder) if folder.is_dir() else None
     if not manifest or "vocabulary" not in manifest:
         return None
@@ -176,7 +176,7 @@ def _has_tokenizer(folder: Path) -> bool:
     return any((folder / n).exists() for n in ("tokenizer.json", "tokenizer_config.json"))
 
 
-def _adapter_base(adapter_dir: Path, config: SolverConfig) -> Path:
+def _adapter_base(adapter_dir: Path, config: SolverSettings) -> Path:
     """The base model folder of a LoRA adapter, offline: ``base_model`` if set, else the recorded one (as given,
     below the adapter, or beside it)."""
     recorded = json.loads((adapter_dir / "adapter_config.json").read_text()).get("base_model_name_or_path")
@@ -191,7 +191,7 @@ def _adapter_base(adapter_dir: Path, config: SolverConfig) -> Path:
     return base
 
 
-def _load_adapter(adapter_dir: Path, config: SolverConfig, dtype: Any) -> Any:
+def _load_adapter(adapter_dir: Path, config: SolverSettings, dtype: Any) -> Any:
     """Base model + adapter, merged so decoding runs at the base model's speed."""
     from peft import PeftModel
 
@@ -200,7 +200,7 @@ def _load_adapter(adapter_dir: Path, config: SolverConfig, dtype: Any) -> Any:
     return model.merge_and_unload()
 
 
-def _try_unsloth(model_dir: Path, config: SolverConfig, device: str, dtype: Any, tokenizer: Any,
+def _try_unsloth(model_dir: Path, config: SolverSettings, device: str, dtype: Any, tokenizer: Any,
                  prompt_format: PromptFormat) -> LoadedModel | None:
     """Unsloth's fast path on CUDA; a failure to load logs and returns None so transformers takes over. The
     tokenizer is the kit's (``load_tokenizer``), not Unsloth's: the kit tokenizes and pads every prompt itself,
@@ -216,7 +216,7 @@ def _try_unsloth(model_dir: Path, config: SolverConfig, device: str, dtype: Any,
         return None
 
 
-def context_limit(loaded: LoadedModel, config: SolverConfig) -> int:
+def context_limit(loaded: LoadedModel, config: SolverSettings) -> int:
     limit = getattr(loaded.model.config, "max_position_embeddings", None) or config.max_length
     return min(config.max_length, int(limit))
 
@@ -256,7 +256,7 @@ VOCABULARY_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.tx
 
 def _check_tokenizer_files(folder: Path) -> None:
     """Refuse, naming the file, a folder whose tokenizer cannot load: no vocabulary file at all, or a
-    ``tokenizer.json`` that is not a JSON object (an upload or a copy cut short). transformers would say so in a
+    ``tokenizer.json`` that is not a JSON object (a truncated upload or copy). transformers would say so in a
     traceback, or in a paragraph about converting slow tokenizers."""
     path = folder / "tokenizer.json"
     if not any((folder / name).is_file() for name in VOCABULARY_FILES):
@@ -267,7 +267,7 @@ def _check_tokenizer_files(folder: Path) -> None:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as e:
-        raise ModelLoadError(f"{path}: not a JSON file ({e}); the tokenizer is damaged (a copy cut short?)") from None
+        raise ModelLoadError(f"{path}: not a JSON file ({e}); the tokenizer is damaged (a truncated copy?)") from None
     except OSError as e:
         raise ModelLoadError(f"{path}: cannot be read ({e.strerror or e})") from None
     if not isinstance(data, dict) or not isinstance(data.get("model"), dict):

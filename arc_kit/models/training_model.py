@@ -1,9 +1,9 @@
 """Load the base a training run starts from: the configured model (the tiny model written into the run folder, a
-local folder or a hub id), its vocabulary cut first with ``model.shrink_vocab``, through Unsloth or transformers +
+local folder or a hub id), its vocabulary shrunk first with ``model.shrink_vocab``, through Unsloth or transformers +
 peft, with LoRA unless full fine-tuning.
 
-It builds on ``loading`` (the tokenizer, the prompt format, ``from_pretrained``) and on ``vocab`` (the cut), which
-itself loads through ``loading``; so this sits above both. torch and transformers are imported inside functions.
+It builds on ``loading`` (the tokenizer, the prompt format, ``from_pretrained``) and on ``vocab`` (the shrinking),
+which itself loads through ``loading``; so this sits above both. torch and transformers are imported inside functions.
 """
 
 from __future__ import annotations
@@ -26,15 +26,15 @@ log = logging.getLogger(__name__)
 def load_training_model(config: TrainConfig, run_dir: Path, device: str) -> LoadedModel:
     """Load the base for training on ``device``, add LoRA (unless full fine-tuning), check the tokenizer gives one
     token per cell and writes the base's prompt format. The tiny base is written into ``run_dir`` first
-    (``tiny.resolve_base``); with ``model.shrink_vocab`` the base's vocabulary is cut to its format's tokens into
-    ``run_dir`` once (``CUT_BASE_DIR``), and training starts from that."""
+    (``tiny.resolve_base``); with ``model.shrink_vocab`` the base's vocabulary is shrunk to its format's tokens
+    into ``run_dir`` once (``SHRUNK_BASE_DIR``), and training starts from that."""
     set_offline_env(hub=False)  # the base may come from the hub
     m = config.model
     backend = choose_backend(m.backend, config.train.fsdp, device)
     base = resolve_base(m, run_dir)
     local_only = m.local_files_only or m.name_or_path == TINY or Path(base).is_dir()
     if m.shrink_vocab:
-        base, local_only = cut_base(base, m.format, run_dir, local_only), True
+        base, local_only = shrunk_base(base, m.format, run_dir, local_only), True
     tokenizer = load_tokenizer(base, local_only=local_only)
     prompt_format = resolve_format(m.format, base, tokenizer)
     dtype = choose_dtype(m.dtype, device)
@@ -51,19 +51,20 @@ def load_training_model(config: TrainConfig, run_dir: Path, device: str) -> Load
         model = load_causal_lm(base, dtype, local_only=local_only)
         if not m.full_finetuning:
             model = add_lora(model, config.lora)
-        upcast_trainable(model)  # float16 training keeps float32 master weights
+    upcast_trainable(model)  # float16 training keeps float32 master weights (the gradient scaler needs them)
     return LoadedModel(model, tokenizer, device, backend, base, dtype, has_lora=not m.full_finetuning,
                        prompt_format=prompt_format)
 
 
-CUT_BASE_DIR = "base-model-cut"
-"""Where a run with ``model.shrink_vocab`` writes its base with the vocabulary cut (the export merges onto it)."""
+SHRUNK_BASE_DIR = "base-model-shrunk"
+"""Where a run with ``model.shrink_vocab`` writes its base with the vocabulary shrunk (the export merges onto it,
+and a resumed run, one from an earlier kernel version's output included, finds it by this name)."""
 
 
-def cut_base(base: str, requested_format: str, run_dir: Path, local_only: bool) -> str:
-    """``base`` with its vocabulary cut to its format's tokens, written into ``run_dir`` once (a resumed run and
+def shrunk_base(base: str, requested_format: str, run_dir: Path, local_only: bool) -> str:
+    """``base`` with its vocabulary shrunk to its format's tokens, written into ``run_dir`` once (a resumed run and
     the export reuse it)."""
-    out = run_dir / CUT_BASE_DIR
+    out = run_dir / SHRUNK_BASE_DIR
     if not (out / "config.json").exists():
         from arc_kit.models.vocab import shrink_vocabulary
 
@@ -75,9 +76,22 @@ def choose_backend(requested: str, fsdp: bool, device: str) -> str:
     """``auto``: Unsloth when training on a CUDA GPU with the package installed, else transformers + peft.
 
     With ``train.fsdp`` auto means transformers + peft: Unsloth runs data-parallel (one full copy per GPU) only.
+    Several processes (DDP) keep Unsloth: its releases the kit allows (2026.x) train under ``torchrun``/``accelerate
+    launch`` with one copy per GPU (each placed on its process's GPU, ``unsloth_backend.load_for_training``).
     """
+    return backend_choice(requested, fsdp, device)[0]
+
+
+def backend_choice(requested: str, fsdp: bool, device: str, num_processes: int = 1) -> tuple[str, str]:
+    """The backend ``choose_backend`` picks and why, in words (the run's log line says it)."""
     if requested != "auto":
-        return requested
-    if not fsdp and device.startswith("cuda") and importlib.util.find_spec("unsloth") is not None:
-        return UNSLOTH
-    return PEFT
+        return requested, "model.backend"
+    if not device.startswith("cuda"):
+        return PEFT, "auto: no CUDA GPU"
+    if fsdp:
+        return PEFT, "auto: train.fsdp shards the model, which Unsloth does not"
+    if importlib.util.find_spec("unsloth") is None:
+        return PEFT, "auto: Unsloth is not installed"
+    if num_processes > 1:
+        return UNSLOTH, f"auto: Unsloth, data-parallel over {num_processes} GPUs (a full copy on each)"
+    return UNSLOTH, "auto: Unsloth on a CUDA GPU"

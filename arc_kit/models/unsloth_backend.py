@@ -32,8 +32,8 @@ def _import_unsloth() -> Any:
 def load_for_training(model_settings: Any, lora_settings: Any, dtype: Any, seed: int) -> tuple[Any, Any]:
     """(model, tokenizer) from ``FastLanguageModel.from_pretrained``, with rsLoRA adapters unless full fine-tuning.
 
-    ``model_settings``/``lora_settings`` are ``arc_kit.config.training.ModelSettings``/``arc_kit.config.lora.LoraSpec``;
-    ``dtype`` is a torch dtype.
+    ``model_settings``/``lora_settings`` are ``arc_kit.config.training.ModelSettings``/
+    ``arc_kit.config.lora.LoraSettings``; ``dtype`` is a torch dtype.
     """
     FastLanguageModel = _import_unsloth()
     m, lora = model_settings, lora_settings

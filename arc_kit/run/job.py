@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from arc_kit.config.run import RunSettings, SolverConfig, TTTConfig
+from arc_kit.config.run import RunSettings, SolverSettings, TTTSettings
 from arc_kit.core.metric import solutions_cover
 from arc_kit.core.submission import read_raw_tasks
 from arc_kit.core.tasks import TaskFileError, TaskSet, parse_tasks, read_json
@@ -28,8 +28,8 @@ class RunJob:
     output: Path  # the submission.json to write
     solutions: Path | None = None  # scores the run when given
     run: RunSettings = field(default_factory=RunSettings)
-    solver: SolverConfig = field(default_factory=SolverConfig)
-    ttt: TTTConfig = field(default_factory=TTTConfig)
+    solver: SolverSettings = field(default_factory=SolverSettings)
+    ttt: TTTSettings = field(default_factory=TTTSettings)
     max_tasks: int | None = None  # quick pass: only the first N tasks (shortest first) are decoded
     start_time: float | None = None  # time.time() when the run (or the kernel) started; None: now
     progress: bool = True  # tqdm bar

@@ -1,15 +1,17 @@
-"""The Kaggle kernel's run: resolve the kernel's settings and Kaggle's mount paths, run, log a summary, choose
-the exit code. ``submission/main.py`` calls ``run_kernel`` and nothing else."""
+"""The submission kernel's run: resolve the kernel's settings and Kaggle's mount paths, run, log a summary, choose
+the exit code. ``submission/main.py`` reaches ``run_kernel`` through ``arc_kit.run.entry`` (by the kind its
+settings name); the evaluation kernel (``arc_kit.run.evaluate``) finds its weights here too."""
 
 from __future__ import annotations
 
 import json
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from arc_kit.config.run import KernelPlan, SettingsError
+from arc_kit.config.run import KernelSettings, SettingsError, SubmissionConfig
 from arc_kit.core.submission import Submission, entry_counts, read_raw_tasks, validate_submission
 from arc_kit.core.tasks import TaskFileError
 from arc_kit.run.interrupts import StopSignals
@@ -20,59 +22,68 @@ from arc_kit.run.runner import run_submission, write_reports
 log = logging.getLogger(__name__)
 
 
-def kernel_job(plan: KernelPlan, start_time: float, env: dict[str, str] | None = None) -> RunJob:
-    """Resolve the kernel's settings and Kaggle paths into a RunJob (a missing model is left to the run).
+@dataclass
+class FoundWeights:
+    """The weights folder a kernel found (None: none), why not, and a warning about where it was found."""
 
-    Weights named (a dataset, a model, a folder) but found only by searching elsewhere are another model: an
-    interactive run refuses them (its user fixes the attachment before submitting), a rerun uses them, since
-    they beat placeholders, and both say so in a WARNING."""
-    from arc_kit.kaggle.paths import (
-        KagglePathError,
-        find_challenges,
-        find_model_dir,
-        input_root,
-        is_competition_rerun,
-        named_weight_places,
-        output_path,
-    )
+    model_dir: Path | None
+    problem: str | None = None
+    warning: str | None = None
+
+
+def find_kernel_weights(k: KernelSettings, root: Path, rerun: bool) -> FoundWeights:
+    """The weights the kernel's settings name (a dataset, a model, a notebook's output or a folder), found below
+    ``root``; a missing model is left to the run (its report says why).
+
+    Weights named but found only by searching elsewhere are another model: an interactive run refuses them (its
+    user fixes the attachment before submitting), a rerun uses them, since they beat placeholders, and both say
+    so in a WARNING."""
+    from arc_kit.kaggle.paths import KagglePathError, find_model_dir, named_weight_places
+
+    sources = {"dataset": k.weights_dataset, "model": k.weights_model, "kernel": k.weights_kernel}
+    try:
+        model_dir = find_model_dir(root, k.model_dir, **sources)
+    except KagglePathError as e:
+        log.error("%s", e)
+        return FoundWeights(None, str(e))
+    named = named_weight_places(root, k.model_dir, **sources)
+    if not named or any(p.is_dir() for p in named):
+        return FoundWeights(model_dir)
+    what = ", ".join(f"{kind} {value}" for kind, value in (*sources.items(), ("model_dir", k.model_dir)) if value)
+    warning = (f"the weights named ({what}) are not attached (not at {', '.join(map(str, named))}); {model_dir} was "
+               "found instead")
+    if rerun:
+        warning += ": this rerun uses it"
+        log.warning("%s", warning)
+        return FoundWeights(model_dir, None, warning)
+    warning += (": an interactive run does not use another model; attach the weights named, or name that folder "
+                "in kernel.model_dir")
+    log.warning("%s", warning)
+    return FoundWeights(None, warning, warning)
+
+
+def kernel_job(config: SubmissionConfig, start_time: float, env: dict[str, str] | None = None) -> RunJob:
+    """Resolve the kernel's settings and Kaggle paths into a RunJob (a missing model is left to the run)."""
+    from arc_kit.kaggle.paths import find_challenges, input_root, is_competition_rerun, output_path
 
     env = dict(os.environ) if env is None else env
     root = input_root(env)
-    k = plan.kernel
+    k = config.kernel
     challenges = find_challenges(root, k.competition, k.challenges)
     rerun = is_competition_rerun(env)
-    model_dir: Path | None = None
-    problem = warning = None
-    try:
-        model_dir = find_model_dir(root, k.model_dir, dataset=k.weights_dataset, model=k.weights_model)
-    except KagglePathError as e:
-        problem = str(e)
-        log.error("%s", e)
-    named = named_weight_places(root, k.model_dir, dataset=k.weights_dataset, model=k.weights_model)
-    if model_dir is not None and named and not any(p.is_dir() for p in named):
-        what = ", ".join(f"{kind} {value}" for kind, value in (("dataset", k.weights_dataset),
-                         ("model", k.weights_model), ("model_dir", k.model_dir)) if value)
-        warning = (f"the weights named ({what}) are not attached (not at {', '.join(map(str, named))}); "
-                   f"{model_dir} was found instead")
-        if rerun:
-            warning += ": this rerun uses it"
-        else:
-            warning += (": an interactive run does not use another model; attach the weights named, or name "
-                        "that folder in kernel.model_dir")
-            model_dir, problem = None, warning
-        log.warning("%s", warning)
+    weights = find_kernel_weights(k, root, rerun)
     return RunJob(
-        model_dir=model_dir,
+        model_dir=weights.model_dir,
         challenges=challenges,
         output=output_path(env),
-        run=plan.run,
-        solver=plan.solver,
-        ttt=plan.ttt,
+        run=config.run,
+        solver=config.solver,
+        ttt=config.ttt,
         max_tasks=None if rerun or not k.quick_tasks else k.quick_tasks,
         start_time=start_time,
         progress=not rerun,
-        model_problem=problem,
-        warnings=[warning] if warning else [],
+        model_problem=weights.problem,
+        warnings=[weights.warning] if weights.warning else [],
     )
 
 
@@ -110,8 +121,8 @@ def run_kernel(settings: dict[str, Any], start_time: float) -> int:
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     rerun = is_competition_rerun()
     try:
-        plan = KernelPlan.from_dict(settings)
-        job = kernel_job(plan, start_time)
+        config = SubmissionConfig.from_dict(settings)
+        job = kernel_job(config, start_time)
     except (SettingsError, KagglePathError) as e:
         print(f"arc-kit kernel: {e}", flush=True)
         if not output_path().exists():

@@ -17,7 +17,7 @@ from arc_kit.core.submission import PLACEHOLDER, Submission, entry_counts, valid
 from arc_kit.core.tasks import Grid, Task, grid_to_json
 from arc_kit.run.job import RunInputs, RunJob
 from arc_kit.run.progress import PhaseBars
-from arc_kit.run.records import InputRecord, RunReport, TaskRecord
+from arc_kit.run.records import InputRecord, RunReport, TaskRecord, stage_seconds
 from arc_kit.run.schedule import Schedule
 from arc_kit.solve.selection import confidence_key, second_attempt
 from arc_kit.solve.solver import TaskResult
@@ -112,7 +112,7 @@ class Ledger:
         if phase == "spare" and (result.error or result.timed_out or task is None):
             if previous is not None:
                 previous.spare = {"landed": False, "seconds": round(result.seconds, 3),
-                                  "why": result.error or "cut by its cap or the deadline"}
+                                  "why": result.error or "timed out (its cap or the deadline)"}
             return
         before = [dict(entry) for entry in self.submission.entries.get(result.task_id, [])]
         truths = self.solutions.get(result.task_id) or []
@@ -224,6 +224,9 @@ class Ledger:
             report.correct_outputs = scored.correct_outputs
             for tid, ts in scored.per_task.items():
                 report.per_task.setdefault(tid, TaskRecord()).correct = ts.correct
+            attempted = [scored.per_task[tid] for tid in report.attempted_ids if tid in scored.per_task]
+            if attempted and len(attempted) < len(scored.per_task):
+                report.score_attempted = round(sum(ts.score for ts in attempted) / len(attempted), 6)
         return report
 
 
@@ -250,10 +253,12 @@ def _solver_record(result: TaskResult, previous: TaskRecord | None, truths: list
     record.inputs = [InputRecord.of(r, truths[i] if i < len(truths) else None) for i, r in enumerate(result.inputs)]
     record.ttt = result.ttt
     record.confidence = _confidence(result)
+    record.stages = stage_seconds(result)
     if phase == "spare" and previous is not None:
-        record.seconds = previous.seconds  # the full solve's; the revisit's own go into ``spare``
-        record.spare = {"landed": True, "seconds": round(result.seconds, 3), "changed": False,
-                        "confidence_before": previous.confidence}
+        # the full solve's seconds and stages; the revisit's own go into ``spare``
+        record.seconds, record.stages = previous.seconds, previous.stages
+        record.spare = {"landed": True, "seconds": round(result.seconds, 3), "stages": stage_seconds(result),
+                        "changed": False, "confidence_before": previous.confidence}
     return record
 
 

@@ -20,7 +20,7 @@ from arc_kit.run.interrupts import StopSignals
 from arc_kit.run.job import RunInputs, RunJob, SolverFactory, read_inputs
 from arc_kit.run.ledger import Ledger
 from arc_kit.run.progress import PhaseBars
-from arc_kit.run.records import RunReport
+from arc_kit.run.records import RunReport, total_stages
 from arc_kit.run.schedule import Schedule
 from arc_kit.run.workers import run_in_process, run_in_workers, visible_gpus
 from arc_kit.solve.prompts import task_cost
@@ -72,6 +72,9 @@ def run_submission(job: RunJob, solver_factory: SolverFactory | None = None,
     report.deadline_hit = report.deadline_hit or ended >= deadline
     report.overrun_seconds = round(max(0.0, ended - deadline), 3)
     report.seconds = time.time() - start
+    report.stage_seconds = total_stages(report)
+    if report.tasks_attempted:
+        report.worker_seconds_per_task = round(report.workers * report.seconds / report.tasks_attempted, 3)
     return report
 
 
@@ -82,14 +85,21 @@ def _say_stopped(job: RunJob, report: RunReport, terminated: bool) -> None:
     log.warning("%s", report.warnings[-1])
 
 
-def dry_run(job: RunJob, solver_factory: SolverFactory | None = None) -> RunReport:
-    """``run_submission`` plus ``report.json`` and ``report.html`` beside the submission (the dry run, the demo);
-    an interrupted run writes both for what finished, however many interrupts arrive meanwhile, then raises
-    ``KeyboardInterrupt`` (``Terminated`` after SIGTERM) again."""
+def run_and_report(job: RunJob, solver_factory: SolverFactory | None = None) -> RunReport:
+    """``run_submission`` plus ``report.json`` and ``report.html`` beside the submission (the dry run, the demo,
+    the evaluation kernel); an interrupted run writes both for what finished, however many interrupts arrive
+    meanwhile, and says so in ``report.interrupted``."""
     inputs = read_inputs(job)
     with StopSignals():
         report = run_submission(job, solver_factory=solver_factory, inputs=inputs)
         write_reports(job, report, inputs)
+    return report
+
+
+def dry_run(job: RunJob, solver_factory: SolverFactory | None = None) -> RunReport:
+    """``run_and_report``; after an interrupt, with both reports written, ``KeyboardInterrupt`` (``Terminated``
+    after SIGTERM) is raised again."""
+    report = run_and_report(job, solver_factory)
     if report.interrupted:
         raise Terminated if report.terminated else KeyboardInterrupt
     return report

@@ -60,9 +60,9 @@ class Schedule:
     """The run's work in order: the quick pass over every task (shortest first), then the full solver task by
     task, then, with ``spare_time``, revisits in spare time.
 
-    Why two phases: the full solver (search, re-scoring, test-time training) takes minutes a task; a run cut short
-    must still hold a real answer for every task, so a plain greedy pass comes first and each full result
-    replaces it. A full task's cap is its share of the time left: (deadline - now) x workers / tasks left, at
+    Why two phases: the full solver (search, re-scoring, test-time training) takes minutes a task; a run that
+    times out must still hold a real answer for every task, so a plain greedy pass comes first and each full
+    result replaces it. A full task's cap is its share of the time left: (deadline - now) x workers / tasks left, at
     most ``task_cap_seconds``, so early tasks cannot starve the late ones.
 
     Why a spare-time phase: tasks rarely use their whole share, so time is usually left once every task holds
@@ -70,7 +70,7 @@ class Schedule:
     chosen (NVARC's notebook on ARC-AGI-2's evaluation set: right among candidates for 36-40% of outputs,
     chosen for ~28%; re-running the less confident half with the time left gained ~2 points). Revisits start only
     when no full task is still out (``landed`` counts them back), least confident first; one whose full solve
-    took longer than the time left is skipped (it would be cut, and a cut revisit changes nothing).
+    took longer than the time left is skipped (it would time out, and a timed-out revisit changes nothing).
     """
 
     def __init__(self, ordered: list[Task], job: RunJob, deadline: float, workers: int, two_phases: bool):

@@ -29,6 +29,7 @@ only after it has set ``CUDA_VISIBLE_DEVICES``.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import random
@@ -37,7 +38,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from arc_kit.config.run import TTTConfig
+from arc_kit.config.run import CPU_TTT_MAX_LENGTH, TTTSettings
 from arc_kit.core.augment import View, views_for_task
 from arc_kit.core.examples import IGNORE_INDEX, tokenize_example
 from arc_kit.core.formats import PromptFormat, fit_for_tokenizer
@@ -65,7 +66,7 @@ class TTTError(ArcKitError, ValueError):
 
 
 def ttt_examples(task: Task, tokenizer: Any, prompt_format: PromptFormat,
-                 config: TTTConfig | None = None) -> list[dict[str, Any]]:
+                 config: TTTSettings | None = None) -> list[dict[str, Any]]:
     """The training rows for one task in ``prompt_format``, in training order, at most ``config.max_samples``.
 
     Each row holds ``input_ids`` and ``labels`` (-100 on the prompt: the query's output grid and the end of turn
@@ -82,11 +83,14 @@ def ttt_examples(task: Task, tokenizer: Any, prompt_format: PromptFormat,
       ``hash()``), the first being the task as given, the rest a D8 element, a colour permutation (0 kept; none
       without ``colour_views``) and a shuffled demo order, so the same task gets the same rows in any process;
     - each prompt is fitted to ``max_length`` by dropping context pairs (largest first) with the real answer length
-      reserved; a row that cannot fit even one context pair is left out;
-    - the rows are shuffled with a seeded generator, so the cut at ``max_samples`` and the sequential training
-      order mix views and queries.
+      reserved; a row that cannot fit even one context pair is left out. ``max_length`` unset (a ``TaskAdapter``
+      fits it to its GPU first): ``CPU_TTT_MAX_LENGTH``;
+    - the rows are shuffled with a seeded generator, so the first ``max_samples`` rows and the
+      sequential training order mix views and queries.
     """
-    config = config or TTTConfig()
+    config = config or TTTSettings()
+    if config.max_length is None:
+        config = dataclasses.replace(config, max_length=CPU_TTT_MAX_LENGTH)
     demos = task.train
     if len(demos) < 2:
         return []
@@ -100,7 +104,7 @@ def ttt_examples(task: Task, tokenizer: Any, prompt_format: PromptFormat,
 
 
 def _view_rows(demo_task: Task, view: View, tokenizer: Any, prompt_format: PromptFormat,
-               config: TTTConfig) -> list[dict[str, Any]]:
+               config: TTTSettings) -> list[dict[str, Any]]:
     """One row per demonstration pair as the query under ``view``, the other pairs (in the view's order) as
     context."""
     seen = view.apply_task(demo_task)
@@ -141,6 +145,17 @@ class TTTStats:
         return asdict(self)
 
 
+def check_precision(dtype: Any, config: TTTSettings) -> None:
+    """Refuse trained embeddings on a model held in float16 (a GPU without bfloat16: T4, P100, V100): the gradient
+    scaler needs them in float32, and a float32 embedding copy would then feed float32 activations into the
+    float16 layers when the solver decodes (no autocast there). LoRA matrices are float32 already (peft)."""
+    import torch
+
+    if config.enabled and config.lora.train_embeddings and dtype == torch.float16:
+        raise TTTError("ttt.lora.train_embeddings needs a GPU that computes in bfloat16 (compute capability >= 8.0: "
+                       "L4, A100, H100); this model is held in float16: set ttt.lora.train_embeddings = false")
+
+
 class TaskAdapter:
     """One LoRA on a loaded model, trained afresh for each task.
 
@@ -155,12 +170,18 @@ class TaskAdapter:
     time.
     """
 
-    def __init__(self, loaded: Any, config: TTTConfig | None = None) -> None:
+    def __init__(self, loaded: Any, config: TTTSettings | None = None) -> None:
         """``loaded``: an ``arc_kit.models.loading.LoadedModel``; its ``model`` gets the LoRA in place (the same
-        object, so solvers already built on it see the adapter too)."""
+        object, so solvers already built on it see the adapter too). ``config.max_length`` unset is fitted to the
+        memory the model's device has free now (``models.memory.fit_settings``; a solver passes it set)."""
+        from arc_kit.models.memory import fit_settings
+
         self.loaded = loaded
-        self.config = config or TTTConfig()
-        self.config.check()
+        config = (config or TTTSettings()).check()
+        check_precision(loaded.dtype, config)
+        if config.max_length is None:
+            _, config = fit_settings(None, config, loaded)
+        self.config = config
         self.peft_model = self._add_lora()
         self._snapshot = self.adapter_state()
         self.peft_model.eval()

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +66,7 @@ class ArcSFTTrainer(SFTTrainer):
 
         dataset = self.train_dataset if train_dataset is None else train_dataset
         lengths = [len(ids) for ids in dataset["input_ids"]]
-        # The dataloader cuts the sampler's index stream into batches of this same size, so they are its batches.
+        # The dataloader splits the sampler's index stream into batches of this same size, so they are its batches.
         return LengthGroupedSampler(lengths, self._train_batch_size, seed=self.args.seed,
                                     mega_batches=self.arc_config.train.length_group_batches)
 
@@ -156,3 +158,47 @@ class JsonlLogger(TrainerCallback):
         record = {"step": state.global_step, "epoch": state.epoch, "time": round(time.time(), 3), **logs}
         with open(self.path, "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
+
+
+class WallClockBudget(TrainerCallback):
+    """Stops a run cleanly before ``deadline`` (``clock()`` seconds): after a step, when the next one would end past
+    it, the Trainer is told to save a checkpoint and stop; the schedule is left as it is (a resumed run goes on
+    with it). A step's length is guessed as the longest of the last ``window`` intervals between steps (which
+    include the evaluations and saves between them). Every process takes the same decision (the slowest one's),
+    so none waits at a collective the others have left. ``stopped`` tells the caller it happened."""
+
+    def __init__(self, deadline: float, clock: Callable[[], float], window: int = 10) -> None:
+        self.deadline, self.clock = deadline, clock
+        self.intervals: deque[float] = deque(maxlen=window)
+        self.last: float | None = None
+        self.stopped = False
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        self.last = self.clock()
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        now = self.clock()
+        if self.last is not None:
+            self.intervals.append(now - self.last)
+        self.last = now
+        past = now + max(self.intervals, default=0.0) > self.deadline
+        if not _any_process(past, args) or control.should_training_stop:  # the last step ends the run anyway
+            return
+        control.should_save = True
+        control.should_training_stop = True
+        self.stopped = True
+
+    def on_epoch_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        if self.stopped:  # the epoch's evaluation would spend the margin
+            control.should_evaluate = False
+
+
+def _any_process(flag: bool, args: Any) -> bool:
+    """``flag`` or-ed over every process of the run (one all-reduce; the flag itself alone)."""
+    import torch
+
+    if args.world_size <= 1 or not torch.distributed.is_initialized():
+        return flag
+    value = torch.tensor([1.0 if flag else 0.0], device=args.device)
+    torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.MAX)
+    return bool(value.item() > 0)

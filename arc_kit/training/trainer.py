@@ -3,8 +3,9 @@
 Run folder layout (``train.output_dir``)::
 
     base-model/          the tiny base model, when model.name_or_path = "tiny"
-    checkpoint-<step>/   every train.save_steps steps (weights, optimiser, scheduler, RNG: what --resume needs)
-    final/               the trained adapter (LoRA) or full model, with the tokenizer
+    checkpoint-<step>/   every train.save_steps steps, and when train.max_seconds runs out (weights, optimiser,
+                         scheduler, RNG: what --resume and --resume-from need)
+    final/               the trained adapter (LoRA) or full model, with the tokenizer (only once the run finished)
     train_log.jsonl      one JSON object per log event, always with ``step``, ``epoch``, ``time`` (unix seconds):
                          train rows add ``loss``, ``learning_rate``, ``grad_norm``, ``mean_token_accuracy``,
                          ``entropy``, ``num_tokens``, ``padding_fraction`` (padded / all tokens of the batches
@@ -12,8 +13,10 @@ Run folder layout (``train.output_dir``)::
                          ``eval_runtime``; the last row adds ``train_loss``, ``train_runtime``,
                          ``train_padding_fraction``. Plot ``loss`` and ``eval_loss`` against ``step``. A resumed
                          run drops the rows past its checkpoint.
-    run_info.json        config, backend, base model, data counts, eval task ids, final step and losses, padding,
-                         processes and the effective batch (per-device batch x processes)
+    run_info.json        written at the start (the config, "finished": false) and at the end: config, backend,
+                         base model, data counts, eval task ids, final step and losses, padding, processes and the
+                         effective batch (per-device batch x processes), "finished" and why not ("stopped":
+                         "max_seconds" when the time budget ran out; null and unfinished: running, or killed)
     debug/rank-<i>.jsonl with train.debug_batches: what process i trained on (row digests per step, final weights)
 
 Several processes (``accelerate launch`` / ``torchrun``, see ``distributed.py``): every process loads the model and
@@ -36,22 +39,33 @@ from typing import Any
 
 from arc_kit.config.training import TrainConfig
 from arc_kit.core.files import atomic_write_json, atomic_write_text, check_folder_path
-from arc_kit.errors import ArcKitError
+from arc_kit.models.weights import last_checkpoint
 from arc_kit.training.debug_batches import DEBUG_DIR, record_final_weights
+from arc_kit.training.run_folder import (
+    FINAL_DIR,
+    LOG_FILE,
+    RUN_INFO_FILE,
+    STOPPED_AT_BUDGET,
+    RunFolderError,
+    adopt_checkpoint,
+    check_same_config,
+    resume_point,
+)
 
 log = logging.getLogger(__name__)
 
-LOG_FILE = "train_log.jsonl"
-RUN_INFO_FILE = "run_info.json"
-FINAL_DIR = "final"
+def _now() -> float:
+    """The clock ``train.max_seconds`` is counted on (unix seconds); a name of its own so a test can move it."""
+    return time.time()
 
 
 @dataclass
 class TrainResult:
-    """What a run produced; ``final_dir`` holds the adapter (or full model) and tokenizer for ``export_model``."""
+    """What a run produced; ``final_dir`` holds the adapter (or full model) and tokenizer for ``export_model``
+    once the run finished (None when it stopped at its time budget: ``checkpoint`` is where to resume)."""
 
     output_dir: Path
-    final_dir: Path
+    final_dir: Path | None
     steps: int
     train_loss: float | None
     eval_loss: float | None
@@ -66,11 +80,12 @@ class TrainResult:
     effective_batch_size: int = 0
     """Rows per optimiser step: per-device batch x processes (no gradient accumulation)."""
     is_main_process: bool = True
-
-
-class RunFolderError(ArcKitError, ValueError):
-    """The run folder cannot be used as asked: it holds checkpoints of an earlier run and --resume was not given, or
-    its log is corrupt. (A run folder that is a file is ``arc_kit.core.files.NotAFolderError``.)"""
+    finished: bool = True
+    """False when ``train.max_seconds`` ran out first (``stopped`` says so)."""
+    stopped: str | None = None
+    """Why the run ended before it finished: ``"max_seconds"``; None when it finished."""
+    checkpoint: Path | None = None
+    """The checkpoint a stopped run saved last (what ``--resume``/``--resume-from`` continue)."""
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -195,24 +210,6 @@ def sft_config(config: TrainConfig, run_dir: Path, num_train: int, has_eval: boo
 # The run
 
 
-def last_checkpoint(run_dir: Path) -> str | None:
-    """The newest *complete* checkpoint: a run killed while saving leaves a folder without ``trainer_state.json``
-    (the Trainer writes it last), which must not be resumed from."""
-    if not run_dir.is_dir():
-        return None
-    complete = []
-    for path in run_dir.glob("checkpoint-*"):
-        state = path / "trainer_state.json"
-        if not path.name.split("-", 1)[1].isdigit() or not state.is_file():
-            continue
-        try:
-            json.loads(state.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        complete.append(path)
-    return str(max(complete, key=lambda p: int(p.name.split("-", 1)[1]))) if complete else None
-
-
 @dataclass
 class PreparedRun:
     trainer: Any
@@ -220,6 +217,7 @@ class PreparedRun:
     data: Any  # arc_kit.training.dataset.TrainingData
     run_dir: Path
     log_path: Path
+    budget: Any = None  # the WallClockBudget callback when train.max_seconds is set
 
 
 def check_output_dir(config: TrainConfig) -> Path:
@@ -227,10 +225,12 @@ def check_output_dir(config: TrainConfig) -> Path:
     return check_folder_path(config.train.output_dir, "train.output_dir")
 
 
-def prepare_run(config: TrainConfig, task_sets: list[Any] | None = None) -> PreparedRun:
+def prepare_run(config: TrainConfig, task_sets: list[Any] | None = None, started: float | None = None) -> PreparedRun:
     """Model, data and trainer for ``config``, nothing trained yet (tests inspect the optimiser and schedule).
 
-    The tasks are loaded and checked before the model, so a bad file fails in seconds.
+    The tasks are loaded and checked before the model, so a bad file fails in seconds. With ``train.max_seconds``
+    the trainer stops before ``started`` (``_now()`` when the run began; default now) + max_seconds - the stop
+    margin.
     """
     from arc_kit.models.training_model import load_training_model
     from arc_kit.training.distributed import launch, main_process_first, training_device
@@ -247,18 +247,27 @@ def prepare_run(config: TrainConfig, task_sets: list[Any] | None = None) -> Prep
         loaded = load_training_model(config, run_dir, training_device())
         data = build_training_data(config, loaded.tokenizer, loaded.prompt_format, task_sets)
     if here.is_main:
+        from arc_kit.models.training_model import backend_choice
+
         b = config.train.per_device_train_batch_size
+        _, why = backend_choice(config.model.backend, config.train.fsdp, training_device(), here.num_processes)
         log.info(f"data: {len(data.train)} train examples from {data.train_stats.tasks} tasks, "
                  f"{0 if data.eval is None else len(data.eval)} eval examples from {data.eval_stats.tasks} held-out "
-                 f"tasks; {data.train_stats.skipped_too_long} too long, backend {loaded.backend}; "
+                 f"tasks; {data.train_stats.skipped_too_long} too long; backend {loaded.backend} ({why}), "
+                 f"{loaded.dtype} weights; "
                  f"{here.num_processes} process(es) ({here.distributed_type}{', FSDP' if config.train.fsdp else ''}): "
                  f"effective batch {b} x {here.num_processes} = {b * here.num_processes} rows per step, "
                  f"{steps_per_epoch(len(data.train), b, here.num_processes)} steps per epoch")
     # Only now: trl must be imported after the model is loaded (Unsloth patches it when it is imported).
-    from arc_kit.training.sft_trainer import ArcSFTTrainer, JsonlLogger, PaddingMeter
+    from arc_kit.training.sft_trainer import ArcSFTTrainer, JsonlLogger, PaddingMeter, WallClockBudget
 
     log_path = run_dir / LOG_FILE
     meter = PaddingMeter()
+    t = config.train
+    budget = None
+    if t.max_seconds is not None:
+        budget = WallClockBudget((started if started is not None else _now()) + t.max_seconds - t.stop_margin_seconds,
+                                 _now)
     trainer = ArcSFTTrainer(
         model=loaded.model,
         args=sft_config(config, run_dir, len(data.train), data.eval is not None, loaded.backend,
@@ -266,7 +275,7 @@ def prepare_run(config: TrainConfig, task_sets: list[Any] | None = None) -> Prep
         train_dataset=data.train,
         eval_dataset=data.eval,
         processing_class=loaded.tokenizer,
-        callbacks=[meter, JsonlLogger(log_path)],
+        callbacks=[meter, JsonlLogger(log_path), *([budget] if budget else [])],
         arc_config=config,
         padding_meter=meter,
     )
@@ -275,46 +284,76 @@ def prepare_run(config: TrainConfig, task_sets: list[Any] | None = None) -> Prep
         log.warning(f"train.fsdp: not in effect on this launch ({here.num_processes} process(es), "
                     f"{trainer.accelerator.distributed_type.value}); FSDP needs several GPU processes, training "
                     "with a full copy per process instead")
-    return PreparedRun(trainer, loaded, data, run_dir, log_path)
+    return PreparedRun(trainer, loaded, data, run_dir, log_path, budget)
 
 
-def run_training(config: TrainConfig, resume: bool = False) -> TrainResult:
-    """Train with ``config``; with ``resume``, continue from the newest complete checkpoint in ``train.output_dir``.
+def run_training(config: TrainConfig, resume: bool = False, resume_from: str | Path | None = None) -> TrainResult:
+    """Train with ``config``; with ``resume``, continue from the newest complete checkpoint in ``train.output_dir``;
+    with ``resume_from``, from the newest one at or below that folder (an earlier run's output, only read: the
+    checkpoint and the log are copied into ``train.output_dir`` first, ``run_folder.adopt_checkpoint``).
 
-    A resumed run ends at the same step count as an uninterrupted one (same data, schedule and seed). Without
-    ``resume``, a run folder that already holds checkpoints is refused so a run is never silently mixed with another.
-    Everything the user can get wrong (settings, task files, the run folder, its log) is checked before the model
+    A resumed run ends at the same step count as an uninterrupted one (same data, schedule and seed); an earlier
+    run of another config is refused (``run_folder.check_same_config``). Without either, a run folder that
+    already holds checkpoints is refused so a run is never silently mixed with another. With ``train.max_seconds``
+    the run may stop at its budget: a checkpoint, ``finished`` False, no ``final/``. Everything the user can get
+    wrong (settings, task files, the run folder, its log, the folder to resume from) is checked before the model
     is loaded.
     """
     from arc_kit.training.distributed import launch, wait_for_everyone
 
     config.check()
-    started = time.time()
+    started = _now()
     run_dir = check_output_dir(config)
     task_sets = load_task_sets(config)
     checkpoint = last_checkpoint(run_dir)
-    if checkpoint and not resume:
-        raise RunFolderError(f"{run_dir} already holds {Path(checkpoint).name}: pass --resume to continue that run, "
+    source = None  # a checkpoint of another run folder to go on from
+    if resume_from is not None:
+        source = resume_point(Path(resume_from))
+        if source.parent.resolve() == run_dir.resolve():
+            source, resume = None, True  # the run's own folder: --resume
+        elif checkpoint:
+            raise RunFolderError(f"{run_dir} already holds {checkpoint.name}: --resume-from needs a new "
+                                 "train.output_dir (or pass --resume to continue the run in it)")
+    elif checkpoint and not resume:
+        raise RunFolderError(f"{run_dir} already holds {checkpoint.name}: pass --resume to continue that run, "
                              "or choose a new train.output_dir")
     here = launch()
+    earlier = source.parent if source is not None else run_dir if resume and checkpoint else None
+    if earlier is not None:
+        check_same_config(earlier, config, here.num_processes, warn_unknown=source is not None)
+    if source is not None:
+        resume, checkpoint = True, run_dir / source.name
+    # the earlier run's checkpoint: its name in this folder, its path in another
+    resumed_from = str(source) if source is not None else checkpoint.name if resume and checkpoint else None
     if resume and not checkpoint and here.is_main:
         log.warning(f"--resume: no complete checkpoint in {run_dir} yet, starting from step 0")
     if here.is_main:
-        restart_log(run_dir / LOG_FILE, Path(checkpoint) if resume and checkpoint else None)
+        if source is not None:
+            adopt_checkpoint(source, run_dir)
+        restart_log(run_dir / LOG_FILE, checkpoint if resume and checkpoint else None)
         debug_dir = run_dir / DEBUG_DIR
         if debug_dir.is_dir() and not (resume and checkpoint):
             shutil.rmtree(debug_dir)
-    wait_for_everyone()  # no process starts logging before the main one has trimmed the log
-    run = prepare_run(config, task_sets)
+        atomic_write_json(run_dir / RUN_INFO_FILE, {  # a run killed later still says what it was
+            "config": config.to_dict(), "finished": False, "stopped": None,
+            "resumed_from": resumed_from, "parallel": {"num_processes": here.num_processes}}, indent=1)
+    wait_for_everyone()  # no process starts logging before the main one has trimmed the log (and copied)
+    run = prepare_run(config, task_sets, started)
     trainer, data, loaded = run.trainer, run.data, run.loaded
-    output = trainer.train(resume_from_checkpoint=checkpoint if resume else None)
-    eval_loss = trainer.evaluate()["eval_loss"] if data.eval is not None else None
+    output = trainer.train(resume_from_checkpoint=str(checkpoint) if resume and checkpoint else None)
+    steps = trainer.state.global_step
+    stopped = STOPPED_AT_BUDGET if run.budget is not None and run.budget.stopped else None
+    finished = stopped is None
+    eval_loss = trainer.evaluate()["eval_loss"] if data.eval is not None and finished else None
 
-    final_dir = run_dir / FINAL_DIR
-    trainer.save_model(str(final_dir))  # every process calls it (FSDP gathers the shards); the main one writes
+    final_dir = run_dir / FINAL_DIR if finished else None
+    if final_dir is not None:
+        trainer.save_model(str(final_dir))  # every process calls it (FSDP gathers the shards); the main one writes
+    else:
+        log.info(f"train.max_seconds: stopped at step {steps} of {trainer.state.max_steps} with checkpoint-{steps} "
+                 f"in {run_dir}; --resume (or --resume-from {run_dir} into a new folder) goes on from there")
     if config.train.debug_batches:
         record_final_weights(run_dir, here.process_index, trainer.model)
-    steps = trainer.state.global_step
     train_loss = output.training_loss if output is not None else None
     num_eval = 0 if data.eval is None else len(data.eval)
     padding = all_processes_padding(trainer)
@@ -322,24 +361,30 @@ def run_training(config: TrainConfig, resume: bool = False) -> TrainResult:
     result = TrainResult(
         output_dir=run_dir, final_dir=final_dir, steps=steps, train_loss=train_loss, eval_loss=eval_loss,
         log_path=run.log_path, backend=loaded.backend, num_train_examples=len(data.train),
-        num_eval_examples=num_eval, seconds=time.time() - started, padding_fraction=padding["padding_fraction"],
+        num_eval_examples=num_eval, seconds=_now() - started, padding_fraction=padding["padding_fraction"],
         num_processes=here.num_processes, effective_batch_size=batch * here.num_processes,
-        is_main_process=here.is_main,
+        is_main_process=here.is_main, finished=finished, stopped=stopped,
+        checkpoint=None if finished else run_dir / f"checkpoint-{steps}",
     )
     if not here.is_main:
         wait_for_everyone()
         return result
-    loaded.tokenizer.save_pretrained(str(final_dir))
+    if final_dir is not None:
+        loaded.tokenizer.save_pretrained(str(final_dir))
     info = {
         "config": config.to_dict(),
+        "finished": finished,
+        "stopped": stopped,  # "max_seconds": the time budget ran out first; resume from checkpoint
+        "checkpoint": None if result.checkpoint is None else result.checkpoint.name,
         "backend": loaded.backend,
         "base_model": loaded.source,
         "prompt_format": loaded.prompt_format.name,  # resolved (model.format may say auto); the export records it
         "is_peft": loaded.has_lora,
         "steps": steps,
+        "max_steps": trainer.state.max_steps,
         "train_loss": train_loss,
         "eval_loss": eval_loss,
-        "resumed_from": Path(checkpoint).name if resume and checkpoint else None,
+        "resumed_from": resumed_from,
         "padding": padding,  # over every batch trained on, resumed runs included: padded tokens / all tokens
         "parallel": {
             "num_processes": here.num_processes,
