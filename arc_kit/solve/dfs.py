@@ -418,6 +418,7 @@ def dfs_lockstep(
     batch_tokens: int,
     kv_cache: str,
     keep_greedy: bool = False,
+    side_by_side: bool = False,
     stop_at: float | None = None,
 ) -> LockstepResult:
     """``dfs_candidates`` for every prompt (its own ``max_new_tokens``), the prompts searched together.
@@ -425,23 +426,25 @@ def dfs_lockstep(
     Why: a search step feeds one token, and a decoding step reads every weight once whatever the batch, so on
     a GPU many rows cost about what one does. Searched one after another the 8 views of a test input pay for
     every node eight times over; and a view with several branches under the bound, searched one node a pass,
-    needs more passes than its greedy path. Here a pass runs as many nodes as the batch has rows for.
+    needs more passes than its greedy path. With ``side_by_side`` a pass runs as many nodes as the batch has rows
+    for; without it each prompt runs one node a pass, pass for pass its sequential search.
 
     How: prompts are packed as the greedy decoder packs them (``length_batches``: at most ``batch_size`` prompts
     and ``batch_tokens`` tokens, sorted by length, so views of equal length share a batch without padding; the
     rest are left-padded) and prefilled together. Each prompt's search (``_RowSearch``) is split into branches,
     each a depth-first search of part of the tree in its own row of the in-place KV cache; every pass each
     branch feeds the token of its next node at its own depth (``prepare_rowwise_step``: a per-row crop), and a
-    2-D attention mask hides, per row, the padding before its prompt and whatever lies past its depth. Rows the
-    branches leave free take more nodes: the most urgent pending nodes no branch runs next (smallest depth-first
+    2-D attention mask hides, per row, the padding before its prompt and whatever lies past its depth. With
+    ``side_by_side``, rows the branches leave free take more nodes: the most urgent pending nodes no branch runs next (smallest depth-first
     ``key``), each starting a new branch in a row copied from the branch that holds its parent
     (``select_rows``). The free rows are shared among the prompts evenly (a prompt with few pending nodes takes
     them all, the rest split what is left), so the batch, which ends with its slowest prompt, is not held back
     by one prompt's branches. A branch that runs out of nodes gives its row back.
 
-    The rows: at most ``batch_tokens // (widest prompt + largest answer room)``, never fewer than the batch's
-    prompts: the cache never holds more tokens than the budget allows, counting the moment its buffers grow
-    (old and new at once). With no row to spare, each prompt runs one node a pass, in depth-first order.
+    The rows (``side_by_side``): at most ``batch_tokens // (widest prompt + largest answer room)``, never fewer
+    than the batch's prompts: the cache never holds more tokens than the budget allows, counting the moment its
+    buffers grow (old and new at once). Without ``side_by_side``, or with no row to spare, a prompt is one branch
+    in one row and runs one node a pass, in depth-first order.
 
     What it finds: every node under the bound is run whatever runs beside it, so each prompt's candidates and
     NLLs are the sequential search's (up to the float rounding of batched kernels). Under the candidate cap a
@@ -467,6 +470,7 @@ def dfs_lockstep(
     search = dict(min_probability=min_probability, expand_ids=expand_ids, end_ids=end_ids,
                   max_candidates_per_view=max_candidates_per_view, device=device,
                   prefill_chunk_tokens=prefill_chunk_tokens, keep_greedy=keep_greedy, stop_at=stop_at)
+    row_tokens = batch_tokens if side_by_side else None  # the cache rows' budget; None: one row per prompt
     batches = length_batches([(len(p), n) for p, n in zip(prompts, max_new_tokens, strict=True)],
                              batch_size=batch_size, batch_tokens=batch_tokens)
     for batch in batches:
@@ -477,7 +481,7 @@ def dfs_lockstep(
         if out.kv_cache == "inplace":
             try:
                 got = _lockstep_split_on_oom(model, [prompts[i] for i in rows], [max_new_tokens[i] for i in rows],
-                                             search, out, batch_tokens, None)
+                                             search, out, row_tokens, None)
             except CacheRejected as e:
                 log.warning("%s cannot be searched in lock-step (%s); searching one prompt at a time",
                             type(model).__name__, e)
@@ -495,12 +499,14 @@ def dfs_lockstep(
 
 
 def _lockstep_split_on_oom(model: Any, prompts: list[Sequence[int]], bounds: list[int], search: dict[str, Any],
-                           out: LockstepResult, batch_tokens: int, row_limit: int | None) -> list[DfsResult]:
-    """One lock-step batch; out of GPU memory, again with half the rows it could use, each half of its prompts
-    apart while it has several, down to one prompt on one row, before the error reaches the task."""
+                           out: LockstepResult, row_tokens: int | None,
+                           row_limit: int | None) -> list[DfsResult]:
+    """One lock-step batch, its cache rows within ``row_tokens`` (None: one row per prompt, no spare rows); out
+    of GPU memory, again with half the rows it could use, each half of its prompts apart while it has several,
+    down to one prompt on one row, before the error reaches the task."""
     import torch
 
-    batch = _LockstepBatch(model, prompts, bounds, search, out, batch_tokens, row_limit)
+    batch = _LockstepBatch(model, prompts, bounds, search, out, row_tokens, row_limit)
     try:
         return batch.run()
     except torch.OutOfMemoryError:
@@ -512,17 +518,17 @@ def _lockstep_split_on_oom(model: Any, prompts: list[Sequence[int]], bounds: lis
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
     if len(prompts) == 1:
-        return _lockstep_split_on_oom(model, prompts, bounds, search, out, batch_tokens, limit)
+        return _lockstep_split_on_oom(model, prompts, bounds, search, out, row_tokens, limit)
     half = len(prompts) // 2
-    return [*_lockstep_split_on_oom(model, prompts[:half], bounds[:half], search, out, batch_tokens, limit),
-            *_lockstep_split_on_oom(model, prompts[half:], bounds[half:], search, out, batch_tokens, limit)]
+    return [*_lockstep_split_on_oom(model, prompts[:half], bounds[:half], search, out, row_tokens, limit),
+            *_lockstep_split_on_oom(model, prompts[half:], bounds[half:], search, out, row_tokens, limit)]
 
 
 class _LockstepBatch:
     """One batch of a lock-step search: the prompts' searches, their cache rows and the batched forward passes."""
 
     def __init__(self, model: Any, prompts: list[Sequence[int]], bounds: list[int], search: dict[str, Any],
-                 out: LockstepResult, batch_tokens: int, row_limit: int | None):
+                 out: LockstepResult, row_tokens: int | None, row_limit: int | None):
         import torch
 
         from arc_kit.solve.kv_cache import cache_keyword
@@ -538,7 +544,8 @@ class _LockstepBatch:
         self.lengths = [len(p) for p in self.prompts]
         self.width = max(self.lengths)  # the prompts' columns; a row's answer starts after them
         self.capacity = self.width + max(bounds)
-        budget = batch_tokens // self.capacity
+        self.side_by_side = row_tokens is not None  # else each prompt keeps to one branch in one row
+        budget = (row_tokens or 0) // self.capacity
         self.max_rows = max(len(prompts), budget if row_limit is None else min(budget, row_limit))
         # Rows the cache's buffers hold: room beside the prompts from the start (a growth needs old and new
         # buffers at once, so a budget under twice the prompts could never grow), more when needed (``_arrange``).
@@ -592,7 +599,7 @@ class _LockstepBatch:
         the prompts with the fewest spare nodes first, each taking at most an even share of what is left)."""
         # Rows within reach: what the buffers hold, or what one growth gives with old and new within the budget.
         reach = max(self.room, self.max_rows - self.room)
-        free = reach - sum(len(self.rows[i].branches) for i in live)
+        free = reach - sum(len(self.rows[i].branches) for i in live) if self.side_by_side else 0
         spare = {i: self.rows[i].spare() for i in live}
         extra = dict.fromkeys(live, 0)
         wanting = sorted((i for i in live if spare[i] > 0), key=lambda i: (spare[i], i))

@@ -211,7 +211,7 @@ class ArcSolver:
                                 max_candidates_per_view=config.max_candidates_per_view, device=self.loaded.device,
                                 prefill_chunk_tokens=config.prefill_chunk_tokens, batch_size=config.batch_size,
                                 batch_tokens=config.batch_tokens, kv_cache=self.decoder.kv_cache, keep_greedy=True,
-                                stop_at=stop_at)
+                                side_by_side=True, stop_at=stop_at)
         self.decoder.kv_cache = searched.kv_cache  # a model that refused the in-place cache is not asked again
         seconds = time.time() - began
         self.decoder.stats.tokens += sum(r.forward_passes for r in searched.results)  # tokens the search fed
