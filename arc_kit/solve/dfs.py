@@ -23,9 +23,10 @@ point instead of recomputed.
 With ``p > 0.5`` at most one token per step can stay under the bound, so the search is exactly the greedy
 completion (when it is at least ``p`` likely) or nothing.
 
-``dfs_lockstep`` searches several prompts (the views of a test input) as one batch, and runs a prompt's pending
-branches side by side in the rows the budget leaves spare: each pass runs a node of every branch of every prompt,
-each branch in its own row of the cache at its own depth. ``dfs_candidates`` searches one prompt one node a pass;
+``dfs_lockstep`` searches several prompts (the views of a test input) as one batch, each prompt one node a pass,
+or (``side_by_side``, what the solver runs) with a prompt's pending branches side by side in the rows the budget
+leaves spare: each pass runs a node of every branch of every prompt, each branch in its own row of the cache at its
+own depth. ``dfs_candidates`` searches one prompt one node a pass;
 it is the reference the lock-step search must match (the same candidates; under the candidate cap the same first
 ones in depth-first order), and the fallback for a model whose cache cannot be written per row.
 
