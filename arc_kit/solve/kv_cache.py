@@ -230,12 +230,17 @@ class InPlaceLayer(DynamicLayer):
         self.dtype, self.device = key_states.dtype, key_states.device
         rows, heads = key_states.shape[:2]
         room = max(self.capacity, key_states.shape[-2])
-        # Zeros, not uninitialised memory: in a lock-step search a row's attention spans columns it never wrote
-        # (another row went deeper). They are masked, but a masked score still passes through the softmax, and
-        # garbage bits could be inf or NaN there (inf + -inf = NaN); zeros are harmless. Once per batch.
-        allocated = max(rows, self.row_room)
-        self.key_buffer = key_states.new_zeros((allocated, heads, room, key_states.shape[-1]))
-        self.value_buffer = value_states.new_zeros((allocated, heads, room, value_states.shape[-1]))
+        # Zeros, not uninitialised memory, past the columns this first update writes: in a lock-step search a
+        # row's attention spans columns it never wrote (another row went deeper). They are masked, but a masked
+        # score still passes through the softmax, and garbage bits could be inf or NaN there (inf + -inf = NaN);
+        # zeros are harmless. The first columns need none: the live rows write them now, and a row beyond them
+        # is live only once ``select_rows`` has copied another row's live columns (these included) into it.
+        # The prompt is most of the buffer: zeroing it too made a small model's prefill measurably slower.
+        allocated, written = max(rows, self.row_room), key_states.shape[-2]
+        self.key_buffer = key_states.new_empty((allocated, heads, room, key_states.shape[-1]))
+        self.value_buffer = value_states.new_empty((allocated, heads, room, value_states.shape[-1]))
+        for buffer in (self.key_buffer, self.value_buffer):
+            buffer[:, :, written:].zero_()
         self.keys, self.values = self.key_buffer[:rows, :, :0], self.value_buffer[:rows, :, :0]
         self.is_initialized = True
 
