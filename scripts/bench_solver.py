@@ -4,10 +4,13 @@ they find and score exactly what the one-at-a-time versions do, and what each so
 CPU, the tiny model trained on the kit's synthetic rules (trained here once with the demo recipe, shortened, then
 cached), held-out synthetic tasks of the same rules; ``--model`` takes any weights folder instead. Three parts:
 
-- search: for each test input, its ``--views`` prompts searched one after another (``dfs_candidates``, what the
-  solver did before) and in lock-step (``dfs_lockstep``, what it does now), both at ``--p`` with the greedy
-  path kept: model calls (forward passes) and process CPU seconds per test input, and whether both found the same
-  candidates with the same NLLs (to 1e-4). The greedy decoder on the same prompts is the reference speed.
+- search: for each test input, its ``--views`` prompts searched one after another (``dfs_candidates``, one node a
+  pass) and in lock-step (``dfs_lockstep``: the views in one batch), each view one node a pass
+  (``lockstep_one_branch``) and with its pending branches side by side in spare rows (``lockstep``, what the
+  solver runs), all at ``--p`` with the greedy path kept: model calls (forward passes) and process CPU seconds
+  per test input, the solver's lock-step passes' mean rows (nodes run per pass after the prefill), and whether
+  all found the same candidates with the same NLLs (to 1e-4). The greedy decoder on the same prompts is the
+  reference speed.
 - re-scoring: for each test input, ``--candidates`` grids (the search's, topped up with one-cell edits of them)
   under ``--scoring-views`` views, every (grid, view) run whole (``shared_prefix=False``, as before) and on a
   shared prefix: CPU seconds and the largest NLL difference.
@@ -124,8 +127,9 @@ def bench_search(loaded: Any, tasks: list[Any], views: int, p: float) -> tuple[d
     search = {"min_probability": p, "expand_ids": expand, "end_ids": end,
               "max_candidates_per_view": config.max_candidates_per_view, "device": "cpu",
               "prefill_chunk_tokens": config.prefill_chunk_tokens, "keep_greedy": True}
-    totals = {"sequential_passes": 0, "lockstep_passes": 0, "greedy_passes": 0, "sequential_cpu": 0.0,
-              "lockstep_cpu": 0.0, "greedy_cpu": 0.0}
+    totals = {"sequential_passes": 0, "lockstep_one_branch_passes": 0, "lockstep_passes": 0, "greedy_passes": 0,
+              "sequential_cpu": 0.0, "lockstep_one_branch_cpu": 0.0, "lockstep_cpu": 0.0, "greedy_cpu": 0.0}
+    lockstep_nodes = lockstep_steps = 0  # nodes the lock-step passes ran, and those passes (prefills apart)
     inputs, same, worst = 0, True, 0.0
     pools: dict[Any, list[Any]] = {}
     for task in tasks:
@@ -143,16 +147,20 @@ def bench_search(loaded: Any, tasks: list[Any], views: int, p: float) -> tuple[d
                                     **search) for q in group]
             totals["sequential_cpu"] += time.process_time() - began
             totals["sequential_passes"] += sum(r.forward_passes for r in alone)
-            began = time.process_time()
-            together = dfs_lockstep(loaded.model, [q.token_ids for q in group],
-                                    max_new_tokens=[q.max_new_tokens for q in group], batch_size=config.batch_size,
-                                    batch_tokens=solver.config.batch_tokens, kv_cache="inplace", **search)
-            totals["lockstep_cpu"] += time.process_time() - began
-            totals["lockstep_passes"] += together.forward_passes
-            for a, b in zip(alone, together.results, strict=True):
-                equal, diff = same_candidates(a, b)
-                same &= equal
-                worst = max(worst, diff)
+            for side_by_side, name in ((False, "lockstep_one_branch"), (True, "lockstep")):
+                began = time.process_time()
+                together = dfs_lockstep(loaded.model, [q.token_ids for q in group],
+                                        max_new_tokens=[q.max_new_tokens for q in group],
+                                        batch_size=config.batch_size, batch_tokens=solver.config.batch_tokens,
+                                        kv_cache="inplace", side_by_side=side_by_side, **search)
+                totals[f"{name}_cpu"] += time.process_time() - began
+                totals[f"{name}_passes"] += together.forward_passes
+                for a, b in zip(alone, together.results, strict=True):
+                    equal, diff = same_candidates(a, b)
+                    same &= equal
+                    worst = max(worst, diff)
+            lockstep_nodes += together.nodes  # the solver's search: side by side
+            lockstep_steps += together.forward_passes - together.batches
             pools[(task.task_id, index)] = [solver.grid_of(c.token_ids, q.view_key)
                                             for q, r in zip(group, together.results, strict=True)
                                             for c in r.candidates]
@@ -161,6 +169,7 @@ def bench_search(loaded: Any, tasks: list[Any], views: int, p: float) -> tuple[d
         "part": "search", "test_inputs": inputs, "views": views, "p": p,
         "passes_per_input": {k[:-7]: round(v / n, 2) for k, v in totals.items() if k.endswith("_passes")},
         "cpu_seconds_per_input": {k[:-4]: round(v / n, 4) for k, v in totals.items() if k.endswith("_cpu")},
+        "lockstep_rows_per_pass": round(lockstep_nodes / max(1, lockstep_steps), 2),
         "pass_reduction": round(totals["sequential_passes"] / max(1, totals["lockstep_passes"]), 2),
         "cpu_speedup": round(totals["sequential_cpu"] / max(1e-9, totals["lockstep_cpu"]), 2),
         "same_candidates": same, "max_nll_difference": worst,

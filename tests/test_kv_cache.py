@@ -17,7 +17,7 @@ from arc_kit.core.tasks import Pair
 from arc_kit.models.loading import LoadedModel
 from arc_kit.solve.decoding import DecodeRequest, GreedyDecoder
 from arc_kit.solve.dfs import answer_token_ids, dfs_candidates
-from arc_kit.solve.kv_cache import CacheRejected, InPlaceLayer, check_filled, new_cache
+from arc_kit.solve.kv_cache import CacheRejected, InPlaceLayer, check_filled, new_cache, select_rows
 
 torch = pytest.importorskip("torch")
 
@@ -103,6 +103,29 @@ def test_crop_then_extend_equals_recomputing(loaded: LoadedModel) -> None:
         for layer, reference in zip(cache.layers, dynamic.layers, strict=True):
             assert isinstance(layer, InPlaceLayer)
             assert torch.equal(layer.keys, reference.keys) and torch.equal(layer.values, reference.values)
+
+
+def test_select_rows_copies_repeats_and_grows(loaded: LoadedModel) -> None:
+    """Rows rearranged between steps, as the lock-step search hands a branch to a new row: row r becomes a copy
+    of row ``sources[r]`` (a row may be copied twice, or stay), the buffers grow to hold more rows than the
+    prefill's, and the next step's logits are those of each row's sequence run from scratch."""
+    model = loaded.model
+    prompts = [random_prompt(seed, 24) for seed in range(3)]
+    sources, tokens = [2, 0, 0, 1, 2], [5, 6, 7, 8, 9]
+    cache = new_cache("inplace", model.config, 32)
+    with torch.inference_mode():
+        model(input_ids=torch.tensor(prompts), past_key_values=cache, use_cache=True)
+        select_rows(cache, sources, reserve=6)
+        logits = model(input_ids=torch.tensor(tokens)[:, None], position_ids=torch.full((5, 1), 24),
+                       past_key_values=cache, use_cache=True).logits
+        fresh = model(input_ids=torch.tensor([[*prompts[s], t] for s, t in zip(sources, tokens, strict=True)]),
+                      use_cache=False).logits
+    assert torch.allclose(logits[:, -1], fresh[:, -1], atol=1e-5)
+    layer = cache.layers[0]
+    assert layer.key_buffer.shape[0] == 6 and layer.keys.shape[:1] == (5,) and cache.get_seq_length() == 25
+    with torch.inference_mode():
+        select_rows(cache, [4, 1])  # fewer rows: the live view shrinks, the buffers stay
+    assert layer.keys.shape[0] == 2 and layer.key_buffer.shape[0] == 6
 
 
 @pytest.fixture(scope="module")

@@ -386,6 +386,24 @@ def test_the_search_prefills_in_the_configured_chunks(loaded: LoadedModel, monke
     assert result.error is None and seen == [16]
 
 
+def test_the_search_runs_branches_side_by_side_and_counts_the_tokens_it_fed(loaded: LoadedModel,
+                                                                             monkeypatch: pytest.MonkeyPatch):
+    """The solver's search puts a view's branches in spare rows, so a pass feeds several tokens a view: the
+    task's tokens are the nodes the search ran, not its passes."""
+    from arc_kit.solve import dfs
+
+    runs = []
+    real = dfs.dfs_lockstep
+    monkeypatch.setattr(dfs, "dfs_lockstep", lambda *a, **kw: runs.append((kw, real(*a, **kw))) or runs[-1][1])
+    config = SolverSettings(mode="dfs", views=2, scoring_views=0, min_probability=1e-3)
+    [result] = ArcSolver(loaded, config).solve([small_task(side=2)])
+    [(kwargs, searched)] = runs
+    assert result.error is None and kwargs["side_by_side"]
+    fed = sum(r.nodes for r in searched.results)
+    assert fed > sum(r.forward_passes for r in searched.results), "no pass ran two rows of a view: nothing tested"
+    assert result.tokens == fed
+
+
 def test_a_search_out_of_time_keeps_what_it_found_and_the_file_stays_valid(tmp_path: Path, tiny_model_dir: Path,
                                                                             arc_files):
     from arc_kit.config.run import RunSettings

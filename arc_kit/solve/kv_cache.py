@@ -67,15 +67,17 @@ def cache_keyword(model: Any) -> str:
     return "cache" if "cache" in params else "past_key_values"
 
 
-def new_cache(kind: str, config: Any, capacity: int) -> Any:
-    """A fresh cache for ``config``'s model: ``"inplace"`` preallocates ``capacity`` tokens per row and layer,
-    ``"dynamic"`` is transformers' ``DynamicCache``."""
+def new_cache(kind: str, config: Any, capacity: int, rows: int = 0) -> Any:
+    """A fresh cache for ``config``'s model: ``"inplace"`` preallocates ``capacity`` tokens per row and layer, for
+    the first update's rows or ``rows`` if more (room for rows ``select_rows`` adds later); ``"dynamic"`` is
+    transformers' ``DynamicCache``."""
     if kind not in KV_CACHES:
         raise ValueError(f"kv_cache must be one of {', '.join(KV_CACHES)}, got {kind!r}")
     cache = DynamicCache(config=config)
     if kind == "inplace":
         # DynamicCache(config=...) builds one layer per model layer of the right type; swap the full-attention ones.
-        cache.layers = [InPlaceLayer(capacity) if type(layer) is DynamicLayer else layer for layer in cache.layers]
+        cache.layers = [InPlaceLayer(capacity, rows) if type(layer) is DynamicLayer else layer
+                        for layer in cache.layers]
     return cache
 
 
@@ -130,6 +132,26 @@ def prepare_rowwise_step(cache: Any, columns: list[int]) -> int:
     return width
 
 
+def select_rows(cache: Any, sources: Sequence[int], reserve: int = 0) -> None:
+    """Rearrange the rows of an in-place cache between two steps: row r becomes a copy of row ``sources[r]``
+    (rows may repeat: several branches continuing one row's prefix), and the rows past ``len(sources)`` leave
+    the live view. Only the rows that change are copied, and only their live columns. When the buffers hold
+    fewer rows than ``len(sources)`` they grow to ``max(len(sources), reserve)`` rows (a reallocation: the caller
+    asks for room ahead, so that it grows rarely). ``cache`` must be ``supports_rowwise``."""
+    moves = _row_moves(sources, cache.layers[0].key_buffer.device) if cache.layers[0].is_initialized else None
+    for layer in cache.layers:
+        layer.select_rows(sources, reserve, moves)
+
+
+def _row_moves(sources: Sequence[int], device: Any) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """(rows written, rows read) of ``select_rows``: only the rows whose source is another row; None if none."""
+    moved = [r for r, s in enumerate(sources) if r != s]
+    if not moved:
+        return None
+    return (torch.tensor(moved, dtype=torch.long, device=device),
+            torch.tensor([sources[r] for r in moved], dtype=torch.long, device=device))
+
+
 def left_padded(prompts: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, bool]:
     """(ids, attention mask, position ids, whether any row is padded) of ``prompts`` left-padded to the longest:
     every prompt ends in the last column, each row's positions count from its own first token."""
@@ -144,16 +166,17 @@ def left_padded(prompts: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.T
 
 
 def prefill_rowwise(model: Any, prompts: Sequence[Sequence[int]], *, capacity: int, device: str, chunk: int,
-                    stop: Callable[[], bool]) -> tuple[Any, torch.Tensor | None]:
+                    stop: Callable[[], bool], rows: int = 0) -> tuple[Any, torch.Tensor | None]:
     """``prompts`` left-padded and run into a fresh in-place cache of ``capacity`` tokens a row, ``chunk`` columns
     at a time (``stop()`` is asked before each chunk; True returns no logits); the cache and the last position's
     logits. For the callers that then treat rows apart (``prepare_rowwise_step``, ``copy_rows``): raises
     ``CacheRejected`` when a layer of the cache is not in place (sliding window, linear attention) or the model
-    refuses the cache or leaves it unfilled, so they can fall back; out of memory is raised as it is."""
+    refuses the cache or leaves it unfilled, so they can fall back; out of memory is raised as it is. ``rows``:
+    buffers for at least that many rows (``new_cache``)."""
     ids, mask, positions, padded = left_padded(prompts)
     width = ids.shape[1]
     ids, mask, positions = ids.to(device), mask.to(device), positions.to(device)
-    cache = new_cache("inplace", model.config, capacity)
+    cache = new_cache("inplace", model.config, capacity, rows)
     if not supports_rowwise(cache):
         raise CacheRejected("the model's cache has layers that cannot be written or copied per row")
     keyword = cache_keyword(model)
@@ -195,9 +218,10 @@ class InPlaceLayer(DynamicLayer):
     prompt + largest answer, so in the kit they never do.
     """
 
-    def __init__(self, capacity: int):
+    def __init__(self, capacity: int, rows: int = 0):
         super().__init__()
         self.capacity = max(1, int(capacity))
+        self.row_room = int(rows)  # rows the buffers hold beyond the first update's, for ``select_rows``
         self.key_buffer: torch.Tensor | None = None
         self.value_buffer: torch.Tensor | None = None
         self.write_columns: torch.Tensor | None = None  # per-row columns of the next one-token step (lock-step)
@@ -206,12 +230,18 @@ class InPlaceLayer(DynamicLayer):
         self.dtype, self.device = key_states.dtype, key_states.device
         rows, heads = key_states.shape[:2]
         room = max(self.capacity, key_states.shape[-2])
-        # Zeros, not uninitialised memory: in a lock-step search a row's attention spans columns it never wrote
-        # (another row went deeper). They are masked, but a masked score still passes through the softmax, and
-        # garbage bits could be inf or NaN there (inf + -inf = NaN); zeros are harmless. Once per batch.
-        self.key_buffer = key_states.new_zeros((rows, heads, room, key_states.shape[-1]))
-        self.value_buffer = value_states.new_zeros((rows, heads, room, value_states.shape[-1]))
-        self.keys, self.values = self.key_buffer[:, :, :0], self.value_buffer[:, :, :0]
+        # Zeros, not uninitialised memory, past the columns this first update writes: in a lock-step search a
+        # row's attention spans columns it never wrote (another row went deeper). They are masked, but a masked
+        # score still passes through the softmax, and garbage bits could be inf or NaN there (inf + -inf = NaN);
+        # zeros are harmless. The first columns need none: the live rows write them now, and a row beyond them
+        # is live only once ``select_rows`` has copied another row's live columns (these included) into it.
+        # The prompt is most of the buffer: zeroing it too made a small model's prefill measurably slower.
+        allocated, written = max(rows, self.row_room), key_states.shape[-2]
+        self.key_buffer = key_states.new_empty((allocated, heads, room, key_states.shape[-1]))
+        self.value_buffer = value_states.new_empty((allocated, heads, room, value_states.shape[-1]))
+        for buffer in (self.key_buffer, self.value_buffer):
+            buffer[:, :, written:].zero_()
+        self.keys, self.values = self.key_buffer[:rows, :, :0], self.value_buffer[:rows, :, :0]
         self.is_initialized = True
 
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any,
@@ -262,16 +292,38 @@ class InPlaceLayer(DynamicLayer):
         self.values = self.value_buffer[:rows, :, :length]
 
     def batch_select_indices(self, indices: torch.Tensor) -> None:
-        """Keep the rows ``indices``, moved to the front of the buffers: only the live prefix is copied (once,
-        through a temporary of the kept rows), never the empty tail, and the buffers stay where they are."""
+        """Keep the rows ``indices``, moved to the front of the buffers (``select_rows``)."""
+        self.select_rows([int(i) for i in indices.tolist()])
+
+    def select_rows(self, sources: Sequence[int], reserve: int = 0,
+                    moves: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
+        """Row r becomes a copy of row ``sources[r]`` (see the module's ``select_rows``, which passes ``moves``
+        computed once for every layer): only the rows that change are copied, through a temporary, and only the
+        live columns, never the empty tail."""
         if not self.is_initialized:
             return
+        rows, length = len(sources), self.keys.shape[-2]
+        if rows > self.key_buffer.shape[0]:
+            self._grow_rows(max(rows, reserve))
+        if moves is None:
+            moves = _row_moves(sources, self.key_buffer.device)
+        if moves is not None:
+            into, start = moves
+            for buffer in (self.key_buffer, self.value_buffer):
+                live = buffer[:, :, :length]
+                live.index_copy_(0, into, live.index_select(0, start))  # a copy first: overlaps are safe
+        self.keys = self.key_buffer[:rows, :, :length]
+        self.values = self.value_buffer[:rows, :, :length]
+
+    def _grow_rows(self, rows: int) -> None:
+        """Room for ``rows`` rows: new zeroed buffers (zeros for the reason ``lazy_initialization`` gives), the
+        live columns of every row copied over."""
         length = self.keys.shape[-2]
-        kept = len(indices)
-        for buffer in (self.key_buffer, self.value_buffer):
-            buffer[:kept, :, :length].copy_(buffer[:, :, :length].index_select(0, indices.to(buffer.device)))
-        self.keys = self.key_buffer[:kept, :, :length]
-        self.values = self.value_buffer[:kept, :, :length]
+        for name in ("key_buffer", "value_buffer"):
+            old = getattr(self, name)
+            new = old.new_zeros((rows, *old.shape[1:]))
+            new[: old.shape[0], :, :length].copy_(old[:, :, :length])
+            setattr(self, name, new)
 
     def batch_repeat_interleave(self, repeats: int) -> None:
         raise NotImplementedError("InPlaceLayer is sized for its batch; beam search is not what it is for")

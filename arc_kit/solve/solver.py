@@ -78,7 +78,7 @@ class _Found:
     completions: list[tuple[tuple[int, ...], float]] = field(default_factory=list)
     timed_out: bool = False
     seconds: float = 0.0
-    tokens: int = 0  # tokens the model ran for it after the prompt (greedy: the completion; search: its passes)
+    tokens: int = 0  # tokens the model ran for it after the prompt (greedy: the completion; search: its nodes)
 
 
 class ArcSolver:
@@ -211,14 +211,14 @@ class ArcSolver:
                                 max_candidates_per_view=config.max_candidates_per_view, device=self.loaded.device,
                                 prefill_chunk_tokens=config.prefill_chunk_tokens, batch_size=config.batch_size,
                                 batch_tokens=config.batch_tokens, kv_cache=self.decoder.kv_cache, keep_greedy=True,
-                                stop_at=stop_at)
+                                side_by_side=True, stop_at=stop_at)
         self.decoder.kv_cache = searched.kv_cache  # a model that refused the in-place cache is not asked again
         seconds = time.time() - began
-        self.decoder.stats.tokens += sum(r.forward_passes for r in searched.results)  # tokens the search fed
+        self.decoder.stats.tokens += sum(r.nodes for r in searched.results)  # tokens the search fed
         self.decoder.stats.seconds += seconds
         self.search_passes += searched.forward_passes
         share = seconds / len(prompts)
-        return {p: _Found([(c.token_ids, c.nll) for c in r.candidates], r.timed_out, share, r.forward_passes)
+        return {p: _Found([(c.token_ids, c.nll) for c in r.candidates], r.timed_out, share, r.nodes)
                 for p, r in zip(prompts, searched.results, strict=True)}
 
     # -- from candidates to two attempts
