@@ -194,7 +194,7 @@ def test_the_held_out_digests_script_rebuilds_the_shipped_list():
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.splitlines()[-1])["arc-agi-2-evaluation"] == {
-        "set": "arc-agi-2/evaluation", "tasks": 120, "lines": 287, "unchanged": True}
+        "set": "arc-agi-2/evaluation", "tasks": 120, "lines": 646, "unchanged": True}
 
 
 def test_every_source_of_a_mix_reaches_the_arrow_build_of_the_trainer(arc_tokenizer, tmp_path):

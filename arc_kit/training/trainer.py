@@ -81,7 +81,13 @@ def load_task_sets(config: TrainConfig) -> list[Any]:
     model or tokenizer, so a run calls it before loading the model (a bad file must not cost a model load)."""
     from arc_kit.training.mix import load_mix
 
-    return load_mix(config.data)
+    return load_mix(config.data, work_dir=data_cache_dir(config))
+
+
+def data_cache_dir(config: TrainConfig) -> str:
+    """Where the mix spools its tasks and the examples are cached: ``data.cache_dir``, else
+    ``<output_dir>/data-cache``."""
+    return config.data.cache_dir or str(Path(config.train.output_dir) / "data-cache")
 
 
 def build_training_data(config: TrainConfig, tokenizer: Any, prompt_format: Any, mix: list[Any]) -> Any:
@@ -90,9 +96,9 @@ def build_training_data(config: TrainConfig, tokenizer: Any, prompt_format: Any,
     from arc_kit.training.dataset import SourcePlan, auto_num_proc, build_datasets
 
     d = config.data
-    sources = [SourcePlan(s.name, s.tasks, s.augmentations, s.weight) for s in mix]
+    sources = [SourcePlan(s.name, s.tasks, s.augmentations, s.weight, s.as_given) for s in mix]
     num_tasks = sum(len(s.tasks) for s in sources)
-    cache_dir = d.cache_dir or str(Path(config.train.output_dir) / "data-cache")
+    cache_dir = data_cache_dir(config)
     return build_datasets(
         sources, tokenizer, prompt_format=prompt_format, loss_on=d.loss_on, augmentations=d.augmentations,
         max_length=d.max_length, seed=d.seed,
