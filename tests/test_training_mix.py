@@ -172,18 +172,23 @@ def test_builtin_arc_agi_2_evaluation_digests_match_the_files_and_catch_a_disgui
 
 
 @pytest.mark.slow
-def test_bench_data_prints_figures_per_size_and_a_json_summary_last():
+def test_bench_data_smoke_builds_every_source_and_prints_a_json_summary_last():
     import subprocess
     import sys
 
-    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "bench_data.py"), "--sizes", "300,600",
-                           "--num-proc", "1"], capture_output=True, text=True, timeout=300,
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "bench_data.py"), "--smoke", "--num-proc", "2"],
+                          capture_output=True, text=True, timeout=300,
                           env={**__import__("os").environ, "PYTHONPATH": str(REPO)})
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert summary["bench"] == "bench_data" and [r["examples"] >= n for r, n in zip(summary["results"], (300, 600),
-                                                                                    strict=True)] == [True, True]
-    assert all(r["examples_per_s"] > 0 and r["peak_rss_main_mb"] > 0 for r in summary["results"])
+    results = {(r["source"], r["size"]): r for r in summary["results"]}
+    assert summary["bench"] == "bench_data" and sorted(results) == [
+        ("chat", 200), ("chat", 400), ("jsonl", 100), ("synthetic", 300), ("synthetic", 600)]
+    assert all(r["examples_per_s"] > 0 and r["peak_rss_main_mb"] > 0 for r in results.values())
+    assert results["chat", 400]["examples"] == 400  # rows used as given: one example each
+    assert results["jsonl", 100]["examples"] == 100 * 4  # the test pair and 3 leave-one-out targets per problem
+    assert results["chat", 200]["first_row"]["text_head"].startswith("<|im_start|>user\n")
+    assert set(summary["peak_rss_main_growth"]) == {"chat", "synthetic"}
 
 
 def test_the_held_out_digests_script_rebuilds_the_shipped_list():
@@ -194,7 +199,7 @@ def test_the_held_out_digests_script_rebuilds_the_shipped_list():
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.splitlines()[-1])["arc-agi-2-evaluation"] == {
-        "set": "arc-agi-2/evaluation", "tasks": 120, "lines": 646, "unchanged": True}
+        "set": "arc-agi-2/evaluation", "tasks": 120, "lines": 1171, "unchanged": True}
 
 
 def test_every_source_of_a_mix_reaches_the_arrow_build_of_the_trainer(arc_tokenizer, tmp_path):

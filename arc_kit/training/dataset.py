@@ -326,7 +326,8 @@ def _build_split(sources: Sequence[SourcePlan], takes: Sequence[Any], tokenizer:
                                       fingerprint=f"{fingerprint}-{split}-plan")
         keep = {}
     workers = num_proc if num_proc > 1 and len(plan) > 1 else None
-    rows = plan.map(_expand, batched=True, batch_size=8, remove_columns=plan.column_names, num_proc=workers,
+    rows = plan.map(_expand, batched=True, batch_size=tasks_per_batch(sources), remove_columns=plan.column_names,
+                    num_proc=workers,
                     fn_kwargs={"tokenizer": tokenizer, "options": options}, desc=f"building {split} examples",
                     new_fingerprint=f"{fingerprint}-{split}-rows", **keep)
     stats.skipped_too_long = int(int_column(rows, "skipped").sum())
@@ -353,6 +354,15 @@ def _check_unique_ids(sources: Sequence[SourcePlan], hashes: Sequence[Any]) -> A
         src, i = where[0]
         raise TrainingDataError(f"task id {src.tasks[i].task_id} appears twice in the mix")
     return joined
+
+
+def tasks_per_batch(sources: Sequence[SourcePlan]) -> int:
+    """Tasks per ``datasets.map`` batch: about 256 examples' worth of tasks, at least 8. Each batch is one Arrow
+    record batch on disk, and a process that reads a memory-mapped file of many small batches touches a page per
+    batch: with one example per task (rows used as given) small batches would make every page of the cache
+    resident in the main process."""
+    views = max(1 if s.as_given else s.augmentations for s in sources)
+    return max(8, 256 // max(1, views))
 
 
 def int_column(ds: Any, name: str) -> Any:

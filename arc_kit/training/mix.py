@@ -32,7 +32,15 @@ from arc_kit.core.named_data import NAMED_SETS, resolve_task_path
 from arc_kit.core.tasks import Task, TaskFileError, load_tasks, read_json, solutions_path_for
 from arc_kit.errors import ArcKitError
 from arc_kit.training import readers
-from arc_kit.training.canonical import answer_digests, exact_digest, pair_digests, task_digest
+from arc_kit.training.canonical import (
+    answer_digests,
+    exact_digest,
+    pair_digests,
+    pair_digests_where,
+    pair_key,
+    solved_pairs,
+    task_digest,
+)
 from arc_kit.training.dataset import CompactTasks, hash_seed, id_hash, task_record
 
 log = logging.getLogger(__name__)
@@ -74,11 +82,13 @@ class Source:
 @dataclass
 class HeldOut:
     """Digests of the held-out tasks (whole tasks), of their solved test pairs (answers) and of their train
-    pairs."""
+    pairs, and the cheap ``pair_key`` of every one of their pairs (a pair whose key no held-out pair has is not
+    digested)."""
 
     tasks: set[str] = field(default_factory=set)
     answers: set[str] = field(default_factory=set)
     pairs: set[str] = field(default_factory=set)
+    keys: set[str] = field(default_factory=set)
     names: list[str] = field(default_factory=list)
 
     def __bool__(self) -> bool:
@@ -89,9 +99,17 @@ class HeldOut:
         computed (rows used as given): a copy of a held-out task holds its pairs, so the pair check catches it."""
         if digest is not None and digest in self.tasks:
             return "same task"
-        if (self.answers or self.pairs) and not pair_digests(task).isdisjoint(self.answers | self.pairs):
-            return "holds a held-out pair"
+        if self.answers or self.pairs:
+            found = pair_digests_where(task, self.keys) if self.keys else pair_digests(task)
+            if not found.isdisjoint(self.answers | self.pairs):
+                return "holds a held-out pair"
         return None
+
+    def add(self, task: Task) -> None:
+        self.tasks.add(task_digest(task))
+        self.answers |= answer_digests(task)
+        self.pairs |= train_pair_digests(task)
+        self.keys |= {pair_key(i, o) for i, o in solved_pairs(task)}
 
 
 def short_forms(d: DataSettings) -> list[SourceSettings]:
@@ -184,7 +202,7 @@ def load_held_out(names: list[str]) -> HeldOut:
     for name in names:
         if name in BUILTIN_HELD_OUT:
             text = (resources.files("arc_kit") / "data" / "held_out" / BUILTIN_HELD_OUT[name]).read_text()
-            sets = {"task": held.tasks, "answer": held.answers, "pair": held.pairs}
+            sets = {"task": held.tasks, "answer": held.answers, "pair": held.pairs, "key": held.keys}
             for line in text.splitlines():
                 kind, _, digest = line.partition(" ")
                 sets[kind].add(digest)
@@ -193,9 +211,7 @@ def load_held_out(names: list[str]) -> HeldOut:
             raise TaskFileError(f"data.held_out: {name} is neither a file, a folder, a named data set "
                                 f"({', '.join(NAMED_SETS)}) nor a built-in digest list ({', '.join(BUILTIN_HELD_OUT)})")
         for task in read_source(SourceSettings(path=name)):
-            held.tasks.add(task_digest(task))
-            held.answers |= answer_digests(task)
-            held.pairs |= train_pair_digests(task)
+            held.add(task)
     return held
 
 
@@ -205,9 +221,12 @@ def train_pair_digests(task: Task) -> set[str]:
 
 def write_held_out_digests(tasks: list[Task], path: Path) -> None:
     """The built-in list's format: ``task``, ``answer`` (solved test pair) and ``pair`` (train pair) lines of
-    digests (no grids are stored)."""
-    lines = ({f"task {task_digest(t)}" for t in tasks} | {f"answer {a}" for t in tasks for a in answer_digests(t)}
-             | {f"pair {p}" for t in tasks for p in train_pair_digests(t)})
+    digests and ``key`` lines of ``pair_key`` hashes (no grids are stored)."""
+    held = HeldOut()
+    for task in tasks:
+        held.add(task)
+    lines = [f"{kind} {value}" for kind, values in (("task", held.tasks), ("answer", held.answers),
+                                                     ("pair", held.pairs), ("key", held.keys)) for value in values]
     path.write_text("".join(line + "\n" for line in sorted(lines)), encoding="utf-8")
 
 
