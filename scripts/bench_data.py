@@ -4,7 +4,7 @@ Three sources, each built the way a training run builds it (``mix.load_mix`` wit
 ``dataset.build_datasets`` with the Arrow cache in a fresh temporary folder and ``datasets.map(num_proc=...)``), each
 size in its own process so each peak is its own:
 
-- synthetic: N examples from the kit's generator (the arc-kit format, 8 views, leave-one-out);
+- synthetic: N examples from the kit's generator (the arc-kit format, 8 views, leave-one-out; no held-out guard);
 - chat: N rows in NVARC's augmented layout (a ``datasets`` folder saved with ``save_to_disk``, rows {puzzle_name,
   messages}, 5 pairs each, augmented views of 1 puzzle in 32), used as given in the nvarc format with the loss on
   every output, NVARC's 16-token tokenizer: one example per row;
@@ -125,13 +125,13 @@ def build_once(source: str, size: int, num_proc: int, corpus: str) -> dict:
     if source == "synthetic":
         n_tasks = math.ceil(size / (VIEWS * (N_TRAIN + 1)))
         data = DataSettings(sources=[SourceSettings(synthetic=SyntheticSettings(
-            rules=RULES, n_tasks=n_tasks, sizes=SIZES, n_train=N_TRAIN))], augmentations=VIEWS)
+            rules=RULES, n_tasks=n_tasks, sizes=SIZES, n_train=N_TRAIN))], augmentations=VIEWS, held_out=[])
     elif source == "chat":
         data = DataSettings(sources=[SourceSettings(path=corpus, kind="chat", rows="as_given")])
         tokenizer, prompt_format, loss_on = nvarc_tokenizer(), NVARC_FORMAT, "all_outputs"
     else:
         data = DataSettings(sources=[SourceSettings(path=corpus, kind="jsonl")], augmentations=1)
-    data.eval_fraction, data.num_proc = 0.0, num_proc  # the default held_out: the guard's cost is measured too
+    data.eval_fraction, data.num_proc = 0.0, num_proc  # corpora: the default held_out, the guard's cost included
     base = rss_mb(resource.RUSAGE_SELF)
     with tempfile.TemporaryDirectory(prefix="bench-data-") as cache:
         started = time.perf_counter()

@@ -214,3 +214,27 @@ def test_nvarc_rows_as_given_keep_training_an_nvarc_model(corpus, tmp_path, nvar
     assert info["prompt_format"] == "nvarc" and info["steps"] == 2
     assert (mix["kind"], mix["rows"], mix["refused_held_out"], mix["kept"]) == ("chat", "as_given", 1, 10)
     assert mix["train_rows_taken"] == 10  # one example per row: no views, no leave-one-out
+
+
+def test_the_nvarc_continue_config_reads_nvarc_subsets_as_given_and_refuses_the_evaluation_rows(
+        tmp_path, monkeypatch, hidden):
+    from datasets import Dataset
+
+    from arc_kit.config.training import load_config, resolve_config_path
+
+    subsets = ["arc2_training", "concept", "mini", "rearc", "nvarc_training", "nvarc_full", "arc2_evaluation6"]
+    for n, subset in enumerate(subsets):
+        tasks = generate_tasks(["rot180", "flip_ud"], 3, seed=40 + n, sizes=[3], n_train=2)
+        if subset in ("rearc", "arc2_evaluation6"):
+            tasks.append(hidden)
+        Dataset.from_list([{"puzzle_name": t.task_id, "messages": task_to_messages(t)} for t in tasks]).save_to_disk(
+            str(tmp_path / "data" / "nvarc-augmented-puzzles" / subset))
+    monkeypatch.chdir(tmp_path)  # the config's paths are relative: data/nvarc-augmented-puzzles/<subset>
+    config = load_config(resolve_config_path("nvarc-continue"))
+    assert (config.model.format, config.data.loss_on, config.lora.use_rslora) == ("nvarc", "all_outputs", True)
+    assert (config.train.learning_rate, config.train.per_device_train_batch_size, config.train.num_train_epochs) == (
+        1e-4, 16, 2)
+    mix = load_mix(config.data, quiet=True)
+    assert [s.name for s in mix] == subsets[:6]  # the evaluation subset is not a source
+    assert all(s.kind == "chat" and s.as_given and len(s.tasks) == 3 for s in mix)
+    assert {s.name: len(s.refused_held_out) for s in mix if s.refused_held_out} == {"rearc": 1}

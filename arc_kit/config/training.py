@@ -111,6 +111,8 @@ class SourceSettings(Settings):
         if self.kind == "synthetic" and self.path:
             raise SettingsError(f"{field_path(where, 'kind')} = synthetic takes no path (the generator is set by "
                                 "the synthetic table)")
+        if self.kind not in ("auto", "synthetic") and not self.path:
+            raise SettingsError(f"{field_path(where, 'kind')} = {self.kind} needs a path to read")
 
 
 @dataclass
@@ -140,8 +142,9 @@ class DataSettings(Settings):
         "source in run_info.json"))
     dedupe: bool = setting(True, help="drop a task whose content (same canonical form as held_out's) is already "
                                       "in the mix")
-    num_proc: int = setting(0, help="processes that build the examples (datasets.map)", ge=0,
-                            meaning="0: one per CPU core up to 8 when there are >= 2000 tasks, else 1")
+    num_proc: int = setting(0, help=(
+        "processes that read, digest and check the sources' rows and build the examples (datasets.map)"), ge=0,
+        meaning="0: one per CPU core up to 8 past a source's first 2000 rows or a mix of 2000 tasks, else 1")
     cache_dir: str = setting("", help=(
         "where the built examples are cached (Arrow, memory-mapped); empty: <train.output_dir>/data-cache"))
     augmentations: int = setting(4, help="views per task (the first is the identity); each example is rendered "
