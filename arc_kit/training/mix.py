@@ -27,6 +27,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from tqdm.auto import tqdm
+
 from arc_kit.config.training import DataSettings, SourceSettings
 from arc_kit.core.named_data import NAMED_SETS, resolve_task_path
 from arc_kit.core.tasks import Task, TaskFileError, load_tasks, read_json, solutions_path_for
@@ -397,7 +399,9 @@ def load_mix(d: DataSettings, *, quiet: bool = False, work_dir: str | Path | Non
         job = CheckJob(unit_kind, s.pairs_per_task, digest=d.dedupe and not src.as_given)
         workers = d.num_proc or min(8, os.cpu_count() or 1)
         position = 0
-        for error, checked in _checked(job, units, held, workers, inline=0 if d.num_proc else INLINE_UNITS):
+        results = _checked(job, units, held, workers, inline=0 if d.num_proc else INLINE_UNITS)
+        for error, checked in tqdm(results, desc=f"reading {name}", disable=quiet, leave=False,
+                                    unit=" files" if unit_kind in ("task_files", "pair_lists") else " rows"):
             if error is not None:
                 _bad_row(src, error, d.on_bad_row, quiet)
                 continue

@@ -225,12 +225,8 @@ def count_tasks(kind: str, path: Path, pairs_per_task: int) -> int:
 
 
 def _chat_rows(folder: Path) -> int:
-    state = folder / "dataset_info.json"
-    if state.is_file():
-        splits = read_json(state).get("splits") or {}
-        counts = [s.get("num_examples") for s in splits.values() if isinstance(s, dict)]
-        if counts and all(isinstance(n, int) for n in counts):
-            return sum(counts)
+    """Rows of a saved dataset, counted from its Arrow files (``dataset_info.json`` may describe the dataset
+    before a ``select`` or ``filter``)."""
     import pyarrow as pa
 
     total = 0
