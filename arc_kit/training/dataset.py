@@ -12,7 +12,8 @@ demonstration outputs are learnt too), ``length`` (for length-grouped batches) a
 SFTTrainer sees ``input_ids`` and keeps the ``labels`` as given. Tokens are made with ``add_special_tokens=False``:
 the format writes every special token itself, and inference must tokenize prompts the same way.
 
-The eval split holds whole task ids (chosen by a seeded shuffle), so no view of an eval task is trained on.
+The eval split holds whole task ids (chosen by a seeded hash of each id), so no view of an eval task is trained
+on.
 """
 
 from __future__ import annotations
@@ -235,11 +236,16 @@ class CompactTasks:
         return (task_from_record(r) for r in self.records())
 
     def __getitem__(self, i: int) -> Task:
+        return next(self.at([i]))
+
+    def at(self, positions: Iterable[int]) -> Iterator[Task]:
+        """The tasks at ``positions``, in that order, from one open file."""
         if self._writer is not None:
             self._writer.flush()
         with open(self.path, "rb") as f:
-            f.seek(self.offsets[i])
-            return task_from_record(f.readline()[:-1].decode())
+            for i in positions:
+                f.seek(self.offsets[i])
+                yield task_from_record(f.readline()[:-1].decode())
 
     def __getstate__(self) -> dict[str, Any]:
         if self._writer is not None:
@@ -280,6 +286,11 @@ ROW_COLUMNS = ("text", "input_ids", "labels", "length", "task_id", "view", "sour
 def _records(tasks: Sequence[Task] | CompactTasks) -> Iterator[str]:
     """Each task's JSON record, without decoding compact ones."""
     return tasks.records() if isinstance(tasks, CompactTasks) else (task_record(t) for t in tasks)
+
+
+def _tasks_at(tasks: Sequence[Task] | CompactTasks, positions: Any) -> Iterator[Task]:
+    picked = (int(i) for i in positions)
+    return tasks.at(picked) if isinstance(tasks, CompactTasks) else (tasks[i] for i in picked)
 
 
 def _id_hashes(tasks: Sequence[Task] | CompactTasks) -> Any:
@@ -456,8 +467,8 @@ def build_datasets(
     bounds = [0, *itertools.accumulate(len(h) for h in hashes)]
     eval_takes = [held[a:b] for a, b in itertools.pairwise(bounds)]
     train_takes = [~t for t in eval_takes]
-    eval_ids = sorted(src.tasks[int(i)].task_id for src, t in zip(sources, eval_takes, strict=True)
-                      for i in t.nonzero()[0])
+    eval_ids = sorted(task.task_id for src, take in zip(sources, eval_takes, strict=True)
+                      for task in _tasks_at(src.tasks, take.nonzero()[0]))
     options = dict(prompt_format=prompt_format, loss_on=loss_on, max_length=max_length, seed=seed,
                    use_test_pairs=use_test_pairs, leave_one_out=leave_one_out, permute_background=permute_background)
     fingerprint = build_fingerprint(sources, tokenizer, options, seed) if cache_dir is not None else "memory"
