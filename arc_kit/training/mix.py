@@ -20,7 +20,9 @@ The mix needs no model or tokenizer, so a run loads and checks it before loading
 from __future__ import annotations
 
 import itertools
+import json
 import logging
+import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from importlib import resources
@@ -372,8 +374,6 @@ def load_mix(d: DataSettings, *, quiet: bool = False, work_dir: str | Path | Non
     two different tasks is an error naming both sources (ids label the eval split and the logs). ``work_dir``: where
     the tasks kept are spooled (the system's temporary folder when None).
     """
-    import os
-
     settings = short_forms(d)
     paths = [s.path for s in settings if s.path]
     twice = sorted({p for p in paths if paths.count(p) > 1})
@@ -383,54 +383,58 @@ def load_mix(d: DataSettings, *, quiet: bool = False, work_dir: str | Path | Non
     held = load_held_out(d.held_out)
     if work_dir is not None:
         Path(work_dir).mkdir(parents=True, exist_ok=True)
-    seen = _Seen(d.dedupe)
-    out = []
-    for i, (s, kind) in enumerate(zip(settings, kinds, strict=True)):
-        name = source_name(s)
-        src = Source(name, s.augmentations or d.augmentations, s.weight, CompactTasks(folder=work_dir), kind=kind,
-                     as_given=s.rows == "as_given")
-        keep = _cap(s, kind, i, d.seed)
-        if keep is not None:
-            src.loaded = len(keep)
-        unit_kind, units = _units(s, kind, keep if kind == "synthetic" else None)
-        if keep is not None and unit_kind in readers.ONE_TASK_PER_UNIT and kind != "synthetic":
-            units = (u for n, u in enumerate(units) if n < len(keep) and keep[n])
-        pick_tasks = keep if keep is not None and unit_kind not in readers.ONE_TASK_PER_UNIT else None
-        job = CheckJob(unit_kind, s.pairs_per_task, digest=d.dedupe and not src.as_given)
-        workers = d.num_proc or min(8, os.cpu_count() or 1)
-        position = 0
-        results = _checked(job, units, held, workers, inline=0 if d.num_proc else INLINE_UNITS)
-        for error, checked in tqdm(results, desc=f"reading {name}", disable=quiet, leave=False,
-                                    unit=" files" if unit_kind in ("task_files", "pair_lists") else " rows"):
-            if error is not None:
-                _bad_row(src, error, d.on_bad_row, quiet)
-                continue
-            for task_id, digest, exact, refused, record in checked:
-                position += 1
-                if pick_tasks is not None and not (position <= len(pick_tasks) and pick_tasks[position - 1]):
-                    continue
-                if keep is None:
-                    src.loaded += 1
-                if refused:
-                    src.refused_held_out.append(task_id)
-                    continue
-                if digest is not None and seen.duplicate(digest):
-                    src.duplicates += 1
-                    continue
-                task_id, record = seen.claim(task_id, record, exact, i, settings)
-                src.tasks.append_record(record, task_id)
-        _report(src, quiet)
-        out.append(src)
+    seen = _Seen(settings)
+    out = [_load_source(i, kind, d, held, seen, quiet, work_dir) for i, kind in enumerate(kinds)]
     if not any(s.tasks for s in out):
         raise MixError("data: no training tasks left after the held-out refusal and de-duplication")
     return out
 
 
+def _load_source(i: int, kind: str, d: DataSettings, held: HeldOut, seen: _Seen, quiet: bool,
+                 work_dir: str | Path | None) -> Source:
+    """Source ``i`` of the mix read, checked and spooled; ``seen`` holds what earlier sources kept."""
+    s = seen.settings[i]
+    src = Source(source_name(s), s.augmentations or d.augmentations, s.weight, CompactTasks(folder=work_dir),
+                 kind=kind, as_given=s.rows == "as_given")
+    keep = _cap(s, kind, i, d.seed)
+    unit_kind, units = _units(s, kind, keep if kind == "synthetic" else None)
+    pick_tasks = None  # the cap by task position, where a unit holds several tasks (pair lists)
+    if keep is not None:
+        src.loaded = len(keep)
+        if unit_kind not in readers.ONE_TASK_PER_UNIT:
+            pick_tasks = keep
+        elif kind != "synthetic":  # one task per unit: pick the units before they are parsed
+            units = (u for n, u in enumerate(units) if n < len(keep) and keep[n])
+    job = CheckJob(unit_kind, s.pairs_per_task, digest=d.dedupe and not src.as_given)
+    results = _checked(job, units, held, d.num_proc or min(8, os.cpu_count() or 1),
+                       inline=0 if d.num_proc else INLINE_UNITS)
+    position = 0
+    for error, checked in tqdm(results, desc=f"reading {src.name}", disable=quiet, leave=False,
+                                unit=" files" if unit_kind in ("task_files", "pair_lists") else " rows"):
+        if error is not None:
+            _bad_row(src, error, d.on_bad_row, quiet)
+            continue
+        for task_id, digest, exact, refused, record in checked:
+            position += 1
+            if pick_tasks is not None and not (position <= len(pick_tasks) and pick_tasks[position - 1]):
+                continue
+            if keep is None:
+                src.loaded += 1
+            if refused:
+                src.refused_held_out.append(task_id)
+            elif digest is not None and seen.duplicate(digest):
+                src.duplicates += 1
+            else:
+                src.tasks.append_record(*seen.claim(task_id, record, exact, i))
+    _report(src, quiet)
+    return src
+
+
 class _Seen:
     """What the mix has kept so far: canonical digests (for ``dedupe``) and which source owns each task id."""
 
-    def __init__(self, dedupe: bool) -> None:
-        self.dedupe = dedupe
+    def __init__(self, settings: list[SourceSettings]) -> None:
+        self.settings = settings
         self.digests = U64Table()
         self.owners = U64Table()  # id hash -> (exact digest, source index)
 
@@ -442,25 +446,23 @@ class _Seen:
         self.digests.put(key)
         return False
 
-    def claim(self, task_id: str, record: Any, exact: bytes, index: int,
-              settings: list[SourceSettings]) -> tuple[str, str]:
-        """(id, record) to keep the task under: the same task again (kept with dedupe off) gets its own id; a
+    def claim(self, task_id: str, record: str, exact: bytes, index: int) -> tuple[str, str]:
+        """(record, id) to keep the task under: the same task again (kept with dedupe off) gets its own id; a
         different task under a kept id is a ``MixError`` naming both sources."""
         key, content = id_hash(task_id), _u64(exact)
         owner = self.owners.get(key)
-        if owner is not None:
-            if owner[0] != content:
-                raise MixError(f"task id {task_id} names different tasks in {source_name(settings[owner[1]])} and "
-                               f"{source_name(settings[index])}: rename one (ids label the eval split)")
-            renamed = f"{task_id}~{index}"
-            return renamed, record.replace(_id_prefix(task_id), _id_prefix(renamed), 1)
-        self.owners.put(key, content, index)
-        return task_id, record
+        if owner is None:
+            self.owners.put(key, content, index)
+            return record, task_id
+        if owner[0] != content:
+            raise MixError(f"task id {task_id} names different tasks in {source_name(self.settings[owner[1]])} "
+                           f"and {source_name(self.settings[index])}: rename one (ids label the eval split)")
+        renamed = f"{task_id}~{index}"
+        return record.replace(_id_prefix(task_id), _id_prefix(renamed), 1), renamed
 
 
 def _id_prefix(task_id: str) -> str:
-    import json
-
+    """How a ``task_record`` begins."""
     return '{"id":' + json.dumps(task_id)
 
 
