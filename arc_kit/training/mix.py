@@ -19,10 +19,12 @@ The mix needs no model or tokenizer, so a run loads and checks it before loading
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import logging
 import os
+import shutil
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from importlib import resources
@@ -381,13 +383,30 @@ def load_mix(d: DataSettings, *, quiet: bool = False, work_dir: str | Path | Non
         raise MixError(f"data: {twice[0]} is named twice as a training source")
     kinds = [source_kind(s) for s in settings]  # every path checked before any is read
     held = load_held_out(d.held_out)
-    if work_dir is not None:
-        Path(work_dir).mkdir(parents=True, exist_ok=True)
     seen = _Seen(settings)
-    out = [_load_source(i, kind, d, held, seen, quiet, work_dir) for i, kind in enumerate(kinds)]
-    if not any(s.tasks for s in out):
-        raise MixError("data: no training tasks left after the held-out refusal and de-duplication")
+    with _folder_for(work_dir):
+        out = [_load_source(i, kind, d, held, seen, quiet, work_dir) for i, kind in enumerate(kinds)]
+        if not any(s.tasks for s in out):
+            raise MixError("data: no training tasks left after the held-out refusal and de-duplication")
     return out
+
+
+@contextlib.contextmanager
+def _folder_for(folder: str | Path | None) -> Iterator[None]:
+    """``folder`` made for the block (with its missing parents); what was made is removed again when the block
+    fails, so a mix refused for a bad file leaves no run folder behind."""
+    if folder is None:
+        yield
+        return
+    path = Path(folder).absolute()
+    made = next((p for p in [*reversed(path.parents), path] if not p.exists()), None)
+    path.mkdir(parents=True, exist_ok=True)
+    try:
+        yield
+    except BaseException:
+        if made is not None:
+            shutil.rmtree(made, ignore_errors=True)
+        raise
 
 
 def _load_source(i: int, kind: str, d: DataSettings, held: HeldOut, seen: _Seen, quiet: bool,
@@ -409,8 +428,9 @@ def _load_source(i: int, kind: str, d: DataSettings, held: HeldOut, seen: _Seen,
     results = _checked(job, units, held, d.num_proc or min(8, os.cpu_count() or 1),
                        inline=0 if d.num_proc else INLINE_UNITS)
     position = 0
-    for error, checked in tqdm(results, desc=f"reading {src.name}", disable=quiet, leave=False,
-                                unit=" files" if unit_kind in ("task_files", "pair_lists") else " rows"):
+    bar = tqdm(results, desc=f"reading {src.name}", leave=False, disable=True if quiet else None,  # None: a terminal
+               unit=" files" if unit_kind in ("task_files", "pair_lists") else " rows")
+    for error, checked in bar:
         if error is not None:
             _bad_row(src, error, d.on_bad_row, quiet)
             continue
