@@ -218,3 +218,18 @@ def test_every_source_of_a_mix_reaches_the_arrow_build_of_the_trainer(arc_tokeni
     assert built["a"] > 0 and built["b"] > 0, data.sources
     assert taken == {"a": built["a"], "b": 3 * built["b"]} and len(data.train) == taken["a"] + taken["b"]
     assert sorted(set(data.train["source"])) == [0, 1]
+
+
+def test_the_compact_table_finds_every_key_across_merges(monkeypatch):
+    """The mix's bookkeeping at millions of tasks: keys merged into sorted arrays must still be found, with their
+    values, and absent keys not."""
+    from arc_kit.training.mix import U64Table
+
+    monkeypatch.setattr(U64Table, "MERGE_AT", 7)
+    table = U64Table()
+    keys = random.Random(0).sample(range(2**64), 100)
+    for n, key in enumerate(keys[:60]):
+        table.put(key, value=n * 3, tag=n % 5)
+    assert len(table._keys) >= 56  # most entries were merged into the sorted arrays
+    assert [table.get(k) for k in keys[:60]] == [(n * 3, n % 5) for n in range(60)]
+    assert not any(k in table for k in keys[60:])
