@@ -334,7 +334,7 @@ def _build_split(sources: Sequence[SourcePlan], takes: Sequence[Any], tokenizer:
         keep = {"keep_in_memory": True}
     else:
         plan = Dataset.from_generator(_plan_rows, gen_kwargs={"sources": planned}, cache_dir=cache_dir,
-                                      fingerprint=f"{fingerprint}-{split}-plan")
+                                      fingerprint=f"{fingerprint}-{split}-plan", writer_batch_size=PLAN_BATCH)
         keep = {}
     workers = num_proc if num_proc > 1 and len(plan) > 1 else None
     rows = plan.map(_expand, batched=True, batch_size=tasks_per_batch(sources), remove_columns=plan.column_names,
@@ -358,9 +358,10 @@ def _check_unique_ids(sources: Sequence[SourcePlan], hashes: Sequence[Any]) -> A
     joined = np.concatenate(hashes) if hashes else np.zeros(0, dtype=np.uint64)
     if not len(joined):
         raise TrainingDataError("no tasks to build a training set from")
-    values, counts = np.unique(joined, return_counts=True)
-    if (counts > 1).any():
-        twice = values[counts > 1][0]
+    ordered = np.sort(joined)
+    repeats = ordered[1:][ordered[1:] == ordered[:-1]]
+    if len(repeats):
+        twice = repeats[0]
         where = [(src, int(i)) for src, h in zip(sources, hashes, strict=True) for i in np.flatnonzero(h == twice)]
         src, i = where[0]
         raise TrainingDataError(f"task id {src.tasks[i].task_id} appears twice in the mix")
@@ -368,12 +369,17 @@ def _check_unique_ids(sources: Sequence[SourcePlan], hashes: Sequence[Any]) -> A
 
 
 def tasks_per_batch(sources: Sequence[SourcePlan]) -> int:
-    """Tasks per ``datasets.map`` batch: about 256 examples' worth of tasks, at least 8. Each batch is one Arrow
-    record batch on disk, and a process that reads a memory-mapped file of many small batches touches a page per
-    batch: with one example per task (rows used as given) small batches would make every page of the cache
-    resident in the main process."""
+    """Tasks per ``datasets.map`` batch: 2048 rows used as given, else about 512 examples' worth of tasks (a view
+    of a task gives about 4 examples), at least 8.
+
+    Why large: each batch is one Arrow record batch on disk, and the main process reads the header of every batch
+    of the memory-mapped files back; Linux maps the 64 KB around each page read, so small batches would make
+    memory grow with the rows. Why not larger: a worker holds one batch of tokenized rows (2048 rows of 2k tokens
+    are ~300 MB)."""
+    if all(s.as_given for s in sources):
+        return 2048
     views = max(1 if s.as_given else s.augmentations for s in sources)
-    return max(8, 256 // max(1, views))
+    return max(8, 512 // (4 * max(1, views)))
 
 
 def int_column(ds: Any, name: str) -> Any:
@@ -405,6 +411,8 @@ def hash_seed(text: str) -> int:
 
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
 
+
+PLAN_BATCH = 4096  # plan rows (task records) per Arrow record batch: few batches to read back (tasks_per_batch)
 
 # Part of every cache key: raised when the same inputs build different rows (a fix in the build), so a cache
 # written before is rebuilt rather than read back.

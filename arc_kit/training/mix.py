@@ -348,14 +348,15 @@ class U64Table:
             self._merge()
 
     def _merge(self) -> None:
+        """The recent entries inserted into the sorted arrays, one array at a time (a copy of one array at most
+        beside the table, where a concatenate-and-sort would hold three)."""
         import numpy as np
 
-        keys = np.fromiter(self._recent, dtype=np.uint64, count=len(self._recent))
-        values = np.fromiter((v for v, _ in self._recent.values()), dtype=np.uint64, count=len(keys))
-        tags = np.fromiter((t for _, t in self._recent.values()), dtype=np.uint16, count=len(keys))
-        keys, values, tags = (np.concatenate(p) for p in ((self._keys, keys), (self._values, values), (self._tags, tags)))
-        order = np.argsort(keys, kind="stable")
-        self._keys, self._values, self._tags = keys[order], values[order], tags[order]
+        keys = sorted(self._recent)
+        at = np.searchsorted(self._keys, np.array(keys, dtype=np.uint64))
+        self._keys = np.insert(self._keys, at, np.array(keys, dtype=np.uint64))
+        self._values = np.insert(self._values, at, np.array([self._recent[k][0] for k in keys], dtype=np.uint64))
+        self._tags = np.insert(self._tags, at, np.array([self._recent[k][1] for k in keys], dtype=np.uint16))
         self._recent = {}
 
 
