@@ -19,9 +19,9 @@ Prints one JSON line per build, and a JSON summary last.
     python scripts/bench_data.py --smoke                     # every source at tiny sizes (seconds)
     python scripts/bench_data.py --chat-rows 1000000 --num-proc 8   # that source alone
 
-Peak memory is the largest resident set (ru_maxrss) of the main process and of any one worker; "after imports" is
-the main process before the build, so the build's own share is the difference. The corpora are written by this
-script's first process into a temporary folder before the measured process starts.
+Peak memory is the largest resident set of the main process (VmHWM) and of any one worker (ru_maxrss of the
+children); "after imports" is the main process before the build, so the build's own share is the difference. Each
+corpus is written into a temporary folder by a process of its own before the measured process starts.
 """
 
 from __future__ import annotations
@@ -53,8 +53,21 @@ QUICK = {"synthetic": [5_000, 20_000], "chat": [10_000, 100_000], "jsonl": [10_0
 SMOKE = {"synthetic": [300, 600], "chat": [200, 400], "jsonl": [100]}
 
 
-def rss_mb(who: int) -> float:
-    return resource.getrusage(who).ru_maxrss / 1024  # Linux reports KiB
+def peak_rss_mb() -> float:
+    """This process's peak resident set since it started (VmHWM). Not ru_maxrss: Linux carries a process's peak
+    over an exec, so a child of a large parent would report the parent's size."""
+    return _status_kb("VmHWM") / 1024
+
+
+def worker_peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the largest waited-for child, KiB
+
+
+def _status_kb(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
 
 
 def resident_mb() -> dict[str, float]:
@@ -132,7 +145,7 @@ def build_once(source: str, size: int, num_proc: int, corpus: str) -> dict:
     else:
         data = DataSettings(sources=[SourceSettings(path=corpus, kind="jsonl")], augmentations=1)
     data.eval_fraction, data.num_proc = 0.0, num_proc  # corpora: the default held_out, the guard's cost included
-    base = rss_mb(resource.RUSAGE_SELF)
+    base = peak_rss_mb()
     with tempfile.TemporaryDirectory(prefix="bench-data-") as cache:
         started = time.perf_counter()
         sources = load_mix(data, quiet=True, work_dir=cache)
@@ -152,8 +165,8 @@ def build_once(source: str, size: int, num_proc: int, corpus: str) -> dict:
             "refused_held_out": len(src.refused_held_out), "bad_rows": src.bad_rows, "num_proc": num_proc,
             "seconds": round(seconds, 2), "load_and_guard_seconds": round(loaded, 2),
             "examples_per_s": round(rows / seconds, 1),
-            "peak_rss_main_mb": round(rss_mb(resource.RUSAGE_SELF), 1), "rss_after_imports_mb": round(base, 1),
-            "peak_rss_worker_mb": round(rss_mb(resource.RUSAGE_CHILDREN), 1), "arrow_cache_mb": round(cache_mb, 1),
+            "peak_rss_main_mb": round(peak_rss_mb(), 1), "rss_after_imports_mb": round(base, 1),
+            "peak_rss_worker_mb": round(worker_peak_rss_mb(), 1), "arrow_cache_mb": round(cache_mb, 1),
             "main_after_build": after_build,
             "first_row": {"tokens": len(first["input_ids"]), "learnt_tokens": int(learnt),
                           "text_head": first["text"][:60]}}
@@ -174,11 +187,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--smoke", action="store_true", help="every source at tiny sizes, the same JSON (seconds)")
     p.add_argument("--num-proc", type=int, default=min(8, os.cpu_count() or 1))
     p.add_argument("--one", help=argparse.SUPPRESS)  # internal: SOURCE:SIZE, built in this process
+    p.add_argument("--write", help=argparse.SUPPRESS)  # internal: SOURCE:SIZE, written to --corpus
     p.add_argument("--corpus", default="", help=argparse.SUPPRESS)  # internal: the written corpus
     args = p.parse_args(argv)
     if args.one:
         source, size = args.one.split(":")
         print(json.dumps(build_once(source, int(size), args.num_proc, args.corpus)), flush=True)
+        return 0
+    if args.write:
+        source, size = args.write.split(":")
+        (write_chat_corpus if source == "chat" else write_jsonl_corpus)(Path(args.corpus), int(size))
         return 0
     given = {"synthetic": args.sizes, "chat": args.chat_rows, "jsonl": args.jsonl_problems}
     only = [s for s in (args.only or ",".join(s for s in SOURCES if given[s]) or ",".join(SOURCES)).split(",") if s]
@@ -192,19 +210,14 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-corpus-") as scratch:
         for source, counts in sizes.items():
             for n in counts:
-                corpus = Path(scratch) / f"{source}-{n}"
-                if source == "chat":
-                    write_chat_corpus(corpus, n)
-                elif source == "jsonl":
-                    corpus.mkdir()
-                    corpus = corpus / "heavy.jsonl"
-                    write_jsonl_corpus(corpus, n)
-                proc = subprocess.run([sys.executable, __file__, "--one", f"{source}:{n}", "--num-proc",
-                                       str(args.num_proc), "--corpus", str(corpus)],
-                                      capture_output=True, text=True, env=env)
-                if proc.returncode != 0:
-                    print(proc.stderr[-2000:], file=sys.stderr)
-                    return proc.returncode
+                corpus = Path(scratch) / (f"{source}-{n}" + (".jsonl" if source == "jsonl" else ""))
+                steps = [["--write", f"{source}:{n}"]] if source != "synthetic" else []  # in its own process too
+                for step in [*steps, ["--one", f"{source}:{n}"]]:
+                    proc = subprocess.run([sys.executable, __file__, *step, "--num-proc", str(args.num_proc),
+                                           "--corpus", str(corpus)], capture_output=True, text=True, env=env)
+                    if proc.returncode != 0:
+                        print(proc.stderr[-2000:], file=sys.stderr)
+                        return proc.returncode
                 results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
                 print(json.dumps(results[-1]), flush=True)
     print(json.dumps(summary(results, sizes, args.num_proc)))

@@ -25,6 +25,7 @@ import json
 import logging
 import os
 import shutil
+from array import array
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from importlib import resources
@@ -347,11 +348,25 @@ class U64Table:
         if len(self._recent) >= self.MERGE_AT:
             self._merge()
 
+    def put_many(self, keys: Any, values: Any, tag: int) -> None:
+        """Many new keys at once (numpy uint64 arrays of keys and values), all with ``tag``."""
+        import numpy as np
+
+        self._merge()
+        order = np.argsort(keys, kind="stable")
+        keys, values = keys[order], values[order]
+        at = np.searchsorted(self._keys, keys)
+        self._keys = np.insert(self._keys, at, keys)
+        self._values = np.insert(self._values, at, values)
+        self._tags = np.insert(self._tags, at, np.full(len(keys), tag, dtype=np.uint16))
+
     def _merge(self) -> None:
         """The recent entries inserted into the sorted arrays, one array at a time (a copy of one array at most
         beside the table, where a concatenate-and-sort would hold three)."""
         import numpy as np
 
+        if not self._recent:
+            return
         keys = sorted(self._recent)
         at = np.searchsorted(self._keys, np.array(keys, dtype=np.uint64))
         self._keys = np.insert(self._keys, at, np.array(keys, dtype=np.uint64))
@@ -426,6 +441,7 @@ def _load_source(i: int, kind: str, d: DataSettings, held: HeldOut, seen: _Seen,
         elif kind != "synthetic":  # one task per unit: pick the units before they are parsed
             units = (u for n, u in enumerate(units) if n < len(keep) and keep[n])
     job = CheckJob(unit_kind, s.pairs_per_task, digest=d.dedupe and not src.as_given)
+    contents = array("Q") if i + 1 < len(seen.settings) else None  # kept tasks' exact digests, for later sources
     results = _checked(job, units, held, d.num_proc or min(8, os.cpu_count() or 1),
                        inline=0 if d.num_proc else INLINE_UNITS)
     position = 0
@@ -447,17 +463,25 @@ def _load_source(i: int, kind: str, d: DataSettings, held: HeldOut, seen: _Seen,
                 src.duplicates += 1
             else:
                 src.tasks.append_record(*seen.claim(task_id, record, exact, i))
+                if contents is not None:
+                    contents.append(_u64(exact))
+    if contents is not None:
+        seen.add_owners(i, src.tasks.id_hashes, contents)
     _report(src, quiet)
     return src
 
 
 class _Seen:
-    """What the mix has kept so far: canonical digests (for ``dedupe``) and which source owns each task id."""
+    """What the mix has kept so far: canonical digests (for ``dedupe``) and which earlier source owns each task id.
+
+    A source's own ids never repeat (each layout makes them from file paths and positions), so a source's ids are
+    checked against the earlier sources' only, and registered once it is read, unless it is the last: a mix of one
+    large source keeps no table of ids at all."""
 
     def __init__(self, settings: list[SourceSettings]) -> None:
         self.settings = settings
         self.digests = U64Table()
-        self.owners = U64Table()  # id hash -> (exact digest, source index)
+        self.owners = U64Table()  # id hash -> (exact digest, source index), earlier sources
 
     def duplicate(self, digest: str) -> bool:
         """True for a task already kept (under any id); otherwise it is recorded as kept."""
@@ -468,18 +492,23 @@ class _Seen:
         return False
 
     def claim(self, task_id: str, record: str, exact: bytes, index: int) -> tuple[str, str]:
-        """(record, id) to keep the task under: the same task again (kept with dedupe off) gets its own id; a
-        different task under a kept id is a ``MixError`` naming both sources."""
-        key, content = id_hash(task_id), _u64(exact)
-        owner = self.owners.get(key)
+        """(record, id) to keep the task under: the same task as an earlier source's under its id (kept with dedupe
+        off) gets its own id; a different task under an earlier source's id is a ``MixError`` naming both."""
+        owner = self.owners.get(id_hash(task_id))
         if owner is None:
-            self.owners.put(key, content, index)
             return record, task_id
-        if owner[0] != content:
+        if owner[0] != _u64(exact):
             raise MixError(f"task id {task_id} names different tasks in {source_name(self.settings[owner[1]])} "
                            f"and {source_name(self.settings[index])}: rename one (ids label the eval split)")
         renamed = f"{task_id}~{index}"
         return record.replace(_id_prefix(task_id), _id_prefix(renamed), 1), renamed
+
+    def add_owners(self, index: int, id_hashes: array, contents: array) -> None:
+        import numpy as np
+
+        if len(id_hashes):
+            self.owners.put_many(np.frombuffer(id_hashes, dtype=np.uint64).copy(),
+                                 np.frombuffer(contents, dtype=np.uint64).copy(), index)
 
 
 def _id_prefix(task_id: str) -> str:

@@ -176,7 +176,7 @@ def _chat_units(path: Path) -> Iterator[Unit]:
                             "dataset_info.json in it or in a folder below it)")
     for folder in folders:
         row = 0
-        name = folder.name
+        name = folder.relative_to(path).as_posix() if folder != path else folder.name  # unique in the source
         for file in _arrow_files(folder):
             try:
                 with pa.OSFile(str(file)) as source:
