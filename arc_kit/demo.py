@@ -20,28 +20,26 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from arc_kit import COMPETITION_SLUG
-from arc_kit.config.run import KernelPlan, SolverConfig, TTTConfig, load_plan
+from arc_kit.config.run import SolverSettings, SubmissionConfig, TTTSettings, load_submission_config
 from arc_kit.config.schema import Settings, setting
-from arc_kit.errors import ArcKitError
 
 T = TypeVar("T")
 
 DEMO_OWNER = "demo-user"
 WEIGHTS_SLUG = "arc-kit-demo-weights"
-KERNEL_ENTRY = Path(__file__).resolve().parents[1] / "submission" / "main.py"
 DEMO_SETTINGS = Path(__file__).resolve().parent / "configs" / "demo-settings.toml"
 READ_RULE = "swap"  # the colour map hidden in the demo's second held-out set
 
 
-def demo_plan(path: Path = DEMO_SETTINGS) -> KernelPlan:
+def demo_config(path: Path = DEMO_SETTINGS) -> SubmissionConfig:
     """The demo's solver and TTT settings: the kit's defaults with ``demo-settings.toml``'s changes."""
-    return load_plan(path)
+    return load_submission_config(path)
 
 
 @dataclass
-class DemoConfig(Settings):
+class DemoSettings(Settings):
     """What the demo does besides answering: its folder, training config, held-out sets, optional real files.
-    How it answers (solver and TTT) is a ``KernelPlan``, ``DEMO_SETTINGS`` unless another is given."""
+    How it answers (solver and TTT) is a ``SubmissionConfig``, ``DEMO_SETTINGS`` unless another is given."""
 
     out: Path = setting(Path("demo-out"), help="folder for every artefact")
     train_config: str = setting("demo", help=(
@@ -85,31 +83,36 @@ def peak_memory_mb() -> float:
     return max(own, children) / 1024
 
 
-def run_demo(cfg: DemoConfig, plan: KernelPlan | None = None) -> dict[str, Any]:
+def run_demo(demo: DemoSettings, config: SubmissionConfig | None = None) -> dict[str, Any]:
+    from arc_kit.config.training import load_config, resolve_config_path
+
+    out = demo.out.resolve()
+    # Read first: a bad training setting is refused before anything is made.
+    train_config = load_config(resolve_config_path(demo.train_config),
+                               [*demo.overrides, f"train.output_dir={out / 'run'}"])
+
     import torch
 
     from arc_kit.core.metric import score_submission
     from arc_kit.core.synthetic import colour_map_tasks, generate_tasks
     from arc_kit.core.tasks import load_tasks, read_json, write_task_files
-    from arc_kit.training import export_model, load_config, resolve_config_path, run_training
+    from arc_kit.training import export_model, run_training
 
-    plan = plan or demo_plan()
+    config = config or demo_config()
     # Measured here: the tiny model steps several times faster on one thread than on two contended ones.
-    torch.set_num_threads(plan.solver.cpu_threads or 1)
-    out = cfg.out.resolve()
+    torch.set_num_threads(config.solver.cpu_threads or 1)
     out.mkdir(parents=True, exist_ok=True)
     times = StageTimes()
     started = time.time()
 
-    config = load_config(resolve_config_path(cfg.train_config), [*cfg.overrides, f"train.output_dir={out / 'run'}"])
     if (out / "run").exists():
         shutil.rmtree(out / "run")  # a demo always starts fresh; a real run resumes instead
-    synth = config.data.synthetic
+    synth = train_config.data.synthetic
 
     def make_data() -> tuple[Path, Path]:
-        same = generate_tasks(synth.rules, cfg.heldout_tasks, seed=cfg.heldout_seed, sizes=synth.sizes,
+        same = generate_tasks(synth.rules, demo.heldout_tasks, seed=demo.heldout_seed, sizes=synth.sizes,
                               n_train=synth.n_train, n_test=synth.n_test)
-        read = colour_map_tasks([READ_RULE], cfg.read_tasks, seed=cfg.heldout_seed, prefix="read",
+        read = colour_map_tasks([READ_RULE], demo.read_tasks, seed=demo.heldout_seed, prefix="read",
                                 then=synth.rules[0], sizes=synth.sizes, n_train=synth.n_train)
         (out / "data").mkdir(parents=True, exist_ok=True)
         paths = out / "data" / "heldout_challenges.json", out / "data" / "heldout_solutions.json"
@@ -122,36 +125,36 @@ def run_demo(cfg: DemoConfig, plan: KernelPlan | None = None) -> dict[str, Any]:
     groups = {"same rule": set(heldout.tasks) - read_ids, "rule read from the demos": read_ids}
 
     def base_model() -> Path:
-        from arc_kit.models.tiny import BASE_MODEL_DIR, tiny_config, write_tiny_model
+        from arc_kit.models.tiny import BASE_MODEL_DIR, tiny_shape, write_tiny_model
 
-        return write_tiny_model(out / BASE_MODEL_DIR, tiny_config(config.model))
+        return write_tiny_model(out / BASE_MODEL_DIR, tiny_shape(train_config.model))
 
     base_dir = times.run("tiny model", base_model)
-    config.model.name_or_path = str(base_dir)
-    config.model.local_files_only = True
+    train_config.model.name_or_path = str(base_dir)
+    train_config.model.local_files_only = True
 
     before = times.run("score before training",
-                       lambda: _dry_run(base_dir, heldout_challenges, heldout_solutions, out / "before", plan.solver,
-                                        budget=cfg.heldout_budget_seconds))
-    result = times.run("train (the recipe, scaled down)", lambda: run_training(config))
+                       lambda: _dry_run(base_dir, heldout_challenges, heldout_solutions, out / "before", config.solver,
+                                        budget=demo.heldout_budget_seconds))
+    result = times.run("train (the recipe, scaled down)", lambda: run_training(train_config))
     merged = times.run("export", lambda: _export_as_dataset(export_model, result.output_dir, out / "export"))
     pretrained = times.run("score after pre-training (no test-time training)",
                            lambda: _dry_run(merged, heldout_challenges, heldout_solutions, out / "pretrained",
-                                            plan.solver, budget=cfg.heldout_budget_seconds))
+                                            config.solver, budget=demo.heldout_budget_seconds))
     kernel_dir = times.run("build the kernel folder",
-                           lambda: _build_kernel(out / "kernel", cfg.competition, plan.solver, plan.ttt))
+                           lambda: _build_kernel(out / "kernel", demo.competition, config.solver, config.ttt))
     after_dir = out / "kernel-run"
     times.run("run the kernel entry locally",
               lambda: _run_kernel_locally(kernel_dir, merged, heldout_challenges, out / "kaggle-input", after_dir,
-                                          cfg.competition))
+                                          demo.competition))
     after = score_submission(read_json(after_dir / "submission.json"), read_json(heldout_solutions))
 
     real = None
-    if cfg.challenges:
+    if demo.challenges:
         real = times.run("dry run on real ARC files",
-                         lambda: _dry_run(merged, cfg.challenges, cfg.solutions,
-                                          out / "real-dry-run", plan.solver,
-                                          budget=cfg.real_budget_seconds))
+                         lambda: _dry_run(merged, demo.challenges, demo.solutions,
+                                          out / "real-dry-run", config.solver,
+                                          budget=demo.real_budget_seconds))
 
     stages = {"before": before["per_task"], "after pre-training": pretrained["per_task"],
               "after": {tid: ts.score for tid, ts in after.per_task.items()}}
@@ -163,7 +166,7 @@ def run_demo(cfg: DemoConfig, plan: KernelPlan | None = None) -> dict[str, Any]:
         "score after (held-out)": after.score,
         **{f"score {stage} ({group}, {len(ids)})": _mean(scores, ids)
            for group, ids in groups.items() if ids for stage, scores in stages.items()},
-        "test-time training in the kernel run": "on" if plan.ttt.enabled else "off",
+        "test-time training in the kernel run": "on" if config.ttt.enabled else "off",
         "train steps": result.steps,
         "train loss": result.train_loss,
         "eval loss": result.eval_loss,
@@ -188,15 +191,16 @@ def run_demo(cfg: DemoConfig, plan: KernelPlan | None = None) -> dict[str, Any]:
     return out_json
 
 
-def _dry_run(model: Path, challenges: Path, solutions: Path | None, out: Path, solver: SolverConfig, *,
+def _dry_run(model: Path, challenges: Path, solutions: Path | None, out: Path, solver: SolverSettings, *,
              budget: float) -> dict[str, Any]:
     """A dry run without test-time training: what the model knows by itself."""
     from arc_kit.config.run import RunSettings
-    from arc_kit.run.runner import RunConfig, dry_run
+    from arc_kit.run.job import RunJob
+    from arc_kit.run.runner import dry_run
 
-    report = dry_run(RunConfig(model_dir=model, challenges=challenges, output=out / "submission.json",
-                               solutions=solutions, run=RunSettings(budget_seconds=budget), solver=solver,
-                               ttt=TTTConfig(enabled=False)))
+    report = dry_run(RunJob(model_dir=model, challenges=challenges, output=out / "submission.json",
+                            solutions=solutions, run=RunSettings(budget_seconds=budget), solver=solver,
+                            ttt=TTTSettings(enabled=False)))
     per_task = {tid: (sum(r.correct) / len(r.correct) if r.correct else 0.0) for tid, r in report.per_task.items()}
     return {"score": report.score if report.score is not None else 0.0, "tasks": report.tasks, "per_task": per_task}
 
@@ -214,15 +218,13 @@ def _export_as_dataset(export_model: Callable[..., Path], run_dir: Path, out: Pa
     return merged
 
 
-def _build_kernel(out: Path, competition: str, solver: SolverConfig, ttt: TTTConfig) -> Path:
-    from arc_kit.config.run import KernelPlan, KernelRuntime
-    from arc_kit.kaggle.kernel_build import KernelSettings, build_kernel
+def _build_kernel(out: Path, competition: str, solver: SolverSettings, ttt: TTTSettings) -> Path:
+    from arc_kit.config.run import KernelSettings, SubmissionConfig
+    from arc_kit.kaggle.kernel_build import KernelMetadataSettings, build_kernel, kernel_entry
 
-    if not KERNEL_ENTRY.is_file():
-        raise ArcKitError(f"{KERNEL_ENTRY} not found: run the demo from an arc-kit checkout (pip install -e .)")
-    plan = KernelPlan(KernelRuntime(competition=competition, weights_dataset=f"{DEMO_OWNER}/{WEIGHTS_SLUG}"),
-                      solver=solver, ttt=ttt)
-    build_kernel(KERNEL_ENTRY, out, KernelSettings(owner=DEMO_OWNER), plan)
+    config = SubmissionConfig(KernelSettings(competition=competition, weights_dataset=f"{DEMO_OWNER}/{WEIGHTS_SLUG}"),
+                              solver=solver, ttt=ttt)
+    build_kernel(kernel_entry("submission"), out, KernelMetadataSettings(owner=DEMO_OWNER), config)
     return out
 
 

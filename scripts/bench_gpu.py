@@ -1,10 +1,10 @@
-"""The README's GPU plan, measured: one short run on one GPU, a Qwen3-4B-shaped model with random bf16 weights.
+"""The GPU plan (docs/gpu-plan.md), measured: one short run on one GPU, a Qwen3-4B-shaped model with random bf16 weights.
 
     python scripts/bench_gpu.py                # on a GPU: Qwen3-4B shape, prompts of 2.8k and 8k tokens, ~4 min
-    python scripts/bench_gpu.py --cpu-smoke    # the same code on a tiny config, on the CPU, in seconds (a test)
+    python scripts/bench_gpu.py --cpu-smoke    # (or --smoke) the same code on a tiny config, on the CPU, in seconds
 
 Nothing is downloaded: the model is built from ``QWEN3_4B`` (Qwen3-4B's published shape) with random weights, once
-with Qwen's full 151,936-token vocabulary and once cut to NVARC's 16 tokens; the prompts are random grids written
+with Qwen's full 151,936-token vocabulary and once shrunk to NVARC's 16 tokens; the prompts are random grids written
 in NVARC's format. Random weights decide nothing the plan depends on: every stage runs a fixed amount of work
 (end tokens off, a fixed number of search steps), so the time is the model's, not the answer's.
 
@@ -22,7 +22,13 @@ Every stage runs the kit's own code, as a task in the kernel does:
 Each stage reports seconds and peak GPU memory, the plan's figure for one L4, and the measured time converted to
 an L4: compute-bound parts (prefills, training, re-scoring) scaled by the ratio of dense bf16 throughput, decoding
 steps by the ratio of memory bandwidth (a decoding step reads every weight once). ``DEVICES`` holds the peak
-figures assumed for each GPU. Prints a table, then one JSON object last.
+figures assumed for each GPU. The weights are in the type the kit picks for the GPU (``models.precision``:
+float16 on a T4).
+
+The JSON also holds ``memory``: the token budgets a worker fits to a T4 and an L4 for Qwen3-4B with the full and
+the shrunk vocabulary (``arc_kit.models.memory.card_budgets``, the figures of ``docs/gpu-memory.md``), and on a GPU
+the budgets this card's free memory gives after each model's weights, beside the stages' measured peaks.
+Prints a table, then one JSON object last.
 """
 
 from __future__ import annotations
@@ -44,9 +50,9 @@ QWEN3_4B = {"hidden_size": 2560, "intermediate_size": 9728, "num_hidden_layers":
 SMOKE = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
          "num_key_value_heads": 2, "head_dim": 16, "max_position_embeddings": 4096, "rope_theta": 10_000.0,
          "rms_norm_eps": 1e-6, "tie_word_embeddings": True}
-VOCABS = {"full": 151_936, "cut": 16}  # Qwen's vocabulary; NVARC's cut (arc_kit.models.vocab)
+VOCABS = {"full": 151_936, "shrunk": 16}  # Qwen's vocabulary; NVARC's shrunk one (arc_kit.models.vocab)
 
-# The README's GPU plan for Qwen3-4B on one L4, seconds a task (one test input), at 2.8k-token prompts.
+# The GPU plan (docs/gpu-plan.md) for Qwen3-4B on one L4, seconds a task (one test input), at 2.8k-token prompts.
 PLAN = {"phase-1 greedy": 10.0, "test-time training (128 rows)": 105.0, "search, 8 views one after another": 95.0,
         "search, 8 views in lock-step": 21.0, "re-scoring, 8 views x 4 candidates": 4.5}
 GREEDY_STEPS = 200  # the plan's median answer
@@ -104,10 +110,9 @@ class Clock:
 
 
 def build_model(torch: Any, shape: dict[str, Any], vocab: int, device: str, dtype: Any) -> Any:
-    from transformers import Qwen3Config, Qwen3ForCausalLM
+    from transformers import Qwen3ForCausalLM
 
-    config = Qwen3Config(vocab_size=vocab, pad_token_id=min(13, vocab - 1), eos_token_id=min(15, vocab - 1),
-                         bos_token_id=None, **shape)
+    config = qwen3_config(shape, vocab)
     torch.manual_seed(0)
     previous = torch.get_default_dtype()
     torch.set_default_dtype(dtype)
@@ -149,8 +154,8 @@ def bench_model(torch: Any, model: Any, tokenizer: Any, device: str, context: in
     """Every stage of one task at one prompt length: measured seconds split into compute and decoding, peak GB."""
     import random
 
-    from arc_kit.config.lora import LoraSpec
-    from arc_kit.config.run import SolverConfig, TTTConfig
+    from arc_kit.config.lora import LoraSettings
+    from arc_kit.config.run import SolverSettings, TTTSettings
     from arc_kit.core.formats import NVARC_FORMAT
     from arc_kit.models.loading import LoadedModel
     from arc_kit.solve.decoding import GreedyDecoder
@@ -163,8 +168,8 @@ def bench_model(torch: Any, model: Any, tokenizer: Any, device: str, context: in
 
     def decoder(rows: int) -> Any:
         room = rows * (context + max(sizes.greedy_steps, sizes.search_steps) + 1)
-        d = GreedyDecoder.for_config(model, tokenizer, device, SolverConfig(batch_size=rows, batch_tokens=room,
-                                                                            prefill_chunk_tokens=8192))
+        d = GreedyDecoder.for_config(model, tokenizer, device, SolverSettings(batch_size=rows, batch_tokens=room,
+                                                                              prefill_chunk_tokens=8192))
         d.end_ids = []  # every row runs every step: the time is the model's, not the answer's
         return d
 
@@ -194,8 +199,8 @@ def bench_model(torch: Any, model: Any, tokenizer: Any, device: str, context: in
                                                        "peak_gb": clock.peak_gb()}
     loaded = LoadedModel(model, tokenizer, device, "transformers", "bench", next(model.parameters()).dtype,
                          False, NVARC_FORMAT)
-    ttt = TTTConfig(max_samples=sizes.ttt_rows + 1, lora=LoraSpec(r=32, alpha=32), max_length=context + 1024,
-                    colour_views=False)
+    ttt = TTTSettings(max_samples=sizes.ttt_rows + 1, lora=LoraSettings(r=32, alpha=32), max_length=context + 1024,
+                      colour_views=False)
     adapter = TaskAdapter(loaded, ttt)
     task = random_grid_task(context, seed=context)
     adapter.train(random_grid_task(min(context, 256), seed=1))  # the Trainer's first-use costs, not timed
@@ -209,6 +214,39 @@ def bench_model(torch: Any, model: Any, tokenizer: Any, device: str, context: in
     return stages
 
 
+def card_memory(vocabs: dict[str, int]) -> dict[str, dict[str, dict[str, int]]]:
+    """The budgets a worker on each of Kaggle's cards would choose for Qwen3-4B (float16 or bfloat16 weights), by
+    card and vocabulary, with the free memory they start from."""
+    from arc_kit.models.memory import CARDS, card_budgets, model_shape
+
+    out: dict[str, dict[str, dict[str, int]]] = {}
+    for card in CARDS.values():
+        for vocab_name, vocab in vocabs.items():
+            shape = model_shape(qwen3_config(QWEN3_4B, vocab), dtype_bytes=2)
+            out.setdefault(card.name, {})[vocab_name] = {"free_bytes": card.free_after_weights(shape),
+                                                         **card_budgets(card, shape).to_dict()}
+    return out
+
+
+def qwen3_config(shape: dict[str, Any], vocab: int) -> Any:
+    from transformers import Qwen3Config
+
+    return Qwen3Config(vocab_size=vocab, pad_token_id=min(13, vocab - 1), eos_token_id=min(15, vocab - 1),
+                       bos_token_id=None, **shape)
+
+
+def budgets_here(model: Any, device: str, dtype: Any) -> dict[str, int] | None:
+    """The budgets this GPU's free memory gives now, with ``model`` loaded (None on a CPU)."""
+    from arc_kit.config.run import SolverSettings, TTTSettings
+    from arc_kit.models.memory import budgets_for
+
+    fitted = budgets_for(model, device, dtype, SolverSettings(), TTTSettings())
+    if fitted is None:
+        return None
+    budgets, _, free = fitted
+    return {"free_bytes": free, **budgets.to_dict()}
+
+
 def l4_seconds(stage: dict[str, float], here: Device) -> float:
     return (stage["compute"] * here.bf16_tflops / L4.bf16_tflops
             + stage["decode"] * here.bandwidth_gbs / L4.bandwidth_gbs)
@@ -216,7 +254,8 @@ def l4_seconds(stage: dict[str, float], here: Device) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cpu-smoke", action="store_true", help="a tiny config on the CPU (seconds): the code runs")
+    parser.add_argument("--cpu-smoke", "--smoke", dest="cpu_smoke", action="store_true",
+                        help="a tiny config on the CPU (seconds): the code runs")
     args = parser.parse_args(argv)
 
     from arc_kit.models.offline import set_offline_env
@@ -224,13 +263,15 @@ def main(argv: list[str] | None = None) -> int:
     set_offline_env(hub=True)
     import torch
 
+    from arc_kit.models.precision import choose_dtype
     from arc_kit.models.vocab import nvarc_tokenizer
 
     cuda = torch.cuda.is_available() and not args.cpu_smoke
     if not cuda and not args.cpu_smoke:
         print("no GPU: run with --cpu-smoke to check the code on a tiny config", file=sys.stderr)
         return 2
-    device, dtype = ("cuda", torch.bfloat16) if cuda else ("cpu", torch.float32)
+    device = "cuda" if cuda else "cpu"
+    dtype = choose_dtype(None, device)  # what the kit would run in: bfloat16 on an L4, float16 on a T4
     name = torch.cuda.get_device_name(0) if cuda else "cpu"
     here = device_figures(name) if cuda else L4
     shape, sizes = (QWEN3_4B, GPU_SIZES) if cuda else (SMOKE, SMOKE_SIZES)
@@ -238,8 +279,10 @@ def main(argv: list[str] | None = None) -> int:
     tokenizer = nvarc_tokenizer()
     began = time.time()
     rows = []
+    here_budgets = {}
     for vocab_name, vocab in VOCABS.items():
         model = build_model(torch, shape, vocab, device, dtype)
+        here_budgets[vocab_name] = budgets_here(model, device, dtype)
         for context in sizes.contexts:
             for stage, measured in bench_model(torch, model, tokenizer, device, context, sizes, clock).items():
                 seconds = measured["compute"] + measured["decode"]
@@ -249,16 +292,18 @@ def main(argv: list[str] | None = None) -> int:
                              "l4_seconds": round(l4, 2), "plan_l4_seconds": plan,
                              "l4_over_plan": round(l4 / plan, 2) if plan else None,
                              "peak_gb": round(measured["peak_gb"], 2)})
-                print(f"{stage:<38} {vocab_name:>4} {context:>5} tokens: {seconds:8.2f} s here, {l4:8.1f} s on an "
+                print(f"{stage:<38} {vocab_name:>6} {context:>5} tokens: {seconds:8.2f} s here, {l4:8.1f} s on an "
                       f"L4 (plan {plan if plan is not None else '-'}), peak {measured['peak_gb']:.1f} GB",
                       flush=True)
         del model
         if cuda:
             torch.cuda.empty_cache()
-    print(json.dumps({"device": name, "shape": "qwen3-4b" if cuda else "smoke", "assumed_peaks": {
+    print(json.dumps({"device": name, "shape": "qwen3-4b" if cuda else "smoke", "dtype": str(dtype).split(".")[-1],
+                      "assumed_peaks": {
         "here": here.__dict__, "L4": L4.__dict__}, "steps": {"greedy": GREEDY_STEPS, "search": SEARCH_STEPS,
                                                               "ttt_rows": TTT_ROWS},
-        "seconds": round(time.time() - began, 1), "rows": rows}))
+        "seconds": round(time.time() - began, 1), "rows": rows,
+        "memory": {"cards": card_memory(VOCABS), "here": here_budgets if cuda else None}}))
     return 0
 
 

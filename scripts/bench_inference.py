@@ -29,13 +29,13 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from arc_kit.config.training import ModelSettings
-from arc_kit.models.tiny import TinyModelConfig, tiny_config
+from arc_kit.models.tiny import TinyModelShape, tiny_shape
 
 # Room for 8k prompts + answers (the tiny model's default of 8,192 positions would draw a warning at 8k + 32).
 MODELS = {
-    "tiny": dataclasses.replace(tiny_config(ModelSettings()), max_position_embeddings=16384),
-    "25m": TinyModelConfig(hidden_size=512, intermediate_size=1536, num_hidden_layers=8, num_attention_heads=8,
-                           num_key_value_heads=2, seed=0, max_position_embeddings=16384),
+    "tiny": dataclasses.replace(tiny_shape(ModelSettings()), max_position_embeddings=16384),
+    "25m": TinyModelShape(hidden_size=512, intermediate_size=1536, num_hidden_layers=8, num_attention_heads=8,
+                          num_key_value_heads=2, seed=0, max_position_embeddings=16384),
 }
 METHODS = ("kit_inplace", "kit_dynamic", "generate_batched", "generate_one_at_a_time")
 
@@ -53,7 +53,7 @@ def generate_batched(model: Any, tokenizer: Any, requests: Sequence[Any], end_id
 
 
 def _generate(model: Any, tokenizer: Any, requests: Sequence[Any], end_ids: Sequence[int]) -> list[Any]:
-    """``generate`` on ``requests`` as one left-padded batch; each row cut at its first end token."""
+    """``generate`` on ``requests`` as one left-padded batch; each row truncated after its first end token."""
     import torch
     from transformers import GenerationConfig
 
@@ -75,8 +75,9 @@ def _generate(model: Any, tokenizer: Any, requests: Sequence[Any], end_ids: Sequ
     out = []
     for row, r in enumerate(requests):
         tokens = seq[row, width:].tolist()[: max(1, r.max_new_tokens)]
-        cut = next((k for k, t in enumerate(tokens) if t in set(end_ids)), None)
-        out.append(Generation(r.key, tokens[: cut + 1] if cut is not None else tokens, cut is not None))
+        first_end = next((k for k, t in enumerate(tokens) if t in set(end_ids)), None)
+        finished = first_end is not None
+        out.append(Generation(r.key, tokens[: first_end + 1] if finished else tokens, finished))
     return out
 
 
@@ -131,7 +132,7 @@ def bench_context(model: Any, tokenizer: Any, context: int, batch: int, new_toke
     the fastest of its repeats: on a shared machine the slow outliers are other jobs); whether outputs agree."""
     import random
 
-    from arc_kit.config.run import SolverConfig
+    from arc_kit.config.run import SolverSettings
     from arc_kit.core.formats import ARC_KIT_FORMAT
     from arc_kit.solve.decoding import DecodeRequest, GreedyDecoder
     from arc_kit.solve.dfs import answer_token_ids
@@ -143,7 +144,7 @@ def bench_context(model: Any, tokenizer: Any, context: int, batch: int, new_toke
                 for row in range(batch)]
     runs: dict[str, Callable[[], list[Any]]] = {}
     for kind in ("inplace", "dynamic"):
-        decoder = GreedyDecoder.for_config(model, tokenizer, "cpu", SolverConfig(batch_size=batch, batch_tokens=batch * (context + new_tokens), kv_cache=kind))
+        decoder = GreedyDecoder.for_config(model, tokenizer, "cpu", SolverSettings(batch_size=batch, batch_tokens=batch * (context + new_tokens), kv_cache=kind))
         decoder.end_ids = []  # every row runs its whole bound, as on the generate side
         runs[f"kit_{kind}"] = lambda d=decoder: d.decode(requests)
     out: dict[str, Any] = {"context": context, "batch": batch, "new_tokens": new_tokens}
@@ -192,12 +193,16 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--new-tokens", type=int, default=32)
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     parser.add_argument("--quick", action="store_true", help="defaults: tiny model, 256 and 512 tokens, 8 new tokens")
+    parser.add_argument("--smoke", action="store_true", help="CI: the tiny model, 48 tokens, a batch of 3, 4 new "
+                                                             "tokens")
     parser.add_argument("--repeats", type=int, default=1, help="runs per method, side by side; the fastest counts")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     if args.quick:  # new defaults; flags given explicitly still win
         parser.set_defaults(models=["tiny"], contexts=[256, 512], new_tokens=8)
-        args = parser.parse_args(argv)
+    if args.smoke:
+        parser.set_defaults(models=["tiny"], contexts=[48], batch=3, new_tokens=4)
+    args = parser.parse_args(argv)
 
     import torch
 

@@ -9,6 +9,9 @@ so the augmented training data still teaches one rule; a tiny model learns it wi
 (which it cannot learn in minutes on 2 CPU cores).
 
     python scripts/bench_learning.py [--n-tasks 4000] [--eval-tasks 50] [--set train.learning_rate=2e-3 ...]
+    python scripts/bench_learning.py --smoke    # CI: a model a few thousand parameters wide, 2 steps, seconds
+
+``model_learned`` is false, and a WARNING line says so, when training did not raise the held-out accuracy.
 """
 
 from __future__ import annotations
@@ -28,18 +31,27 @@ set_offline_env(hub=True)  # no hub lookups: every model here is local; set befo
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
-def main() -> int:
+from bench_models import SMOKE_RECIPE, warn_learned_nothing  # noqa: E402 - scripts/ sibling, after the environment
+
+GOAL_ACCURACY = 0.9  # greedy exact on the held-out tasks after training (the demo's recipe reaches ~1.0)
+SMOKE_ARGS = ["--n-tasks", "16", "--eval-tasks", "2", *(x for override in SMOKE_RECIPE for x in ("--set", override))]
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rule", default="rot180")
     parser.add_argument("--n-tasks", type=int, help="synthetic training tasks (default: the demo config's)")
     parser.add_argument("--eval-tasks", type=int, default=50)
     parser.add_argument("--out", type=Path, help="keep the run and export here (default: a temp folder)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
-    args = parser.parse_args()
+    parser.add_argument("--smoke", action="store_true",
+                        help="CI: a model a few thousand parameters wide, 16 tasks, 2 steps, 2 held-out tasks")
+    argv = sys.argv[1:] if argv is None else argv
+    args = parser.parse_args([*SMOKE_ARGS, *argv] if "--smoke" in argv else argv)  # flags given still win
 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from arc_kit.config.run import SolverConfig
+    from arc_kit.config.run import SolverSettings
     from arc_kit.core.formats import ARC_KIT_FORMAT
     from arc_kit.core.synthetic import generate_tasks
     from arc_kit.models.tiny import resolve_base
@@ -67,7 +79,7 @@ def main() -> int:
     base = AutoModelForCausalLM.from_pretrained(base_dir, local_files_only=True)
     tokenizer = AutoTokenizer.from_pretrained(base_dir, local_files_only=True)
     params = sum(p.numel() for p in base.parameters())
-    before = exact_accuracy(base, tokenizer, ARC_KIT_FORMAT, held_out, SolverConfig(max_length=config.data.max_length, batch_size=16))
+    before = exact_accuracy(base, tokenizer, ARC_KIT_FORMAT, held_out, SolverSettings(max_length=config.data.max_length, batch_size=16))
     print(f"before training: {before:.1%} exact on {len(held_out)} held-out tasks ({params} parameters)",
           file=sys.stderr)
 
@@ -77,8 +89,10 @@ def main() -> int:
     merged = export_model(result.output_dir, work / "export")
     model = AutoModelForCausalLM.from_pretrained(merged, local_files_only=True)
     tokenizer = AutoTokenizer.from_pretrained(merged, local_files_only=True)
-    after = exact_accuracy(model, tokenizer, ARC_KIT_FORMAT, held_out, SolverConfig(max_length=config.data.max_length, batch_size=16))
+    after = exact_accuracy(model, tokenizer, ARC_KIT_FORMAT, held_out, SolverSettings(max_length=config.data.max_length, batch_size=16))
     print(f"after training + export + reload: {after:.1%} exact", file=sys.stderr)
+    if after <= before:
+        warn_learned_nothing(merged, f"held-out exact {after:.1%} after training, {before:.1%} before")
 
     print(json.dumps({
         "task_family": args.rule,
@@ -98,6 +112,9 @@ def main() -> int:
         "exported_dtype": "bfloat16",
         "merged_dir": str(merged),
         "log": str(result.log_path),
+        "smoke": args.smoke,
+        "model_learned": after > before,
+        "goal_accuracy_after_at_least_0_9": after >= GOAL_ACCURACY,
     }))
     return 0
 

@@ -1,7 +1,7 @@
-"""Full against cut vocabulary: test-time training and decoding on a Qwen3-shaped model with Qwen's real 151,936-token
-vocabulary, before and after ``arc-kit shrink-vocab``; then the same on paper for Qwen3-4B on one L4.
+"""Full against shrunk vocabulary: test-time training and decoding on a Qwen3-shaped model with Qwen's real
+151,936-token vocabulary, before and after ``arc-kit shrink-vocab``; then the same on paper for Qwen3-4B on one L4.
 
-The object measured is what users run: the model is written to a folder and cut by the kit
+The object measured is what users run: the model is written to a folder and shrunk by the kit
 (``arc_kit.models.vocab.shrink_vocabulary``), both folders are loaded by the kit's loader, test-time training is
 ``arc_kit.solve.ttt.TaskAdapter.train`` on a task whose rows are the length asked for, decoding is the kit's
 ``GreedyDecoder``. Each measurement runs in a process of its own, so its peak memory is its own.
@@ -11,7 +11,7 @@ The object measured is what users run: the model is written to a folder and cut 
   VmHWM, reset after the model and its LoRA are in memory), at ``--ttt-tokens`` tokens per row;
 - decode: milliseconds per step (one token for each of ``--batch`` rows) at ``--decode-tokens`` prompt tokens,
   end tokens off so every row runs every step (as ``bench_inference.py``);
-- outputs: the cut model's logits against the full model's at the kept ids on real prompts, and greedy answers
+- outputs: the shrunk model's logits against the full model's at the kept ids on real prompts, and greedy answers
   against the full model decoding with every other token masked (a random model's full-vocabulary argmax is noise;
   a trained one's is always an answer token).
 
@@ -46,9 +46,9 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 QWEN_VOCAB = 151936
 
-# Qwen3-4B (Qwen3-4B-Thinking-2507's config; NVARC's checkpoint is this model cut to 16 tokens).
+# Qwen3-4B (Qwen3-4B-Thinking-2507's config; NVARC's checkpoint is this model shrunk to 16 tokens).
 QWEN3_4B = {"hidden": 2560, "layers": 36, "intermediate": 9728, "q_heads": 32, "kv_heads": 8, "head_dim": 128,
-            "vocab": QWEN_VOCAB, "cut_vocab": 16, "parameters": 4.02e9, "tied": True}
+            "vocab": QWEN_VOCAB, "shrunk_vocab": 16, "parameters": 4.02e9, "tied": True}
 LOSS_BYTES_PER_LOGIT = 3 * 4  # the cross-entropy's backward peak: log-softmax and two gradients, float32
 L4 = {"bf16_tflops": 121.0, "mfu": 0.40, "bandwidth_gb_s": 300.0, "bandwidth_use": 0.60, "memory_gb": 24.0}
 
@@ -120,10 +120,10 @@ def measure_model(model_dir: str, ttt_tokens: list[int], steps: int, decode_toke
                   new_tokens: int) -> dict[str, Any]:
     """Decoding, then test-time training at each length, on one model folder (decoding first: TTT leaves its
     LoRA in the model)."""
-    from arc_kit.config.run import SolverConfig
+    from arc_kit.config.run import SolverSettings
     from arc_kit.models.loading import load_model
 
-    loaded = load_model(model_dir, SolverConfig(device="cpu", cpu_threads=1))
+    loaded = load_model(model_dir, SolverSettings(device="cpu", cpu_threads=1))
     out = {"vocab_rows": int(loaded.model.config.vocab_size),
            "decode": measure_decode(loaded, decode_tokens, batch, new_tokens), "ttt": []}
     out["ttt"] = measure_ttt(loaded, ttt_tokens, steps)
@@ -134,10 +134,10 @@ def measure_ttt(loaded: Any, lengths: list[int], steps: int) -> list[dict[str, A
     """``steps`` rows of each length through ``TaskAdapter.train``, timing each optimiser step."""
     from transformers import TrainerCallback
 
-    from arc_kit.config.run import TTTConfig
+    from arc_kit.config.run import TTTSettings
     from arc_kit.solve.ttt import TaskAdapter
 
-    adapter = TaskAdapter(loaded, TTTConfig(max_samples=steps, max_length=max(lengths) + 8))
+    adapter = TaskAdapter(loaded, TTTSettings(max_samples=steps, max_length=max(lengths) + 8))
     stamps: list[float] = []
 
     class StepTimer(TrainerCallback):
@@ -176,7 +176,7 @@ def measure_decode(loaded: Any, tokens: int, batch: int, new_tokens: int) -> dic
 
     from bench_inference import timed  # scripts/ sibling: the forward-hook timing bench_inference uses
 
-    from arc_kit.config.run import SolverConfig
+    from arc_kit.config.run import SolverSettings
     from arc_kit.core.formats import answer_token_ids
     from arc_kit.solve.decoding import DecodeRequest, GreedyDecoder
 
@@ -184,7 +184,7 @@ def measure_decode(loaded: Any, tokens: int, batch: int, new_tokens: int) -> dic
     rng = random.Random(0)
     requests = [DecodeRequest(row, tuple(rng.choice(digits) for _ in range(tokens - row)), new_tokens)
                 for row in range(batch)]
-    config = SolverConfig(device="cpu", batch_size=batch, batch_tokens=batch * (tokens + new_tokens))
+    config = SolverSettings(device="cpu", batch_size=batch, batch_tokens=batch * (tokens + new_tokens))
     decoder = GreedyDecoder.for_config(loaded.model, loaded.tokenizer, "cpu", config)
     decoder.end_ids = []  # every row runs every step
     decoder.decode([DecodeRequest("warm-up", requests[0].prompt_ids[:64], 2)])  # first calls pay lazy set-up
@@ -194,12 +194,12 @@ def measure_decode(loaded: Any, tokens: int, batch: int, new_tokens: int) -> dic
             "prefill_seconds": round(timing.prefill_seconds, 2)}
 
 
-def measure_outputs(full_dir: str, cut_dir: str, tokens: int) -> dict[str, Any]:
-    """Logits of the cut model against the full model's at the kept ids; greedy answers against the full model
+def measure_outputs(full_dir: str, shrunk_dir: str, tokens: int) -> dict[str, Any]:
+    """Logits of the shrunk model against the full model's at the kept ids; greedy answers against the full model
     with every other token masked."""
     import torch
 
-    from arc_kit.config.run import SolverConfig
+    from arc_kit.config.run import SolverSettings
     from arc_kit.core.augment import views_for_task
     from arc_kit.core.formats import format_token_ids
     from arc_kit.core.synthetic import generate_tasks
@@ -207,8 +207,8 @@ def measure_outputs(full_dir: str, cut_dir: str, tokens: int) -> dict[str, Any]:
     from arc_kit.solve.decoding import DecodeRequest, GreedyDecoder
     from arc_kit.solve.prompts import task_prompts
 
-    full = load_model(full_dir, SolverConfig(device="cpu", cpu_threads=1))
-    cut = load_model(cut_dir, SolverConfig(device="cpu", cpu_threads=1))
+    full = load_model(full_dir, SolverSettings(device="cpu", cpu_threads=1))
+    shrunk = load_model(shrunk_dir, SolverSettings(device="cpu", cpu_threads=1))
     kept = format_token_ids(full.tokenizer, full.prompt_format)
     tasks = generate_tasks(["rot90", "flip_lr", "recolour", "gravity_down"], 4, seed=3, sizes=[4, 6], n_train=3)
 
@@ -216,14 +216,14 @@ def measure_outputs(full_dir: str, cut_dir: str, tokens: int) -> dict[str, Any]:
         return [p for t in tasks for p in task_prompts(t, loaded.tokenizer, loaded.prompt_format,
                                                        views_for_task(t, 2, 0), tokens)]
 
-    full_prompts, cut_prompts = prompts(full), prompts(cut)
+    full_prompts, shrunk_prompts = prompts(full), prompts(shrunk)
     worst, same_text = 0.0, True
     index = torch.tensor(kept)
     with torch.inference_mode():
-        for a, b in zip(full_prompts, cut_prompts, strict=True):
+        for a, b in zip(full_prompts, shrunk_prompts, strict=True):
             same_text &= [kept[i] for i in b.token_ids] == list(a.token_ids)
             want = full.model(torch.tensor([a.token_ids])).logits[0][:, index]
-            got = cut.model(torch.tensor([b.token_ids])).logits[0]
+            got = shrunk.model(torch.tensor([b.token_ids])).logits[0]
             worst = max(worst, float((got - want).abs().max()))
     dropped = torch.ones(full.model.config.vocab_size, dtype=torch.bool)
     dropped[index] = False
@@ -235,13 +235,13 @@ def measure_outputs(full_dir: str, cut_dir: str, tokens: int) -> dict[str, Any]:
     full.model.register_forward_hook(kept_only)
 
     def greedy(loaded: Any, ps: list[Any]) -> list[str]:
-        decoder = GreedyDecoder.for_config(loaded.model, loaded.tokenizer, "cpu", SolverConfig(device="cpu"))
+        decoder = GreedyDecoder.for_config(loaded.model, loaded.tokenizer, "cpu", SolverSettings(device="cpu"))
         return [loaded.tokenizer.decode(g.token_ids, skip_special_tokens=False)
                 for g in decoder.decode([DecodeRequest(i, p.token_ids, 16) for i, p in enumerate(ps)])]
 
-    answers_full, answers_cut = greedy(full, full_prompts), greedy(cut, cut_prompts)
+    answers_full, answers_shrunk = greedy(full, full_prompts), greedy(shrunk, shrunk_prompts)
     return {"prompts": len(full_prompts), "same_tokens_renumbered": same_text,
-            "max_logit_difference": worst, "greedy_identical": answers_full == answers_cut,
+            "max_logit_difference": worst, "greedy_identical": answers_full == answers_shrunk,
             "kept_tokens": len(kept)}
 
 
@@ -250,23 +250,23 @@ def measure_outputs(full_dir: str, cut_dir: str, tokens: int) -> dict[str, Any]:
 
 
 def on_paper(tokens: int) -> dict[str, Any]:
-    """What the cut saves for Qwen3-4B on an L4, from the stated assumptions (``QWEN3_4B``, ``L4``)."""
+    """What shrinking the vocabulary saves for Qwen3-4B on an L4, from the stated assumptions (``QWEN3_4B``, ``L4``)."""
     m, g = QWEN3_4B, L4
-    rows_cut = m["vocab"] - m["cut_vocab"]
+    rows_dropped = m["vocab"] - m["shrunk_vocab"]
     head_params = m["vocab"] * m["hidden"]
     gb = 1e9
     logits = {  # one row: the bf16 logits; the loss's peak, in the backward pass: 3 float32 tensors of that size
         "full_bf16_gb": round(tokens * m["vocab"] * 2 / gb, 2),
         "full_loss_peak_gb": round(tokens * m["vocab"] * LOSS_BYTES_PER_LOGIT / gb, 1),
-        "cut_loss_peak_mb": round(tokens * m["cut_vocab"] * LOSS_BYTES_PER_LOGIT / 1e6, 2),
+        "shrunk_loss_peak_mb": round(tokens * m["shrunk_vocab"] * LOSS_BYTES_PER_LOGIT / 1e6, 2),
     }
     body_flops = 2 * (m["parameters"] - head_params)  # forward FLOPs a token outside the output layer
-    head_flops, cut_flops = 2 * head_params, 2 * m["cut_vocab"] * m["hidden"]
+    head_flops, shrunk_flops = 2 * head_params, 2 * m["shrunk_vocab"] * m["hidden"]
     rate = g["bf16_tflops"] * 1e12 * g["mfu"]
     # TTT with LoRA and no checkpointing: forward + backward through the frozen weights ~ 3x forward
-    ttt_full, ttt_cut = (3 * tokens * (body_flops + f) / rate for f in (head_flops, cut_flops))
+    ttt_full, ttt_shrunk = (3 * tokens * (body_flops + f) / rate for f in (head_flops, shrunk_flops))
     weights_full = 2 * m["parameters"] / gb
-    weights_cut = weights_full - 2 * rows_cut * m["hidden"] / gb
+    weights_shrunk = weights_full - 2 * rows_dropped * m["hidden"] / gb
     bandwidth = g["bandwidth_gb_s"] * g["bandwidth_use"]
     return {
         "assumptions": {
@@ -278,17 +278,18 @@ def on_paper(tokens: int) -> dict[str, Any]:
                    "run measures it: 15.1 GB over 8,152 x 151,936 logits)",
             "decode": "bandwidth-bound: each step reads every weight once",
         },
-        "weights_saved_gb": round(2 * rows_cut * m["hidden"] / gb, 2),
-        "weights_gb": {"full": round(weights_full, 2), "cut": round(weights_cut, 2)},
+        "weights_saved_gb": round(2 * rows_dropped * m["hidden"] / gb, 2),
+        "weights_gb": {"full": round(weights_full, 2), "shrunk": round(weights_shrunk, 2)},
         # NVARC trains copies of embed_tokens and lm_head: bf16 weight and gradient, two float32 Adam moments
-        "ttt_trained_embedding_copies": {"full_gb": round(2 * head_params * (2 + 2 + 4 + 4) / gb, 1),
-                                         "cut_mb": round(2 * m["cut_vocab"] * m["hidden"] * (2 + 2 + 4 + 4) / 1e6, 2)},
+        "ttt_trained_embedding_copies": {
+            "full_gb": round(2 * head_params * (2 + 2 + 4 + 4) / gb, 1),
+            "shrunk_mb": round(2 * m["shrunk_vocab"] * m["hidden"] * (2 + 2 + 4 + 4) / 1e6, 2)},
         "logits_at_tokens": logits,
-        "ttt_step_seconds": {"full": round(ttt_full, 2), "cut": round(ttt_cut, 2),
-                             "speedup": round(ttt_full / ttt_cut, 2)},
+        "ttt_step_seconds": {"full": round(ttt_full, 2), "shrunk": round(ttt_shrunk, 2),
+                             "speedup": round(ttt_full / ttt_shrunk, 2)},
         "decode_ms_per_step": {"full": round(1000 * weights_full / bandwidth, 1),
-                               "cut": round(1000 * weights_cut / bandwidth, 1),
-                               "speedup": round(weights_full / weights_cut, 2)},
+                               "shrunk": round(1000 * weights_shrunk / bandwidth, 1),
+                               "speedup": round(weights_full / weights_shrunk, 2)},
     }
 
 
@@ -322,8 +323,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--decode-tokens", type=int, default=4096)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--new-tokens", type=int, default=16)
-    parser.add_argument("--format", default="arc-kit", choices=["arc-kit", "nvarc"], help="the format cut to")
+    parser.add_argument("--format", default="arc-kit", choices=["arc-kit", "nvarc"], help="the format shrunk to")
     parser.add_argument("--quick", action="store_true", help="hidden 64, 2 layers, TTT at 256/512, decode at 256")
+    parser.add_argument("--smoke", action="store_true", help="CI: one layer of 32, TTT at 128/256, decode at 128")
     parser.add_argument("--measure", nargs=6, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.measure:  # a child: one model's measurements, JSON on stdout
@@ -332,42 +334,44 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                int(batch), int(new_tokens))
         print(json.dumps(result))
         return result
-    if args.quick:
+    if args.quick or args.smoke:  # new defaults; flags given explicitly still win
         parser.set_defaults(hidden=64, layers=2, ttt_tokens=[256, 512], decode_tokens=256, batch=2, new_tokens=4,
                             ttt_steps=2)
+        if args.smoke:
+            parser.set_defaults(hidden=32, layers=1, ttt_tokens=[128, 256], decode_tokens=128)
         args = parser.parse_args(argv)
 
     from arc_kit.models.vocab import shrink_vocabulary
 
     work = Path(tempfile.mkdtemp(prefix="arc-kit-bench-vocab-"))
     full = write_full_model(work / "full", args.hidden, args.layers, seed=0)
-    cut = shrink_vocabulary(full, work / "cut", args.format, local_only=True)
-    models = {"full": str(full), "cut": str(cut.out_dir)}
+    shrunk = shrink_vocabulary(full, work / "shrunk", args.format, local_only=True)
+    models = {"full": str(full), "shrunk": str(shrunk.out_dir)}
     report: dict[str, Any] = {
         "model": {"shape": "Qwen3", "hidden": args.hidden, "layers": args.layers, "vocab_full": QWEN_VOCAB,
-                  "vocab_cut": cut.kept, "format": args.format},
+                  "vocab_shrunk": shrunk.kept, "format": args.format},
         "timing": "process time, 1 torch thread; peak memory: resident set (VmHWM) while training", "ttt": [],
     }
     measured = {}
     for name, folder in models.items():
         # the loss holds the logits, their log-softmax and two gradients of that size in float32
-        need = max(args.ttt_tokens) * (QWEN_VOCAB if name == "full" else cut.kept) * 4 * 3.3 / 1e6
+        need = max(args.ttt_tokens) * (QWEN_VOCAB if name == "full" else shrunk.kept) * 4 * 3.3 / 1e6
         if need > free_memory_mb():
             raise SystemExit(f"{name} at {max(args.ttt_tokens)} tokens needs ~{need / 1024:.0f} GB, "
                              f"{free_memory_mb() / 1024:.0f} GB are free: lower --ttt-tokens")
         measured[name] = run_measurement(folder, ",".join(map(str, args.ttt_tokens)), args.ttt_steps,
                                          args.decode_tokens, args.batch, args.new_tokens)
         print(f"{name}: {json.dumps(measured[name])}", file=sys.stderr, flush=True)
-    for full_row, cut_row in zip(measured["full"]["ttt"], measured["cut"]["ttt"], strict=True):
+    for full_row, shrunk_row in zip(measured["full"]["ttt"], measured["shrunk"]["ttt"], strict=True):
         report["ttt"].append({
-            "tokens": full_row["tokens"], "full": full_row, "cut": cut_row,
-            "step_speedup": round(full_row["step_seconds"] / cut_row["step_seconds"], 2),
-            "peak_memory_ratio": round(full_row["peak_rss_mb"] / cut_row["peak_rss_mb"], 2),
-            "peak_increase_ratio": round(full_row["peak_increase_mb"] / max(1.0, cut_row["peak_increase_mb"]), 1)})
+            "tokens": full_row["tokens"], "full": full_row, "shrunk": shrunk_row,
+            "step_speedup": round(full_row["step_seconds"] / shrunk_row["step_seconds"], 2),
+            "peak_memory_ratio": round(full_row["peak_rss_mb"] / shrunk_row["peak_rss_mb"], 2),
+            "peak_increase_ratio": round(full_row["peak_increase_mb"] / max(1.0, shrunk_row["peak_increase_mb"]), 1)})
     decode = {name: measured[name]["decode"] for name in models}
-    decode["speedup"] = round(decode["full"]["decode_ms_per_step"] / decode["cut"]["decode_ms_per_step"], 2)
+    decode["speedup"] = round(decode["full"]["decode_ms_per_step"] / decode["shrunk"]["decode_ms_per_step"], 2)
     report["decode"] = decode
-    report["outputs"] = measure_outputs(models["full"], models["cut"], 4096)
+    report["outputs"] = measure_outputs(models["full"], models["shrunk"], 4096)
     print(f"outputs: {json.dumps(report['outputs'])}", file=sys.stderr, flush=True)
     report["qwen3_4b_l4_on_paper"] = on_paper(8192)
     last = report["ttt"][-1]

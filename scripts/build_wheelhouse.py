@@ -2,7 +2,7 @@
 
 import sys
 
-from arc_kit.cli.kaggle import run_standalone
+from arc_kit.cli.main import run_standalone
 
 if __name__ == "__main__":
     sys.exit(run_standalone(["wheelhouse"]))

@@ -2,6 +2,7 @@
 
     python scripts/lock.py            # rewrite constraints.txt with the newest versions pyproject.toml allows
     python scripts/lock.py --check    # exit 1 when constraints.txt differs from a fresh resolution
+    python scripts/lock.py --installed    # offline: exit 1 when this environment holds other versions than the pins
 
 Both README commands install with ``-c constraints.txt``, so a fresh machine gets the versions CI tested instead of
 whatever was newest that day. pip resolves without installing anything (``pip install --dry-run --report``), for
@@ -49,10 +50,43 @@ def render(pins: dict[str, str]) -> str:
     return "\n".join(header + [f"{name}=={version}" for name, version in pins.items()]) + "\n"
 
 
+def read_lock(text: str) -> dict[str, str]:
+    """Package name -> version of a constraints file as ``render`` writes it."""
+    pins = {}
+    for line in text.splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            pins[name.strip().lower()] = version.strip()
+    return pins
+
+
+def installed_versions() -> dict[str, str]:
+    """Package name -> version of what this interpreter has installed, named as ``resolve`` names them."""
+    from importlib import metadata
+
+    return {dist.metadata["Name"].lower(): dist.version.split("+")[0] for dist in metadata.distributions()}
+
+
+def compare_installed() -> int:
+    """Offline: whether this environment holds every pinned package at its pinned version (what an install with
+    ``-c constraints.txt`` gives); JSON last, exit 1 when not."""
+    pins, have = read_lock(LOCK.read_text(encoding="utf-8")), installed_versions()
+    differ = {name: {"pinned": version, "installed": have.get(name)} for name, version in pins.items()
+              if have.get(name) != version}
+    if differ:
+        print(f"this environment differs from {LOCK.name} in {len(differ)} packages", file=sys.stderr)
+    print(json.dumps({"lock": str(LOCK), "pinned": len(pins), "differ": differ, "same": not differ}))
+    return 1 if differ else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--check", action="store_true", help="compare with a fresh resolution instead of writing")
+    parser.add_argument("--installed", action="store_true",
+                        help="offline: compare with what this environment has installed instead of resolving")
     args = parser.parse_args(argv)
+    if args.installed:
+        return compare_installed()
     text = render(resolve())
     if args.check:
         if LOCK.exists() and LOCK.read_text(encoding="utf-8") == text:

@@ -1,8 +1,8 @@
-"""Push the built submission kernel to Kaggle (see arc-kit kernel push --help)."""
+"""Push a built kernel to Kaggle, the submission kernel by default (see arc-kit kernel push --help)."""
 
 import sys
 
-from arc_kit.cli.kaggle import run_standalone
+from arc_kit.cli.main import run_standalone
 
 if __name__ == "__main__":
     sys.exit(run_standalone(["kernel", "push"]))

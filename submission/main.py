@@ -1,10 +1,11 @@
-"""arc-kit Kaggle kernel: write a placeholder submission, install arc-kit from the attached wheelhouse, then let
-arc_kit.run.kernel.run_kernel write /kaggle/working/submission.json.
+"""arc-kit Kaggle kernel, every kind: install arc-kit from the attached wheelhouse, then run the kind the settings
+name (arc_kit.run.entry): the submission (placeholders first, then /kaggle/working/submission.json), the evaluation
+(a scored run and its reports) or training (checkpoints, then the export), all written to /kaggle/working.
 
 `arc-kit kernel build` copies this file and rewrites the one line that starts with ``KERNEL_SETTINGS = `` (the
-settings of arc_kit.config.run.KernelPlan; {} means every default). Until arc-kit is installed only the standard
-library is available, so the placeholder file and the wheelhouse search below are written by hand; everything
-after the install lives in arc_kit, where it is tested.
+kind and its settings, arc_kit.config.kernels; {} means a submission kernel with every default). Until arc-kit is
+installed only the standard library is available, so the placeholder file and the wheelhouse search below are
+written by hand; everything after the install lives in arc_kit, where it is tested.
 """
 
 import json
@@ -18,8 +19,10 @@ START = time.time()  # the 12 h budget counts from here
 
 KERNEL_SETTINGS = {}
 
+KIND = KERNEL_SETTINGS.get("kind") or "submission"
 ROOT = Path(os.environ.get("ARC_KIT_INPUT_ROOT") or "/kaggle/input")
-OUTPUT = Path(os.environ.get("ARC_KIT_OUTPUT") or "/kaggle/working/submission.json")
+WORKING = Path(os.environ.get("ARC_KIT_WORKING") or "/kaggle/working")
+OUTPUT = Path(os.environ.get("ARC_KIT_OUTPUT") or WORKING / "submission.json")
 RERUN = bool(os.environ.get("KAGGLE_IS_COMPETITION_RERUN"))
 SLUG = KERNEL_SETTINGS.get("kernel", {}).get("competition") or "arc-prize-2026-arc-agi-2"
 
@@ -131,18 +134,16 @@ def install_arc_kit():
 
 
 def main():
-    write_placeholders()
+    if KIND == "submission":
+        write_placeholders()
     problem = install_arc_kit()
     if problem:
-        print(f"arc-kit kernel: {problem}; {OUTPUT} keeps placeholders", flush=True)
-        return 0 if RERUN else 1
-    # The kernel has no network: model libraries must read the offline switches when they are first imported.
-    from arc_kit.models.offline import set_offline_env
+        kept = f"; {OUTPUT} keeps placeholders" if KIND == "submission" else ""
+        print(f"arc-kit {KIND} kernel: {problem}{kept}", flush=True)
+        return 0 if RERUN and KIND == "submission" else 1
+    from arc_kit.run.entry import run_kernel_kind
 
-    set_offline_env(hub=True)
-    from arc_kit.run.kernel import run_kernel
-
-    return run_kernel(KERNEL_SETTINGS, START)
+    return run_kernel_kind(KERNEL_SETTINGS, START)
 
 
 if __name__ == "__main__":

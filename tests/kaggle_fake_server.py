@@ -37,7 +37,8 @@ class FakeKaggle:
     kernel_states: list[str] = field(default_factory=lambda: ["QUEUED", "RUNNING", "COMPLETE"])
     fail: dict[str, int] = field(default_factory=dict)  # method name -> HTTP status to answer
     fail_uploads: set[str] = field(default_factory=set)  # blob names whose PUT fails
-    files: dict[str, bytes] = field(default_factory=dict)  # served by GET /files/<name>
+    files: dict[str, bytes] = field(default_factory=dict)  # served by GET /files/<name>: the latest run's output
+    outputs: dict[str, dict[str, bytes]] = field(default_factory=dict)  # version label ("v2") -> that run's output
     token_active: bool = True  # IntrospectToken's answer
     rejected_sources: list[str] = field(default_factory=list)  # SaveKernel's invalidDatasetSources
     calls: list[Call] = field(default_factory=list)
@@ -170,8 +171,12 @@ class FakeKaggle:
         return 200, answer
 
     def _ListKernelSessionOutput(self, body: dict) -> tuple[int, dict]:
-        return 200, {"files": [{"url": f"{self.base}/files/{name}", "fileName": name} for name in self.files
-                               if not name.endswith(".zip")],
+        label = body.get("versionLabel") or ""
+        if label and label not in self.outputs:
+            return 404, {"code": 404, "message": f"kernel {body.get('kernelSlug')} has no version {label}"}
+        files = self.outputs[label] if label else self.files
+        where = f"{self.base}/files/{label + '/' if label else ''}"
+        return 200, {"files": [{"url": where + name, "fileName": name} for name in files if not name.endswith(".zip")],
                      "log": '[{"stream_name":"stdout","data":"done\\n"}]'}
 
     def _CreateCodeSubmission(self, body: dict) -> tuple[int, dict]:
@@ -232,10 +237,10 @@ def _handler_for(fake: FakeKaggle) -> type[BaseHTTPRequestHandler]:
             self._send(200, b"{}")
 
         def do_GET(self) -> None:  # noqa: N802
-            name = self._path().rsplit("/", 1)[-1]
+            label, _, name = self._path().removeprefix("/files/").rpartition("/")
             with fake._lock:
-                fake.calls.append(Call("GET", "files", {"name": name}, dict(self.headers)))
-                data = fake.files.get(name)
+                fake.calls.append(Call("GET", "files", {"name": name, "version": label}, dict(self.headers)))
+                data = (fake.outputs.get(label, {}) if label else fake.files).get(name)
             if data is None:
                 self._send(404, b"{}")
             else:

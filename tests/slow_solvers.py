@@ -19,10 +19,18 @@ class SleepySolver:
 
 
 class SleepyFactory:
-    def __init__(self, delay: float):
-        self.delay = delay
+    """``loading_bar``: show a progress bar while "loading", as transformers does when it loads weights (tqdm
+    makes its write lock at its first bar, in the worker process)."""
+
+    def __init__(self, delay: float, loading_bar: bool = False):
+        self.delay, self.loading_bar = delay, loading_bar
 
     def __call__(self, config):  # noqa: ANN001, ANN204
+        if self.loading_bar:
+            from tqdm.auto import tqdm
+
+            for _ in tqdm(range(2), desc="loading weights"):
+                pass
         return SleepySolver(self.delay)
 
 

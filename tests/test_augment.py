@@ -7,18 +7,10 @@ import subprocess
 import sys
 
 import pytest
+from conftest import all_grids
 
 from arc_kit.core.augment import IDENTITY_COLOURS, View, random_view, views_for_task
-from arc_kit.core.tasks import Pair, Task, load_tasks
-
-
-def all_grids(arc_files):
-    for version in ("arc-agi-1", "arc-agi-2"):
-        for split in ("training", "evaluation"):
-            for task in load_tasks(*arc_files(f"{version}/{split}")):
-                for pair in (*task.train, *task.test):
-                    yield pair.input
-                    yield pair.output
+from arc_kit.core.tasks import Pair, Task
 
 
 def test_every_view_inverts_on_every_public_grid(arc_files):

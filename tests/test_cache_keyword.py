@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from arc_kit.config.run import SolverConfig
+from arc_kit.config.run import SolverSettings
 from arc_kit.core.formats import ARC_KIT_FORMAT
 from arc_kit.core.tasks import Pair, Task
-from arc_kit.models.loading import LoadedModel, load_model
+from arc_kit.models.loading import LoadedModel
 from arc_kit.solve.decoding import DecodeRequest, GreedyDecoder
 from arc_kit.solve.dfs import answer_token_ids, dfs_candidates, dfs_lockstep
 from arc_kit.solve.kv_cache import cache_keyword
@@ -24,11 +24,6 @@ torch = pytest.importorskip("torch")
 
 TASK = Task("kw", (Pair(((1, 0), (0, 1)), ((0, 1), (1, 0))), Pair(((2, 2, 0), (0, 0, 0)), ((0, 0, 0), (2, 2, 0)))),
             (Pair(((3, 0), (0, 3)), ((0, 3), (3, 0))),))
-
-
-@pytest.fixture(scope="module")
-def loaded(tiny_model_dir: Path) -> LoadedModel:
-    return load_model(tiny_model_dir, SolverConfig(device="cpu"))
 
 
 def prompt_of(loaded: LoadedModel) -> tuple[int, ...]:
@@ -47,7 +42,7 @@ def test_decoding_search_and_rescoring_raise_no_warning(loaded: LoadedModel) -> 
         warnings.simplefilter("error")
         for kind in ("inplace", "dynamic"):
             decoder = GreedyDecoder.for_config(loaded.model, loaded.tokenizer, "cpu",
-                                               SolverConfig(batch_size=2, kv_cache=kind))
+                                               SolverSettings(batch_size=2, kv_cache=kind))
             decoder.decode([DecodeRequest(0, prompt, 4), DecodeRequest(1, prompt[2:], 4)])
             assert decoder.kv_cache == kind
             dfs_candidates(loaded.model, prompt, max_new_tokens=4, kv_cache=kind, **search)
@@ -91,8 +86,8 @@ def test_the_keyword_follows_the_forwards_signature(loaded: LoadedModel, tiny_mo
     assert cache_keyword(wrapped) == "cache"  # peft's forward hides it in **kwargs: the base model's decides
     # The old keyword still carries the cache: same tokens as the model itself.
     prompt = prompt_of(loaded)
-    decoder = GreedyDecoder.for_config(old, loaded.tokenizer, "cpu", SolverConfig(batch_size=1))
-    want = GreedyDecoder.for_config(loaded.model, loaded.tokenizer, "cpu", SolverConfig(batch_size=1))
+    decoder = GreedyDecoder.for_config(old, loaded.tokenizer, "cpu", SolverSettings(batch_size=1))
+    want = GreedyDecoder.for_config(loaded.model, loaded.tokenizer, "cpu", SolverSettings(batch_size=1))
     request = [DecodeRequest(0, prompt, 6)]
     assert [g.token_ids for g in decoder.decode(request)] == [g.token_ids for g in want.decode(request)]
     assert old.cache_given > 1 and decoder.kv_cache == "inplace"

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import one_error_line
 
 from arc_kit.cli.main import main
 from arc_kit.core.submission import Submission, raw_test_counts
@@ -83,15 +84,6 @@ def test_tiny_model_shape_defaults_are_the_training_settings(tmp_path):
 # ---- bad input: one line naming the file/task/field, exit 2, never a traceback
 
 TASK = {"train": [{"input": [[1, 2]], "output": [[2, 1]]}], "test": [{"input": [[3, 4]]}]}
-
-
-def one_error_line(capsys, *names: str) -> str:
-    err = capsys.readouterr().err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
-    for name in names:
-        assert name in lines[0], (name, lines[0])
-    return lines[0]
 
 
 def test_score_with_a_task_value_that_is_not_a_list(tmp_path, capsys):
@@ -189,17 +181,17 @@ def test_no_traceback_from_the_real_command(tmp_path):
     assert "missing.json" in out.stderr
 
 
-def test_load_tokenizer_picks_by_name_or_folder(tiny_model_dir, tmp_path):
+def test_the_counting_tokenizer_picks_by_name_or_folder(tiny_model_dir, tmp_path):
     from arc_kit.core.text import check_tokenizer
-    from arc_kit.models.token_stats import load_tokenizer
+    from arc_kit.models.token_stats import counting_tokenizer
 
-    check_tokenizer(load_tokenizer(None))
-    assert load_tokenizer(str(tiny_model_dir)).name_or_path == str(tiny_model_dir)
+    check_tokenizer(counting_tokenizer(None))
+    assert counting_tokenizer(str(tiny_model_dir)).name_or_path == str(tiny_model_dir)
     with pytest.raises(ValueError, match="does not exist"):
-        load_tokenizer(str(tmp_path / "nope"))
+        counting_tokenizer(str(tmp_path / "nope"))
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="empty"):
-        load_tokenizer(str(tmp_path / "empty"))
+        counting_tokenizer(str(tmp_path / "empty"))
 
 
 def _all_parsers(parser, path=("arc-kit",)):
@@ -238,16 +230,16 @@ def test_an_abbreviated_flag_is_refused_in_one_line(capsys):
 
 
 def test_a_flag_given_on_the_command_line_beats_the_settings_file_even_at_its_default(tmp_path):
-    from arc_kit.cli.flags import plan_from_args
+    from arc_kit.cli.flags import config_from_args
     from arc_kit.cli.main import build_parser
-    from arc_kit.config.run import SolverConfig
+    from arc_kit.config.run import SolverSettings
 
     path = tmp_path / "s.toml"
     path.write_text("[solver]\ncolour_views = false\nviews = 3\n[ttt]\ncolour_views = false\n")
     base = ["dry-run", "--model", "m", "--challenges", "arc-agi-1/evaluation", "--out", "o", "--settings", str(path)]
-    assert SolverConfig().colour_views is True and SolverConfig().views == 8
-    plan = plan_from_args(build_parser().parse_args([*base, "--colour-views", "true", "--views", "8"]))
-    assert plan.solver.colour_views is True and plan.solver.views == 8
-    assert plan.ttt.colour_views is False  # not given: the file's value stands
-    plan = plan_from_args(build_parser().parse_args([*base, "--ttt-colour-views"]))
-    assert plan.ttt.colour_views is True and plan.solver.colour_views is False
+    assert SolverSettings().colour_views is True and SolverSettings().views == 8
+    config = config_from_args(build_parser().parse_args([*base, "--colour-views", "true", "--views", "8"]))
+    assert config.solver.colour_views is True and config.solver.views == 8
+    assert config.ttt.colour_views is False  # not given: the file's value stands
+    config = config_from_args(build_parser().parse_args([*base, "--ttt-colour-views"]))
+    assert config.ttt.colour_views is True and config.solver.colour_views is False

@@ -8,13 +8,14 @@ from pathlib import Path
 import pytest
 
 from arc_kit.core.submission import validate_submission_file
-from arc_kit.demo import DemoConfig, run_demo
+from arc_kit.demo import DemoSettings, run_demo
 
 
 @pytest.mark.slow
 def test_demo_runs_every_stage_and_leaves_valid_artefacts(tmp_path: Path):
-    result = run_demo(DemoConfig(out=tmp_path / "demo", heldout_tasks=3, read_tasks=2,
-                                 overrides=["train.max_steps=4", "train.logging_steps=1", "data.synthetic.n_tasks=24"]))
+    result = run_demo(DemoSettings(out=tmp_path / "demo", heldout_tasks=3, read_tasks=2,
+                                   overrides=["train.max_steps=4", "train.logging_steps=1",
+                                              "data.synthetic.n_tasks=24"]))
     summary, artefacts = result["summary"], {k: Path(v) for k, v in result["artefacts"].items()}
     assert summary["train steps"] == 4 and summary["held-out tasks"] == 5
     # An untrained model scores nothing (a placeholder or a copied input counted as right would show here), and the
@@ -49,8 +50,8 @@ def test_the_demo_command_succeeds_only_when_training_raised_the_score(monkeypat
 
     seen = {}
 
-    def fake_run_demo(cfg, plan):  # noqa: ANN001, ANN202
-        seen["out"] = cfg.out
+    def fake_run_demo(demo, config):  # noqa: ANN001, ANN202
+        seen["out"] = demo.out
         return {"summary": {"score before (held-out)": before, "score after (held-out)": after}}
 
     monkeypatch.setattr(arc_kit.demo, "run_demo", fake_run_demo)

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from arc_kit.config.run import SolverConfig
+from arc_kit.config.run import SolverSettings
 from arc_kit.core.formats import ARC_KIT_FORMAT
 from arc_kit.core.tasks import Pair
 from arc_kit.solve import dfs as dfs_module
@@ -173,7 +173,7 @@ TEST_INPUT = ((3, 0), (0, 3))
 def arc(tiny_model_dir: Any) -> SimpleNamespace:
     from arc_kit.models.loading import load_model
 
-    loaded = load_model(tiny_model_dir, SolverConfig(device="cpu"))
+    loaded = load_model(tiny_model_dir, SolverSettings(device="cpu"))
     tokenizer = loaded.tokenizer
     prompt = tuple(tokenizer(ARC_KIT_FORMAT.render(tokenizer, TRAIN, TEST_INPUT).prompt, add_special_tokens=False)["input_ids"])
     expand, end = answer_token_ids(tokenizer, ARC_KIT_FORMAT)
@@ -198,7 +198,7 @@ def test_arc_model_above_one_half_is_greedy_or_nothing(arc: SimpleNamespace) -> 
     from arc_kit.solve.decoding import DecodeRequest, GreedyDecoder
 
     for max_new in (3, 8):
-        gen = GreedyDecoder.for_config(arc.model, arc.tokenizer, "cpu", SolverConfig(batch_size=1)).decode([DecodeRequest(0, arc.prompt, max_new)])[0]
+        gen = GreedyDecoder.for_config(arc.model, arc.tokenizer, "cpu", SolverSettings(batch_size=1)).decode([DecodeRequest(0, arc.prompt, max_new)])[0]
         result = arc_dfs(arc, 0.6, max_new)
         greedy_counts = (gen.finished and all(t in arc.expand for t in gen.token_ids[:-1])
                          and teacher_forced_nll(arc.model, arc.prompt, gen.token_ids) <= -math.log(0.6))
@@ -267,10 +267,10 @@ def test_a_deadline_after_n_passes_keeps_what_was_found(arc: SimpleNamespace, mo
     full = arc_dfs(arc, 1e-3)
     assert full.forward_passes > 40
     monkeypatch.setattr(dfs_module, "time", _Clock(passes))  # the deadline is read once before each pass
-    cut = arc_dfs(arc, 1e-3, stop_at=1.0)
-    assert cut.timed_out and cut.forward_passes == passes
-    assert set(as_dict(cut).items()) <= set(as_dict(full).items())
-    assert_sorted(cut)
+    stopped = arc_dfs(arc, 1e-3, stop_at=1.0)
+    assert stopped.timed_out and stopped.forward_passes == passes
+    assert set(as_dict(stopped).items()) <= set(as_dict(full).items())
+    assert_sorted(stopped)
 
 
 def test_the_candidate_cap_keeps_the_first_found(arc: SimpleNamespace) -> None:
@@ -349,12 +349,12 @@ def test_lockstep_equals_the_sequential_search_on_a_24m_llama() -> None:
     builds it), sharpened so that completions differ in likelihood, on random prompts of four lengths."""
     import random
 
-    from arc_kit.models.tiny import TinyModelConfig, build_arc_tokenizer, build_tiny_model
+    from arc_kit.models.tiny import TinyModelShape, build_arc_tokenizer, build_tiny_model
 
     tokenizer = build_arc_tokenizer()
-    model = build_tiny_model(tokenizer, TinyModelConfig(hidden_size=512, intermediate_size=1536, num_hidden_layers=8,
-                                                        num_attention_heads=8, num_key_value_heads=2,
-                                                        seed=0)).eval()
+    model = build_tiny_model(tokenizer, TinyModelShape(hidden_size=512, intermediate_size=1536, num_hidden_layers=8,
+                                                       num_attention_heads=8, num_key_value_heads=2,
+                                                       seed=0)).eval()
     with torch.no_grad():
         model.model.norm.weight.mul_(3.0)
     expand, end = answer_token_ids(tokenizer, ARC_KIT_FORMAT)
@@ -399,9 +399,9 @@ def test_lockstep_stops_at_the_deadline_with_what_it_found(arc: SimpleNamespace,
     full = dfs_lockstep(arc.model, prompts, max_new_tokens=[5] * 8, **kwargs)
     assert full.forward_passes > 12
     monkeypatch.setattr(dfs_module, "time", _Clock(passes))  # the deadline is read once before each pass
-    cut = dfs_lockstep(arc.model, prompts, max_new_tokens=[5] * 8, stop_at=1.0, **kwargs)
-    assert cut.forward_passes == passes
-    for got, want in zip(cut.results, full.results, strict=True):
+    stopped = dfs_lockstep(arc.model, prompts, max_new_tokens=[5] * 8, stop_at=1.0, **kwargs)
+    assert stopped.forward_passes == passes
+    for got, want in zip(stopped.results, full.results, strict=True):
         assert got.timed_out and set(as_dict(got).items()) <= set(as_dict(want).items())
         assert_sorted(got)
 

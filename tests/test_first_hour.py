@@ -8,11 +8,13 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import one_error_line
 
 from arc_kit.cli.main import main as cli_main
-from arc_kit.config.run import RunSettings, SolverConfig, TTTConfig
+from arc_kit.config.run import RunSettings, SolverSettings, TTTSettings
 from arc_kit.core.synthetic import write_synthetic
-from arc_kit.run.runner import RunConfig, dry_run
+from arc_kit.run.job import RunJob
+from arc_kit.run.runner import dry_run
 from arc_kit.solve.solver import TaskResult
 
 
@@ -20,12 +22,6 @@ from arc_kit.solve.solver import TaskResult
 def synthetic_files(tmp_path: Path) -> tuple[Path, Path]:
     """Five tiny rot180 tasks, challenges and solutions in the competition layout."""
     return write_synthetic(tmp_path / "data", ["rot180"], 5, 0, [3], 2, 1, "five")
-
-
-def one_error_line(capsys: pytest.CaptureFixture) -> str:
-    err = capsys.readouterr().err.strip()
-    assert "Traceback" not in err and len(err.splitlines()) == 1, err
-    return err
 
 
 def test_a_missing_vocabulary_package_is_one_line_naming_the_install(monkeypatch, synthetic_files, capsys):
@@ -89,11 +85,11 @@ class ListedSolver:
         return results
 
 
-def run_config(files: tuple[Path, Path], out: Path, **kwargs) -> RunConfig:
-    return RunConfig(model_dir=None, challenges=files[0], solutions=files[1], output=out / "submission.json",
-                     run=RunSettings(workers=1, quick_first=kwargs.pop("quick_first", False)),
-                     solver=SolverConfig(mode="greedy", views=1, scoring_views=0, batch_size=1),
-                     ttt=TTTConfig(enabled=False), **kwargs)
+def run_config(files: tuple[Path, Path], out: Path, **kwargs) -> RunJob:
+    return RunJob(model_dir=None, challenges=files[0], solutions=files[1], output=out / "submission.json",
+                  run=RunSettings(workers=1, quick_first=kwargs.pop("quick_first", False)),
+                  solver=SolverSettings(mode="greedy", views=1, scoring_views=0, batch_size=1),
+                  ttt=TTTSettings(enabled=False), **kwargs)
 
 
 def test_the_report_draws_the_attempted_tasks_wrong_ones_first(tmp_path, synthetic_files):
@@ -112,7 +108,7 @@ def test_the_report_draws_the_attempted_tasks_wrong_ones_first(tmp_path, synthet
 def test_one_progress_bar_per_phase_each_counting_its_tasks_once(tmp_path, synthetic_files, capsys):
     solver = ListedSolver(synthetic_files[1], right=set())
     config = run_config(synthetic_files, tmp_path, quick_first=True)
-    config.ttt = TTTConfig()  # TTT on: two phases
+    config.ttt = TTTSettings()  # TTT on: two phases
     dry_run(config, lambda c: solver)
     err = capsys.readouterr().err
     assert "phase 1, greedy" in err and "phase 2, full solver" in err

@@ -9,6 +9,7 @@ import typing
 from pathlib import Path
 
 import pytest
+from test_cli import one_error_line
 
 from arc_kit.core.examples import IGNORE_INDEX, tokenize_example
 from arc_kit.core.formats import (
@@ -177,11 +178,11 @@ def test_tokens_counts_in_the_folders_format(nvarc_published_dir: Path, capsys):
 
 
 def test_ttt_rows_in_nvarc_learn_every_output(nvarc_tokenizer):
-    from arc_kit.config.run import TTTConfig
+    from arc_kit.config.run import TTTSettings
     from arc_kit.solve.ttt import ttt_examples
 
     task = Task("t", (*TASK.train, Pair(((3,),), ((4,),))), TASK.test)
-    rows = ttt_examples(task, nvarc_tokenizer, NVARC_FORMAT, TTTConfig(max_samples=6, loss_on="all_outputs"))
+    rows = ttt_examples(task, nvarc_tokenizer, NVARC_FORMAT, TTTSettings(max_samples=6, loss_on="all_outputs"))
     assert len(rows) == 6
     for row in rows:
         runs = learnt_text(nvarc_tokenizer, row)
@@ -194,10 +195,10 @@ def test_dry_run_answers_with_a_published_layout_folder(nvarc_published_dir: Pat
     """No manifest, NVARC's 16 tokens: the folder is recognised as nvarc and every task gets an answer with the
     kit's TTT, search and re-scoring (a random model's answers are wrong, not errors)."""
     from arc_kit.cli.main import main
-    from arc_kit.config.run import SolverConfig
+    from arc_kit.config.run import SolverSettings
     from arc_kit.solve.solver import load_solver
 
-    solver = load_solver(nvarc_published_dir, SolverConfig(device="cpu"))
+    solver = load_solver(nvarc_published_dir, SolverSettings(device="cpu"))
     assert solver.prompt_format is NVARC_FORMAT and solver.tokenizer.eos_token_id == 15
     code = main(["dry-run", "--model", str(nvarc_published_dir), "--challenges", str(arc2_eval[0]),
                  "--solutions", str(arc2_eval[1]), "--out", str(tmp_path / "out"), "--max-tasks", "2",
@@ -220,3 +221,69 @@ def test_a_format_flag_the_weights_contradict_is_refused_in_one_line(nvarc_publi
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "cannot write the arc-kit format" in err, err
     assert not (tmp_path / "out" / "submission.json").exists()  # refused before the run
+
+
+# ---- bad input to `arc-kit prompt`: one line naming the file or flag, exit 2, never a traceback
+
+
+@pytest.mark.parametrize("damage", ["truncated", "missing", "not json", "empty vocabulary"])
+def test_prompt_with_a_broken_tokenizer_is_one_line(tiny_model_dir: Path, tmp_path: Path, capsys, damage):
+    import shutil
+
+    from arc_kit.cli.main import main
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, folder)
+    tokenizer = folder / "tokenizer.json"
+    if damage == "truncated":
+        tokenizer.write_text(tokenizer.read_text()[:100])
+    elif damage == "missing":
+        tokenizer.unlink()
+    elif damage == "not json":
+        tokenizer.write_bytes(b"\xff\xfe not json")
+    else:
+        tokenizer.write_text(json.dumps({"model": {"type": "WordLevel", "vocab": {}, "unk_token": "x"}}))
+    assert main(["prompt", "arc-agi-1/training", "007bbfb7", "--model", str(folder)]) == 2
+    one_error_line(capsys, str(folder))
+
+
+def test_prompt_names_a_file_given_for_the_weights_folder_and_refuses_a_nonsense_length(tiny_model_dir: Path,
+                                                                                         capsys):
+    from arc_kit.cli.main import main
+
+    assert main(["prompt", "arc-agi-1/training", "007bbfb7", "--model", str(tiny_model_dir / "config.json")]) == 2
+    line = one_error_line(capsys, "config.json", "is a file")
+    assert "does not exist" not in line
+    for length in ("0", "-5"):
+        assert main(["prompt", "arc-agi-1/training", "007bbfb7", "--max-length", length]) == 2
+        one_error_line(capsys, "--max-length", length)
+    assert capsys.readouterr().out == ""
+
+
+def test_a_shrunk_model_whose_manifest_names_another_format_is_refused(nvarc_published_dir: Path, qwen_tokenizer,
+                                                                         tmp_path: Path, capsys):
+    """A vocabulary shrunk to one format's tokens, with a manifest (edited, or copied from another folder) that names
+    the other: the weights learnt one format, and prompts in the other would be answered with nonsense."""
+    import shutil
+
+    from qwen3_models import write_qwen3_model
+
+    from arc_kit.cli.main import main
+    from arc_kit.models.loading import load_tokenizer, resolve_format
+    from arc_kit.models.manifest import MANIFEST_FILE
+
+    arc_kit_shrunk = tmp_path / "arc-kit"  # really shrunk: its few dozen tokens can write nvarc's layout too
+    full = write_qwen3_model(tmp_path / "full", hidden_size=16, layers=1, tokenizer=qwen_tokenizer)
+    assert main(["shrink-vocab", str(full), "--out", str(arc_kit_shrunk), "--format", "arc-kit"]) == 0
+    nvarc_shrunk = shutil.copytree(nvarc_published_dir, tmp_path / "nvarc")  # NVARC's 16 tokens, shrunk
+    (nvarc_shrunk / MANIFEST_FILE).write_text(json.dumps({"prompt_format": "nvarc", "vocabulary": {"kept": 16}}))
+    for out, shrunk_to, other in ((arc_kit_shrunk, "arc-kit", "nvarc"), (nvarc_shrunk, "nvarc", "arc-kit")):
+        tokenizer = load_tokenizer(out, local_only=True)
+        assert resolve_format("auto", out, tokenizer).name == shrunk_to
+        manifest = json.loads((out / MANIFEST_FILE).read_text())
+        (out / MANIFEST_FILE).write_text(json.dumps({**manifest, "prompt_format": other}))
+        with pytest.raises(FormatError, match=f"shrunk to the {shrunk_to} format's tokens.*manifest records {other}"):
+            resolve_format("auto", out, tokenizer)
+        capsys.readouterr()
+        assert main(["prompt", "arc-agi-1/training", "007bbfb7", "--model", str(out)]) == 2
+        one_error_line(capsys, str(out), shrunk_to, other)

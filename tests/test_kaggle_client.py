@@ -20,13 +20,15 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from conftest import make_export
 from kaggle_fake_server import LOOPBACK, FakeKaggle
 
 from arc_kit import COMPETITION_SLUG
-from arc_kit.cli.kaggle import run_standalone
-from arc_kit.config.run import KernelPlan, KernelRuntime
+from arc_kit.cli.main import run_standalone
+from arc_kit.config.kernels import kernel_literal
+from arc_kit.config.run import KernelSettings, SubmissionConfig
 from arc_kit.kaggle import client as kaggle_client
-from arc_kit.kaggle.kernel_build import KernelSettings, build_kernel, render_code
+from arc_kit.kaggle.kernel_build import KernelMetadataSettings, build_kernel, render_code
 from arc_kit.kaggle.upload import upload_entries
 
 FAKE_KEY = "fake-key-0123456789abcdef"
@@ -98,15 +100,16 @@ def build(tmp_path: Path, **overrides) -> Path:
     main = tmp_path / "main.py"
     main.write_text(STAND_IN_MAIN)
     folder = tmp_path / "kernel"
-    build_kernel(main, folder, *settings_and_plan(**overrides))
+    build_kernel(main, folder, *settings_and_config(**overrides))
     return folder
 
 
-def settings_and_plan(**overrides) -> tuple[KernelSettings, KernelPlan]:
+def settings_and_config(**overrides) -> tuple[KernelMetadataSettings, SubmissionConfig]:
     sources = dict(competition="arc-prize-2026-arc-agi-2", weights_dataset="tester/arc-kit-weights",
                    wheelhouse_dataset="tester/arc-kit-wheels")
-    runtime = {k: overrides.pop(k) for k in list(overrides) if k in {f.name for f in fields(KernelRuntime)}}
-    return KernelSettings(owner="tester", **overrides), KernelPlan(KernelRuntime(**{**sources, **runtime}))
+    kernel = {k: overrides.pop(k) for k in list(overrides) if k in {f.name for f in fields(KernelSettings)}}
+    return (KernelMetadataSettings(owner="tester", **overrides),
+            SubmissionConfig(KernelSettings(**{**sources, **kernel})))
 
 
 def test_push_sends_offline_gpu_kernel_with_sources(fake: FakeKaggle, tmp_path: Path,
@@ -120,7 +123,7 @@ def test_push_sends_offline_gpu_kernel_with_sources(fake: FakeKaggle, tmp_path: 
     assert body["slug"] == "tester/arc-kit-submission" and body["newTitle"] == "ARC Kit Submission"
     assert body["language"] == "python" and body["kernelType"] == "script"
     assert body["dockerImagePinningType"] == "original"
-    assert body["text"] == render_code(STAND_IN_MAIN, settings_and_plan()[1].to_dict())
+    assert body["text"] == render_code(STAND_IN_MAIN, kernel_literal("submission", settings_and_config()[1]))
     out = capsys.readouterr()
     assert "version 3" in out.out and FAKE_KEY not in out.out + out.err
 
@@ -135,7 +138,8 @@ def test_push_with_model_source_and_notebook(fake: FakeKaggle, tmp_path: Path) -
     assert body["datasetDataSources"] == ["tester/arc-kit-wheels"] and body["machineShape"] == "NvidiaL4"
     assert body["kernelType"] == "notebook"
     notebook = json.loads(body["text"])
-    assert "KERNEL_SETTINGS = {'kernel': {'competition': 'arc-prize-2026-arc-agi-2'" in notebook["cells"][0]["source"]
+    assert "KERNEL_SETTINGS = {'kind': 'submission', 'kernel': {'competition': 'arc-prize-2026-arc-agi-2'" in \
+        notebook["cells"][0]["source"]
 
 
 def test_push_401_is_a_clear_error(fake: FakeKaggle, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -202,18 +206,66 @@ def test_submit_sends_code_submission(fake: FakeKaggle, tmp_path: Path) -> None:
                     "kernelVersion": 3, "fileName": "submission.json", "submissionDescription": "first"}
 
 
+# ---- kernel kinds: what each sends, and the evaluation kernel's output per version
+
+
+KIND_FLAGS = {
+    "submission": ["--weights-kernel", "tester/arc-kit-train"],
+    "evaluate": ["--weights-kernel", "tester/arc-kit-train", "--machine-shape", "NvidiaTeslaT4", "--max-tasks", "30"],
+    "train": ["--config", "gpu-qwen", "--base-model-source", "qwen-lm/qwen-3/transformers/4b/1",
+              "--resume-kernel", "tester/arc-kit-train"],
+}
+KIND_SENT = {  # (machineShape, enableInternet, competitionDataSources, kernelDataSources, modelDataSources)
+    "submission": ("NvidiaL4", False, [COMPETITION_SLUG], ["tester/arc-kit-train"], []),
+    "evaluate": ("NvidiaTeslaT4", False, [], ["tester/arc-kit-train"], []),
+    "train": ("NvidiaTeslaT4", False, [], ["tester/arc-kit-train"], ["qwen-lm/qwen-3/transformers/4b/1"]),
+}
+
+
+@pytest.mark.parametrize("kind", list(KIND_FLAGS))
+def test_each_kind_is_built_pushed_and_followed(fake: FakeKaggle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture, kind: str) -> None:
+    """The real entry built as each kind, from its default folder (kernels/arc-kit-<kind>), pushed with the
+    kind's metadata, its status followed by --kind."""
+    monkeypatch.chdir(tmp_path)
+    assert run_standalone(["kernel", "build"], ["--kind", kind, "--wheelhouse-dataset", "tester/arc-kit-wheels",
+                                                *KIND_FLAGS[kind]]) == 0
+    assert (tmp_path / "kernels" / f"arc-kit-{kind}" / "main.py").is_file()
+    assert run_standalone(["kernel", "push"], ["--kind", kind]) == 0
+    (body,) = fake.bodies("SaveKernel")
+    sent = (body["machineShape"], body["enableInternet"], *(body.get(f"{name}DataSources", [])  # [] is left out
+                                                           for name in ("competition", "kernel", "model")))
+    assert sent == KIND_SENT[kind] and body["enableGpu"] is True and body["slug"] == f"tester/arc-kit-{kind}"
+    assert body["datasetDataSources"] == ["tester/arc-kit-wheels"]
+    settings_line = next(x for x in body["text"].splitlines() if x.startswith("KERNEL_SETTINGS = "))
+    assert settings_line.startswith(f"KERNEL_SETTINGS = {{'kind': '{kind}'")  # what the kernel needs is in the code
+    out = capsys.readouterr().out
+    assert f"pushed {kind} kernel tester/arc-kit-{kind} version 3" in out
+    assert run_standalone(["kernel", "status"], ["--kind", kind, "--once"]) == 0
+    assert fake.bodies("GetKernelSessionStatus") == [{"userName": "tester", "kernelSlug": f"arc-kit-{kind}"}]
+
+
+def test_each_version_of_the_evaluation_output_is_fetched_into_its_folder_and_select_pools_them(
+        fake: FakeKaggle, tmp_path: Path, evaluation_output: Path, capsys: pytest.CaptureFixture) -> None:
+    """Two versions (seeds) of the evaluation kernel: each version's output fetched by --version into its own
+    folder, which `arc-kit select` reads as it is, pooled."""
+    served = {p.name: p.read_bytes() for p in evaluation_output.iterdir() if p.is_file()}
+    fake.outputs = {"v1": served, "v2": served}
+    folders = [tmp_path / f"v{n}" for n in (1, 2)]
+    for n, folder in enumerate(folders, 1):
+        assert run_standalone(["kernel", "output"], ["tester/arc-kit-evaluate", "--version", str(n), "--out",
+                                                     str(folder)]) == 0
+        assert {p.name for p in folder.iterdir()} >= {"submission.json", "report.json", "report.html", "score.json"}
+    assert [b["versionLabel"] for b in fake.bodies("ListKernelSessionOutput")] == ["v1", "v2"]
+    assert "arc-kit select" in capsys.readouterr().out
+    assert run_standalone(["select"], [*map(str, folders), "--solutions", "arc-agi-1/evaluation"]) == 0
+    assert "2 run(s)" in capsys.readouterr().out
+    assert run_standalone(["kernel", "output"], ["tester/arc-kit-evaluate", "--version", "7", "--out",
+                                                 str(tmp_path / "v7")]) == 1
+    assert "HTTP 404" in capsys.readouterr().err
+
+
 # ---- uploads
-
-
-def make_export(folder: Path) -> Path:
-    (folder / "tokenizer").mkdir(parents=True)
-    (folder / "adapter" / "nested").mkdir(parents=True)
-    (folder / "config.json").write_text('{"model_type": "llama"}')
-    (folder / "model.safetensors").write_bytes(os.urandom(3000))
-    (folder / "tokenizer" / "tokenizer.json").write_text('{"version": "1.0"}')
-    (folder / "adapter" / "nested" / "adapter_model.safetensors").write_bytes(os.urandom(500))
-    (folder / "arc_kit_manifest.json").write_text('{"base_model": "tiny", "steps": 3}')
-    return folder
 
 
 def expected_files(folder: Path) -> dict[str, bytes]:
@@ -222,7 +274,7 @@ def expected_files(folder: Path) -> dict[str, bytes]:
 
 def test_new_dataset_upload_sends_every_file(fake: FakeKaggle, tmp_path: Path,
                                              capsys: pytest.CaptureFixture) -> None:
-    folder = make_export(tmp_path / "export")
+    folder = make_export(tmp_path / "export", adapter=True)
     assert run_standalone(["upload-weights"], [str(folder), "--id", "tester/arc-kit-weights"]) == 0
     assert fake.methods()[0] == "GetDatasetStatus" and fake.methods()[-1] == "CreateDataset"
     assert "CreateDatasetVersion" not in fake.methods()
@@ -239,7 +291,7 @@ def test_new_dataset_upload_sends_every_file(fake: FakeKaggle, tmp_path: Path,
 
 def test_existing_dataset_gets_a_new_version(fake: FakeKaggle, tmp_path: Path) -> None:
     fake.datasets.add("tester/arc-kit-weights")
-    folder = make_export(tmp_path / "export")
+    folder = make_export(tmp_path / "export", adapter=True)
     assert run_standalone(["upload-weights"], [str(folder), "--id", "tester/arc-kit-weights", "--dry-run"]) == 0
     assert fake.calls == []  # the dry run wrote metadata and sent nothing
     result = kaggle_client.publish_dataset(folder, "tester/arc-kit-weights", "second")
@@ -253,7 +305,7 @@ def test_existing_dataset_gets_a_new_version(fake: FakeKaggle, tmp_path: Path) -
 
 def test_planted_kaggle_json_is_refused_and_nothing_sent(fake: FakeKaggle, tmp_path: Path,
                                                          capsys: pytest.CaptureFixture) -> None:
-    folder = make_export(tmp_path / "export")
+    folder = make_export(tmp_path / "export", adapter=True)
     (folder / "adapter" / "kaggle.json").write_text(json.dumps({"username": "tester", "key": FAKE_KEY}))
     assert run_standalone(["upload-weights"], [str(folder), "--id", "tester/arc-kit-weights"]) == 2
     err = capsys.readouterr().err
@@ -263,7 +315,7 @@ def test_planted_kaggle_json_is_refused_and_nothing_sent(fake: FakeKaggle, tmp_p
 
 def test_file_holding_the_configured_key_is_refused(fake: FakeKaggle, tmp_path: Path,
                                                     capsys: pytest.CaptureFixture) -> None:
-    folder = make_export(tmp_path / "export")
+    folder = make_export(tmp_path / "export", adapter=True)
     (folder / "tokenizer" / "train_log.txt").write_text(f"env KAGGLE_KEY={FAKE_KEY}\n")
     assert run_standalone(["upload-weights"], [str(folder), "--id", "tester/arc-kit-weights"]) == 2
     err = capsys.readouterr().err
@@ -274,7 +326,7 @@ def test_file_holding_the_configured_key_is_refused(fake: FakeKaggle, tmp_path: 
 def test_failed_blob_upload_publishes_nothing(fake: FakeKaggle, tmp_path: Path,
                                               capsys: pytest.CaptureFixture) -> None:
     fake.fail_uploads.add("model.safetensors")
-    folder = make_export(tmp_path / "export")
+    folder = make_export(tmp_path / "export", adapter=True)
     assert run_standalone(["upload-weights"], [str(folder), "--id", "tester/arc-kit-weights"]) == 1
     err = capsys.readouterr().err
     assert "upload of model.safetensors failed" in err and "stopped before creating" in err
@@ -283,7 +335,7 @@ def test_failed_blob_upload_publishes_nothing(fake: FakeKaggle, tmp_path: Path,
 
 def test_slug_taken_is_a_clear_error(fake: FakeKaggle, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     fake.taken_slugs.add("arc-kit-weights")
-    folder = make_export(tmp_path / "export")
+    folder = make_export(tmp_path / "export", adapter=True)
     assert run_standalone(["upload-weights"], [str(folder), "--id", "tester/arc-kit-weights"]) == 1
     err = capsys.readouterr().err
     assert "already in use" in err and "nothing was published" in err
@@ -291,7 +343,7 @@ def test_slug_taken_is_a_clear_error(fake: FakeKaggle, tmp_path: Path, capsys: p
 
 def test_someone_elses_namespace_is_refused(fake: FakeKaggle, tmp_path: Path,
                                             capsys: pytest.CaptureFixture) -> None:
-    folder = make_export(tmp_path / "export")
+    folder = make_export(tmp_path / "export", adapter=True)
     assert run_standalone(["upload-weights"], [str(folder), "--id", "someone/arc-kit-weights"]) == 1
     assert "belongs to 'someone'" in capsys.readouterr().err
     assert fake.calls == []
@@ -300,7 +352,7 @@ def test_someone_elses_namespace_is_refused(fake: FakeKaggle, tmp_path: Path,
 def test_status_403_is_not_taken_as_a_free_slug(fake: FakeKaggle, tmp_path: Path,
                                                  capsys: pytest.CaptureFixture) -> None:
     fake.fail["GetDatasetStatus"] = 403
-    folder = make_export(tmp_path / "export")
+    folder = make_export(tmp_path / "export", adapter=True)
     assert run_standalone(["upload-weights"], [str(folder), "--id", "tester/arc-kit-weights"]) == 1
     assert "HTTP 403" in capsys.readouterr().err
     assert fake.methods() == ["GetDatasetStatus"]
@@ -308,7 +360,7 @@ def test_status_403_is_not_taken_as_a_free_slug(fake: FakeKaggle, tmp_path: Path
 
 def test_upload_as_model_creates_model_and_instance(fake: FakeKaggle, tmp_path: Path,
                                                     capsys: pytest.CaptureFixture) -> None:
-    folder = make_export(tmp_path / "export")
+    folder = make_export(tmp_path / "export", adapter=True)
     assert run_standalone(["upload-weights"], [str(folder), "--id", "tester/arc-kit-model", "--as-model"]) == 0
     methods = [m for m in fake.methods() if m not in ("StartBlobUpload", "PUT")]
     assert methods == ["GetModel", "CreateModel", "GetModelInstance", "CreateModelInstance", "GetModelInstance"]
@@ -323,7 +375,7 @@ def test_upload_as_model_creates_model_and_instance(fake: FakeKaggle, tmp_path: 
 def test_failed_model_upload_mentions_the_empty_model(fake: FakeKaggle, tmp_path: Path,
                                                       capsys: pytest.CaptureFixture) -> None:
     fake.fail_uploads.add("model.safetensors")  # top-level files go up one by one, sub-folders as archives
-    folder = make_export(tmp_path / "export")
+    folder = make_export(tmp_path / "export", adapter=True)
     assert run_standalone(["upload-weights"], [str(folder), "--id", "tester/arc-kit-model", "--as-model"]) == 1
     err = capsys.readouterr().err
     assert "upload of model.safetensors failed" in err and "model tester/arc-kit-model was created" in err
@@ -333,7 +385,7 @@ def test_failed_model_upload_mentions_the_empty_model(fake: FakeKaggle, tmp_path
 def test_second_model_upload_is_a_new_instance_version(fake: FakeKaggle, tmp_path: Path) -> None:
     fake.models.add("tester/arc-kit-model")
     fake.instances["tester/arc-kit-model/transformers/default"] = 1
-    folder = make_export(tmp_path / "export")
+    folder = make_export(tmp_path / "export", adapter=True)
     assert run_standalone(["upload-weights"], [str(folder), "--id", "tester/arc-kit-model", "--as-model"]) == 0
     assert "CreateModel" not in fake.methods() and "CreateModelInstance" not in fake.methods()
     (version,) = fake.bodies("CreateModelInstanceVersion")
@@ -476,7 +528,7 @@ def test_linked_folder_is_listed_as_the_client_sends_it(fake: FakeKaggle, tmp_pa
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "extra.bin").write_bytes(os.urandom(200))
-    folder = make_export(tmp_path / "export")
+    folder = make_export(tmp_path / "export", adapter=True)
     (folder / "linked").symlink_to(outside, target_is_directory=True)
     (folder / "tokenizer" / "vocab_link.json").symlink_to(folder / "tokenizer" / "tokenizer.json")
     assert {"linked/extra.bin", "tokenizer/vocab_link.json"} <= set([rel for rel, _ in upload_entries(folder)])
@@ -489,7 +541,7 @@ def test_linked_kaggle_folder_is_refused_and_nothing_sent(fake: FakeKaggle, tmp_
                                                           capsys: pytest.CaptureFixture) -> None:
     home = Path(os.environ["HOME"])
     (home / ".kaggle" / "kaggle.json").write_text(json.dumps({"username": "tester", "key": FAKE_KEY}))
-    folder = make_export(tmp_path / "export")
+    folder = make_export(tmp_path / "export", adapter=True)
     (folder / "creds").symlink_to(home / ".kaggle", target_is_directory=True)
     assert run_standalone(["upload-weights"], [str(folder), "--id", "tester/arc-kit-weights"]) != 0
     err = capsys.readouterr().err

@@ -13,12 +13,13 @@ venv cannot be built (no network and no cache) or ``unshare -rn`` is not allowed
 
 from __future__ import annotations
 
-import ast
+import contextlib
 import json
 import os
 import re
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import kaggle_image as ki
@@ -33,6 +34,7 @@ OWNER = "demo-user"
 WEIGHTS_DATASET = f"{OWNER}/arc-kit-test-weights"
 WEIGHTS_MODEL = f"{OWNER}/arc-kit-test-model/transformers/default/1"
 WHEELHOUSE_DATASET = f"{OWNER}/arc-kit-wheelhouse"
+TRAIN_KERNEL = f"{OWNER}/arc-kit-train"
 N_TASKS = 4
 QUICK_TASKS = 2
 
@@ -51,13 +53,12 @@ def offline() -> None:
 @pytest.fixture(scope="session")
 def image_venv(offline) -> Path:
     """The cached image venv, in the image state, held (locked) for this session."""
-    try:
-        venv = ki.ensure_image_venv()
-    except ki.ImageUnavailable as e:
-        pytest.skip(f"cannot build the Kaggle image stand-in (no network and no cache?):\n{ki.tail(str(e), 1500)}")
-    with ki.file_lock(venv.parent / (venv.name + ".use.lock")):
+    with contextlib.ExitStack() as stack:
+        try:
+            venv = stack.enter_context(ki.held_image_venv())
+        except ki.ImageUnavailable as e:
+            pytest.skip(f"cannot build the Kaggle image stand-in (no network and no cache?):\n{ki.tail(str(e), 1500)}")
         yield venv
-        ki.restore_image(venv)  # leave the cache as the image, for the next session
 
 
 @pytest.fixture(scope="session")
@@ -71,10 +72,10 @@ def local_wheels() -> Path:
 BUILD_WHEELHOUSE = r"""
 import json, sys
 from pathlib import Path
-from arc_kit.kaggle.wheelhouse import KaggleImage, WheelhouseConfig, build_wheelhouse, check_wheelhouse
+from arc_kit.kaggle.wheelhouse import KaggleImage, WheelhouseOptions, build_wheelhouse, check_wheelhouse
 project, dest, image_python, find_links = sys.argv[1:5]
 image = KaggleImage.from_python(image_python)
-config = WheelhouseConfig(image=image, find_links=(find_links,), index=False)
+config = WheelhouseOptions(image=image, find_links=(find_links,), index=False)
 result = build_wheelhouse(Path(project), Path(dest), config)
 check = check_wheelhouse(result.folder, image)
 print(json.dumps({"folder": str(result.folder), "arc_kit_wheel": str(result.arc_kit_wheel),
@@ -129,51 +130,46 @@ def kernel_build_help() -> str:
     return proc.stdout
 
 
+WEIGHTS_FLAGS = {"dataset": ["--weights-dataset", WEIGHTS_DATASET], "model": ["--weights-model", WEIGHTS_MODEL],
+                 "kernel": ["--weights-kernel", TRAIN_KERNEL]}
+LAYOUT_SOURCE = {"classic": "dataset", "2026-datasets": "dataset", "2026-models": "model", "2026-notebooks": "kernel"}
+LAYOUT_WEIGHTS = {"dataset": WEIGHTS_DATASET, "model": WEIGHTS_MODEL, "kernel": TRAIN_KERNEL}
+
+
 @pytest.fixture(scope="session")
 def build_kernel(tmp_path_factory, wheelhouse: dict, image_venv: Path):
-    """``arc-kit kernel build`` as a user runs it, once per (weights source, workers)."""
-    built: dict[tuple[bool, int | None], Path] = {}
+    """``arc-kit kernel build`` as a user runs it: ``build(source, workers)`` a submission kernel whose weights are
+    a dataset, a model or a notebook's output (once per pair); ``build(kind=..., flags=[...])`` another kind."""
+    from arc_kit.kaggle.wheelhouse import KaggleImage
+
+    built: dict[tuple, Path] = {}
     help_text = kernel_build_help()
-    check_args: list[str] = []
-    if re.search(r"--wheelhouse[ ,\n]", help_text) and "--image" in help_text:
-        # the builder checks the local wheelhouse against the image: give it this image, as `image freeze` would
-        from arc_kit.kaggle.wheelhouse import KaggleImage
+    # the builder checks the local wheelhouse against the image: give it this image, as `image freeze` would
+    image_toml = tmp_path_factory.mktemp("image") / "kaggle-image.toml"
+    image_toml.write_text(KaggleImage.from_python(ki.venv_python(image_venv)).to_toml())
+    check_args = ["--wheelhouse", wheelhouse["folder"], "--image", str(image_toml)]
 
-        image_toml = tmp_path_factory.mktemp("image") / "kaggle-image.toml"
-        image_toml.write_text(KaggleImage.from_python(ki.venv_python(image_venv)).to_toml())
-        check_args = ["--wheelhouse", wheelhouse["folder"], "--image", str(image_toml)]
-
-    def build(weights_as_model: bool, workers: int | None = None) -> Path:
-        key = (weights_as_model, workers)
+    def build(source: str = "dataset", workers: int | None = None, kind: str = "submission",
+              flags: tuple[str, ...] = ()) -> Path:
+        key = (source, workers, kind, flags)
         if key in built:
             return built[key]
-        out = tmp_path_factory.mktemp("kernel") / "arc-kit-submission"
-        cmd = [sys.executable, "-m", "arc_kit.cli.main", "kernel", "build", "--owner", OWNER,
-               "--wheelhouse-dataset", WHEELHOUSE_DATASET, "--out", str(out)]
-        cmd += ["--weights-model", WEIGHTS_MODEL] if weights_as_model else ["--weights-dataset", WEIGHTS_DATASET]
-        cmd += check_args
-        # a quick, bounded run (each flag only where this version of the CLI has it)
-        for flag, value in (("--quick-tasks", QUICK_TASKS), ("--views", 2), ("--budget-seconds", 900),
-                            ("--margin-seconds", 60), ("--task-cap-seconds", 120), ("--ttt-max-samples", 8),
-                            ("--spare-views", 2)):
-            if flag in help_text:
+        out = tmp_path_factory.mktemp("kernel") / f"arc-kit-{kind}"
+        cmd = [sys.executable, "-m", "arc_kit.cli.main", "kernel", "build", "--kind", kind, "--owner", OWNER,
+               "--wheelhouse-dataset", WHEELHOUSE_DATASET, "--out", str(out), *check_args, *flags]
+        if kind == "submission":  # a quick, bounded run
+            cmd += WEIGHTS_FLAGS[source]
+            for flag, value in (("--quick-tasks", QUICK_TASKS), ("--views", 2), ("--budget-seconds", 900),
+                                ("--margin-seconds", 60), ("--task-cap-seconds", 120), ("--ttt-max-samples", 8),
+                                ("--spare-views", 2), *((("--workers", workers),) if workers else ())):
+                assert flag in help_text, f"arc-kit kernel build has no {flag}"
                 cmd += [flag, str(value)]
-        rewrite_workers = workers is not None and "--workers" not in help_text
-        if workers is not None and not rewrite_workers:
-            cmd += ["--workers", str(workers)]
         env = {k: v for k, v in os.environ.items() if not k.startswith("KAGGLE_")}
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=REPO, env=env)
         built_ok = proc.returncode == 0
-        assert built_ok, ki.describe(proc, "arc-kit kernel build")
+        assert built_ok, ki.describe(proc, f"arc-kit kernel build --kind {kind}")
         main_py = out / "main.py"
         assert main_py.is_file(), f"arc-kit kernel build wrote no main.py in {out}: {sorted(os.listdir(out))}"
-        if rewrite_workers:  # the CLI has no --workers (yet): set it in the one settings line, as the builder does
-            from arc_kit.kaggle.kernel_build import SETTINGS_PREFIX, render_code
-
-            text = main_py.read_text()
-            line = next(li for li in text.splitlines() if li.startswith(SETTINGS_PREFIX))
-            settings = ast.literal_eval(line[len(SETTINGS_PREFIX):])
-            main_py.write_text(render_code(text, {**settings, "workers": workers}))
         built[key] = out
         return out
 
@@ -225,12 +221,101 @@ def test_the_wheelhouse_brings_only_what_the_image_lacks(wheelhouse: dict, image
                                           f"{wheelhouse['plan']}")
 
 
+def check_image_run(result: ki.KernelRun, wheelhouse: dict, what: str) -> None:
+    """Every kernel run, whatever its kind: exit 0, arc-kit installed from the wheelhouse and nothing else, the
+    image's own packages untouched, ``pip check`` clean."""
+    exit_status = result.proc.returncode
+    assert exit_status == 0, f"{what} exited {exit_status}\n{result.output}"
+    diff = ki.diff_packages(result.before, result.after)
+    assert diff.image_untouched, f"{what} changed the image's packages: {diff}\n{result.output}"
+    assert "arc-kit" in diff.added, f"{what} did not install arc-kit from the wheelhouse: {diff}\n{result.output}"
+    wheels = dict(wheel_name(w) for w in wheelhouse["wheels"])
+    strays = {n: v for n, v in diff.added.items() if wheels.get(n) != v}
+    assert not strays, f"{what} installed packages that are not the wheelhouse's wheels: {strays} (wheels {wheels})"
+    assert result.pip_check.returncode == 0, (f"pip check fails in the image after {what} installed the "
+                                              f"wheelhouse:\n{result.pip_check.stdout}{result.pip_check.stderr}")
+
+
+# The training chain: a tiny config (a few steps), run twice on the image, the second version resuming from the
+# first's output attached as a notebook's output; the evaluation and submission kernels then load its export.
+TRAIN_FLAGS = ("--config", "tiny-cpu", "--set", "data.synthetic.n_tasks=8", "--set", "data.augmentations=1",
+               "--set", "data.eval_fraction=0", "--set", "data.held_out=[]", "--set",
+               "train.per_device_train_batch_size=8", "--set", "train.save_steps=100", "--set", "train.logging_steps=1")
+TRAIN_STEPS = 6  # 8 tasks x (1 test pair + 2 left out) = 24 rows, 3 batches of 8, 2 epochs
+
+
+@dataclass
+class TrainingChain:
+    first: ki.KernelRun  # stopped at its budget (train.max_seconds=1, no margin: after its first step)
+    second: ki.KernelRun  # resumed from the first's output, finished, exported
+
+
+@pytest.fixture(scope="session")
+def training_chain(tmp_path_factory, image_venv: Path, wheelhouse: dict, build_kernel) -> TrainingChain:
+    runs = []
+    for flags, outputs in (((*TRAIN_FLAGS, "--set", "train.max_seconds=1", "--set", "train.stop_margin_seconds=0"),
+                            {}),
+                           ((*TRAIN_FLAGS, "--resume-kernel", TRAIN_KERNEL), None)):
+        kernel = build_kernel(kind="train", flags=flags)
+        metadata = json.loads((kernel / "kernel-metadata.json").read_text())
+        assert metadata["enable_internet"] is False, "the tiny model needs no internet"
+        work = tmp_path_factory.mktemp("train-run")
+        tree = ki.make_kernel_inputs(work / "input", metadata, Path(wheelhouse["folder"]), WHEELHOUSE_DATASET,
+                                     outputs if outputs is not None else {TRAIN_KERNEL: runs[0].working})
+        runs.append(ki.run_kernel(image_venv, kernel / "main.py", tree, work, rerun=False,
+                                  readonly_input=ki.readonly_mounts_work()))
+        print(f"training kernel run {len(runs)}: {runs[-1].seconds:.1f} s\n{runs[-1].output}")
+    return TrainingChain(*runs)
+
+
+def test_the_training_kernel_stops_at_its_budget_then_a_second_version_resumes_and_exports(
+        training_chain: TrainingChain, wheelhouse: dict):
+    first, second = training_chain.first, training_chain.second
+    check_image_run(first, wheelhouse, "the training kernel (budget stop)")
+    said = json.loads((first.working / "train-kernel.json").read_text())
+    assert (said["finished"], said["stopped"], said["checkpoint"]) == (False, "max_seconds", "checkpoint-1"), said
+    assert (first.working / "run" / "checkpoint-1" / "trainer_state.json").is_file()
+    assert not (first.working / "export").exists() and "stopped at its budget" in first.proc.stdout
+
+    check_image_run(second, wheelhouse, "the training kernel (resumed)")
+    said = json.loads((second.working / "train-kernel.json").read_text())
+    assert (said["finished"], said["steps"], said["checkpoint"]) == (True, TRAIN_STEPS, f"checkpoint-{TRAIN_STEPS}")
+    assert said["resumed_from"].endswith(f"notebooks/{TRAIN_KERNEL}"), said
+    info = json.loads((second.working / "run" / "run_info.json").read_text())
+    assert info["resumed_from"].endswith("checkpoint-1") and info["steps"] == TRAIN_STEPS
+    assert (second.working / "export" / "merged" / "arc_kit_manifest.json").is_file()
+    assert sorted(p.name for p in (second.working / "run").glob("checkpoint-*")) == [f"checkpoint-{TRAIN_STEPS}"]
+
+
+def test_the_evaluation_kernel_scores_the_trained_export_and_select_reads_its_output(
+        tmp_path: Path, training_chain: TrainingChain, image_venv: Path, wheelhouse: dict, build_kernel):
+    kernel = build_kernel(kind="evaluate", flags=(
+        "--weights-kernel", TRAIN_KERNEL, "--data", "arc-agi-1/evaluation", "--max-tasks", "2", "--views", "2",
+        "--scoring-views", "2", "--spare-views", "2", "--ttt-max-samples", "4", "--budget-seconds", "900",
+        "--margin-seconds", "60", "--task-cap-seconds", "120"))
+    metadata = json.loads((kernel / "kernel-metadata.json").read_text())
+    assert metadata["enable_internet"] is False and metadata["kernel_sources"] == [TRAIN_KERNEL]
+    tree = ki.make_kernel_inputs(tmp_path / "input", metadata, Path(wheelhouse["folder"]), WHEELHOUSE_DATASET,
+                                 {TRAIN_KERNEL: training_chain.second.working})
+    result = ki.run_kernel(image_venv, kernel / "main.py", tree, tmp_path, rerun=False,
+                           readonly_input=ki.readonly_mounts_work())
+    print(f"evaluation kernel run: {result.seconds:.1f} s\n{result.output}")
+    check_image_run(result, wheelhouse, "the evaluation kernel")
+    score = json.loads((result.working / "score.json").read_text())
+    assert score["weights"] == str(tree.root / "notebooks" / TRAIN_KERNEL / "export" / "merged")
+    assert score["score"] is not None and score["tasks_attempted"] == 2 and score["stage_seconds"]["search"] > 0
+    proc = subprocess.run([sys.executable, "-m", "arc_kit.cli.main", "select", str(result.working), "--solutions",
+                           "arc-agi-1/evaluation"], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert proc.returncode == 0, ki.describe(proc, "arc-kit select on the evaluation kernel's output")
+
+
 # (layout, rerun, workers): each layout once as the rerun runs it (every task, the full solver), and the
-# interactive quick pass once; the interactive path does not depend on where the inputs are mounted.
+# interactive quick pass once, with the training kernel's export attached as a notebook's output; the interactive
+# path does not depend on where the inputs are mounted.
 RUNS = [
     ("classic", True, None),
     ("2026-datasets", True, 2),
-    ("2026-models", False, None),
+    ("2026-notebooks", False, None),
     ("2026-models", True, None),
 ]
 
@@ -240,34 +325,26 @@ RUNS = [
                               for lay, r, w in RUNS])
 def test_the_built_kernel_runs_offline_on_the_image(tmp_path: Path, layout: str, rerun: bool, workers: int | None,
                                                      image_venv: Path, wheelhouse: dict, build_kernel,
-                                                     competition_files: dict[str, Path], tiny_model_dir: Path):
-    kernel = build_kernel(layout == "2026-models", workers)
+                                                     competition_files: dict[str, Path], tiny_model_dir: Path,
+                                                     request: pytest.FixtureRequest):
+    source = LAYOUT_SOURCE[layout]
+    kernel = build_kernel(source, workers)
     metadata = json.loads((kernel / "kernel-metadata.json").read_text())
     assert metadata.get("enable_internet") is False, f"the kernel must run with internet off: {metadata}"
-    tree = ki.make_input_tree(
-        tmp_path / "kaggle" / "input", metadata, layout, competition_files, tiny_model_dir,
-        Path(wheelhouse["folder"]), WEIGHTS_MODEL if layout == "2026-models" else WEIGHTS_DATASET,
-        WHEELHOUSE_DATASET)
+    weights = request.getfixturevalue("training_chain").second.working if source == "kernel" else tiny_model_dir
+    tree = ki.make_input_tree(tmp_path / "kaggle" / "input", metadata, layout, competition_files, weights,
+                              Path(wheelhouse["folder"]), LAYOUT_WEIGHTS[source], WHEELHOUSE_DATASET)
     readonly = ki.readonly_mounts_work()
     result = ki.run_kernel(image_venv, kernel / "main.py", tree, tmp_path / "kaggle", rerun,
                            readonly_input=readonly)
     print(f"kernel run ({layout}, rerun={rerun}, workers={workers}, input read-only={readonly}): "
           f"{result.seconds:.1f} s\n{result.output}")
     what = f"the kernel ({layout} layout, {'rerun' if rerun else 'interactive'})"
-
-    exit_status = result.proc.returncode
-    assert exit_status == 0, f"{what} exited {exit_status}\n{result.output}"
+    check_image_run(result, wheelhouse, what)
     problems = validate_submission_file(result.submission, tree.challenges)
     assert problems == [], f"{what} left an invalid {result.submission}: {problems}\n{result.output}"
-
-    diff = ki.diff_packages(result.before, result.after)
-    assert diff.image_untouched, f"{what} changed the image's packages: {diff}\n{result.output}"
-    assert "arc-kit" in diff.added, f"{what} did not install arc-kit from the wheelhouse: {diff}\n{result.output}"
-    wheels = dict(wheel_name(w) for w in wheelhouse["wheels"])
-    strays = {n: v for n, v in diff.added.items() if wheels.get(n) != v}
-    assert not strays, f"{what} installed packages that are not the wheelhouse's wheels: {strays} (wheels {wheels})"
-    assert result.pip_check.returncode == 0, (f"pip check fails in the image after {what} installed the "
-                                              f"wheelhouse:\n{result.pip_check.stdout}{result.pip_check.stderr}")
+    if source == "kernel":  # a submission built with --weights-kernel loads the training kernel's export
+        assert f"weights {tree.weights / 'export' / 'merged'};" in result.proc.stdout, result.output
 
     ran_with = re.search(r"(\d+) worker\(s\)", result.proc.stdout)
     if ran_with and workers:  # the kit's summary line names how many workers decoded
@@ -278,7 +355,6 @@ def test_the_built_kernel_runs_offline_on_the_image(tmp_path: Path, layout: str,
         expected = N_TASKS if rerun else min(QUICK_TASKS, N_TASKS)
         assert int(attempted.group(1)) == expected, f"{what}: {attempted.group(0)}, expected {expected}\n" \
                                                     f"{result.output}"
-
 
 
 NVARC_MODEL = "sorokin/qwen3_4b_grids15_sft139/Transformers/bfloat16/1"

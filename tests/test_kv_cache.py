@@ -7,15 +7,14 @@ running the whole sequence again, and its buffers must stay where they were allo
 from __future__ import annotations
 
 import random
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from arc_kit.config.run import SettingsError, SolverConfig
+from arc_kit.config.run import SettingsError, SolverSettings
 from arc_kit.core.formats import ARC_KIT_FORMAT
 from arc_kit.core.tasks import Pair
-from arc_kit.models.loading import LoadedModel, load_model
+from arc_kit.models.loading import LoadedModel
 from arc_kit.solve.decoding import DecodeRequest, GreedyDecoder
 from arc_kit.solve.dfs import answer_token_ids, dfs_candidates
 from arc_kit.solve.kv_cache import CacheRejected, InPlaceLayer, check_filled, new_cache
@@ -31,11 +30,6 @@ def one_thread() -> Any:
     torch.set_num_threads(before)
 
 
-@pytest.fixture(scope="module")
-def loaded(tiny_model_dir: Path) -> LoadedModel:
-    return load_model(tiny_model_dir, SolverConfig(device="cpu"))
-
-
 def random_prompt(seed: int, length: int) -> tuple[int, ...]:
     return tuple(random.Random(seed).randrange(5, 26) for _ in range(length))
 
@@ -47,8 +41,8 @@ def mixed_batch() -> list[DecodeRequest]:
 
 def test_greedy_in_place_equals_dynamic_tokens_and_nlls(loaded: LoadedModel) -> None:
     requests = mixed_batch()
-    inplace = GreedyDecoder.for_config(loaded.model, loaded.tokenizer, "cpu", SolverConfig(batch_size=8, kv_cache="inplace"))
-    dynamic = GreedyDecoder.for_config(loaded.model, loaded.tokenizer, "cpu", SolverConfig(batch_size=8, kv_cache="dynamic"))
+    inplace = GreedyDecoder.for_config(loaded.model, loaded.tokenizer, "cpu", SolverSettings(batch_size=8, kv_cache="inplace"))
+    dynamic = GreedyDecoder.for_config(loaded.model, loaded.tokenizer, "cpu", SolverSettings(batch_size=8, kv_cache="dynamic"))
     got, want = inplace.decode(requests), dynamic.decode(requests)
     assert inplace.kv_cache == "inplace"  # no silent fallback: the in-place cache really ran
     assert [g.token_ids for g in got] == [g.token_ids for g in want]
@@ -75,7 +69,7 @@ def test_the_buffers_are_not_reallocated_while_decoding(loaded: LoadedModel, mon
 
     handle = loaded.model.register_forward_hook(stamp)
     try:
-        gens = GreedyDecoder.for_config(loaded.model, loaded.tokenizer, "cpu", SolverConfig(batch_size=8)).decode(mixed_batch())
+        gens = GreedyDecoder.for_config(loaded.model, loaded.tokenizer, "cpu", SolverSettings(batch_size=8)).decode(mixed_batch())
     finally:
         handle.remove()
     assert len(caches) == 1 and isinstance(caches[0].layers[0], InPlaceLayer)
@@ -147,9 +141,9 @@ class RefusesInPlace:
 def test_a_model_that_refuses_the_cache_falls_back_to_dynamic(loaded: LoadedModel,
                                                               arc_prompt: tuple[int, ...]) -> None:
     requests = mixed_batch()
-    want = GreedyDecoder.for_config(loaded.model, loaded.tokenizer, "cpu", SolverConfig(batch_size=2, kv_cache="dynamic")).decode(requests)
+    want = GreedyDecoder.for_config(loaded.model, loaded.tokenizer, "cpu", SolverSettings(batch_size=2, kv_cache="dynamic")).decode(requests)
     refusing = RefusesInPlace(loaded.model)
-    decoder = GreedyDecoder.for_config(refusing, loaded.tokenizer, "cpu", SolverConfig(batch_size=2))
+    decoder = GreedyDecoder.for_config(refusing, loaded.tokenizer, "cpu", SolverSettings(batch_size=2))
     assert [g.token_ids for g in decoder.decode(requests)] == [g.token_ids for g in want]
     assert decoder.kv_cache == "dynamic" and refusing.refusals == 1  # refused once, not once per batch
     expand, end = answer_token_ids(loaded.tokenizer, ARC_KIT_FORMAT)
@@ -169,14 +163,14 @@ def test_a_cache_the_model_did_not_fill_is_rejected(loaded: LoadedModel) -> None
 
 
 def test_the_kv_cache_setting_is_checked_and_a_flag() -> None:
-    from arc_kit.cli.flags import plan_from_args
+    from arc_kit.cli.flags import config_from_args
     from arc_kit.cli.main import build_parser
 
-    assert SolverConfig().kv_cache == "inplace"
+    assert SolverSettings().kv_cache == "inplace"
     with pytest.raises(SettingsError, match="kv_cache"):
-        SolverConfig(kv_cache="static").check()
+        SolverSettings(kv_cache="static").check()
     with pytest.raises(ValueError, match="kv_cache"):
         new_cache("static", None, 8)
     args = build_parser().parse_args(["dry-run", "--model", "m", "--challenges", "arc-agi-1/evaluation",
                                       "--out", "o", "--kv-cache", "dynamic"])
-    assert plan_from_args(args).solver.kv_cache == "dynamic"
+    assert config_from_args(args).solver.kv_cache == "dynamic"

@@ -10,6 +10,9 @@ import importlib.util
 import json
 import logging
 import os
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -370,15 +373,16 @@ def test_weights_missing_where_named_fail_the_interactive_run_and_are_said_on_th
 WORKERS_SCRIPT = """
 import json, logging, sys
 from pathlib import Path
-from arc_kit.config.run import RunSettings, SolverConfig
-from arc_kit.run.runner import RunConfig, run_submission
+from arc_kit.config.run import RunSettings, SolverSettings
+from arc_kit.run.job import RunJob
+from arc_kit.run.runner import run_submission
 import slow_solvers
 
 if __name__ == "__main__":  # spawned workers import this file again
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    config = RunConfig(model_dir=None, challenges=Path(sys.argv[1]), output=Path(sys.argv[2]),
-                       run=RunSettings(budget_seconds=90, margin_seconds=1, workers=2),
-                       solver=SolverConfig(batch_size=1, views=1), progress=False)
+    config = RunJob(model_dir=None, challenges=Path(sys.argv[1]), output=Path(sys.argv[2]),
+                    run=RunSettings(budget_seconds=90, margin_seconds=1, workers=2),
+                    solver=SolverSettings(batch_size=1, views=1), progress=False)
     report = run_submission(config, solver_factory=slow_solvers.SleepyFactory(0.25))
     full = [tid for tid, r in report.per_task.items() if r.inputs is not None and r.seconds]
     print(json.dumps({"attempted": report.tasks_attempted, "queued": report.tasks_queued, "errors": report.errors,
@@ -515,3 +519,139 @@ def test_sigterm_is_logged_and_leaves_a_valid_file_and_the_reports(tmp_path: Pat
     assert report["interrupted"] and report["tasks_attempted"] >= 3
     if entry == "dry-run":
         assert (out / "report.html").is_file()
+
+
+# -- 7. interrupts that keep coming while the run stops; workers that leave nothing behind -------------------------
+
+# The dry run of SIGTERM_SCRIPT's stand-in, with two hooks for the test: a progress bar while "loading" (as
+# transformers shows, in each worker), and report.html's drawing announced by a marker file and slowed down, so
+# the test's later signals arrive while the reports are being written.
+INTERRUPTS_SCRIPT = """
+import sys, time
+from pathlib import Path
+import slow_solvers
+from arc_kit.run import report, runner
+
+if __name__ == "__main__":
+    runner.load_solver_for = slow_solvers.SleepyFactory(0.2, loading_bar=True)
+    marker, draw = Path(sys.argv[1]), report.write_run_report
+
+    def slow_draw(*args, **kwargs):
+        marker.touch()
+        time.sleep(1.0)
+        return draw(*args, **kwargs)
+
+    report.write_run_report = slow_draw
+    from arc_kit.cli.main import main
+
+    sys.exit(main(sys.argv[2:]))
+"""
+
+
+def start_interruptible_run(tmp_path: Path, workers: int, n_tasks: int = 30,
+                            prefix: tuple[str, ...] = ()) -> tuple[subprocess.Popen, Path]:
+    """``arc-kit dry-run`` of ``n_tasks`` tasks with the stand-in solver, in a process group of its own (as a
+    shell runs a job), after ``prefix`` (a ``timeout`` command, say)."""
+    challenges = tmp_path / "c.json"
+    write_task_files(generate_tasks(["flip_lr"], n_tasks, seed=3), challenges)
+    script = tmp_path / "run.py"
+    script.write_text(INTERRUPTS_SCRIPT)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
+    out = tmp_path / "out"
+    args = [*prefix, sys.executable, str(script), str(tmp_path / "drawing"), "dry-run", "--model", str(tmp_path),
+            "--challenges", str(challenges), "--out", str(out), "--mode", "greedy", "--views", "1",
+            "--scoring-views", "0", "--batch-size", "1", "--no-quick-first", "--workers", str(workers)]
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    return proc, out
+
+
+def wait_for(condition, seconds: float = 60.0) -> None:  # noqa: ANN001 - a callable returning a bool
+    until = time.time() + seconds
+    while time.time() < until and not condition():
+        time.sleep(0.05)
+
+
+def answered_at_least(output: Path, n: int) -> bool:
+    try:
+        return answered(output) >= n
+    except (OSError, ValueError):  # not written yet
+        return False
+
+
+def finish(proc: subprocess.Popen) -> tuple[str, str]:
+    try:
+        return proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_interrupts_while_the_run_stops_still_leave_both_reports(tmp_path: Path, workers: int):
+    """Ctrl-C in a shell signals the whole process group: under ``timeout`` the run gets SIGINT more than once
+    (from the terminal and from ``timeout``), and its workers get it too; an impatient user presses it again.
+    However many arrive while it stops, the run ends with exit code 130, a valid file and both reports of what
+    finished."""
+    proc, out = start_interruptible_run(tmp_path, workers, prefix=("timeout", "120"))
+    try:
+        wait_for(lambda: answered_at_least(out / "submission.json", 3))
+        os.killpg(proc.pid, signal.SIGINT)
+        wait_for(lambda: (tmp_path / "drawing").exists())  # report.json is written, report.html being drawn
+        for _ in range(2):
+            os.killpg(proc.pid, signal.SIGINT)
+            time.sleep(0.2)
+    finally:
+        stdout, stderr = finish(proc)
+    assert proc.returncode == 130, stderr[-3000:]
+    assert "Traceback" not in stderr and "leaked" not in stderr, stderr[-3000:]
+    assert validate_submission_file(out / "submission.json", tmp_path / "c.json") == []
+    report = json.loads((out / "report.json").read_text())
+    assert report["interrupted"] and not report["terminated"] and report["tasks_attempted"] >= 3
+    assert (out / "report.html").is_file()
+
+
+def test_sigterm_with_two_workers_leaks_no_semaphore(tmp_path: Path):
+    proc, out = start_interruptible_run(tmp_path, workers=2)
+    try:
+        wait_for(lambda: answered_at_least(out / "submission.json", 3))
+        proc.send_signal(signal.SIGTERM)
+    finally:
+        stdout, stderr = finish(proc)
+    assert proc.returncode == 143, stderr[-3000:]
+    assert "leaked" not in stderr and "resource_tracker" not in stderr, stderr[-3000:]
+    assert json.loads((out / "report.json").read_text())["terminated"] and (out / "report.html").is_file()
+
+
+def test_a_replaced_worker_leaks_no_semaphore(tmp_path: Path):
+    proc, out = start_interruptible_run(tmp_path, workers=2, n_tasks=16)
+    try:
+        wait_for(lambda: answered_at_least(out / "submission.json", 2))
+        workers = [int(c) for c in Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+                   if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
+        os.kill(workers[0], signal.SIGKILL)
+    finally:
+        stdout, stderr = finish(proc)
+    assert proc.returncode == 0, stderr[-3000:]
+    assert "starting a replacement" in stderr, stderr[-3000:]
+    assert "leaked" not in stderr and "resource_tracker" not in stderr, stderr[-3000:]
+    assert validate_submission_file(out / "submission.json", tmp_path / "c.json") == []
+
+
+def test_the_dry_runs_last_line_says_what_a_full_disk_let_it_write(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                   capsys: pytest.CaptureFixture):
+    from arc_kit.run import runner
+
+    challenges = tmp_path / "c.json"
+    write_task_files(generate_tasks(["flip_lr"], 4, seed=3), challenges)
+    disk = Disk(tmp_path / "out", monkeypatch)
+    monkeypatch.setattr(runner, "load_solver_for", lambda config: DiskFillingSolver(disk, fill_at=2))
+    code = cli_main(["dry-run", "--model", str(tmp_path), "--challenges", str(challenges), "--out",
+                     str(tmp_path / "out"), "--mode", "greedy", "--views", "1", "--scoring-views", "0",
+                     "--batch-size", "1", "--no-quick-first", "--workers", "1"])
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert code == 1
+    assert not last.startswith("wrote"), last
+    assert "report.json" in last and "report.html" in last and "not written" in last, last
+    assert "No space left on device" in last and "submission.json" in last, last
+    assert validate_submission_file(tmp_path / "out" / "submission.json", challenges) == []

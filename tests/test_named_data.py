@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import one_error_line
 
 from arc_kit.cli.main import build_parser, main
 from arc_kit.config.training import load_config
@@ -40,15 +41,6 @@ def fresh_cache(tmp_path_factory):
         cache = tmp_path_factory.mktemp("data-cache")
         mp.setenv("ARC_KIT_DATA_CACHE", str(cache))
         yield cache
-
-
-def one_error_line(capsys, *words: str) -> str:
-    err = capsys.readouterr().err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
-    for word in words:
-        assert word in lines[0], (word, lines[0])
-    return lines[0]
 
 
 # -- the library -------------------------------------------------------------------------------------------------
@@ -163,6 +155,17 @@ def test_validate_score_and_tokens_take_names(tmp_path: Path, capsys):
 def test_an_unknown_name_is_one_line_and_exit_2(argv: list[str], capsys):
     assert main(argv) == 2
     one_error_line(capsys, "arc-agi-3/", "arc-kit data list")
+
+
+def test_a_cache_that_cannot_be_written_is_one_line_naming_it(tmp_path: Path, monkeypatch, capsys):
+    """A read-only (or misplaced) ARC_KIT_DATA_CACHE: the command says where it tried to write and how to move it.
+    (Tests may run as root, whom a read-only folder does not stop: a cache below a file fails alike.)"""
+    (tmp_path / "a-file").write_text("x")
+    monkeypatch.setenv("ARC_KIT_DATA_CACHE", str(tmp_path / "a-file" / "cache"))
+    assert main(["prompt", "arc-agi-1/evaluation", "00576224"]) == 2
+    one_error_line(capsys, str(tmp_path / "a-file" / "cache"), "ARC_KIT_DATA_CACHE")
+    with pytest.raises(TaskFileError, match="ARC_KIT_DATA_CACHE"):
+        named_files("arc-agi-1/evaluation")
 
 
 def test_show_draws_a_task_of_a_named_set(tmp_path: Path, capsys):

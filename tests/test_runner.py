@@ -11,11 +11,12 @@ from pathlib import Path
 import pytest
 
 from arc_kit.cli.main import main as cli_main
-from arc_kit.config.lora import LoraSpec
-from arc_kit.config.run import RunSettings, SolverConfig, TTTConfig
+from arc_kit.config.lora import LoraSettings
+from arc_kit.config.run import RunSettings, SolverSettings, TTTSettings
 from arc_kit.core.submission import Submission, validate_submission_file
 from arc_kit.core.tasks import load_tasks, read_json, write_task_files
-from arc_kit.run.runner import RunConfig, dry_run, run_submission
+from arc_kit.run.job import RunJob
+from arc_kit.run.runner import dry_run, run_submission
 from arc_kit.run.schedule import task_groups
 from arc_kit.solve.prompts import task_cost
 from arc_kit.solve.solver import TaskResult
@@ -68,18 +69,18 @@ class OracleFactory:
         self.solutions, self.kwargs = solutions, kwargs
         self.solver: OracleSolver | None = None
 
-    def __call__(self, config: RunConfig) -> OracleSolver:
+    def __call__(self, config: RunJob) -> OracleSolver:
         self.solver = OracleSolver(self.solutions, **self.kwargs)
         return self.solver
 
 
-def config_for(files: tuple[Path, Path], out: Path, **kwargs) -> RunConfig:
-    solver = kwargs.pop("solver", SolverConfig(mode="greedy", scoring_views=0, batch_size=2, views=1))
-    kwargs.setdefault("ttt", TTTConfig(enabled=False))  # one phase unless a test asks for two
+def config_for(files: tuple[Path, Path], out: Path, **kwargs) -> RunJob:
+    solver = kwargs.pop("solver", SolverSettings(mode="greedy", scoring_views=0, batch_size=2, views=1))
+    kwargs.setdefault("ttt", TTTSettings(enabled=False))  # one phase unless a test asks for two
     kwargs.setdefault("workers", 1)  # workers=None would import torch to count GPUs: seconds these tests time
     run = RunSettings(**{k: kwargs.pop(k) for k in list(kwargs) if k in {f.name for f in fields(RunSettings)}})
-    return RunConfig(model_dir=kwargs.pop("model_dir", None), challenges=files[0], output=out / "submission.json",
-                     solutions=files[1], progress=False, solver=solver, run=run, **kwargs)
+    return RunJob(model_dir=kwargs.pop("model_dir", None), challenges=files[0], output=out / "submission.json",
+                  solutions=files[1], progress=False, solver=solver, run=run, **kwargs)
 
 
 def test_groups_fill_a_batch_and_tasks_run_shortest_first(small_files):
@@ -176,7 +177,7 @@ def test_the_deadline_ends_the_run_with_a_valid_file(small_files, tmp_path):
 
 
 def test_a_task_over_its_cap_keeps_its_placeholder(small_files, tmp_path):
-    config = config_for(small_files, tmp_path, task_cap_seconds=0.2, solver=SolverConfig(batch_size=1))
+    config = config_for(small_files, tmp_path, task_cap_seconds=0.2, solver=SolverSettings(batch_size=1))
     report = run_submission(config, solver_factory=OracleFactory(small_files[1], delay=0.5))
     assert report.answered == 0 and report.placeholders_left == report.entries
     assert all(r.timed_out for r in report.per_task.values())
@@ -206,7 +207,7 @@ def test_dry_run_with_the_tiny_model(small_files, tmp_path, tiny_model_dir, caps
 @pytest.mark.slow
 def test_two_cpu_workers_with_the_tiny_model(small_files, tmp_path, tiny_model_dir):
     config = config_for(small_files, tmp_path, model_dir=tiny_model_dir, workers=2,
-                        solver=SolverConfig(batch_size=3, device="cpu", views=1))
+                        solver=SolverSettings(batch_size=3, device="cpu", views=1))
     report = run_submission(config)
     assert report.ok and report.workers == 2 and report.generated_tokens > 0
     assert len([r for r in report.per_task.values() if r.tokens]) == report.tasks
@@ -216,13 +217,13 @@ def test_two_cpu_workers_with_the_tiny_model(small_files, tmp_path, tiny_model_d
 @pytest.mark.slow
 def test_the_deadline_stops_the_real_decoder_mid_batch(arc_files, tmp_path, tiny_model_dir):
     began = time.time()
-    config = RunConfig(model_dir=tiny_model_dir, challenges=arc_files("arc-agi-1/evaluation")[0],
-                       output=tmp_path / "submission.json", run=RunSettings(budget_seconds=8, margin_seconds=1),
-                       start_time=began, progress=False, solver=SolverConfig(batch_size=8, device="cpu", views=1))
+    config = RunJob(model_dir=tiny_model_dir, challenges=arc_files("arc-agi-1/evaluation")[0],
+                    output=tmp_path / "submission.json", run=RunSettings(budget_seconds=8, margin_seconds=1),
+                    start_time=began, progress=False, solver=SolverSettings(batch_size=8, device="cpu", views=1))
     report = run_submission(config)
     assert time.time() - began < 8.5
     assert report.deadline_hit and report.ok and report.placeholders_left > 0
-    # work was cut: a batch mid-decode, or one not started because its prefill would cross the deadline
+    # work timed out: a batch mid-decode, or one not started because its prefill would cross the deadline
     assert any(r.timed_out for r in report.per_task.values()) or report.tasks_attempted < report.tasks_queued
     assert validate_submission_file(tmp_path / "submission.json", config.challenges) == []
 
@@ -231,7 +232,8 @@ def test_the_deadline_stops_the_real_decoder_mid_batch(arc_files, tmp_path, tiny
 
 
 class TwoSpeedSolver:
-    """quick(): a wrong but valid answer at once; solve(): the right answer after ``delay`` (or cut at stop_at)."""
+    """quick(): a wrong but valid answer at once; solve(): the right answer after ``delay`` (or times out at
+    stop_at)."""
 
     def __init__(self, solutions: Path, delay: float):
         self.solutions, self.delay = read_json(solutions), delay
@@ -261,14 +263,14 @@ class TwoSpeedFactory:
 
 
 def test_the_full_solver_replaces_the_quick_answers(small_files, tmp_path):
-    config = config_for(small_files, tmp_path, solver=SolverConfig(batch_size=2))  # dfs: two phases
+    config = config_for(small_files, tmp_path, solver=SolverSettings(batch_size=2))  # dfs: two phases
     report = run_submission(config, solver_factory=TwoSpeedFactory(small_files[1], delay=0.0))
     assert report.score == 1.0
     assert all(r.phase1_correct is not None and not any(r.phase1_correct) for r in report.per_task.values())
 
 
 def test_a_full_task_over_its_cap_keeps_its_quick_answer(small_files, tmp_path):
-    config = config_for(small_files, tmp_path, solver=SolverConfig(batch_size=2), task_cap_seconds=0.1)
+    config = config_for(small_files, tmp_path, solver=SolverSettings(batch_size=2), task_cap_seconds=0.1)
     report = run_submission(config, solver_factory=TwoSpeedFactory(small_files[1], delay=1.0))
     assert report.placeholders_left == 0 and report.score == 0.0  # every entry holds the quick (wrong) answer
     data = read_json(tmp_path / "submission.json")
@@ -280,7 +282,7 @@ def test_the_full_solvers_cap_is_a_share_of_the_time_left(small_files):
     from arc_kit.run.schedule import MIN_TASK_CAP, Schedule
 
     tasks = sorted(load_tasks(small_files[0]), key=task_cost)
-    config = config_for(small_files, Path("."), task_cap_seconds=1000.0, solver=SolverConfig(batch_size=2))
+    config = config_for(small_files, Path("."), task_cap_seconds=1000.0, solver=SolverSettings(batch_size=2))
     schedule = Schedule(tasks, config, deadline=600.0, workers=2, two_phases=True)
     phases = []
     while (work := schedule.next(0.0)) is not None:
@@ -298,8 +300,8 @@ def test_the_full_solvers_cap_is_a_share_of_the_time_left(small_files):
 def test_a_run_with_test_time_training_reports_each_stage(small_files, tmp_path, tiny_model_dir):
     """Phase 1 (greedy, base model) then phase 2 (TTT, then the solver) per task; the report says both."""
     config = config_for(small_files, tmp_path, model_dir=tiny_model_dir, max_tasks=2,
-                        solver=SolverConfig(mode="greedy", scoring_views=0, views=1, device="cpu"),
-                        ttt=TTTConfig(max_samples=4, lora=LoraSpec(r=4, alpha=32)))
+                        solver=SolverSettings(mode="greedy", scoring_views=0, views=1, device="cpu"),
+                        ttt=TTTSettings(max_samples=4, lora=LoraSettings(r=4, alpha=32)))
     report = run_submission(config)
     assert report.ok and report.tasks_attempted == 2
     trained = [r for r in report.per_task.values() if r.ttt is not None]
@@ -313,7 +315,7 @@ def test_a_run_with_test_time_training_reports_each_stage(small_files, tmp_path,
 class SpareSolver:
     """quick(): [[1]]; solve(): [[2]] for every test input, with the selection margin ``margins[task id]``;
     revisit(): the right answer, pooled with what it was given. Each call advances ``clock`` (when given) by its
-    duration instead of sleeping, and a call that would pass its ``stop_at`` comes back cut at it."""
+    duration instead of sleeping, and a call that would pass its ``stop_at`` comes back timed out at it."""
 
     def __init__(self, solutions: Path, margins: dict[str, float | None], clock=None, full_seconds: float = 0.0,
                  revisit_seconds: dict[str, float] | None = None):
@@ -393,26 +395,27 @@ def margins_for(files) -> dict[str, float | None]:
 def test_spare_time_revisits_the_least_confident_first_and_lands_better_answers(small_files, tmp_path):
     margins = margins_for(small_files)
     factory = SpareFactory(small_files[1], margins)
-    config = config_for(small_files, tmp_path, solver=SolverConfig(batch_size=2))  # dfs: three phases
+    config = config_for(small_files, tmp_path, solver=SolverSettings(batch_size=2))  # dfs: three phases
     report = run_submission(config, solver_factory=factory)
     order = sorted(margins, key=lambda tid: (float("inf") if margins[tid] is None else margins[tid],
                                              list(margins).index(tid)))
     assert factory.solver.revisited == order  # least confident first; no competitor at all last
     assert report.score == 1.0 and report.spare_revisits == 6 and report.spare_changed == 6
     record = report.per_task[order[0]]
-    assert record.spare == {"landed": True, "seconds": 0.0, "changed": True, "confidence_before": 0.1}
+    assert record.spare == {"landed": True, "seconds": 0.0, "changed": True, "confidence_before": 0.1,
+                            "stages": {"ttt": 0.0, "search": 0.0, "rescore": 0.0, "other": 0.0}}
     assert record.confidence == 1.0  # the pooled ranking's margin
     assert [c.grid for c in factory.solver.priors_seen[order[0]][0].candidates] == [((2,),)]  # the full pool
     assert record.inputs[0].pool[1]["grid"] == [[2]]  # the report keeps the pooled candidates
     assert validate_submission_file(tmp_path / "submission.json", small_files[0]) == []
-    off = run_submission(config_for(small_files, tmp_path / "off", solver=SolverConfig(batch_size=2),
+    off = run_submission(config_for(small_files, tmp_path / "off", solver=SolverSettings(batch_size=2),
                                     spare_time=False), solver_factory=SpareFactory(small_files[1], margins))
     assert off.spare_revisits == 0 and off.score == 0.0
 
 
 def test_spare_time_keeps_the_deadline_and_the_file_valid(small_files, tmp_path, monkeypatch):
     """Mocked clock, deadline at 100 s: six full tasks of 10 s end at 60 s; revisits of 10 s land at 70 and 80 s,
-    the third (25 s, started at 80 s) would pass the deadline and is cut, so its task keeps its answer; the
+    the third (25 s, started at 80 s) would pass the deadline and times out, so its task keeps its answer; the
     fourth would start at 100 s, the deadline, and does not start."""
     clock = FakeClock()
     for module in ("arc_kit.run.runner", "arc_kit.run.workers"):
@@ -430,12 +433,12 @@ def test_spare_time_keeps_the_deadline_and_the_file_valid(small_files, tmp_path,
         seen.append(validate_submission_file(path, small_files[0]))
 
     monkeypatch.setattr(Submission, "write", checked_write)
-    config = config_for(small_files, tmp_path, solver=SolverConfig(batch_size=2), budget_seconds=100.0,
+    config = config_for(small_files, tmp_path, solver=SolverSettings(batch_size=2), budget_seconds=100.0,
                         margin_seconds=0.0, start_time=0.0, task_cap_seconds=1000.0)
     report = run_submission(config, solver_factory=factory)
     assert factory.solver.revisited == order[:3]
     assert report.spare_revisits == 2 and clock.now == 100.0
-    assert report.per_task[order[2]].spare == {"landed": False, "seconds": 0.0, "why": "cut by its cap or the deadline"}
+    assert report.per_task[order[2]].spare == {"landed": False, "seconds": 0.0, "why": "timed out (its cap or the deadline)"}
     data = read_json(tmp_path / "submission.json")
     truth = read_json(small_files[1])
     assert [data[t][0]["attempt_1"] == truth[t][0] for t in order] == [True, True, False, False, False, False]
@@ -444,7 +447,7 @@ def test_spare_time_keeps_the_deadline_and_the_file_valid(small_files, tmp_path,
 
 def test_spare_time_with_worker_processes(small_files, tmp_path):
     margins = margins_for(small_files)
-    report = run_submission(config_for(small_files, tmp_path, workers=2, solver=SolverConfig(batch_size=2)),
+    report = run_submission(config_for(small_files, tmp_path, workers=2, solver=SolverSettings(batch_size=2)),
                             solver_factory=SpareFactory(small_files[1], margins))
     assert report.workers == 2 and report.spare_revisits == 6 and report.score == 1.0
     assert validate_submission_file(tmp_path / "submission.json", small_files[0]) == []
@@ -454,7 +457,7 @@ def test_revisits_wait_for_every_full_answer_and_skip_what_cannot_finish(small_f
     from arc_kit.run.schedule import Schedule
 
     tasks = sorted(load_tasks(small_files[0]), key=task_cost)
-    config = config_for(small_files, Path("."), solver=SolverConfig(batch_size=2))
+    config = config_for(small_files, Path("."), solver=SolverSettings(batch_size=2))
     schedule = Schedule(tasks, config, deadline=100.0, workers=2, two_phases=True)
     while (work := schedule.next(0.0)) is not None and work.phase == "quick":
         pass
@@ -474,7 +477,7 @@ def test_revisits_wait_for_every_full_answer_and_skip_what_cannot_finish(small_f
 def test_attempt_two_is_the_best_other_grid_never_a_copy(small_files, tmp_path):
     """One grid per test input: attempt 2 is phase 1's answer when the full solver answered, else the test input
     itself (a grid that can score, where a copy of attempt 1 cannot)."""
-    two = run_submission(config_for(small_files, tmp_path / "two", solver=SolverConfig(batch_size=2),
+    two = run_submission(config_for(small_files, tmp_path / "two", solver=SolverSettings(batch_size=2),
                                     spare_time=False), solver_factory=TwoSpeedFactory(small_files[1], delay=0.0))
     data = read_json(tmp_path / "two" / "submission.json")
     assert two.score == 1.0 and all(e["attempt_2"] == [[1]] for entries in data.values() for e in entries)
@@ -486,3 +489,36 @@ def test_attempt_two_is_the_best_other_grid_never_a_copy(small_files, tmp_path):
             assert entry["attempt_1"] != entry["attempt_2"]
             assert entry["attempt_2"] == [list(row) for row in tasks[tid].test[i].input]
     assert one.score == 1.0
+
+
+class EmptySolver:
+    """Parses no grid for any test input (an untrained model's output): every pool is empty, in both phases."""
+
+    def quick(self, tasks, stop_at=None):
+        return self.solve(tasks, stop_at)
+
+    def solve(self, tasks, stop_at=None):
+        from arc_kit.solve.solver import InputResult
+
+        return [TaskResult(t.task_id, [(None, None)] * len(t.test), unparsed=len(t.test),
+                           inputs=[InputResult() for _ in t.test]) for t in tasks]
+
+
+@pytest.mark.parametrize("two_phases", [False, True])
+def test_attempt_two_is_never_a_copy_when_no_grid_was_parsed(small_files, tmp_path, two_phases):
+    """Nothing parsed is no answer (the placeholder stays attempt 1, the entry counts as unanswered), yet attempt 2
+    is the test input, as the report says: a grid that can score, where a second [[0]] cannot."""
+    solver = SolverSettings(batch_size=2) if two_phases else SolverSettings(mode="greedy", scoring_views=0, views=1)
+    report = run_submission(config_for(small_files, tmp_path, solver=solver, max_tasks=4),
+                            solver_factory=lambda config: EmptySolver())
+    assert report.tasks_attempted == 4 and report.answered == 0 and report.placeholders_left == report.entries
+    data = read_json(tmp_path / "submission.json")
+    tasks = {t.task_id: t for t in load_tasks(small_files[0])}
+    for tid in report.attempted_ids:
+        for i, entry in enumerate(data[tid]):
+            assert entry["attempt_1"] == [[0]]
+            assert entry["attempt_2"] == [list(row) for row in tasks[tid].test[i].input]
+            assert report.per_task[tid].inputs[i].attempt_2_source == "test_input"
+    untouched = set(data) - set(report.attempted_ids)
+    assert len(untouched) == 2 and all(e == {"attempt_1": [[0]], "attempt_2": [[0]]} for t in untouched for e in data[t])
+    assert validate_submission_file(tmp_path / "submission.json", small_files[0]) == []

@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 
 from arc_kit.cli.main import main as cli_main
-from arc_kit.config.run import RunSettings, SolverConfig
+from arc_kit.config.run import RunSettings, SolverSettings
 from arc_kit.core.submission import validate_submission_file
 from arc_kit.core.tasks import load_tasks, write_task_files
-from arc_kit.models.loading import load_model
-from arc_kit.run.runner import RunConfig, run_submission
+from arc_kit.run.job import RunJob
+from arc_kit.run.runner import run_submission
 from arc_kit.solve.decoding import DecodeRequest, GreedyDecoder
 
 TESTS = Path(__file__).resolve().parent
@@ -27,16 +27,17 @@ TESTS = Path(__file__).resolve().parent
 RUN_SCRIPT = textwrap.dedent("""
     import sys
     from pathlib import Path
-    from arc_kit.run.runner import RunConfig, run_submission
-    from arc_kit.config.run import SolverConfig, RunSettings
+    from arc_kit.run.job import RunJob
+    from arc_kit.run.runner import run_submission
+    from arc_kit.config.run import SolverSettings, RunSettings
     import slow_solvers
 
     if __name__ == "__main__":  # spawned workers import this file again
         challenges, out, kind, budget = sys.argv[1], Path(sys.argv[2]), sys.argv[3], float(sys.argv[4])
         factory = slow_solvers.SleepyFactory(0.5) if kind == "sleepy" else slow_solvers.FailingFactory()
-        config = RunConfig(model_dir=None, challenges=Path(challenges), output=out,
-                           run=RunSettings(budget_seconds=budget, margin_seconds=0.5, workers=2),
-                           solver=SolverConfig(batch_size=1, views=1), progress=False)
+        config = RunJob(model_dir=None, challenges=Path(challenges), output=out,
+                        run=RunSettings(budget_seconds=budget, margin_seconds=0.5, workers=2),
+                        solver=SolverSettings(batch_size=1, views=1), progress=False)
         report = run_submission(config, solver_factory=factory)
         print("wrote", out, report.tasks_attempted, report.tasks_queued, report.model_error, flush=True)
 """)
@@ -125,37 +126,33 @@ def test_killing_the_parent_kills_its_workers(tmp_path: Path, many_tasks: Path):
 # -- answers and budgets ---------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def loaded(tiny_model_dir: Path):
-    return load_model(tiny_model_dir, SolverConfig(device="cpu"))
-
-
 def test_chunked_prefill_decodes_exactly_like_one_prefill(loaded):
     tokenizer = loaded.tokenizer
     prompts = ["Input:\n" + "0123456789\n" * 40, "Input:\n" + "9876\n" * 15]
     requests = [DecodeRequest(i, tuple(tokenizer(p, add_special_tokens=False)["input_ids"]), 12)
                 for i, p in enumerate(prompts)]
-    whole = GreedyDecoder.for_config(loaded.model, tokenizer, "cpu", SolverConfig(prefill_chunk_tokens=100_000, batch_size=2)).decode(requests)
-    chunked = GreedyDecoder.for_config(loaded.model, tokenizer, "cpu", SolverConfig(prefill_chunk_tokens=64, batch_size=2)).decode(requests)
+    whole = GreedyDecoder.for_config(loaded.model, tokenizer, "cpu", SolverSettings(prefill_chunk_tokens=100_000, batch_size=2)).decode(requests)
+    chunked = GreedyDecoder.for_config(loaded.model, tokenizer, "cpu", SolverSettings(prefill_chunk_tokens=64, batch_size=2)).decode(requests)
     assert [g.token_ids for g in chunked] == [g.token_ids for g in whole]
 
 
 def test_no_prefill_starts_that_would_cross_the_deadline(loaded):
     tokenizer = loaded.tokenizer
     ids = tuple(tokenizer("Input:\n" + "0123456789\n" * 60, add_special_tokens=False)["input_ids"])
-    decoder = GreedyDecoder.for_config(loaded.model, tokenizer, "cpu", SolverConfig(prefill_chunk_tokens=64, batch_size=1))
+    decoder = GreedyDecoder.for_config(loaded.model, tokenizer, "cpu", SolverSettings(prefill_chunk_tokens=64, batch_size=1))
     decoder.stats.prefill_tokens, decoder.stats.prefill_seconds = 1000, 10.0  # measured: 100 tokens/s
     began = time.time()
     gens = decoder.decode([DecodeRequest(0, ids, 5)], stop_at=time.time() + 2.0)  # needs ~6.6 s: not started
     assert time.time() - began < 1.0 and gens[0].timed_out and decoder.stats.skipped_batches == 1
     # and a prefill already under way stops between chunks when the deadline passes
-    fresh = GreedyDecoder.for_config(loaded.model, tokenizer, "cpu", SolverConfig(prefill_chunk_tokens=8, batch_size=1))
+    fresh = GreedyDecoder.for_config(loaded.model, tokenizer, "cpu",
+                                     SolverSettings(prefill_chunk_tokens=8, batch_size=1))
     gens = fresh.decode([DecodeRequest(0, ids, 5)], stop_at=time.time() + 0.02)
     assert gens[0].timed_out and gens[0].token_ids == []
 
 
-def test_finished_test_inputs_are_kept_when_another_is_cut(arc_tokenizer):
-    """A deadline that cuts one test input's generation costs that input only: the finished one keeps its answer."""
+def test_finished_test_inputs_are_kept_when_another_times_out(arc_tokenizer):
+    """A deadline that stops one test input's generation costs that input only: the finished one keeps its answer."""
     from types import SimpleNamespace
 
     from arc_kit.core.augment import View
@@ -171,10 +168,10 @@ def test_finished_test_inputs_are_kept_when_another_is_cut(arc_tokenizer):
 
     solver = ArcSolver(LoadedModel(model, arc_tokenizer, "cpu", "fake", ".", dtype=None, has_lora=False,
                                    prompt_format=ARC_KIT_FORMAT),
-                       SolverConfig(mode="greedy", scoring_views=0, views=1))
+                       SolverSettings(mode="greedy", scoring_views=0, views=1))
     prompts = task_prompts(task, arc_tokenizer, ARC_KIT_FORMAT, [View()], 8192)
     answer = tuple(arc_tokenizer("2\n<|im_end|>", add_special_tokens=False)["input_ids"])
-    found = {prompts[0]: _Found([(answer, 0.5)]), prompts[1]: _Found(cut=True)}
+    found = {prompts[0]: _Found([(answer, 0.5)]), prompts[1]: _Found(timed_out=True)}
     result = solver._choose(task, prompts, found, None, solver.config)
     assert result.attempts[0][0] == ((2,),) and result.attempts[1] == (None, None) and result.timed_out
 
@@ -196,8 +193,8 @@ def test_a_bad_challenges_file_is_one_line_and_the_kernel_keeps_the_most_valid_f
     if content is not None:
         challenges.write_text(content)
     output = tmp_path / "out" / "submission.json"
-    config = RunConfig(model_dir=None, challenges=challenges, output=output, run=RunSettings(workers=1),
-                       progress=False)
+    config = RunJob(model_dir=None, challenges=challenges, output=output, run=RunSettings(workers=1),
+                    progress=False)
     with pytest.raises(TaskFileError, match="c.json"):
         run_submission(config)
     assert not output.exists()

@@ -85,3 +85,45 @@ def test_score_files_names_the_file(tmp_path):
         score_files(tmp_path / "sub.json", tmp_path / "sol.json")
     (tmp_path / "sub.json").write_text(json.dumps({"a": [{"attempt_1": [[1]], "attempt_2": [[0]]}]}))
     assert score_files(tmp_path / "sub.json", tmp_path / "sol.json").score == 1.0
+
+
+# ---- solutions that cover none or part of the tasks scored: said, never a silent 0 or a score over part
+
+
+TWO_TASKS = {tid: {"train": [{"input": [[1]], "output": [[2]]}], "test": [{"input": [[3]]}]} for tid in ("t1", "t2")}
+
+
+def test_dry_run_refuses_solutions_of_another_set_and_says_when_only_part_is_scored(tmp_path, tiny_model_dir,
+                                                                                    arc_files, capsys):
+    from arc_kit.cli.main import main
+
+    (tmp_path / "c.json").write_text(json.dumps(TWO_TASKS))
+    base = ["dry-run", "--model", str(tiny_model_dir), "--challenges", str(tmp_path / "c.json"), "--max-tasks", "0",
+            "--device", "cpu"]
+    assert main([*base, "--out", str(tmp_path / "o"), "--solutions", str(arc_files("arc-agi-1/training")[1])]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "arc-agi_training_solutions.json" in err[0] and "none of the 2 tasks" in err[0]
+    assert not (tmp_path / "o").exists()
+    (tmp_path / "s.json").write_text(json.dumps({"t1": [[[2]]]}))
+    assert main([*base, "--out", str(tmp_path / "o"), "--solutions", str(tmp_path / "s.json")]) == 0
+    out, err = capsys.readouterr()
+    assert "score " in out and "1 of 2 tasks scored" in out + err and "t2" in out + err
+    warnings = json.loads((tmp_path / "o" / "report.json").read_text())["warnings"]
+    assert any("1 of 2 tasks scored" in w for w in warnings)  # the report keeps what the score leaves out
+
+
+def test_select_refuses_solutions_of_another_set_and_says_when_only_part_is_scored(tmp_path, arc_files, capsys):
+    from test_select import POOL, write_run
+
+    from arc_kit.cli.main import main
+
+    run = write_run(tmp_path / "a", POOL, ["s1"])  # one task, t
+    submission = json.loads((run / "submission.json").read_text())
+    (run / "submission.json").write_text(json.dumps({**submission, "u": submission["t"]}))
+    assert main(["select", str(run), "--solutions", str(arc_files("arc-agi-1/training")[1])]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "none of the 2 tasks" in err[0]
+    (tmp_path / "s.json").write_text(json.dumps({"t": [[[1]]]}))
+    assert main(["select", str(run), "--solutions", str(tmp_path / "s.json"), "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["choices"][0]["score"] == 1.0 and "1 of 2 tasks scored" in err and "u" in err

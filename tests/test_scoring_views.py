@@ -185,10 +185,10 @@ def random_groups(seed: int, vocab: int, lengths: list[int], answers: int) -> tu
 def test_prefix_nlls_equal_each_item_alone(arc_tokenizer, shape):
     """Prompts of three lengths (equal ones share a batch unpadded, the others are left-padded), answers of 1-14
     tokens; at every budget (1: a prompt and an answer at a time) the numbers are each item's alone."""
-    from arc_kit.models.tiny import TinyModelConfig, build_tiny_model
+    from arc_kit.models.tiny import TinyModelShape, build_tiny_model
     from arc_kit.solve.rescoring import prefix_nlls
 
-    config = None if shape == "tiny" else TinyModelConfig(
+    config = None if shape == "tiny" else TinyModelShape(
         hidden_size=512, intermediate_size=1536, num_hidden_layers=8, num_attention_heads=8, num_key_value_heads=2,
         seed=0)
     model = build_tiny_model(arc_tokenizer, config).eval()

@@ -9,6 +9,7 @@ import math
 from pathlib import Path
 
 import pytest
+from test_cli import one_error_line
 
 from arc_kit.cli.main import main as cli_main
 from arc_kit.core.submission import validate_submission_file
@@ -152,3 +153,80 @@ def test_scoring_views_that_differ_are_combined_column_by_column(tmp_path):
     voted = reselect([read_run(a), read_run(c)], "nvarc", read_run(a).weights)
     assert voted.voted_inputs == 1 and voted.submission.entries["t"][0]["attempt_1"] == ((2,),)
     assert math.isclose(voted.submission.entries["t"][0]["attempt_2"][0][0], 1)  # X: 1 vote, best NLL 0.1
+
+
+# ---- bad input: one line naming the folder, file or field, exit 2; nothing a user made is lost
+
+POOL = [{"grid": [[1]], "views": {"v1": [0.1]}, "scoring_nlls": [1.0]},
+        {"grid": [[2]], "views": {"v2": [0.2]}, "scoring_nlls": [0.5]}]
+
+
+def test_select_never_writes_over_another_runs_files(tmp_path, capsys):
+    a = write_run(tmp_path / "a", POOL, ["s1"])
+    b = write_run(tmp_path / "b", [{"grid": [[3]], "views": {"v": [0.3]}, "scoring_nlls": [0.1]}], ["s1"])
+    before = {p.name: p.read_bytes() for p in b.iterdir()}
+    assert cli_main(["select", str(a), "--out", str(b)]) == 2
+    one_error_line(capsys, str(b), "run folder")
+    assert {p.name: p.read_bytes() for p in b.iterdir()} == before
+    # a folder holding a submission.json that select did not write (a run stopped before its report) is kept too
+    (b / "report.json").unlink()
+    assert cli_main(["select", str(a), "--out", str(b)]) == 2
+    one_error_line(capsys, str(b / "submission.json"))
+    assert (b / "submission.json").read_bytes() == before["submission.json"]
+    # select's own output folder is select's to rewrite: trying formulas one after another into one folder
+    out = tmp_path / "chosen"
+    assert cli_main(["select", str(a), "--formula", "vote", "--out", str(out)]) == 0
+    assert cli_main(["select", str(a), "--formula", "poe", "--out", str(out)]) == 0
+    assert json.loads((out / "selection.json").read_text())["formula"] == "poe"
+
+
+def test_a_run_given_twice_is_refused_not_pooled_with_itself(tmp_path, capsys, monkeypatch):
+    a = write_run(tmp_path / "a", POOL, ["s1"])
+    assert cli_main(["select", str(a), str(a)]) == 2
+    one_error_line(capsys, "twice")
+    monkeypatch.chdir(tmp_path)
+    assert cli_main(["select", "a", str(a)]) == 2  # the same folder spelt two ways
+    one_error_line(capsys, "twice")
+
+
+CORRUPTIONS = {
+    "report is a list": lambda r: [],
+    "selection not a table": lambda r: r.update(selection=3),
+    "formula not a name": lambda r: r["selection"].update(formula=5),
+    "formula unknown": lambda r: r["selection"].update(formula="best"),
+    "weight not a number": lambda r: r["selection"].update(vote_weight="high"),
+    "task not a table": lambda r: r["per_task"].update(t=[]),
+    "inputs not a list": lambda r: r["per_task"]["t"].update(inputs={"a": 1}),
+    "input not a table": lambda r: r["per_task"]["t"].update(inputs=[3]),
+    "landed not true/false": lambda r: r["per_task"]["t"]["inputs"][0].update(landed="yes"),
+    "pool not a list": lambda r: r["per_task"]["t"]["inputs"][0].update(pool={"grid": [[1]]}),
+    "candidate not a table": lambda r: r["per_task"]["t"]["inputs"][0]["pool"].append("x"),
+    "grid not a grid": lambda r: r["per_task"]["t"]["inputs"][0]["pool"][0].update(grid="1"),
+    "views a list": lambda r: r["per_task"]["t"]["inputs"][0]["pool"][0].update(views=[0.1]),
+    "view NLLs a number": lambda r: r["per_task"]["t"]["inputs"][0]["pool"][0].update(views={"v1": 0.1}),
+    "view NLL a string": lambda r: r["per_task"]["t"]["inputs"][0]["pool"][0].update(views={"v1": ["a"]}),
+    "scoring NLLs a number": lambda r: r["per_task"]["t"]["inputs"][0]["pool"][0].update(scoring_nlls=1.0),
+    "scoring NLL a string": lambda r: r["per_task"]["t"]["inputs"][0]["pool"][0].update(scoring_nlls=["a"]),
+    "scoring views a string": lambda r: r["per_task"]["t"]["inputs"][0].update(scoring_views="s1"),
+    "fallbacks not a list": lambda r: r["per_task"]["t"]["inputs"][0].update(second_choices=3),
+    "fallback without a grid": lambda r: r["per_task"]["t"]["inputs"][0].update(second_choices=[{"source": "x"}]),
+}
+
+
+@pytest.mark.parametrize("corruption", CORRUPTIONS)
+def test_a_report_with_fields_of_the_wrong_type_is_one_line(tmp_path, capsys, corruption):
+    run = write_run(tmp_path / "a", POOL, ["s1"])
+    report = json.loads((run / "report.json").read_text())
+    changed = CORRUPTIONS[corruption](report)
+    (run / "report.json").write_text(json.dumps(report if changed is None else changed))
+    assert cli_main(["select", str(run), "--out", str(tmp_path / "out")]) == 2
+    one_error_line(capsys, "report.json")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("submission", [[], {"t": 3}, {"t": [[1]]}, {"t": [{"attempt_1": [[1]]}]}])
+def test_a_submission_of_the_wrong_shape_is_one_line(tmp_path, capsys, submission):
+    run = write_run(tmp_path / "a", POOL, ["s1"])
+    (run / "submission.json").write_text(json.dumps(submission))
+    assert cli_main(["select", str(run), str(write_run(tmp_path / "b", POOL, ["s1"]))]) == 2
+    one_error_line(capsys, "submission.json")

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from arc_kit.solve.selection import FORMULAS, CandidateStats, choose_attempts, pool_candidates, rank, score
+from arc_kit.solve.selection import FORMULAS, CandidateStats, choose_attempts, rank, score
 
 A, B, C = ((1,),), ((2,),), ((3,),)
 
@@ -88,7 +88,13 @@ def test_candidates_scored_under_different_views_are_refused():
         rank([CandidateStats(A, [1.0], [1.0]), CandidateStats(B, [1.0], [])], "nvarc")
 
 
-def test_pool_candidates_merges_generations_by_grid():
-    pooled = pool_candidates([(A, 0.5), (B, 0.1), (A, 0.2)])
+def test_generations_pool_by_grid_as_the_solver_pools_them():
+    """The solver keeps one CandidateStats per grid and adds each generation to it with its view."""
+    pool: dict = {}
+    for view, grid, nll in [("id", A, 0.5), ("rot90", B, 0.1), ("rot90", A, 0.2)]:
+        pool.setdefault(grid, CandidateStats(grid)).add(view, nll)
+    pooled = list(pool.values())
     assert [(c.grid, c.generated_nlls, c.count) for c in pooled] == [(A, [0.5, 0.2], 2), (B, [0.1], 1)]
+    assert pool[A].per_view() == {"id": [0.5], "rot90": [0.2]}
+    assert CandidateStats.from_views(A, pool[A].per_view(), []) == pool[A]  # what a revisit rebuilds from a report
     assert [c.grid for c in rank(pooled, "vote")] == [A, B]

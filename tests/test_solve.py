@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from arc_kit.config.run import SolverConfig
+from arc_kit.config.run import SolverSettings
 from arc_kit.core.augment import View
 from arc_kit.core.formats import ARC_KIT_FORMAT
 from arc_kit.core.tasks import Pair, Task
@@ -23,11 +23,6 @@ from arc_kit.solve.solver import ArcSolver
 A = ((1, 2), (3, 4))
 B = ((5, 5), (5, 5))
 C = ((7,),)
-
-
-@pytest.fixture(scope="module")
-def loaded(tiny_model_dir: Path) -> LoadedModel:
-    return load_model(tiny_model_dir, SolverConfig(device="cpu"))
 
 
 def small_task(task_id: str = "t1", pairs: int = 2, side: int = 3) -> Task:
@@ -51,7 +46,7 @@ def test_corrupt_weights_are_a_load_error_naming_the_folder(tmp_path: Path, tiny
         (tmp_path / f.name).write_bytes(f.read_bytes())
     (tmp_path / "model.safetensors").write_bytes(b"not a safetensors file")
     with pytest.raises(ModelLoadError, match=str(tmp_path)):
-        load_model(tmp_path, SolverConfig(device="cpu"))
+        load_model(tmp_path, SolverSettings(device="cpu"))
 
 
 def test_lora_adapter_loads_offline_and_matches_peft(tmp_path: Path, tiny_model_dir: Path, loaded: LoadedModel):
@@ -65,7 +60,7 @@ def test_lora_adapter_loads_offline_and_matches_peft(tmp_path: Path, tiny_model_
     ids = torch.tensor([[5, 6, 7, 8, 9, 10]])
     with torch.no_grad():
         expected = peft_model(ids).logits
-    adapter = load_model(tmp_path / "adapter", SolverConfig(device="cpu", base_model=str(tiny_model_dir)))
+    adapter = load_model(tmp_path / "adapter", SolverSettings(device="cpu", base_model=str(tiny_model_dir)))
     assert adapter.backend == "transformers+peft"
     with torch.no_grad():
         got = adapter.model(ids).logits
@@ -77,7 +72,7 @@ def test_lora_adapter_loads_offline_and_matches_peft(tmp_path: Path, tiny_model_
 def test_adapter_without_its_base_says_so(tmp_path: Path):
     (tmp_path / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "/gone/base"}))
     with pytest.raises(ModelLoadError, match="base model '/gone/base' not found"):
-        load_model(tmp_path, SolverConfig(device="cpu"))
+        load_model(tmp_path, SolverSettings(device="cpu"))
 
 
 # -- batched greedy decoding ---------------------------------------------------------------------------------------
@@ -105,7 +100,7 @@ def generate_one_by_one(model, tokenizer, requests):  # noqa: ANN001, ANN201
 def test_batched_decoding_matches_generate_one_at_a_time(loaded: LoadedModel):
     requests = _requests(loaded, 6, bound=12)
     assert len({len(r.prompt_ids) for r in requests}) > 1  # left padding is exercised
-    decoder = GreedyDecoder.for_config(loaded.model, loaded.tokenizer, "cpu", SolverConfig(batch_size=4))
+    decoder = GreedyDecoder.for_config(loaded.model, loaded.tokenizer, "cpu", SolverSettings(batch_size=4))
     batched = decoder.decode(requests)
     reference = generate_one_by_one(loaded.model, loaded.tokenizer, requests)
     assert [g.token_ids for g in batched] == [g.token_ids for g in reference]
@@ -115,7 +110,7 @@ def test_batched_decoding_matches_generate_one_at_a_time(loaded: LoadedModel):
 def test_each_row_stops_at_its_bound_or_its_end_token(loaded: LoadedModel):
     import random
 
-    decoder = GreedyDecoder.for_config(loaded.model, loaded.tokenizer, "cpu", SolverConfig(batch_size=2))
+    decoder = GreedyDecoder.for_config(loaded.model, loaded.tokenizer, "cpu", SolverSettings(batch_size=2))
     prompts = [tuple(random.Random(seed).randrange(5, 26) for _ in range(30 + seed)) for seed in (0, 2)]
     first = decoder.decode([DecodeRequest(0, prompts[0], 10)])[0].token_ids[0]
     other = decoder.decode([DecodeRequest(1, prompts[1], 10)])[0].token_ids
@@ -128,9 +123,9 @@ def test_each_row_stops_at_its_bound_or_its_end_token(loaded: LoadedModel):
     assert decoder.stats.tokens == 8  # finished rows stop counting
 
 
-def test_a_passed_deadline_cuts_rows_and_marks_them(loaded: LoadedModel):
+def test_a_passed_deadline_stops_rows_and_marks_them_timed_out(loaded: LoadedModel):
     requests = _requests(loaded, 3, bound=50)
-    decoder = GreedyDecoder.for_config(loaded.model, loaded.tokenizer, "cpu", SolverConfig(batch_size=2))
+    decoder = GreedyDecoder.for_config(loaded.model, loaded.tokenizer, "cpu", SolverSettings(batch_size=2))
     gens = decoder.decode(requests, stop_at=time.time() - 1)
     assert all(g.timed_out for g in gens)
     assert all(len(g.token_ids) <= 1 for g in gens)
@@ -161,7 +156,7 @@ def is_plain(prompt) -> bool:  # noqa: ANN001
 
 def scripted_solver(tokenizer, views: int, answer) -> ArcSolver:
     model = SimpleNamespace(config=SimpleNamespace(max_position_embeddings=8192))
-    config = SolverConfig(mode="greedy", scoring_views=0, views=views)
+    config = SolverSettings(mode="greedy", scoring_views=0, views=views)
     solver = ArcSolver(LoadedModel(model, tokenizer, "cpu", "fake", ".", dtype=None, has_lora=False,
                                        prompt_format=ARC_KIT_FORMAT), config)
     solver.decoder = ScriptedDecoder(tokenizer, solver, answer)
@@ -173,9 +168,9 @@ def test_colour_views_off_gives_geometric_views_for_search_and_scoring(arc_token
 
     task = small_task()
     solver = scripted_solver(arc_tokenizer, 8, lambda prompt: "")
-    geometric = solver.views(task, SolverConfig(views=8, colour_views=False))
+    geometric = solver.views(task, SolverSettings(views=8, colour_views=False))
     assert len(geometric) == 8 and all(v.colours == tuple(range(10)) for v in geometric)
-    assert any(v.colours != tuple(range(10)) for v in solver.views(task, SolverConfig(views=8)))
+    assert any(v.colours != tuple(range(10)) for v in solver.views(task, SolverSettings(views=8)))
     scored = scoring_views(task, 0, arc_tokenizer, 6, 1, 4096, colour_views=False, prompt_format=ARC_KIT_FORMAT)
     assert all(View.from_key(v.view_key).colours == tuple(range(10)) for v in scored)
 
@@ -222,7 +217,7 @@ def test_unparseable_output_keeps_the_placeholder_or_the_other_attempt(arc_token
 
 def test_a_task_too_long_for_the_context_drops_pairs_and_is_still_answered(loaded: LoadedModel):
     task = small_task(pairs=8, side=6)
-    config = SolverConfig(max_length=300, views=1, mode="greedy", scoring_views=0)
+    config = SolverSettings(max_length=300, views=1, mode="greedy", scoring_views=0)
     solver = ArcSolver(loaded, config)
     prompts = task_prompts(task, loaded.tokenizer, loaded.prompt_format, solver.views(task), 300)
     dropped = sum(p.pairs_dropped for p in prompts)
@@ -265,7 +260,7 @@ def test_unsloth_failing_to_load_falls_back_to_transformers(tiny_model_dir: Path
 
     with caplog.at_level("WARNING"):
         # no GPU or Unsloth here
-        assert _try_unsloth(tiny_model_dir, SolverConfig(), "cuda", torch.bfloat16, None, ARC_KIT_FORMAT) is None
+        assert _try_unsloth(tiny_model_dir, SolverSettings(), "cuda", torch.bfloat16, None, ARC_KIT_FORMAT) is None
     assert "using transformers" in caplog.text
 
 
@@ -291,7 +286,7 @@ def test_an_unsloth_model_that_fails_the_probe_is_loaded_again_with_transformers
         loaded: LoadedModel, monkeypatch: pytest.MonkeyPatch, caplog):
     import arc_kit.solve.solver as solver_module
 
-    asked: list[SolverConfig] = []
+    asked: list[SolverSettings] = []
 
     def fake_load(model_dir, config):  # noqa: ANN001
         asked.append(config)
@@ -299,7 +294,7 @@ def test_an_unsloth_model_that_fails_the_probe_is_loaded_again_with_transformers
 
     monkeypatch.setattr(solver_module, "load_model", fake_load)
     with caplog.at_level("WARNING"):
-        solver = solver_module.load_solver("weights", SolverConfig(device="cpu"))
+        solver = solver_module.load_solver("weights", SolverSettings(device="cpu"))
     assert [c.use_unsloth for c in asked] == [True, False]
     assert solver.loaded is loaded and solver.loaded.backend == "transformers"
     assert "fails the decoding probe" in caplog.text and "patched forward broke" in caplog.text
@@ -326,9 +321,9 @@ def test_an_unsloth_model_whose_padded_batch_differs_is_loaded_again_with_transf
     import arc_kit.solve.solver as solver_module
 
     broken = _as_unsloth(loaded, SharedPositions(loaded.model))
-    problem = solver_module.decode_problem(broken, SolverConfig(device="cpu"))
+    problem = solver_module.decode_problem(broken, SolverSettings(device="cpu"))
     assert problem is not None and "#3699" in problem and "left-padded" in problem
-    asked: list[SolverConfig] = []
+    asked: list[SolverSettings] = []
 
     def fake_load(model_dir, config):  # noqa: ANN001
         asked.append(config)
@@ -336,7 +331,7 @@ def test_an_unsloth_model_whose_padded_batch_differs_is_loaded_again_with_transf
 
     monkeypatch.setattr(solver_module, "load_model", fake_load)
     with caplog.at_level("WARNING"):
-        solver = solver_module.load_solver("weights", SolverConfig(device="cpu"))
+        solver = solver_module.load_solver("weights", SolverSettings(device="cpu"))
     assert [c.use_unsloth for c in asked] == [True, False] and solver.loaded is loaded
     assert "fails the decoding probe" in caplog.text and "#3699" in caplog.text
 
@@ -345,7 +340,7 @@ def test_an_unsloth_model_that_decodes_is_kept(loaded: LoadedModel, monkeypatch:
     import arc_kit.solve.solver as solver_module
 
     unsloth = _as_unsloth(loaded, loaded.model)
-    asked: list[SolverConfig] = []
+    asked: list[SolverSettings] = []
 
     def fake_load(model_dir, config):  # noqa: ANN001
         asked.append(config)
@@ -353,9 +348,9 @@ def test_an_unsloth_model_that_decodes_is_kept(loaded: LoadedModel, monkeypatch:
 
     monkeypatch.setattr(solver_module, "load_model", fake_load)
     with caplog.at_level("WARNING"):
-        solver = solver_module.load_solver("weights", SolverConfig(device="cpu"))
+        solver = solver_module.load_solver("weights", SolverSettings(device="cpu"))
     assert len(asked) == 1 and solver.loaded is unsloth and solver.loaded.model is loaded.model
-    assert solver_module.decode_problem(unsloth, SolverConfig()) is None
+    assert solver_module.decode_problem(unsloth, SolverSettings()) is None
     assert "probe" not in caplog.text
 
 
@@ -370,7 +365,7 @@ def test_the_settings_name_every_selection_formula():
 
 
 def test_dfs_and_rescoring_on_the_tiny_model_give_two_distinct_ranked_attempts(loaded: LoadedModel):
-    config = SolverConfig(mode="dfs", views=2, min_probability=1e-4, max_candidates_per_view=4, scoring_views=2)
+    config = SolverSettings(mode="dfs", views=2, min_probability=1e-4, max_candidates_per_view=4, scoring_views=2)
     [result] = ArcSolver(loaded, config).solve([small_task(side=2)])
     [report] = result.inputs
     assert result.error is None and len(report.candidates) >= 2 and report.rescored
@@ -386,7 +381,7 @@ def test_the_search_prefills_in_the_configured_chunks(loaded: LoadedModel, monke
     seen = []
     real = dfs.dfs_lockstep
     monkeypatch.setattr(dfs, "dfs_lockstep", lambda *a, **kw: seen.append(kw["prefill_chunk_tokens"]) or real(*a, **kw))
-    config = SolverConfig(mode="dfs", views=1, scoring_views=0, prefill_chunk_tokens=16)
+    config = SolverSettings(mode="dfs", views=1, scoring_views=0, prefill_chunk_tokens=16)
     [result] = ArcSolver(loaded, config).solve([small_task(side=2)])
     assert result.error is None and seen == [16]
 
@@ -396,14 +391,15 @@ def test_a_search_out_of_time_keeps_what_it_found_and_the_file_stays_valid(tmp_p
     from arc_kit.config.run import RunSettings
     from arc_kit.core.submission import validate_submission_file
     from arc_kit.core.tasks import load_tasks, write_task_files
-    from arc_kit.run.runner import RunConfig, run_submission
+    from arc_kit.run.job import RunJob
+    from arc_kit.run.runner import run_submission
 
     tasks = sorted(load_tasks(arc_files("arc-agi-1/evaluation")[0]), key=lambda t: len(str(t)))[:3]
     challenges = tmp_path / "c.json"
     write_task_files(tasks, challenges)
-    config = RunConfig(model_dir=tiny_model_dir, challenges=challenges, output=tmp_path / "submission.json",
-                       run=RunSettings(budget_seconds=4, margin_seconds=0.5, workers=1), progress=False,
-                       solver=SolverConfig(device="cpu", mode="dfs", min_probability=1e-6, max_candidates_per_view=500,
+    config = RunJob(model_dir=tiny_model_dir, challenges=challenges, output=tmp_path / "submission.json",
+                    run=RunSettings(budget_seconds=4, margin_seconds=0.5, workers=1), progress=False,
+                    solver=SolverSettings(device="cpu", mode="dfs", min_probability=1e-6, max_candidates_per_view=500,
                                            views=2, scoring_views=2))
     began = time.time()
     report = run_submission(config)
@@ -413,28 +409,28 @@ def test_a_search_out_of_time_keeps_what_it_found_and_the_file_stays_valid(tmp_p
 
 
 def test_a_settings_file_sets_the_defaults_and_flags_override_it(tmp_path: Path):
-    from arc_kit.cli.flags import plan_from_args
+    from arc_kit.cli.flags import config_from_args
     from arc_kit.cli.main import build_parser
-    from arc_kit.config.run import SettingsError, load_plan
+    from arc_kit.config.run import SettingsError, load_submission_config
 
     path = tmp_path / "s.toml"
     path.write_text('[solver]\nmode = "greedy"\nviews = 3\n[run]\nbudget_seconds = 100\n')
-    assert load_plan(path).solver.views == 3 and load_plan(path).run.budget_seconds == 100
+    assert load_submission_config(path).solver.views == 3 and load_submission_config(path).run.budget_seconds == 100
     args = build_parser().parse_args(["dry-run", "--model", "m", "--challenges", "arc-agi-1/evaluation",
                                       "--out", "o", "--settings", str(path), "--views", "5"])
-    plan = plan_from_args(args)
-    assert (plan.solver.mode, plan.solver.views, plan.run.budget_seconds) == ("greedy", 5, 100)
+    config = config_from_args(args)
+    assert (config.solver.mode, config.solver.views, config.run.budget_seconds) == ("greedy", 5, 100)
     path.write_text('[solver]\nformula = "best"\n')
     with pytest.raises(SettingsError, match="formula"):
-        load_plan(path)
+        load_submission_config(path)
 
 
 def test_out_of_memory_splits_the_batch_down_to_one_row(loaded: LoadedModel, monkeypatch):
     import torch
 
     requests = _requests(loaded, 4, bound=6)
-    decoder = GreedyDecoder.for_config(loaded.model, loaded.tokenizer, "cpu", SolverConfig(batch_size=8))
-    expected = [g.token_ids for g in GreedyDecoder.for_config(loaded.model, loaded.tokenizer, "cpu", SolverConfig(batch_size=1)).decode(requests)]
+    decoder = GreedyDecoder.for_config(loaded.model, loaded.tokenizer, "cpu", SolverSettings(batch_size=8))
+    expected = [g.token_ids for g in GreedyDecoder.for_config(loaded.model, loaded.tokenizer, "cpu", SolverSettings(batch_size=1)).decode(requests)]
     real = decoder._decode_batch
 
     def tight(batch, stop_at):  # more than two rows do not fit

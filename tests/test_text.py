@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import all_grids
 
 from arc_kit.core.formats import ARC_KIT_FORMAT, fit_for_tokenizer
 from arc_kit.core.tasks import Pair, Task, load_tasks
@@ -18,15 +19,6 @@ from arc_kit.core.text import (
     text_to_grid,
 )
 from arc_kit.models.token_stats import token_stats
-
-
-def all_grids(arc_files):
-    for version in ("arc-agi-1", "arc-agi-2"):
-        for split in ("training", "evaluation"):
-            for task in load_tasks(*arc_files(f"{version}/{split}")):
-                for pair in (*task.train, *task.test):
-                    yield pair.input
-                    yield pair.output
 
 
 def test_every_public_grid_survives_text_and_parse(arc_files):
@@ -53,7 +45,7 @@ def test_parser_refuses_with_a_reason(text, why):
         text_to_grid(text)
 
 
-def test_answer_is_cut_at_the_end_marker():
+def test_answer_ends_at_the_end_marker():
     assert answer_from_generation("01\n23\n<|im_end|>\n45\n") == ((0, 1), (2, 3))
 
 

@@ -24,7 +24,7 @@ def test_builtin_configs_load_with_the_recipe_defaults():
     gpu = load_config(resolve_config_path("gpu-qwen"))
     assert gpu.lora.use_rslora and gpu.train.learning_rate == 1e-4
     assert gpu.train.per_device_train_batch_size == 16 and gpu.train.num_train_epochs == 2
-    assert gpu.train.gradient_accumulation_steps == 1 and gpu.train.embedding_weight_decay > 0
+    assert "gradient_accumulation_steps" not in gpu.to_dict()["train"] and gpu.train.embedding_weight_decay > 0
     assert set(gpu.lora.target_modules) >= {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
     tiny = load_config(resolve_config_path("tiny-cpu.toml"))
     assert tiny.model.name_or_path == "tiny" and tiny.model.full_finetuning
@@ -49,6 +49,22 @@ def test_overrides_are_typed_and_unknown_fields_named():
 def test_gradient_accumulation_is_refused_with_a_reason():
     with pytest.raises(SettingsError, match="does not use gradient accumulation"):
         load_config(resolve_config_path("tiny-cpu"), ["train.gradient_accumulation_steps=4"])
+
+
+def test_an_old_config_setting_accumulation_to_one_gets_one_line_saying_the_recipe_has_none(tmp_path, capsys):
+    """The setting is gone; an old config still holding it (even at 1, which changed nothing) is told why, in one
+    line naming the file and field, rather than having it silently ignored."""
+    from arc_kit.cli.main import main
+
+    old = tmp_path / "old.toml"
+    text = resolve_config_path("tiny-cpu").read_text(encoding="utf-8")
+    old.write_text(text.replace("[train]\n", "[train]\ngradient_accumulation_steps = 1\n", 1), encoding="utf-8")
+    with pytest.raises(SettingsError, match=r"old\.toml: train\.gradient_accumulation_steps: the recipe does not use"):
+        load_config(old)
+    assert main(["train", "--config", str(old), "--set", f"train.output_dir={tmp_path / 'run'}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err and "gradient accumulation" in err, err
+    assert not (tmp_path / "run").exists()
 
 
 def test_config_without_data_or_with_mismatched_solutions_is_refused():

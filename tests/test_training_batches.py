@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from arc_kit.config.training import load_config, resolve_config_path
+from conftest import tiny_config
 
 BATCH = 4
 # Grids of several sides give rows of several lengths; 14 tasks x 3 examples = 42 rows, so 42 % 4 = 2 rows make
@@ -19,15 +18,11 @@ OVERRIDES = [
 ]
 
 
-def config_for(out):
-    return load_config(resolve_config_path("tiny-cpu"), [*OVERRIDES, f"train.output_dir={out}"])
-
-
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
     from arc_kit.training.trainer import prepare_run
 
-    run = prepare_run(config_for(tmp_path_factory.mktemp("batches") / "run"))
+    run = prepare_run(tiny_config(tmp_path_factory.mktemp("batches") / "run", OVERRIDES))
     assert len(run.data.train) % BATCH != 0, "the test needs a partial batch"
     return run
 
@@ -82,7 +77,7 @@ def test_training_logs_the_padding_of_the_batches_it_trained_on(prepared, tmp_pa
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a tiny model runs several times faster on one thread when the cores are shared
     try:
-        result = run_training(config_for(tmp_path / "run"))
+        result = run_training(tiny_config(tmp_path / "run", OVERRIDES))
     finally:
         torch.set_num_threads(threads)
     lengths = prepared.data.train["length"]  # the same config builds the same rows and the same sampler

@@ -1,15 +1,17 @@
 """Two CPU processes (torchrun, gloo) train the tiny model data-parallel: each sees its own rows, both end with the
-same weights, the log and run_info.json are written once, and the export holds those weights."""
+same weights, the log and run_info.json are written once, and the export holds those weights. The run is started
+with the command ``distributed.launch_command`` builds (what a training kernel on T4 x2 runs). What only a GPU
+decides (float16 with the gradient scaler on a T4, the backend) is checked on a faked device."""
 
 from __future__ import annotations
 
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import fake_gpu
 
 from arc_kit.config.schema import SettingsError
 from arc_kit.config.training import load_config, resolve_config_path
@@ -42,14 +44,82 @@ def test_fsdp_settings_are_checked(tmp_path):
         load_config(resolve_config_path("tiny-cpu"), ["train.fsdp=true", "model.backend=unsloth"])
 
 
+def test_the_launch_command_starts_one_process_per_gpu():
+    from arc_kit.training.distributed import launch_command
+
+    argv = ["train", "--config", "run.toml"]
+    assert launch_command(1, argv, python="py") == ["py", "-m", "arc_kit.cli", *argv]
+    assert launch_command(2, argv, python="py") == [
+        "py", "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "arc_kit.cli", *argv]
+    with pytest.raises(ValueError, match="n_gpus"):
+        launch_command(0, argv)
+
+
+def test_two_t4s_train_in_float16_under_the_scaler_with_every_weight_used(monkeypatch, tmp_path):
+    """The run's SFTConfig for a process of a T4 x2 launch: fp16 (the Trainer's gradient scaler), not bf16, on CUDA;
+    DDP told every trainable weight is used each step (find_unused_parameters off: LoRA uses all of its weights,
+    and Unsloth's reentrant checkpointing requires it); the schedule counts the batches of both processes."""
+    import trl
+
+    from arc_kit.training.trainer import sft_config
+
+    fake_gpu(monkeypatch, (7, 5))
+    recorded: dict = {}
+    monkeypatch.setattr(trl, "SFTConfig", lambda **kwargs: recorded.update(kwargs))
+    config = load_config(resolve_config_path("gpu-qwen"), [f"train.output_dir={tmp_path}"])
+    sft_config(config, tmp_path, num_train=6400, has_eval=False, backend="unsloth", num_processes=2)
+    assert (recorded["fp16"], recorded["bf16"], recorded["use_cpu"]) == (True, False, False)
+    assert recorded["ddp_find_unused_parameters"] is False
+    assert recorded["lr_scheduler_kwargs"]["num_decay_steps"] == 200 - 1  # 400 batches dealt to 2 processes
+
+
+@pytest.mark.parametrize("requested, fsdp, installed, processes, backend, why", [
+    ("auto", False, True, 2, "unsloth", "data-parallel over 2 GPUs"),
+    ("auto", False, True, 1, "unsloth", "on a CUDA GPU"),
+    ("auto", True, True, 2, "peft", "train.fsdp"),
+    ("auto", False, False, 2, "peft", "not installed"),
+    ("peft", False, True, 2, "peft", "model.backend"),
+])
+def test_the_backend_of_a_multi_gpu_run_and_why(monkeypatch, requested, fsdp, installed, processes, backend, why):
+    import importlib.util
+
+    from arc_kit.models import training_model
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: (object() if installed else None) if name == "unsloth" else real(name, *a))
+    got, reason = training_model.backend_choice(requested, fsdp, "cuda", processes)
+    assert got == backend and why in reason
+    assert training_model.choose_backend(requested, fsdp, "cuda") == backend  # the process count changes no backend
+
+
+def test_float16_training_holds_what_it_trains_in_float32(tmp_path):
+    """The weights of a float16 run (a T4's): frozen ones stay float16, LoRA and the trained embedding copy are
+    float32 master weights, which the gradient scaler needs."""
+    import torch
+
+    from arc_kit.models.training_model import load_training_model
+
+    config = load_config(resolve_config_path("tiny-cpu"), [
+        f"train.output_dir={tmp_path / 'run'}", "model.full_finetuning=false", "model.dtype=float16",
+        "lora.r=4", "lora.alpha=8", "lora.train_embeddings=true"])
+    loaded = load_training_model(config, tmp_path / "run", "cpu")
+    trained = {n: p.dtype for n, p in loaded.model.named_parameters() if p.requires_grad}
+    frozen = {n: p.dtype for n, p in loaded.model.named_parameters() if not p.requires_grad}
+    assert trained and set(trained.values()) == {torch.float32}
+    assert any("embed_tokens" in n for n in trained) and any("lora_A" in n for n in trained)
+    assert frozen and set(frozen.values()) == {torch.float16}
+
+
 def torchrun(run_dir: Path, *extra: str, resume: bool = False) -> subprocess.CompletedProcess:
-    """scripts/pretrain.py on 2 CPU processes (gloo), as a user would start it."""
+    """``arc-kit train`` on 2 CPU processes (gloo), started by the command a training kernel runs."""
+    from arc_kit.training.distributed import launch_command
+
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "",
            "TOKENIZERS_PARALLELISM": "false"}
     sets = [*OVERRIDES, f"train.output_dir={run_dir}", *extra]
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           str(REPO / "scripts" / "pretrain.py"), "--config", "tiny-cpu", *[a for o in sets for a in ("--set", o)],
-           *(["--resume"] if resume else [])]
+    cmd = launch_command(2, ["train", "--config", "tiny-cpu", *[a for o in sets for a in ("--set", o)],
+                             *(["--resume"] if resume else [])])
     proc = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
@@ -85,6 +155,7 @@ def test_log_and_run_info_are_written_once(ddp_run):
     assert loss_steps == [1, 2, 3, 4]  # one row per logging step, not one per process
     summaries = [line for line in proc.stdout.splitlines() if line.startswith('{"output_dir"')]
     assert len(summaries) == 1 and json.loads(summaries[0])["effective_batch_size"] == 8
+    assert proc.stderr.count("backend peft (auto: no CUDA GPU)") == 1  # said once, by the main process
     info = json.loads((run_dir / "run_info.json").read_text())
     assert info["steps"] == 4
     assert info["parallel"] == {"num_processes": 2, "distributed_type": "MULTI_CPU", "fsdp": False,
@@ -124,3 +195,17 @@ def test_a_stopped_run_resumed_on_two_processes_ends_at_the_same_weights(ddp_run
     losses = [[(r["step"], round(r["loss"], 5)) for r in map(json.loads, (d / "train_log.jsonl").read_text()
                .splitlines()) if "loss" in r] for d in (run_dir, tmp_path / "run")]
     assert losses[0] == losses[1]
+
+
+@pytest.mark.slow
+def test_two_processes_stop_together_at_the_budget(tmp_path):
+    """A budget already spent when training starts (half a second: loading takes longer): both processes take the
+    stop after the first step together (no process left waiting at a collective), one checkpoint is saved and the
+    run says it did not finish."""
+    proc = torchrun(tmp_path / "run", "train.max_seconds=0.5", "train.stop_margin_seconds=0")
+    summary = json.loads(next(line for line in proc.stdout.splitlines() if line.startswith('{"output_dir"')))
+    assert (summary["finished"], summary["stopped"], summary["steps"]) == (False, "max_seconds", 1)
+    assert sorted(p.name for p in (tmp_path / "run").glob("checkpoint-*")) == ["checkpoint-1"]
+    assert not (tmp_path / "run" / "final").exists()
+    info = json.loads((tmp_path / "run" / "run_info.json").read_text())
+    assert (info["finished"], info["stopped"], info["parallel"]["num_processes"]) == (False, "max_seconds", 2)

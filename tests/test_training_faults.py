@@ -9,8 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import one_error_line
 
-from arc_kit.cli.main import main
+from arc_kit.cli.main import main, notices_on_stderr
 from arc_kit.config.schema import SettingsError
 from arc_kit.config.training import load_config, resolve_config_path
 
@@ -20,20 +21,12 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture
 def no_model(monkeypatch):
     """Fail the test if training gets as far as loading a model."""
-    import arc_kit.models.loading as loading
+    import arc_kit.models.training_model as training_model
 
     def refuse(*args, **kwargs):
         raise AssertionError("the model was loaded before the input was checked")
 
-    monkeypatch.setattr(loading, "load_training_model", refuse)
-
-
-def one_line_error(capsys, *names: str) -> str:
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err, err
-    for name in names:
-        assert name in err, err
-    return err
+    monkeypatch.setattr(training_model, "load_training_model", refuse)
 
 
 def train(tmp_path: Path, *sets: str) -> int:
@@ -48,7 +41,7 @@ def test_train_refuses_a_broken_challenges_file_before_loading_the_model(tmp_pat
     bad = tmp_path / "bad_challenges.json"
     bad.write_text('{"t1": {"train": [{"input": [[1, 2]], "output": [[3, 12]]}], "test": [{"input": [[1]]}]}}')
     assert train(tmp_path, f"data.challenges={bad}") == 2
-    one_line_error(capsys, str(bad), "t1")
+    one_error_line(capsys, str(bad), "t1")
     assert not (tmp_path / "run").exists()
 
 
@@ -58,7 +51,7 @@ def test_train_refuses_a_broken_solutions_file(tmp_path, capsys, no_model):
     solutions = tmp_path / "s.json"
     solutions.write_text('{"t1": [[[1, 2]]')  # torn JSON
     assert train(tmp_path, f"data.challenges={challenges}", f"data.solutions={solutions}") == 2
-    one_line_error(capsys, str(solutions))
+    one_error_line(capsys, str(solutions))
 
 
 def test_train_refuses_a_task_id_naming_two_different_tasks(tmp_path, capsys, no_model):
@@ -66,14 +59,14 @@ def test_train_refuses_a_task_id_naming_two_different_tasks(tmp_path, capsys, no
     challenges.write_text('{"t1": {"train": [{"input": [[1]], "output": [[2]]}], "test": [{"input": [[1]]}]}}')
     other.write_text('{"t1": {"train": [{"input": [[1, 1]], "output": [[2]]}], "test": [{"input": [[1]]}]}}')
     assert train(tmp_path, f"data.challenges={challenges},{other}") == 2
-    one_line_error(capsys, "t1", "c.json", "d.json")
+    one_error_line(capsys, "t1", "c.json", "d.json")
 
 
 def test_train_refuses_a_source_named_twice(tmp_path, capsys, no_model):
     challenges = tmp_path / "c.json"
     challenges.write_text('{"t1": {"train": [{"input": [[1]], "output": [[2]]}], "test": [{"input": [[1]]}]}}')
     assert train(tmp_path, f"data.challenges={challenges},{challenges}") == 2
-    one_line_error(capsys, str(challenges), "twice")
+    one_error_line(capsys, str(challenges), "twice")
 
 
 # -- nonsense settings are refused at config load, naming the field ----------------------------------------------
@@ -124,7 +117,7 @@ def test_valid_edge_settings_are_accepted():
 
 def test_train_cli_refuses_a_negative_learning_rate_before_loading_the_model(tmp_path, capsys, no_model):
     assert train(tmp_path, "train.learning_rate=-0.001") == 2
-    one_line_error(capsys, "train.learning_rate", "tiny-cpu.toml")
+    one_error_line(capsys, "train.learning_rate", "tiny-cpu.toml")
     assert not (tmp_path / "run").exists()
 
 
@@ -142,7 +135,8 @@ def test_resume_drops_a_torn_last_log_line(tmp_path, capsys):
     _fake_checkpoint(run, 4)
     log = run / LOG_FILE
     log.write_text('{"step": 2, "loss": 1.0}\n{"step": 4, "loss": 0.9}\n{"step": 6, "loss": 0.8}\n{"step": 8, "lo')
-    restart_log(log, run / "checkpoint-4")
+    with notices_on_stderr():  # as every command shows the library's notices
+        restart_log(log, run / "checkpoint-4")
     assert [json.loads(line)["step"] for line in log.read_text().splitlines()] == [2, 4]
     assert LOG_FILE in capsys.readouterr().err  # the user is told a torn line was dropped
 
@@ -154,7 +148,7 @@ def test_resume_refuses_a_corrupt_line_in_the_middle_naming_file_and_line(tmp_pa
     text = '{"step": 2, "loss": 1.0}\n{"step": 3, "lo\n{"step": 4, "loss": 0.9}\n'
     log.write_text(text)
     assert main(["train", "--config", "tiny-cpu", "--set", f"train.output_dir={run}", "--resume"]) == 2
-    one_line_error(capsys, str(log), "line 2")
+    one_error_line(capsys, str(log), "line 2")
     assert log.read_text() == text  # nothing the user has is rewritten
 
 
@@ -163,7 +157,7 @@ def test_train_refuses_an_output_dir_that_is_a_file(tmp_path, capsys, no_model):
     out = tmp_path / "notes.txt"
     out.write_text("mine")
     assert main(["train", "--config", "tiny-cpu", "--set", f"train.output_dir={out}"]) == 2
-    one_line_error(capsys, "train.output_dir", str(out))
+    one_error_line(capsys, "train.output_dir", str(out))
     assert out.read_text() == "mine"
 
 
@@ -178,7 +172,7 @@ def test_export_refuses_an_out_that_is_a_file(tmp_path, capsys):
     out = tmp_path / "export.txt"
     out.write_text("mine")
     assert main(["export", str(_fake_finished_run(tmp_path)), "--out", str(out)]) == 2
-    one_line_error(capsys, "--out", str(out))
+    one_error_line(capsys, "--out", str(out))
     assert out.read_text() == "mine"
 
 
@@ -196,7 +190,7 @@ def test_synth_refuses_an_out_that_is_a_file(tmp_path, capsys):
     out = tmp_path / "data.json"
     out.write_text("mine")
     assert main(["synth", "--out", str(out), "--n-tasks", "2"]) == 2
-    one_line_error(capsys, "--out", str(out))
+    one_error_line(capsys, "--out", str(out))
     assert out.read_text() == "mine"
 
 
@@ -214,7 +208,7 @@ def test_synth_refuses_an_out_that_is_a_file(tmp_path, capsys):
 def test_synth_refuses_bad_options_naming_them(tmp_path, capsys, args, option):
     out = tmp_path / "synth"
     assert main(["synth", "--out", str(out), *args]) == 2
-    one_line_error(capsys, option)
+    one_error_line(capsys, option)
     assert not out.exists() or not any(out.iterdir())
 
 

@@ -64,7 +64,7 @@ def test_held_out_copies_are_refused_under_any_id_rotation_or_colours(tmp_path):
     fresh = generate_tasks(["rot180"], 5, seed=12, sizes=[4])
     copies = [disguised(held[0], 1, "renamed"), disguised(held[1], 2, "rotated"), disguised(held[2], 3, "recoloured"),
               held[3]]  # the last one as it is, under its own id
-    edited = type(held[4])("edited", held[4].train[:1], held[4].test)  # a train pair cut, the answer kept
+    edited = type(held[4])("edited", held[4].train[:1], held[4].test)  # a train pair dropped, the answer kept
     folder = write_folder(tmp_path / "train", [*copies, edited, *fresh])
     d = DataSettings(sources=[SourceSettings(path=str(folder))], held_out=[str(tmp_path / "eval_challenges.json")])
     [src] = load_mix(d, quiet=True)

@@ -10,8 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-
-from arc_kit.config.training import load_config, resolve_config_path
+from conftest import tiny_config
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
@@ -24,10 +23,6 @@ OVERRIDES = [
 ]
 
 
-def config_for(out: Path):
-    return load_config(resolve_config_path("tiny-cpu"), [*OVERRIDES, f"train.output_dir={out}"])
-
-
 @pytest.fixture(scope="module")
 def lora_run(tmp_path_factory):
     import torch
@@ -37,7 +32,7 @@ def lora_run(tmp_path_factory):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a tiny model runs several times faster on one thread when the cores are shared
     try:
-        return run_training(config_for(tmp_path_factory.mktemp("lora-run") / "run"))
+        return run_training(tiny_config(tmp_path_factory.mktemp("lora-run") / "run", OVERRIDES))
     finally:
         torch.set_num_threads(threads)
 
@@ -67,7 +62,7 @@ def test_export_reloads_offline_with_the_same_logits_and_answers(lora_run, tmp_p
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from arc_kit.config.run import SolverConfig
+    from arc_kit.config.run import SolverSettings
     from arc_kit.core.formats import ARC_KIT_FORMAT
     from arc_kit.core.synthetic import generate_tasks
     from arc_kit.models.manifest import MANIFEST_FILE
@@ -84,13 +79,13 @@ def test_export_reloads_offline_with_the_same_logits_and_answers(lora_run, tmp_p
     base_logits = _logits(base, tokenizer, text)
     before = PeftModel.from_pretrained(base, lora_run.final_dir)
     before_logits = _logits(before, tokenizer, text)
-    before_answers = greedy_answers(before, tokenizer, ARC_KIT_FORMAT, tasks, SolverConfig(max_length=2048, batch_size=16))
+    before_answers = greedy_answers(before, tokenizer, ARC_KIT_FORMAT, tasks, SolverSettings(max_length=2048, batch_size=16))
     assert not torch.allclose(before_logits, base_logits, atol=1e-3)  # the adapter learnt something
 
     merged = AutoModelForCausalLM.from_pretrained(merged_dir, local_files_only=True)
     merged_tok = AutoTokenizer.from_pretrained(merged_dir, local_files_only=True)
     assert torch.allclose(_logits(merged, merged_tok, text), before_logits, atol=1e-4)
-    assert greedy_answers(merged, merged_tok, ARC_KIT_FORMAT, tasks, SolverConfig(max_length=2048, batch_size=16)) == before_answers
+    assert greedy_answers(merged, merged_tok, ARC_KIT_FORMAT, tasks, SolverSettings(max_length=2048, batch_size=16)) == before_answers
 
     fresh = AutoModelForCausalLM.from_pretrained(run_dir / "base-model", local_files_only=True)
     adapter = PeftModel.from_pretrained(fresh, tmp_path / "export" / "adapter", local_files_only=True)
@@ -135,7 +130,7 @@ def test_killed_run_resumes_to_the_same_step_count(lora_run, tmp_path):
     assert int(Path(killed_at).name.split("-")[1]) < lora_run.steps
 
     with pytest.raises(RunFolderError, match="--resume"):
-        run_training(config_for(out))  # a second run into the same folder must not start silently
+        run_training(tiny_config(out, OVERRIDES))  # a second run into the same folder must not start silently
 
     done = _pretrain(out, "--resume", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     stdout, stderr = done.communicate(timeout=300)

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from arc_kit.config.lora import LoraSpec
-from arc_kit.config.run import SettingsError, SolverConfig
+from arc_kit.config.lora import LoraSettings
+from arc_kit.config.run import SettingsError, SolverSettings
 from arc_kit.core.augment import View
 from arc_kit.core.examples import tokenize_example
 from arc_kit.core.formats import ARC_KIT_FORMAT
@@ -18,10 +18,10 @@ from arc_kit.core.synthetic import generate_tasks
 from arc_kit.core.tasks import Pair, Task
 from arc_kit.core.text import answer_from_generation, grid_to_text
 from arc_kit.solve import ttt
-from arc_kit.solve.ttt import TaskAdapter, TTTConfig, TTTError, ttt_examples
+from arc_kit.solve.ttt import TaskAdapter, TTTError, TTTSettings, ttt_examples
 
-SOLVER = SolverConfig(mode="greedy", scoring_views=0, views=1, device="cpu")
-FAST = TTTConfig(max_samples=8, learning_rate=1e-3, lora=LoraSpec(r=8, alpha=32))
+SOLVER = SolverSettings(mode="greedy", scoring_views=0, views=1, device="cpu")
+FAST = TTTSettings(max_samples=8, learning_rate=1e-3, lora=LoraSettings(r=8, alpha=32))
 
 
 def _task(rule: str, seed: int = 0, n_train: int = 3) -> Task:
@@ -57,22 +57,23 @@ def _full_state(model: Any) -> dict[str, Any]:
 def test_config_defaults_follow_nvarc_and_every_field_is_a_flag() -> None:
     from arc_kit.cli.main import build_parser
 
-    c = TTTConfig()
+    c = TTTSettings()
     assert (c.enabled, c.lora.r, c.lora.alpha, c.lora.use_rslora, c.lora.train_embeddings) == (True, 32, 32, True, False)
     assert (c.max_samples, c.epochs, c.batch_size, c.learning_rate, c.warmup_ratio) == (128, 1, 1, 5e-5, 0.1)
-    assert (c.lr_scheduler, c.max_grad_norm, c.weight_decay, c.optim, c.seed, c.max_length) == (
-        "cosine", 1.0, 0.0, "adamw_torch", 0, 8192)
+    assert (c.lr_scheduler, c.max_grad_norm, c.weight_decay, c.optim, c.seed) == (
+        "cosine", 1.0, 0.0, "adamw_torch", 0)
+    assert c.max_length is None  # fitted to the GPU's free memory (arc_kit.models.memory), 8192 on a CPU
     assert c.lora.target_modules == ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-    for f in dataclasses.fields(TTTConfig):
+    for f in dataclasses.fields(TTTSettings):
         assert f.metadata.get("help"), f.name
     flags = {o for a in build_parser()._subparsers._group_actions[0].choices["dry-run"]._actions
              for o in a.option_strings}
     assert {"--ttt-lora-r", "--ttt-lora-target-modules", "--ttt-learning-rate", "--no-ttt-enabled"} <= flags
     c.check()
     for bad in ({"max_samples": 0}, {"learning_rate": 0.0}, {"warmup_ratio": 1.0},
-                {"lora": LoraSpec(target_modules=[])}):
+                {"lora": LoraSettings(target_modules=[])}):
         with pytest.raises(SettingsError):
-            TTTConfig(**bad).check()
+            TTTSettings(**bad).check()
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -81,7 +82,7 @@ def test_config_defaults_follow_nvarc_and_every_field_is_a_flag() -> None:
 
 def test_examples_leave_one_out_from_demos_only(arc_tokenizer: Any) -> None:
     task = _with_odd_test(_task("flip_lr", n_train=4))
-    config = TTTConfig(max_samples=20)
+    config = TTTSettings(max_samples=20)
     rows = ttt_examples(task, arc_tokenizer, ARC_KIT_FORMAT, config)
     assert 0 < len(rows) <= config.max_samples
     odd = [grid_to_text(((c,) * 4,) * 4) for c in range(10)]
@@ -109,30 +110,30 @@ def test_examples_leave_one_out_from_demos_only(arc_tokenizer: Any) -> None:
             assert grid_to_text(view.apply_grid(task.train[j].output)) in prompt
     assert queries == set(range(len(task.train)))  # every demo takes its turn as the query
     assert ttt_examples(task, arc_tokenizer, ARC_KIT_FORMAT, config) == rows  # seeded: the same rows again
-    assert ttt_examples(task, arc_tokenizer, ARC_KIT_FORMAT, TTTConfig(max_samples=20, seed=1)) != rows
-    assert len(ttt_examples(task, arc_tokenizer, ARC_KIT_FORMAT, TTTConfig(max_samples=5))) == 5
+    assert ttt_examples(task, arc_tokenizer, ARC_KIT_FORMAT, TTTSettings(max_samples=20, seed=1)) != rows
+    assert len(ttt_examples(task, arc_tokenizer, ARC_KIT_FORMAT, TTTSettings(max_samples=5))) == 5
 
 
 def test_examples_without_colour_views_keep_the_task_colours(arc_tokenizer: Any) -> None:
     task = _task("flip_lr", n_train=3)
-    rows = ttt_examples(task, arc_tokenizer, ARC_KIT_FORMAT, TTTConfig(max_samples=40, colour_views=False))
+    rows = ttt_examples(task, arc_tokenizer, ARC_KIT_FORMAT, TTTSettings(max_samples=40, colour_views=False))
     assert len(rows) == 40
     assert all(View.from_key(r["view"]).colours == tuple(range(10)) for r in rows)
     assert len({r["view"] for r in rows}) > 8  # D8 and demo order still vary
     assert any(View.from_key(r["view"]).colours != tuple(range(10))
-               for r in ttt_examples(task, arc_tokenizer, ARC_KIT_FORMAT, TTTConfig(max_samples=40)))
+               for r in ttt_examples(task, arc_tokenizer, ARC_KIT_FORMAT, TTTSettings(max_samples=40)))
 
 
 def test_examples_need_two_demos_and_fit_the_context(arc_tokenizer: Any) -> None:
     task = _task("flip_lr", n_train=4)
     one = Task(task.task_id, task.train[:1], task.test)
-    assert ttt_examples(one, arc_tokenizer, ARC_KIT_FORMAT, TTTConfig()) == []
+    assert ttt_examples(one, arc_tokenizer, ARC_KIT_FORMAT, TTTSettings()) == []
     # A context with room for the query and one demo only: every row keeps exactly one context pair.
     one_pair = tokenize_example(arc_tokenizer, ARC_KIT_FORMAT, task.train[:1], task.train[1], loss_on="answer")["length"]  # all grids are 3x3
-    tight = TTTConfig(max_samples=8, max_length=one_pair)
+    tight = TTTSettings(max_samples=8, max_length=one_pair)
     rows = ttt_examples(task, arc_tokenizer, ARC_KIT_FORMAT, tight)
     assert rows and all(len(r["context_indices"]) == 1 and r["length"] <= tight.max_length for r in rows)
-    assert ttt_examples(task, arc_tokenizer, ARC_KIT_FORMAT, TTTConfig(max_length=30)) == []  # nothing fits: no TTT
+    assert ttt_examples(task, arc_tokenizer, ARC_KIT_FORMAT, TTTSettings(max_length=30)) == []  # nothing fits: no TTT
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -219,7 +220,7 @@ def test_training_lowers_the_task_loss(tiny_model_dir: Path) -> None:
     from peft.tuners.tuners_utils import BaseTunerLayer
 
     loaded = _load(tiny_model_dir)
-    adapter = TaskAdapter(loaded, TTTConfig(max_samples=12, learning_rate=5e-3, lora=LoraSpec(r=8, alpha=32)))
+    adapter = TaskAdapter(loaded, TTTSettings(max_samples=12, learning_rate=5e-3, lora=LoraSettings(r=8, alpha=32)))
     stats = adapter.train(_task("rot180", seed=3, n_train=4))
     assert stats.steps == stats.samples == 12 and not stats.stopped_early
     assert stats.loss_first is not None and stats.loss_last is not None

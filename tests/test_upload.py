@@ -9,8 +9,9 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
+from conftest import make_export
 
-from arc_kit.cli.kaggle import run_standalone
+from arc_kit.cli.main import run_standalone
 from arc_kit.kaggle import upload
 from arc_kit.kaggle.upload import (
     CredentialFileError,
@@ -21,14 +22,6 @@ from arc_kit.kaggle.upload import (
 
 KEY = "0123456789abcdef0123456789abcdef"  # the shape of a Kaggle API key: 32 hex characters
 HF_TOKEN = "hf_" + "AbCdEfGhIjKlMnOpQrStUvWxYz0123456789"
-
-
-def make_export(folder: Path) -> Path:
-    (folder / "tokenizer").mkdir(parents=True)
-    (folder / "config.json").write_text('{"model_type": "llama"}')
-    (folder / "model.safetensors").write_bytes(b"\0weights" * 100)
-    (folder / "tokenizer" / "tokenizer.json").write_text('{"version": "1.0"}')
-    return folder
 
 
 @pytest.fixture
@@ -48,7 +41,7 @@ def no_kaggle_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def test_linked_credentials_folder_is_listed_and_refused(tmp_path: Path, no_kaggle_env: Path,
                                                          capsys: pytest.CaptureFixture) -> None:
-    folder = make_export(tmp_path / "export")
+    folder = make_export(tmp_path / "export", manifest=False)
     (folder / "creds").symlink_to(no_kaggle_env / ".kaggle", target_is_directory=True)
     assert "creds/kaggle.json" in [rel for rel, _ in upload_entries(folder)]
     assert any(f.startswith("creds/kaggle.json:") for f in find_credential_files(folder, []))
@@ -59,7 +52,7 @@ def test_linked_credentials_folder_is_listed_and_refused(tmp_path: Path, no_kagg
 
 
 def test_linked_file_is_scanned_through_the_link(tmp_path: Path) -> None:
-    folder = make_export(tmp_path / "export")
+    folder = make_export(tmp_path / "export", manifest=False)
     outside = tmp_path / "outside.log"
     outside.write_text(f"KAGGLE_KEY={KEY}\n")
     (folder / "train.log").symlink_to(outside)
@@ -68,7 +61,7 @@ def test_linked_file_is_scanned_through_the_link(tmp_path: Path) -> None:
 
 
 def test_link_loop_is_a_clear_error_not_a_hang(tmp_path: Path) -> None:
-    folder = make_export(tmp_path / "export")
+    folder = make_export(tmp_path / "export", manifest=False)
     (folder / "tokenizer" / "again").symlink_to(folder, target_is_directory=True)
     with pytest.raises(ValueError, match="tokenizer/again.*loop"):
         [rel for rel, _ in upload_entries(folder)]
@@ -77,7 +70,7 @@ def test_link_loop_is_a_clear_error_not_a_hang(tmp_path: Path) -> None:
 
 
 def test_broken_link_is_neither_sent_nor_an_error(tmp_path: Path) -> None:
-    folder = make_export(tmp_path / "export")
+    folder = make_export(tmp_path / "export", manifest=False)
     (folder / "dangling").symlink_to(tmp_path / "nowhere")
     assert "dangling" not in [rel for rel, _ in upload_entries(folder)]
     refuse_credentials(folder, secrets=[KEY])
@@ -94,7 +87,7 @@ def test_broken_link_is_neither_sent_nor_an_error(tmp_path: Path) -> None:
     ("Secrets.JSON", f'["{HF_TOKEN}"]'),
 ])
 def test_key_like_strings_in_text_like_files_are_refused(tmp_path: Path, name: str, text: str) -> None:
-    folder = make_export(tmp_path / "export")
+    folder = make_export(tmp_path / "export", manifest=False)
     (folder / name).write_text(text)
     found = find_credential_files(folder, [])  # not the configured key: any key-shaped string
     assert [f.split(":")[0] for f in found] == [name]
@@ -108,7 +101,7 @@ def test_key_like_strings_in_text_like_files_are_refused(tmp_path: Path, name: s
     ("tokenizer/vocab.json", '{"hf_": 1, "hf_short": 2}'),
 ])
 def test_ordinary_files_pass_the_pattern_scan(tmp_path: Path, name: str, text: str) -> None:
-    folder = make_export(tmp_path / "export")
+    folder = make_export(tmp_path / "export", manifest=False)
     (folder / name).write_text(text)
     assert find_credential_files(folder, []) == []
 
@@ -121,7 +114,7 @@ def test_a_real_tokenizer_folder_passes(tmp_path: Path, qwen_tokenizer) -> None:
 
 @pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be", "utf-16"])
 def test_configured_key_in_utf16_is_refused(tmp_path: Path, encoding: str) -> None:
-    folder = make_export(tmp_path / "export")
+    folder = make_export(tmp_path / "export", manifest=False)
     secret = "fake-key-0123456789abcdef"
     (folder / "run.log").write_bytes(f"key: {secret}\n".encode(encoding))
     assert find_credential_files(folder, [secret]) == ["run.log: contains your Kaggle key/token"]
@@ -163,7 +156,7 @@ def test_big_weight_file_is_not_read_into_memory(tmp_path: Path) -> None:
 def test_prepare_upload_writes_metadata_and_plans(tmp_path: Path, no_kaggle_env: Path) -> None:
     from arc_kit.kaggle.upload import prepare_upload
 
-    folder = make_export(tmp_path / "export")
+    folder = make_export(tmp_path / "export", manifest=False)
     plan = prepare_upload(folder, "tester/arc-kit-weights")
     assert plan.files == ["config.json", "model.safetensors", "tokenizer/tokenizer.json"]
     assert plan.written == [folder / "dataset-metadata.json"] and plan.written[0].is_file()
@@ -182,7 +175,7 @@ def test_prepare_upload_writes_metadata_and_plans(tmp_path: Path, no_kaggle_env:
 
 
 def test_the_configured_key_is_found_in_any_case(tmp_path: Path) -> None:
-    folder = make_export(tmp_path / "export")
+    folder = make_export(tmp_path / "export", manifest=False)
     (folder / "notes.txt").write_text(f"key {KEY.upper()}\n")
     assert find_credential_files(folder, [KEY]) == ["notes.txt: contains your Kaggle key/token"]
     (folder / "notes.txt").write_bytes(f"key {KEY.upper()}\n".encode("utf-16-le"))
@@ -215,7 +208,7 @@ def _archive(path: Path, kind: str, members: dict[str, bytes]) -> Path:
 
 @pytest.mark.parametrize("kind", ["zip", "tar", "tar.gz", "tgz", "tar.bz2", "tar.xz"])
 def test_credentials_inside_archives_are_refused(tmp_path: Path, kind: str) -> None:
-    folder = make_export(tmp_path / "export")
+    folder = make_export(tmp_path / "export", manifest=False)
     creds = json.dumps({"username": "tester", "key": KEY}).encode()
     _archive(folder / f"backup.{kind}", kind, {"run/config.json": b"{}", "run/kaggle.json": creds})
     _archive(folder / f"logs.{kind}", kind, {"train.log": f"KAGGLE_KEY={KEY.upper()}".encode()})
@@ -226,7 +219,7 @@ def test_credentials_inside_archives_are_refused(tmp_path: Path, kind: str) -> N
 
 
 def test_archives_inside_archives_and_compressed_files_are_opened(tmp_path: Path) -> None:
-    folder = make_export(tmp_path / "export")
+    folder = make_export(tmp_path / "export", manifest=False)
     inner = _archive(tmp_path / "inner.zip", "zip", {"deep/.env": b"KAGGLE_KEY=x"})
     _archive(folder / "outer.tar.gz", "tar.gz", {"inner.zip": inner.read_bytes(), "readme.md": b"hello"})
     _archive(folder / "kaggle.json.gz", "gz", {"kaggle.json": b"{}"})
@@ -237,23 +230,23 @@ def test_archives_inside_archives_and_compressed_files_are_opened(tmp_path: Path
 
 
 def test_archives_that_cannot_be_opened_are_refused_by_name(tmp_path: Path) -> None:
-    folder = make_export(tmp_path / "export")
+    folder = make_export(tmp_path / "export", manifest=False)
     (folder / "weights.7z").write_bytes(b"7z\xbc\xaf\x27\x1c" + b"\0" * 100)
     good = _archive(tmp_path / "good.tar.gz", "tar.gz", {"config.json": b"{}" * 1000})
-    (folder / "cut.tar.gz").write_bytes(good.read_bytes()[:40])  # cut short: cannot be read to the end
+    (folder / "broken.tar.gz").write_bytes(good.read_bytes()[:40])  # truncated: cannot be read to the end
     locked = bytearray(_archive(tmp_path / "locked.zip", "zip", {"notes.txt": b"hello"}).read_bytes())
     central = locked.index(b"PK\x01\x02")
     locked[central + 8] |= 0x1  # the member marked encrypted, as a password-protected zip has it
     (folder / "locked.zip").write_bytes(bytes(locked))
     found = find_credential_files(folder, [KEY])
-    assert [f.split(":")[0] for f in found] == ["cut.tar.gz", "locked.zip", "weights.7z"]
+    assert [f.split(":")[0] for f in found] == ["broken.tar.gz", "locked.zip", "weights.7z"]
     assert all("cannot be checked" in f for f in found) and "encrypted" in found[1] and "7z" in found[2]
 
 
 def test_no_metadata_is_written_before_the_scan_passes(tmp_path: Path, no_kaggle_env: Path) -> None:
     from arc_kit.kaggle.upload import KaggleRefError, prepare_upload
 
-    folder = make_export(tmp_path / "export")
+    folder = make_export(tmp_path / "export", manifest=False)
     _archive(folder / "backup.tar.gz", "tar.gz", {"kaggle.json": b"{}"})
     for as_model in (False, True):
         with pytest.raises(CredentialFileError, match="backup.tar.gz"):

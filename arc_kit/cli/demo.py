@@ -21,15 +21,16 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_show)
 
     from arc_kit.cli.flags import add_settings_file, settings_parent
-    from arc_kit.config.run import SolverConfig, TTTConfig
-    from arc_kit.demo import DemoConfig  # settings only: torch loads when the demo runs
+    from arc_kit.config.run import SolverSettings, SubmissionConfig, TTTSettings
+    from arc_kit.config.training import TrainConfig
+    from arc_kit.demo import DemoSettings  # settings only: torch loads when the demo runs
 
-    p = sub.add_parser("demo", parents=[settings_parent(DemoConfig, SolverConfig, TTTConfig)],
+    p = sub.add_parser("demo", parents=[settings_parent(DemoSettings, SolverSettings, TTTSettings)],
                        help="the whole kit end to end, offline, on a CPU, on synthetic tasks (~10 min)",
-                       description="Every flag is a field of arc_kit.demo.DemoConfig or of the kernel's settings. "
-                       "--set takes training settings (train.learning_rate=...) as well as the plan's "
+                       description="Every flag is a field of arc_kit.demo.DemoSettings or of the kernel's settings. "
+                       "--set takes training settings (train.learning_rate=...) as well as the run's "
                        "(solver.views=...); --settings replaces arc_kit/configs/demo-settings.toml.")
-    add_settings_file(p)
+    add_settings_file(p, SubmissionConfig, TrainConfig)
     p.set_defaults(handler=_demo)
 
 
@@ -68,13 +69,14 @@ def _demo(args: argparse.Namespace) -> int:
     import os
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # before torch loads: one thread is fastest for the tiny model
-    from arc_kit.cli.flags import plan_from_args, plan_overrides, settings_from_args
-    from arc_kit.demo import DEMO_SETTINGS, DemoConfig, run_demo
+    from arc_kit.cli.flags import config_from_args, set_overrides, settings_from_args
+    from arc_kit.config.training import TrainConfig
+    from arc_kit.demo import DEMO_SETTINGS, DemoSettings, run_demo
 
     if args.settings is None:
         args.settings = DEMO_SETTINGS
-    plan = plan_from_args(args)
-    training = [text for text in args.set if text not in plan_overrides(args)]
-    cfg = dataclasses.replace(settings_from_args(args, DemoConfig), overrides=training)
-    summary = run_demo(cfg, plan)["summary"]
+    config = config_from_args(args)
+    train_overrides = set_overrides(args, TrainConfig)
+    demo = dataclasses.replace(settings_from_args(args, DemoSettings), overrides=train_overrides)
+    summary = run_demo(demo, config)["summary"]
     return 0 if summary["score after (held-out)"] > summary["score before (held-out)"] else 1

@@ -12,11 +12,11 @@ from arc_kit.cli.flags import challenges_file, input_errors, solutions_file
 def add_commands(sub: argparse._SubParsersAction) -> None:
     """Register this area's sub-commands on the top-level parser."""
     from arc_kit.cli.flags import add_settings_file, settings_parent
-    from arc_kit.config.run import RunSettings, SolverConfig, TTTConfig
+    from arc_kit.config.run import RunSettings, SolverSettings, SubmissionConfig, TTTSettings
 
     p = sub.add_parser(
         "dry-run",
-        parents=[settings_parent(RunSettings, SolverConfig, TTTConfig)],
+        parents=[settings_parent(RunSettings, SolverSettings, TTTSettings)],
         help="run the kernel's inference path locally: write OUT/submission.json, report.json and report.html",
         description="Decode a challenges file with a weights folder exactly as the Kaggle kernel does, then "
         "validate (and score, given solutions) the submission. The settings flags and their defaults are the "
@@ -30,7 +30,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    help="*_solutions.json or a data set name: score the run by both metrics")
     p.add_argument("--out", required=True, type=Path, help="folder for submission.json, report.json, report.html")
     p.add_argument("--max-tasks", type=int, default=None, help="decode only the N shortest tasks")
-    add_settings_file(p)
+    add_settings_file(p, SubmissionConfig)
     p.set_defaults(handler=_dry_run)
 
 
@@ -39,32 +39,49 @@ def _dry_run(args: argparse.Namespace) -> int:
     start = time.time()  # before the heavy imports: the budget counts them, as on Kaggle
     import logging
 
-    from arc_kit.cli.flags import plan_from_args
+    from arc_kit.cli.flags import config_from_args
     from arc_kit.config.run import SettingsError
     from arc_kit.core.files import check_folder_path
+    from arc_kit.run.job import RunJob
     from arc_kit.run.records import summary_lines
-    from arc_kit.run.runner import RunConfig, dry_run
+    from arc_kit.run.runner import dry_run
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     check_folder_path(args.out, "--out")  # the folder for submission.json and the reports
     if args.max_tasks is not None and args.max_tasks < 0:
         raise SettingsError(f"--max-tasks must be >= 0, got {args.max_tasks}")
-    plan = plan_from_args(args)
-    if plan.solver.format != "auto":  # a format the weights contradict is bad input: one line, before the run
+    config = config_from_args(args)
+    if config.solver.format != "auto":  # a format the weights contradict is bad input: one line, before the run
         from arc_kit.models.loading import inference_tokenizer, weights_folder
 
-        inference_tokenizer(weights_folder(args.model), plan.solver)
-    config = RunConfig(model_dir=args.model, challenges=args.challenges, output=args.out / "submission.json",
-                       solutions=args.solutions, run=plan.run, solver=plan.solver, ttt=plan.ttt, max_tasks=args.max_tasks,
-                       start_time=start)
-    report = dry_run(config)
+        inference_tokenizer(weights_folder(args.model), config.solver)
+    job = RunJob(model_dir=args.model, challenges=args.challenges, output=args.out / "submission.json",
+                 solutions=args.solutions, run=config.run, solver=config.solver, ttt=config.ttt,
+                 max_tasks=args.max_tasks, start_time=start)
+    report = dry_run(job)
     _print_table(report)
     for line in summary_lines(report):
         print(line)
-    print(f"wrote {config.output}, report.json and report.html in {args.out}")
+    print(_what_was_written(report, job.output))
     if report.model_error or report.problems or report.answers_not_written or report.every_task_failed:
         return 1
     return 0
+
+
+def _what_was_written(report, submission: Path) -> str:  # noqa: ANN001 - a RunReport, as in _print_table
+    """The last line: the files the run wrote, and those it could not (a full disk), never more than happened."""
+    reports = [name for name in ("report.json", "report.html") if name not in report.reports_not_written]
+    if report.answers_not_written:
+        said = (f"{submission} holds the last file written ({report.answers_not_written} answers never reached "
+                "it)")
+        said += f"; wrote {' and '.join(reports)}" if reports else ""
+    else:
+        said = f"wrote {submission}" + (f", {' and '.join(reports)} in {submission.parent}" if reports else "")
+    if report.reports_not_written:
+        missing = list(report.reports_not_written)
+        said += (f"; {' and '.join(missing)} {'was' if len(missing) == 1 else 'were'} not written "
+                 f"({next(iter(report.reports_not_written.values()))})")
+    return said
 
 
 def _print_table(report) -> None:  # noqa: ANN001 - a RunReport; typed loosely to keep imports lazy

@@ -1,5 +1,5 @@
-"""`arc-kit prompt` (the exact text a model is fed, in its format) and `arc-kit shrink-vocab` (cut a model's
-vocabulary to its format's tokens); imports stay inside the handlers so `--help` is instant."""
+"""`arc-kit prompt` (the exact text a model is fed, in its format) and `arc-kit shrink-vocab` (shrink a
+model's vocabulary to its format's tokens); imports stay inside the handlers so `--help` is instant."""
 
 from __future__ import annotations
 
@@ -8,15 +8,15 @@ import sys
 import typing
 from pathlib import Path
 
-from arc_kit.cli.flags import challenges_file, input_errors, solutions_file
-from arc_kit.config.run import FormatChoice, SolverConfig
+from arc_kit.cli.flags import challenges_file, input_errors, setting_value, solutions_file
+from arc_kit.config.run import FormatChoice, SolverSettings
 
 FORMAT_CHOICES = typing.get_args(FormatChoice)
 
 
 def add_format_flag(parser: argparse.ArgumentParser, what: str) -> None:
-    """``--format``, with the solver's default (``SolverConfig.format``: auto)."""
-    parser.add_argument("--format", dest="prompt_format", choices=FORMAT_CHOICES, default=SolverConfig.format,
+    """``--format``, with the solver's default (``SolverSettings.format``: auto)."""
+    parser.add_argument("--format", dest="prompt_format", choices=FORMAT_CHOICES, default=SolverSettings.format,
                         help=f"the prompt format {what} (default: %(default)s: the manifest's, else nvarc for "
                              "NVARC's 16-token tokenizer, else arc-kit)")
 
@@ -38,18 +38,19 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--answer", action="store_true",
                    help="append the answer's completion: the training text (the solution must be known)")
     p.add_argument("--solutions", type=solutions_file, help="solutions file or data set name (for --answer)")
-    p.add_argument("--max-length", type=int, default=SolverConfig.max_length,
+    p.add_argument("--max-length", type=setting_value(SolverSettings, "max_length"),
+                   default=SolverSettings.max_length,
                    help="context the prompt must fit, answer room included (default: %(default)s, the solver's)")
     p.set_defaults(handler=_prompt)
 
-    p = sub.add_parser("shrink-vocab", help="cut a model's vocabulary to the tokens its prompt format writes",
+    p = sub.add_parser("shrink-vocab", help="shrink a model's vocabulary to the tokens its prompt format writes",
                        description="Keep only the tokens a text in the model's format holds (nvarc: NVARC's 16, "
                        "same ids; arc-kit: digits, newline, the prompt's words and special tokens): rows of the "
                        "input embedding and lm_head, a word-level tokenizer with the format's chat template, the "
                        "config's vocab_size. Logits at kept ids are unchanged; the folder loads with plain "
                        "AutoModelForCausalLM/AutoTokenizer offline and runs everywhere the kit runs a model.")
     p.add_argument("model", type=Path, help="merged weights folder (or an export root)")
-    p.add_argument("--out", type=Path, required=True, help="new folder for the cut model")
+    p.add_argument("--out", type=Path, required=True, help="new folder for the shrunk model")
     add_format_flag(p, "the model speaks")
     p.set_defaults(handler=_shrink_vocab)
 

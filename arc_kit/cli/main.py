@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
+import logging
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from arc_kit.cli import data, demo, dry_run, formats, kaggle, reselect, train
-from arc_kit.cli.flags import Parser, challenges_file, input_errors, solutions_file
-from arc_kit.config.run import SolverConfig
+from arc_kit.cli.flags import Parser, challenges_file, input_errors, setting_value, solutions_file
+from arc_kit.config.run import SolverSettings
 from arc_kit.config.training import ModelSettings
 from arc_kit.errors import Terminated
 
@@ -25,13 +28,41 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.handler(args) or 0)
+        with notices_on_stderr():
+            return int(args.handler(args) or 0)
     except Terminated:
         print("terminated (SIGTERM)", file=sys.stderr)
         return 143
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+NOTICE_FORMAT = "%(levelname)s %(name)s: %(message)s"  # as the kernel's log writes them (arc_kit.run.kernel)
+
+
+@contextlib.contextmanager
+def notices_on_stderr() -> Iterator[None]:
+    """While a command runs, the library's notices (it reports them through ``logging`` only) are printed on stderr:
+    the kit's from INFO up (the training data's size, a weights folder picked among several), other libraries'
+    from WARNING. The handler is removed afterwards, so a command run from a test or a script leaves none behind."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(NOTICE_FORMAT))
+    root, kit = logging.getLogger(), logging.getLogger("arc_kit")
+    kit_level = kit.level
+    root.addHandler(handler)
+    kit.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        kit.setLevel(kit_level)
+
+
+def run_standalone(command: list[str], argv: list[str] | None = None) -> int:
+    """Run an ``arc-kit`` command from a script (the scripts/ wrappers): ``command`` then ``argv`` (default: the
+    script's own arguments)."""
+    return main([*command, *(sys.argv[1:] if argv is None else argv)])
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,8 +102,9 @@ def _add_foundation_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tokenizer", help="tokenizer or weights folder, 'qwen' for Qwen2.5/3's vocabulary or 'nvarc' "
                    "for NVARC's 16 tokens (default: the ARC one)")
     formats.add_format_flag(p, "to count in")
-    solver_max_length = next(f for f in dataclasses.fields(SolverConfig) if f.name == "max_length")
-    p.add_argument("--max-length", type=int, default=solver_max_length.default,
+    solver_max_length = next(f for f in dataclasses.fields(SolverSettings) if f.name == "max_length")
+    p.add_argument("--max-length", type=setting_value(SolverSettings, "max_length"),
+                   default=solver_max_length.default,
                    help=f"the solver's max_length: {solver_max_length.metadata['help']} (default: %(default)s)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_tokens)
@@ -85,10 +117,10 @@ def _tiny_fields() -> dict[str, dataclasses.Field]:
 
 @input_errors
 def _tiny_model(args: argparse.Namespace) -> int:
-    from arc_kit.models.tiny import tiny_config, write_tiny_model
+    from arc_kit.models.tiny import tiny_shape, write_tiny_model
 
     given = {name: getattr(args, name) for name in _tiny_fields() if hasattr(args, name)}
-    out = write_tiny_model(args.out, tiny_config(ModelSettings(**given).check()))
+    out = write_tiny_model(args.out, tiny_shape(ModelSettings(**given).check()))
     print(f"tiny model and ARC tokenizer written to {out}")
     return 0
 
@@ -123,10 +155,10 @@ def _validate(args: argparse.Namespace) -> int:
 @input_errors
 def _tokens(args: argparse.Namespace) -> int:
     from arc_kit.core.tasks import load_tasks
-    from arc_kit.models.token_stats import load_tokenizer, token_format, token_stats
+    from arc_kit.models.token_stats import counting_tokenizer, token_format, token_stats
 
     tasks = load_tasks(args.challenges, args.solutions)  # before the tokenizer: a bad file fails fast
-    tokenizer = load_tokenizer(args.tokenizer)
+    tokenizer = counting_tokenizer(args.tokenizer)
     stats = token_stats(tasks, tokenizer, token_format(args.tokenizer, tokenizer, args.prompt_format),
                         args.max_length)
     if args.json:

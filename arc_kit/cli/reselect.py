@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from dataclasses import asdict
 from pathlib import Path
 
@@ -32,7 +33,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--formula", nargs="+", choices=FORMULAS, metavar="F",
                    help=f"formulas to compare ({', '.join(FORMULAS)}); the first is written with --out "
                         "(default: the first run's formula, then the others)")
-    p.add_argument("--out", type=Path, help="folder for the new submission.json (never a run folder itself)")
+    p.add_argument("--out", type=Path, help="folder for the new submission.json and selection.json (how it "
+                   "was chosen); never a run folder, nor a folder holding a submission.json select did not write")
     p.add_argument("--json", action="store_true", help="print the comparison as one JSON object")
     p.set_defaults(handler=_select)
 
@@ -41,24 +43,27 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 def _select(args: argparse.Namespace) -> int:
     from arc_kit.cli.flags import settings_from_args
     from arc_kit.config.run import FORMULAS, SelectionSettings
-    from arc_kit.core.files import check_folder_path
+    from arc_kit.core.metric import solutions_cover
     from arc_kit.core.tasks import read_json
-    from arc_kit.run.reselect import SelectError, read_run, reselect
+    from arc_kit.run.reselect import SelectError, check_out_folder, read_run, reselect, write_selection
 
     runs = [read_run(folder) for folder in args.runs]
     weights = settings_from_args(args, SelectionSettings, base=runs[0].weights)
     own = runs[0].formula
     formulas = list(dict.fromkeys(args.formula or [own, *FORMULAS]))
     solutions = read_json(args.solutions) if args.solutions is not None else None
+    coverage = None
+    if solutions is not None:
+        if not isinstance(solutions, dict):
+            raise SelectError(f"{args.solutions}: must map task ids to lists of output grids")
+        coverage = solutions_cover(runs[0].submission, solutions, str(args.solutions), f"{runs[0].folder}")
     if args.out is not None:
-        check_folder_path(args.out, "--out")
-        target = (args.out / "submission.json").resolve()
-        if any(target == (run.folder / "submission.json").resolve() for run in runs):
-            raise SelectError(f"--out {args.out}: that is a run folder; its submission.json stays as the run wrote it")
+        check_out_folder(args.out)
     results = [reselect(runs, f, weights, solutions) for f in formulas]
     if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
-        results[0].submission.write(args.out / "submission.json")
+        write_selection(args.out, results[0], runs, weights)
+    if coverage:
+        print(f"warning: {coverage}", file=sys.stderr)
     if args.json:
         print(json.dumps({"runs": [str(r.folder) for r in runs], "weights": asdict(weights), "choices": [
             {k: v for k, v in r.__dict__.items() if k not in ("submission", "per_task")} for r in results]}))

@@ -1,6 +1,6 @@
 """`arc-kit` sub-commands for this area; imports stay inside the handlers so `arc-kit --help` is instant.
 
-    arc-kit train --config tiny-cpu [--set train.output_dir=runs/x ...] [--resume]
+    arc-kit train --config tiny-cpu [--set train.output_dir=runs/x ...] [--resume | --resume-from DIR]
     arc-kit export RUN_DIR --out DIR [--dtype bfloat16]
     arc-kit synth --out DIR --rules rot180,flip_lr --n-tasks 100 [--seed 0 --sizes 3,4]
 """
@@ -11,8 +11,9 @@ import argparse
 import json
 from pathlib import Path
 
-from arc_kit.cli.flags import input_errors
+from arc_kit.cli.flags import add_set_flag, input_errors
 from arc_kit.config.schema import SettingsError
+from arc_kit.config.training import TrainConfig
 from arc_kit.models.precision import DTYPE_NAMES, EXPORT_DTYPE
 
 
@@ -41,9 +42,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
     """Shared by `arc-kit train` and scripts/pretrain.py so both take the same flags."""
     p.add_argument("--config", required=True, help="a TOML file or a built-in name (tiny-cpu, gpu-qwen)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a field, e.g. --set train.learning_rate=2e-4 (repeatable)")
-    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in train.output_dir")
+    add_set_flag(p, TrainConfig, help="override a field, e.g. --set train.learning_rate=2e-4 (repeatable)")
+    resume = p.add_mutually_exclusive_group()
+    resume.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in train.output_dir")
+    resume.add_argument("--resume-from", type=Path, metavar="DIR", help=(
+        "continue an earlier run of the same config from the newest checkpoint at or below DIR (its output "
+        "folder, e.g. a notebook output under /kaggle/input; only read): it is copied into train.output_dir"))
 
 
 def add_export_arguments(p: argparse.ArgumentParser) -> None:
@@ -60,9 +64,12 @@ def train_from_args(args: argparse.Namespace) -> int:
     from arc_kit.training import load_config, resolve_config_path, run_training
 
     config = load_config(resolve_config_path(args.config), args.set)
-    result = run_training(config, resume=args.resume)
+    result = run_training(config, resume=args.resume, resume_from=args.resume_from)
     if result.is_main_process:  # one summary per run, not one per process
-        print(json.dumps({"output_dir": str(result.output_dir), "final_dir": str(result.final_dir),
+        print(json.dumps({"output_dir": str(result.output_dir),
+                          "final_dir": None if result.final_dir is None else str(result.final_dir),
+                          "finished": result.finished, "stopped": result.stopped,
+                          "checkpoint": None if result.checkpoint is None else str(result.checkpoint),
                           "steps": result.steps, "train_loss": result.train_loss, "eval_loss": result.eval_loss,
                           "padding_fraction": result.padding_fraction, "log": str(result.log_path),
                           "num_processes": result.num_processes,

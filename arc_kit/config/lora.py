@@ -10,9 +10,9 @@ PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "
 
 
 @dataclass
-class LoraSpec(Settings):
+class LoraSettings(Settings):
     """A LoRA on every listed projection the model has; the defaults are pre-training's recipe (rank 64, rsLoRA)
-    and test-time training states its own (``TTTConfig.lora``)."""
+    and test-time training states its own (``TTTSettings.lora``)."""
 
     r: int = setting(64, help="LoRA rank", ge=1)
     alpha: int = setting(64, help="LoRA alpha (rsLoRA scales the update by alpha / sqrt(r))", gt=0)

@@ -1,16 +1,16 @@
 """Every setting of a run, with its one default: the kernel, ``arc-kit dry-run``, ``arc-kit kernel build`` and the
 demo all read these dataclasses, and the commands' flags are generated from them (``arc_kit.cli.flags``).
 
-Four tables, ``KernelPlan``'s fields:
+Four tables, ``SubmissionConfig``'s fields:
 
 - ``[run]`` ``RunSettings``: how a run spends its time (budget, margin, per-task cap, workers);
-- ``[solver]`` ``SolverConfig``: how the model is loaded, how candidates are found (greedy or depth-first search)
+- ``[solver]`` ``SolverSettings``: how the model is loaded, how candidates are found (greedy or depth-first search)
   and chosen;
-- ``[ttt]`` ``TTTConfig``: per-task test-time training (a fresh LoRA on each task's demonstration pairs);
-- ``[kernel]`` ``KernelRuntime``: what only the Kaggle kernel needs (competition, attached sources, quick pass).
+- ``[ttt]`` ``TTTSettings``: per-task test-time training (a fresh LoRA on each task's demonstration pairs);
+- ``[kernel]`` ``KernelSettings``: what only the Kaggle kernel needs (competition, attached sources, quick pass).
 
-``kernel build`` writes the plan into the kernel's code as one dict literal (``KernelPlan.to_dict``); the kernel
-reads it back with ``KernelPlan.from_dict``, which refuses unknown keys, so a setting cannot silently drift. This
+``kernel build`` writes the config into the kernel's code as one dict literal (``SubmissionConfig.to_dict``); the kernel
+reads it back with ``SubmissionConfig.from_dict``, which refuses unknown keys, so a setting cannot silently drift. This
 module imports nothing heavy: the kernel entry and the workers import it before torch.
 """
 
@@ -23,15 +23,20 @@ from pathlib import Path
 from typing import Any, Literal
 
 from arc_kit import COMPETITION_SLUG
-from arc_kit.config.lora import LoraSpec
+from arc_kit.config.lora import LoraSettings
 from arc_kit.config.schema import Settings, SettingsError, field_path, from_dict, load, setting
+
+KAGGLE_SESSION_SECONDS = 12 * 3600.0
+"""How long Kaggle lets a notebook session (and a competition rerun) run: every kernel kind's default budget."""
+BUDGET_HELP = "seconds for the whole run (Kaggle: 12 h)"
+WHEELHOUSE_HELP = "owner/slug of the wheelhouse dataset"
 
 
 @dataclass
 class RunSettings(Settings):
     """How a run spends its time; the 12 h Kaggle limit is the default budget."""
 
-    budget_seconds: float = setting(12 * 3600.0, help="seconds for the whole run (Kaggle: 12 h)", gt=0)
+    budget_seconds: float = setting(KAGGLE_SESSION_SECONDS, help=BUDGET_HELP, gt=0)
     margin_seconds: float | None = setting(
         None, help="seconds kept free before the budget ends (unset: 5% of it, at most 900)", ge=0)
     task_cap_seconds: float = setting(
@@ -60,6 +65,14 @@ class RunSettings(Settings):
             raise SettingsError(f"{field_path(where, 'margin_seconds')} must be < budget_seconds "
                                 f"({self.budget_seconds}), got {self.margin_seconds}")
 
+
+CPU_BATCH_TOKENS = 32768
+"""``solver.batch_tokens`` on a CPU when it is left unset (on a GPU it comes from the free memory)."""
+CPU_SCORE_TOKEN_BUDGET = 16384
+"""``solver.score_token_budget`` on a CPU when it is left unset."""
+CPU_TTT_MAX_LENGTH = 8192
+"""``ttt.max_length`` on a CPU when it is left unset."""
+MEMORY_RULE = "arc_kit/models/memory.py, docs/gpu-memory.md"
 
 SolverMode = Literal["greedy", "dfs"]
 Formula = Literal["nvarc", "poe", "architects", "vote"]  # arc_kit.solve.selection.FORMULAS (a test checks)
@@ -90,7 +103,7 @@ class SelectionSettings(Settings):
 
 
 @dataclass
-class SolverConfig(Settings):
+class SolverSettings(Settings):
     """How to load the model, find candidates and choose two attempts; one setting each, kernel and dry run alike.
 
     The defaults follow NVARC (1st, ARC Prize 2025): depth-first search over 8 views, candidates re-scored under
@@ -121,11 +134,14 @@ class SolverConfig(Settings):
     max_length: int = setting(8192, help="context for prompt + answer; capped by the model's "
                                          "max_position_embeddings", ge=1)
     batch_size: int = setting(8, help="greedy: most prompts decoded together", ge=1)
-    batch_tokens: int = setting(32768, help=(
-        "greedy: most tokens (rows x (prompt + answer room)) in one batch; see solve/decoding.py for the memory "
-        "arithmetic"), ge=1)
-    score_token_budget: int = setting(16384, help="re-scoring: most tokens in one teacher-forced batch (see "
-                                                  "solve/rescoring.py for the memory arithmetic)", ge=1)
+    batch_tokens: int | None = setting(None, help=(
+        "greedy and search: most tokens (rows x (prompt + answer room)) in one batch. Unset: what the GPU's free "
+        "memory holds after the weights, from the model's KV bytes and activations per token "
+        f"({MEMORY_RULE}); {CPU_BATCH_TOKENS} on a CPU"), ge=1)
+    score_token_budget: int | None = setting(None, help=(
+        "re-scoring: most tokens in one teacher-forced batch. Unset: what the GPU's free memory holds after the "
+        f"weights, from the model's KV, activation and logits bytes per token ({MEMORY_RULE}); "
+        f"{CPU_SCORE_TOKEN_BUDGET} on a CPU"), ge=1)
     seed: int = setting(0, help="chooses the views (same seed, same views, in any process)")
     format: FormatChoice = setting("auto", help=FORMAT_HELP)
     use_unsloth: bool = setting(True, help="on CUDA only; falls back to transformers when Unsloth is missing or "
@@ -133,8 +149,9 @@ class SolverConfig(Settings):
     base_model: str | None = setting(None, help="base weights folder for a LoRA adapter whose recorded base is "
                                                 "not here")
     device: str | None = setting(None, help="cuda or cpu (default: cuda when available)")
-    dtype: Dtype | None = setting(None, help="default: bfloat16 on a GPU that has it, float16 on other GPUs, "
-                                             "float32 on cpu")
+    dtype: Dtype | None = setting(None, help=(
+        "default: bfloat16 on a GPU that computes in it (compute capability >= 8.0: A100, L4, H100), float16 on "
+        "other GPUs (T4, P100, V100), float32 on cpu"))
     cpu_threads: int | None = setting(1, help="torch threads on cpu (unset: torch's default); small models "
                                               "decode faster on one thread", ge=0)
     prefill_chunk_tokens: int = setting(2048, help=(
@@ -144,22 +161,22 @@ class SolverConfig(Settings):
         "transformers' DynamicCache, grown every step. A model that refuses inplace falls back to dynamic"))
 
 
-def _ttt_lora() -> LoraSpec:
+def _ttt_lora() -> LoraSettings:
     """Test-time training's adapter: rank 32 with alpha 32, as the Product-of-Experts paper (NVARC used 256 on
     Qwen3-4B; 32 is cheaper per task); embeddings off by default: two vocabulary-sized matrices per task cost
     memory and time on a small GPU (NVARC trained them)."""
-    return LoraSpec(r=32, alpha=32)
+    return LoraSettings(r=32, alpha=32)
 
 
 @dataclass
-class TTTConfig(Settings):
+class TTTSettings(Settings):
     """Per-task test-time training settings; the defaults follow NVARC (1st, ARC Prize 2025) except where noted.
 
     Its flags carry the prefix ``--ttt-`` (``--ttt-learning-rate``, ``--ttt-lora-r``).
     """
 
     enabled: bool = setting(True, help="train a fresh LoRA on each task's demonstration pairs")
-    lora: LoraSpec = setting(help="the adapter trained per task", factory=_ttt_lora)
+    lora: LoraSettings = setting(help="the adapter trained per task", factory=_ttt_lora)
     colour_views: bool = setting(True, help=(
         "training rows permute colours (0 kept) besides D8 and demo order (NVARC: on); off for rules tied to "
         "particular colours, which a model then learns as weights"))
@@ -175,8 +192,11 @@ class TTTConfig(Settings):
     optim: str = setting("adamw_torch", help="transformers optimiser name (AdamW)")
     seed: int = setting(0, help="chooses the LoRA's initial weights, the views and the row order (same seed, "
                                 "same training)")
-    max_length: int = setting(8192, help="context for one training row; demonstration pairs are dropped "
-                                         "(largest first) to fit", ge=1)
+    max_length: int | None = setting(None, help=(
+        "context for one training row; demonstration pairs are dropped (largest first) to fit. Unset: the "
+        "longest row the GPU's free memory trains on after the weights and the adapter (its memory per token with "
+        f"activation checkpointing, the logits at the model's vocabulary; {MEMORY_RULE}), at most "
+        f"solver.max_length; {CPU_TTT_MAX_LENGTH} on a CPU"), ge=1)
     loss_on: LossOn = setting("answer", help=LOSS_ON_HELP)
     gradient_checkpointing: bool = setting(True, help="recompute activations in the backward pass (CUDA only; "
                                                       "CPU runs never checkpoint)")
@@ -185,15 +205,19 @@ class TTTConfig(Settings):
 
 
 @dataclass
-class KernelRuntime(Settings):
+class KernelSettings(Settings):
     """What only the Kaggle kernel needs: the competition, the attached sources it looks for, the quick pass."""
 
     competition: str = setting(COMPETITION_SLUG, help="competition slug")
-    weights_dataset: str | None = setting(None, help="owner/slug of the weights dataset")
+    weights_dataset: str | None = setting(None, help="owner/slug of the weights dataset (or weights_model, not "
+                                                      "both)")
     weights_model: str | None = setting(None, help=(
         "owner/model/framework/variation/N of the weights as a Kaggle Model (e.g. NVARC's "
-        "sorokin/qwen3_4b_grids15_sft139/Transformers/bfloat16/1)"))
-    wheelhouse_dataset: str | None = setting(None, help="owner/slug of the wheelhouse dataset")
+        "sorokin/qwen3_4b_grids15_sft139/Transformers/bfloat16/1; or weights_dataset, not both)"))
+    weights_kernel: str | None = setting(None, help=(
+        "owner/slug of a notebook whose output holds the weights (the training kernel's export/), attached as "
+        "its output; instead of weights_dataset or weights_model"))
+    wheelhouse_dataset: str | None = setting(None, help=WHEELHOUSE_HELP)
     model_dir: str | None = setting(None, help="weights folder inside the kernel (default: found from the "
                                                "attached source, else searched)")
     challenges: str | None = setting(None, help="challenges file inside the kernel (default: the "
@@ -204,28 +228,36 @@ class KernelRuntime(Settings):
     def cross_check(self, where: str) -> None:
         if not self.competition:
             raise SettingsError(f"{field_path(where, 'competition')} must be a competition slug")
+        named = [(name, value) for name, value in (("weights_dataset", self.weights_dataset),
+                                                   ("weights_model", self.weights_model),
+                                                   ("weights_kernel", self.weights_kernel)) if value]
+        if len(named) > 1:  # the kernel would load one and silently ignore the other
+            said = " and ".join(f"{field_path(where, name)} ({value})" for name, value in named)
+            clear = ", ".join(f"--set {field_path(where, name)}=" for name, _ in named)
+            raise SettingsError(f"{said} are both set: the kernel loads one set of weights. Keep one: {clear} "
+                                "clears one a settings file names")
 
 
 @dataclass
-class KernelPlan(Settings):
+class SubmissionConfig(Settings):
     """The four tables as the kernel receives them (the ``KERNEL_SETTINGS`` literal) and a settings TOML holds."""
 
-    kernel: KernelRuntime = setting(help="the Kaggle kernel's own settings", factory=KernelRuntime)
+    kernel: KernelSettings = setting(help="the Kaggle kernel's own settings", factory=KernelSettings)
     run: RunSettings = setting(help="how the run spends its time", factory=RunSettings)
-    solver: SolverConfig = setting(help="how candidates are found and chosen", factory=SolverConfig)
-    ttt: TTTConfig = setting(help="per-task test-time training", factory=TTTConfig)
+    solver: SolverSettings = setting(help="how candidates are found and chosen", factory=SolverSettings)
+    ttt: TTTSettings = setting(help="per-task test-time training", factory=TTTSettings)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, values: Any) -> KernelPlan:
+    def from_dict(cls, values: Any) -> SubmissionConfig:
         """Read a settings literal back; unknown tables or keys are an error naming them."""
         return from_dict(cls, values, "kernel settings")
 
 
-def load_plan(path: Path | None = None, overrides: list[str] | None = None) -> KernelPlan:
+def load_submission_config(path: Path | None = None, overrides: list[str] | None = None) -> SubmissionConfig:
     """A settings TOML (``[kernel]``, ``[run]``, ``[solver]``, ``[ttt]`` tables with any of their fields; the rest
     keep their defaults), with ``section.field=value`` overrides; the same shape as the kernel's
     ``KERNEL_SETTINGS``."""
-    return load(KernelPlan, path, overrides)
+    return load(SubmissionConfig, path, overrides)

@@ -10,6 +10,7 @@ fields (``arc_kit.cli.flags``), so a default, a bound or a help text is written 
 from __future__ import annotations
 
 import dataclasses
+import json
 import operator
 import typing
 from collections.abc import Callable
@@ -76,17 +77,23 @@ def validate(obj: Any, where: str = "") -> None:
                 validate(item, f"{name}[{i}]")
             continue
         _check_choice(value, hints[f.name], name)
-        if value is None:
-            continue
-        for key, bound in f.metadata.get("bounds", {}).items():
-            symbol, holds = BOUNDS[key]
-            if not holds(value, bound):
-                meaning = f.metadata.get("meaning")
-                raise SettingsError(f"{name} must be {symbol} {bound}{f' ({meaning})' if meaning else ''}, "
-                                    f"got {value!r}")
+        check_bounds(f, value, name)
     cross_check = getattr(obj, "cross_check", None)
     if cross_check is not None:
         cross_check(where)
+
+
+def check_bounds(f: dataclasses.Field, value: Any, name: str) -> None:
+    """``SettingsError`` when ``value`` breaks a bound of setting ``f`` (None, an unset optional, keeps them
+    all); ``name`` is how the message calls it (``solver.views``)."""
+    if value is None:
+        return
+    for key, bound in f.metadata.get("bounds", {}).items():
+        symbol, holds = BOUNDS[key]
+        if not holds(value, bound):
+            meaning = f.metadata.get("meaning")
+            raise SettingsError(f"{name} must be {symbol} {bound}{f' ({meaning})' if meaning else ''}, "
+                                f"got {value!r}")
 
 
 def _literal_choices(hint: Any) -> tuple[Any, ...] | None:
@@ -101,7 +108,7 @@ def _literal_choices(hint: Any) -> tuple[Any, ...] | None:
 
 
 def choices_of(cls: type, name: str) -> tuple[Any, ...]:
-    """The allowed values of a ``Literal`` field (e.g. ``choices_of(SolverConfig, "formula")``)."""
+    """The allowed values of a ``Literal`` field (e.g. ``choices_of(SolverSettings, "formula")``)."""
     return tuple(c for c in _literal_choices(typing.get_type_hints(cls)[name]) or () if c is not None)
 
 
@@ -117,16 +124,31 @@ def _check_choice(value: Any, hint: Any, where: str) -> None:
 
 
 def fill(cls: type[T], raw: Any, where: str) -> T:
-    """Build dataclass ``cls`` from a table, type-checking each value and naming any unknown field (``validate``
-    is the caller's next step)."""
+    """Build dataclass ``cls`` from a table, type-checking each value and naming any unknown field, or any field the
+    class lists in ``RETIRED`` with why it is gone (``validate`` is the caller's next step)."""
     if not isinstance(raw, dict):
-        raise SettingsError(f"{where}: must be a table, got {raw!r}")
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls) if f.init]
-    unknown = sorted(set(raw) - set(names))
+        raise SettingsError(f"{where or 'the settings'}: must be a table, got {raw!r}")
+    hints = _field_hints(cls)
+    why_retired: dict[str, str] = getattr(cls, "RETIRED", {})  # settings an older config may hold, each with why
+    retired = sorted(set(raw) & set(why_retired))
+    if retired:
+        raise SettingsError(f"{field_path(where, retired[0])}: {why_retired[retired[0]]}")
+    unknown = sorted(set(raw) - set(hints))
     if unknown:
-        raise SettingsError(f"{where}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(names)}")
+        raise SettingsError(f"{where + ': ' if where else ''}unknown {_kind(hints)}(s) {', '.join(unknown)}; "
+                            f"known: {', '.join(hints)}")
     return cls(**{name: _typed(value, hints[name], field_path(where, name)) for name, value in raw.items()})
+
+
+def _field_hints(cls: type) -> dict[str, Any]:
+    """{name: type} of the fields of dataclass ``cls`` a settings file or ``--set`` may name."""
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls) if f.init}
+
+
+def _kind(hints: dict[str, Any]) -> str:
+    """What the names at one level are, for a message: tables (a config's top level) or settings."""
+    return "table" if hints and all(dataclasses.is_dataclass(h) for h in hints.values()) else "setting"
 
 
 def _typed(value: Any, hint: Any, where: str) -> Any:
@@ -172,29 +194,55 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str], cls: type) -> dict[str, Any]:
     """``raw`` with each ``section.field=value`` put in; a single value given for a list field becomes a
-    one-item list."""
+    one-item list. Each override is checked against ``cls`` as it is read, so a misspelt table or field, or a
+    value of the wrong type, is refused in a message that quotes the ``--set`` it came from."""
     for text in overrides:
         path, value = parse_override(text)
-        table, hint = raw, cls
+        table, table_cls, hints, where = raw, cls, _field_hints(cls), ""
         for part in path[:-1]:
+            _known(hints, part, where, text)
+            if not dataclasses.is_dataclass(hints[part]):
+                raise SettingsError(f"--set {text!r}: {field_path(where, part)} is a setting, not a table")
             table = table.setdefault(part, {})
             if not isinstance(table, dict):
-                raise SettingsError(f"--set {text!r}: {part} is not a table")
-            hint = typing.get_type_hints(hint).get(part) if dataclasses.is_dataclass(hint) else None
-        field_hint = typing.get_type_hints(hint).get(path[-1]) if dataclasses.is_dataclass(hint) else None
-        if typing.get_origin(field_hint) is list and not isinstance(value, list):
+                raise SettingsError(f"--set {text!r}: {field_path(where, part)} is not a table in the settings "
+                                    "file")
+            table_cls, where = hints[part], field_path(where, part)
+            hints = _field_hints(table_cls)
+        name = path[-1]
+        why_retired: dict[str, str] = getattr(table_cls, "RETIRED", {})
+        if name in why_retired:
+            raise SettingsError(f"--set {text!r}: {field_path(where, name)}: {why_retired[name]}")
+        _known(hints, name, where, text)
+        if typing.get_origin(hints[name]) is list and not isinstance(value, list):
             value = [value]
-        table[path[-1]] = value
+        try:
+            _typed(value, hints[name], field_path(where, name))
+        except SettingsError as e:
+            raise SettingsError(f"--set {text!r}: {e}") from None
+        table[name] = value
     return raw
 
 
-def read_toml(path: Path) -> dict[str, Any]:
+def _known(hints: dict[str, Any], name: str, where: str, text: str) -> None:
+    """Refuse ``--set text`` when ``name`` is no table or field at ``where``, listing the ones there are."""
+    if name not in hints:
+        place = f" in {where}" if where else ""
+        raise SettingsError(f"--set {text!r}: unknown {_kind(hints)} {name}{place}; known: "
+                            f"{', '.join(hints)}")
+
+
+def read_settings_file(path: Path) -> dict[str, Any]:
+    """A settings file's tables: TOML, or JSON for a ``.json`` file (what a kernel writes from the settings literal
+    it carries; the same tables, and Python's standard library writes no TOML)."""
+    json_file = Path(path).suffix == ".json"
     try:
-        return tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        text = Path(path).read_text(encoding="utf-8")
+        return json.loads(text) if json_file else tomllib.loads(text)
     except FileNotFoundError:
         raise SettingsError(f"{path}: settings file not found") from None
-    except tomllib.TOMLDecodeError as e:
-        raise SettingsError(f"{path}: not valid TOML ({e})") from None
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as e:
+        raise SettingsError(f"{path}: not valid {'JSON' if json_file else 'TOML'} ({e})") from None
     except (OSError, UnicodeDecodeError) as e:  # a folder, no permission, not text
         raise SettingsError(f"{path}: cannot read the settings file ({getattr(e, 'strerror', None) or e})") from None
 
@@ -202,12 +250,18 @@ def read_toml(path: Path) -> dict[str, Any]:
 def load(cls: type[T], path: Path | None = None, overrides: list[str] | None = None) -> T:
     """``cls`` from a TOML file (or its defaults when None) with ``--set`` overrides, typed and validated; any
     error names the file."""
-    raw = read_toml(path) if path is not None else {}
+    raw = read_settings_file(path) if path is not None else {}
     try:
-        settings = fill(cls, apply_overrides(raw, overrides or [], cls), "")
-        validate(settings)
+        fill(cls, raw, "")  # the file alone first: an unknown name or a wrong type in it names the file
     except SettingsError as e:
-        raise SettingsError(f"{path}: {e}" if path is not None else str(e)) from None
+        raise SettingsError(f"{path}: {e}") from None
+    raw = apply_overrides(raw, overrides or [], cls)  # each refusal quotes its --set
+    try:
+        settings = fill(cls, raw, "")
+        validate(settings)
+    except SettingsError as e:  # a bound or a rule between fields, over the file and the --set values
+        source = " + ".join([str(path)] * (path is not None) + ["--set"] * bool(overrides))
+        raise SettingsError(f"{source}: {e}" if source else str(e)) from None
     return settings
 
 

@@ -18,9 +18,9 @@ import json
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from arc_kit.config.lora import LoraSpec
+from arc_kit.config.lora import LoraSettings
 from arc_kit.config.run import FORMAT_HELP, LOSS_ON_HELP, FormatChoice, LossOn
 from arc_kit.config.schema import Settings, SettingsError, field_path, load, setting
 from arc_kit.core.tasks import MAX_SIDE
@@ -34,15 +34,16 @@ class ModelSettings(Settings):
         "auto: Unsloth on CUDA when installed, transformers + peft elsewhere"))
     max_seq_length: int = setting(2048, help="the longest row the model is loaded for", ge=1)
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = setting("auto", help=(
-        "auto: bfloat16 on a GPU that has it, float16 on other GPUs, float32 on CPU"))
+        "auto: bfloat16 on a GPU that computes in it (compute capability >= 8.0: A100, L4, H100), float16 on "
+        "other GPUs (T4, P100, V100: trained under a gradient scaler), float32 on CPU"))
     load_in_4bit: bool = setting(False, help="load the base in 4 bits (Unsloth only)")
     full_finetuning: bool = setting(False, help=(
         "train every weight (the tiny model from scratch needs it); the [lora] table is then unused"))
     local_files_only: bool = setting(False, help="never look the model up on the hub")
     format: FormatChoice = setting("auto", help=FORMAT_HELP.replace("the weights", "the base"))
     shrink_vocab: bool = setting(False, help=(
-        "cut the base's vocabulary to the tokens its format writes before training (arc-kit shrink-vocab): the "
-        "logits shrink ~10,000x, training and test-time training need far less memory; the export keeps the cut"))
+        "shrink the base's vocabulary to the tokens its format writes before training (arc-kit shrink-vocab): the "
+        "logits shrink ~10,000x, training and test-time training need far less memory; the export stays shrunk"))
     tiny_hidden_size: int = setting(128, help="the tiny model's hidden size (name_or_path = tiny)", ge=1)
     tiny_layers: int = setting(3, help="the tiny model's layers", ge=1)
     tiny_heads: int = setting(4, help="the tiny model's attention heads", ge=1)
@@ -168,7 +169,6 @@ class TrainSettings(Settings):
     learning_rate: float = setting(1e-4, help="peak learning rate", gt=0)
     per_device_train_batch_size: int = setting(16, help="rows per step on each process", ge=1)
     per_device_eval_batch_size: int = setting(16, help="eval rows per step on each process", ge=1)
-    gradient_accumulation_steps: int = setting(1, help="must stay 1: the recipe refuses accumulation")
     num_train_epochs: int = setting(2, help="passes over the rows; the last decays, earlier ones are flat", ge=1)
     min_lr_ratio: float = setting(0.01, help=(
         "the last epoch decays (cosine) from the LR to LR * min_lr_ratio; earlier epochs are flat"), ge=0.0, le=1.0)
@@ -196,6 +196,14 @@ class TrainSettings(Settings):
                               meaning="0: at the end of each epoch")
     max_steps: int = setting(-1, help="stop early after this many steps (the schedule is still the full run's); "
                                       "-1: the whole run")
+    max_seconds: float | None = setting(None, help=(
+        "a wall-clock budget for this run, counted from its start (model loading included): training stops "
+        "cleanly before it ends, saving a checkpoint (checkpoint-<step>/, which --resume or --resume-from "
+        "continues) and writing no final/ (so no export); the learning-rate schedule stays the full run's. "
+        "Unset: no budget"), gt=0)
+    stop_margin_seconds: float = setting(300.0, help=(
+        "with max_seconds: seconds kept free at its end for the checkpoint and what follows (a kernel's export); "
+        "no optimiser step starts that would end later than max_seconds - stop_margin_seconds"), ge=0)
     seed: int = setting(0, help="the trainer's seed")
     gradient_checkpointing: bool | None = setting(None, help="unset: on for CUDA, off for CPU")
     dataloader_num_workers: int = setting(0, help="dataloader worker processes", ge=0)
@@ -212,16 +220,21 @@ class TrainSettings(Settings):
         "each process writes what it trained on to debug/rank-<i>.jsonl in the run folder (a digest of each row "
         "per step, and its final weights' sums), so a test can see that the processes shared out the data"))
 
+    RETIRED: ClassVar[dict[str, str]] = {
+        "gradient_accumulation_steps": (
+            "the recipe does not use gradient accumulation (it would change the effective batch, the step count the "
+            "schedule is built on and the per-step checkpoints): remove the setting, and lower "
+            "train.per_device_train_batch_size (or the sequence length) to fit memory instead, or add GPUs"),
+    }
+    """Settings an older config may still hold, refused with why (``schema.fill``) rather than silently ignored."""
+
     def cross_check(self, where: str) -> None:
-        if self.gradient_accumulation_steps != 1:
-            raise SettingsError(
-                f"{field_path(where, 'gradient_accumulation_steps')} = {self.gradient_accumulation_steps}: the "
-                "recipe does not use gradient accumulation. It changes the effective batch, the step count the "
-                "schedule is built on (flat epoch, then cosine over the last), and the per-step checkpoints. Lower "
-                "train.per_device_train_batch_size (or the sequence length) to fit memory instead, or add GPUs.")
         if self.max_steps != -1 and self.max_steps < 1:
             raise SettingsError(f"{field_path(where, 'max_steps')} must be >= 1, or -1 for the whole run, got "
                                 f"{self.max_steps}")
+        if self.max_seconds is not None and self.stop_margin_seconds >= self.max_seconds:
+            raise SettingsError(f"{field_path(where, 'stop_margin_seconds')} ({self.stop_margin_seconds}) must be "
+                                f"less than max_seconds ({self.max_seconds})")
         if not self.output_dir.strip():
             raise SettingsError(f"{field_path(where, 'output_dir')} must be a folder path")
         if self.fsdp_config:
@@ -237,7 +250,7 @@ class TrainSettings(Settings):
 @dataclass
 class TrainConfig(Settings):
     model: ModelSettings = setting(help="the base model and how it is loaded", factory=ModelSettings)
-    lora: LoraSpec = setting(help="the adapter (unused with model.full_finetuning)", factory=LoraSpec)
+    lora: LoraSettings = setting(help="the adapter (unused with model.full_finetuning)", factory=LoraSettings)
     data: DataSettings = setting(help="what the model trains on", factory=DataSettings)
     train: TrainSettings = setting(help="the trainer's settings", factory=TrainSettings)
 

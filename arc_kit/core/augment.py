@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from arc_kit.core.tasks import Grid, Pair, Task
+from arc_kit.core.tasks import Grid, Pair, Task, freeze_grid
 
 IDENTITY_COLOURS = tuple(range(10))
 
@@ -72,7 +72,7 @@ class View:
     def apply_grid(self, grid: Grid) -> Grid:
         a = dihedral(np.asarray(grid, dtype=np.int64), self.dihedral)
         a = np.asarray(self.colours, dtype=np.int64)[a]
-        return _freeze(a)
+        return freeze_grid(a)
 
     def invert_grid(self, grid: Grid) -> Grid:
         inverse = np.argsort(np.asarray(self.colours))
@@ -80,7 +80,7 @@ class View:
         a = np.rot90(a, -(self.dihedral % 4))
         if self.dihedral >= 4:
             a = np.fliplr(a)
-        return _freeze(a)
+        return freeze_grid(a)
 
     # -- tasks --------------------------------------------------------------------------------------------------
     def apply_task(self, task: Task) -> Task:
@@ -93,10 +93,6 @@ class View:
                 raise ValueError(f"view {self.key}: pair order does not fit task {task.task_id} ({len(train)} pairs)")
             train = [train[i] for i in self.pair_order]
         return Task(task.task_id, tuple(train), tuple(pair(p) for p in task.test))
-
-
-def _freeze(a: np.ndarray) -> Grid:
-    return tuple(map(tuple, a.tolist()))
 
 
 def random_view(rng: random.Random, num_train_pairs: int, permute_background: bool = False,

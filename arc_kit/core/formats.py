@@ -2,7 +2,7 @@
 
 This is the one place a task becomes text. Training rows (``core.examples``, ``training.dataset``), test-time
 training (``solve.ttt``), prompts (``solve.prompts``), re-scoring (``solve.rescoring``), the search's token ids
-(``solve.dfs``), token counts and the vocabulary cut (``models.vocab``) all ask the format the weights speak. The
+(``solve.dfs``), token counts and the shrunk vocabulary (``models.vocab``) all ask the format the weights speak. The
 manifest written beside exported weights records it (``models.manifest``); a folder without one (a published
 checkpoint) is recognised by its tokenizer (``detect_format``) or named by a setting.
 
@@ -68,8 +68,8 @@ NVARC_CHAT_TEMPLATE = (
     "{%- for message in messages %}{{- '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>' }}"
     "{%- endfor %}{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"
 )
-"""NVARC's own template (their ``chat_template.j2``): the kit writes it into the tokenizers it cuts to this format,
-so ``apply_chat_template`` on user/assistant turns of grids gives exactly ``NvarcFormat``'s text."""
+"""NVARC's own template (their ``chat_template.j2``): the kit writes it into the tokenizers it shrinks to this
+format, so ``apply_chat_template`` on user/assistant turns of grids gives exactly ``NvarcFormat``'s text."""
 
 
 class FormatError(ArcKitError, ValueError):
@@ -90,7 +90,7 @@ class RenderedExample:
         return self.prompt + self.completion
 
     def pieces(self, loss_on: str) -> list[tuple[str, bool]]:
-        """The full text cut into consecutive pieces, each with whether the loss learns it under ``loss_on``."""
+        """The full text split into consecutive pieces, each with whether the loss learns it under ``loss_on``."""
         if loss_on not in LOSS_ON:
             raise FormatError(f"loss_on must be one of {', '.join(LOSS_ON)}, got {loss_on!r}")
         out: list[tuple[str, bool]] = []
@@ -117,7 +117,7 @@ class PromptFormat:
         raise NotImplementedError
 
     def parse_answer(self, text: str) -> Grid:
-        """A generated answer back to a grid (``ParseError`` saying why not); cut at the first end marker."""
+        """A generated answer back to a grid (``ParseError`` saying why not), read up to its first end marker."""
         return answer_from_generation(text)
 
     def end_ids(self, tokenizer: Any) -> list[int]:
@@ -295,7 +295,7 @@ def probe_task() -> Task:
 
 def check_format(tokenizer: Any, prompt_format: PromptFormat, where: str) -> None:
     """Refuse, in one line naming ``where``, a tokenizer that cannot write ``prompt_format`` (a word its vocabulary
-    lacks; a cut vocabulary raises for any text outside its format)."""
+    lacks; a shrunk vocabulary raises for any text outside its format)."""
     task = probe_task()
     try:
         rendered = prompt_format.render(tokenizer, task.train, task.test[0].input, task.test[0].output)
@@ -309,8 +309,8 @@ def check_format(tokenizer: Any, prompt_format: PromptFormat, where: str) -> Non
 
 
 def format_token_ids(tokenizer: Any, prompt_format: PromptFormat) -> list[int]:
-    """Every id of ``tokenizer`` a text in ``prompt_format`` can hold, plus the padding: what a vocabulary cut to
-    the format keeps. In NVARC's order for ``nvarc`` (its 16 tokens, so the cut model takes NVARC's ids); sorted
+    """Every id of ``tokenizer`` a text in ``prompt_format`` can hold, plus the padding: what a vocabulary shrunk to
+    the format keeps. In NVARC's order for ``nvarc`` (its 16 tokens, so the shrunk model takes NVARC's ids); sorted
     for ``arc-kit`` (the digits, the newline, the prompt's words and the special tokens its template writes).
 
     Why from a rendered probe rather than a list of words: the chat template decides which markers and newlines
@@ -323,7 +323,7 @@ def format_token_ids(tokenizer: Any, prompt_format: PromptFormat) -> list[int]:
         for piece in NVARC_TOKENS:
             got = encode_text(tokenizer, piece)
             if len(got) != 1:
-                raise FormatError(f"{piece!r} is {len(got)} tokens in this tokenizer, not one: it cannot be cut to "
+                raise FormatError(f"{piece!r} is {len(got)} tokens in this tokenizer, not one: it cannot be shrunk to "
                                   "NVARC's 16 tokens")
             ids.append(int(got[0]))
         return ids

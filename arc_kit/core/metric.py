@@ -6,7 +6,7 @@ A test output counts when either attempt equals the solution exactly. We also re
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,6 +82,22 @@ def score_submission(submission: Mapping[str, Any], solutions: Mapping[str, Sequ
         correct_outputs=n_correct,
         per_task=per_task,
     )
+
+
+def solutions_cover(task_ids: Collection[str], solutions: Mapping[str, Any], solutions_name: str,
+                    tasks_name: str) -> str | None:
+    """How far ``solutions`` cover the tasks a run scores: None when every task has its solutions; a warning line
+    when only some do (the score is then over those alone); ``TaskFileError`` when none do: another set's
+    solutions, whose score of 0 would say nothing. Checked before a run, so a wrong file costs nothing."""
+    missing = [tid for tid in task_ids if tid not in solutions]
+    if not missing:
+        return None
+    if len(missing) == len(task_ids):
+        raise TaskFileError(f"{solutions_name}: solutions for none of the {len(task_ids)} tasks of {tasks_name} "
+                            "(another set's solutions?): nothing could be scored")
+    shown = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
+    return (f"only {len(task_ids) - len(missing)} of {len(task_ids)} tasks scored: {solutions_name} has no "
+            f"solutions for {len(missing)} ({shown}); the score is over the others alone")
 
 
 def score_files(submission_path: str | Path, solutions_path: str | Path) -> ScoreReport:

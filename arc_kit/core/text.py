@@ -64,7 +64,7 @@ def marker_end_ids(tokenizer: Any) -> list[int]:
 
 
 def answer_from_generation(text: str) -> Grid:
-    """Cut generated text at the first end marker and parse the grid."""
+    """The grid in generated text, read up to its first end marker."""
     for marker in END_MARKERS:
         text = text.split(marker, 1)[0]
     return text_to_grid(text)

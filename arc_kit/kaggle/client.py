@@ -1,4 +1,4 @@
-"""Every call of the ``kaggle`` client lives here, imported lazily.
+"""Every call of the ``kaggle`` client lives here; the client itself is imported lazily (``strict_api``).
 
 Why lazily: ``import kaggle`` authenticates at import time (and may call the network for a token check), so
 the rest of the kit must work without credentials. Why a wrapper at all: the client prints and returns
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from arc_kit.errors import ArcKitError
+from arc_kit.kaggle.errors import CredentialsMissing, KaggleError
 from arc_kit.kaggle.upload import credential_sources
 
 HOW_TO_SET_CREDENTIALS = (
@@ -29,18 +29,6 @@ HOW_TO_SET_CREDENTIALS = (
 )
 
 TERMINAL_KERNEL_STATES = frozenset({"COMPLETE", "ERROR", "CANCEL_ACKNOWLEDGED"})
-
-
-class KaggleError(ArcKitError, RuntimeError):
-    """A Kaggle call failed; the message says what and what to do."""
-
-
-class CredentialsMissing(KaggleError):
-    """No credential the client could use was found."""
-
-
-class UploadFailed(KaggleError):
-    """A file did not reach Kaggle; raised before the create/version call, so nothing was published."""
 
 
 @dataclass(frozen=True)
@@ -79,41 +67,13 @@ def check_credentials(environ: dict[str, str] | None = None) -> None:
 
 
 def _api_class() -> type:
-    """The client's ``KaggleApi`` with one stricter upload step (see ``_StrictApi``)."""
-    global _STRICT_API
-    if _STRICT_API is not None:
-        return _STRICT_API
+    """The client's ``KaggleApi`` with one stricter upload step (``strict_api.StrictKaggleApi``); importing it
+    imports ``kaggle``, which authenticates at import time, so this runs only when a command talks to Kaggle."""
     try:
-        with contextlib.redirect_stdout(io.StringIO()):  # the package's import-time authenticate may print help
-            from kaggle.api.kaggle_api_extended import KaggleApi
+        from arc_kit.kaggle.strict_api import StrictKaggleApi
     except ModuleNotFoundError as e:
         raise KaggleError(f"the kaggle client is not installed ({e.name}): pip install 'arc-kit[kaggle]'") from None
-
-    class _StrictApi(KaggleApi):
-        """A failed file upload stops before the create call, so nothing half-made is published, and says so in
-        the kit's words. Client releases differ: up to 2.2.4 ``_upload_file`` returns None (and the client would
-        then create the dataset without that file); from 2.2.5 it raises ``ValueError("Upload unsuccessful: ...")``
-        itself."""
-
-        def _upload_file(self, file_name, full_path, *args, **kwargs):  # type: ignore[no-untyped-def]
-            try:
-                result = super()._upload_file(file_name, full_path, *args, **kwargs)
-            except ValueError as e:
-                if not str(e).startswith("Upload unsuccessful"):
-                    raise
-                result = None
-            if result is None:
-                raise UploadFailed(
-                    f"upload of {file_name} failed; stopped before creating anything on Kaggle "
-                    f"(files sent before it were not attached to any dataset or model)"
-                )
-            return result
-
-    _STRICT_API = _StrictApi
-    return _STRICT_API
-
-
-_STRICT_API: type | None = None
+    return StrictKaggleApi
 
 
 def client() -> Any:
@@ -317,13 +277,15 @@ def wait_for_kernel(ref: str, poll_seconds: float = 30.0, timeout_seconds: float
         sleep(poll_seconds)
 
 
-def kernel_output(ref: str, out_dir: Path, api: Any = None) -> list[Path]:
-    """Download the run's output files and its log (``<slug>.log``) into ``out_dir``."""
+def kernel_output(ref: str, out_dir: Path, version: int | None = None, api: Any = None) -> list[Path]:
+    """Download a run's output files and its log (``<slug>.log``) into ``out_dir``: the latest run's, or version
+    ``version``'s (the client asks for ``owner/slug/N`` as the API's version label ``vN``)."""
     api = api or client()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    with _kaggle_call(f"downloading output of kernel {ref}"), contextlib.redirect_stdout(io.StringIO()):
-        files, _ = api.kernels_output(ref, str(out_dir), force=True, quiet=True)
+    which = ref if version is None else f"{ref}/{version}"
+    with _kaggle_call(f"downloading output of kernel {which}"), contextlib.redirect_stdout(io.StringIO()):
+        files, _ = api.kernels_output(which, str(out_dir), force=True, quiet=True)
     resolved = [Path(f).resolve() for f in files]
     outside = [str(p) for p in resolved if out_dir.resolve() not in p.parents]
     if outside:

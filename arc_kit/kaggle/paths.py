@@ -1,44 +1,75 @@
 """Where things are inside a Kaggle kernel: competition files, the weights folder, the output; rerun or not.
 
 Kaggle has mounted inputs at several paths over the years (``/kaggle/input/<slug>``,
-``/kaggle/input/competitions/<slug>``, ``/kaggle/input/models/<owner>/<model>/<framework>/<variation>/<version>``),
-so we search rather than hard-code one. ``ARC_KIT_INPUT_ROOT`` and ``ARC_KIT_OUTPUT`` move the whole tree, which
-is how the tests run the kernel entry on a fake ``/kaggle/input``.
+``/kaggle/input/competitions/<slug>``, ``/kaggle/input/models/<owner>/<model>/<framework>/<variation>/<version>``,
+a notebook's output at ``/kaggle/input/notebooks/<owner>/<slug>``), so we search rather than hard-code one.
+``ARC_KIT_INPUT_ROOT`` moves the input tree, ``ARC_KIT_WORKING`` the folder every kind of kernel writes its output
+to (``/kaggle/working``), ``ARC_KIT_OUTPUT`` the submission file alone: that is how the tests run the kernel entry
+on a fake ``/kaggle``.
 """
 
 from __future__ import annotations
 
+import logging
 import os
-import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from pathlib import Path
+from typing import Any
 
 from arc_kit.core.files import folders_below
 from arc_kit.errors import ArcKitError
-from arc_kit.models.weights import SEARCH_DEPTH, WeightsFolderError, choose_weights
+from arc_kit.models.weights import SEARCH_DEPTH, WeightsFolderError, choose_weights, export_weights
+
+log = logging.getLogger(__name__)
 
 INPUT_ROOT_ENV = "ARC_KIT_INPUT_ROOT"
+WORKING_ENV = "ARC_KIT_WORKING"
 OUTPUT_ENV = "ARC_KIT_OUTPUT"
 DEFAULT_INPUT_ROOT = Path("/kaggle/input")
-DEFAULT_OUTPUT = Path("/kaggle/working/submission.json")
+DEFAULT_WORKING = Path("/kaggle/working")
+SUBMISSION_FILE = "submission.json"
 TEST_CHALLENGES = "arc-agi_test_challenges.json"
+DATA_CACHE = "arc-kit-data"  # below the working folder: the named sets a kernel reads, in the competition's layout
 
 
 class KagglePathError(ArcKitError, FileNotFoundError):
     """A required input was not found; the message lists where we looked."""
 
 
-def input_root(env: Mapping[str, str] = os.environ) -> Path:
-    return Path(env.get(INPUT_ROOT_ENV) or DEFAULT_INPUT_ROOT)
+def _environment(env: Any) -> Any:
+    """``env``, or ``os.environ`` as it is now: looked up at each call, never bound as a default (``datasets``
+    replaces the object during a multi-process ``map``, and a default bound at import would read a stale copy)."""
+    return os.environ if env is None else env
 
 
-def output_path(env: Mapping[str, str] = os.environ) -> Path:
-    return Path(env.get(OUTPUT_ENV) or DEFAULT_OUTPUT)
+def input_root(env: Mapping[str, str] | None = None) -> Path:
+    return Path(_environment(env).get(INPUT_ROOT_ENV) or DEFAULT_INPUT_ROOT)
 
 
-def is_competition_rerun(env: Mapping[str, str] = os.environ) -> bool:
+def working_dir(env: Mapping[str, str] | None = None) -> Path:
+    """Where a kernel writes what it leaves (Kaggle keeps ``/kaggle/working`` as the notebook's output)."""
+    return Path(_environment(env).get(WORKING_ENV) or DEFAULT_WORKING)
+
+
+def output_path(env: Mapping[str, str] | None = None) -> Path:
+    """The submission file: ``ARC_KIT_OUTPUT``, else ``submission.json`` in the working folder."""
+    env = _environment(env)
+    return Path(env.get(OUTPUT_ENV) or working_dir(env) / SUBMISSION_FILE)
+
+
+def use_working_data_cache(env: MutableMapping[str, str] | None = None) -> Path:
+    """Write named data sets below the working folder (``ARC_KIT_DATA_CACHE``, unless set): the one place a kernel
+    may write, and the output then holds the very files a run read."""
+    from arc_kit.core.named_data import CACHE_ENV
+
+    env = _environment(env)
+    env.setdefault(CACHE_ENV, str(working_dir(env) / DATA_CACHE))
+    return Path(env[CACHE_ENV])
+
+
+def is_competition_rerun(env: Mapping[str, str] | None = None) -> bool:
     """Kaggle sets KAGGLE_IS_COMPETITION_RERUN when it reruns the kernel on the hidden test set."""
-    return bool(env.get("KAGGLE_IS_COMPETITION_RERUN"))
+    return bool(_environment(env).get("KAGGLE_IS_COMPETITION_RERUN"))
 
 
 def find_challenges(root: Path, slug: str, given: str | Path | None = None) -> Path:
@@ -78,6 +109,12 @@ def dataset_folders(root: Path, ref: str) -> list[Path]:
     return [root / "datasets" / owner / slug, root / slug]
 
 
+def kernel_output_folders(root: Path, ref: str) -> list[Path]:
+    """Where an attached notebook's output ``owner/slug`` is mounted: 2026 layout first, then the classic one."""
+    owner, slug = ref.split("/")[:2]
+    return [root / "notebooks" / owner / slug, root / slug]
+
+
 def model_folders(root: Path, ref: str) -> list[Path]:
     """Where an attached model ``owner/model/framework/variation/version`` is mounted: 2026 layout first, then the
     classic one, each with the framework as given and in lower case (a handle says ``Transformers``, Kaggle mounts
@@ -89,24 +126,30 @@ def model_folders(root: Path, ref: str) -> list[Path]:
 
 
 def named_weight_places(root: Path, given: str | Path | None = None, *, dataset: str | None = None,
-                        model: str | None = None) -> list[Path]:
-    """Where the weights were named to be: the path given, then the attached model's and dataset's mounts."""
+                        model: str | None = None, kernel: str | None = None) -> list[Path]:
+    """Where the weights were named to be: the path given, then the attached model's, dataset's and notebook
+    output's mounts."""
     places = [reroot(given, root)] if given else []
     places += model_folders(root, model) if model else []
     places += dataset_folders(root, dataset) if dataset else []
+    places += kernel_output_folders(root, kernel) if kernel else []
     return places
 
 
 def find_model_dir(root: Path, given: str | Path | None = None, *, dataset: str | None = None,
-                   model: str | None = None) -> Path:
-    """The weights folder: the path given, else the attached model or dataset at its mount path, else a search
-    of ``root``. Inside a folder holding several weight folders (an export root has ``adapter/`` and ``merged/``)
-    the rule in ``arc_kit.models.weights.choose_weights`` picks one and says which."""
-    places = named_weight_places(root, given, dataset=dataset, model=model)
+                   model: str | None = None, kernel: str | None = None) -> Path:
+    """The weights folder: the path given, else the attached model, dataset or notebook output at its mount path,
+    else a search of ``root``. Inside a folder holding several weight folders (an export root has ``adapter/`` and
+    ``merged/``) the rule in ``arc_kit.models.weights.choose_weights`` picks one and says which. A training
+    kernel's output is taken only when it holds the export: one stopped at its budget (checkpoints, no export) is
+    refused in one line saying so."""
+    places = named_weight_places(root, given, dataset=dataset, model=model, kernel=kernel)
     place = next((p for p in places if p.is_dir()), None)
     if place is None and places:
-        print(f"weights not at {', '.join(str(p) for p in places)}; searching {root}", file=sys.stderr)
+        log.warning(f"weights not at {', '.join(str(p) for p in places)}; searching {root}")
     try:
+        if place is not None and kernel and place in kernel_output_folders(root, kernel):
+            return export_weights(place)
         return choose_weights(place or root)
     except WeightsFolderError as e:
         raise KagglePathError(str(e)) from None

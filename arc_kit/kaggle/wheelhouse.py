@@ -188,24 +188,24 @@ def resolve(roots: Sequence[Requirement], image: KaggleImage, find: WheelFinder,
 
 
 @dataclass
-class WheelhouseConfig:
+class WheelhouseOptions:
     image: KaggleImage = field(default_factory=KaggleImage.load)
     extras: tuple[str, ...] = ()  # optional requirements, e.g. "unsloth": left out with a reason if they do not fit
     find_links: tuple[Path, ...] = ()  # local folders of wheels pip may take from
     index: bool = True  # False: pip looks only in find_links (offline builds, tests)
 
 
-def pip_download_command(config: WheelhouseConfig, requirement: str, dest: Path) -> list[str]:
+def pip_download_command(options: WheelhouseOptions, requirement: str, dest: Path) -> list[str]:
     """``pip download`` of one requirement, no dependencies, for the kernel's interpreter and platform."""
-    image = config.image
+    image = options.image
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--dest", str(dest),
            "--python-version", image.python, "--implementation", "cp", "--abi", image.abi, "--abi", "abi3",
            "--abi", "none", "--quiet", "--disable-pip-version-check"]
     for platform in image.platforms:
         cmd += ["--platform", platform]
-    if not config.index:
+    if not options.index:
         cmd.append("--no-index")
-    for folder in config.find_links:
+    for folder in options.find_links:
         cmd += ["--find-links", str(folder)]
     return cmd + [requirement]
 
@@ -220,6 +220,7 @@ def local_wheel_command(project: Path, dest: Path, isolated: bool = False) -> li
 
 # What setuptools needs to build the arc_kit wheel; nothing else of the tree (runs/, data, build/) is copied.
 SOURCE_FILES = ("pyproject.toml", "README.md", "LICENSE", "setup.cfg", "setup.py", "MANIFEST.in")
+SOURCE_FOLDERS = ("arc_kit", "submission")  # the package, and the kernel entries setup.py maps into it
 
 
 def stage_source(project: Path, into: Path) -> Path:
@@ -228,14 +229,15 @@ def stage_source(project: Path, into: Path) -> Path:
     if not (project / "pyproject.toml").is_file() or not (project / "arc_kit").is_dir():
         raise WheelhouseError(f"{project} is not the arc-kit source tree (no pyproject.toml + arc_kit/)")
     staged = into / "src"
-    shutil.copytree(project / "arc_kit", staged / "arc_kit", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for package in SOURCE_FOLDERS:
+        shutil.copytree(project / package, staged / package, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     for name in SOURCE_FILES:
         if (project / name).is_file():
             shutil.copy2(project / name, staged / name)
     return staged
 
 
-def download_finder(config: WheelhouseConfig, dest: Path) -> WheelFinder:
+def download_finder(options: WheelhouseOptions, dest: Path) -> WheelFinder:
     """Fetch the newest wheel meeting a requirement into ``dest`` (pip picks it; we read what arrived)."""
 
     def find(req: Requirement) -> WheelInfo | None:
@@ -245,7 +247,7 @@ def download_finder(config: WheelhouseConfig, dest: Path) -> WheelFinder:
         if fitting:
             return fitting[0]
         spec = f"{req.name}{req.specifier}"
-        done = subprocess.run(pip_download_command(config, spec, dest), capture_output=True, text=True)
+        done = subprocess.run(pip_download_command(options, spec, dest), capture_output=True, text=True)
         if done.returncode != 0:
             return None
         fitting = [w for w in wheels_by_name(dest).get(name, []) if req.specifier.contains(w.version, True)]
@@ -283,11 +285,11 @@ class WheelhouseResult:
     resolution: Resolution
 
 
-def build_wheelhouse(project: Path, dest: Path, config: WheelhouseConfig | None = None,
+def build_wheelhouse(project: Path, dest: Path, options: WheelhouseOptions | None = None,
                      run: Callable[[Sequence[str]], None] | None = None) -> WheelhouseResult:
     """The arc_kit wheel plus every wheel it needs that the image lacks; raises ``WheelhouseError`` when the set
     does not resolve. Wheels no longer needed are removed; ``wheelhouse.json`` records the plan."""
-    config = config or WheelhouseConfig()
+    options = options or WheelhouseOptions()
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     for old in dest.glob("arc_kit-*.whl"):
@@ -299,10 +301,10 @@ def build_wheelhouse(project: Path, dest: Path, config: WheelhouseConfig | None 
     if len(built) != 1:
         raise WheelhouseError(f"expected one arc_kit wheel in {dest}, found {[p.name for p in built]}")
     arc_kit = read_wheel(built[0])
-    finder = download_finder(config, dest)
-    resolution = resolve(arc_kit.requires, config.image, finder)
-    for extra in config.extras:
-        trial = resolve([*arc_kit.requires, Requirement(extra)], config.image, finder)
+    finder = download_finder(options, dest)
+    resolution = resolve(arc_kit.requires, options.image, finder)
+    for extra in options.extras:
+        trial = resolve([*arc_kit.requires, Requirement(extra)], options.image, finder)
         if trial.ok:
             resolution = trial
         else:
@@ -311,11 +313,11 @@ def build_wheelhouse(project: Path, dest: Path, config: WheelhouseConfig | None 
     for path in dest.glob("*.whl"):
         if parse_wheel_filename(path.name)[0] not in keep:
             path.unlink()
-    (dest / PLAN_FILE).write_text(json.dumps({"image": {"python": config.image.python, "source":
-                                                        config.image.source}, **resolution.to_json()}, indent=1))
+    (dest / PLAN_FILE).write_text(json.dumps({"image": {"python": options.image.python, "source":
+                                                        options.image.source}, **resolution.to_json()}, indent=1))
     if not resolution.ok:
         raise WheelhouseError(f"the wheelhouse in {dest} does not resolve against the image "
-                              f"({config.image.source}): " + "; ".join(resolution.problems))
+                              f"({options.image.source}): " + "; ".join(resolution.problems))
     return WheelhouseResult(dest, built[0], sorted(dest.glob("*.whl")), resolution)
 
 

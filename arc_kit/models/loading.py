@@ -3,8 +3,7 @@
 - Inference (``load_model``): a weights folder, a merged model or a LoRA adapter (merged into its base at load),
   never online; Unsloth on CUDA when asked for and it loads, transformers otherwise. Whether Unsloth's patched
   forward decodes right is the solver's check (``arc_kit.solve.solver.load_solver``), made after loading.
-- Training (``load_training_model``): the configured base (the tiny model written into the run folder, a local
-  folder or a hub id), through Unsloth or transformers + peft, with LoRA unless full fine-tuning.
+- Training (``arc_kit.models.training_model.load_training_model``): built on the shared pieces here.
 
 Both share the tokenizer (a pad token, one token per cell; a word-level tokenizer read as it is written), the
 prompt format the weights speak (``resolve_format``: the manifest, the tokenizer or the setting), ``from_pretrained``
@@ -17,25 +16,27 @@ has set ``CUDA_VISIBLE_DEVICES``.
 
 from __future__ import annotations
 
-import dataclasses
-import importlib.util
 import json
 import logging
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from arc_kit.config.run import SolverConfig
-from arc_kit.config.training import TrainConfig
-from arc_kit.core.formats import FormatError, PromptFormat, check_format, detect_format, get_format
+from arc_kit.config.run import SolverSettings
+from arc_kit.core.formats import (
+    FORMAT_NAMES,
+    FormatError,
+    PromptFormat,
+    check_format,
+    detect_format,
+    format_token_ids,
+    get_format,
+)
 from arc_kit.core.text import TokenizerError, check_tokenizer
 from arc_kit.errors import ArcKitError
-from arc_kit.models.lora import add_lora
-from arc_kit.models.manifest import recorded_format
+from arc_kit.models.manifest import MANIFEST_FILE, read_manifest, recorded_format
 from arc_kit.models.offline import set_offline_env
-from arc_kit.models.precision import choose_dtype, upcast_trainable
-from arc_kit.models.tiny import TINY, resolve_base
+from arc_kit.models.precision import choose_dtype
 from arc_kit.models.weights import WeightsFolderError, choose_weights
 
 log = logging.getLogger(__name__)
@@ -69,10 +70,10 @@ class LoadedModel:
 # Inference
 
 
-def load_model(model_dir: str | Path, config: SolverConfig | None = None) -> LoadedModel:
+def load_model(model_dir: str | Path, config: SolverSettings | None = None) -> LoadedModel:
     """Load a merged model folder (config.json) or a LoRA adapter folder (adapter_config.json), never online."""
     set_offline_env(hub=True)
-    config = config or SolverConfig()
+    config = config or SolverSettings()
     model_dir = weights_folder(Path(model_dir))
 
     import torch
@@ -104,7 +105,7 @@ def load_model(model_dir: str | Path, config: SolverConfig | None = None) -> Loa
                        prompt_format=prompt_format)
 
 
-def inference_tokenizer(model_dir: Path, config: SolverConfig) -> tuple[Any, PromptFormat]:
+def inference_tokenizer(model_dir: Path, config: SolverSettings) -> tuple[Any, PromptFormat]:
     """The weights folder's tokenizer (an adapter without one takes its base's) and the prompt format the weights
     speak (``resolve_format`` with ``config.format``): cheap, so a command can check them before a long run."""
     try:
@@ -130,15 +131,39 @@ def resolve_format(requested: str, folder: str | Path, tokenizer: Any) -> Prompt
         raise FormatError(f"{folder}: format {requested!r} contradicts the weights' manifest, which records "
                           f"{recorded!r} (leave format at auto)")
     name = requested if requested != "auto" else recorded or detect_format(tokenizer) or "arc-kit"
+    shrunk = shrunk_format(Path(folder), tokenizer)
+    if shrunk is not None and shrunk != name:
+        said = "its manifest records" if name == recorded else "the format asked for is"
+        raise FormatError(f"{folder}: its vocabulary was shrunk to the {shrunk} format's tokens (arc-kit shrink-vocab), "
+                          f"but {said} {name}: the weights speak {shrunk} (set prompt_format in {MANIFEST_FILE})")
     prompt_format = get_format(name)
     check_format(tokenizer, prompt_format, str(folder))
     return prompt_format
+
+
+def shrunk_format(folder: Path, tokenizer: Any) -> str | None:
+    """The format ``arc-kit shrink-vocab`` shrank a vocabulary to: the one whose tokens are the whole vocabulary.
+    None for a folder that was not shrunk (its manifest has no ``vocabulary`` entry) or that no format fills.
+    Why: a shrunk vocabulary keeps only its format's tokens, so the tokenizer itself says which format the weights
+    learnt, even when the manifest was edited or copied from another folder."""
+    manifest = read_manifest(folder) if folder.is_dir() else None
+    if not manifest or "vocabulary" not in manifest:
+        return None
+    for name in FORMAT_NAMES:
+        try:
+            if len(set(format_token_ids(tokenizer, get_format(name)))) == len(tokenizer):
+                return name
+        except FormatError:  # the vocabulary cannot write this format at all
+            continue
+    return None
 
 
 def weights_folder(folder: Path) -> Path:
     """The weights folder at or below ``folder``, by the kernel's rule (``weights.choose_weights``): the folder
     itself, else the one holding the kit's manifest, else ``merged/`` (so an export root with ``adapter/`` and
     ``merged/`` loads its merged model, as the kernel and ``upload-weights`` take it), else the only one."""
+    if folder.is_file():
+        raise ModelLoadError(f"weights folder {folder} is a file; give the folder holding it ({folder.parent})")
     if not folder.is_dir():
         raise ModelLoadError(f"weights folder {folder} does not exist")
     try:
@@ -151,7 +176,7 @@ def _has_tokenizer(folder: Path) -> bool:
     return any((folder / n).exists() for n in ("tokenizer.json", "tokenizer_config.json"))
 
 
-def _adapter_base(adapter_dir: Path, config: SolverConfig) -> Path:
+def _adapter_base(adapter_dir: Path, config: SolverSettings) -> Path:
     """The base model folder of a LoRA adapter, offline: ``base_model`` if set, else the recorded one (as given,
     below the adapter, or beside it)."""
     recorded = json.loads((adapter_dir / "adapter_config.json").read_text()).get("base_model_name_or_path")
@@ -166,7 +191,7 @@ def _adapter_base(adapter_dir: Path, config: SolverConfig) -> Path:
     return base
 
 
-def _load_adapter(adapter_dir: Path, config: SolverConfig, dtype: Any) -> Any:
+def _load_adapter(adapter_dir: Path, config: SolverSettings, dtype: Any) -> Any:
     """Base model + adapter, merged so decoding runs at the base model's speed."""
     from peft import PeftModel
 
@@ -175,7 +200,7 @@ def _load_adapter(adapter_dir: Path, config: SolverConfig, dtype: Any) -> Any:
     return model.merge_and_unload()
 
 
-def _try_unsloth(model_dir: Path, config: SolverConfig, device: str, dtype: Any, tokenizer: Any,
+def _try_unsloth(model_dir: Path, config: SolverSettings, device: str, dtype: Any, tokenizer: Any,
                  prompt_format: PromptFormat) -> LoadedModel | None:
     """Unsloth's fast path on CUDA; a failure to load logs and returns None so transformers takes over. The
     tokenizer is the kit's (``load_tokenizer``), not Unsloth's: the kit tokenizes and pads every prompt itself,
@@ -191,73 +216,9 @@ def _try_unsloth(model_dir: Path, config: SolverConfig, device: str, dtype: Any,
         return None
 
 
-def context_limit(loaded: LoadedModel, config: SolverConfig) -> int:
+def context_limit(loaded: LoadedModel, config: SolverSettings) -> int:
     limit = getattr(loaded.model.config, "max_position_embeddings", None) or config.max_length
     return min(config.max_length, int(limit))
-
-
-# ------------------------------------------------------------------------------------------------------------
-# Training
-
-
-def load_training_model(config: TrainConfig, run_dir: Path, device: str) -> LoadedModel:
-    """Load the base for training on ``device``, add LoRA (unless full fine-tuning), check the tokenizer gives one
-    token per cell and writes the base's prompt format. The tiny base is written into ``run_dir`` first
-    (``tiny.resolve_base``); with ``model.shrink_vocab`` the base's vocabulary is cut to its format's tokens into
-    ``run_dir`` once (``CUT_BASE_DIR``), and training starts from that."""
-    set_offline_env(hub=False)  # the base may come from the hub
-    m = config.model
-    backend = choose_backend(m.backend, config.train.fsdp, device)
-    base = resolve_base(m, run_dir)
-    local_only = m.local_files_only or m.name_or_path == TINY or Path(base).is_dir()
-    if m.shrink_vocab:
-        base, local_only = cut_base(base, m.format, run_dir, local_only), True
-    tokenizer = load_tokenizer(base, local_only=local_only)
-    prompt_format = resolve_format(m.format, base, tokenizer)
-    dtype = choose_dtype(m.dtype, device)
-    if backend == UNSLOTH:
-        from arc_kit.models import unsloth_backend
-
-        settings = dataclasses.replace(m, name_or_path=base, local_files_only=local_only)
-        # The kit's tokenizer, not Unsloth's: rows are tokenized by the kit, and Unsloth's AutoTokenizer misreads a
-        # word-level vocabulary (NVARC's).
-        model, _ = unsloth_backend.load_for_training(settings, config.lora, dtype, config.train.seed)
-    else:
-        if m.load_in_4bit:
-            print("model.load_in_4bit is ignored on the transformers+peft path", file=sys.stderr)
-        model = load_causal_lm(base, dtype, local_only=local_only)
-        if not m.full_finetuning:
-            model = add_lora(model, config.lora)
-        upcast_trainable(model)  # float16 training keeps float32 master weights
-    return LoadedModel(model, tokenizer, device, backend, base, dtype, has_lora=not m.full_finetuning,
-                       prompt_format=prompt_format)
-
-
-CUT_BASE_DIR = "base-model-cut"
-"""Where a run with ``model.shrink_vocab`` writes its base with the vocabulary cut (the export merges onto it)."""
-
-
-def cut_base(base: str, requested_format: str, run_dir: Path, local_only: bool) -> str:
-    """``base`` with its vocabulary cut to its format's tokens, written into ``run_dir`` once (a resumed run and
-    the export reuse it)."""
-    out = run_dir / CUT_BASE_DIR
-    if not (out / "config.json").exists():
-        from arc_kit.models.vocab import shrink_vocabulary
-
-        shrink_vocabulary(base, out, requested_format, local_only=local_only)
-    return str(out)
-
-
-def choose_backend(requested: str, fsdp: bool, device: str) -> str:
-    """``auto``: Unsloth when training on a CUDA GPU with the package installed, else transformers + peft.
-
-    With ``train.fsdp`` auto means transformers + peft: Unsloth runs data-parallel (one full copy per GPU) only.
-    """
-    if requested != "auto":
-        return requested
-    if not fsdp and device.startswith("cuda") and importlib.util.find_spec("unsloth") is not None:
-        return UNSLOTH
-    return PEFT
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -274,11 +235,43 @@ def load_tokenizer(source: str | Path, local_only: bool) -> Any:
     ``PreTrainedTokenizerFast``, which ``AutoTokenizer`` reads right.)
     """
     folder = Path(source)
-    if _is_word_level(folder):
-        return prepare_tokenizer(_word_level_tokenizer(folder))
-    from transformers import AutoTokenizer
+    if folder.is_dir():
+        _check_tokenizer_files(folder)
+    try:
+        if _is_word_level(folder):
+            tokenizer = _word_level_tokenizer(folder)
+        else:
+            from transformers import AutoTokenizer
 
-    return prepare_tokenizer(AutoTokenizer.from_pretrained(source, local_files_only=local_only))
+            tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local_only)
+    except Exception as e:  # transformers and tokenizers raise OSError, ValueError, KeyError ... for bad files
+        first = (str(e).strip().splitlines() or [""])[0]
+        raise ModelLoadError(f"cannot load the tokenizer of {source}: {type(e).__name__}: {first}") from e
+    return prepare_tokenizer(tokenizer)
+
+
+VOCABULARY_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt", "spiece.model")
+"""The files a tokenizer's vocabulary can come from; a folder with none of them has no tokenizer."""
+
+
+def _check_tokenizer_files(folder: Path) -> None:
+    """Refuse, naming the file, a folder whose tokenizer cannot load: no vocabulary file at all, or a
+    ``tokenizer.json`` that is not a JSON object (a truncated upload or copy). transformers would say so in a
+    traceback, or in a paragraph about converting slow tokenizers."""
+    path = folder / "tokenizer.json"
+    if not any((folder / name).is_file() for name in VOCABULARY_FILES):
+        raise ModelLoadError(f"{folder}: no tokenizer (none of {', '.join(VOCABULARY_FILES)}): copy the tokenizer "
+                             "files beside the weights")
+    if not path.is_file():
+        return
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ModelLoadError(f"{path}: not a JSON file ({e}); the tokenizer is damaged (a truncated copy?)") from None
+    except OSError as e:
+        raise ModelLoadError(f"{path}: cannot be read ({e.strerror or e})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("model"), dict):
+        raise ModelLoadError(f"{path}: not a tokenizer file (no model table)")
 
 
 READS_TOKENIZER_JSON = ("PreTrainedTokenizerFast", "TokenizersBackend")

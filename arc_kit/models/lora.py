@@ -1,7 +1,7 @@
 """The LoRA the kit adds to a model, for pre-training (transformers + peft) and per-task test-time training alike.
 
-Both find the same projections and build the same peft ``LoraConfig`` from one ``LoraSpec`` (``[lora]`` in
-training, ``TTTConfig.lora``), so an adapter trained in one place has the layout the other expects. (Unsloth's
+Both find the same projections and build the same peft ``LoraConfig`` from one ``LoraSettings`` (``[lora]`` in
+training, ``TTTSettings.lora``), so an adapter trained in one place has the layout the other expects. (Unsloth's
 training path builds its own through ``FastLanguageModel.get_peft_model``, in ``unsloth_backend``.)
 
 peft is imported inside functions: the runner imports model modules in worker processes only after it has set
@@ -15,7 +15,7 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
-from arc_kit.config.lora import LoraSpec
+from arc_kit.config.lora import LoraSettings
 from arc_kit.errors import ArcKitError
 
 EMBEDDING_MODULES = ("embed_tokens", "lm_head")
@@ -33,7 +33,7 @@ def present_targets(model: Any, names: Sequence[str]) -> list[str]:
     return [n for n in names if n in present]
 
 
-def lora_config(model: Any, lora: LoraSpec) -> Any:
+def lora_config(model: Any, lora: LoraSettings) -> Any:
     """The peft ``LoraConfig`` for ``model``: every listed projection it has, rsLoRA as set, and with
     ``train_embeddings`` full trained copies of the embeddings. A model whose ``lm_head`` is its embedding matrix
     (``tie_word_embeddings``: Qwen3-4B, the tiny model) keeps one trained copy for both, where peft can tie them."""
@@ -59,7 +59,7 @@ def lora_config(model: Any, lora: LoraSpec) -> Any:
     )
 
 
-def add_lora(model: Any, lora: LoraSpec) -> Any:
+def add_lora(model: Any, lora: LoraSettings) -> Any:
     """``model`` wrapped by peft with the LoRA of ``lora_config`` (its initial weights drawn from torch's global
     generator: seed it first for a reproducible adapter)."""
     from peft import get_peft_model

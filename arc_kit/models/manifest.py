@@ -24,7 +24,7 @@ MERGED_DIR = "merged"
 ADAPTER_DIR = "adapter"
 """An export's LoRA adapter folder, beside ``MERGED_DIR`` (LoRA runs only)."""
 FORMAT = "arc-kit merged model"
-CUT_FORMAT = "model with its vocabulary cut by arc-kit shrink-vocab"
+SHRUNK_FORMAT = "model with its vocabulary shrunk by arc-kit shrink-vocab"
 CHECKED = ("transformers",)  # the libraries whose file formats the weights folder depends on
 RECORDED = ("torch", "transformers", "trl", "peft", "datasets", "accelerate", "unsloth")  # versions written down
 
@@ -63,18 +63,18 @@ def write_manifest(merged_dir: Path, *, base_model: str, backend: str, is_lora: 
     return path
 
 
-def write_cut_manifest(out_dir: Path, *, source: Path, prompt_format: str, kept_tokens: int,
-                       source_vocab_size: int, source_manifest: dict[str, Any] | None) -> Path:
-    """The manifest of a folder whose vocabulary ``arc-kit shrink-vocab`` cut: the source's manifest (when it had
-    one) with the format, the cut and this machine's library versions; else a short one naming the source."""
+def write_shrunk_manifest(out_dir: Path, *, source: Path, prompt_format: str, kept_tokens: int,
+                          source_vocab_size: int, source_manifest: dict[str, Any] | None) -> Path:
+    """The manifest of a folder whose vocabulary ``arc-kit shrink-vocab`` shrank: the source's manifest (when it
+    had one) with the format, the shrunk vocabulary and this machine's library versions; else a short one naming the source."""
     versions = library_versions()
-    manifest = dict(source_manifest or {"format": CUT_FORMAT, "base_model": str(source)})
+    manifest = dict(source_manifest or {"format": SHRUNK_FORMAT, "base_model": str(source)})
     manifest.update({
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "prompt_format": prompt_format,
         "vocabulary": {"cut_from": str(source), "source_vocab_size": source_vocab_size, "kept": kept_tokens},
         "versions": versions,
-        "requires": loading_requirements(versions),  # the cut tokenizer was written by this transformers
+        "requires": loading_requirements(versions),  # the shrunk tokenizer was written by this transformers
     })
     manifest.setdefault("loss_on", None)
     path = Path(out_dir) / MANIFEST_FILE

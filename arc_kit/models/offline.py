@@ -22,9 +22,14 @@ NO_HUB = {
 """No hub lookups: loading weights for inference, where every file is local."""
 
 
-def set_offline_env(*, hub: bool, environ: MutableMapping[str, str] = os.environ) -> dict[str, str]:
-    """Set the variables (``NO_STATISTICS``, and ``NO_HUB`` when ``hub``) that the user has not set; return
-    what they now hold. ``hub=False`` is for training, which may download its base model from the hub."""
+def set_offline_env(*, hub: bool, environ: MutableMapping[str, str] | None = None) -> dict[str, str]:
+    """Set the variables (``NO_STATISTICS``, and ``NO_HUB`` when ``hub``) that the user has not set, in
+    ``environ`` (default: ``os.environ`` as it is at the call); return what they now hold. ``hub=False`` is for
+    training, which may download its base model from the hub.
+
+    ``os.environ`` is looked up at each call, never bound as a default: ``datasets`` replaces the object during a
+    ``map(num_proc=...)``, and a default bound at import would then write into a copy nobody reads."""
+    environ = os.environ if environ is None else environ
     wanted = {**NO_STATISTICS, **(NO_HUB if hub else {})}
     for name, value in wanted.items():
         environ.setdefault(name, value)

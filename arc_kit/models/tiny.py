@@ -59,10 +59,10 @@ def build_arc_tokenizer() -> Any:
 
 
 @dataclass
-class TinyModelConfig:
+class TinyModelShape:
     """A Llama-shaped model (a Qwen2 config beside this tokenizer would make AutoTokenizer swap in Qwen's).
 
-    The shape has no defaults here: they are the ``tiny_*`` settings of ``ModelSettings`` (``tiny_config``)."""
+    The shape has no defaults here: they are the ``tiny_*`` settings of ``ModelSettings`` (``tiny_shape``)."""
 
     hidden_size: int
     intermediate_size: int
@@ -74,22 +74,22 @@ class TinyModelConfig:
     rope_theta: float = 10000.0
 
 
-def build_tiny_model(tokenizer: Any, config: TinyModelConfig | None = None) -> Any:
-    """The random tiny model; ``config`` None is the shape the settings' defaults give."""
+def build_tiny_model(tokenizer: Any, shape: TinyModelShape | None = None) -> Any:
+    """The random tiny model; ``shape`` None is the shape the settings' defaults give."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    config = config or tiny_config(ModelSettings())
-    torch.manual_seed(config.seed)
+    shape = shape or tiny_shape(ModelSettings())
+    torch.manual_seed(shape.seed)
     model_config = LlamaConfig(
         vocab_size=len(tokenizer),
-        hidden_size=config.hidden_size,
-        intermediate_size=config.intermediate_size,
-        num_hidden_layers=config.num_hidden_layers,
-        num_attention_heads=config.num_attention_heads,
-        num_key_value_heads=config.num_key_value_heads,
-        max_position_embeddings=config.max_position_embeddings,
-        rope_theta=config.rope_theta,
+        hidden_size=shape.hidden_size,
+        intermediate_size=shape.intermediate_size,
+        num_hidden_layers=shape.num_hidden_layers,
+        num_attention_heads=shape.num_attention_heads,
+        num_key_value_heads=shape.num_key_value_heads,
+        max_position_embeddings=shape.max_position_embeddings,
+        rope_theta=shape.rope_theta,
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id,
         bos_token_id=None,
@@ -101,20 +101,20 @@ def build_tiny_model(tokenizer: Any, config: TinyModelConfig | None = None) -> A
     return model
 
 
-def write_tiny_model(out: str | Path, config: TinyModelConfig | None = None) -> Path:
+def write_tiny_model(out: str | Path, shape: TinyModelShape | None = None) -> Path:
     """Write tokenizer + model to ``out`` with ``save_pretrained``; load it back with ``from_pretrained``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = build_arc_tokenizer()
-    model = build_tiny_model(tokenizer, config)
+    model = build_tiny_model(tokenizer, shape)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
 
 
-def tiny_config(model: ModelSettings) -> TinyModelConfig:
+def tiny_shape(model: ModelSettings) -> TinyModelShape:
     """The tiny model's shape from the training settings' ``tiny_*`` fields."""
-    return TinyModelConfig(
+    return TinyModelShape(
         hidden_size=model.tiny_hidden_size,
         intermediate_size=model.tiny_intermediate_size,
         num_hidden_layers=model.tiny_layers,
@@ -131,5 +131,5 @@ def resolve_base(model: ModelSettings, run_dir: Path) -> str:
         return model.name_or_path
     out = run_dir / BASE_MODEL_DIR
     if not (out / "config.json").exists():
-        write_tiny_model(out, tiny_config(model))
+        write_tiny_model(out, tiny_shape(model))
     return str(out)

@@ -24,7 +24,7 @@ class TestInputTokens:
 BUILT_IN_TOKENIZERS = ("qwen", "nvarc")
 
 
-def load_tokenizer(name_or_folder: str | None) -> Any:
+def counting_tokenizer(name_or_folder: str | None) -> Any:
     """The tokenizer to count with: None -> the ARC one, ``"qwen"`` -> Qwen2.5/3's vocabulary, ``"nvarc"`` ->
     NVARC's 16 tokens (all built offline), else a local tokenizer folder (read by the kit's loader, as inference
     reads it). Checked to give one token per cell; errors are a ``ValueError`` naming the folder (never a hub
@@ -51,10 +51,10 @@ def load_tokenizer(name_or_folder: str | None) -> Any:
             raise TokenizerError(f"tokenizer {folder} is a file; give the folder holding it")
         if not any(folder.iterdir()):
             raise TokenizerError(f"tokenizer folder {folder} is empty")
-        from arc_kit.models.loading import load_tokenizer as load_folder_tokenizer
+        from arc_kit.models.loading import load_tokenizer
 
         try:
-            tokenizer = load_folder_tokenizer(folder, local_only=True)
+            tokenizer = load_tokenizer(folder, local_only=True)
         except TokenizerError as e:  # it loaded, but fails check_tokenizer
             raise TokenizerError(f"tokenizer {folder}: {e}") from None
         except (OSError, ValueError, KeyError) as e:

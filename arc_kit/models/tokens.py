@@ -10,7 +10,7 @@ from arc_kit.core.text import marker_end_ids
 def end_token_ids(tokenizer: Any, model: Any = None) -> list[int]:
     """Every id that ends an answer: the tokenizer's eos, the chat end markers it knows, the model's eos.
 
-    An id outside the vocabulary is left out: a checkpoint whose vocabulary was cut may still name its old eos
+    An id outside the vocabulary is left out: a checkpoint whose vocabulary was shrunk may still name its old eos
     (Qwen's 151645) in its generation config, and no logit exists for it.
     """
     ids = set(marker_end_ids(tokenizer))

@@ -1,8 +1,9 @@
 """Unsloth, imported here and nowhere else, and only inside functions (it patches transformers/trl at import).
 
-Used on CUDA machines by ``arc_kit.models.loading``: ``load_for_training`` (the training path's model + LoRA) and
-``load_for_inference`` (the inference loader's fast path); and by the export, ``merge_lora``. None can run on the
-CPU-only development machine; the CPU path builds the same LoRA through transformers + peft (``models.lora``).
+Used on CUDA machines by ``arc_kit.models.training_model``: ``load_for_training`` (the training path's model +
+LoRA); by ``arc_kit.models.loading``: ``load_for_inference`` (the inference loader's fast path); and by the export,
+``merge_lora``. None can run on the CPU-only development machine; the CPU path builds the same LoRA through
+transformers + peft (``models.lora``).
 The dtype comes from ``models.precision.choose_dtype``, the environment from ``models.offline``.
 """
 
@@ -31,8 +32,8 @@ def _import_unsloth() -> Any:
 def load_for_training(model_settings: Any, lora_settings: Any, dtype: Any, seed: int) -> tuple[Any, Any]:
     """(model, tokenizer) from ``FastLanguageModel.from_pretrained``, with rsLoRA adapters unless full fine-tuning.
 
-    ``model_settings``/``lora_settings`` are ``arc_kit.config.training.ModelSettings``/``arc_kit.config.lora.LoraSpec``;
-    ``dtype`` is a torch dtype.
+    ``model_settings``/``lora_settings`` are ``arc_kit.config.training.ModelSettings``/
+    ``arc_kit.config.lora.LoraSettings``; ``dtype`` is a torch dtype.
     """
     FastLanguageModel = _import_unsloth()
     m, lora = model_settings, lora_settings

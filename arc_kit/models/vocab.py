@@ -1,11 +1,11 @@
-"""Cutting a model's vocabulary to the tokens its prompt format writes (``arc-kit shrink-vocab``,
+"""Shrinking a model's vocabulary to the tokens its prompt format writes (``arc-kit shrink-vocab``,
 ``[model] shrink_vocab``), and NVARC's 16-token tokenizer built in code.
 
 Why: an ARC model writes a dozen or two distinct tokens, yet its output layer scores all 151,936 of Qwen's at every
 position. Those logits are what test-time training runs out of memory on: Qwen3-4B at 8,192 tokens holds 8,192 x
-151,936 logits, 2.5 GB in bf16 and 5 GB once the loss upcasts them, twice again for their gradient; cut to 16
-tokens the same tensor is 0.5 MB. NVARC (1st, 2025) cut Qwen3-4B to 16 tokens, the ARChitects (1st, 2024) theirs
-to 64; it is what let NVARC train a rank-256 LoRA in bf16 without gradient checkpointing on a 24 GB L4.
+151,936 logits, 2.5 GB in bf16 and 5 GB once the loss upcasts them, twice again for their gradient; shrunk to
+16 tokens the same tensor is 0.5 MB. NVARC (1st, 2025) shrank Qwen3-4B to 16 tokens, the ARChitects (1st, 2024)
+theirs to 64; it is what let NVARC train a rank-256 LoRA in bf16 without gradient checkpointing on a 24 GB L4.
 
 How: the kept ids (``arc_kit.core.formats.format_token_ids``: what a rendered task in the format holds, plus the
 padding) select rows of the input embedding and of ``lm_head`` (one matrix when they are tied); the config's
@@ -17,13 +17,14 @@ all), so every text in the format tokenizes as before, only renumbered; any othe
 ``tokenizer_config.json`` names ``PreTrainedTokenizerFast`` and carries the format's chat template, so plain
 ``AutoTokenizer`` reads it offline with transformers 4 or 5.
 
-Written by hand because no library cuts a vocabulary: ``resize_token_embeddings`` keeps the first rows, not chosen
+Written by hand because no library shrinks a vocabulary: ``resize_token_embeddings`` keeps the first rows, not chosen
 ones, and tokenizers has no way to drop tokens from a model.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,21 +44,23 @@ from arc_kit.core.formats import (
     probe_task,
 )
 from arc_kit.errors import ArcKitError
-from arc_kit.models.manifest import read_manifest, write_cut_manifest
+from arc_kit.models.manifest import read_manifest, write_shrunk_manifest
 from arc_kit.models.qwen_vocab import QWEN_SPLIT_PATTERN
+
+log = logging.getLogger(__name__)
 
 TOKENIZER_CLASS = "PreTrainedTokenizerFast"  # known to transformers 4 and 5; reads tokenizer.json as written
 
 
-class VocabCutError(ArcKitError, ValueError):
-    """The vocabulary cannot be cut as asked (an adapter folder, an output folder in use); the message says why."""
+class VocabShrinkError(ArcKitError, ValueError):
+    """The vocabulary cannot be shrunk as asked (an adapter folder, an output folder in use); the message says why."""
 
 
 @dataclass
-class CutResult:
+class ShrinkResult:
     out_dir: Path
     prompt_format: str
-    kept: int  # rows of the cut vocabulary
+    kept: int  # rows of the shrunk vocabulary
     source_vocab_size: int
     tied: bool  # lm_head is the input embedding matrix
 
@@ -109,23 +112,26 @@ def _fast_tokenizer(spec: dict[str, Any], *, eos: str | None, pad: str | None, b
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# The cut tokenizer
+# The shrunk tokenizer
 
 
-def cut_tokenizer(tokenizer: Any, kept: list[int], prompt_format: PromptFormat) -> Any:
+def shrink_tokenizer(tokenizer: Any, kept: list[int], prompt_format: PromptFormat) -> Any:
     """A ``WordLevel`` tokenizer over ``kept`` (source ids, new id = position), or NVARC's for ``nvarc``.
 
     Checked: a probe task in the format tokenizes to the source's ids renumbered, token for token; otherwise (a
     word the source splits into several tokens) a ``FormatError`` says which.
     """
     if prompt_format.name == NVARC:
-        cut = nvarc_tokenizer()
+        shrunk = nvarc_tokenizer()
     else:
         spec = json.loads(tokenizer.backend_tokenizer.to_str())
         new_id = {old: new for new, old in enumerate(kept)}
         added = {a["id"]: a for a in spec.get("added_tokens", [])}
         names = tokenizer.convert_ids_to_tokens(kept)
-        words = {name: new_id[old] for old, name in zip(kept, names, strict=True) if old not in added}
+        # Every kept token, the special ones too, is a word of the model: an added token absent from the model's
+        # vocabulary is numbered after it whatever id it names, so specials kept from low source ids (the kit's
+        # own tokenizer holds them first) would take the ids of the last words.
+        words = {name: new_id[old] for old, name in zip(kept, names, strict=True)}
         specials = [dict(added[old], id=new_id[old]) for old in kept if old in added]
         unknown = tokenizer.pad_token if tokenizer.pad_token_id in new_id else specials[0]["content"]
         spec.update(model={"type": "WordLevel", "vocab": words, "unk_token": unknown}, added_tokens=specials,
@@ -134,18 +140,19 @@ def cut_tokenizer(tokenizer: Any, kept: list[int], prompt_format: PromptFormat) 
         def kept_name(token: Any, token_id: Any) -> str | None:
             return str(token) if token is not None and token_id in new_id else None
 
-        cut = _fast_tokenizer(
+        shrunk = _fast_tokenizer(
             spec, eos=kept_name(tokenizer.eos_token, tokenizer.eos_token_id),
             pad=kept_name(tokenizer.pad_token, tokenizer.pad_token_id),
             bos=kept_name(tokenizer.bos_token, tokenizer.bos_token_id),
             specials=[a["content"] for a in specials if a.get("special")],
             chat_template=getattr(tokenizer, "chat_template", None))
-    _check_same_tokens(tokenizer, cut, kept, prompt_format)
-    return cut
+    _check_same_tokens(tokenizer, shrunk, kept, prompt_format)
+    return shrunk
 
 
 def _renumbered(processor: Any, new_id: dict[int, int]) -> Any:
-    """A post-processor with its special tokens' ids renumbered; None when it adds a token that was cut (the kit
+    """A post-processor with its special tokens' ids renumbered; None when it adds a token that was dropped (the
+kit
     never adds special tokens: it tokenizes rendered text with ``add_special_tokens=False``)."""
     if not isinstance(processor, dict) or "special_tokens" not in processor:
         return processor
@@ -157,26 +164,30 @@ def _renumbered(processor: Any, new_id: dict[int, int]) -> Any:
     return out
 
 
-def _check_same_tokens(source: Any, cut: Any, kept: list[int], prompt_format: PromptFormat) -> None:
+def _check_same_tokens(source: Any, shrunk: Any, kept: list[int], prompt_format: PromptFormat) -> None:
     new_id = {old: new for new, old in enumerate(kept)}
     task = probe_task()
     text = prompt_format.render(source, task.train, task.test[0].input, task.test[0].output).text
     before = encode_text(source, text)
     try:
-        after = encode_text(cut, text)
+        after = encode_text(shrunk, text)
     except Exception as e:  # the tokenizers library raises a bare Exception for a word outside the vocabulary
-        raise FormatError(f"the cut tokenizer cannot read the {prompt_format.name} format ({e}): a word of it is "
+        raise FormatError(f"the shrunk tokenizer cannot read the {prompt_format.name} format ({e}): a word of it is "
                           "several tokens in the source tokenizer") from None
-    if [new_id.get(t) for t in before] != after:
-        raise FormatError(f"the cut tokenizer splits the {prompt_format.name} format differently from the source "
-                          "tokenizer (a word of it is several tokens there)")
+    expected = [new_id.get(t) for t in before]
+    if expected != after:
+        at = next(i for i in range(max(len(expected), len(after)))
+                  if i >= len(expected) or i >= len(after) or expected[i] != after[i])
+        word = repr(source.convert_ids_to_tokens(before[at])) if at < len(before) else "the end"
+        raise FormatError(f"the shrunk tokenizer splits the {prompt_format.name} format differently from the source "
+                          f"tokenizer, from token {at} on ({word})")
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# The cut model
+# The shrunk model
 
 
-def cut_embeddings(model: Any, kept: list[int]) -> bool:
+def shrink_embeddings(model: Any, kept: list[int]) -> bool:
     """Keep only the rows ``kept`` (in that order) of the input embedding and of ``lm_head``, in place; tied
     matrices stay one matrix. Returns whether they are tied."""
     import torch
@@ -206,8 +217,8 @@ def cut_embeddings(model: Any, kept: list[int]) -> bool:
 
 
 def _renumber_special_ids(config: Any, new_id: dict[int, int], fallback: dict[str, int | None]) -> None:
-    """bos/eos/pad ids of a config or generation config in the cut numbering: an id that was cut takes the cut
-    tokenizer's own (NVARC's config may still name Qwen's 151645)."""
+    """bos/eos/pad ids of a config or generation config in the shrunk numbering: an id that was dropped takes the
+    shrunk tokenizer's own (NVARC's config may still name Qwen's 151645)."""
     for name in ("bos_token_id", "eos_token_id", "pad_token_id"):
         value = getattr(config, name, None)
         if value is None:
@@ -224,40 +235,44 @@ def _renumber_special_ids(config: Any, new_id: dict[int, int], fallback: dict[st
 
 
 def shrink_vocabulary(source: str | Path, out_dir: str | Path, requested_format: str, *,
-                      local_only: bool) -> CutResult:
-    """Write ``out_dir``: the model in ``source`` with its vocabulary cut to the tokens of its prompt format
-    (``requested_format``: ``auto`` or a format name, as ``resolve_format`` takes it), the cut tokenizer and a
+                      local_only: bool) -> ShrinkResult:
+    """Write ``out_dir``: the model in ``source`` with its vocabulary shrunk to the tokens of its prompt format
+    (``requested_format``: ``auto`` or a format name, as ``resolve_format`` takes it), the shrunk tokenizer and a
     manifest recording the format. ``source`` is a merged weights folder (or an export root) or a hub id."""
     from arc_kit.models.loading import load_causal_lm, load_tokenizer, resolve_format, weights_folder
 
     out_dir = check_folder_path(Path(out_dir), "--out")
     if out_dir.exists() and any(out_dir.iterdir()):
-        raise VocabCutError(f"{out_dir} is not empty: give a new folder for the cut model")
+        raise VocabShrinkError(f"{out_dir} is not empty: give a new folder for the shrunk model")
     if Path(source).exists():
         source = weights_folder(Path(source))
         if (source / "adapter_config.json").exists():
-            raise VocabCutError(f"{source} is a LoRA adapter: cut the merged model (the export's merged/ folder)")
+            raise VocabShrinkError(f"{source} is a LoRA adapter: shrink the merged model (the export's merged/ folder)")
     tokenizer = load_tokenizer(source, local_only=local_only)
     prompt_format = resolve_format(requested_format, source, tokenizer)
     kept = format_token_ids(tokenizer, prompt_format)
-    cut = cut_tokenizer(tokenizer, kept, prompt_format)
+    shrunk = shrink_tokenizer(tokenizer, kept, prompt_format)
     model = load_causal_lm(source, "auto", local_only=local_only)
     source_size = int(model.config.get_text_config().vocab_size)
     if max(kept) >= source_size:
-        raise VocabCutError(f"{source}: the tokenizer's id {max(kept)} has no row in the model ({source_size} rows)")
-    tied = cut_embeddings(model, kept)
+        raise VocabShrinkError(f"{source}: the tokenizer's id {max(kept)} has no row in the model ({source_size} rows)")
+    if kept == list(range(source_size)):
+        log.warning("%s already holds only the %s format's %d tokens: nothing to drop, %s is a copy", source,
+                    prompt_format.name, len(kept), out_dir)
+    tied = shrink_embeddings(model, kept)
     new_id = {old: new for new, old in enumerate(kept)}
-    fallback = {"bos_token_id": cut.bos_token_id, "eos_token_id": cut.eos_token_id, "pad_token_id": cut.pad_token_id}
+    fallback = {"bos_token_id": shrunk.bos_token_id, "eos_token_id": shrunk.eos_token_id,
+                "pad_token_id": shrunk.pad_token_id}
     _renumber_special_ids(model.config, new_id, fallback)
     if getattr(model, "generation_config", None) is not None:
         _renumber_special_ids(model.generation_config, new_id, fallback)
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir)
-    save_tokenizer(cut, out_dir)
-    write_cut_manifest(out_dir, source=Path(str(source)), prompt_format=prompt_format.name, kept_tokens=len(kept),
-                       source_vocab_size=source_size,
-                       source_manifest=read_manifest(Path(source)) if Path(source).is_dir() else None)
-    return CutResult(out_dir, prompt_format.name, len(kept), source_size, tied)
+    save_tokenizer(shrunk, out_dir)
+    write_shrunk_manifest(out_dir, source=Path(str(source)), prompt_format=prompt_format.name,
+                          kept_tokens=len(kept), source_vocab_size=source_size,
+                          source_manifest=read_manifest(Path(source)) if Path(source).is_dir() else None)
+    return ShrinkResult(out_dir, prompt_format.name, len(kept), source_size, tied)
 
 
 def save_tokenizer(tokenizer: Any, out_dir: Path) -> None:

@@ -65,7 +65,7 @@ class TaskRecord:
     answered: int = 0
     pairs_dropped: int = 0
     unparsed: int = 0
-    timed_out: bool = False  # some generation was cut: its test input keeps the placeholder
+    timed_out: bool = False  # some generation was stopped: its test input keeps the placeholder
     error: str | None = None
     correct: list[bool] | None = None  # per test input, when solutions were given
     inputs: list[InputRecord] = field(default_factory=list)  # per test input: candidates, ranks, seconds
@@ -73,7 +73,8 @@ class TaskRecord:
     phase1_correct: list[bool] | None = None  # right after the quick pass (given solutions)
     ttt: dict[str, Any] | None = None  # test-time training: steps, first and last loss, seconds
     confidence: float | None = None  # the smallest margin over its test inputs; None: no input has competitors
-    spare: dict[str, Any] | None = None  # the spare-time revisit: seconds, views, changed, landed
+    spare: dict[str, Any] | None = None  # the spare-time revisit: seconds, stages, changed, landed
+    stages: dict[str, float] | None = None  # where the full solve's seconds went (``stage_seconds``)
 
 
 @dataclass
@@ -105,9 +106,17 @@ class RunReport:
     score: float | None = None  # ARC Prize metric (mean over tasks), when solutions were given
     score_per_output: float | None = None  # mean over test outputs
     correct_outputs: int | None = None
+    score_attempted: float | None = None  # the score over the attempted tasks alone, when some were not (a quick pass)
     selection: dict[str, Any] = field(default_factory=dict)  # the formula and its weights that ranked the pools
     spare_revisits: int = 0  # tasks revisited in the spare-time phase (results that landed)
     spare_changed: int = 0  # of those, tasks whose answer changed
+    # Seconds summed over the tasks by stage (``total_stages``), and the run's worker-seconds (workers x wall:
+    # GPU-seconds when each worker holds a GPU) per attempted task: where the time went, for the GPU plan.
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    worker_seconds_per_task: float | None = None
+    # Report files that could not be written (a full disk) -> why. Known only once report.json has been written,
+    # so never in it: it is what the dry run's last line says.
+    reports_not_written: dict[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -124,8 +133,51 @@ class RunReport:
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
+        del out["reports_not_written"]
         out["tokens_per_second"] = self.tokens_per_second
         return out
+
+
+SOLVE_STAGES = ("ttt", "search", "rescore", "other")
+"""The stages of one full solve: test-time training, the search (decoding), re-scoring, the rest (prompts,
+parsing, ranking)."""
+STAGE_NAMES = {"quick": "quick pass", "ttt": "test-time training", "search": "search", "rescore": "re-scoring",
+               "other": "other", "spare": "spare-time revisits", "unaccounted": "loading, waiting, reports"}
+
+
+def stage_seconds(result: Any) -> dict[str, float]:
+    """Where one solver result's seconds went (``SOLVE_STAGES``). Tasks decoded together in one batch share its
+    decoding time out by prompt, so a task's search seconds are then its share."""
+    ttt = float((result.ttt or {}).get("seconds", 0.0))
+    search = sum(r.decode_seconds for r in result.inputs)
+    rescore = sum(r.score_seconds for r in result.inputs)
+    other = max(0.0, result.seconds - ttt - search - rescore)
+    return {name: round(value, 3) for name, value in zip(SOLVE_STAGES, (ttt, search, rescore, other), strict=True)}
+
+
+def total_stages(report: RunReport) -> dict[str, float]:
+    """Seconds by stage over every task (the quick pass, the full solve's stages, the spare-time revisits) and
+    what is left of the worker-seconds (``unaccounted``: loading the model, waiting, writing reports)."""
+    totals = dict.fromkeys(("quick", *SOLVE_STAGES, "spare"), 0.0)
+    for record in report.per_task.values():
+        totals["quick"] += record.phase1_seconds or 0.0
+        for name, value in (record.stages or {}).items():
+            totals[name] += value
+        totals["spare"] += (record.spare or {}).get("seconds", 0.0)
+    totals["unaccounted"] = max(0.0, report.workers * report.seconds - sum(totals.values()))
+    return {name: round(value, 3) for name, value in totals.items()}
+
+
+def time_lines(report: RunReport) -> Iterator[str]:
+    """Where the time went, per attempted task: what the GPU plan assumes can be checked against it."""
+    if not report.tasks_attempted or not report.stage_seconds:
+        return
+    n = report.tasks_attempted
+    parts = [f"{STAGE_NAMES[name]} {value / n:.1f}" for name, value in report.stage_seconds.items() if value]
+    yield f"seconds per attempted task ({n}): " + ", ".join(parts)
+    if report.worker_seconds_per_task is not None:
+        yield (f"{report.worker_seconds_per_task:.1f} worker-seconds per attempted task ({report.workers} worker(s) "
+               f"x {report.seconds:.1f} s; GPU-seconds when each worker holds a GPU)")
 
 
 def summary_lines(report: RunReport) -> Iterator[str]:
@@ -134,9 +186,12 @@ def summary_lines(report: RunReport) -> Iterator[str]:
            f"({report.tasks_attempted} of {report.tasks_queued} queued attempted), {report.placeholders_left} "
            f"placeholders left, {report.seconds:.1f} s, {report.generated_tokens} tokens at "
            f"{report.tokens_per_second:.1f} tokens/s, {report.workers} worker(s)")
+    yield from time_lines(report)
     if report.score is not None:
         yield (f"score {report.score:.4f} (ARC Prize, per task)  per output {report.score_per_output:.4f}  "
-               f"{report.correct_outputs}/{report.entries} test outputs")
+               f"{report.correct_outputs}/{report.entries} test outputs"
+               + (f"; {report.score_attempted:.4f} over the {report.tasks_attempted} attempted tasks"
+                  if report.score_attempted is not None else ""))
     if report.deadline_hit:
         yield (f"deadline reached: tasks not yet answered keep their placeholders "
                f"(overrun {report.overrun_seconds:.1f} s)")

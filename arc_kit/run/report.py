@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from arc_kit.core.tasks import Grid, Task
+from arc_kit.run.records import time_lines
 
 # The palette of the ARC testing interface.
 PALETTE: dict[int, tuple[int, int, int]] = {
@@ -267,6 +268,8 @@ def write_run_report(out: str | Path, raw_tasks: Mapping[str, Any], solutions: M
         "workers": report.workers,
         "tokens/s": round(report.tokens_per_second, 1),
     }
+    for n, line in enumerate(time_lines(report)):
+        summary["where the time went" + (f" ({n + 1})" if n else "")] = line
     if report.score is not None:
         summary["score (ARC Prize, per task)"] = report.score
     if report.model_error:

@@ -36,6 +36,11 @@ class SelectError(ArcKitError, ValueError):
     """A run folder ``arc-kit select`` cannot use; the message names the folder and what is missing."""
 
 
+SELECTION_FILE = "selection.json"
+"""What ``arc-kit select --out`` writes beside its ``submission.json``: the runs, formula and weights that chose
+it. It also marks the folder as select's own, the one folder whose ``submission.json`` select may replace."""
+
+
 @dataclass
 class RunFiles:
     """One run folder: its report (as written) and its submission."""
@@ -58,7 +63,8 @@ class RunFiles:
 
 
 def read_run(folder: Path) -> RunFiles:
-    """A run folder as ``arc-kit dry-run`` (or the demo) leaves it: ``report.json`` and ``submission.json``."""
+    """A run folder as ``arc-kit dry-run`` (or the demo) leaves it: ``report.json`` and ``submission.json``, every
+    field select reads checked for its type (``check_report``)."""
     files = {}
     for name in ("report.json", "submission.json"):
         path = Path(folder) / name
@@ -69,13 +75,68 @@ def read_run(folder: Path) -> RunFiles:
                               "submission.json)") from None
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise SelectError(f"{path}: not a JSON file ({e})") from None
+        except OSError as e:
+            raise SelectError(f"{path}: cannot be read ({e.strerror or e})") from None
     report = files["report.json"]
     if not isinstance(report, dict) or not isinstance(report.get("per_task"), dict):
         raise SelectError(f"{folder}/report.json: no per_task table (is it a run report?)")
+    check_report(report, f"{folder}/report.json")
     if not any("pool" in record for task in report["per_task"].values() for record in task.get("inputs", [])):
         raise SelectError(f"{folder}/report.json: no candidate pools (written by an arc-kit older than the "
                           "select command, or every task kept its quick-pass answer)")
+    if not isinstance(files["submission.json"], dict):
+        raise SelectError(f"{folder}/submission.json: must map task ids to lists of attempts, got "
+                          f"{type(files['submission.json']).__name__}")
     return RunFiles(Path(folder), report, files["submission.json"])
+
+
+def check_report(report: dict[str, Any], where: str) -> None:
+    """Every field of ``report.json`` that select reads, with the type the run writes it in: a report edited by
+    hand or from another program is refused in one line naming the task and field, not deep in the ranking."""
+    from arc_kit.config.run import FORMULAS
+
+    selection = _expect(report.get("selection", {}), dict, f"{where}: selection", "a table")
+    if selection.get("formula", "nvarc") not in FORMULAS:
+        raise SelectError(f"{where}: selection.formula must be one of {', '.join(FORMULAS)}, got "
+                          f"{selection['formula']!r}")
+    for tid, task in report["per_task"].items():
+        here = f"{where}: task {tid}"
+        task = _expect(task, dict, here, "a table")
+        for i, record in enumerate(_expect(task.get("inputs", []), list, f"{here}: inputs", "a list")):
+            at = f"{here}: inputs[{i}]"
+            record = _expect(record, dict, at, "a table")
+            _expect(record.get("landed", False), bool, f"{at}.landed", "true or false")
+            _strings(record.get("scoring_views", []), f"{at}.scoring_views")
+            for j, entry in enumerate(_expect(record.get("pool", []), list, f"{at}.pool", "a list")):
+                entry = _expect(entry, dict, f"{at}.pool[{j}]", "a table")
+                to_grid(entry.get("grid"), f"{at}.pool[{j}].grid")
+                views = _expect(entry.get("views", {}), dict, f"{at}.pool[{j}].views",
+                                "a table of view names to lists of NLLs")
+                for view, nlls in views.items():
+                    _numbers(nlls, f"{at}.pool[{j}].views.{view}")
+                _numbers(entry.get("scoring_nlls", []), f"{at}.pool[{j}].scoring_nlls")
+            for j, choice in enumerate(_expect(record.get("second_choices", []), list, f"{at}.second_choices",
+                                               "a list")):
+                choice = _expect(choice, dict, f"{at}.second_choices[{j}]", "a table")
+                _expect(choice.get("source"), str, f"{at}.second_choices[{j}].source", "a name")
+                to_grid(choice.get("grid"), f"{at}.second_choices[{j}].grid")
+
+
+def _expect(value: Any, kind: type, where: str, what: str) -> Any:
+    if not isinstance(value, kind):
+        raise SelectError(f"{where} must be {what}, got {json.dumps(value)[:60]}")
+    return value
+
+
+def _numbers(value: Any, where: str) -> None:
+    values = _expect(value, list, where, "a list of numbers")
+    if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in values):
+        raise SelectError(f"{where} must be a list of numbers, got {json.dumps(value)[:60]}")
+
+
+def _strings(value: Any, where: str) -> None:
+    if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
+        raise SelectError(f"{where} must be a list of names, got {json.dumps(value)[:60]}")
 
 
 @dataclass
@@ -164,6 +225,13 @@ def reselect(runs: Sequence[RunFiles], formula: str, weights: SelectionSettings,
 
     if not runs:
         raise SelectError("no run folder given")
+    seen: dict[Path, Path] = {}
+    for run in runs:
+        key = run.folder.resolve()
+        if key in seen:
+            raise SelectError(f"{run.folder} is given twice (as {seen[key]} too): pooled with itself, its votes "
+                              "would count twice")
+        seen[key] = run.folder
     base = runs[0]
     ids = set(base.submission)
     for run in runs[1:]:
@@ -174,8 +242,11 @@ def reselect(runs: Sequence[RunFiles], formula: str, weights: SelectionSettings,
         submission = Submission({tid: [{a: to_grid(entry[a], f"{base.folder}/submission.json: task {tid}")
                                         for a in ATTEMPTS} for entry in entries]
                                  for tid, entries in base.submission.items()})
-    except (TaskFileError, KeyError, TypeError) as e:
+    except TaskFileError as e:
         raise SelectError(f"{base.folder}/submission.json: not a valid submission ({e})") from None
+    except (KeyError, TypeError, AttributeError) as e:
+        raise SelectError(f"{base.folder}/submission.json: not a valid submission (each task maps to a list of "
+                          f"{{attempt_1, attempt_2}} tables; {type(e).__name__}: {e})") from None
     out = Reselection(formula, submission)
     right = 0
     for (tid, i), pooled in pool_runs(runs).items():
@@ -199,3 +270,30 @@ def reselect(runs: Sequence[RunFiles], formula: str, weights: SelectionSettings,
         out.correct_outputs, out.test_outputs = scored.correct_outputs, scored.test_outputs
         out.per_task = {t: ts.correct for t, ts in scored.per_task.items()}
     return out
+
+
+def check_out_folder(out: Path) -> None:
+    """Refuse an ``--out`` whose ``submission.json`` another program made: a run folder (its report would then
+    contradict the file), or any folder holding a ``submission.json`` that select did not write."""
+    from arc_kit.core.files import check_folder_path
+
+    check_folder_path(out, "--out")
+    if (out / "report.json").exists():
+        raise SelectError(f"--out {out}: a run folder (it holds report.json); its submission.json stays as the run "
+                          "wrote it: give a new folder (nothing written)")
+    if (out / "submission.json").exists() and not (out / SELECTION_FILE).is_file():
+        raise SelectError(f"--out {out}: {out / 'submission.json'} exists and arc-kit select did not write it; give "
+                          "a new folder (nothing written)")
+
+
+def write_selection(out: Path, chosen: Reselection, runs: Sequence[RunFiles], weights: SelectionSettings) -> Path:
+    """``out/submission.json`` and, first, ``out/selection.json`` saying how it was chosen."""
+    from dataclasses import asdict
+
+    from arc_kit.core.files import atomic_write_json
+
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / SELECTION_FILE, {"runs": [str(r.folder) for r in runs], "formula": chosen.formula,
+                                             "weights": asdict(weights), "score": chosen.score}, indent=1)
+    chosen.submission.write(out / "submission.json")
+    return out / "submission.json"

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from arc_kit.core.tasks import Task
-
-if TYPE_CHECKING:
-    from arc_kit.run.runner import RunConfig
+from arc_kit.run.job import RunJob
 
 
 def task_groups(tasks: Sequence[Task], prompts_per_group: int, views: int) -> list[list[Task]]:
@@ -62,9 +60,9 @@ class Schedule:
     """The run's work in order: the quick pass over every task (shortest first), then the full solver task by
     task, then, with ``spare_time``, revisits in spare time.
 
-    Why two phases: the full solver (search, re-scoring, test-time training) takes minutes a task; a run cut short
-    must still hold a real answer for every task, so a plain greedy pass comes first and each full result
-    replaces it. A full task's cap is its share of the time left: (deadline - now) x workers / tasks left, at
+    Why two phases: the full solver (search, re-scoring, test-time training) takes minutes a task; a run that
+    times out must still hold a real answer for every task, so a plain greedy pass comes first and each full
+    result replaces it. A full task's cap is its share of the time left: (deadline - now) x workers / tasks left, at
     most ``task_cap_seconds``, so early tasks cannot starve the late ones.
 
     Why a spare-time phase: tasks rarely use their whole share, so time is usually left once every task holds
@@ -72,16 +70,16 @@ class Schedule:
     chosen (NVARC's notebook on ARC-AGI-2's evaluation set: right among candidates for 36-40% of outputs,
     chosen for ~28%; re-running the less confident half with the time left gained ~2 points). Revisits start only
     when no full task is still out (``landed`` counts them back), least confident first; one whose full solve
-    took longer than the time left is skipped (it would be cut, and a cut revisit changes nothing).
+    took longer than the time left is skipped (it would time out, and a timed-out revisit changes nothing).
     """
 
-    def __init__(self, ordered: list[Task], config: RunConfig, deadline: float, workers: int, two_phases: bool):
-        solver = config.solver
-        self.deadline, self.workers, self.cap = deadline, workers, config.run.task_cap_seconds
+    def __init__(self, ordered: list[Task], job: RunJob, deadline: float, workers: int, two_phases: bool):
+        solver = job.solver
+        self.deadline, self.workers, self.cap = deadline, workers, job.run.task_cap_seconds
         self.quick = task_groups(ordered, solver.batch_size, 1) if two_phases else []
         self.full = [[t] for t in ordered] if two_phases else task_groups(ordered, solver.batch_size, solver.views)
         self.two_phases = two_phases
-        self.spare_time = config.run.spare_time
+        self.spare_time = job.run.spare_time
         self.revisits: list[Revisit] = []
         self.full_out = 0  # full-phase tasks handed out whose results have not come back
         self.position = {t.task_id: i for i, t in enumerate(ordered)}

@@ -1,4 +1,5 @@
-"""Who solves: one in-process solver on a CPU, or one worker process per visible GPU sharing one task queue.
+"""Who solves: one in-process solver on a CPU, or one worker process per visible GPU sharing one task queue; every
+result goes to the run's ``Ledger``.
 
 Either way the run's deadline holds: nothing new starts past it, a worker that is slow to stop is stopped, and
 workers die with the parent however it ends. torch is imported only inside functions, so a worker sets
@@ -14,17 +15,14 @@ import queue
 import signal
 import time
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from arc_kit.core.tasks import Task
+from arc_kit.run.job import RunJob, SolverFactory
+from arc_kit.run.ledger import Ledger
 from arc_kit.run.schedule import Schedule, Work
 from arc_kit.solve.solver import TaskResult
-
-if TYPE_CHECKING:
-    from arc_kit.run.records import RunReport
-    from arc_kit.run.runner import RunConfig, SolverFactory
 
 log = logging.getLogger(__name__)
 
@@ -38,24 +36,23 @@ def visible_gpus() -> int:
         return 0
 
 
-def run_in_process(config: RunConfig, factory: SolverFactory, schedule: Schedule, deadline: float,
-                    land: Callable[[TaskResult, str], None], report: RunReport, bar: Any) -> None:
+def run_in_process(job: RunJob, factory: SolverFactory, schedule: Schedule, ledger: Ledger) -> None:
+    """Solve the schedule's work in this process, handing each result to the ledger, until the work or the
+    time (``schedule.deadline``) runs out."""
+    report = ledger.report
     try:
-        solver = factory(config)
+        solver = factory(job)
     except Exception as e:
         report.model_error = f"{type(e).__name__}: {e}"
         return
     while (work := schedule.next(time.time())) is not None:
         now = time.time()
-        if now >= deadline:
+        if now >= schedule.deadline:
             report.deadline_hit = True
             break
-        results = solve_group(solver, work.tasks, min(deadline, now + work.cap_seconds), work.phase, work.priors)
-        for result in results:
-            land(result, work.phase)
-        for _ in range(len(work.tasks) - len(results)):  # a task that came back without a result
-            schedule.landed(work.phase, None)
-        bar.update(work.phase, len(work.tasks))
+        results = solve_group(solver, work.tasks, min(schedule.deadline, now + work.cap_seconds), work.phase,
+                              work.priors)
+        ledger.came_back(work.phase, [t.task_id for t in work.tasks], results)
     tokens, seconds = _decode_stats(solver)
     report.generated_tokens += tokens
     report.decode_seconds += seconds
@@ -117,29 +114,60 @@ def _die_with_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, name="arc-kit-parent-watch", daemon=True).start()
 
 
-def _worker_main(env: dict[str, str], config: RunConfig, factory: SolverFactory, tasks_in: Any, results_out: Any,
-                 deadline: float, parent_pid: int, worker_id: int) -> None:
+@dataclass
+class WorkerStart:
+    """What a worker process is started with (pickled once, when it is spawned): who it is, its device, the run,
+    and its two queues: its own for work, a shared one for what it sends back."""
+
+    worker_id: int
+    env: dict[str, str]  # CUDA_VISIBLE_DEVICES: its GPU
+    job: RunJob
+    factory: SolverFactory
+    deadline: float
+    parent_pid: int
+    tasks_in: Any
+    results_out: Any
+
+
+def _worker_main(start: WorkerStart) -> None:
     """One worker process: set the device before any model library loads, then take groups from its own queue
-    until told to stop. Every message carries ``worker_id``, so the parent knows who answered."""
-    _die_with_parent(parent_pid)
-    os.environ.update(env)
+    until told to stop. Every message carries the worker's id, so the parent knows who answered."""
+    _die_with_parent(start.parent_pid)
+    _leave_stopping_to_the_parent()
+    os.environ.update(start.env)
+    worker_id, results_out = start.worker_id, start.results_out
     try:
-        solver = factory(config)
+        solver = start.factory(start.job)
     except Exception as e:
         results_out.put(("load_error", worker_id, f"{type(e).__name__}: {e}"))
         return
     results_out.put(("ready", worker_id, None))
     while True:
-        work: Work | None = tasks_in.get()
+        work: Work | None = start.tasks_in.get()
         if work is None:
             break
         now = time.time()
-        if now >= deadline:
+        if now >= start.deadline:
             results_out.put(("skipped", worker_id, (work.phase, [t.task_id for t in work.tasks])))
             continue
-        results = solve_group(solver, work.tasks, min(deadline, now + work.cap_seconds), work.phase, work.priors)
+        results = solve_group(solver, work.tasks, min(start.deadline, now + work.cap_seconds), work.phase,
+                              work.priors)
         results_out.put(("results", worker_id, (work.phase, [t.task_id for t in work.tasks], results)))
     results_out.put(("done", worker_id, _decode_stats(solver)))
+
+
+def _leave_stopping_to_the_parent() -> None:
+    """A worker ignores Ctrl-C (the shell sends it to the whole process group: the parent decides what stops, and
+    stops its workers with SIGTERM), and makes no named semaphore that would outlive it when it is stopped or
+    killed. tqdm makes one for its write lock at the first bar (transformers shows one while loading weights):
+    in a spawned process that lock is registered with multiprocessing's resource tracker, which reports it leaked
+    when the worker ends without running its exit handlers. Within one process a thread lock serves as well."""
+    import threading
+
+    from tqdm import tqdm
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    tqdm.set_lock(threading.RLock())
 
 
 # How many groups wait in a worker's queue: enough that it never idles, few enough that the queue's feeder
@@ -178,10 +206,9 @@ class _Pool:
     its earlier answer), the groups it held but had not started go back to the schedule, and a replacement
     starts on the same GPU while there is time for it to load the model."""
 
-    def __init__(self, config: RunConfig, factory: SolverFactory, schedule: Schedule, deadline: float,
-                 land: Callable[[TaskResult, str], None], report: RunReport, bar: Any, workers: int):
-        self.config, self.factory, self.schedule, self.deadline = config, factory, schedule, deadline
-        self.land, self.report, self.bar = land, report, bar
+    def __init__(self, job: RunJob, factory: SolverFactory, schedule: Schedule, ledger: Ledger, workers: int):
+        self.job, self.factory, self.schedule, self.ledger = job, factory, schedule, ledger
+        self.deadline, self.report = schedule.deadline, ledger.report
         self.ctx = mp.get_context("spawn")
         self.results_out = self.ctx.Queue()
         self.results_out.cancel_join_thread()  # never wait for a feeder thread at exit: see run_in_workers
@@ -197,9 +224,10 @@ class _Pool:
         worker_id = len(self.workers)
         tasks_in = self.ctx.Queue()
         tasks_in.cancel_join_thread()
-        process = self.ctx.Process(target=_worker_main, daemon=True, name=f"arc-kit-worker-{worker_id}",
-                                   args=(env, self.config, self.factory, tasks_in, self.results_out,
-                                         self.deadline, os.getpid(), worker_id))
+        start = WorkerStart(worker_id, env, self.job, self.factory, self.deadline, os.getpid(), tasks_in,
+                            self.results_out)
+        process = self.ctx.Process(target=_worker_main, args=(start,), daemon=True,
+                                   name=f"arc-kit-worker-{worker_id}")
         process.start()
         self.workers[worker_id] = _Worker(worker_id, slot, env, process, tasks_in, time.time())
         self.feed()
@@ -235,11 +263,7 @@ class _Pool:
                 worker.held.popleft()
             if kind == "skipped":
                 self.report.deadline_hit = True
-            for result in results:
-                self.land(result, phase)
-            for _ in range(len(task_ids) - len(results)):  # a task that came back without a result
-                self.schedule.landed(phase, None)
-            self.bar.update(phase, len(task_ids))
+            self.ledger.came_back(phase, task_ids, results)
             self.feed()
         elif kind == "load_error":
             self.load_errors.append(payload)
@@ -285,14 +309,15 @@ class _Pool:
         what = f"worker {worker.id} (pid {worker.process.pid}) died ({how})"
         if on is not None:  # not tried again: it may be what killed the worker
             task_id = on.tasks[0].task_id
+            results: list[TaskResult] = []
             if on.phase == "full":
                 what += f" while solving task {task_id}, which keeps what the file holds for it"
-                self.land(TaskResult(task_id, error=f"{what}; not tried again"), on.phase)
+                results.append(TaskResult(task_id, error=f"{what}; not tried again"))
             elif on.phase == "quick":
                 what += f" on task {task_id}'s quick pass (the full solver will try it)"
             else:
                 what += f" revisiting task {task_id} in spare time (it keeps its full answer)"
-            self.bar.update(on.phase, 1)
+            self.ledger.came_back(on.phase, [task_id], results)
         back = sum(len(w.tasks) for w in held)
         what += f"; {back} task{'' if back == 1 else 's'} it held go{'es' if back == 1 else ''} back to the queue"
         why_not = self._why_not_replace(worker.slot)
@@ -329,16 +354,17 @@ class _Pool:
         self.results_out.close()
 
 
-def run_in_workers(config: RunConfig, factory: SolverFactory, schedule: Schedule, deadline: float,
-                    land: Callable[[TaskResult, str], None], report: RunReport, bar: Any, workers: int) -> None:
-    """Share the groups between worker processes; return by the deadline (plus a few seconds) whatever they do.
+def run_in_workers(job: RunJob, factory: SolverFactory, schedule: Schedule, ledger: Ledger, workers: int) -> None:
+    """Share the groups between worker processes, handing each result to the ledger; return by the deadline
+    (``schedule.deadline``, plus a few seconds) whatever they do.
 
     Each worker has its own queue, fed a few groups at a time (not all up front), so the parent knows what a
     worker that dies was holding. The parent never waits for a queue's feeder thread at exit
     (``cancel_join_thread``): a 600 KB challenges file pickled into a pipe nobody reads any more once kept the
     interpreter from exiting after the submission was written.
     """
-    pool = _Pool(config, factory, schedule, deadline, land, report, bar, workers)
+    pool = _Pool(job, factory, schedule, ledger, workers)
+    deadline, report = schedule.deadline, ledger.report
     try:
         while pool.live():
             left = deadline - time.time()

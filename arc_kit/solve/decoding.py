@@ -3,12 +3,11 @@ exact-match check). Depth-first candidate search lives beside it in ``arc_kit.so
 from ``arc_kit.solve.kv_cache`` (preallocated and written in place by default, transformers' ``DynamicCache`` as
 the fallback).
 
-Batches are bounded by tokens as well as rows. The memory arithmetic for the default ``batch_tokens = 32768`` on a
-24 GB L4 with Qwen3-4B in bf16: weights 8.05 GB; the KV cache costs 2 (K, V) x 36 layers x 8 KV heads x 128 dims
-x 2 bytes = 147 KB per token, so 32,768 tokens of prompt + answer room is 4.8 GB; a 2,048-token prefill chunk of a
-batch of 8 holds ~16k tokens of activations (hidden 2,560 x 2 bytes x a few live tensors per layer, ~0.5 GB) and
-the last position's logits only (151k x 4 bytes a row). About 14 GB in all, leaving room for the allocator's
-fragmentation; 8 prompts of 8k tokens (65k tokens, 9.7 GB of KV) are split into two batches instead.
+Batches are bounded by tokens as well as rows (``solver.batch_tokens``). Left unset, the budget is fitted to the
+GPU's free memory (``arc_kit.models.memory``): with Qwen3-4B a token costs its KV cache, 2 (K, V) x 36 layers x 8
+KV heads x 128 dims x 2 bytes = 147 KB, and while its prompt is prefilled one layer's activations (~90 KB); the
+last position's logits are kept per row only. On a 24 GB L4 (bf16, ~14.5 GB free after 8 GB of weights) that is
+about 54k tokens, on a 16 GB T4 (fp16) about 22k: 8 prompts of 8k tokens (65k tokens) are split into batches.
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from arc_kit.config.run import SolverConfig
+from arc_kit.config.run import SolverSettings
 from arc_kit.models.tokens import end_token_ids
 
 
@@ -34,7 +33,7 @@ class Generation:
     key: Hashable
     token_ids: list[int]  # up to and including the end token
     finished: bool  # stopped at an end token
-    timed_out: bool = False  # cut by the deadline before its end token or bound
+    timed_out: bool = False  # stopped by the deadline before its end token or bound
     nll: float = 0.0  # -sum of the chosen tokens' log-probabilities (softmax over the whole vocabulary)
 
 
@@ -59,7 +58,7 @@ class DecodeStats:
 
 
 def length_batches(sizes: Sequence[tuple[int, int]], *, batch_size: int, batch_tokens: int) -> list[list[int]]:
-    """Indices of ``sizes`` ((prompt tokens, answer room) each), shortest prompt first, cut into batches of at most
+    """Indices of ``sizes`` ((prompt tokens, answer room) each), shortest prompt first, split into batches of at most
     ``batch_size`` rows and ``batch_tokens`` tokens (rows x (widest prompt + largest answer room)); a lone longer
     one runs alone. Sorting by length puts equal prompts side by side, so a batch of them needs no padding."""
     order = sorted(range(len(sizes)), key=lambda i: (sizes[i][0], i))
@@ -110,14 +109,19 @@ class GreedyDecoder:
         return self._cache_keyword
 
     @classmethod
-    def for_config(cls, model: Any, tokenizer: Any, device: str, config: SolverConfig) -> GreedyDecoder:
-        """The decoder the solver settings describe (batch size, batch tokens, prefill chunk, KV cache)."""
+    def for_config(cls, model: Any, tokenizer: Any, device: str, config: SolverSettings) -> GreedyDecoder:
+        """The decoder the solver settings describe (batch size, batch tokens, prefill chunk, KV cache); unset batch
+        tokens are fitted to the device's free memory (``models.memory.decoding_budget``; a solver fits its
+        settings once and passes them set)."""
+        from arc_kit.models.memory import decoding_budget
+
+        batch_tokens = config.batch_tokens if config.batch_tokens is not None else decoding_budget(model, device)
         return cls(model, tokenizer, device=device, batch_size=config.batch_size,
-                   prefill_chunk_tokens=config.prefill_chunk_tokens, batch_tokens=config.batch_tokens,
+                   prefill_chunk_tokens=config.prefill_chunk_tokens, batch_tokens=batch_tokens,
                    kv_cache=config.kv_cache)
 
     def decode(self, requests: Sequence[DecodeRequest], stop_at: float | None = None) -> list[Generation]:
-        """Generations in the order of ``requests``; ``stop_at`` (time.time()) cuts every row still running."""
+        """Generations in the order of ``requests``; ``stop_at`` (time.time()) stops every row still running."""
         out: dict[int, Generation] = {}
         for chunk in self._batches(requests):
             width = len(requests[chunk[-1]].prompt_ids)  # sorted by length: the last is the widest
@@ -151,7 +155,7 @@ class GreedyDecoder:
 
     def _can_start(self, prefill_tokens: int, stop_at: float) -> bool:
         """Start no batch whose prefill, estimated from the speed measured so far, would cross ``stop_at``: a long
-        prompt's prefill cannot be cut midway except between chunks, and a budget is a promise."""
+        prompt's prefill cannot be stopped midway except between chunks, and a budget is a promise."""
         now = time.time()
         estimate = self.stats.prefill_estimate(prefill_tokens)
         if now >= stop_at or (estimate is not None and now + estimate > stop_at):

@@ -7,9 +7,9 @@ likely, not the first. Background: ``docs/solver.md``.
 
 How (ARChitects' Algorithm 1): bound = -ln p. A node is a prefix with accumulated NLL ``s``; for each allowed token
 ``t`` (the answer's tokens plus the end tokens) ``s' = s + nll(t)``, with the softmax over the model's *whole*
-vocabulary so probabilities mean what they say. For a model whose vocabulary was cut to its format's tokens
+vocabulary so probabilities mean what they say. For a model whose vocabulary was shrunk to its format's tokens
 (``arc_kit.models.vocab``: NVARC's 16) that whole vocabulary is the kept tokens, so probabilities are normalised
-over them: the same ``p`` then keeps at least the completions it kept before the cut, and NVARC's 0.2 was set on
+over them: the same ``p`` then keeps at least the completions it kept before the shrink, and NVARC's 0.2 was set on
 such a model. A child with ``s'`` above the bound is pruned: NLL only grows with length, so no
 completion below it can come back under the bound. An end token emits a candidate; any other token is fed to the
 model and the search recurses. Children are explored most likely first, so a cap on candidates or a deadline keeps

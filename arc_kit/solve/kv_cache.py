@@ -116,7 +116,7 @@ def prepare_rowwise_step(cache: Any, columns: list[int]) -> int:
     own and the padding before its prompt. When every row writes the same column this is a plain crop (or
     extension) of the live view and the write is the usual append.
 
-    Why a row-wise write rather than ``crop``: ``crop`` cuts every row to one length, so rows of a lock-step
+    Why a row-wise write rather than ``crop``: ``crop`` truncates every row to one length, so rows of a lock-step
     search would all have to backtrack together.
     """
     width = max(columns) + 1

@@ -191,8 +191,8 @@ def answer_ids(tokenizer: Any, prompt_format: PromptFormat, view: ScoringView, g
     rendered = prompt_format.render(tokenizer, view.train, view.test_input, answer)
     ids = tuple(encode_text(tokenizer, rendered.completion))
     ends = set(prompt_format.end_ids(tokenizer))
-    cut = next((i for i, t in enumerate(ids) if t in ends), len(ids) - 1)
-    ids = ids[: cut + 1]
+    first_end = next((i for i, t in enumerate(ids) if t in ends), len(ids) - 1)
+    ids = ids[: first_end + 1]  # truncated after the first end token
     if check:
         full = tuple(encode_text(tokenizer, rendered.text))
         if full[: len(view.prompt_ids) + len(ids)] != view.prompt_ids + ids:

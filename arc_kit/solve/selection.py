@@ -151,10 +151,6 @@ def confidence_key(margins: Sequence[float | None], candidates: Sequence[int]) -
     return min(values, default=-math.inf)
 
 
-SECOND_ATTEMPT_SOURCES = ("ranked", "phase1", "test_input", "placeholder")
-"""Where attempt 2 comes from, in order of preference (``second_attempt``)."""
-
-
 def second_attempt(first: Grid | None, ranked_second: Grid | None,
                    fallbacks: Sequence[tuple[str, Grid]]) -> tuple[Grid | None, str | None]:
     """Attempt 2 and where it came from: the ranking's second grid, else the first of ``fallbacks`` ((source,
@@ -168,14 +164,3 @@ def second_attempt(first: Grid | None, ranked_second: Grid | None,
         if grid is not None and grid != first:
             return grid, source
     return None, None
-
-
-def pool_candidates(generations: Iterable[tuple[Grid, float]]) -> list[CandidateStats]:
-    """Merge generations ``(grid in the task's frame, NLL)`` into one ``CandidateStats`` per distinct grid.
-
-    Candidates come back in order of first appearance, with NLLs in arrival order; ``rank`` does not depend on it.
-    """
-    pooled: dict[Grid, CandidateStats] = {}
-    for grid, nll in generations:
-        pooled.setdefault(grid, CandidateStats(grid)).generated_nlls.append(nll)
-    return list(pooled.values())

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from arc_kit.config.run import SolverConfig, TTTConfig
+from arc_kit.config.run import SolverSettings, TTTSettings
 from arc_kit.core.augment import View, views_for_task
 from arc_kit.core.tasks import Grid, Pair, Task
 from arc_kit.core.text import ParseError
@@ -61,7 +61,7 @@ class TaskResult:
     seconds: float = 0.0
     pairs_dropped: int = 0  # over all prompts of the task
     unparsed: int = 0  # generations that were not a grid
-    timed_out: bool = False  # some generation was cut by the deadline or the cap
+    timed_out: bool = False  # some generation was stopped by the deadline or the cap
     error: str | None = None
     inputs: list[InputResult] = field(default_factory=list)
     ttt: dict[str, Any] | None = None  # test-time training: steps, first and last loss, seconds
@@ -73,10 +73,10 @@ class TaskResult:
 
 @dataclass
 class _Found:
-    """The completions of one prompt: (token ids, NLL) each; ``cut`` when the deadline stopped its search."""
+    """The completions of one prompt: (token ids, NLL) each; ``timed_out`` when the deadline stopped its search."""
 
     completions: list[tuple[tuple[int, ...], float]] = field(default_factory=list)
-    cut: bool = False
+    timed_out: bool = False
     seconds: float = 0.0
     tokens: int = 0  # tokens the model ran for it after the prompt (greedy: the completion; search: its passes)
 
@@ -84,18 +84,27 @@ class _Found:
 class ArcSolver:
     """Solves groups of tasks with one loaded model."""
 
-    def __init__(self, loaded: LoadedModel, config: SolverConfig, ttt: TTTConfig | None = None):
+    def __init__(self, loaded: LoadedModel, config: SolverSettings, ttt: TTTSettings | None = None):
+        """Budgets left unset in ``config`` and ``ttt`` are fitted to the memory the model's device has free now
+        (``models.memory.fit_settings``, one log line): build the solver once the weights are loaded."""
+        from arc_kit.models.memory import fit_settings
+
         self.loaded = loaded
-        self.config = config
-        self.ttt = ttt if ttt is not None else TTTConfig(enabled=False)
+        self.max_length = context_limit(loaded, config)
+        self.config, self.ttt = fit_settings(config, ttt if ttt is not None else TTTSettings(enabled=False), loaded,
+                                             context=self.max_length)
+        config = self.config
+        if self.ttt.enabled:
+            from arc_kit.solve.ttt import check_precision
+
+            check_precision(loaded.dtype, self.ttt)  # at load, not at every task
         self._adapter: Any = None  # the TaskAdapter, made at the first task that trains
         self.tokenizer = loaded.tokenizer
         self.prompt_format = loaded.prompt_format
-        self.max_length = context_limit(loaded, config)
         self.decoder = GreedyDecoder.for_config(loaded.model, loaded.tokenizer, loaded.device, config)
         self.search_passes = 0  # batched forward passes of the depth-first search (lock-step), over all tasks
 
-    def views(self, task: Task, config: SolverConfig | None = None) -> list[View]:
+    def views(self, task: Task, config: SolverSettings | None = None) -> list[View]:
         config = config or self.config
         return views_for_task(task, config.views, config.seed, permute_colours=config.colour_views)
 
@@ -122,8 +131,8 @@ class ArcSolver:
                                      min_probability=self.config.spare_min_probability)
         return self._solve(tasks, stop_at, config, lambda task, _config: self.spare_views(task), priors)
 
-    def _solve(self, tasks: Sequence[Task], stop_at: float | None, config: SolverConfig,
-               views: Callable[[Task, SolverConfig], list[View]],
+    def _solve(self, tasks: Sequence[Task], stop_at: float | None, config: SolverSettings,
+               views: Callable[[Task, SolverSettings], list[View]],
                priors: dict[str, list[InputResult]]) -> list[TaskResult]:
         if not self.ttt.enabled:
             return self._answer(tasks, stop_at, config, views, priors)
@@ -153,8 +162,8 @@ class ArcSolver:
             self._adapter = TaskAdapter(self.loaded, self.ttt)
         return self._adapter
 
-    def _answer(self, tasks: Sequence[Task], stop_at: float | None, config: SolverConfig,
-                views: Callable[[Task, SolverConfig], list[View]],
+    def _answer(self, tasks: Sequence[Task], stop_at: float | None, config: SolverSettings,
+                views: Callable[[Task, SolverSettings], list[View]],
                 priors: dict[str, list[InputResult]]) -> list[TaskResult]:
         began = time.time()
         prompts = {t.task_id: task_prompts(t, self.tokenizer, self.prompt_format, views(t, config), self.max_length)
@@ -168,7 +177,7 @@ class ArcSolver:
 
     # -- candidates
 
-    def _find(self, prompts: list[Prompt], stop_at: float | None, config: SolverConfig) -> dict[Prompt, _Found]:
+    def _find(self, prompts: list[Prompt], stop_at: float | None, config: SolverSettings) -> dict[Prompt, _Found]:
         if config.mode == "greedy":
             return self._greedy(prompts, stop_at)
         return self._search(prompts, stop_at, config)
@@ -183,7 +192,7 @@ class ArcSolver:
         return {g.key: _Found([] if g.timed_out else [(tuple(g.token_ids), g.nll)], g.timed_out, share,
                               len(g.token_ids)) for g in generations}
 
-    def _search(self, prompts: list[Prompt], stop_at: float | None, config: SolverConfig) -> dict[Prompt, _Found]:
+    def _search(self, prompts: list[Prompt], stop_at: float | None, config: SolverSettings) -> dict[Prompt, _Found]:
         """Every completion at least ``min_probability`` likely, all prompts searched in lock-step batches
         (``dfs_lockstep``), plus each prompt's greedy completion (``keep_greedy``: the search follows it to its end
         whatever its probability), so the pool is never smaller than greedy decoding's and no separate greedy pass
@@ -193,7 +202,7 @@ class ArcSolver:
         if not prompts:
             return {}
         if stop_at is not None and time.time() >= stop_at:
-            return {p: _Found(cut=True) for p in prompts}
+            return {p: _Found(timed_out=True) for p in prompts}
         began = time.time()
         expand_ids, end_ids = answer_token_ids(self.tokenizer, self.prompt_format)
         searched = dfs_lockstep(self.loaded.model, [p.token_ids for p in prompts],
@@ -215,7 +224,7 @@ class ArcSolver:
     # -- from candidates to two attempts
 
     def _choose(self, task: Task, prompts: list[Prompt], found: dict[Prompt, _Found], stop_at: float | None,
-                config: SolverConfig, prior: list[InputResult] | None = None) -> TaskResult:
+                config: SolverSettings, prior: list[InputResult] | None = None) -> TaskResult:
         """Pool each test input's generations by grid (after the prior candidates, when revisiting), re-score the
         pool under shared views, rank it and take two attempts."""
         from arc_kit.solve.selection import CandidateStats, choose_attempts, margin, rank, score
@@ -227,8 +236,8 @@ class ArcSolver:
                 pools[index][c.grid] = CandidateStats.from_views(c.grid, c.views, [])
         result.inputs = [InputResult() for _ in task.test]
         for prompt in prompts:
-            f = found.get(prompt, _Found(cut=True))
-            result.timed_out |= f.cut
+            f = found.get(prompt, _Found(timed_out=True))
+            result.timed_out |= f.timed_out
             result.inputs[prompt.test_index].decode_seconds += f.seconds
             result.tokens += f.tokens
             for token_ids, nll in f.completions:
@@ -263,7 +272,7 @@ class ArcSolver:
         except (ParseError, ValueError, IndexError):
             return None
 
-    def _rescore(self, task: Task, test_index: int, candidates: list[Any], config: SolverConfig) -> list[str]:
+    def _rescore(self, task: Task, test_index: int, candidates: list[Any], config: SolverSettings) -> list[str]:
         """Every candidate's NLL under the same ``scoring_views`` augmented views of the task (product of experts);
         the views' keys, in the order of the NLLs."""
         from arc_kit.solve.rescoring import candidate_nlls, scoring_views
@@ -279,12 +288,12 @@ class ArcSolver:
         return [v.view_key for v in views]
 
 
-def quick_config(config: SolverConfig) -> SolverConfig:
+def quick_config(config: SolverSettings) -> SolverSettings:
     """The first pass's settings: greedy on the task as given (one view), no re-scoring, the rest unchanged."""
     return dataclasses.replace(config, mode="greedy", views=1, scoring_views=0)
 
 
-def load_solver(model_dir: str | Path, config: SolverConfig, ttt: TTTConfig | None = None) -> ArcSolver:
+def load_solver(model_dir: str | Path, config: SolverSettings, ttt: TTTSettings | None = None) -> ArcSolver:
     """The solver on the model in ``model_dir``. Unsloth patches the model's forward: before it is trusted with
     hours of decoding, ``decode_problem`` checks it decodes a left-padded batch as it decodes each prompt alone;
     when it does not (or raises) the model is loaded again through transformers (a WARNING says why)."""
@@ -308,7 +317,7 @@ PROBE_TASKS = (
 """Two small tasks whose prompts differ in length, so decoding them together left-pads one of them."""
 
 
-def decode_problem(loaded: LoadedModel, config: SolverConfig) -> str | None:
+def decode_problem(loaded: LoadedModel, config: SolverSettings) -> str | None:
     """Why the model cannot be trusted with the solver's batched decoding, in one line, or None when it can.
 
     The probe decodes two prompts of different lengths together (left-padded, as the greedy decoder and the

@@ -29,6 +29,7 @@ only after it has set ``CUDA_VISIBLE_DEVICES``.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import random
@@ -37,7 +38,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from arc_kit.config.run import TTTConfig
+from arc_kit.config.run import CPU_TTT_MAX_LENGTH, TTTSettings
 from arc_kit.core.augment import View, views_for_task
 from arc_kit.core.examples import IGNORE_INDEX, tokenize_example
 from arc_kit.core.formats import PromptFormat, fit_for_tokenizer
@@ -65,7 +66,7 @@ class TTTError(ArcKitError, ValueError):
 
 
 def ttt_examples(task: Task, tokenizer: Any, prompt_format: PromptFormat,
-                 config: TTTConfig | None = None) -> list[dict[str, Any]]:
+                 config: TTTSettings | None = None) -> list[dict[str, Any]]:
     """The training rows for one task in ``prompt_format``, in training order, at most ``config.max_samples``.
 
     Each row holds ``input_ids`` and ``labels`` (-100 on the prompt: the query's output grid and the end of turn
@@ -82,11 +83,14 @@ def ttt_examples(task: Task, tokenizer: Any, prompt_format: PromptFormat,
       ``hash()``), the first being the task as given, the rest a D8 element, a colour permutation (0 kept; none
       without ``colour_views``) and a shuffled demo order, so the same task gets the same rows in any process;
     - each prompt is fitted to ``max_length`` by dropping context pairs (largest first) with the real answer length
-      reserved; a row that cannot fit even one context pair is left out;
-    - the rows are shuffled with a seeded generator, so the cut at ``max_samples`` and the sequential training
-      order mix views and queries.
+      reserved; a row that cannot fit even one context pair is left out. ``max_length`` unset (a ``TaskAdapter``
+      fits it to its GPU first): ``CPU_TTT_MAX_LENGTH``;
+    - the rows are shuffled with a seeded generator, so the first ``max_samples`` rows and the
+      sequential training order mix views and queries.
     """
-    config = config or TTTConfig()
+    config = config or TTTSettings()
+    if config.max_length is None:
+        config = dataclasses.replace(config, max_length=CPU_TTT_MAX_LENGTH)
     demos = task.train
     if len(demos) < 2:
         return []
@@ -100,7 +104,7 @@ def ttt_examples(task: Task, tokenizer: Any, prompt_format: PromptFormat,
 
 
 def _view_rows(demo_task: Task, view: View, tokenizer: Any, prompt_format: PromptFormat,
-               config: TTTConfig) -> list[dict[str, Any]]:
+               config: TTTSettings) -> list[dict[str, Any]]:
     """One row per demonstration pair as the query under ``view``, the other pairs (in the view's order) as
     context."""
     seen = view.apply_task(demo_task)
@@ -141,6 +145,17 @@ class TTTStats:
         return asdict(self)
 
 
+def check_precision(dtype: Any, config: TTTSettings) -> None:
+    """Refuse trained embeddings on a model held in float16 (a GPU without bfloat16: T4, P100, V100): the gradient
+    scaler needs them in float32, and a float32 embedding copy would then feed float32 activations into the
+    float16 layers when the solver decodes (no autocast there). LoRA matrices are float32 already (peft)."""
+    import torch
+
+    if config.enabled and config.lora.train_embeddings and dtype == torch.float16:
+        raise TTTError("ttt.lora.train_embeddings needs a GPU that computes in bfloat16 (compute capability >= 8.0: "
+                       "L4, A100, H100); this model is held in float16: set ttt.lora.train_embeddings = false")
+
+
 class TaskAdapter:
     """One LoRA on a loaded model, trained afresh for each task.
 
@@ -155,12 +170,18 @@ class TaskAdapter:
     time.
     """
 
-    def __init__(self, loaded: Any, config: TTTConfig | None = None) -> None:
+    def __init__(self, loaded: Any, config: TTTSettings | None = None) -> None:
         """``loaded``: an ``arc_kit.models.loading.LoadedModel``; its ``model`` gets the LoRA in place (the same
-        object, so solvers already built on it see the adapter too)."""
+        object, so solvers already built on it see the adapter too). ``config.max_length`` unset is fitted to the
+        memory the model's device has free now (``models.memory.fit_settings``; a solver passes it set)."""
+        from arc_kit.models.memory import fit_settings
+
         self.loaded = loaded
-        self.config = config or TTTConfig()
-        self.config.check()
+        config = (config or TTTSettings()).check()
+        check_precision(loaded.dtype, config)
+        if config.max_length is None:
+            _, config = fit_settings(None, config, loaded)
+        self.config = config
         self.peft_model = self._add_lora()
         self._snapshot = self.adapter_state()
         self.peft_model.eval()
@@ -256,40 +277,27 @@ class TaskAdapter:
     def _trainer(self, rows: Sequence[dict[str, Any]], stats: TTTStats, stop_at: float | None) -> Any:
         import tempfile
 
-        import torch
-        from transformers import (
-            PrinterCallback,
-            ProgressCallback,
-            Trainer,
-            TrainerCallback,
-            TrainingArguments,
-        )
+        from transformers import PrinterCallback, ProgressCallback, TrainingArguments
+
+        from arc_kit.models.training_args import training_arguments
+        from arc_kit.solve.ttt_trainer import SequentialTrainer, Watch
 
         c = self.config
         device = str(self.loaded.device)
-        cuda = device.startswith("cuda")
-        dtype = self.loaded.dtype  # mixed precision in the type the weights were loaded in
-        # Names that moved between the transformers versions the kit allows (>= 4.56; Unsloth pins <= 5.17): a
-        # float warmup_steps below 1 is a share of the steps where warmup_ratio is gone; checkpointing was renamed.
-        ratio = "warmup_ratio" if _takes(TrainingArguments, "warmup_ratio") else "warmup_steps"
-        ckpt = "activation_checkpointing" if _takes(TrainingArguments, "activation_checkpointing") else (
-            "gradient_checkpointing")
-        versioned = {ratio: c.warmup_ratio, ckpt: cuda and c.gradient_checkpointing,
-                     f"{ckpt}_kwargs": {"use_reentrant": False}}
-        args = TrainingArguments(
+        args = training_arguments(
+            TrainingArguments,
+            device=device,
+            dtype=self.loaded.dtype,  # mixed precision in the type the weights were loaded in
+            checkpointing=device.startswith("cuda") and c.gradient_checkpointing,
+            warmup_ratio=c.warmup_ratio,
             output_dir=tempfile.gettempdir(),  # nothing is saved (save_strategy "no"); the argument is required
             per_device_train_batch_size=c.batch_size,
-            gradient_accumulation_steps=1,
             num_train_epochs=c.epochs,
             learning_rate=c.learning_rate,
             lr_scheduler_type=c.lr_scheduler,
-            **versioned,
             weight_decay=c.weight_decay,
             optim=c.optim,
             max_grad_norm=c.max_grad_norm,
-            bf16=cuda and dtype == torch.bfloat16,
-            fp16=cuda and dtype == torch.float16,
-            use_cpu=not cuda,
             seed=c.seed,
             data_seed=c.seed,
             logging_steps=1,
@@ -302,50 +310,15 @@ class TaskAdapter:
             remove_unused_columns=False,
             label_names=["labels"],
         )
-
-        class Watch(TrainerCallback):
-            """Record each step's loss; stop at ``stop_at``."""
-
-            def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None,
-                       **kw: Any) -> None:
-                if logs and "loss" in logs:
-                    loss = float(logs["loss"])
-                    stats.loss_first = loss if stats.loss_first is None else stats.loss_first
-                    stats.loss_last = loss
-
-            def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
-                stats.steps = state.global_step
-                if stop_at is not None and _now() >= stop_at:
-                    control.should_training_stop = True
-
         pad_id = self.loaded.tokenizer.pad_token_id
-        trainer = _sequential_trainer_class(Trainer)(
+        trainer = SequentialTrainer(
             model=self.peft_model, args=args, train_dataset=[{k: r[k] for k in ROW_KEYS} for r in rows],
-            data_collator=lambda batch: collate(batch, pad_id if pad_id is not None else 0), callbacks=[Watch()],
+            data_collator=lambda batch: collate(batch, pad_id if pad_id is not None else 0),
+            callbacks=[Watch(stats, stop_at, _now)],
         )
         trainer.remove_callback(PrinterCallback)  # a kernel log line per step per task is noise
         trainer.remove_callback(ProgressCallback)
         return trainer
-
-
-def _takes(cls: type, name: str) -> bool:
-    """Whether a dataclass-style class (``TrainingArguments``) takes the keyword ``name``."""
-    import inspect
-
-    return name in inspect.signature(cls).parameters
-
-
-def _sequential_trainer_class(base: type) -> type:
-    """A ``Trainer`` that reads the rows in the order given: ``ttt_examples`` already shuffled them from the task id
-    and seed, so the order cannot depend on the global RNG (and so on what ran before)."""
-
-    class SequentialTrainer(base):  # type: ignore[misc, valid-type]
-        def _get_train_sampler(self, train_dataset: Any = None) -> Any:
-            from torch.utils.data import SequentialSampler
-
-            return SequentialSampler(self.train_dataset if train_dataset is None else train_dataset)
-
-    return SequentialTrainer
 
 
 def collate(batch: Sequence[dict[str, Any]], pad_id: int) -> dict[str, Any]:

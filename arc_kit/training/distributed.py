@@ -9,13 +9,21 @@ wait for (build the Arrow cache of the examples): accelerate's ``PartialState`` 
 On a machine without CUDA the state is made with ``cpu=True``: otherwise accelerate takes a torchrun launch for a
 single process (the "process group is initialized, but parallel_mode != ParallelMode.DISTRIBUTED" warning) and every
 process trains alone on all the data. gloo is the CPU backend.
+
+``launch_command`` builds the command line that starts a run on N GPUs (what a training kernel on Kaggle's T4 x2
+runs). Each process holds a full copy of the model (DDP); on a GPU without bfloat16 (a T4) each trains in float16
+under the Trainer's gradient scaler with float32 trainable weights (``models.precision``); gradients are averaged
+over the processes every step with ``ddp_find_unused_parameters`` off (``trainer.sft_config``: LoRA and full
+fine-tuning use every trainable weight in each step, and reentrant activation checkpointing, Unsloth's, works
+under DDP only with it off).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+import sys
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,10 +40,6 @@ class Launch:
     @property
     def is_main(self) -> bool:
         return self.process_index == 0
-
-    @property
-    def is_distributed(self) -> bool:
-        return self.num_processes > 1
 
 
 def use_cpu() -> bool:
@@ -72,3 +76,16 @@ def main_process_first() -> Iterator[None]:
 
 def wait_for_everyone() -> None:
     state().wait_for_everyone()
+
+
+def launch_command(n_gpus: int, argv: Sequence[str], python: str = sys.executable) -> list[str]:
+    """The command that runs ``arc-kit <argv>`` (e.g. ``["train", "--config", "run.toml"]``) on ``n_gpus`` GPUs of
+    this machine: one process per GPU through torchrun (``python -m torch.distributed.run --standalone``, so no
+    console script or accelerate config is needed), which the Trainer runs as DDP; one GPU (or none): the command
+    alone. ``python``: the interpreter of the environment the kit is installed in."""
+    if n_gpus < 1:
+        raise ValueError(f"n_gpus must be >= 1, got {n_gpus}")
+    kit = ["-m", "arc_kit.cli", *argv]
+    if n_gpus == 1:
+        return [python, *kit]
+    return [python, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(n_gpus), *kit]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from arc_kit.config.run import SolverConfig
+from arc_kit.config.run import SolverSettings
 from arc_kit.core.augment import View
 from arc_kit.core.formats import PromptFormat
 from arc_kit.core.tasks import Grid, Task
@@ -18,7 +18,7 @@ from arc_kit.core.text import ParseError
 
 
 def greedy_answers(model: Any, tokenizer: Any, prompt_format: PromptFormat, tasks: Sequence[Task],
-                   solver: SolverConfig) -> list[Grid | None]:
+                   solver: SolverSettings) -> list[Grid | None]:
     """The greedy answer to each task's first test input in ``prompt_format`` (None where the output does not
     parse as a grid), decoded as ``solver`` says (context, batch size, cache)."""
     from arc_kit.solve.decoding import DecodeRequest, GreedyDecoder
@@ -45,7 +45,7 @@ def greedy_answers(model: Any, tokenizer: Any, prompt_format: PromptFormat, task
 
 
 def exact_accuracy(model: Any, tokenizer: Any, prompt_format: PromptFormat, tasks: Sequence[Task],
-                   solver: SolverConfig) -> float:
+                   solver: SolverSettings) -> float:
     """Share of tasks whose first test output is reproduced exactly by greedy decoding."""
     answers = greedy_answers(model, tokenizer, prompt_format, tasks, solver)
     right = sum(a == t.test[0].output for a, t in zip(answers, tasks, strict=True))

@@ -21,7 +21,7 @@ from arc_kit.errors import ArcKitError
 from arc_kit.models.loading import load_causal_lm, load_tokenizer
 from arc_kit.models.manifest import ADAPTER_DIR, MERGED_DIR, write_manifest
 from arc_kit.models.precision import EXPORT_DTYPE, dtype_named
-from arc_kit.training.trainer import FINAL_DIR, RUN_INFO_FILE
+from arc_kit.training.run_folder import FINAL_DIR, RUN_INFO_FILE, STOPPED_AT_BUDGET
 
 
 class ExportError(ArcKitError, ValueError):
@@ -60,7 +60,11 @@ def export_model(
     saved_dtype = dtype_named(dtype)
     info = read_run_info(run_dir)
     final = run_dir / FINAL_DIR
-    if not final.is_dir():
+    if info.get("stopped") == STOPPED_AT_BUDGET:
+        raise ExportError(f"{run_dir} stopped at its time budget (train.max_seconds) at step {info.get('steps')}, "
+                          f"before it finished: resume it (arc-kit train --resume, or --resume-from {run_dir}) and "
+                          "export it once it finishes")
+    if not final.is_dir() or info.get("finished") is False:
         raise ExportError(f"{final} not found: the run did not finish (resume it first)")
     merged_dir = out_dir / MERGED_DIR
     if merged_dir.exists():

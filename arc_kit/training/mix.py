@@ -16,7 +16,6 @@ parsed and digested by worker processes (``data.num_proc``), and the tasks kept 
 The mix needs no model or tokenizer, so a run loads and checks it before loading the model.
 """
 
-
 from __future__ import annotations
 
 import contextlib
