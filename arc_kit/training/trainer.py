@@ -310,7 +310,6 @@ def run_training(config: TrainConfig, resume: bool = False, resume_from: str | P
     config.check()
     started = _now()
     run_dir = check_output_dir(config)
-    task_sets = load_task_sets(config)
     checkpoint = last_checkpoint(run_dir)
     source = None  # a checkpoint of another run folder to go on from
     if resume_from is not None:
@@ -327,6 +326,7 @@ def run_training(config: TrainConfig, resume: bool = False, resume_from: str | P
     earlier = source.parent if source is not None else run_dir if resume and checkpoint else None
     if earlier is not None:
         check_same_config(earlier, config, here.num_processes, warn_unknown=source is not None)
+    task_sets = load_task_sets(config)  # after the run folder's checks: it spools into the run folder
     if source is not None:
         resume, checkpoint = True, run_dir / source.name
     # the earlier run's checkpoint: its name in this folder, its path in another
