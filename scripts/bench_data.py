@@ -131,7 +131,7 @@ def build_once(source: str, size: int, num_proc: int, corpus: str) -> dict:
     from arc_kit.core.formats import ARC_KIT_FORMAT, NVARC_FORMAT
     from arc_kit.models.tiny import build_arc_tokenizer
     from arc_kit.models.vocab import nvarc_tokenizer
-    from arc_kit.training.dataset import SourcePlan, build_datasets
+    from arc_kit.training.dataset import SourcePlan, build_datasets, int_column
     from arc_kit.training.mix import load_mix
 
     tokenizer, prompt_format, loss_on = build_arc_tokenizer(), ARC_KIT_FORMAT, "answer"
@@ -156,7 +156,7 @@ def build_once(source: str, size: int, num_proc: int, corpus: str) -> dict:
         seconds = time.perf_counter() - started
         after_build = resident_mb()
         rows = len(built.train)
-        tokens = int(sum(built.train.select_columns(["length"]).with_format("numpy")[:]["length"]))
+        tokens = int(int_column(built.train, "length").sum())
         first = built.train[0]
         learnt = sum(label != -100 for label in first["labels"])
         cache_mb = sum(p.stat().st_size for p in Path(cache).rglob("*") if p.is_file()) / 2**20

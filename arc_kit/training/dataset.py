@@ -385,8 +385,10 @@ def tasks_per_batch(sources: Sequence[SourcePlan]) -> int:
 
 
 def int_column(ds: Any, name: str) -> Any:
-    """One integer column as a numpy array, read from the Arrow data (not row by row)."""
-    return ds.select_columns([name]).with_format("numpy")[:][name]
+    """One integer column as a numpy array, read from the Arrow data. Through the ``arrow`` format, not
+    ``numpy``: datasets' numpy formatter makes a Python list of one numpy scalar per row first (~50 MB a million
+    rows, the main process's peak at millions of rows); pyarrow joins the column's chunks into one array."""
+    return ds.select_columns([name]).with_format("arrow")[:][name].to_numpy()
 
 
 def weighted_indices(source_of_row: Any, weights: Sequence[float], seed: int) -> Any | None:
