@@ -131,7 +131,7 @@ def build_once(source: str, size: int, num_proc: int, corpus: str) -> dict:
     from arc_kit.core.formats import ARC_KIT_FORMAT, NVARC_FORMAT
     from arc_kit.models.tiny import build_arc_tokenizer
     from arc_kit.models.vocab import nvarc_tokenizer
-    from arc_kit.training.dataset import SourcePlan, build_datasets, int_column
+    from arc_kit.training.dataset import SourcePlan, build_datasets, column_sum
     from arc_kit.training.mix import load_mix
 
     tokenizer, prompt_format, loss_on = build_arc_tokenizer(), ARC_KIT_FORMAT, "answer"
@@ -156,7 +156,7 @@ def build_once(source: str, size: int, num_proc: int, corpus: str) -> dict:
         seconds = time.perf_counter() - started
         after_build = resident_mb()
         rows = len(built.train)
-        tokens = int(int_column(built.train, "length").sum())
+        tokens = column_sum(built.train, "length")
         first = built.train[0]
         learnt = sum(label != -100 for label in first["labels"])
         cache_mb = sum(p.stat().st_size for p in Path(cache).rglob("*") if p.is_file()) / 2**20
@@ -238,8 +238,8 @@ def summary(results: list[dict], sizes: dict[str, list[int]], num_proc: int) -> 
     for source in sizes:
         mine = [r for r in results if r["source"] == source]
         if len(mine) > 1:
-            growth[source] = round(mine[-1]["peak_rss_main_mb"] / mine[0]["peak_rss_main_mb"], 2)
-    out["peak_rss_main_growth"] = growth  # largest size's peak / smallest size's
+            growth[source] = mine[-1]["peak_rss_main_mb"] / mine[0]["peak_rss_main_mb"]
+    out["peak_rss_main_growth"] = {s: round(g, 3) for s, g in growth.items()}  # largest size's peak / smallest's
     out["goal_chat_peak_rss_main_at_most_1_5x"] = growth["chat"] <= RSS_GROWTH_GOAL if "chat" in growth else None
     return out
 

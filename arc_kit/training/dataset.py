@@ -343,8 +343,8 @@ def _build_split(sources: Sequence[SourcePlan], takes: Sequence[Any], tokenizer:
                     num_proc=workers, writer_batch_size=RECORD_BATCH_ROWS,
                     fn_kwargs={"tokenizer": tokenizer, "options": options}, desc=f"building {split} examples",
                     new_fingerprint=f"{fingerprint}-{split}-rows", **keep)
-    stats.skipped_too_long = int(int_column(rows, "skipped").sum())
-    stats.pairs_dropped = int(int_column(rows, "pairs_dropped").sum())
+    stats.skipped_too_long = column_sum(rows, "skipped")
+    stats.pairs_dropped = column_sum(rows, "pairs_dropped")
     if stats.skipped_too_long:
         rows = rows.filter(lambda length: [n > 0 for n in length], input_columns=["length"], batched=True,
                            num_proc=workers, writer_batch_size=RECORD_BATCH_ROWS, new_fingerprint=f"{fingerprint}-{split}-fits", **keep)
@@ -388,7 +388,26 @@ def int_column(ds: Any, name: str) -> Any:
     """One integer column as a numpy array, read from the Arrow data. Through the ``arrow`` format, not
     ``numpy``: datasets' numpy formatter makes a Python list of one numpy scalar per row first (~50 MB a million
     rows, the main process's peak at millions of rows); pyarrow joins the column's chunks into one array."""
-    return ds.select_columns([name]).with_format("arrow")[:][name].to_numpy()
+    return _arrow_column(ds, name).to_numpy()
+
+
+def column_sum(ds: Any, name: str) -> int:
+    """The sum of an integer column, computed by pyarrow over the memory-mapped chunks (no array of it is made)."""
+    import pyarrow.compute as pc
+
+    return int(pc.sum(_arrow_column(ds, name)).as_py() or 0)
+
+
+def _rows_per_source(ds: Any, n_sources: int) -> list[int]:
+    """Rows of each source (its index in the mix), counted by pyarrow."""
+    import pyarrow.compute as pc
+
+    counts = {int(c["values"]): int(c["counts"]) for c in pc.value_counts(_arrow_column(ds, "source")).to_pylist()}
+    return [counts.get(n, 0) for n in range(n_sources)]
+
+
+def _arrow_column(ds: Any, name: str) -> Any:
+    return ds.select_columns([name]).with_format("arrow")[:][name]
 
 
 def weighted_indices(source_of_row: Any, weights: Sequence[float], seed: int) -> Any | None:
@@ -494,13 +513,14 @@ def build_datasets(
             f"no training examples from {train_stats.tasks} tasks: every example is longer than max_length="
             f"{max_length}, or tasks have no known test outputs and < 2 train pairs"
         )
-    source_of_row = int_column(train, "source")
-    built = [int((source_of_row == n).sum()) for n in range(len(sources))]
-    picked = weighted_indices(source_of_row, [s.weight for s in sources], seed)
+    built = _rows_per_source(train, len(sources))
+    taken = built
+    source_of_row = int_column(train, "source") if any(s.weight != 1.0 for s in sources) else None
+    picked = None if source_of_row is None else weighted_indices(source_of_row, [s.weight for s in sources], seed)
     if picked is not None:
         train = train.select(picked)
-        source_of_row = source_of_row[picked]
-    report = [{"name": s.name, "train_rows_built": built[n], "train_rows_taken": int((source_of_row == n).sum()),
+        taken = [int((source_of_row[picked] == n).sum()) for n in range(len(sources))]
+    report = [{"name": s.name, "train_rows_built": built[n], "train_rows_taken": taken[n],
                "augmentations": s.augmentations, "weight": s.weight} for n, s in enumerate(sources)]
     evals, eval_stats = _build_split(sources, eval_takes, tokenizer, options, cache_dir, num_proc, fingerprint,
                                      "eval", eval_ids)
