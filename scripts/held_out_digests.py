@@ -3,8 +3,9 @@
     python scripts/held_out_digests.py            # rewrite the shipped file from arc-agi-2/evaluation
     python scripts/held_out_digests.py --check    # exit 1 when the shipped file differs from a rebuild
 
-The list holds digests only (a task's canonical form and each solved test pair's), never grids, so training can
-refuse ARC-AGI-2 evaluation tasks by content without the kit shipping the tasks themselves. Prints JSON last.
+The list holds digests only (a task's canonical form, each solved pair's, each pair's cheap key), never grids, so
+training can refuse ARC-AGI-2 evaluation tasks by content without the kit shipping the tasks themselves. Prints JSON
+last.
 """
 
 from __future__ import annotations

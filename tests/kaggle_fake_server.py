@@ -218,8 +218,8 @@ def _handler_for(fake: FakeKaggle) -> type[BaseHTTPRequestHandler]:
             body = json.loads(raw or b"{}")
             with fake._lock:
                 fake.calls.append(Call(method, service, body, dict(self.headers)))
-                if method == "DownloadDataFiles" and method not in fake.fail:
-                    name = f"{body['competitionName']}.zip"
+                if method in ("DownloadDataFiles", "DownloadDataset") and method not in fake.fail:
+                    name = f"{body.get('competitionName') or body.get('datasetSlug')}.zip"
                     self._send(302, b"", extra={"Location": f"{fake.base}/files/{name}"})
                     return
                 status, answer = fake.answer(service, method, body)

@@ -49,8 +49,6 @@ DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md")), REPO / "kerne
         REPO / "submission" / "README.md"]
 SHELL_LANGUAGES = {"bash", "sh", "shell", "console", ""}
 REPO_FOLDERS = ("arc_kit/", "scripts/", "tests/", "docs/", "submission/", ".ci/")
-# Linked from the README's contents before it is written: accepted while it is absent, checked once it exists.
-PENDING_PAGES = {"docs/corpora.md"}
 
 DEMO_COMMAND = ("python -m pip install torch==2.13.0 && python -m pip install -e . -c constraints.txt && "
                 "arc-kit demo --out demo-out")
@@ -241,8 +239,6 @@ def repo_path_problem(token: str) -> str | None:
     """A path into this repository (``arc_kit/configs/nvarc.toml``, ``docs/solver.md``) that does not exist."""
     path = token.split("=", 1)[-1].split("#")[0].rstrip("/.,;:")
     if not path.startswith(REPO_FOLDERS) or is_placeholder(path) or any(c in path for c in "<>*{}[]|"):
-        return None
-    if path in PENDING_PAGES and not (REPO / path).exists():
         return None
     return None if (REPO / path).exists() else f"{path}: no such file or folder in the repository"
 
@@ -481,7 +477,7 @@ def check_link(doc: Path, target: str) -> list[str]:
     file = (doc.parent / path).resolve() if path else doc
     shown = file.relative_to(REPO).as_posix() if file.is_relative_to(REPO) else str(file)
     if not file.exists():
-        return [] if shown in PENDING_PAGES else [f"{target}: {shown} does not exist"]
+        return [f"{target}: {shown} does not exist"]
     if anchor and file.suffix == ".md" and anchor not in anchors(file):
         return [f"{target}: {shown} has no heading #{anchor}"]
     return []

@@ -448,6 +448,26 @@ def test_data_download_unzips_into_a_loadable_folder(fake: FakeKaggle, tmp_path:
     assert list(load_tasks(out / "arc-agi_test_challenges.json").tasks) == ["t1"]
 
 
+def test_data_download_of_a_dataset_keeps_its_folders(fake: FakeKaggle, tmp_path: Path, capsys) -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        for subset in ("arc2_training", "mini"):
+            zf.writestr(f"{subset}/state.json", "{}")
+            zf.writestr(f"{subset}/data-00000-of-00001.arrow", b"arrow")
+    fake.files["nvarc-augmented-puzzles.zip"] = buffer.getvalue()
+    out = tmp_path / "corpora"
+    assert run_standalone(["data", "download"], ["--dataset", "sorokin/nvarc-augmented-puzzles", "--out",
+                                                 str(out)]) == 0
+    (body,) = fake.bodies("DownloadDataset")
+    assert (body["ownerSlug"], body["datasetSlug"]) == ("sorokin", "nvarc-augmented-puzzles")
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == [
+        "arc2_training/data-00000-of-00001.arrow", "arc2_training/state.json", "mini/data-00000-of-00001.arrow",
+        "mini/state.json"]
+    assert "4 files of sorokin/nvarc-augmented-puzzles" in capsys.readouterr().out
+    assert run_standalone(["data", "download"], ["--dataset", "no-slash", "--out", str(out)]) == 1
+    assert "owner/slug" in capsys.readouterr().err
+
+
 # ---- the same client, as a separate process through a proxy (the env-only route a user's shell would take)
 
 

@@ -143,6 +143,21 @@ def check_gpu(run: Run, shared: Shared, tmp: Path) -> None:
     assert cards["T4"]["full"]["free_bytes"] < cards["L4"]["full"]["free_bytes"]
 
 
+def check_data(run: Run, shared: Shared, tmp: Path) -> None:
+    """Every build made the rows its corpus holds: chat rows one example each (as given, the loss on the outputs),
+    JSON-lines problems of 4 pairs 4 leave-one-out examples each, nothing refused or skipped."""
+    result = run.result
+    assert [(r["source"], r["size"]) for r in result["results"]] == [
+        (source, size) for source, sizes in result["sizes"].items() for size in sizes]
+    per_row = {"chat": 1, "jsonl": 4}
+    for r in result["results"]:
+        assert r["examples"] > 0 and r["tokens"] > r["examples"] and r["first_row"]["learnt_tokens"] > 0, r
+        if r["source"] in per_row:
+            assert r["examples"] == per_row[r["source"]] * r["size"], r
+            assert r["refused_held_out"] == r["bad_rows"] == 0, r
+    assert set(result["peak_rss_main_growth"]) == {"synthetic", "chat"}
+
+
 def check_inference(run: Run, shared: Shared, tmp: Path) -> None:
     report = run.result
     methods = ("kit_inplace", "kit_dynamic", "generate_batched", "generate_one_at_a_time")
@@ -296,8 +311,8 @@ BENCH_GOALS = {"model_learned"}
 
 SMOKE: dict[str, Smoke] = {
     "bench_data.py": Smoke(args_run("bench_data.py", "--smoke"),
-                           {"bench", "sizes", "results", "peak_rss_main_mb", "examples_per_s",
-                            "main_rss_growth_per_100k_examples_mb"}),
+                           {"bench", "sizes", "results", "peak_rss_main_mb", "examples_per_s", "peak_rss_main_growth",
+                            "goal_chat_peak_rss_main_at_most_1_5x"}, check_data),
     "bench_gpu.py": Smoke(args_run("bench_gpu.py", "--smoke"), {"device", "shape", "rows"}, check_gpu),
     "bench_inference.py": Smoke(args_run("bench_inference.py", "--smoke"), {"models", "all_identical"},
                                 check_inference),

@@ -172,18 +172,23 @@ def test_builtin_arc_agi_2_evaluation_digests_match_the_files_and_catch_a_disgui
 
 
 @pytest.mark.slow
-def test_bench_data_prints_figures_per_size_and_a_json_summary_last():
+def test_bench_data_smoke_builds_every_source_and_prints_a_json_summary_last():
     import subprocess
     import sys
 
-    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "bench_data.py"), "--sizes", "300,600",
-                           "--num-proc", "1"], capture_output=True, text=True, timeout=300,
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "bench_data.py"), "--smoke", "--num-proc", "2"],
+                          capture_output=True, text=True, timeout=300,
                           env={**__import__("os").environ, "PYTHONPATH": str(REPO)})
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert summary["bench"] == "bench_data" and [r["examples"] >= n for r, n in zip(summary["results"], (300, 600),
-                                                                                    strict=True)] == [True, True]
-    assert all(r["examples_per_s"] > 0 and r["peak_rss_main_mb"] > 0 for r in summary["results"])
+    results = {(r["source"], r["size"]): r for r in summary["results"]}
+    assert summary["bench"] == "bench_data" and sorted(results) == [
+        ("chat", 200), ("chat", 400), ("jsonl", 100), ("synthetic", 300), ("synthetic", 600)]
+    assert all(r["examples_per_s"] > 0 and r["peak_rss_main_mb"] > 0 for r in results.values())
+    assert results["chat", 400]["examples"] == 400  # rows used as given: one example each
+    assert results["jsonl", 100]["examples"] == 100 * 4  # the test pair and 3 leave-one-out targets per problem
+    assert results["chat", 200]["first_row"]["text_head"].startswith("<|im_start|>user\n")
+    assert set(summary["peak_rss_main_growth"]) == {"chat", "synthetic"}
 
 
 def test_the_held_out_digests_script_rebuilds_the_shipped_list():
@@ -194,7 +199,7 @@ def test_the_held_out_digests_script_rebuilds_the_shipped_list():
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.splitlines()[-1])["arc-agi-2-evaluation"] == {
-        "set": "arc-agi-2/evaluation", "tasks": 120, "lines": 287, "unchanged": True}
+        "set": "arc-agi-2/evaluation", "tasks": 120, "lines": 1171, "unchanged": True}
 
 
 def test_every_source_of_a_mix_reaches_the_arrow_build_of_the_trainer(arc_tokenizer, tmp_path):
@@ -213,3 +218,19 @@ def test_every_source_of_a_mix_reaches_the_arrow_build_of_the_trainer(arc_tokeni
     assert built["a"] > 0 and built["b"] > 0, data.sources
     assert taken == {"a": built["a"], "b": 3 * built["b"]} and len(data.train) == taken["a"] + taken["b"]
     assert sorted(set(data.train["source"])) == [0, 1]
+
+
+def test_the_compact_table_finds_every_key_across_merges(monkeypatch):
+    """The mix's bookkeeping at millions of tasks: keys merged into sorted arrays must still be found, with their
+    values, and absent keys not."""
+    from arc_kit.training.mix import U64Table
+
+    monkeypatch.setattr(U64Table, "MERGE_AT", 7)
+    table = U64Table()
+    rng = random.Random(0)
+    keys = list(dict.fromkeys(rng.getrandbits(64) for _ in range(100)))
+    for n, key in enumerate(keys[:60]):
+        table.put(key, value=n * 3, tag=n % 5)
+    assert len(table._keys) >= 56  # most entries were merged into the sorted arrays
+    assert [table.get(k) for k in keys[:60]] == [(n * 3, n % 5) for n in range(60)]
+    assert not any(k in table for k in keys[60:])

@@ -147,10 +147,16 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_submit)
 
 
+LISTED_FILES = 20  # files a download names (a corpus holds 100k)
+
+
 def add_data_download(dsub: argparse._SubParsersAction) -> None:
     """`arc-kit data download`, registered by the `data` command (``arc_kit.cli.data``)."""
-    p = dsub.add_parser("download", help="fetch and unzip the competition files (Kaggle credentials)")
+    p = dsub.add_parser("download", help="fetch and unzip the competition files, or a dataset's (Kaggle credentials)")
     p.add_argument("--competition", default=COMPETITION_SLUG)
+    p.add_argument("--dataset", metavar="OWNER/SLUG", help=(
+        "fetch this Kaggle dataset instead of the competition's files, e.g. sorokin/nvarc-augmented-puzzles "
+        "(docs/corpora.md lists the training corpora)"))
     p.add_argument("--out", type=Path, required=True)
     p.set_defaults(handler=_data_download)
 
@@ -398,8 +404,14 @@ def _submit(args: argparse.Namespace) -> int:
 def _data_download(args: argparse.Namespace) -> int:
     from arc_kit.kaggle import client
 
-    files = client.download_competition(args.competition, args.out)
-    print(f"{len(files)} files of {args.competition} in {args.out}")
-    for path in files:
+    name = args.dataset or args.competition
+    if args.dataset:
+        files = client.download_dataset(args.dataset, args.out)
+    else:
+        files = client.download_competition(args.competition, args.out)
+    print(f"{len(files)} files of {name} in {args.out}")
+    for path in files[:LISTED_FILES]:
         print(f"  {path}")
+    if len(files) > LISTED_FILES:
+        print(f"  ... and {len(files) - LISTED_FILES} more")
     return 0

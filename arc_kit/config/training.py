@@ -63,15 +63,34 @@ class SyntheticSettings(Settings):
     n_test: int = setting(1, help="test pairs per task", ge=1)
 
 
+SourceKind = Literal["auto", "challenges", "task_files", "pair_lists", "chat", "jsonl", "synthetic"]
+RowUse = Literal["tasks", "as_given"]
+BadRowChoice = Literal["fail", "skip"]
+
+
 @dataclass
 class SourceSettings(Settings):
     """One entry of ``[[data.sources]]``: a set of tasks in the mix, with its own share and augmentation count."""
 
     path: str = setting("", help=(
-        "a challenges file (Kaggle layout), a named data set (arc-kit data list), or a folder of JSON files "
-        "searched recursively (ARC-AGI and ConceptARC repos: one task per file; RE-ARC: one list of pairs per "
-        "file, cut into tasks of pairs_per_task). Empty: the kit's synthetic generator, set by this entry's "
-        "synthetic table"))
+        "what to read, laid out as kind says: a challenges file (Kaggle layout) or a named data set (arc-kit data "
+        "list), a folder of task files, a file or folder of pair lists, a datasets folder of chat rows, a JSON-lines "
+        "file of problems (docs/corpora.md lists the published corpora and their layouts). Empty: the kit's "
+        "synthetic generator, set by this entry's synthetic table"))
+    kind: SourceKind = setting("auto", help=(
+        "the layout of path. challenges: a Kaggle-layout challenges file or named set; task_files: a folder of one "
+        "task per JSON file, searched recursively (ARC-AGI and ConceptARC repos, MINI-ARC); pair_lists: JSON lists "
+        "of {input, output}, one file or a folder of them searched recursively (RE-ARC, NVARC's synthetic puzzles), "
+        "cut into tasks of pairs_per_task; chat: a datasets folder saved with save_to_disk, rows {puzzle_name, "
+        "messages: [{role, content}]} with each grid as digit rows joined by newlines (NVARC's augmented puzzles), "
+        "or a folder of such folders; jsonl: JSON lines {examples: [[input, output], ...]} (BARC's ARC-Heavy), "
+        "plain or .gz. auto: found from the path (run_info.json records what was found)"))
+    rows: RowUse = setting("tasks", help=(
+        "tasks: each row or file becomes a task (its last pair the test) that the held-out guard, de-duplication "
+        "and the kit's views and leave-one-out apply to; as_given: each task is one training example exactly as "
+        "given (its pairs in their order, the last one the target; no further views, leave-one-out or "
+        "de-duplication, the held-out guard still applies): NVARC's augmented rows for a model in the nvarc "
+        "format"))
     solutions: str = setting("", help=(
         "the solutions file (or named set) of a challenges file; empty: <x>_solutions.json beside it when there is "
         "one (a named set's always is)"))
@@ -89,6 +108,13 @@ class SourceSettings(Settings):
     pairs_per_task: int = setting(4, help="for lists of pairs (RE-ARC): pairs per task made from them, the last "
                                           "one the test pair", ge=2)
 
+    def cross_check(self, where: str) -> None:
+        if self.kind == "synthetic" and self.path:
+            raise SettingsError(f"{field_path(where, 'kind')} = synthetic takes no path (the generator is set by "
+                                "the synthetic table)")
+        if self.kind not in ("auto", "synthetic") and not self.path:
+            raise SettingsError(f"{field_path(where, 'kind')} = {self.kind} needs a path to read")
+
 
 @dataclass
 class DataSettings(Settings):
@@ -105,16 +131,21 @@ class DataSettings(Settings):
         "a task mix: [[data.sources]] tables, used after the challenges/synthetic short forms above"),
         factory=list)
     held_out: list[str] = setting(help=(
-        "tasks never trained on, matched by content (any rotation, reflection, recolouring or pair order of "
-        "them, under any id, and any task holding one of their solved test pairs): arc-agi-2-evaluation (built "
-        "in, as digests), named data sets (arc-agi-1/evaluation) and/or challenges files or folders (with "
-        "solutions beside them to also catch copied answers). [] to train on everything (e.g. a final submission "
-        "model)"),
+        "tasks never trained on, matched by content in every source layout (any rotation, reflection, "
+        "recolouring or pair order of them, under any id, and any task, chat row or cut of a pair list holding one "
+        "of their pairs, a train pair or a solved test pair): arc-agi-2-evaluation (built in, as digests), named "
+        "data sets (arc-agi-1/evaluation) and/or challenges files or folders (with solutions beside them to also "
+        "catch copied answers). [] to train on everything (e.g. a final submission model)"),
         factory=lambda: ["arc-agi-2-evaluation"])
+    on_bad_row: BadRowChoice = setting("fail", help=(
+        "a malformed file or row (broken JSON, a grid that is not a grid, a chat row that is not pairs of turns): "
+        "fail stops the run with one line naming it; skip leaves it out, names the first few and counts them per "
+        "source in run_info.json"))
     dedupe: bool = setting(True, help="drop a task whose content (same canonical form as held_out's) is already "
                                       "in the mix")
-    num_proc: int = setting(0, help="processes that build the examples (datasets.map)", ge=0,
-                            meaning="0: one per CPU core up to 8 when there are >= 2000 tasks, else 1")
+    num_proc: int = setting(0, help=(
+        "processes that read, digest and check the sources' rows and build the examples (datasets.map)"), ge=0,
+        meaning="0: one per CPU core up to 8 past a source's first 2000 rows or a mix of 2000 tasks, else 1")
     cache_dir: str = setting("", help=(
         "where the built examples are cached (Arrow, memory-mapped); empty: <train.output_dir>/data-cache"))
     augmentations: int = setting(4, help="views per task (the first is the identity); each example is rendered "

@@ -316,14 +316,34 @@ def download_competition(competition: str, out_dir: Path, api: Any = None) -> li
     archives = sorted(set(out_dir.glob("*.zip")) | before)
     if not archives:
         raise KaggleError(f"downloading competition {competition}: no archive arrived in {out_dir}")
-    extracted: list[Path] = []
-    for archive in archives:
-        with zipfile.ZipFile(archive) as zf:
-            for member in zf.namelist():
-                target = (out_dir / member).resolve()
-                if out_dir.resolve() not in target.parents:
-                    raise KaggleError(f"{archive}: member {member!r} would land outside {out_dir}")
-            zf.extractall(out_dir)
-            extracted += [out_dir / m for m in zf.namelist() if not m.endswith("/")]
-        os.remove(archive)
+    return [path for archive in archives for path in _unzip(archive, out_dir)]
+
+
+def download_dataset(ref: str, out_dir: Path, api: Any = None) -> list[Path]:
+    """Fetch a Kaggle dataset (``owner/slug``, or ``owner/slug/version``) and unzip it into ``out_dir``; returns
+    the extracted files. Folders inside the dataset (NVARC's subsets) keep their layout."""
+    parts = ref.split("/")
+    if len(parts) not in (2, 3) or not all(parts) or (len(parts) == 3 and not parts[2].isdigit()):
+        raise KaggleError(f"dataset id must be owner/slug or owner/slug/version, got {ref!r}")
+    api = api or client()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with _kaggle_call(f"downloading dataset {ref}"), contextlib.redirect_stdout(io.StringIO()):
+        api.dataset_download_files(ref, path=str(out_dir), force=True, quiet=True)
+    archive = out_dir / f"{parts[1]}.zip"
+    if not archive.is_file():
+        raise KaggleError(f"downloading dataset {ref}: no archive arrived in {out_dir}")
+    return _unzip(archive, out_dir)
+
+
+def _unzip(archive: Path, out_dir: Path) -> list[Path]:
+    """Extract ``archive`` into ``out_dir`` (a member that would land outside it is refused) and remove it."""
+    with zipfile.ZipFile(archive) as zf:
+        for member in zf.namelist():
+            target = (out_dir / member).resolve()
+            if out_dir.resolve() not in target.parents:
+                raise KaggleError(f"{archive}: member {member!r} would land outside {out_dir}")
+        zf.extractall(out_dir)
+        extracted = [out_dir / m for m in zf.namelist() if not m.endswith("/")]
+    os.remove(archive)
     return extracted

@@ -12,14 +12,20 @@ demonstration outputs are learnt too), ``length`` (for length-grouped batches) a
 SFTTrainer sees ``input_ids`` and keeps the ``labels`` as given. Tokens are made with ``add_special_tokens=False``:
 the format writes every special token itself, and inference must tokenize prompts the same way.
 
-The eval split holds whole task ids (chosen by a seeded shuffle), so no view of an eval task is trained on.
+The eval split holds whole task ids (chosen by a seeded hash of each id), so no view of an eval task is trained
+on.
 """
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
 import os
 import random
+import tempfile
+import weakref
+from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,10 +49,10 @@ class BuildStats:
     examples: int = 0
     skipped_too_long: int = 0  # examples whose answer plus one train pair still exceeds max_length
     pairs_dropped: int = 0  # train pairs left out of prompts to fit max_length
-    task_ids: list[str] = field(default_factory=list)
+    task_ids: list[str] = field(default_factory=list)  # filled by build_rows and for the eval split (few)
 
     def to_json(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k != "task_ids"} | {"num_task_ids": len(self.task_ids)}
+        return {k: v for k, v in self.__dict__.items() if k != "task_ids"} | {"num_task_ids": self.tasks}
 
 
 def build_rows(
@@ -85,13 +91,46 @@ def build_rows(
 
 
 def split_task_ids(task_ids: Sequence[str], eval_fraction: float, seed: int) -> tuple[list[str], list[str]]:
-    """(train ids, eval ids): a seeded shuffle of the sorted ids, the first ``eval_fraction`` held out."""
+    """(train ids, eval ids), each sorted: ``eval_mask`` over the distinct ids."""
+    import numpy as np
+
     ids = sorted(set(task_ids))
-    if eval_fraction <= 0 or len(ids) < 2:
-        return ids, []
-    random.Random(f"eval-split:{seed}").shuffle(ids)
-    n_eval = min(len(ids) - 1, max(1, round(len(ids) * eval_fraction)))
-    return sorted(ids[n_eval:]), sorted(ids[:n_eval])
+    held = eval_mask(np.fromiter((id_hash(i) for i in ids), dtype=np.uint64, count=len(ids)), eval_fraction, seed)
+    return [i for i, h in zip(ids, held, strict=True) if not h], [i for i, h in zip(ids, held, strict=True) if h]
+
+
+def eval_mask(id_hashes: Any, eval_fraction: float, seed: int) -> Any:
+    """Which tasks are held out for the eval loss (a numpy bool array over ``id_hashes``, the ``id_hash`` of each
+    task's id): the ``eval_fraction`` whose ids come first under a seeded hash; at least one, and at least one
+    left to train on, when > 0 and there are >= 2 tasks. Decided by id alone, so the same task is on the same side
+    whatever else is in the mix, and a mix of millions of tasks is split without holding its ids."""
+    import numpy as np
+
+    n = len(id_hashes)
+    held = np.zeros(n, dtype=bool)
+    if eval_fraction <= 0 or n < 2:
+        return held
+    n_eval = min(n - 1, max(1, round(n * eval_fraction)))
+    keys = _mix64(np.asarray(id_hashes, dtype=np.uint64) ^ np.uint64(hash_seed(f"eval-split:{seed}")))
+    held[np.argsort(keys, kind="stable")[:n_eval]] = True
+    return held
+
+
+def _mix64(x: Any) -> Any:
+    """splitmix64's finaliser on a uint64 array: every input bit moves every output bit, so a seed changes the
+    order of all ids (numpy's uint64 arithmetic wraps, as the finaliser needs)."""
+    import numpy as np
+
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def id_hash(task_id: str) -> int:
+    """A task id as 64 bits: what the split and the duplicate check hold per task instead of the id itself."""
+    import hashlib
+
+    return int.from_bytes(hashlib.blake2b(task_id.encode(), digest_size=8).digest(), "little")
 
 
 @dataclass
@@ -112,6 +151,7 @@ class SourcePlan:
     tasks: Sequence[Task] | CompactTasks
     augmentations: int
     weight: float = 1.0
+    as_given: bool = False  # one example per task, as given: no further views or leave-one-out
 
 
 def merge_task_sets(task_sets: Sequence[TaskSet] | TaskSet) -> dict[str, Task]:
@@ -151,36 +191,85 @@ def task_from_record(text: str) -> Task:
 
 
 class CompactTasks:
-    """Tasks kept as their JSON records (about 8x smaller than tuples of tuples): a mix of many thousands of tasks
-    stays small in every training process. Reads back as ``Task`` objects."""
+    """Tasks kept as their JSON records in a temporary file, with only each record's offset and its id's
+    ``id_hash`` in memory (16 bytes a task): a mix of millions of tasks stays small in every training process.
+    Reads back as ``Task`` objects, in the order appended.
 
-    def __init__(self, tasks: Iterable[Task] = ()) -> None:
-        self.records: list[str] = []
-        self.ids: list[str] = []
+    ``folder``: where the file goes (the system's temporary folder when None); the file is removed when the
+    object is collected. A pickled copy reads the same file and never removes it.
+    """
+
+    def __init__(self, tasks: Iterable[Task] = (), folder: str | Path | None = None) -> None:
+        fd, name = tempfile.mkstemp(prefix="arc-kit-tasks-", suffix=".jsonl", dir=folder)
+        self.path = name
+        self._writer: Any = os.fdopen(fd, "wb")
+        self._end = 0
+        self.offsets = array("q")
+        self.id_hashes = array("Q")
+        weakref.finalize(self, _remove_file, self._writer, name)
         for t in tasks:
             self.append(t)
 
     def append(self, task: Task) -> None:
-        self.records.append(task_record(task))
-        self.ids.append(task.task_id)
+        self.append_record(task_record(task), task.task_id)
+
+    def append_record(self, record: str, task_id: str) -> None:
+        """A task already as its ``task_record`` (worker processes make the records)."""
+        data = record.encode() + b"\n"
+        self._writer.write(data)
+        self.offsets.append(self._end)
+        self.id_hashes.append(id_hash(task_id))
+        self._end += len(data)
 
     def __len__(self) -> int:
-        return len(self.records)
+        return len(self.offsets)
+
+    def records(self) -> Iterator[str]:
+        """Every task's JSON record, in order, read from the file (never all at once)."""
+        if self._writer is not None:
+            self._writer.flush()
+        with open(self.path, "rb") as f:
+            for _ in range(len(self.offsets)):
+                yield f.readline()[:-1].decode()
 
     def __iter__(self) -> Iterator[Task]:
-        return (task_from_record(r) for r in self.records)
+        return (task_from_record(r) for r in self.records())
 
     def __getitem__(self, i: int) -> Task:
-        return task_from_record(self.records[i])
+        return next(self.at([i]))
+
+    def at(self, positions: Iterable[int]) -> Iterator[Task]:
+        """The tasks at ``positions``, in that order, from one open file."""
+        if self._writer is not None:
+            self._writer.flush()
+        with open(self.path, "rb") as f:
+            for i in positions:
+                f.seek(self.offsets[i])
+                yield task_from_record(f.readline()[:-1].decode())
+
+    def __getstate__(self) -> dict[str, Any]:
+        if self._writer is not None:
+            self._writer.flush()
+        return {"path": self.path, "_end": self._end, "offsets": self.offsets, "id_hashes": self.id_hashes,
+                "_writer": None}
+
+
+def _remove_file(writer: Any, path: str) -> None:
+    writer.close()
+    with contextlib.suppress(OSError):
+        os.remove(path)
 
 
 def _expand(batch: dict[str, list[Any]], tokenizer: Any, options: dict[str, Any]) -> dict[str, list[Any]]:
     """``datasets.map`` function: plan rows (one task each) -> example rows. An example too long for max_length
     becomes a row of length 0 (counted, then filtered out), so the count survives the worker processes."""
     out: dict[str, list[Any]] = {k: [] for k in ROW_COLUMNS}
-    for text, source, augmentations in zip(batch["task"], batch["source"], batch["augmentations"], strict=True):
+    for text, source, augmentations, as_given in zip(batch["task"], batch["source"], batch["augmentations"],
+                                                     batch["as_given"], strict=True):
         task = task_from_record(text)
-        rows, stats = build_rows([task], tokenizer, augmentations=augmentations, **options)
+        given = {"augmentations": 1, "leave_one_out": False, "use_test_pairs": True} if as_given else {
+            "augmentations": augmentations}
+        rows, stats = build_rows([task], tokenizer, **(options | given))
         for row in rows:
             row.update(source=source, skipped=0)
         rows += [{"text": "", "input_ids": [], "labels": [], "length": 0, "task_id": task.task_id, "view": "",
@@ -191,28 +280,38 @@ def _expand(batch: dict[str, list[Any]], tokenizer: Any, options: dict[str, Any]
     return out
 
 
-ROW_COLUMNS = ("text", "input_ids", "labels", "length", "task_id", "view", "source", "pairs_dropped", "skipped")
+# The small integer columns first: the main process reads them back (counts, weights, lengths), and first they sit
+# beside each Arrow record batch's header, in the 64 KB Linux maps around that read anyway.
+ROW_COLUMNS = ("length", "source", "skipped", "pairs_dropped", "task_id", "view", "text", "input_ids", "labels")
 
 
-def _id_records(tasks: Sequence[Task] | CompactTasks) -> Iterator[tuple[str, str]]:
-    """(task id, JSON record) of each task, without decoding compact ones."""
+def _records(tasks: Sequence[Task] | CompactTasks) -> Iterator[str]:
+    """Each task's JSON record, without decoding compact ones."""
+    return tasks.records() if isinstance(tasks, CompactTasks) else (task_record(t) for t in tasks)
+
+
+def _tasks_at(tasks: Sequence[Task] | CompactTasks, positions: Any) -> Iterator[Task]:
+    picked = (int(i) for i in positions)
+    return tasks.at(picked) if isinstance(tasks, CompactTasks) else (tasks[i] for i in picked)
+
+
+def _id_hashes(tasks: Sequence[Task] | CompactTasks) -> Any:
+    import numpy as np
+
     if isinstance(tasks, CompactTasks):
-        return zip(tasks.ids, tasks.records, strict=True)
-    return ((t.task_id, task_record(t)) for t in tasks)
+        return np.frombuffer(tasks.id_hashes, dtype=np.uint64).copy()
+    return np.fromiter((id_hash(t.task_id) for t in tasks), dtype=np.uint64, count=len(tasks))
 
 
-def _task_ids(tasks: Sequence[Task] | CompactTasks) -> list[str]:
-    return list(tasks.ids) if isinstance(tasks, CompactTasks) else [t.task_id for t in tasks]
-
-
-def _plan_rows(sources: Sequence[tuple[int, SourcePlan]], ids: set[str]) -> Iterator[dict[str, Any]]:
-    """One row per task: its record, its source's index in the mix and its views. Each source travels with its
-    index: ``Dataset.from_generator`` shards a list argument (one source per shard), so a count kept here would
-    start again at 0 in every shard."""
-    for n, src in sources:
-        for task_id, record in _id_records(src.tasks):
-            if task_id in ids:
-                yield {"task": record, "source": n, "augmentations": src.augmentations}
+def _plan_rows(sources: Sequence[tuple[int, SourcePlan, Any]]) -> Iterator[dict[str, Any]]:
+    """One row per task of this split (``take``, a bool per task of the source): its record, its source's index
+    in the mix, its views and whether it is used as given. Each source travels with its index: ``Dataset.
+    from_generator`` shards a list argument (one source per shard), so a count kept here would start again at 0 in
+    every shard."""
+    for n, src, take in sources:
+        for record, keep in zip(_records(src.tasks), take, strict=True):
+            if keep:
+                yield {"task": record, "source": n, "augmentations": src.augmentations, "as_given": src.as_given}
 
 
 def auto_num_proc(num_tasks: int) -> int:
@@ -220,40 +319,95 @@ def auto_num_proc(num_tasks: int) -> int:
     return 1 if num_tasks < 2000 else max(1, min(8, os.cpu_count() or 1))
 
 
-def _build_split(sources: Sequence[SourcePlan], ids: list[str], tokenizer: Any, options: dict[str, Any],
-                 cache_dir: str | None, num_proc: int, fingerprint: str, split: str) -> tuple[Any, BuildStats]:
-    """One split's rows as a ``datasets.Dataset``: plan (one row per task) -> map (examples) -> filter."""
+def _build_split(sources: Sequence[SourcePlan], takes: Sequence[Any], tokenizer: Any, options: dict[str, Any],
+                 cache_dir: str | None, num_proc: int, fingerprint: str, split: str,
+                 task_ids: list[str]) -> tuple[Any, BuildStats]:
+    """One split's rows as a ``datasets.Dataset``: plan (one row per task ``takes`` picks) -> map (examples) ->
+    filter. ``task_ids``: the split's ids when they are few enough to report (the eval split), else []."""
     from datasets import Dataset
 
-    stats = BuildStats(tasks=len(ids), task_ids=list(ids))
-    if not ids:
+    count = int(sum(int(t.sum()) for t in takes))
+    stats = BuildStats(tasks=count, task_ids=task_ids)
+    if not count:
         return None, stats
-    id_set = set(ids)
-    gen_kwargs = {"sources": list(enumerate(sources)), "ids": id_set}
+    planned = [(n, src, take) for n, (src, take) in enumerate(zip(sources, takes, strict=True))]
     if cache_dir is None:  # small, in-memory builds (tests, TTT)
-        plan = Dataset.from_list(list(_plan_rows(gen_kwargs["sources"], id_set)))
+        plan = Dataset.from_list(list(_plan_rows(planned)))
         keep = {"keep_in_memory": True}
     else:
-        plan = Dataset.from_generator(_plan_rows, gen_kwargs=gen_kwargs, cache_dir=cache_dir,
-                                      fingerprint=f"{fingerprint}-{split}-plan")
+        plan = Dataset.from_generator(_plan_rows, gen_kwargs={"sources": planned}, cache_dir=cache_dir,
+                                      fingerprint=f"{fingerprint}-{split}-plan", writer_batch_size=PLAN_BATCH)
         keep = {}
     workers = num_proc if num_proc > 1 and len(plan) > 1 else None
-    rows = plan.map(_expand, batched=True, batch_size=8, remove_columns=plan.column_names, num_proc=workers,
+    rows = plan.map(_expand, batched=True, batch_size=tasks_per_batch(sources), remove_columns=plan.column_names,
+                    num_proc=workers, writer_batch_size=RECORD_BATCH_ROWS,
                     fn_kwargs={"tokenizer": tokenizer, "options": options}, desc=f"building {split} examples",
                     new_fingerprint=f"{fingerprint}-{split}-rows", **keep)
-    stats.skipped_too_long = int(int_column(rows, "skipped").sum())
-    stats.pairs_dropped = int(int_column(rows, "pairs_dropped").sum())
+    stats.skipped_too_long = column_sum(rows, "skipped")
+    stats.pairs_dropped = column_sum(rows, "pairs_dropped")
     if stats.skipped_too_long:
         rows = rows.filter(lambda length: [n > 0 for n in length], input_columns=["length"], batched=True,
-                           num_proc=workers, new_fingerprint=f"{fingerprint}-{split}-fits", **keep)
+                           num_proc=workers, writer_batch_size=RECORD_BATCH_ROWS, new_fingerprint=f"{fingerprint}-{split}-fits", **keep)
     rows = rows.remove_columns(["skipped", "pairs_dropped"])
     stats.examples = len(rows)
     return rows, stats
 
 
+def _check_unique_ids(sources: Sequence[SourcePlan], hashes: Sequence[Any]) -> Any:
+    """All tasks' id hashes in mix order; a task id in the mix twice is an error naming it."""
+    import numpy as np
+
+    joined = np.concatenate(hashes) if hashes else np.zeros(0, dtype=np.uint64)
+    if not len(joined):
+        raise TrainingDataError("no tasks to build a training set from")
+    ordered = np.sort(joined)
+    repeats = ordered[1:][ordered[1:] == ordered[:-1]]
+    if len(repeats):
+        twice = repeats[0]
+        where = [(src, int(i)) for src, h in zip(sources, hashes, strict=True) for i in np.flatnonzero(h == twice)]
+        src, i = where[0]
+        raise TrainingDataError(f"task id {src.tasks[i].task_id} appears twice in the mix")
+    return joined
+
+
+def tasks_per_batch(sources: Sequence[SourcePlan]) -> int:
+    """Tasks per ``datasets.map`` batch: 2048 rows used as given, else about 512 examples' worth of tasks (a view
+    of a task gives about 4 examples), at least 8.
+
+    Why large: each batch is one Arrow record batch on disk, and the main process reads the header of every batch
+    of the memory-mapped files back; Linux maps the 64 KB around each page read, so small batches would make
+    memory grow with the rows. Why not larger: a worker holds one batch of tokenized rows (2048 rows of 2k tokens
+    are ~300 MB)."""
+    if all(s.as_given for s in sources):
+        return 2048
+    views = max(1 if s.as_given else s.augmentations for s in sources)
+    return max(8, 512 // (4 * max(1, views)))
+
+
 def int_column(ds: Any, name: str) -> Any:
-    """One integer column as a numpy array, read from the Arrow data (not row by row)."""
-    return ds.select_columns([name]).with_format("numpy")[:][name]
+    """One integer column as a numpy array, read from the Arrow data. Through the ``arrow`` format, not
+    ``numpy``: datasets' numpy formatter makes a Python list of one numpy scalar per row first (~50 MB a million
+    rows, the main process's peak at millions of rows); pyarrow joins the column's chunks into one array."""
+    return _arrow_column(ds, name).to_numpy()
+
+
+def column_sum(ds: Any, name: str) -> int:
+    """The sum of an integer column, computed by pyarrow over the memory-mapped chunks (no array of it is made)."""
+    import pyarrow.compute as pc
+
+    return int(pc.sum(_arrow_column(ds, name)).as_py() or 0)
+
+
+def _rows_per_source(ds: Any, n_sources: int) -> list[int]:
+    """Rows of each source (its index in the mix), counted by pyarrow."""
+    import pyarrow.compute as pc
+
+    counts = {int(c["values"]): int(c["counts"]) for c in pc.value_counts(_arrow_column(ds, "source")).to_pylist()}
+    return [counts.get(n, 0) for n in range(n_sources)]
+
+
+def _arrow_column(ds: Any, name: str) -> Any:
+    return ds.select_columns([name]).with_format("arrow")[:][name]
 
 
 def weighted_indices(source_of_row: Any, weights: Sequence[float], seed: int) -> Any | None:
@@ -281,9 +435,12 @@ def hash_seed(text: str) -> int:
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
 
 
+PLAN_BATCH = 4096  # plan rows (task records) per Arrow record batch: few batches to read back (tasks_per_batch)
+RECORD_BATCH_ROWS = 4096  # the most example rows per Arrow record batch (datasets' default, 1000, splits ours)
+
 # Part of every cache key: raised when the same inputs build different rows (a fix in the build), so a cache
 # written before is rebuilt rather than read back.
-BUILD_VERSION = 2
+BUILD_VERSION = 3
 
 
 def build_fingerprint(sources: Sequence[SourcePlan], tokenizer: Any, options: dict[str, Any], seed: int) -> str:
@@ -296,9 +453,9 @@ def build_fingerprint(sources: Sequence[SourcePlan], tokenizer: Any, options: di
 
     h = hashlib.sha256(f"arc-kit-build-{BUILD_VERSION}".encode())
     for src in sources:
-        h.update(f"{src.name}|{src.augmentations}|{src.weight}|{len(src.tasks)}".encode())
+        h.update(f"{src.name}|{src.augmentations}|{src.weight}|{src.as_given}|{len(src.tasks)}".encode())
         if isinstance(src.tasks, CompactTasks):
-            for record in src.tasks.records:  # the record is the task exactly (id, grids, order)
+            for record in src.tasks.records():  # the record is the task exactly (id, grids, order)
                 h.update(hashlib.blake2b(record.encode(), digest_size=16).digest())
             continue
         for task in src.tasks:
@@ -337,33 +494,36 @@ def build_datasets(
         tasks = merge_task_sets(sources)  # type: ignore[arg-type]
         sources = [SourcePlan("tasks", list(tasks.values()), augmentations)]
     sources = list(sources)  # type: ignore[arg-type]
-    all_ids = [i for src in sources for i in _task_ids(src.tasks)]
-    if not all_ids:
-        raise TrainingDataError("no tasks to build a training set from")
-    if len(set(all_ids)) != len(all_ids):
-        raise TrainingDataError("a task id appears twice in the mix")
-    train_ids, eval_ids = split_task_ids(all_ids, eval_fraction, seed)
+    hashes = [_id_hashes(src.tasks) for src in sources]
+    held = eval_mask(_check_unique_ids(sources, hashes), eval_fraction, seed)
+    bounds = [0, *itertools.accumulate(len(h) for h in hashes)]
+    eval_takes = [held[a:b] for a, b in itertools.pairwise(bounds)]
+    train_takes = [~t for t in eval_takes]
+    eval_ids = sorted(task.task_id for src, take in zip(sources, eval_takes, strict=True)
+                      for task in _tasks_at(src.tasks, take.nonzero()[0]))
     options = dict(prompt_format=prompt_format, loss_on=loss_on, max_length=max_length, seed=seed,
                    use_test_pairs=use_test_pairs, leave_one_out=leave_one_out, permute_background=permute_background)
     fingerprint = build_fingerprint(sources, tokenizer, options, seed) if cache_dir is not None else "memory"
     if cache_dir is not None:
         Path(cache_dir).mkdir(parents=True, exist_ok=True)
-    train, train_stats = _build_split(sources, train_ids, tokenizer, options, cache_dir, num_proc, fingerprint,
-                                      "train")
+    train, train_stats = _build_split(sources, train_takes, tokenizer, options, cache_dir, num_proc, fingerprint,
+                                      "train", [])
     if train is None or len(train) == 0:
         raise TrainingDataError(
-            f"no training examples from {len(train_ids)} tasks: every example is longer than max_length="
+            f"no training examples from {train_stats.tasks} tasks: every example is longer than max_length="
             f"{max_length}, or tasks have no known test outputs and < 2 train pairs"
         )
-    source_of_row = int_column(train, "source")
-    built = [int((source_of_row == n).sum()) for n in range(len(sources))]
-    picked = weighted_indices(source_of_row, [s.weight for s in sources], seed)
+    built = _rows_per_source(train, len(sources))
+    taken = built
+    source_of_row = int_column(train, "source") if any(s.weight != 1.0 for s in sources) else None
+    picked = None if source_of_row is None else weighted_indices(source_of_row, [s.weight for s in sources], seed)
     if picked is not None:
         train = train.select(picked)
-        source_of_row = source_of_row[picked]
-    report = [{"name": s.name, "train_rows_built": built[n], "train_rows_taken": int((source_of_row == n).sum()),
+        taken = [int((source_of_row[picked] == n).sum()) for n in range(len(sources))]
+    report = [{"name": s.name, "train_rows_built": built[n], "train_rows_taken": taken[n],
                "augmentations": s.augmentations, "weight": s.weight} for n, s in enumerate(sources)]
-    evals, eval_stats = _build_split(sources, eval_ids, tokenizer, options, cache_dir, num_proc, fingerprint, "eval")
+    evals, eval_stats = _build_split(sources, eval_takes, tokenizer, options, cache_dir, num_proc, fingerprint,
+                                     "eval", eval_ids)
     if evals is not None and len(evals) > max_eval_examples:
         keep = sorted(random.Random(f"eval-rows:{seed}").sample(range(len(evals)), max_eval_examples))
         evals = evals.select(keep)

@@ -98,7 +98,13 @@ def load_task_sets(config: TrainConfig) -> list[Any]:
     model or tokenizer, so a run calls it before loading the model (a bad file must not cost a model load)."""
     from arc_kit.training.mix import load_mix
 
-    return load_mix(config.data)
+    return load_mix(config.data, work_dir=data_cache_dir(config))
+
+
+def data_cache_dir(config: TrainConfig) -> str:
+    """Where the mix spools its tasks and the examples are cached: ``data.cache_dir``, else
+    ``<output_dir>/data-cache``."""
+    return config.data.cache_dir or str(Path(config.train.output_dir) / "data-cache")
 
 
 def build_training_data(config: TrainConfig, tokenizer: Any, prompt_format: Any, mix: list[Any]) -> Any:
@@ -107,9 +113,9 @@ def build_training_data(config: TrainConfig, tokenizer: Any, prompt_format: Any,
     from arc_kit.training.dataset import SourcePlan, auto_num_proc, build_datasets
 
     d = config.data
-    sources = [SourcePlan(s.name, s.tasks, s.augmentations, s.weight) for s in mix]
+    sources = [SourcePlan(s.name, s.tasks, s.augmentations, s.weight, s.as_given) for s in mix]
     num_tasks = sum(len(s.tasks) for s in sources)
-    cache_dir = d.cache_dir or str(Path(config.train.output_dir) / "data-cache")
+    cache_dir = data_cache_dir(config)
     return build_datasets(
         sources, tokenizer, prompt_format=prompt_format, loss_on=d.loss_on, augmentations=d.augmentations,
         max_length=d.max_length, seed=d.seed,
@@ -304,7 +310,6 @@ def run_training(config: TrainConfig, resume: bool = False, resume_from: str | P
     config.check()
     started = _now()
     run_dir = check_output_dir(config)
-    task_sets = load_task_sets(config)
     checkpoint = last_checkpoint(run_dir)
     source = None  # a checkpoint of another run folder to go on from
     if resume_from is not None:
@@ -321,6 +326,7 @@ def run_training(config: TrainConfig, resume: bool = False, resume_from: str | P
     earlier = source.parent if source is not None else run_dir if resume and checkpoint else None
     if earlier is not None:
         check_same_config(earlier, config, here.num_processes, warn_unknown=source is not None)
+    task_sets = load_task_sets(config)  # after the run folder's checks: it spools into the run folder
     if source is not None:
         resume, checkpoint = True, run_dir / source.name
     # the earlier run's checkpoint: its name in this folder, its path in another
