@@ -19,7 +19,7 @@ from test_training_mix import disguised
 from arc_kit.config.training import DataSettings, SourceSettings
 from arc_kit.core.synthetic import generate_tasks
 from arc_kit.core.tasks import Task, TaskFileError, load_tasks, task_to_json
-from arc_kit.training.mix import load_mix
+from arc_kit.training.mix import MixError, load_mix
 from arc_kit.training.readers import detect_kind, task_to_messages
 
 REPO = Path(__file__).resolve().parents[1]
@@ -238,3 +238,98 @@ def test_the_nvarc_continue_config_reads_nvarc_subsets_as_given_and_refuses_the_
     assert [s.name for s in mix] == subsets[:6]  # the evaluation subset is not a source
     assert all(s.kind == "chat" and s.as_given and len(s.tasks) == 3 for s in mix)
     assert {s.name: len(s.refused_held_out) for s in mix if s.refused_held_out} == {"rearc": 1}
+
+
+def _chat_folder(path: Path, n: int = 3) -> Path:
+    from datasets import Dataset
+
+    rows = [{"puzzle_name": t.task_id, "messages": task_to_messages(t)}
+            for t in generate_tasks(["rot180"], n, seed=31, sizes=[3], n_train=2)]
+    Dataset.from_list(rows).save_to_disk(str(path))
+    return path
+
+
+def _problem_line(task: Task) -> bytes:
+    examples = [[_grid_json(p.input), _grid_json(p.output)] for p in (*task.train, *task.test)]
+    return (json.dumps({"examples": examples}) + "\n").encode()
+
+
+@pytest.mark.parametrize("damage", ["missing", "truncated"])
+def test_a_damaged_arrow_file_is_one_line_when_the_source_is_counted_for_max_tasks(tmp_path, damage):
+    folder = _chat_folder(tmp_path / "chat")
+    [arrow] = folder.glob("*.arrow")
+    if damage == "missing":
+        arrow.unlink()
+    else:
+        arrow.write_bytes(arrow.read_bytes()[:200])
+    with pytest.raises(TaskFileError, match=arrow.name) as caught:
+        load_mix(DataSettings(sources=[SourceSettings(path=str(folder), max_tasks=1)], held_out=[]), quiet=True)
+    assert "\n" not in str(caught.value)
+
+
+def test_a_corrupt_gzip_file_is_one_line_naming_it(tmp_path):
+    import gzip
+
+    lines = b"".join(_problem_line(t) for t in generate_tasks(["rot180"], 3, seed=32, sizes=[3], n_train=2))
+    packed = bytearray(gzip.compress(lines))
+    for i in range(20, 60):
+        packed[i] ^= 0x5A
+    file = tmp_path / "heavy.jsonl.gz"
+    file.write_bytes(bytes(packed))
+    for on_bad_row in ("fail", "skip"):
+        with pytest.raises(TaskFileError, match="heavy.jsonl.gz"):
+            load_mix(DataSettings(sources=[SourceSettings(path=str(file))], held_out=[], on_bad_row=on_bad_row),
+                     quiet=True)
+
+
+def test_a_line_that_is_not_utf8_or_nested_too_deep_is_a_bad_row(tmp_path):
+    tasks = generate_tasks(["rot180"], 3, seed=33, sizes=[3], n_train=2)
+    file = tmp_path / "heavy.jsonl"
+    file.write_bytes(b"\xef\xbb\xbf" + _problem_line(tasks[0]) + b"\xff\xfe\n" + _problem_line(tasks[1])
+                     + b"[" * 100_000 + b"\n" + _problem_line(tasks[2]))
+    [source] = load_mix(DataSettings(sources=[SourceSettings(path=str(file))], held_out=[], on_bad_row="skip"),
+                        quiet=True)
+    report = source.report()
+    assert (report["kept"], report["bad_rows"]) == (3, 2)
+    assert "line 2" in report["bad_examples"][0] and "line 4" in report["bad_examples"][1]
+    with pytest.raises(TaskFileError, match="heavy.jsonl line 2"):
+        load_mix(DataSettings(sources=[SourceSettings(path=str(file))], held_out=[]), quiet=True)
+
+
+def test_json_lines_files_of_one_stem_keep_apart_ids(tmp_path):
+    tasks = generate_tasks(["rot180", "flip_lr"], 3, seed=34, sizes=[3], n_train=2)
+    folder = tmp_path / "lines"
+    folder.mkdir()
+    (folder / "a.jsonl").write_bytes(_problem_line(tasks[0]))
+    (folder / "a.ndjson").write_bytes(_problem_line(tasks[1]))
+    import gzip
+
+    (folder / "a.jsonl.gz").write_bytes(gzip.compress(_problem_line(tasks[2])))
+    [source] = load_mix(DataSettings(sources=[SourceSettings(path=str(folder))], held_out=[], dedupe=False),
+                        quiet=True)
+    ids = [t.task_id for t in source.tasks]
+    assert len(ids) == 3 and len(set(ids)) == 3
+
+
+def test_a_source_that_yields_no_tasks_is_named(tmp_path, caplog):
+    tasks = generate_tasks(["rot180"], 2, seed=35, sizes=[3], n_train=2)
+    short = tmp_path / "short"
+    short.mkdir()
+    (short / "one.json").write_text(json.dumps(_pairs_json(tasks[0])[:1]))  # fewer pairs than a task
+    good = tmp_path / "good"
+    _write_task(good / "t.json", tasks[1])
+    empty = SourceSettings(path=str(short), name="too-short", kind="pair_lists", pairs_per_task=4)
+    with caplog.at_level("WARNING", logger="arc_kit.training.mix"):
+        load_mix(DataSettings(sources=[SourceSettings(path=str(good), kind="task_files"), empty], held_out=[]))
+    assert any("too-short" in r.getMessage() and "no tasks" in r.getMessage() for r in caplog.records)
+    with pytest.raises(MixError) as caught:  # alone: the error says what each source held
+        load_mix(DataSettings(sources=[empty], held_out=[]), quiet=True)
+    assert "too-short" in str(caught.value) and "0 read" in str(caught.value)
+
+
+def test_a_missing_source_path_names_the_source(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    source = SourceSettings(path="data/nvarc-augmented-puzzles/arc2_training", name="arc2_training")
+    with pytest.raises(TaskFileError) as caught:
+        load_mix(DataSettings(sources=[source], held_out=[]), quiet=True)
+    assert str(caught.value).startswith("data source arc2_training: ") and str(tmp_path) in str(caught.value)

@@ -136,8 +136,13 @@ def source_name(s: SourceSettings) -> str:
 
 def source_kind(s: SourceSettings) -> str:
     """The layout of a source: as given, or found from its path (``readers.detect_kind``)."""
-    if s.path:
-        _resolve(s.path, "data")  # a path that is neither a file, a folder nor a named set, in the kit's words
+    if s.path:  # a path that is neither a file, a folder nor a named set, in the kit's words
+        try:
+            _resolve(s.path, f"data source {source_name(s)}")
+        except TaskFileError as e:
+            if Path(s.path).is_absolute():
+                raise
+            raise TaskFileError(f"{e} (relative paths are read from {Path.cwd()})") from None
     return s.kind if s.kind != "auto" else readers.detect_kind(s.path)
 
 
@@ -402,7 +407,9 @@ def load_mix(d: DataSettings, *, quiet: bool = False, work_dir: str | Path | Non
     with _folder_for(work_dir):
         out = [_load_source(i, kind, d, held, seen, quiet, work_dir) for i, kind in enumerate(kinds)]
         if not any(s.tasks for s in out):
-            raise MixError("data: no training tasks left after the held-out refusal and de-duplication")
+            held = "; ".join(f"{s.name}: {s.loaded} read, {len(s.refused_held_out)} held out, {s.duplicates} "
+                             f"duplicate(s), {s.bad_rows} bad row(s)" for s in out)
+            raise MixError(f"data: no training tasks ({held})")
     return out
 
 
@@ -541,7 +548,13 @@ def _bad_row(src: Source, error: str, on_bad_row: str, quiet: bool) -> None:
 
 
 def _report(src: Source, quiet: bool) -> None:
-    if quiet or not (src.refused_held_out or src.duplicates or src.bad_rows):
+    if quiet:
+        return
+    if not src.loaded and not src.bad_rows:
+        log.warning("data source %s (%s): no tasks in it%s", src.name, src.kind,
+                    " (is every pair list shorter than pairs_per_task?)" if src.kind == "pair_lists" else "")
+        return
+    if not (src.refused_held_out or src.duplicates or src.bad_rows):
         return
     ids = ", ".join(src.refused_held_out[:5]) + (", ..." if len(src.refused_held_out) > 5 else "")
     log.warning("data source %s (%s): %d held-out task(s) refused%s, %d duplicate(s) dropped, %d bad row(s) "

@@ -31,6 +31,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -120,7 +121,11 @@ def _dataset_folders(folder: Path, first_only: bool = False) -> list[Path]:
     if any((folder / m).is_file() for m in DATASET_MARKERS):
         return [folder]
     if (folder / "dataset_dict.json").is_file():
-        splits = read_json(folder / "dataset_dict.json").get("splits", [])
+        raw = read_json(folder / "dataset_dict.json")
+        splits = raw.get("splits") if isinstance(raw, dict) else None
+        if not isinstance(splits, list) or not all(isinstance(s, str) and "/" not in s and s not in ("", ".", "..")
+                                                   for s in splits):
+            raise TaskFileError(f"{folder / 'dataset_dict.json'}: 'splits' must list the split folders' names")
         return [folder / s for s in splits]
     found: list[Path] = []
     for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
@@ -148,28 +153,34 @@ def iter_units(kind: str, path: Path) -> Iterator[Unit]:
 
 
 def _stem(file: Path, root: Path) -> str:
-    return file.stem if file == root else file.relative_to(root).with_suffix("").as_posix()
+    """A file's name below its source, less a ``.json`` or ``.jsonl`` suffix: ``a.jsonl``, ``a.jsonl.gz`` and
+    ``a.ndjson`` in one folder keep apart ids."""
+    name = file.name if file == root else file.relative_to(root).as_posix()
+    for suffix in (".json", ".jsonl"):
+        if name.endswith(suffix):
+            return name.removesuffix(suffix)
+    return name
 
 
 def _jsonl_units(path: Path) -> Iterator[Unit]:
+    """Each non-blank line of each JSON-lines file, as bytes: a line that is not UTF-8 is a bad row of its own
+    (``task_from_problem`` names it), not the end of the file."""
     files = list(_walk(path, JSONL_SUFFIXES)) if path.is_dir() else [path]
     if not files:
         raise TaskFileError(f"{path}: no JSON-lines files (*.jsonl, *.jsonl.gz) in this folder or below it")
     for file in files:
-        stem = _stem(file, path).removesuffix(".jsonl")
+        stem = _stem(file, path)
         opener = gzip.open if file.name.endswith(".gz") else open
         try:
-            with opener(file, "rt", encoding="utf-8") as f:
+            with opener(file, "rb") as f:
                 for number, line in enumerate(f, 1):
                     if line.strip():
                         yield f"{file} line {number}", (line, f"{stem}/{number}")
-        except (OSError, EOFError, UnicodeDecodeError) as e:
+        except (OSError, EOFError, zlib.error) as e:
             raise TaskFileError(f"{file}: cannot read ({getattr(e, 'strerror', None) or e})") from None
 
 
 def _chat_units(path: Path) -> Iterator[Unit]:
-    import pyarrow as pa
-
     folders = _dataset_folders(path) if path.is_dir() else []
     if not folders:
         raise TaskFileError(f"{path}: not a datasets folder saved with save_to_disk (no state.json or "
@@ -178,20 +189,28 @@ def _chat_units(path: Path) -> Iterator[Unit]:
         row = 0
         name = folder.relative_to(path).as_posix() if folder != path else folder.name  # unique in the source
         for file in _arrow_files(folder):
-            try:
-                with pa.OSFile(str(file)) as source:
-                    for batch in pa.ipc.open_stream(source):
-                        if "messages" not in batch.schema.names:
-                            raise TaskFileError(f"{folder}: rows have no 'messages' column (columns: "
-                                                f"{', '.join(batch.schema.names)}); a chat source needs "
-                                                "{puzzle_name, messages: [{role, content}]} rows")
-                        columns = [c for c in ("puzzle_name", "messages") if c in batch.schema.names]
-                        for record in batch.select(columns).to_pylist():
-                            puzzle = str(record.get("puzzle_name") or "row")
-                            yield f"{folder} row {row}", (record["messages"], f"{name}/{puzzle}/{row}")
-                            row += 1
-            except (OSError, pa.ArrowException) as e:
-                raise TaskFileError(f"{file}: not a readable Arrow file ({e})") from None
+            for batch in _record_batches(file):
+                if "messages" not in batch.schema.names:
+                    raise TaskFileError(f"{folder}: rows have no 'messages' column (columns: "
+                                        f"{', '.join(batch.schema.names)}); a chat source needs "
+                                        "{puzzle_name, messages: [{role, content}]} rows")
+                columns = [c for c in ("puzzle_name", "messages") if c in batch.schema.names]
+                for record in batch.select(columns).to_pylist():
+                    puzzle = str(record.get("puzzle_name") or "row")
+                    yield f"{folder} row {row}", (record["messages"], f"{name}/{puzzle}/{row}")
+                    row += 1
+
+
+def _record_batches(file: Path) -> Iterator[Any]:
+    """The record batches of one Arrow stream file, one at a time; a missing or damaged file is one
+    ``TaskFileError`` naming it."""
+    import pyarrow as pa
+
+    try:
+        with pa.OSFile(str(file)) as source:
+            yield from pa.ipc.open_stream(source)
+    except (OSError, pa.ArrowException) as e:
+        raise TaskFileError(f"{file}: not a readable Arrow file ({e})") from None
 
 
 def _arrow_files(folder: Path) -> list[Path]:
@@ -227,13 +246,7 @@ def count_tasks(kind: str, path: Path, pairs_per_task: int) -> int:
 def _chat_rows(folder: Path) -> int:
     """Rows of a saved dataset, counted from its Arrow files (``dataset_info.json`` may describe the dataset
     before a ``select`` or ``filter``)."""
-    import pyarrow as pa
-
-    total = 0
-    for file in _arrow_files(folder):
-        with pa.OSFile(str(file)) as source:
-            total += sum(batch.num_rows for batch in pa.ipc.open_stream(source))
-    return total
+    return sum(batch.num_rows for file in _arrow_files(folder) for batch in _record_batches(file))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -276,12 +289,16 @@ def pairs_to_tasks(pairs: list[Any], stem: str, where: str, per_task: int) -> li
             for k in range(0, len(parsed) - per_task + 1, per_task)]
 
 
-def task_from_problem(line: str, task_id: str, where: str) -> Task:
+def task_from_problem(line: bytes | str, task_id: str, where: str) -> Task:
     """One JSON line: ``{"examples": [[input, output], ...]}`` (BARC), or a task object with train and test."""
     try:
-        raw = json.loads(line)
+        raw = json.loads(line.decode("utf-8-sig") if isinstance(line, bytes) else line)
+    except UnicodeDecodeError as e:
+        raise TaskFileError(f"{where}: not UTF-8 text ({e.reason} at byte {e.start})") from None
     except ValueError as e:
         raise TaskFileError(f"{where}: not JSON ({e})") from None
+    except RecursionError:
+        raise TaskFileError(f"{where}: not a problem (JSON nested too deep to read)") from None
     if isinstance(raw, dict) and "train" in raw:
         return parse_task(task_id, raw, where)
     examples = raw.get("examples") if isinstance(raw, dict) else None
