@@ -464,8 +464,83 @@ def test_data_download_of_a_dataset_keeps_its_folders(fake: FakeKaggle, tmp_path
         "arc2_training/data-00000-of-00001.arrow", "arc2_training/state.json", "mini/data-00000-of-00001.arrow",
         "mini/state.json"]
     assert "4 files of sorokin/nvarc-augmented-puzzles" in capsys.readouterr().out
-    assert run_standalone(["data", "download"], ["--dataset", "no-slash", "--out", str(out)]) == 1
-    assert "owner/slug" in capsys.readouterr().err
+
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("flags", [["--dataset", "sorokin/gone"], []], ids=["dataset", "competition"])
+def test_failed_download_leaves_no_folder_it_made(fake: FakeKaggle, tmp_path: Path, capsys, flags) -> None:
+    fake.fail["DownloadDataset"] = fake.fail["DownloadDataFiles"] = 503
+    out = tmp_path / "dl_new" / "sub"
+    assert run_standalone(["data", "download"], [*flags, "--out", str(out)]) == 1
+    assert capsys.readouterr().err.startswith("error: ")
+    assert not (tmp_path / "dl_new").exists()
+    # a folder that was there keeps what it held
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    (kept / "mine.txt").write_text("mine")
+    assert run_standalone(["data", "download"], [*flags, "--out", str(kept / "new")]) == 1
+    assert sorted(p.name for p in kept.iterdir()) == ["mine.txt"]
+
+
+@pytest.mark.parametrize(("archive", "why"), [
+    (_zip({"ok.json": b"{}", "../outside.json": b"{}"}), "would land outside"),
+    (_zip({"ok.json": b"{}"})[:-30], "not a zip archive")], ids=["escaping-member", "cut-short"])
+def test_download_refused_after_the_archive_arrived_leaves_no_folder_it_made(fake: FakeKaggle, tmp_path: Path,
+                                                                             capsys, archive: bytes,
+                                                                             why: str) -> None:
+    fake.files["refused.zip"] = archive
+    out = tmp_path / "dl_new" / "sub"
+    assert run_standalone(["data", "download"], ["--dataset", "sorokin/refused", "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and why in err and err.count("\n") == 1, err
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "home") == []
+
+
+@pytest.mark.parametrize("ref", ["noslash", "", "../x", "Owner With Space/slug", "owner/slug/0", "owner/slug/v2",
+                                 "Sorokin/puzzles", "owner/under_score", "a/b/1/2", "owner//slug", "owner/slug-"])
+def test_malformed_dataset_id_is_one_line_and_exit_2(fake: FakeKaggle, tmp_path: Path, capsys, ref: str) -> None:
+    out = tmp_path / "dl_new"
+    assert run_standalone(["data", "download"], ["--dataset", ref, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --dataset") and err.count("\n") == 1, err
+    assert repr(ref) in err
+    assert fake.calls == [] and not out.exists()
+
+
+def test_a_dataset_id_kaggle_spells_is_accepted(fake: FakeKaggle, tmp_path: Path) -> None:
+    fake.files["iris.zip"] = _zip({"iris.csv": b"1,2"})
+    assert run_standalone(["data", "download"], ["--dataset", "uciml/iris/2", "--out", str(tmp_path / "d")]) == 0
+    (body,) = fake.bodies("DownloadDataset")
+    assert (body["ownerSlug"], body["datasetSlug"], body["datasetVersionNumber"]) == ("uciml", "iris", 2)
+
+
+@pytest.mark.parametrize("competition", ["other-competition", COMPETITION_SLUG])
+def test_dataset_and_competition_together_are_refused(fake: FakeKaggle, tmp_path: Path, capsys,
+                                                      competition: str) -> None:
+    out = tmp_path / "dl_new"
+    assert run_standalone(["data", "download"], ["--dataset", "sorokin/nvarc-augmented-puzzles", "--competition",
+                                                 competition, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "--dataset" in err and "--competition" in err
+    assert fake.calls == [] and not out.exists()
+
+
+@pytest.mark.parametrize("flags", [["--dataset", "sorokin/nvarc-augmented-puzzles"], []],
+                         ids=["dataset", "competition"])
+def test_out_that_is_a_file_is_named_and_left_alone(fake: FakeKaggle, tmp_path: Path, capsys, flags) -> None:
+    out = tmp_path / "notes.txt"
+    out.write_text("mine")
+    assert run_standalone(["data", "download"], [*flags, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: --out {out}") and "not a folder" in err and err.count("\n") == 1, err
+    assert out.read_text() == "mine" and fake.calls == []
 
 
 # ---- the same client, as a separate process through a proxy (the env-only route a user's shell would take)

@@ -153,7 +153,8 @@ LISTED_FILES = 20  # files a download names (a corpus holds 100k)
 def add_data_download(dsub: argparse._SubParsersAction) -> None:
     """`arc-kit data download`, registered by the `data` command (``arc_kit.cli.data``)."""
     p = dsub.add_parser("download", help="fetch and unzip the competition files, or a dataset's (Kaggle credentials)")
-    p.add_argument("--competition", default=COMPETITION_SLUG)
+    p.add_argument("--competition", default=argparse.SUPPRESS,  # absent leaves no attribute: given is told apart
+                   help=f"the competition whose files to fetch (default: {COMPETITION_SLUG})")
     p.add_argument("--dataset", metavar="OWNER/SLUG", help=(
         "fetch this Kaggle dataset instead of the competition's files, e.g. sorokin/nvarc-augmented-puzzles "
         "(docs/corpora.md lists the training corpora)"))
@@ -402,13 +403,21 @@ def _submit(args: argparse.Namespace) -> int:
 
 @_guarded
 def _data_download(args: argparse.Namespace) -> int:
+    from arc_kit.core.files import check_folder_path
     from arc_kit.kaggle import client
+    from arc_kit.kaggle.upload import split_dataset_id
 
-    name = args.dataset or args.competition
-    if args.dataset:
-        files = client.download_dataset(args.dataset, args.out)
+    if args.dataset is not None:
+        if hasattr(args, "competition"):
+            raise SettingsError("--dataset and --competition are two different downloads: give one of them")
+        split_dataset_id(args.dataset, "--dataset")
+    out = check_folder_path(args.out, "--out")
+    if args.dataset is not None:
+        name = args.dataset
+        files = client.download_dataset(args.dataset, out)
     else:
-        files = client.download_competition(args.competition, args.out)
+        name = getattr(args, "competition", COMPETITION_SLUG)
+        files = client.download_competition(name, out)
     print(f"{len(files)} files of {name} in {args.out}")
     for path in files[:LISTED_FILES]:
         print(f"  {path}")

@@ -1,11 +1,14 @@
 """Files and folders: atomic writes (a reader, or a killed run, never sees half a file), the check that an output
-folder is not a file, and the folder walk behind the searches for inputs."""
+folder is not a file, a folder made for a block and removed again if the block fails, and the folder walk behind
+the searches for inputs."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -70,6 +73,25 @@ def check_folder_path(path: str | Path, what: str) -> Path:
         if place.exists() and not place.is_dir():
             raise NotAFolderError(f"{what} {path}: {place} is a file, not a folder (nothing written)")
     return path
+
+
+@contextlib.contextmanager
+def made_folder(folder: str | Path | None) -> Iterator[None]:
+    """``folder`` made for the block (with its missing parents); what the block made is removed again when it
+    fails, so a refused run or a failed download leaves no folder behind. A folder that was there before, and
+    what it held, is left as it was."""
+    if folder is None:
+        yield
+        return
+    path = Path(folder).absolute()
+    made = next((p for p in [*reversed(path.parents), path] if not p.exists()), None)
+    path.mkdir(parents=True, exist_ok=True)
+    try:
+        yield
+    except BaseException:
+        if made is not None:
+            shutil.rmtree(made, ignore_errors=True)
+        raise
 
 
 def folders_below(root: Path, max_depth: int) -> Iterator[Path]:

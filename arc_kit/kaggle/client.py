@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from arc_kit.core.files import made_folder
 from arc_kit.kaggle.errors import CredentialsMissing, KaggleError
-from arc_kit.kaggle.upload import credential_sources
+from arc_kit.kaggle.upload import credential_sources, split_dataset_id
 
 HOW_TO_SET_CREDENTIALS = (
     "Set one of: KAGGLE_API_TOKEN (an access token from kaggle.com/settings, or a path to a file holding it); "
@@ -306,39 +307,43 @@ def submit_kernel(competition: str, kernel_ref: str, version: int | None, messag
 
 
 def download_competition(competition: str, out_dir: Path, api: Any = None) -> list[Path]:
-    """Fetch the competition's files and unzip them into ``out_dir``; returns the extracted files."""
+    """Fetch the competition's files and unzip them into ``out_dir``; returns the extracted files. A failed
+    download leaves none of the folders it made."""
     api = api or client()
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    before = set(out_dir.glob("*.zip"))
-    with _kaggle_call(f"downloading competition {competition}"), contextlib.redirect_stdout(io.StringIO()):
-        api.competition_download_files(competition, path=str(out_dir), force=True, quiet=True)
-    archives = sorted(set(out_dir.glob("*.zip")) | before)
-    if not archives:
-        raise KaggleError(f"downloading competition {competition}: no archive arrived in {out_dir}")
-    return [path for archive in archives for path in _unzip(archive, out_dir)]
+    with made_folder(out_dir):
+        before = set(out_dir.glob("*.zip"))
+        with _kaggle_call(f"downloading competition {competition}"), contextlib.redirect_stdout(io.StringIO()):
+            api.competition_download_files(competition, path=str(out_dir), force=True, quiet=True)
+        archives = sorted(set(out_dir.glob("*.zip")) | before)
+        if not archives:
+            raise KaggleError(f"downloading competition {competition}: no archive arrived in {out_dir}")
+        return [path for archive in archives for path in _unzip(archive, out_dir)]
 
 
 def download_dataset(ref: str, out_dir: Path, api: Any = None) -> list[Path]:
     """Fetch a Kaggle dataset (``owner/slug``, or ``owner/slug/version``) and unzip it into ``out_dir``; returns
-    the extracted files. Folders inside the dataset (NVARC's subsets) keep their layout."""
-    parts = ref.split("/")
-    if len(parts) not in (2, 3) or not all(parts) or (len(parts) == 3 and not parts[2].isdigit()):
-        raise KaggleError(f"dataset id must be owner/slug or owner/slug/version, got {ref!r}")
+    the extracted files. Folders inside the dataset (NVARC's subsets) keep their layout; a failed download leaves
+    none of the folders it made."""
+    _owner, slug, _version = split_dataset_id(ref)
     api = api or client()
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with _kaggle_call(f"downloading dataset {ref}"), contextlib.redirect_stdout(io.StringIO()):
-        api.dataset_download_files(ref, path=str(out_dir), force=True, quiet=True)
-    archive = out_dir / f"{parts[1]}.zip"
-    if not archive.is_file():
-        raise KaggleError(f"downloading dataset {ref}: no archive arrived in {out_dir}")
-    return _unzip(archive, out_dir)
+    with made_folder(out_dir):
+        with _kaggle_call(f"downloading dataset {ref}"), contextlib.redirect_stdout(io.StringIO()):
+            api.dataset_download_files(ref, path=str(out_dir), force=True, quiet=True)
+        archive = out_dir / f"{slug}.zip"
+        if not archive.is_file():
+            raise KaggleError(f"downloading dataset {ref}: no archive arrived in {out_dir}")
+        return _unzip(archive, out_dir)
 
 
 def _unzip(archive: Path, out_dir: Path) -> list[Path]:
     """Extract ``archive`` into ``out_dir`` (a member that would land outside it is refused) and remove it."""
-    with zipfile.ZipFile(archive) as zf:
+    try:
+        zf = zipfile.ZipFile(archive)
+    except zipfile.BadZipFile:
+        raise KaggleError(f"{archive}: not a zip archive (a download cut short?); run the download again") from None
+    with zf:
         for member in zf.namelist():
             target = (out_dir / member).resolve()
             if out_dir.resolve() not in target.parents:

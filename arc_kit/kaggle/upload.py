@@ -380,6 +380,18 @@ def check_ref(ref: str, kind: str = "dataset") -> tuple[str, str]:
     return owner, slug
 
 
+def split_dataset_id(ref: str, what: str = "dataset id") -> tuple[str, str, int | None]:
+    """``owner/slug`` or ``owner/slug/version`` split into its parts, checked as Kaggle spells them: owner and
+    slug lowercase letters, digits and single dashes, a version a positive integer. No length rule: older datasets
+    (``uciml/iris``) have shorter slugs than a new one may. ``what`` names where the id came from (``--dataset``)."""
+    parts = ref.split("/")
+    if (len(parts) not in (2, 3) or not all(_SLUG.match(p) for p in parts[:2])
+            or (len(parts) == 3 and not re.fullmatch(r"[1-9][0-9]*", parts[2]))):
+        raise KaggleRefError(f"{what} must be owner/slug or owner/slug/version (lowercase letters, digits and "
+                             f"single dashes; a version a positive integer), got {ref!r}")
+    return parts[0], parts[1], int(parts[2]) if len(parts) == 3 else None
+
+
 def title_from_slug(slug: str) -> str:
     """A title that slugifies back to ``slug`` (Kaggle warns when the two disagree)."""
     return " ".join(word.upper() if word == "arc" else word.capitalize() for word in slug.split("-"))

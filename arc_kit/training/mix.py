@@ -18,12 +18,10 @@ The mix needs no model or tokenizer, so a run loads and checks it before loading
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import json
 import logging
 import os
-import shutil
 from array import array
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -34,6 +32,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from arc_kit.config.training import DataSettings, SourceSettings
+from arc_kit.core.files import made_folder
 from arc_kit.core.named_data import NAMED_SETS, resolve_task_path
 from arc_kit.core.tasks import Task, TaskFileError, load_tasks, read_json, solutions_path_for
 from arc_kit.errors import ArcKitError
@@ -404,31 +403,13 @@ def load_mix(d: DataSettings, *, quiet: bool = False, work_dir: str | Path | Non
     kinds = [source_kind(s) for s in settings]  # every path checked before any is read
     held = load_held_out(d.held_out)
     seen = _Seen(settings)
-    with _folder_for(work_dir):
+    with made_folder(work_dir):
         out = [_load_source(i, kind, d, held, seen, quiet, work_dir) for i, kind in enumerate(kinds)]
         if not any(s.tasks for s in out):
             held = "; ".join(f"{s.name}: {s.loaded} read, {len(s.refused_held_out)} held out, {s.duplicates} "
                              f"duplicate(s), {s.bad_rows} bad row(s)" for s in out)
             raise MixError(f"data: no training tasks ({held})")
     return out
-
-
-@contextlib.contextmanager
-def _folder_for(folder: str | Path | None) -> Iterator[None]:
-    """``folder`` made for the block (with its missing parents); what was made is removed again when the block
-    fails, so a mix refused for a bad file leaves no run folder behind."""
-    if folder is None:
-        yield
-        return
-    path = Path(folder).absolute()
-    made = next((p for p in [*reversed(path.parents), path] if not p.exists()), None)
-    path.mkdir(parents=True, exist_ok=True)
-    try:
-        yield
-    except BaseException:
-        if made is not None:
-            shutil.rmtree(made, ignore_errors=True)
-        raise
 
 
 def _load_source(i: int, kind: str, d: DataSettings, held: HeldOut, seen: _Seen, quiet: bool,
