@@ -346,3 +346,13 @@ def test_training_and_inference_return_the_same_loaded_model(tiny_model_dir: Pat
     assert (inference.backend, inference.has_lora, inference.source) == ("transformers", False, str(tiny_model_dir))
     for loaded in (training, inference):
         assert loaded.tokenizer.pad_token_id is not None
+
+
+def test_a_missing_local_model_folder_is_named_as_missing_not_as_a_hub_failure(tmp_path, monkeypatch):
+    from arc_kit.models.loading import ModelLoadError, load_tokenizer
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ModelLoadError) as caught:
+        load_tokenizer("models/nvarc", local_only=True)
+    message = str(caught.value)
+    assert "no such folder" in message and str(tmp_path) in message and "huggingface.co" not in message

@@ -245,6 +245,9 @@ def load_tokenizer(source: str | Path, local_only: bool) -> Any:
 
             tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local_only)
     except Exception as e:  # transformers and tokenizers raise OSError, ValueError, KeyError ... for bad files
+        if local_only and not folder.exists():  # transformers says it could not reach the hub, which it never tried
+            raise ModelLoadError(f"cannot load the tokenizer of {source}: no such folder (relative paths are read "
+                                 f"from {Path.cwd()}), and not in the local model cache either") from e
         first = (str(e).strip().splitlines() or [""])[0]
         raise ModelLoadError(f"cannot load the tokenizer of {source}: {type(e).__name__}: {first}") from e
     return prepare_tokenizer(tokenizer)
